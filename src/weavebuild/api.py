@@ -1,0 +1,152 @@
+"""The Python API: `Project.load(path).build(targets, jobs=...)`. The CLI is a thin layer over it.
+
+Owns the life cycle of one command: find and load the Weavefile, resolve the graph, open the
+store and file state, take the lock for commands that write, and hand over to the builder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .builder import Builder, BuildOptions, BuildResult
+from .errors import UsageError
+from .filestate import FileState
+from .graph import Graph, Job, build_graph
+from .lock import ProjectLock
+from .manifest import MANIFEST_NAMES, Manifest, find_manifest, load_manifest
+from .reporter import Reporter
+from .resources import ResourcePool, make_pool
+from .scan import Verdict
+from .store import Store
+
+
+class Project:
+    """A directory with a Weavefile. Load with `Project.load(directory, weavefile=None)`."""
+
+    def __init__(self, manifest: Manifest):
+        self.manifest = manifest
+        self.root = manifest.root
+
+    @classmethod
+    def load(cls, directory: str = ".", weavefile: Optional[str] = None) -> Project:
+        """Load the project in `directory` (`weavefile` overrides the file to read)."""
+        if weavefile is not None:
+            path = weavefile if os.path.isabs(weavefile) else os.path.join(directory, weavefile)
+            if not os.path.isfile(path):
+                raise UsageError(f"Weavefile '{weavefile}' not found")
+        else:
+            path = find_manifest(directory)
+            if path is None:
+                raise UsageError(
+                    f"no Weavefile in {os.path.abspath(directory)}",
+                    hint=f"create one ({' or '.join(MANIFEST_NAMES)}), run 'weave init', or use -C DIR / -f FILE",
+                )
+        return cls(load_manifest(path))
+
+    # -- graph and state -------------------------------------------------------------------------
+    def graph(self, targets: Sequence[str] = (), files: Optional[FileState] = None) -> Graph:
+        exists = (lambda full: files.exists(full)) if files is not None else os.path.exists
+        return build_graph(self.manifest, targets, exists)
+
+    def open_store(self, readonly: bool = False) -> Store:
+        return Store.open(self.root, readonly=readonly)
+
+    def _session(self, readonly: bool) -> Tuple[Store, FileState, dict]:
+        store = self.open_store(readonly=readonly)
+        files = FileState(self.root, store.load_files())
+        latest = store.load_jobs()
+        return store, files, latest
+
+    def pool(self, graph: Graph, jobs: Optional[int], resources: Mapping[str, float]) -> ResourcePool:
+        gpu_needed = any(job.resources.get("gpu") for job in graph.jobs)
+        slots = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
+        pool = make_pool(slots, self.manifest.resources, resources, gpu_needed)
+        pool.check_feasible((job.rule.name, job.resources) for job in graph.jobs)
+        return pool
+
+    # -- commands ----------------------------------------------------------------------------------
+    def plan(
+        self, targets: Sequence[str] = (), force: bool = False, reporter: Optional[Reporter] = None
+    ) -> Tuple[Graph, Dict[str, Verdict]]:
+        """Verdicts (up to date, or reasons to run) for every job the targets need; writes nothing."""
+        store, files, latest = self._session(readonly=True)
+        try:
+            graph = self.graph(targets, files)
+            options = BuildOptions(force=force)
+            builder = Builder(
+                graph, store, files, latest, ResourcePool(1, {}, []), options, reporter or Reporter(),
+                forced=graph.targets,
+            )
+            for warning in store.warnings:
+                (reporter or Reporter()).warning(warning)
+            return graph, builder.predict()
+        finally:
+            store.close()
+
+    def build(
+        self,
+        targets: Sequence[str] = (),
+        jobs: Optional[int] = None,
+        resources: Optional[Mapping[str, float]] = None,
+        keep_going: bool = False,
+        force: bool = False,
+        keep_failed: bool = False,
+        retries: Optional[int] = None,
+        retry_delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+        wait_for_lock: bool = False,
+        reporter: Optional[Reporter] = None,
+        argv: Optional[Sequence[str]] = None,
+    ) -> BuildResult:
+        """Bring `targets` (default targets if empty) up to date; raises BuildFailed if a job fails."""
+        reporter = reporter or Reporter()
+        options = BuildOptions(
+            jobs=jobs,
+            keep_going=keep_going,
+            force=force,
+            keep_failed=keep_failed,
+            retries=retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+        )
+        with ProjectLock(self.root, wait=wait_for_lock):
+            store, files, latest = self._session(readonly=False)
+            try:
+                for warning in store.warnings:
+                    reporter.warning(warning)
+                graph = self.graph(targets, files)
+                pool = self.pool(graph, options.jobs, resources or {})
+                run_id = store.start_run(list(argv if argv is not None else sys.argv), graph.requested)
+                builder = Builder(
+                    graph, store, files, latest, pool, options, reporter, forced=graph.targets, run_id=run_id
+                )
+                outcome = "failed"
+                result: Optional[BuildResult] = None
+                try:
+                    result = builder.run()
+                    outcome = "ok"
+                    return result
+                except KeyboardInterrupt:
+                    outcome = "interrupted"
+                    raise
+                except BaseException as exc:
+                    outcome = "interrupted" if type(exc).__name__ == "Interrupted" else "failed"
+                    raise
+                finally:
+                    if builder.executor is not None:
+                        builder.executor.close()
+                    counts = _counts(result)
+                    store.end_run(run_id, outcome, *counts)
+            finally:
+                store.close()
+
+    def jobs_for(self, targets: Sequence[str] = ()) -> List[Job]:
+        return self.graph(targets).jobs
+
+
+def _counts(result: Optional[BuildResult]) -> Tuple[int, int, int]:
+    if result is None:
+        return (0, 0, 0)
+    return (len(result.ran), len(result.failed), len(result.up_to_date))

@@ -1,0 +1,598 @@
+"""The builder: glue between graph, scan, plan, executor, store and reporter.
+
+One build: check every job whose dependencies are settled (up to date, or stale with reasons),
+start stale jobs as slots and resources allow, and on each completion verify and hash the
+outputs and write the success record. Invariants:
+- a record is written only after the command exited 0 and every declared output exists and has
+  been hashed; input digests in it were taken before the command started;
+- a stale job's old outputs are removed before it runs; a failed, timed-out or interrupted
+  job's outputs are removed (unless --keep-failed) and never recorded;
+- staleness of a job is decided when its dependencies have finished (early cutoff).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
+
+from .errors import BuildFailed, Interrupted, UsageError
+from .executor import Completion, Executor, LocalExecutor
+from .filestate import FileState
+from .graph import Graph, Job
+from .plan import ReadyQueue, critical_path
+from .reporter import Reporter
+from .resources import Grant, ResourcePool
+from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict, recipe_of
+from .store import JobRow, Record, Store
+
+GRACE_SECONDS = 3.0
+STREAM_INTERVAL = 0.1
+TAIL_LINES = 20
+LOG_DIR = os.path.join(".weave", "logs")
+
+# Job outcomes
+UP_TO_DATE, RAN, FAILED, SKIPPED, CANCELLED = "up to date", "ran", "failed", "not run", "cancelled"
+
+
+class BuildOptions:
+    """How to build: parallelism, resources, failure policy. Defaults suit the Python API."""
+
+    def __init__(
+        self,
+        jobs: Optional[int] = None,
+        keep_going: bool = False,
+        force: bool = False,
+        keep_failed: bool = False,
+        retries: Optional[int] = None,
+        retry_delay: Optional[float] = None,
+        timeout: Optional[float] = None,
+        stream: bool = True,
+    ):
+        self.jobs = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
+        self.keep_going = keep_going
+        self.force = force
+        self.keep_failed = keep_failed
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.timeout = timeout
+        self.stream = stream
+
+
+class JobResult:
+    """What happened to one job in a build."""
+
+    __slots__ = ("job", "outcome", "reasons", "attempts", "duration", "message", "log_path")
+
+    def __init__(self, job: Job, outcome: str, reasons: Sequence[Reason] = ()):
+        self.job = job
+        self.outcome = outcome
+        self.reasons = list(reasons)
+        self.attempts = 0
+        self.duration = 0.0
+        self.message = ""
+        self.log_path: Optional[str] = None
+
+
+class BuildResult:
+    """The outcome of a build: per-job results and totals."""
+
+    def __init__(self, results: Dict[str, JobResult], seconds: float):
+        self.results = results
+        self.seconds = seconds
+
+    def _with(self, outcome: str) -> List[JobResult]:
+        return [r for r in self.results.values() if r.outcome == outcome]
+
+    @property
+    def ran(self) -> List[JobResult]:
+        return self._with(RAN)
+
+    @property
+    def up_to_date(self) -> List[JobResult]:
+        return self._with(UP_TO_DATE)
+
+    @property
+    def failed(self) -> List[JobResult]:
+        return self._with(FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self._with(SKIPPED) and not self._with(CANCELLED)
+
+
+def log_path_for(root: str, job: Job) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.=,\[\]-]", "_", job.key)
+    if len(safe) > 120 or safe != job.key:
+        from .hashing import digest_strings
+
+        safe = safe[:100] + "-" + digest_strings([job.key])[:12]
+    return os.path.join(root, LOG_DIR, safe + ".log")
+
+
+def read_tail(path: str, lines: int = TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class _Running:
+    __slots__ = ("job", "grant", "verdict", "attempt", "started_wall", "deadline", "log_path", "log_offset")
+
+    def __init__(self, job: Job, grant: Grant, verdict: Verdict, attempt: int, log_path: str, deadline: Optional[float]):
+        self.job = job
+        self.grant = grant
+        self.verdict = verdict
+        self.attempt = attempt
+        self.started_wall = time.time()
+        self.deadline = deadline
+        self.log_path = log_path
+        self.log_offset = 0
+
+
+class Builder:
+    """Runs one build of `graph`. Create, then call `predict()` and/or `run()`."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        store: Store,
+        files: FileState,
+        latest: Dict[str, JobRow],
+        pool: ResourcePool,
+        options: BuildOptions,
+        reporter: Reporter,
+        executor: Optional[Executor] = None,
+        forced: Sequence[Job] = (),
+        run_id: Optional[int] = None,
+    ):
+        self.graph = graph
+        self.root = graph.manifest.root
+        self.store = store
+        self.files = files
+        self.latest = latest
+        self.pool = pool
+        self.options = options
+        self.reporter = reporter
+        self.executor = executor
+        self.scanner = Scanner(files, store, latest)
+        self.forced: Set[str] = {job.key for job in forced} if options.force else set()
+        self.run_id = run_id
+        self._interrupt: List[int] = []
+        self._records: List[Record] = []
+        self._attempt_rows: List[tuple] = []
+        self._real_root = os.path.realpath(self.root)
+        self._made_dirs: Set[str] = set()
+
+    # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
+    def predict(self) -> Dict[str, Verdict]:
+        """Verdicts for every job, decided from the current files: a job whose dependency is
+        stale is predicted stale with reason 'upstream will rerun'."""
+        verdicts: Dict[str, Verdict] = {}
+        stale: Set[str] = set()
+        for job in self.graph.jobs:
+            upstream = [dep for dep in job.deps if dep.key in stale]
+            if upstream:
+                verdict = Verdict(None, [], [Reason(UPSTREAM, ", ".join(d.display for d in upstream[:3]))])
+            else:
+                verdict = self.scanner.check(job, forced=job.key in self.forced)
+            verdicts[job.key] = verdict
+            if not verdict.up_to_date:
+                stale.add(job.key)
+        return verdicts
+
+    # -- the build -----------------------------------------------------------------------------
+    def run(self, verdicts: Optional[Dict[str, Verdict]] = None) -> BuildResult:
+        started = time.monotonic()
+        if verdicts is None:
+            verdicts = self.predict()
+        results: Dict[str, JobResult] = {}
+        to_run = sum(1 for v in verdicts.values() if not v.up_to_date)
+        if to_run == 0:
+            for job in self.graph.jobs:
+                results[job.key] = JobResult(job, UP_TO_DATE)
+            self._flush()
+            self.reporter.nothing_to_do(len(results))
+            return BuildResult(results, time.monotonic() - started)
+        if self.executor is None:
+            self.executor = LocalExecutor()
+        self.reporter.build_started(to_run, len(self.graph.jobs))
+        durations = {key: row.duration for key, row in self.latest.items() if row.duration}
+        queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))
+        pending = {job.key: len(job.deps) for job in self.graph.jobs}
+        decide: Deque[Job] = collections.deque(job for job in self.graph.jobs if not job.deps)
+        ran: Set[str] = set()
+        running: Dict[str, _Running] = {}
+        retry_at: List[Tuple[float, Job, Verdict, int]] = []
+        attempts: Dict[str, int] = {}
+        state = {"total": to_run, "started": 0, "stopping": False}
+        previous_handlers = self._install_signal_handlers()
+        grace_deadline: Optional[float] = None
+        try:
+            while True:
+                # 1. Decide every job whose dependencies are settled.
+                while decide:
+                    job = decide.popleft()
+                    result = self._decide(job, verdicts, ran, results)
+                    if result is None:
+                        queue.push(job)
+                        continue
+                    results[job.key] = result
+                    if result.outcome == UP_TO_DATE and not verdicts[job.key].up_to_date:
+                        state["total"] -= 1  # early cutoff: predicted to run, but need not
+                    self._settle(job, pending, decide)
+                # 2. Interrupts: terminate, then kill after the grace period.
+                if self._interrupt:
+                    state["stopping"] = True
+                    if grace_deadline is None:
+                        grace_deadline = time.monotonic() + GRACE_SECONDS
+                        for entry in running.values():
+                            self.executor.cancel(entry.job.key)
+                    if len(self._interrupt) > 1 or time.monotonic() >= grace_deadline:
+                        for entry in running.values():
+                            self.executor.cancel(entry.job.key, force=True)
+                # 3. Start what fits.
+                now = time.monotonic()
+                if retry_at and not state["stopping"]:
+                    due = [item for item in retry_at if item[0] <= now]
+                    for item in due:
+                        retry_at.remove(item)
+                        queue.push(item[1])
+                        verdicts[item[1].key] = item[2]
+                while not state["stopping"]:
+                    picked = queue.pop_startable()
+                    if picked is None:
+                        break
+                    job, grant = picked
+                    attempt = attempts.get(job.key, 0) + 1
+                    attempts[job.key] = attempt
+                    if attempt == 1:
+                        state["started"] += 1
+                    entry = self._start(job, grant, verdicts[job.key], attempt, state)
+                    if entry is None:
+                        self.pool.release(grant)
+                        results[job.key] = self._failed_result(job, verdicts[job.key], attempt)
+                        state["stopping"] = state["stopping"] or not self.options.keep_going
+                        self._settle(job, pending, decide)
+                        continue
+                    running[job.key] = entry
+                if not running:
+                    if decide:
+                        continue
+                    if state["stopping"] or (not queue and not retry_at):
+                        break
+                    if not retry_at and queue:
+                        # Nothing runs and nothing fits: cannot happen after the feasibility
+                        # check, but never spin.
+                        raise UsageError("jobs are waiting for resources that can never be free")
+                # 4. Wait for completions (or a timer: retry, timeout, grace, live output).
+                timeout = self._wait_timeout(running, retry_at, grace_deadline)
+                completions = self.executor.wait(timeout)
+                self._check_timeouts(running)
+                self._stream(running)
+                for completion in completions:
+                    entry = running.pop(str(completion.token))
+                    self.pool.release(entry.grant)
+                    outcome = self._finish(entry, completion, results, state)
+                    job = entry.job
+                    if outcome == "retry":
+                        delay = self._retry_delay(job, entry.attempt)
+                        retry_at.append((time.monotonic() + delay, job, entry.verdict, entry.attempt))
+                        continue
+                    if outcome == RAN:
+                        ran.add(job.key)
+                    elif outcome in (FAILED, CANCELLED) and not self.options.keep_going:
+                        state["stopping"] = True
+                    self._settle(job, pending, decide)
+                self._flush()
+            self._flush()
+        finally:
+            self._restore_signal_handlers(previous_handlers)
+        # Jobs never reached (a dependency failed, or the build stopped early).
+        for job in self.graph.jobs:
+            if job.key not in results:
+                results[job.key] = JobResult(job, SKIPPED, verdicts[job.key].reasons)
+        for job, verdict in [(item[1], item[2]) for item in retry_at]:
+            results[job.key] = self._failed_result(job, verdict, attempts.get(job.key, 0))
+        seconds = time.monotonic() - started
+        result = BuildResult(results, seconds)
+        if self._interrupt:
+            raise Interrupted(self._interrupt[0])
+        failed = result.failed
+        self.reporter.summary(
+            len(result.ran), len(result.up_to_date), len(failed), len(result._with(SKIPPED)), seconds
+        )
+        if failed:
+            for item in failed:
+                if item.log_path and self.options.keep_going:
+                    self.reporter.info(f"  failed: {item.job.display} (log: {os.path.relpath(item.log_path)})")
+            raise BuildFailed(f"{len(failed)} job(s) failed", [item.job.key for item in failed])
+        return result
+
+    def _decide(self, job: Job, verdicts: Dict[str, Verdict], ran: Set[str], results: Dict[str, JobResult]) -> Optional[JobResult]:
+        """Settle a ready job as up to date / not run, or return None if it must run."""
+        for dep in job.deps:
+            outcome = results[dep.key].outcome
+            if outcome not in (UP_TO_DATE, RAN):
+                return JobResult(job, SKIPPED, [Reason("dependency failed", dep.display)])
+        verdict = verdicts[job.key]
+        predicted_upstream = bool(verdict.reasons) and verdict.reasons[0].kind == UPSTREAM
+        if predicted_upstream or any(dep.key in ran for dep in job.deps):
+            # A dependency ran (or was predicted to): decide now, from its actual outputs.
+            verdict = verdicts[job.key] = self.scanner.check(job, forced=job.key in self.forced)
+        if verdict.up_to_date:
+            return JobResult(job, UP_TO_DATE)
+        if verdict.reasons[0].kind == INPUT_MISSING:
+            result = JobResult(job, FAILED, verdict.reasons)
+            result.message = f"input '{verdict.reasons[0].detail}' is missing"
+            self.reporter.job_failed(job.display, result.message, job.cmd, None, "")
+            return result
+        return None
+
+    def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
+        for dependent in job.dependents:
+            pending[dependent.key] -= 1
+            if pending[dependent.key] == 0:
+                decide.append(dependent)
+
+    # -- starting and finishing jobs ------------------------------------------------------------
+    def _start(self, job: Job, grant: Grant, verdict: Verdict, attempt: int, state: Dict[str, object]) -> Optional[_Running]:
+        try:
+            self._prepare_outputs(job)
+        except UsageError as exc:
+            self.reporter.job_failed(job.display, str(exc), job.cmd, None, "")
+            return None
+        env = dict(os.environ)
+        env.update(job.env)
+        env["WEAVE_JOB"] = job.key
+        env["WEAVE_RULE"] = job.rule.name
+        if grant.gpu_ids or "gpu" in job.resources:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpu_ids)
+        log_path = log_path_for(self.root, job)
+        log_dir = os.path.dirname(log_path)
+        if log_dir not in self._made_dirs:
+            os.makedirs(log_dir, exist_ok=True)
+            self._made_dirs.add(log_dir)
+        if attempt == 1:
+            self.reporter.job_started(job.display, int(state["started"]), int(state["total"]), job.cmd, verdict.reasons)
+        timeout = job.rule.timeout if job.rule.timeout is not None else self.options.timeout
+        deadline = time.monotonic() + timeout if timeout else None
+        assert self.executor is not None
+        try:
+            self.executor.start(job.key, job.cmd, env, self.root, log_path)
+        except OSError as exc:
+            self.reporter.job_failed(job.display, f"cannot start: {exc.strerror or exc}", job.cmd, None, "")
+            return None
+        return _Running(job, grant, verdict, attempt, log_path, deadline)
+
+    def _prepare_outputs(self, job: Job) -> None:
+        """Check outputs stay inside the project, remove stale ones, create parent dirs."""
+        self.files.forget(job.outputs)
+        for output, is_dir in zip(job.outputs, job.dir_outputs):
+            full = os.path.join(self.root, output)
+            parent = os.path.dirname(full)
+            real_parent = os.path.realpath(parent)
+            if real_parent != self._real_root and not real_parent.startswith(self._real_root + os.sep):
+                raise UsageError(
+                    f"output '{output}' resolves outside the project directory (through a symlink)"
+                )
+            try:
+                if os.path.isdir(full) and not os.path.islink(full):
+                    if not is_dir:
+                        raise UsageError(
+                            f"output '{output}' is a directory, but the rule declares a file "
+                            "(write it with a trailing slash for a directory output)"
+                        )
+                    shutil.rmtree(full)
+                elif os.path.lexists(full):
+                    os.unlink(full)
+                if parent not in self._made_dirs:
+                    os.makedirs(parent, exist_ok=True)
+                    self._made_dirs.add(parent)
+            except OSError as exc:
+                raise UsageError(f"cannot prepare output '{output}': {exc.strerror or exc}") from None
+
+    def _remove_outputs(self, job: Job) -> None:
+        self.files.forget(job.outputs)
+        for output, is_dir in zip(job.outputs, job.dir_outputs):
+            full = os.path.join(self.root, output)
+            try:
+                if os.path.isdir(full) and not os.path.islink(full):
+                    if is_dir:
+                        shutil.rmtree(full, ignore_errors=True)
+                elif os.path.lexists(full):
+                    os.unlink(full)
+            except OSError:
+                pass
+
+    def _finish(self, entry: _Running, completion: Completion, results: Dict[str, JobResult], state: Dict[str, object]) -> str:
+        job = entry.job
+        self._drain_output(entry)
+        failure: Optional[str] = None
+        if completion.cancelled and not completion.timed_out:
+            failure = "interrupted"
+        elif completion.timed_out:
+            timeout = job.rule.timeout if job.rule.timeout is not None else self.options.timeout
+            failure = f"timed out after {timeout:g}s"
+        elif completion.returncode != 0:
+            if completion.returncode < 0:
+                failure = f"killed by signal {signal.Signals(-completion.returncode).name}"
+            else:
+                failure = f"exited with code {completion.returncode}"
+                if completion.returncode == 127:
+                    failure += " (command not found)"
+        outputs: List[str] = []
+        if failure is None:
+            self.files.forget(job.outputs)
+            for output in job.outputs:
+                digest = self.files.digest(output)
+                if digest is None:
+                    failure = f"rule {job.rule.name} exited 0 but did not create {output}" + (
+                        "/" if job.dir_outputs[job.outputs.index(output)] else ""
+                    )
+                    break
+                outputs.append(digest)
+        status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
+        self._attempt_rows.append(
+            (
+                self.run_id,
+                job.key,
+                job.rule.name,
+                entry.attempt,
+                entry.started_wall,
+                completion.duration,
+                completion.returncode,
+                status,
+                completion.peak_rss,
+                completion.cpu_time,
+                os.path.relpath(entry.log_path, self.root),
+            )
+        )
+        result = JobResult(job, RAN, entry.verdict.reasons)
+        result.attempts = entry.attempt
+        result.duration = completion.duration
+        result.log_path = entry.log_path
+        if failure is None:
+            if entry.verdict.signature is not None and job.outputs:
+                record = Record(
+                    entry.verdict.signature,
+                    job.key,
+                    job.rule.name,
+                    recipe_of(job),
+                    entry.verdict.inputs,
+                    outputs,
+                    completion.duration,
+                    time.time(),
+                )
+                self._records.append(record)
+                self.latest[job.key] = JobRow(record.signature, None, record.duration)
+                self.latest[job.key].outputs = outputs
+            results[job.key] = result
+            return RAN
+        # Failure: never recorded; partial outputs removed.
+        if completion.cancelled and not completion.timed_out:
+            self._remove_outputs(job)
+            result.outcome = CANCELLED
+            result.message = failure
+            results[job.key] = result
+            return CANCELLED
+        retries = job.rule.retries if job.rule.retries is not None else (self.options.retries or 0)
+        if entry.attempt <= retries and not self._interrupt and not state.get("stopping"):
+            self._remove_outputs(job)
+            delay = self._retry_delay(job, entry.attempt, peek=True)
+            self.reporter.job_retrying(job.display, entry.attempt, retries + 1, delay, failure)
+            return "retry"
+        if not self.options.keep_failed:
+            self._remove_outputs(job)
+        result.outcome = FAILED
+        result.message = failure
+        results[job.key] = result
+        self.reporter.job_failed(job.display, failure, job.cmd, entry.log_path, read_tail(entry.log_path))
+        return FAILED
+
+    def _failed_result(self, job: Job, verdict: Verdict, attempts: int) -> JobResult:
+        result = JobResult(job, FAILED, verdict.reasons)
+        result.attempts = attempts
+        result.message = "could not start"
+        return result
+
+    def _retry_delay(self, job: Job, attempt: int, peek: bool = False) -> float:
+        base = job.rule.retry_delay if job.rule.retry_delay is not None else self.options.retry_delay
+        if not base:
+            return 0.0
+        cache = getattr(self, "_delays", None)
+        if cache is None:
+            cache = self._delays = {}
+        key = (job.key, attempt)
+        if key not in cache:
+            import tenacity  # lazily: only retrying builds pay for the import
+
+            wait = tenacity.wait_exponential_jitter(initial=base, max=max(base, 3600.0), jitter=base / 2)
+            state = tenacity.RetryCallState(None, None, (), {})
+            state.attempt_number = attempt
+            cache[key] = float(wait(state))
+        return cache[key]
+
+    # -- waiting --------------------------------------------------------------------------------
+    def _wait_timeout(self, running: Dict[str, _Running], retry_at: list, grace: Optional[float]) -> Optional[float]:
+        now = time.monotonic()
+        candidates: List[float] = []
+        if self.options.stream and len(running) == 1:
+            candidates.append(STREAM_INTERVAL)
+        for entry in running.values():
+            if entry.deadline is not None:
+                candidates.append(max(0.0, entry.deadline - now))
+        for item in retry_at:
+            candidates.append(max(0.0, item[0] - now))
+        if grace is not None:
+            candidates.append(max(0.0, min(grace - now, 0.1)))
+        if self._interrupt:
+            candidates.append(0.1)
+        # Never block forever: a signal handler only sets a flag, so wake up to look at it.
+        candidates.append(1.0)
+        return min(candidates)
+
+    def _check_timeouts(self, running: Dict[str, _Running]) -> None:
+        now = time.monotonic()
+        for entry in running.values():
+            if entry.deadline is not None and now >= entry.deadline:
+                entry.deadline = None
+                self.executor.cancel(entry.job.key, force=True, timed_out=True)  # type: ignore[call-arg, union-attr]
+
+    def _stream(self, running: Dict[str, _Running]) -> None:
+        if self.options.stream and len(running) == 1:
+            self._drain_output(next(iter(running.values())))
+
+    def _drain_output(self, entry: _Running) -> None:
+        try:
+            size = os.path.getsize(entry.log_path)
+        except OSError:
+            return
+        if size <= entry.log_offset:
+            return
+        try:
+            with open(entry.log_path, "rb") as handle:
+                handle.seek(entry.log_offset)
+                data = handle.read(size - entry.log_offset)
+        except OSError:
+            return
+        entry.log_offset += len(data)
+        self.reporter.job_output(data)
+
+    # -- state ----------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        records, self._records = self._records, []
+        rows, self._attempt_rows = self._attempt_rows, []
+        files = self.files.take_dirty()
+        if records or files:
+            self.store.commit(records, files)
+        if rows:
+            self.store.add_attempts(rows)
+
+    def _install_signal_handlers(self) -> Dict[int, object]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: Dict[int, object] = {}
+
+        def handler(signum: int, frame: object) -> None:
+            self._interrupt.append(signum)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    def _restore_signal_handlers(self, previous: Dict[int, object]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -1,0 +1,242 @@
+"""The `weave` command: translates flags into calls of the Python API (`api.Project`).
+
+Owns option parsing, exit codes (0 ok, 1 a job failed, 2 usage/Weavefile error, 130/143
+interrupted) and the `weave: error: ...` rendering of errors. No build logic lives here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable, List, Optional, Sequence
+
+import click
+
+from ._version import __version__
+from .errors import WeaveError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Settings:
+    """Global options, shared by every command."""
+
+    def __init__(self, directory: str, weavefile: Optional[str], verbosity: int):
+        self.directory = directory
+        self.weavefile = weavefile
+        self.verbosity = verbosity
+
+    def project(self) -> Any:
+        from .api import Project
+
+        return Project.load(self.directory, self.weavefile)
+
+    def reporter(self) -> Any:
+        from .reporter import ConsoleReporter
+
+        return ConsoleReporter(self.verbosity)
+
+
+def _parse_duration(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    from .manifest import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `weave build`, `weave watch` and `weave` without a command."""
+    options = [
+        click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Job slots (default: number of CPUs)."),
+        click.option("--resources", "resources", multiple=True, metavar="NAME=N[,...]", help="Resource totals, e.g. gpu=2,mem_mb=16000 (repeatable)."),
+        click.option("-k", "--keep-going", is_flag=True, default=False, help="Keep building independent jobs after a failure."),
+        click.option("-n", "--dry-run", is_flag=True, default=False, help="Print the jobs that would run, with reasons; run nothing."),
+        click.option("-B", "--force", is_flag=True, default=False, help="Rerun the named targets even if up to date."),
+        click.option("--keep-failed", is_flag=True, default=False, help="Keep the outputs of failed jobs (never recorded as good)."),
+        click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries for failing jobs (default for rules without `retries`)."),
+        click.option("--timeout", callback=_parse_duration, default=None, metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),
+        click.option("--wait", "wait_for_lock", is_flag=True, default=False, help="If another weave is building here, wait for it."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
+    from .resources import parse_resource_args
+
+    resources = parse_resource_args(options.pop("resources") or ())
+    dry_run = options.pop("dry_run")
+    project = settings.project()
+    if dry_run:
+        _print_plan(settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False)
+        return
+    project.build(targets, resources=resources, reporter=settings.reporter(), argv=sys.argv, **options)
+
+
+def _print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:
+    graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter())
+    stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
+    fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
+    if as_json:
+        data = {
+            "targets": graph.requested,
+            "run": [
+                {
+                    "job": job.key,
+                    "rule": job.rule.name,
+                    "outputs": job.outputs,
+                    "command": job.cmd,
+                    "reasons": [r.to_json() for r in verdicts[job.key].reasons],
+                    "deps": [dep.key for dep in job.deps],
+                }
+                for job in stale
+            ],
+            "up_to_date": [job.key for job in fresh],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not stale:
+        click.echo(f"nothing to do ({len(fresh)} jobs up to date)")
+    else:
+        click.echo(f"would run {len(stale)} of {len(graph.jobs)} jobs:")
+        width = min(48, max(len(job.display) for job in stale))
+        for index, job in enumerate(stale, 1):
+            reasons = "; ".join(str(r) for r in verdicts[job.key].reasons)
+            click.echo(f"  [{index}/{len(stale)}] {job.display.ljust(width)}  ({reasons})")
+            if settings.verbosity >= 2:
+                click.echo("      $ " + job.cmd.replace("\n", "\n        "))
+    if show_up_to_date and fresh:
+        click.echo(f"up to date ({len(fresh)}):")
+        for job in fresh:
+            click.echo(f"  {job.display}")
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings=CONTEXT_SETTINGS,
+    help="Weave: a make-style build tool for data and ML pipelines.\n\n"
+    "Without a command, builds the default targets (`weave -j 4 --resources gpu=4`).",
+)
+@click.version_option(__version__, "--version", prog_name="weave", message="%(prog)s %(version)s")
+@click.option("-C", "--directory", default=".", metavar="DIR", help="Run as if started in DIR.")
+@click.option("-f", "--file", "weavefile", default=None, metavar="FILE", help="Read FILE instead of ./Weavefile.")
+@click.option("-v", "--verbose", count=True, help="Print commands and reasons.")
+@click.option("-q", "--quiet", is_flag=True, default=False, help="Print errors only.")
+@build_options
+@click.pass_context
+def cli(ctx: click.Context, directory: str, weavefile: Optional[str], verbose: int, quiet: bool, **build: Any) -> None:
+    if not os.path.isdir(directory):
+        raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
+    verbosity = 0 if quiet else 1 + verbose
+    ctx.obj = Settings(directory, weavefile, verbosity)
+    ctx.obj.build_defaults = build
+    if ctx.invoked_subcommand is None:
+        _run_build(ctx.obj, (), **build)
+
+
+def _merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Let build options given before the command (`weave -j2 build`) apply to it too."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        defaults = getattr(ctx.obj, "build_defaults", {})
+        for key, value in defaults.items():
+            if key in kwargs and not kwargs[key] and value:
+                kwargs[key] = value
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@build_options
+@_merge_group_build_options
+@click.pass_obj
+def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
+    """Bring TARGETS (output paths or rule names; default targets if none) up to date."""
+    _run_build(settings, targets, **options)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+@click.pass_obj
+def plan(settings: Settings, targets: Sequence[str], force: bool, as_json: bool) -> None:
+    """Show the jobs that would run, in order, with their reasons (same as `build -n`)."""
+    _print_plan(settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True)
+
+
+@cli.command("list", context_settings=CONTEXT_SETTINGS)
+@click.pass_obj
+def list_rules(settings: Settings) -> None:
+    """List the rules with their inputs, outputs and wildcards, and the default targets."""
+    project = settings.project()
+    manifest = project.manifest
+    click.echo(f"Weavefile: {os.path.relpath(manifest.path)}")
+    click.echo("default targets: " + " ".join(manifest.default_targets()))
+    for rule in manifest.rules.values():
+        kind = "alias" if rule.is_alias else ("pattern rule" if rule.wildcard_names else "rule")
+        click.echo(f"\n{rule.name} ({kind})" + (f": {rule.description}" if rule.description else ""))
+        if rule.inputs:
+            click.echo("  inputs:    " + " ".join(rule.inputs))
+        if rule.outputs:
+            click.echo("  outputs:   " + " ".join(rule.outputs))
+        if rule.wildcard_names:
+            click.echo("  wildcards: " + " ".join(rule.wildcard_names))
+        if rule.foreach:
+            click.echo("  foreach:   " + ", ".join(f"{k} = {v}" for k, v in rule.foreach.items()))
+        if rule.resources:
+            click.echo("  resources: " + ", ".join(f"{k}={v}" for k, v in rule.resources.items()))
+
+
+def _format_error(exc: WeaveError) -> str:
+    text = f"weave: error: {exc.message}"
+    if exc.hint:
+        text += f"\n  hint: {exc.hint}"
+    return text
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the `weave` command; never lets a traceback reach a user for their error."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="weave", standalone_mode=False)
+    except WeaveError as exc:
+        click.echo(_format_error(exc), err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("weave: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        message = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        usage = f"\n  usage: {ctx.get_usage().replace('Usage: ', '')}" if ctx is not None else ""
+        click.echo(f"weave: error: {message}{usage}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("weave: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:  # a bug in weave: still no traceback unless asked for
+        if os.environ.get("WEAVE_DEBUG"):
+            raise
+        click.echo(
+            f"weave: internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug in weave; rerun with WEAVE_DEBUG=1 for the traceback and report it",
+            err=True,
+        )
+        sys.exit(2)
+    sys.exit(0)

@@ -1,0 +1,100 @@
+"""The exception hierarchy: every error Weave reports to a user is a WeaveError.
+
+User mistakes (bad Weavefile, unknown target, cycle, bad option) are `UsageError`s and end with
+exit code 2; a job that fails is a `BuildFailed` (exit 1). The CLI turns these into
+`weave: error: ...` lines; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+
+class WeaveError(Exception):
+    """Base of all errors Weave reports to its user."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(WeaveError):
+    """A mistake the user can fix: bad option, unknown target, missing source (exit 2)."""
+
+
+class ManifestError(UsageError):
+    """An invalid Weavefile; carries the file, line, rule and key it concerns when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Optional[str] = None,
+        line: Optional[int] = None,
+        col: Optional[int] = None,
+        rule: Optional[str] = None,
+        key: Optional[str] = None,
+        hint: Optional[str] = None,
+    ):
+        self.path, self.line, self.col, self.rule, self.key = path, line, col, rule, key
+        where = path or "Weavefile"
+        if line is not None:
+            where += f":{line}"
+            if col is not None:
+                where += f":{col}"
+        subject = ""
+        if rule is not None:
+            subject = f"rule '{rule}'"
+            if key is not None:
+                subject += f", key '{key}'"
+            subject += ": "
+        elif key is not None:
+            subject = f"key '{key}': "
+        super().__init__(f"{where}: {subject}{message}", hint)
+
+
+class CycleError(UsageError):
+    """The job graph has a cycle; `cycle` is the list of rule/job names along it."""
+
+    def __init__(self, cycle: Sequence[str]):
+        self.cycle = list(cycle)
+        super().__init__(
+            "dependency cycle: " + " -> ".join(self.cycle),
+            hint="an output cannot (indirectly) be an input of the rule that makes it",
+        )
+
+
+class LockedError(UsageError):
+    """Another weave process holds the project's build lock."""
+
+
+class StoreError(WeaveError):
+    """The state store could not be used (and could not be rebuilt)."""
+
+
+class BuildFailed(WeaveError):
+    """One or more jobs failed; the details were already reported as they happened."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, failed: Sequence[str] = ()):
+        super().__init__(message)
+        self.failed = list(failed)
+
+
+class Interrupted(WeaveError):
+    """The build was stopped by SIGINT/SIGTERM; exit code 130 or 143."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}")

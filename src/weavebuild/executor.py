@@ -1,0 +1,230 @@
+"""Executors start commands and report their completion; they know nothing of the graph.
+
+The scheduler talks to the `Executor` interface (start → completions), so a distributed
+executor can replace `LocalExecutor` without touching scheduling. `LocalExecutor` runs each
+command with bash in strict mode, in its own session (process group), with output to a log
+file, and reaps children with wait4 in one thread, which also gives peak RSS and CPU time.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Mapping, Optional, Set
+
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+
+
+class Completion:
+    """A finished command: exit status (negative = killed by signal) and its resource use."""
+
+    __slots__ = ("token", "returncode", "started", "ended", "peak_rss", "cpu_time", "timed_out", "cancelled")
+
+    def __init__(self, token: object, returncode: int, started: float, ended: float, peak_rss: int, cpu_time: float):
+        self.token = token
+        self.returncode = returncode
+        self.started = started
+        self.ended = ended
+        self.peak_rss = peak_rss
+        self.cpu_time = cpu_time
+        self.timed_out = False
+        self.cancelled = False
+
+    @property
+    def duration(self) -> float:
+        return self.ended - self.started
+
+
+class Executor:
+    """Interface: start commands, wait for completions, cancel."""
+
+    def start(self, token: object, command: str, env: Mapping[str, str], cwd: str, log_path: str) -> None:
+        raise NotImplementedError
+
+    def wait(self, timeout: Optional[float]) -> List[Completion]:
+        """Completions that arrived, waiting at most `timeout` seconds (None: until one does)."""
+        raise NotImplementedError
+
+    def cancel(self, token: object, force: bool = False, timed_out: bool = False) -> None:
+        """Stop a running command: SIGTERM to its process tree, or SIGKILL with `force`."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _Running:
+    __slots__ = ("token", "process", "started", "pid", "cancelled", "cancelled_at", "timed_out")
+
+    def __init__(self, token: object, process: subprocess.Popen, started: float):
+        self.token = token
+        self.process = process
+        self.started = started
+        self.pid = process.pid
+        self.cancelled = False
+        self.cancelled_at = 0.0
+        self.timed_out = False
+
+
+class LocalExecutor(Executor):
+    """Runs commands as local subprocesses (bash -euo pipefail -c CMD)."""
+
+    def __init__(self, shell: Optional[str] = None):
+        self.shell = shell or shutil.which("bash") or "/bin/bash"
+        self._by_pid: Dict[int, _Running] = {}
+        self._by_token: Dict[object, _Running] = {}
+        self._events: queue.Queue[tuple] = queue.Queue()
+        self._children = threading.Semaphore(0)
+        self._closed = False
+        self._reaper: Optional[threading.Thread] = None
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="weave-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        # One blocking wait4 per started child; the semaphore counts children not yet reaped.
+        while True:
+            self._children.acquire()
+            if self._closed:
+                return
+            while True:
+                try:
+                    pid, status, usage = os.wait4(-1, 0)
+                except ChildProcessError:
+                    time.sleep(0.001)  # the child is being forked right now; look again
+                    continue
+                except InterruptedError:
+                    continue
+                break
+            self._events.put((pid, status, usage, time.monotonic()))
+
+    def start(self, token: object, command: str, env: Mapping[str, str], cwd: str, log_path: str) -> None:
+        self._ensure_reaper()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [self.shell, "-euo", "pipefail", "-c", command],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=dict(env),
+                start_new_session=True,  # own process group: killable as a tree; vfork-friendly
+                close_fds=True,
+            )
+        running = _Running(token, process, time.monotonic())
+        self._by_pid[process.pid] = running
+        self._by_token[token] = running
+        self._children.release()
+
+    def wait(self, timeout: Optional[float]) -> List[Completion]:
+        completions: List[Completion] = []
+        try:
+            event = self._events.get(timeout=timeout) if timeout is None or timeout > 0 else self._events.get_nowait()
+        except queue.Empty:
+            return completions
+        while True:
+            completion = self._complete(*event)
+            if completion is not None:
+                completions.append(completion)
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return completions
+
+    def _complete(self, pid: int, status: int, usage: object, ended: float) -> Optional[Completion]:
+        running = self._by_pid.pop(pid, None)
+        if running is None:
+            return None  # not ours (cannot happen while weave starts children only here)
+        del self._by_token[running.token]
+        returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else _exitcode(status)
+        running.process.returncode = returncode  # reaped by us: stop Popen from waiting again
+        completion = Completion(
+            running.token,
+            returncode,
+            running.started,
+            ended,
+            int(getattr(usage, "ru_maxrss", 0)) * _MAXRSS_UNIT,
+            float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0)),
+        )
+        # A job that exited before it was cancelled did finish: its result stands.
+        completion.cancelled = running.cancelled and ended >= running.cancelled_at
+        completion.timed_out = running.timed_out
+        if returncode != 0:
+            # A failed, timed-out or cancelled job leaves no process behind in its group.
+            _kill_group(pid, signal.SIGKILL)
+        return completion
+
+    def cancel(self, token: object, force: bool = False, timed_out: bool = False) -> None:
+        running = self._by_token.get(token)
+        if running is None:
+            return
+        if not running.cancelled:
+            running.cancelled = True
+            running.cancelled_at = time.monotonic()
+        running.timed_out = running.timed_out or timed_out
+        kill_tree(running.pid, signal.SIGKILL if force else signal.SIGTERM)
+
+    def tokens(self) -> List[object]:
+        return list(self._by_token)
+
+    @property
+    def running(self) -> int:
+        return len(self._by_token)
+
+    def close(self) -> None:
+        for token in list(self._by_token):
+            self.cancel(token, force=True)
+        deadline = time.monotonic() + 5
+        while self._by_token and time.monotonic() < deadline:
+            self.wait(0.1)
+        self._closed = True
+        self._children.release()
+
+
+def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_tree(pid: int, sig: int) -> None:
+    """Signal a job's process group and every descendant, including ones that left the group."""
+    descendants: List[int] = []
+    try:
+        import psutil  # imported here: only interrupts, timeouts and failures pay for it
+
+        try:
+            descendants = [child.pid for child in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            descendants = []
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        pass
+    _kill_group(pid, sig)
+    seen: Set[int] = set()
+    for child in descendants:
+        if child in seen:
+            continue
+        seen.add(child)
+        try:
+            os.kill(child, sig)
+        except (ProcessLookupError, PermissionError):
+            pass

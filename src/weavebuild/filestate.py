@@ -1,0 +1,98 @@
+"""File digests for one build: stat each path once, hash only what changed.
+
+Owns the fingerprint check: a file is re-hashed only when its (size, mtime_ns, inode, ctime_ns)
+differ from the cached ones, or when it was modified so shortly before it was last hashed that
+a later same-size write could have kept the same mtime (git's "racy clean" problem).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+import time
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from .hashing import hash_file, hash_tree
+from .store import FileRow
+
+# A file whose mtime is within this window of the moment it was hashed is re-hashed next time.
+# 1 s covers coarse kernel timestamps (a jiffy) and network file systems with small clock skew.
+RACY_WINDOW_NS = 1_000_000_000
+
+_MISSING = object()
+
+
+class FileState:
+    """Digests of project files, backed by the store's fingerprint cache."""
+
+    def __init__(self, root: str, cache: Dict[str, FileRow]):
+        self.root = root
+        self.cache = cache
+        self.dirty: Dict[str, FileRow] = {}
+        self._memo: Dict[str, object] = {}
+        self.hashed = 0  # how many files were actually read (for tests and -v statistics)
+
+    def full_path(self, path: str) -> str:
+        return path if os.path.isabs(path) else os.path.join(self.root, path)
+
+    def exists(self, path: str) -> bool:
+        """Whether `path` exists now (a broken symlink counts as missing)."""
+        memo = self._memo.get(path)
+        if memo is not None:
+            return memo is not _MISSING
+        return os.path.exists(self.full_path(path))
+
+    def digest(self, path: str) -> Optional[str]:
+        """The content digest of `path` (file or directory tree), or None if it is missing.
+
+        Memoised for the rest of the build: call `forget` when a job may have changed it.
+        """
+        memo = self._memo.get(path)
+        if memo is not None:
+            return None if memo is _MISSING else memo  # type: ignore[return-value]
+        full = self.full_path(path)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            self._memo[path] = _MISSING
+            return None
+        except OSError as exc:
+            if exc.errno in (40,):  # ELOOP: a symlink loop is a missing file
+                self._memo[path] = _MISSING
+                return None
+            raise
+        if stat_module.S_ISDIR(st.st_mode):
+            digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
+        else:
+            digest = self._file_digest(full, st, path)
+        self._memo[path] = digest
+        return digest
+
+    def _file_digest(self, full: str, st: Optional[os.stat_result], key: Optional[str] = None) -> str:
+        if key is None:
+            prefix = self.root.rstrip(os.sep) + os.sep
+            key = full[len(prefix):] if full.startswith(prefix) else full
+        if st is None:
+            st = os.stat(full)
+        fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        row = self.cache.get(key)
+        if row is not None and tuple(row[:4]) == fingerprint and row[5] - st.st_mtime_ns > RACY_WINDOW_NS:
+            return row[4]
+        hashed_at = time.time_ns()  # taken before reading: errs towards re-hashing next time
+        digest = hash_file(full, st.st_size)
+        self.hashed += 1
+        new_row: FileRow = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
+        self.cache[key] = new_row
+        self.dirty[key] = new_row
+        return digest
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop memoised digests of `paths` (outputs a job is about to rewrite)."""
+        for path in paths:
+            self._memo.pop(path, None)
+
+    def take_dirty(self) -> List[Tuple[str, FileRow]]:
+        """Cache rows changed since the last call, to be written in the next transaction."""
+        rows = list(self.dirty.items())
+        self.dirty.clear()
+        return rows

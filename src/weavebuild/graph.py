@@ -1,0 +1,502 @@
+"""The job graph: rules instantiated into jobs for the requested targets.
+
+Owns: wildcard matching of requested paths against rule outputs, `foreach` and glob expansion,
+command rendering, dependency edges, cycle detection and topological order. Touches the file
+system only through the `exists`/`glob` helpers it is given (globs and foreach scan existing
+files by definition); it never reads state and never runs anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+from difflib import get_close_matches
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from . import paths
+from .errors import CycleError, ManifestError, UsageError
+from .manifest import Manifest, Placeholder, RuleSpec, Template, wildcard_names_in
+
+
+class Job:
+    """One runnable instance of a rule: concrete inputs, outputs, command and environment."""
+
+    __slots__ = (
+        "key",
+        "rule",
+        "wildcards",
+        "inputs",
+        "outputs",
+        "dir_outputs",
+        "cmd",
+        "env",
+        "vars",
+        "resources",
+        "cpus",
+        "deps",
+        "dependents",
+        "display",
+    )
+
+    def __init__(self, key: str, rule: RuleSpec, wildcards: Dict[str, str]):
+        self.key = key
+        self.rule = rule
+        self.wildcards = wildcards
+        self.inputs: List[str] = []
+        self.outputs: List[str] = []
+        self.dir_outputs: Tuple[bool, ...] = ()
+        self.cmd = ""
+        self.env: Dict[str, str] = {}
+        self.vars: Dict[str, object] = {}
+        self.resources: Dict[str, float] = rule.resources
+        self.cpus = rule.cpus
+        self.deps: List[Job] = []
+        self.dependents: List[Job] = []
+        self.display = ""
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    def __repr__(self) -> str:
+        return f"Job({self.key!r})"
+
+
+class Graph:
+    """The jobs needed for some targets, in topological order (dependencies first)."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        jobs: List[Job],
+        targets: List[Job],
+        producers: Dict[str, Job],
+        sources: Dict[str, List[Job]],
+        requested: List[str],
+    ):
+        self.manifest = manifest
+        self.jobs = jobs
+        self.targets = targets
+        self.producers = producers
+        self.sources = sources
+        self.requested = requested
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def job(self, key: str) -> Job:
+        for job in self.jobs:
+            if job.key == key:
+                return job
+        raise KeyError(key)
+
+
+def _quote_join(items: Sequence[str]) -> str:
+    return " ".join(shlex.quote(item) for item in items)
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return " ".join(_format_value(v) for v in value)
+    return str(value)
+
+
+class _RuleIndex:
+    """Which rule makes which path: exact outputs, directory outputs, and output patterns."""
+
+    def __init__(self, resolver: Resolver):
+        self.static: Dict[str, Tuple[RuleSpec, Dict[str, str]]] = {}
+        self.static_dirs: Set[str] = set()
+        self.patterns: List[Tuple[object, int, RuleSpec]] = []
+        self.dir_patterns = False
+        for rule in resolver.manifest.rules.values():
+            if rule.is_alias:
+                continue
+            output_wildcards = [w for o in rule.outputs for w in wildcard_names_in(o)]
+            generated = [w for w in dict.fromkeys(output_wildcards) if w in rule.foreach]
+            if all(w in rule.foreach for w in output_wildcards):
+                value_lists = [resolver.foreach_values(rule, w) for w in generated]
+                for combo in itertools.product(*value_lists):
+                    bound = dict(zip(generated, combo))
+                    for output in rule.outputs:
+                        path = paths.normalize(paths.unescape(paths.substitute(output, bound)))
+                        other = self.static.get(path)
+                        if other is not None and other[0] is not rule:
+                            raise ManifestError(
+                                f"output '{path}' is also produced by rule '{other[0].name}'",
+                                path=resolver.manifest.path,
+                                line=rule.line,
+                                rule=rule.name,
+                                key="outputs",
+                                hint="each file must be made by exactly one rule",
+                            )
+                        self.static[path] = (rule, bound)
+                        if output.endswith("/"):
+                            self.static_dirs.add(path)
+            else:
+                for output in rule.outputs:
+                    regex, literal = paths.compile_pattern(output, rule.wildcard_regex)
+                    self.patterns.append((regex, literal, rule))
+                    if output.endswith("/"):
+                        self.dir_patterns = True
+
+
+class Resolver:
+    """Instantiates jobs on demand, starting from the requested targets."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        exists: Callable[[str], bool] = os.path.exists,
+    ):
+        self.manifest = manifest
+        self.root = manifest.root
+        self._exists_rel = exists
+        self._foreach: Dict[Tuple[str, str], List[str]] = {}
+        self.jobs: Dict[str, Job] = {}
+        self.index = _RuleIndex(self)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return self._exists_rel(path if os.path.isabs(path) else os.path.join(self.root, path))
+
+    def foreach_values(self, rule: RuleSpec, key: str) -> List[str]:
+        cached = self._foreach.get((rule.name, key))
+        if cached is None:
+            spec = rule.foreach[key]
+            if isinstance(spec, list):
+                cached = list(dict.fromkeys(spec))
+            else:
+                cached = paths.foreach_values(self.root, key, spec, rule.wildcard_regex)
+            for value in cached:
+                problem = paths.bad_wildcard_value(value)
+                if problem:
+                    raise ManifestError(
+                        f"foreach value {value!r} for '{key}' {problem}",
+                        path=self.manifest.path,
+                        line=rule.line,
+                        rule=rule.name,
+                        key="foreach",
+                    )
+            self._foreach[(rule.name, key)] = cached
+        return cached
+
+    def _error(self, message: str, hint: Optional[str] = None) -> UsageError:
+        return UsageError(message, hint=hint)
+
+    # -- job creation ------------------------------------------------------------------------
+    def job_for(self, rule: RuleSpec, wildcards: Dict[str, str]) -> Job:
+        key = rule.name
+        if wildcards:
+            key += "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
+        job = self.jobs.get(key)
+        if job is not None:
+            return job
+        job = Job(key, rule, wildcards)
+        job.outputs = [
+            paths.normalize(paths.unescape(paths.substitute(o, wildcards))) for o in rule.outputs
+        ]
+        job.dir_outputs = tuple(o.endswith("/") for o in rule.outputs)
+        for output in job.outputs:
+            if paths.is_outside(output):
+                raise UsageError(
+                    f"rule '{rule.name}': output '{output}' is outside the project directory",
+                    hint="outputs must stay inside the project; check the wildcard values",
+                )
+        groups: List[List[str]] = []
+        for pattern in rule.inputs:
+            group: List[str] = []
+            unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
+            value_lists = [self.foreach_values(rule, n) for n in unbound]
+            for combo in itertools.product(*value_lists):
+                bound = dict(wildcards)
+                bound.update(zip(unbound, combo))
+                path = paths.substitute(pattern, bound)
+                if paths.has_glob(paths.unescape(path)) and not os.path.exists(
+                    os.path.join(self.root, paths.unescape(path))
+                ):
+                    group.extend(paths.expand_glob(self.root, paths.unescape(path)))
+                else:
+                    group.append(paths.normalize(paths.unescape(path)))
+            groups.append(group)
+        job.inputs = [p for group in groups for p in group]
+        named_inputs = {
+            name: [p for i in indices for p in groups[i]] for name, indices in rule.input_names.items()
+        }
+        named_outputs = {
+            name: [job.outputs[i] for i in indices] for name, indices in rule.output_names.items()
+        }
+        job.vars = {name: self.manifest.vars[name] for name in rule.vars_used}
+        job.cmd = self.render(rule.cmd_template, job, named_inputs, named_outputs, "cmd")
+        job.env = {
+            name: self.render(template, job, named_inputs, named_outputs, "env")
+            for name, template in rule.env_templates.items()
+        }
+        first = job.outputs[0] if job.outputs else ""
+        if rule.is_alias:
+            job.display = rule.name
+        elif first:
+            suffix = "/" if job.dir_outputs[0] else ""
+            job.display = f"{rule.name} {first}{suffix}"
+        else:
+            job.display = key
+        self.jobs[key] = job
+        return job
+
+    def render(
+        self,
+        template: Template,
+        job: Job,
+        named_inputs: Dict[str, List[str]],
+        named_outputs: Dict[str, List[str]],
+        key: str,
+    ) -> str:
+        out: List[str] = []
+        for part in template:
+            if isinstance(part, str):
+                out.append(part)
+            else:
+                out.append(self._placeholder(part, job, named_inputs, named_outputs, key))
+        return "".join(out)
+
+    def _placeholder(
+        self,
+        part: Placeholder,
+        job: Job,
+        named_inputs: Dict[str, List[str]],
+        named_outputs: Dict[str, List[str]],
+        key: str,
+    ) -> str:
+        kind = part.kind
+        if kind in ("inputs", "outputs"):
+            items = job.inputs if kind == "inputs" else job.outputs
+            if part.index is not None:
+                try:
+                    return shlex.quote(items[part.index])
+                except IndexError:
+                    raise ManifestError(
+                        f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}",
+                        path=self.manifest.path,
+                        line=job.rule.line,
+                        rule=job.rule.name,
+                        key=key,
+                    ) from None
+            if part.attr is not None:
+                named = named_inputs if kind == "inputs" else named_outputs
+                return _quote_join(named[part.attr])
+            return _quote_join(items)
+        if kind == "wildcards":
+            name = part.attr or ""
+            if name in job.wildcards:
+                return shlex.quote(job.wildcards[name])
+            return _quote_join(self.foreach_values(job.rule, name))
+        if kind == "vars":
+            return _format_value(self.manifest.vars[part.attr or ""])
+        if kind == "resources":
+            return _format_value(job.resources[part.attr or ""])
+        if kind == "rule":
+            return job.rule.name
+        if kind == "cpus":
+            return str(job.cpus)
+        raise AssertionError(kind)  # the manifest validated every placeholder
+
+    # -- resolution --------------------------------------------------------------------------
+    def producer(self, path: str, active_rules: Dict[str, int]) -> Optional[Job]:
+        """The job that makes `path`, or None if it is a source."""
+        found = self.index.static.get(path)
+        if found is not None:
+            return self.job_for(found[0], found[1])
+        job = self._match_patterns(path, active_rules)
+        if job is not None:
+            return job
+        # A file inside a directory output depends on the job that makes the directory.
+        if self.index.static_dirs or self.index.dir_patterns:
+            parent = os.path.dirname(path)
+            while parent and parent not in (".", "/"):
+                found = self.index.static.get(parent)
+                if found is not None and parent in self.index.static_dirs:
+                    return self.job_for(found[0], found[1])
+                if self.index.dir_patterns:
+                    job = self._match_patterns(parent, active_rules, dirs_only=True)
+                    if job is not None:
+                        return job
+                parent = os.path.dirname(parent)
+        return None
+
+    def _match_patterns(
+        self, path: str, active_rules: Dict[str, int], dirs_only: bool = False
+    ) -> Optional[Job]:
+        best: List[Tuple[int, RuleSpec, Dict[str, str]]] = []
+        for regex, literal, rule in self.index.patterns:
+            # As in make, a pattern rule is not used twice in one chain of dependencies.
+            if active_rules.get(rule.name):
+                continue
+            match = regex.match(path)  # type: ignore[attr-defined]
+            if match is None:
+                continue
+            values = match.groupdict()
+            if any(paths.bad_wildcard_value(v) for v in values.values()):
+                bad = next(
+                    (k, v) for k, v in values.items() if paths.bad_wildcard_value(v)
+                )
+                raise UsageError(
+                    f"'{path}': wildcard '{bad[0]}' of rule '{rule.name}' would be {bad[1]!r}, which "
+                    f"{paths.bad_wildcard_value(bad[1])}",
+                    hint="wildcard values may not contain '..', NUL or start with '/'",
+                )
+            if dirs_only and not any(o.endswith("/") for o in rule.outputs):
+                continue
+            best.append((literal, rule, values))
+        if not best:
+            return None
+        best.sort(key=lambda item: -item[0])
+        if len(best) > 1 and best[0][0] == best[1][0] and best[0][1] is not best[1][1]:
+            raise UsageError(
+                f"'{path}' can be made by rules '{best[0][1].name}' and '{best[1][1].name}'",
+                hint="make the output patterns distinct or constrain the wildcards "
+                "(wildcards = { name = \"regex\" })",
+            )
+        literal, rule, values = best[0]
+        ordered = {name: values[name] for name in rule.wildcard_names if name in values}
+        return self.job_for(rule, ordered)
+
+    def resolve_target(self, target: str) -> List[Job]:
+        """The jobs a target names: a rule name (every job of a non-pattern rule) or a path."""
+        rules = self.manifest.rules
+        if target in rules:
+            rule = rules[target]
+            if rule.is_alias:
+                jobs: List[Job] = []
+                for item in rule.inputs:
+                    if item == target:
+                        raise CycleError([target, target])
+                    jobs.extend(self._resolve_alias_item(item, rule))
+                return jobs
+            entries = [
+                (r, w) for path, (r, w) in self.index.static.items() if r is rule
+            ]
+            if not entries:
+                example = rule.outputs[0] if rule.outputs else ""
+                raise UsageError(
+                    f"rule '{target}' has wildcards; name one of its outputs instead",
+                    hint=f"e.g. weave build {example}" if example else None,
+                )
+            jobs = []
+            seen: Set[str] = set()
+            for r, w in entries:
+                job = self.job_for(r, w)
+                if job.key not in seen:
+                    seen.add(job.key)
+                    jobs.append(job)
+            return jobs
+        path = paths.normalize(target)
+        if paths.is_outside(path) and not os.path.isabs(target):
+            raise UsageError(f"target '{target}' is outside the project directory")
+        if os.path.isabs(path):
+            root = os.path.realpath(self.root)
+            real = os.path.realpath(path)
+            if real == root or real.startswith(root + os.sep):
+                path = paths.normalize(os.path.relpath(real, root))
+        job = self.producer(path, {})
+        if job is not None:
+            return [job]
+        if self.exists(path):
+            return []  # a source: nothing to build
+        choices = list(self.index.static) + list(rules)
+        close = get_close_matches(target, choices, n=1)
+        raise UsageError(
+            f"no rule makes '{target}' and it does not exist",
+            hint=f"did you mean '{close[0]}'?" if close else "run 'weave list' to see the rules and their outputs",
+        )
+
+    def _resolve_alias_item(self, item: str, alias: RuleSpec) -> List[Job]:
+        path = paths.normalize(item)
+        job = self.producer(path, {})
+        if job is not None:
+            return [job]
+        if self.exists(path):
+            return []
+        if item in self.manifest.rules and item != alias.name:
+            return self.resolve_target(item)
+        raise UsageError(
+            f"missing source '{item}' needed by rule '{alias.name}'",
+            hint="create the file, or add a rule that makes it",
+        )
+
+    def resolve(self, targets: Sequence[str]) -> Graph:
+        """Build the graph of every job needed for `targets` (default targets if empty)."""
+        requested = list(targets) or self.manifest.default_targets()
+        roots: List[Job] = []
+        for target in requested:
+            for job in self.resolve_target(target):
+                if job not in roots:
+                    roots.append(job)
+        order: List[Job] = []
+        state: Dict[str, int] = {}  # 0 = on the stack, 1 = done
+        producers: Dict[str, Job] = {}
+        sources: Dict[str, List[Job]] = {}
+        active_rules: Dict[str, int] = {}
+        for root in roots:
+            if root.key in state:
+                continue
+            state[root.key] = 0
+            active_rules[root.rule.name] = active_rules.get(root.rule.name, 0) + 1
+            stack: List[Tuple[Job, Iterator[str], Set[str]]] = [(root, iter(root.inputs), set())]
+            while stack:
+                job, pending, dep_keys = stack[-1]
+                descended = False
+                for path in pending:
+                    dep = producers.get(path)
+                    if dep is None:
+                        dep = self.producer(path, active_rules)
+                    if dep is None:
+                        if path not in sources:
+                            if not self.exists(path):
+                                raise UsageError(
+                                    f"missing source '{path}' needed by rule '{job.rule.name}'"
+                                    + (f" (job {job.key})" if job.wildcards else ""),
+                                    hint="create the file, or add a rule that makes it",
+                                )
+                            sources[path] = []
+                        sources[path].append(job)
+                        continue
+                    producers[path] = dep
+                    if dep is job:
+                        raise CycleError([job.display, job.display])
+                    if dep.key not in dep_keys:
+                        dep_keys.add(dep.key)
+                        job.deps.append(dep)
+                    status = state.get(dep.key)
+                    if status is None:
+                        state[dep.key] = 0
+                        active_rules[dep.rule.name] = active_rules.get(dep.rule.name, 0) + 1
+                        stack.append((dep, iter(dep.inputs), set()))
+                        descended = True
+                        break
+                    if status == 0:
+                        names = [entry[0].display for entry in stack]
+                        start = next(i for i, entry in enumerate(stack) if entry[0] is dep)
+                        raise CycleError(names[start:] + [dep.display])
+                if not descended:
+                    state[job.key] = 1
+                    active_rules[job.rule.name] -= 1
+                    for output in job.outputs:
+                        producers[output] = job
+                    order.append(job)
+                    stack.pop()
+        for job in order:
+            for dep in job.deps:
+                dep.dependents.append(job)
+        return Graph(self.manifest, order, roots, producers, sources, requested)
+
+
+def build_graph(
+    manifest: Manifest, targets: Sequence[str] = (), exists: Callable[[str], bool] = os.path.exists
+) -> Graph:
+    """The job graph of `manifest` for `targets` (the default targets when empty)."""
+    return Resolver(manifest, exists).resolve(targets)

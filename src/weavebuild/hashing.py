@@ -1,0 +1,102 @@
+"""Content digests: xxh3-128 of files (streamed) and of directory trees, and of recipes.
+
+Owns the digest format (32 hex characters). Reads files; writes nothing; keeps no cache (the
+fingerprint cache that decides *whether* to hash lives in `filestate`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+from typing import Callable, Iterable, List, Optional, Tuple
+
+import xxhash
+
+CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
+_SMALL = 64 * 1024
+
+_xxh128 = xxhash.xxh3_128
+_hexdigest = xxhash.xxh3_128_hexdigest
+
+
+def digest_bytes(data: bytes) -> str:
+    return _hexdigest(data)
+
+
+def digest_strings(parts: Iterable[str]) -> str:
+    """Digest of a sequence of strings, unambiguous (each part is NUL-terminated)."""
+    hasher = _xxh128()
+    for part in parts:
+        hasher.update(part.encode("utf-8", "surrogateescape"))
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+def hash_file(path: str, size_hint: int = -1) -> str:
+    """xxh3-128 of a file's bytes, read in 1 MiB chunks (xxhash releases the GIL)."""
+    with open(path, "rb", buffering=0) as handle:
+        if 0 <= size_hint <= _SMALL:
+            data = handle.read()
+            rest = handle.read()
+            if not rest:
+                return _hexdigest(data)
+            hasher = _xxh128(data)
+            hasher.update(rest)
+        else:
+            hasher = _xxh128()
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        readinto = handle.readinto
+        update = hasher.update
+        while True:
+            count = readinto(buffer)
+            if not count:
+                break
+            update(view[:count])
+        return hasher.hexdigest()
+
+
+def symlink_digest(target: str) -> str:
+    return digest_strings(("symlink", target))
+
+
+def walk_tree(root: str) -> List[Tuple[str, str]]:
+    """(relative path, kind) of everything under directory `root`, sorted; kind is file/dir/link."""
+    entries: List[Tuple[str, str]] = []
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        directory = os.path.join(root, relative) if relative else root
+        with os.scandir(directory) as iterator:
+            for entry in iterator:
+                rel = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_symlink():
+                    entries.append((rel, "link"))
+                elif entry.is_dir():
+                    entries.append((rel, "dir"))
+                    stack.append(rel)
+                else:
+                    entries.append((rel, "file"))
+    entries.sort()
+    return entries
+
+
+def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None) -> str:
+    """Digest of a directory tree: names, kinds, symlink targets and file contents.
+
+    `file_digest(path)` hashes one file; pass a cached one to avoid re-reading unchanged files.
+    Permissions and timestamps are not part of the digest, only the executable bit.
+    """
+    digest_of = file_digest or hash_file
+    parts: List[str] = ["tree"]
+    for rel, kind in walk_tree(root):
+        full = os.path.join(root, rel)
+        if kind == "file":
+            mode = os.stat(full).st_mode
+            executable = "x" if mode & stat_module.S_IXUSR else "-"
+            parts.extend((rel, "file" + executable, digest_of(full)))
+        elif kind == "link":
+            parts.extend((rel, "link", os.readlink(full)))
+        else:
+            parts.extend((rel, "dir", ""))
+    return digest_strings(parts)

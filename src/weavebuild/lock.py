@@ -1,0 +1,72 @@
+"""One writer per project: an OS-level lock on `.weave/lock` (fcntl.flock).
+
+The kernel drops the lock when its holder dies, however it dies, so a stale lock can never
+block a build; the pid written into the file is only there to name the holder in messages.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Optional
+
+from .errors import LockedError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows is not supported yet
+    fcntl = None  # type: ignore[assignment]
+
+
+class ProjectLock:
+    """`with ProjectLock(root, wait=False):` holds the build lock of the project at `root`."""
+
+    def __init__(self, root: str, wait: bool = False):
+        self.root = root
+        self.path = os.path.join(root, ".weave", "lock")
+        self.wait = wait
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+            except OSError as exc:
+                holder = _read_pid(fd)
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    who = f"pid {holder}" if holder else "another process"
+                    raise LockedError(
+                        f"another weave ({who}) is building in {self.root}",
+                        hint="wait for it to finish, or pass --wait to queue behind it",
+                    ) from None
+                raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> ProjectLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> Optional[int]:
+    try:
+        data = os.pread(fd, 32, 0).decode().strip()
+        return int(data) if data else None
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,694 @@
+"""Load and validate a Weavefile (TOML) into immutable rule specifications.
+
+Owns: TOML parsing, the schema (keys, types, defaults), placeholder syntax checks, and
+error messages that point at file:line. Knows nothing of the file system beyond reading the
+Weavefile, and nothing of jobs, state or scheduling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from .errors import ManifestError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
+
+MANIFEST_NAMES = ("Weavefile", "weave.toml")
+
+TOP_LEVEL_KEYS = ("default", "vars", "resources", "rules")
+RULE_KEYS = (
+    "inputs",
+    "outputs",
+    "cmd",
+    "foreach",
+    "wildcards",
+    "resources",
+    "cpus",
+    "env",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "description",
+)
+
+# A wildcard in a path pattern: {name}. Doubled braces are literal.
+WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RULE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+GLOB_CHARS = frozenset("*?[")
+DEFAULT_WILDCARD_REGEX = r"[^/]+"
+
+Value = Union[str, int, float, bool]
+
+
+class Placeholder:
+    """One `{...}` in a command: `kind` is inputs/outputs/wildcards/vars/resources/rule/cpus.
+
+    `index` is set for `{inputs[i]}`, `attr` for `{inputs.NAME}` / `{vars.NAME}` etc.
+    """
+
+    __slots__ = ("kind", "index", "attr", "text")
+
+    def __init__(self, kind: str, index: Optional[int], attr: Optional[str], text: str):
+        self.kind, self.index, self.attr, self.text = kind, index, attr, text
+
+
+# A compiled template: literal strings interleaved with placeholders.
+Template = Tuple[Union[str, Placeholder], ...]
+
+_PLACEHOLDER_RE = re.compile(
+    r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*))?$"
+)
+PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus")
+
+
+class RuleSpec:
+    """A rule as written in the Weavefile, validated; wildcards not yet substituted."""
+
+    __slots__ = (
+        "name",
+        "inputs",
+        "outputs",
+        "input_names",
+        "output_names",
+        "cmd",
+        "cmd_template",
+        "env_templates",
+        "foreach",
+        "wildcard_regex",
+        "wildcard_names",
+        "resources",
+        "cpus",
+        "env",
+        "retries",
+        "retry_delay",
+        "timeout",
+        "description",
+        "vars_used",
+        "line",
+    )
+
+    def __init__(self, name: str):
+        self.name = name
+        self.inputs: List[str] = []
+        self.outputs: List[str] = []
+        self.input_names: Dict[str, List[int]] = {}
+        self.output_names: Dict[str, List[int]] = {}
+        self.cmd: Optional[str] = None
+        self.cmd_template: Template = ()
+        self.env_templates: Dict[str, Template] = {}
+        self.foreach: Dict[str, Union[str, List[str]]] = {}
+        self.wildcard_regex: Dict[str, str] = {}
+        self.wildcard_names: Tuple[str, ...] = ()
+        self.resources: Dict[str, float] = {}
+        self.cpus = 1
+        self.env: Dict[str, str] = {}
+        self.retries: Optional[int] = None
+        self.retry_delay: Optional[float] = None
+        self.timeout: Optional[float] = None
+        self.description: Optional[str] = None
+        self.vars_used: Tuple[str, ...] = ()
+        self.line: Optional[int] = None
+
+    @property
+    def is_alias(self) -> bool:
+        """An alias names a set of targets and runs nothing."""
+        return self.cmd is None
+
+    def __repr__(self) -> str:
+        return f"RuleSpec({self.name!r})"
+
+
+class Manifest:
+    """A parsed Weavefile: rules in file order, default targets, vars and resource totals."""
+
+    def __init__(
+        self,
+        path: str,
+        rules: Dict[str, RuleSpec],
+        default: List[str],
+        variables: Dict[str, Any],
+        resources: Dict[str, float],
+        digest: str,
+    ):
+        self.path = path
+        self.root = os.path.dirname(os.path.abspath(path))
+        self.rules = rules
+        self.default = default
+        self.vars = variables
+        self.resources = resources
+        self.digest = digest
+
+    def default_targets(self) -> List[str]:
+        """The targets built when none are named: `default`, else the first rule."""
+        if self.default:
+            return list(self.default)
+        if self.rules:
+            return [next(iter(self.rules))]
+        return []
+
+
+def find_manifest(directory: str) -> Optional[str]:
+    """The Weavefile in `directory`, if any (`Weavefile` first, then `weave.toml`)."""
+    for name in MANIFEST_NAMES:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def load_manifest(path: str) -> Manifest:
+    """Read and validate the Weavefile at `path`; raises ManifestError on any mistake."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise ManifestError("file not found", path=path) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ManifestError("not valid UTF-8 text", path=path, line=line) from None
+    return parse_manifest(text, path, digest_source=raw)
+
+
+_TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[bytes] = None) -> Manifest:
+    """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POS_RE.search(message)
+        line = col = None
+        if match:
+            line, col = int(match.group(1)), int(match.group(2))
+            message = message[: match.start()].strip()
+        raise ManifestError(
+            f"invalid TOML: {message}", path=path, line=line, col=col
+        ) from None
+    except (ValueError, RecursionError) as exc:  # tomllib may raise these on odd inputs
+        raise ManifestError(f"invalid TOML: {exc}", path=path) from None
+    locator = _Locator(text)
+    import xxhash
+
+    digest = xxhash.xxh3_128_hexdigest(digest_source if digest_source is not None else text.encode())
+    return _Validator(path, locator).manifest(data, digest)
+
+
+class _Locator:
+    """Finds the line of a table or key in the Weavefile text, for error messages.
+
+    tomllib keeps no positions, so this scans the text; it is only used on the error path.
+    """
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+
+    def _header_line(self, rule: Optional[str]) -> Optional[int]:
+        if rule is None:
+            return None
+        names = {f"rules.{rule}", f'rules."{rule}"', f"rules.'{rule}'"}
+        for number, line in enumerate(self.lines, 1):
+            stripped = line.strip()
+            if stripped.startswith("[") and not stripped.startswith("[["):
+                header = stripped[1 : stripped.find("]")].strip() if "]" in stripped else ""
+                header = re.sub(r"\s*\.\s*", ".", header)
+                if header in names:
+                    return number
+        return None
+
+    def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
+        """1-based line of `key` inside rule `rule` (or at top level); else the rule's header."""
+        header = self._header_line(rule)
+        if key is None:
+            return header
+        if rule is not None and header is None:
+            return None
+        key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
+        table_re = re.compile(r"^\s*\[\s*" + re.escape(key) + r"\s*\]")
+        for index in range(header or 0, len(self.lines)):
+            line = self.lines[index]
+            if line.lstrip().startswith("["):
+                if rule is None and table_re.match(line):
+                    return index + 1
+                if rule is not None or not table_re.match(line):
+                    if rule is None:
+                        return None
+                    break
+            if key_re.match(line):
+                return index + 1
+        return header
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '1h30m', '500ms' or a number of seconds → seconds; ValueError if malformed."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as '90s', '2h' or '1h30m'")
+    text = value.strip().lower().replace(" ", "")
+    if not text:
+        raise ValueError("empty duration")
+    try:
+        return parse_duration(float(text))
+    except ValueError:
+        pass
+    position, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(f"'{value}' is not a duration such as '90s', '2h' or '1h30m'")
+    return total
+
+
+def _type_name(value: Any) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def wildcard_names_in(pattern: str) -> List[str]:
+    """Names of the `{wildcards}` in a path pattern, in order of appearance."""
+    return [m.group(1) for m in WILDCARD_RE.finditer(pattern) if m.group(1) is not None]
+
+
+class _Validator:
+    def __init__(self, path: str, locator: _Locator):
+        self.path = path
+        self.locator = locator
+
+    def error(
+        self, message: str, rule: Optional[str] = None, key: Optional[str] = None, hint: Optional[str] = None
+    ) -> ManifestError:
+        line = self.locator.find(rule, key) if (rule or key) else None
+        return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
+
+    def manifest(self, data: Dict[str, Any], digest: str) -> Manifest:
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                raise self.error(
+                    "unknown top-level key",
+                    key=key,
+                    hint=_did_you_mean(key, TOP_LEVEL_KEYS)
+                    or f"valid top-level keys: {', '.join(TOP_LEVEL_KEYS)}",
+                )
+        default = self.string_list(data.get("default", []), None, "default")
+        variables = data.get("vars", {})
+        if not isinstance(variables, dict):
+            raise self.error(f"must be a table, got {_type_name(variables)}", key="vars")
+        for name, value in variables.items():
+            if not NAME_RE.match(name):
+                raise self.error(f"variable name '{name}' must be an identifier", key="vars")
+            if isinstance(value, dict):
+                raise self.error(
+                    f"variable '{name}' must be a string, number, boolean or list", key=name
+                )
+        resources = self.resource_table(data.get("resources", {}), None, "resources")
+        rules_data = data.get("rules", {})
+        if not isinstance(rules_data, dict):
+            raise self.error(f"must be a table of rules, got {_type_name(rules_data)}", key="rules")
+        rules: Dict[str, RuleSpec] = {}
+        for name, body in rules_data.items():
+            rules[name] = self.rule(name, body, variables)
+        if not rules:
+            raise self.error(
+                "no rules defined", hint="add a rule, e.g. [rules.hello] with outputs and cmd"
+            )
+        self.check_unique_outputs(rules)
+        return Manifest(self.path, rules, default, variables, resources, digest)
+
+    def string_list(self, value: Any, rule: Optional[str], key: str) -> List[str]:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.error(f"must be a list of strings, got {_type_name(value)}", rule, key)
+        return list(value)
+
+    def resource_table(self, value: Any, rule: Optional[str], key: str) -> Dict[str, float]:
+        if not isinstance(value, dict):
+            raise self.error(
+                f"must be a table such as {{ gpu = 1 }}, got {_type_name(value)}", rule, key
+            )
+        result: Dict[str, float] = {}
+        for name, amount in value.items():
+            if not NAME_RE.match(name):
+                raise self.error(f"resource name '{name}' must be an identifier", rule, key)
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+                raise self.error(
+                    f"resource '{name}' must be a non-negative number, got {amount!r}", rule, key
+                )
+            result[name] = amount
+        return result
+
+    def paths(self, value: Any, rule: str, key: str) -> Tuple[List[str], Dict[str, List[int]]]:
+        """inputs/outputs: a string, a list of strings, or a table of named strings/lists."""
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            if not all(isinstance(item, str) for item in value):
+                raise self.error("must be a list of path strings", rule, key)
+            items, names = list(value), {}
+        elif isinstance(value, dict):
+            items, names = [], {}
+            for name, entry in value.items():
+                if not NAME_RE.match(name):
+                    raise self.error(f"name '{name}' must be an identifier", rule, key)
+                entries = [entry] if isinstance(entry, str) else entry
+                if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+                    raise self.error(f"'{name}' must be a path string or a list of them", rule, key)
+                names[name] = list(range(len(items), len(items) + len(entries)))
+                items.extend(entries)
+        else:
+            raise self.error(f"must be a list of paths, got {_type_name(value)}", rule, key)
+        for item in items:
+            if not item.strip():
+                raise self.error("contains an empty path", rule, key)
+            if "\0" in item:
+                raise self.error("contains a NUL character", rule, key)
+            self.check_braces(item, rule, key)
+        return items, names
+
+    def check_braces(self, pattern: str, rule: str, key: str) -> None:
+        stripped = WILDCARD_RE.sub("", pattern)
+        if "{" in stripped or "}" in stripped:
+            raise self.error(f"unbalanced brace in '{pattern}'", rule, key, hint="use {{ and }} for literal braces")
+        for name in wildcard_names_in(pattern):
+            if not NAME_RE.match(name):
+                raise self.error(
+                    f"'{{{name}}}' in '{pattern}' is not a valid wildcard name",
+                    rule,
+                    key,
+                    hint="wildcards are written {name}; constrain them with the rule's `wildcards` table",
+                )
+
+    def rule(self, name: str, body: Any, variables: Dict[str, Any]) -> RuleSpec:
+        if not RULE_NAME_RE.match(name):
+            raise self.error(
+                "rule names may contain only letters, digits, '_', '-' and '.'", name
+            )
+        if not isinstance(body, dict):
+            raise self.error(f"must be a table, got {_type_name(body)}", name)
+        spec = RuleSpec(name)
+        spec.line = self.locator.find(name)
+        for key in body:
+            if key not in RULE_KEYS:
+                raise self.error(
+                    "unknown key",
+                    name,
+                    key,
+                    hint=_did_you_mean(key, RULE_KEYS) or f"valid keys: {', '.join(RULE_KEYS)}",
+                )
+        spec.inputs, spec.input_names = self.paths(body.get("inputs", []), name, "inputs")
+        spec.outputs, spec.output_names = self.paths(body.get("outputs", []), name, "outputs")
+        cmd = body.get("cmd")
+        if cmd is not None:
+            if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
+                cmd = "\n".join(cmd)
+            if not isinstance(cmd, str):
+                raise self.error(f"must be a string (or a list of strings), got {_type_name(cmd)}", name, "cmd")
+            if not cmd.strip():
+                raise self.error("is empty", name, "cmd")
+        spec.cmd = cmd
+        if cmd is None:
+            extra = [k for k in body if k not in ("inputs", "description")]
+            if spec.outputs:
+                raise self.error(
+                    "has outputs but no cmd",
+                    name,
+                    "outputs",
+                    hint="add a cmd that writes the outputs, or remove outputs to make an alias rule",
+                )
+            if extra:
+                raise self.error(
+                    f"an alias rule (no cmd) takes only inputs; '{extra[0]}' needs a cmd", name, extra[0]
+                )
+        for output in spec.outputs:
+            normalized = output.replace("\\", "/")
+            if os.path.isabs(normalized) or normalized.split("/")[0] == ".." or "/../" in f"/{normalized}/":
+                raise self.error(
+                    f"output '{output}' is outside the project directory",
+                    name,
+                    "outputs",
+                    hint="outputs must be relative paths inside the project",
+                )
+        # Wildcards: names in outputs define them; foreach keys define them too.
+        output_wildcards: List[str] = []
+        for output in spec.outputs:
+            for wildcard in wildcard_names_in(output):
+                if wildcard not in output_wildcards:
+                    output_wildcards.append(wildcard)
+        foreach = body.get("foreach", {})
+        if not isinstance(foreach, dict):
+            raise self.error(
+                "must be a table such as { sample = \"raw/{sample}.txt\" }", name, "foreach"
+            )
+        for key, values in foreach.items():
+            if not NAME_RE.match(key):
+                raise self.error(f"'{key}' is not a valid wildcard name", name, "foreach")
+            if isinstance(values, str):
+                self.check_braces(values, name, "foreach")
+                if key not in wildcard_names_in(values):
+                    raise self.error(
+                        f"pattern '{values}' for '{key}' must contain {{{key}}}",
+                        name,
+                        "foreach",
+                        hint=f"e.g. foreach = {{ {key} = \"data/{{{key}}}.csv\" }}, or a list of values",
+                    )
+                others = [w for w in wildcard_names_in(values) if w != key and w not in foreach]
+                if others:
+                    raise self.error(f"pattern '{values}' uses unknown wildcard '{others[0]}'", name, "foreach")
+            elif isinstance(values, list) and all(
+                isinstance(v, (str, int)) and not isinstance(v, bool) for v in values
+            ):
+                values = [str(v) for v in values]
+                for value in values:
+                    if not value or "\0" in value:
+                        raise self.error(f"value {value!r} for '{key}' is empty or has NUL", name, "foreach")
+            else:
+                raise self.error(
+                    f"'{key}' must be a glob pattern string or a list of values", name, "foreach"
+                )
+            spec.foreach[key] = values
+        wildcard_table = body.get("wildcards", {})
+        if not isinstance(wildcard_table, dict):
+            raise self.error("must be a table of regular expressions", name, "wildcards")
+        all_wildcards = list(output_wildcards) + [k for k in spec.foreach if k not in output_wildcards]
+        for key, regex in wildcard_table.items():
+            if not isinstance(regex, str):
+                raise self.error(f"constraint for '{key}' must be a regex string", name, "wildcards")
+            if key not in all_wildcards:
+                raise self.error(
+                    f"'{key}' is not a wildcard of this rule",
+                    name,
+                    "wildcards",
+                    hint=_did_you_mean(key, all_wildcards),
+                )
+            try:
+                compiled = re.compile(regex)
+            except re.error as exc:
+                raise self.error(f"invalid regex for '{key}': {exc}", name, "wildcards") from None
+            if compiled.groups:
+                regex = re.sub(r"\((?!\?)", "(?:", regex)
+            spec.wildcard_regex[key] = regex
+        for key in all_wildcards:
+            spec.wildcard_regex.setdefault(key, DEFAULT_WILDCARD_REGEX)
+        spec.wildcard_names = tuple(all_wildcards)
+        for input_pattern in spec.inputs:
+            for wildcard in wildcard_names_in(input_pattern):
+                if wildcard not in all_wildcards:
+                    raise self.error(
+                        f"input '{input_pattern}' uses wildcard '{{{wildcard}}}', which no output or foreach defines",
+                        name,
+                        "inputs",
+                        hint="every wildcard in inputs must appear in an output pattern or in foreach",
+                    )
+        for output in spec.outputs:
+            missing = [w for w in output_wildcards if w not in wildcard_names_in(output)]
+            if missing:
+                raise self.error(
+                    f"output '{output}' lacks wildcard '{{{missing[0]}}}' that another output has",
+                    name,
+                    "outputs",
+                    hint="every output of a pattern rule must use all of its wildcards",
+                )
+            if any(ch in GLOB_CHARS for ch in WILDCARD_RE.sub("", output)):
+                raise self.error(
+                    f"output '{output}' contains a glob character",
+                    name,
+                    "outputs",
+                    hint="outputs must be exact paths or {wildcard} patterns",
+                )
+        spec.resources = self.resource_table(body.get("resources", {}), name, "resources")
+        cpus = body.get("cpus", 1)
+        if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+            raise self.error(f"must be a positive integer, got {cpus!r}", name, "cpus")
+        spec.cpus = cpus
+        env = body.get("env", {})
+        if not isinstance(env, dict):
+            raise self.error("must be a table of environment variables", name, "env")
+        for key, value in env.items():
+            if isinstance(value, bool):
+                value = "1" if value else "0"
+            if not isinstance(value, (str, int, float)):
+                raise self.error(f"value of '{key}' must be a string or number", name, "env")
+            spec.env[key] = str(value)
+        retries = body.get("retries")
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+            raise self.error(f"must be a non-negative integer, got {retries!r}", name, "retries")
+        spec.retries = retries
+        for key in ("retry_delay", "timeout"):
+            if key in body:
+                try:
+                    seconds = parse_duration(body[key])
+                except ValueError as exc:
+                    raise self.error(str(exc), name, key) from None
+                setattr(spec, key, seconds)
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            raise self.error("must be a string", name, "description")
+        spec.description = description
+        if cmd is not None:
+            used: List[str] = []
+            spec.cmd_template = self.template(cmd, spec, variables, "cmd", used)
+            for key, value in spec.env.items():
+                spec.env_templates[key] = self.template(value, spec, variables, "env", used)
+            spec.vars_used = tuple(sorted(set(used)))
+        return spec
+
+    def template(
+        self, text: str, spec: RuleSpec, variables: Dict[str, Any], key: str, used: List[str]
+    ) -> Template:
+        parts: List[Union[str, Placeholder]] = []
+        position = 0
+        literal: List[str] = []
+        for match in WILDCARD_RE.finditer(text):
+            literal.append(text[position : match.start()])
+            position = match.end()
+            token = match.group(0)
+            if token == "{{":
+                literal.append("{")
+                continue
+            if token == "}}":
+                literal.append("}")
+                continue
+            placeholder = self.placeholder(match.group(1).strip(), spec, variables, key)
+            if placeholder.kind == "vars":
+                used.append(placeholder.attr or "")
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(placeholder)
+        literal.append(text[position:])
+        rest = "".join(literal)
+        if "{" in WILDCARD_RE.sub("", text) or "}" in WILDCARD_RE.sub("", text):
+            raise self.error(
+                "unbalanced brace in command", spec.name, key, hint="write {{ and }} for literal braces"
+            )
+        if rest:
+            parts.append(rest)
+        return tuple(parts)
+
+    def placeholder(self, body: str, spec: RuleSpec, variables: Dict[str, Any], key: str) -> Placeholder:
+        match = _PLACEHOLDER_RE.match(body)
+        if not match or match.group("kind") not in PLACEHOLDER_KINDS:
+            kind = match.group("kind") if match else body
+            hint = _did_you_mean(kind, PLACEHOLDER_KINDS) if match else None
+            if match and kind in spec.wildcard_regex:
+                hint = f"write {{wildcards.{kind}}}"
+            raise self.error(
+                f"unknown placeholder '{{{body}}}'",
+                spec.name,
+                key,
+                hint=hint
+                or "valid: {inputs} {outputs} {inputs[0]} {inputs.NAME} {wildcards.NAME} {vars.NAME} {resources.NAME} {rule} {cpus}; {{ }} for literal braces",
+            )
+        kind = match.group("kind")
+        index = int(match.group("index")) if match.group("index") is not None else None
+        attr = match.group("attr")
+        if kind in ("inputs", "outputs"):
+            items = spec.inputs if kind == "inputs" else spec.outputs
+            names = spec.input_names if kind == "inputs" else spec.output_names
+            expands = kind == "inputs" and (
+                bool(spec.foreach) or any(GLOB_CHARS & set(item) for item in items)
+            )
+            if index is not None and not expands and not (-len(items) <= index < len(items)):
+                raise self.error(
+                    f"'{{{body}}}' is out of range: the rule has {len(items)} {kind}",
+                    spec.name,
+                    key,
+                )
+            if attr is not None and attr not in names:
+                raise self.error(
+                    f"'{{{body}}}': no {kind[:-1]} named '{attr}'",
+                    spec.name,
+                    key,
+                    hint=_did_you_mean(attr, list(names)) or f"name {kind} with a table: {kind} = {{ {attr} = \"path\" }}",
+                )
+        elif kind in ("wildcards", "vars", "resources"):
+            if attr is None:
+                raise self.error(f"'{{{body}}}' needs a name: {{{kind}.NAME}}", spec.name, key)
+            known: Sequence[str] = {
+                "wildcards": spec.wildcard_regex,
+                "vars": variables,
+                "resources": spec.resources,
+            }[kind]  # type: ignore[assignment]
+            if attr not in known:
+                raise self.error(
+                    f"unknown placeholder '{{{body}}}': no {kind[:-1] if kind != 'resources' else 'resource'} '{attr}'"
+                    + (" in [vars]" if kind == "vars" else " in this rule" if kind != "vars" else ""),
+                    spec.name,
+                    key,
+                    hint=_did_you_mean(attr, list(known)),
+                )
+        elif index is not None or attr is not None:
+            raise self.error(f"'{{{kind}}}' takes no index or name", spec.name, key)
+        return Placeholder(kind, index, attr, "{" + body + "}")
+
+    def check_unique_outputs(self, rules: Dict[str, RuleSpec]) -> None:
+        seen: Dict[str, str] = {}
+        for rule in rules.values():
+            if any(wildcard_names_in(output) for output in rule.outputs):
+                continue  # pattern outputs are checked when they are matched
+            for output in rule.outputs:
+                key = os.path.normpath(output.replace("{{", "{").replace("}}", "}")).rstrip("/")
+                if key in seen and seen[key] != rule.name:
+                    raise self.error(
+                        f"output '{output}' is also produced by rule '{seen[key]}'",
+                        rule.name,
+                        "outputs",
+                        hint="each file must be made by exactly one rule",
+                    )
+                seen[key] = rule.name

@@ -1,0 +1,125 @@
+"""Project-relative paths and path patterns: normalisation, `{wildcard}` patterns, globs.
+
+Owns the one canonical spelling of a path (POSIX, relative to the project root, no `./`, no
+trailing slash) so that every other module can compare paths as plain strings.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import re
+from typing import Dict, Iterable, List, Optional, Pattern, Tuple
+
+from .manifest import GLOB_CHARS, WILDCARD_RE
+
+
+def normalize(path: str) -> str:
+    """Canonical project-relative spelling: 'a/./b/' → 'a/b'. Absolute paths stay absolute."""
+    if not path:
+        return path
+    path = path.replace("\\", "/") if os.sep == "\\" else path
+    normalized = os.path.normpath(path)
+    if normalized == ".":
+        return "."
+    return normalized
+
+
+def is_outside(path: str) -> bool:
+    """True if a normalised relative path escapes the project directory."""
+    return os.path.isabs(path) or path == ".." or path.startswith("../")
+
+
+def has_glob(pattern: str) -> bool:
+    return any(ch in GLOB_CHARS for ch in pattern)
+
+
+def substitute(pattern: str, values: Dict[str, str]) -> str:
+    """Fill the `{wildcards}` of a path pattern; names without a value are left as they are."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
+        return values.get(name, match.group(0))
+
+    return WILDCARD_RE.sub(replace, pattern)
+
+
+def unescape(pattern: str) -> str:
+    """A pattern without wildcards: turn `{{`/`}}` into literal braces."""
+    return pattern.replace("{{", "{").replace("}}", "}")
+
+
+def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[str], int]:
+    """A regex matching paths of `pattern`, with a named group per wildcard.
+
+    Returns (regex, number of literal characters); the literal count ranks competing pattern
+    rules (the most specific wins, as GNU make prefers the shortest stem).
+    """
+    parts: List[str] = []
+    seen: List[str] = []
+    position = 0
+    literal_count = 0
+    normalized = normalize(pattern) if not pattern.endswith("/") else normalize(pattern)
+    for match in WILDCARD_RE.finditer(normalized):
+        literal = normalized[position : match.start()]
+        parts.append(re.escape(literal))
+        literal_count += len(literal)
+        position = match.end()
+        name = match.group(1)
+        if name is None:
+            parts.append(re.escape(match.group(0)[0]))
+            literal_count += 1
+        elif name in seen:
+            parts.append(f"(?P={name})")
+        else:
+            seen.append(name)
+            parts.append(f"(?P<{name}>{constraints.get(name, '[^/]+')})")
+    tail = normalized[position:]
+    parts.append(re.escape(tail))
+    literal_count += len(tail)
+    return re.compile("".join(parts) + r"\Z"), literal_count
+
+
+def bad_wildcard_value(value: str) -> Optional[str]:
+    """Why a wildcard value is unsafe to put in a path, or None if it is fine."""
+    if "\0" in value:
+        return "contains a NUL character"
+    if not value:
+        return "is empty"
+    if any(part == ".." for part in value.split("/")):
+        return "contains '..'"
+    if value.startswith("/"):
+        return "is an absolute path"
+    return None
+
+
+def expand_glob(root: str, pattern: str) -> List[str]:
+    """Existing files matching a glob pattern (relative to `root`), sorted, normalised."""
+    absolute = os.path.isabs(pattern)
+    full = pattern if absolute else os.path.join(root, pattern)
+    matches = _glob.glob(full, recursive="**" in pattern)
+    if absolute:
+        return sorted(normalize(m) for m in matches)
+    prefix = len(root.rstrip(os.sep)) + 1
+    return sorted(normalize(m[prefix:]) for m in matches)
+
+
+def foreach_values(root: str, key: str, pattern: str, constraints: Dict[str, str]) -> List[str]:
+    """Values of wildcard `key` for which `pattern` names an existing file, sorted, unique."""
+    glob_pattern = WILDCARD_RE.sub(lambda m: "*" if m.group(1) else m.group(0)[0], pattern)
+    # `**` lets a wildcard whose constraint allows '/' reach into subdirectories.
+    if any("/" in constraints.get(name, "") or "." in constraints.get(name, "") for name in _names(pattern)):
+        glob_pattern = glob_pattern.replace("*", "**")
+    regex, _ = compile_pattern(pattern, constraints)
+    values = set()
+    for path in expand_glob(root, glob_pattern):
+        match = regex.match(path)
+        if match:
+            values.add(match.group(key))
+    return sorted(values)
+
+
+def _names(pattern: str) -> Iterable[str]:
+    return [m.group(1) for m in WILDCARD_RE.finditer(pattern) if m.group(1)]

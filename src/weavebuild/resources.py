@@ -1,0 +1,176 @@
+"""Job slots and named resources (gpu, mem_mb, ...): parsing, totals, and accounting.
+
+Owns the admission rule: a job starts only when its `cpus` slots and every resource amount it
+asks for are free, and each job asking for `gpu = k` gets k GPU ids no running job holds.
+Starts no process (GPU detection may run `nvidia-smi -L` once, lazily).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import UsageError
+
+_ITEM_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9]+(?:\.[0-9]*)?)\s*$")
+
+
+def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
+    """'gpu=4,mem_mb=16000' (repeatable) → {'gpu': 4, 'mem_mb': 16000}; UsageError if malformed."""
+    totals: Dict[str, float] = {}
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            match = _ITEM_RE.match(item)
+            if not match:
+                raise UsageError(
+                    f"invalid --resources value '{item.strip()}'",
+                    hint="write NAME=AMOUNT, e.g. --resources gpu=2,mem_mb=16000",
+                )
+            amount = float(match.group(2))
+            totals[match.group(1)] = int(amount) if amount.is_integer() else amount
+    return totals
+
+
+def visible_gpu_ids() -> Optional[List[str]]:
+    """GPU ids from CUDA_VISIBLE_DEVICES, or None when it is not set."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip() and item.strip() != "-1"]
+
+
+def detect_gpu_count() -> int:
+    """GPUs on this machine: CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`, else 0."""
+    visible = visible_gpu_ids()
+    if visible is not None:
+        return len(visible)
+    program = shutil.which("nvidia-smi")
+    if program is None:
+        return 0
+    try:
+        result = subprocess.run(
+            [program, "-L"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if result.returncode != 0:
+        return 0
+    return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
+
+
+class Grant:
+    """What a running job holds: slots, resource amounts and GPU ids."""
+
+    __slots__ = ("slots", "amounts", "gpu_ids")
+
+    def __init__(self, slots: int, amounts: Mapping[str, float], gpu_ids: List[str]):
+        self.slots = slots
+        self.amounts = amounts
+        self.gpu_ids = gpu_ids
+
+
+class ResourcePool:
+    """Free slots and resources; `try_acquire` and `release` keep the books."""
+
+    def __init__(self, slots: int, totals: Mapping[str, float], gpu_ids: Sequence[str]):
+        self.slots = slots
+        self.free_slots = slots
+        self.totals = dict(totals)
+        self.free = dict(totals)
+        self.free_gpu_ids = list(gpu_ids)
+
+    def slots_for(self, cpus: int) -> int:
+        # A job asking for more cpus than -j allows runs alone rather than never.
+        return min(cpus, self.slots)
+
+    def check_feasible(self, requests: Iterable[Tuple[str, Mapping[str, float]]]) -> None:
+        """Raise UsageError if some job asks for more than a total could ever provide."""
+        for rule, amounts in requests:
+            for name, amount in amounts.items():
+                total = self.totals.get(name)
+                if total is not None and amount > total:
+                    raise UsageError(
+                        f"rule '{rule}' needs {name}={_fmt(amount)} but only {name}={_fmt(total)} is available",
+                        hint=f"raise the total with --resources {name}={_fmt(amount)} or lower the rule's request",
+                    )
+                if name == "gpu" and amount != int(amount):
+                    raise UsageError(
+                        f"rule '{rule}' asks for gpu={amount}; GPUs are handed out whole",
+                        hint="use an integer number of GPUs",
+                    )
+
+    def try_acquire(self, cpus: int, amounts: Mapping[str, float]) -> Optional[Grant]:
+        slots = self.slots_for(cpus)
+        if slots > self.free_slots:
+            return None
+        free = self.free
+        for name, amount in amounts.items():
+            available = free.get(name)
+            if available is not None and amount > available + 1e-9:
+                return None
+        self.free_slots -= slots
+        for name, amount in amounts.items():
+            if name in free:
+                free[name] -= amount
+        gpu_ids: List[str] = []
+        wanted = int(amounts.get("gpu", 0) or 0)
+        if wanted and "gpu" in self.totals:
+            gpu_ids = self.free_gpu_ids[:wanted]
+            del self.free_gpu_ids[:wanted]
+        return Grant(slots, amounts, gpu_ids)
+
+    def release(self, grant: Grant) -> None:
+        self.free_slots += grant.slots
+        for name, amount in grant.amounts.items():
+            if name in self.free:
+                self.free[name] += amount
+        self.free_gpu_ids.extend(grant.gpu_ids)
+        self.free_gpu_ids.sort(key=_id_order)
+
+    @property
+    def idle(self) -> bool:
+        return self.free_slots == self.slots
+
+
+def _id_order(value: str) -> Tuple[int, str]:
+    return (int(value), "") if value.isdigit() else (1 << 30, value)
+
+
+def _fmt(amount: float) -> str:
+    return str(int(amount)) if float(amount).is_integer() else str(amount)
+
+
+def make_pool(
+    slots: int,
+    weavefile_totals: Mapping[str, float],
+    cli_totals: Mapping[str, float],
+    gpu_needed: bool,
+) -> ResourcePool:
+    """The pool for a build: CLI totals override the Weavefile's; gpu defaults to detection."""
+    totals: Dict[str, float] = dict(weavefile_totals)
+    totals.update(cli_totals)
+    if "gpu" not in totals and gpu_needed:
+        detected = detect_gpu_count()
+        # With no GPU and no explicit total, GPU jobs still run: without GPU ids, on the CPU
+        # (CUDA_VISIBLE_DEVICES=""), so a pipeline written for a GPU box works on a laptop.
+        if detected:
+            totals["gpu"] = detected
+    gpu_ids: List[str] = []
+    if "gpu" in totals:
+        count = int(totals["gpu"])
+        visible = visible_gpu_ids()
+        if visible is None:
+            gpu_ids = [str(i) for i in range(count)]
+        else:
+            if count > len(visible):
+                raise UsageError(
+                    f"gpu={count} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPU(s)",
+                    hint="lower --resources gpu or widen CUDA_VISIBLE_DEVICES",
+                )
+            gpu_ids = visible[:count]
+    return ResourcePool(slots, totals, gpu_ids)

@@ -1,0 +1,196 @@
+"""Staleness: is a job up to date, and if not, why? Reasons are data, rendered elsewhere.
+
+A job's signature is the xxh3-128 of its recipe (command after substitution, the vars and env
+it uses, its ordered outputs) and the digest of every input. It is up to date iff a success
+record with that signature exists and every output still has the digest recorded then. This
+module reads the file system (through FileState) and the store; it never writes either.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .filestate import FileState
+from .graph import Job
+from .hashing import digest_strings
+from .store import JobRow, Record, Store
+
+# Reason kinds, in the user's words (`weave plan` prints them as "kind: detail").
+NEVER_BUILT = "never built"
+OUTPUT_MISSING = "output missing"
+OUTPUT_MODIFIED = "output modified"
+INPUT_CHANGED = "input changed"
+INPUTS_CHANGED = "inputs changed"
+INPUT_MISSING = "input missing"
+COMMAND_CHANGED = "command changed"
+VAR_CHANGED = "var changed"
+ENV_CHANGED = "env changed"
+FORCED = "forced"
+UPSTREAM = "upstream will rerun"
+ALWAYS = "no outputs (always runs)"
+RECORD_MISMATCH = "recorded result differs"
+
+
+class Reason:
+    """Why a job must run: a kind (see the constants above) and an optional detail."""
+
+    __slots__ = ("kind", "detail")
+
+    def __init__(self, kind: str, detail: str = ""):
+        self.kind = kind
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+    def __repr__(self) -> str:
+        return f"Reason({self.kind!r}, {self.detail!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reason) and (self.kind, self.detail) == (other.kind, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.detail))
+
+    def to_json(self) -> Dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail}
+
+
+def recipe_of(job: Job) -> Dict[str, object]:
+    """What the store repeats of a job's recipe, to tell which part of it changed."""
+    return {
+        "cmd": job.cmd,
+        "env": job.env,
+        "vars": job.vars,
+        "outputs": [o + ("/" if d else "") for o, d in zip(job.outputs, job.dir_outputs)],
+    }
+
+
+def recipe_digest(job: Job) -> str:
+    parts: List[str] = ["weave-recipe-1", job.cmd]
+    for key in sorted(job.env):
+        parts.append(f"env:{key}={job.env[key]}")
+    for key in sorted(job.vars):
+        parts.append(f"var:{key}={json.dumps(job.vars[key], sort_keys=True)}")
+    for output, is_dir in zip(job.outputs, job.dir_outputs):
+        parts.append("out:" + output + ("/" if is_dir else ""))
+    return digest_strings(parts)
+
+
+def signature_of(recipe: str, inputs: Sequence[Tuple[str, str]]) -> str:
+    parts = [recipe]
+    for path, digest in inputs:
+        parts.append(path)
+        parts.append(digest)
+    return digest_strings(parts)
+
+
+class Verdict:
+    """The result of checking one job: its signature, input digests, and reasons to run."""
+
+    __slots__ = ("signature", "inputs", "reasons")
+
+    def __init__(self, signature: Optional[str], inputs: List[Tuple[str, str]], reasons: List[Reason]):
+        self.signature = signature
+        self.inputs = inputs
+        self.reasons = reasons
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.reasons
+
+
+class Scanner:
+    """Checks jobs against the file system and the store's records."""
+
+    def __init__(self, files: FileState, store: Store, latest: Dict[str, JobRow]):
+        self.files = files
+        self.store = store
+        self.latest = latest
+        self._recipes: Dict[str, str] = {}
+
+    def recipe(self, job: Job) -> str:
+        digest = self._recipes.get(job.key)
+        if digest is None:
+            digest = self._recipes[job.key] = recipe_digest(job)
+        return digest
+
+    def check(self, job: Job, forced: bool = False) -> Verdict:
+        inputs: List[Tuple[str, str]] = []
+        digest_of = self.files.digest
+        for path in job.inputs:
+            digest = digest_of(path)
+            if digest is None:
+                return Verdict(None, inputs, [Reason(INPUT_MISSING, path)])
+            inputs.append((path, digest))
+        if not job.outputs:
+            return Verdict(None, inputs, [Reason(ALWAYS)])
+        signature = signature_of(self.recipe(job), inputs)
+        if forced:
+            return Verdict(signature, inputs, [Reason(FORCED)])
+        latest = self.latest.get(job.key)
+        recorded: Optional[List[str]] = None
+        if latest is not None and latest.signature == signature:
+            recorded = latest.outputs
+        else:
+            record = self.store.record(signature)
+            if record is not None:
+                recorded = record.outputs
+        if recorded is not None:
+            reasons = self._compare_outputs(job, recorded)
+            return Verdict(signature, inputs, reasons)
+        return Verdict(signature, inputs, self.explain_new_signature(job, inputs, latest))
+
+    def _compare_outputs(self, job: Job, recorded: List[str]) -> List[Reason]:
+        if len(recorded) != len(job.outputs):
+            return [Reason(RECORD_MISMATCH)]
+        reasons: List[Reason] = []
+        for path, expected in zip(job.outputs, recorded):
+            current = self.files.digest(path)
+            if current is None:
+                reasons.append(Reason(OUTPUT_MISSING, path))
+            elif current != expected:
+                reasons.append(Reason(OUTPUT_MODIFIED, path))
+        return reasons
+
+    def explain_new_signature(
+        self, job: Job, inputs: List[Tuple[str, str]], latest: Optional[JobRow]
+    ) -> List[Reason]:
+        """Why no record matches: compare with the job's latest success, part by part."""
+        if latest is None:
+            return [Reason(NEVER_BUILT)]
+        record: Optional[Record] = self.store.record(latest.signature)
+        if record is None:
+            return [Reason(NEVER_BUILT)]
+        reasons: List[Reason] = []
+        old = record.recipe
+        new = recipe_of(job)
+        old_vars = old.get("vars", {}) if isinstance(old.get("vars"), dict) else {}
+        changed_vars = sorted(
+            name for name in set(old_vars) | set(job.vars) if old_vars.get(name) != job.vars.get(name)
+        )
+        for name in changed_vars:
+            reasons.append(Reason(VAR_CHANGED, name))
+        if old.get("cmd") != new["cmd"] and not changed_vars:
+            reasons.append(Reason(COMMAND_CHANGED))
+        old_env = old.get("env", {}) if isinstance(old.get("env"), dict) else {}
+        for name in sorted(set(old_env) | set(job.env)):
+            if old_env.get(name) != job.env.get(name):
+                reasons.append(Reason(ENV_CHANGED, name))
+        if old.get("outputs") != new["outputs"]:
+            reasons.append(Reason(COMMAND_CHANGED, "outputs changed"))
+        old_inputs = dict(record.inputs)
+        new_paths = [path for path, _ in inputs]
+        if [path for path, _ in record.inputs] != new_paths:
+            added = [p for p in new_paths if p not in old_inputs]
+            removed = [p for p, _ in record.inputs if p not in set(new_paths)]
+            detail = ", ".join(
+                [f"+{p}" for p in added[:3]] + [f"-{p}" for p in removed[:3]]
+            ) or "order changed"
+            reasons.append(Reason(INPUTS_CHANGED, detail))
+        for path, digest in inputs:
+            before = old_inputs.get(path)
+            if before is not None and before != digest:
+                reasons.append(Reason(INPUT_CHANGED, path))
+        return reasons or [Reason(NEVER_BUILT, "no matching record")]

@@ -1,0 +1,398 @@
+"""The state store: `.weave/state.db`, an SQLite database in WAL mode.
+
+Owns the persistent format: file digests keyed by stat fingerprint, job success records keyed
+by signature (so a content-addressed output cache can later restore outputs by signature), the
+latest signature of each job, and run history. Knows SQL and nothing of graphs or scheduling.
+Invariant: losing or corrupting this store may only cause extra work, never a wrong result;
+a store that cannot be read is moved aside and replaced by an empty one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x57454156  # 'WEAV': tells our database from any other SQLite file
+STATE_DIR = ".weave"
+DB_NAME = "state.db"
+
+# (size, mtime_ns, inode, ctime_ns, digest, hashed_at_ns)
+FileRow = Tuple[int, int, int, int, str, int]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, ctime_ns INTEGER,
+    digest TEXT, hashed_at_ns INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    signature TEXT PRIMARY KEY, job_key TEXT NOT NULL, rule TEXT NOT NULL,
+    recipe TEXT NOT NULL, inputs TEXT NOT NULL, outputs TEXT NOT NULL,
+    duration REAL, finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS records_by_job ON records(job_key);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_key TEXT PRIMARY KEY, signature TEXT NOT NULL, duration REAL, finished_at REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL, ended REAL, argv TEXT, targets TEXT,
+    outcome TEXT, ran INTEGER, failed INTEGER, up_to_date INTEGER
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id INTEGER, job_key TEXT, rule TEXT, attempt INTEGER, started REAL, duration REAL,
+    exit_code INTEGER, status TEXT, peak_rss INTEGER, cpu_time REAL, log TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_run ON attempts(run_id);
+"""
+
+
+class Record:
+    """A job's success: the recipe and input digests it ran with and the outputs it made."""
+
+    __slots__ = ("signature", "job_key", "rule", "recipe", "inputs", "outputs", "duration", "finished_at")
+
+    def __init__(
+        self,
+        signature: str,
+        job_key: str,
+        rule: str,
+        recipe: Dict[str, Any],
+        inputs: List[Tuple[str, str]],
+        outputs: List[str],
+        duration: float,
+        finished_at: float,
+    ):
+        self.signature = signature
+        self.job_key = job_key
+        self.rule = rule
+        self.recipe = recipe
+        self.inputs = inputs
+        self.outputs = outputs
+        self.duration = duration
+        self.finished_at = finished_at
+
+
+class JobRow:
+    """The latest success of a job (by job key): its signature and output digests."""
+
+    __slots__ = ("signature", "outputs", "duration")
+
+    def __init__(self, signature: str, outputs: Optional[str], duration: Optional[float]):
+        self.signature = signature
+        self.outputs = outputs.split(" ") if outputs else []
+        self.duration = duration
+
+
+class Store:
+    """Open with `Store.open(project_root)`; every write is one short transaction."""
+
+    def __init__(self, connection: Optional[sqlite3.Connection], path: str, warnings: List[str]):
+        self.connection = connection
+        self.path = path
+        self.warnings = warnings
+        self.broken = False
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: str, readonly: bool = False) -> Store:
+        """Open (creating if needed) the store of the project at `root`.
+
+        A store that is corrupt, truncated, foreign or from an unknown version is moved aside
+        (`state.db.corrupt-<time>`) with a warning, and an empty one takes its place.
+        """
+        state_dir = os.path.join(root, STATE_DIR)
+        path = os.path.join(state_dir, DB_NAME)
+        warnings: List[str] = []
+        if readonly and not os.path.exists(path):
+            return cls(None, path, warnings)
+        try:
+            os.makedirs(state_dir, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {state_dir}: {exc.strerror}") from None
+        try:
+            connection = cls._connect(path, readonly)
+        except _Unusable as exc:
+            if readonly:
+                warnings.append(f"state store {path} is unusable ({exc}); treating everything as never built")
+                return cls(None, path, warnings)
+            aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.replace(path + suffix, aside + suffix)
+                except FileNotFoundError:
+                    pass
+                except OSError as move_error:
+                    raise StoreError(f"cannot move aside unusable state store {path}: {move_error}") from None
+            warnings.append(
+                f"state store was unusable ({exc}); moved it to {os.path.basename(aside)} "
+                "and started afresh: jobs will rerun as if never built"
+            )
+            try:
+                connection = cls._connect(path, readonly)
+            except _Unusable as again:
+                raise StoreError(f"cannot create state store {path}: {again}") from None
+        return cls(connection, path, warnings)
+
+    @staticmethod
+    def _connect(path: str, readonly: bool) -> sqlite3.Connection:
+        connection = None
+        try:
+            if readonly:
+                uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+                connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                connection = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout = 30000")
+            application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables and application_id != APPLICATION_ID:
+                raise _Unusable("not a weave state store")
+            if tables and version != SCHEMA_VERSION:
+                # Older versions are rebuilt rather than migrated: the store is a cache of
+                # facts that a build re-derives, so rebuilding costs only extra work.
+                raise _Unusable(f"schema version {version}, expected {SCHEMA_VERSION}")
+            if not readonly:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                if not tables:
+                    connection.executescript(
+                        "BEGIN;"
+                        + _SCHEMA
+                        + f"PRAGMA application_id = {APPLICATION_ID};"
+                        + f"PRAGMA user_version = {SCHEMA_VERSION};"
+                        + "COMMIT;"
+                    )
+            # Touch every table so that a truncated or corrupt file fails here, not mid-build.
+            for table in ("files", "records", "jobs"):
+                if tables or not readonly:
+                    connection.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
+            return connection
+        except sqlite3.DatabaseError as exc:
+            if connection is not None:
+                connection.close()
+            raise _Unusable(str(exc)) from None
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            finally:
+                self.connection = None
+
+    def _fail(self, exc: Exception) -> None:
+        if not self.broken:
+            self.broken = True
+            self.warnings.append(
+                f"state store error ({exc}); continuing without it: later builds may redo work"
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+    def load_files(self) -> Dict[str, FileRow]:
+        if self.connection is None:
+            return {}
+        try:
+            rows = self.connection.execute(
+                "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return {}
+        return {row[0]: row[1:] for row in rows}
+
+    def load_jobs(self) -> Dict[str, JobRow]:
+        if self.connection is None:
+            return {}
+        try:
+            rows = self.connection.execute(
+                "SELECT j.job_key, j.signature, r.outputs, j.duration FROM jobs j "
+                "LEFT JOIN records r ON r.signature = j.signature"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return {}
+        return {row[0]: JobRow(row[1], row[2], row[3]) for row in rows}
+
+    def record(self, signature: str) -> Optional[Record]:
+        if self.connection is None:
+            return None
+        try:
+            row = self.connection.execute(
+                "SELECT signature, job_key, rule, recipe, inputs, outputs, duration, finished_at "
+                "FROM records WHERE signature = ?",
+                (signature,),
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return None
+        if row is None:
+            return None
+        try:
+            return Record(
+                row[0],
+                row[1],
+                row[2],
+                json.loads(row[3]),
+                [tuple(item) for item in json.loads(row[4])],  # type: ignore[misc]
+                row[5].split(" ") if row[5] else [],
+                row[6] or 0.0,
+                row[7] or 0.0,
+            )
+        except (ValueError, TypeError) as exc:
+            self._fail(exc)
+            return None
+
+    def durations(self) -> Dict[str, float]:
+        if self.connection is None:
+            return {}
+        try:
+            rows = self.connection.execute(
+                "SELECT job_key, duration FROM jobs WHERE duration IS NOT NULL"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return {}
+        return dict(rows)
+
+    # -- writing -----------------------------------------------------------------------------
+    def commit(
+        self,
+        records: Sequence[Record] = (),
+        files: Iterable[Tuple[str, FileRow]] = (),
+        forget_files: Iterable[str] = (),
+        forget_jobs: Iterable[str] = (),
+    ) -> None:
+        """Write records and file digests in one transaction (atomic: all or nothing)."""
+        if self.connection is None or self.broken:
+            return
+        connection = self.connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                forget_jobs = list(forget_jobs)
+                if forget_jobs:
+                    connection.executemany(
+                        "DELETE FROM jobs WHERE job_key = ?", [(key,) for key in forget_jobs]
+                    )
+                    connection.executemany(
+                        "DELETE FROM records WHERE job_key = ?", [(key,) for key in forget_jobs]
+                    )
+                forget_files = list(forget_files)
+                if forget_files:
+                    connection.executemany(
+                        "DELETE FROM files WHERE path = ?", [(path,) for path in forget_files]
+                    )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(path,) + tuple(row) for path, row in files],
+                )
+                if records:
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                r.signature,
+                                r.job_key,
+                                r.rule,
+                                json.dumps(r.recipe, sort_keys=True),
+                                json.dumps(r.inputs),
+                                " ".join(r.outputs),
+                                r.duration,
+                                r.finished_at,
+                            )
+                            for r in records
+                        ],
+                    )
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+                        [(r.job_key, r.signature, r.duration, r.finished_at) for r in records],
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+
+    def prune_records(self, job_keys: Iterable[str], keep: int = 8) -> None:
+        """Keep only the newest `keep` records of each job, bounding the store's growth."""
+        if self.connection is None or self.broken:
+            return
+        try:
+            self.connection.executemany(
+                "DELETE FROM records WHERE job_key = ?1 AND signature NOT IN "
+                "(SELECT signature FROM records WHERE job_key = ?1 ORDER BY finished_at DESC LIMIT ?2)",
+                [(key, keep) for key in job_keys],
+            )
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+
+    # -- run history -------------------------------------------------------------------------
+    def start_run(self, argv: Sequence[str], targets: Sequence[str]) -> Optional[int]:
+        if self.connection is None or self.broken:
+            return None
+        try:
+            cursor = self.connection.execute(
+                "INSERT INTO runs (started, argv, targets, outcome) VALUES (?, ?, ?, 'running')",
+                (time.time(), json.dumps(list(argv)), json.dumps(list(targets))),
+            )
+            return cursor.lastrowid
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return None
+
+    def end_run(self, run_id: Optional[int], outcome: str, ran: int, failed: int, up_to_date: int) -> None:
+        if run_id is None or self.connection is None or self.broken:
+            return
+        try:
+            self.connection.execute(
+                "UPDATE runs SET ended = ?, outcome = ?, ran = ?, failed = ?, up_to_date = ? WHERE id = ?",
+                (time.time(), outcome, ran, failed, up_to_date, run_id),
+            )
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+
+    def add_attempts(self, rows: Sequence[Tuple[Any, ...]]) -> None:
+        """Rows of (run_id, job_key, rule, attempt, started, duration, exit_code, status,
+        peak_rss, cpu_time, log)."""
+        if not rows or self.connection is None or self.broken:
+            return
+        try:
+            self.connection.executemany(
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+
+    def runs(self, limit: int = 20) -> List[Tuple[Any, ...]]:
+        if self.connection is None:
+            return []
+        try:
+            return self.connection.execute(
+                "SELECT id, started, ended, argv, targets, outcome, ran, failed, up_to_date "
+                "FROM runs ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            return []
+
+    def attempts(self, run_id: int) -> List[Tuple[Any, ...]]:
+        if self.connection is None:
+            return []
+        try:
+            return self.connection.execute(
+                "SELECT job_key, rule, attempt, started, duration, exit_code, status, peak_rss, "
+                "cpu_time, log FROM attempts WHERE run_id = ? ORDER BY started",
+                (run_id,),
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            return []
+
+
+class _Unusable(Exception):
+    pass
