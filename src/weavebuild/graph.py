@@ -380,6 +380,8 @@ class Resolver:
             entries = [
                 (r, w) for path, (r, w) in self.index.static.items() if r is rule
             ]
+            if not rule.outputs:
+                entries = [(rule, {})]  # a command-only rule: one job, run when requested
             if not entries:
                 example = rule.outputs[0] if rule.outputs else ""
                 raise UsageError(

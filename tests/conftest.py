@@ -1,0 +1,94 @@
+"""Shared fixtures: temporary projects and a runner for the real `weave` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+
+class WeaveRun:
+    """The outcome of one `weave` process."""
+
+    def __init__(self, process: subprocess.CompletedProcess):
+        self.rc = process.returncode
+        self.out = process.stdout
+        self.err = process.stderr
+
+    @property
+    def started(self) -> List[str]:
+        """Display names of the jobs that started, from the `[i/N] job` lines."""
+        jobs = []
+        for line in self.out.splitlines():
+            if line.startswith("[") and "] " in line and "/" in line.split("]")[0]:
+                jobs.append(line.split("] ", 1)[1].split("  (")[0])
+        return jobs
+
+    def __repr__(self) -> str:
+        return f"WeaveRun(rc={self.rc}, out={self.out!r}, err={self.err!r})"
+
+
+class Project:
+    """A temporary project directory with helpers to write files and run weave in it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, relative: str, content: str, dedent: bool = True) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(content) if dedent else content)
+        return path
+
+    def weavefile(self, content: str) -> Path:
+        return self.write("Weavefile", content)
+
+    def read(self, relative: str) -> str:
+        return (self.root / relative).read_text()
+
+    def exists(self, relative: str) -> bool:
+        return (self.root / relative).exists()
+
+    def run(self, *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 120) -> WeaveRun:
+        full_env = dict(os.environ)
+        full_env.pop("CUDA_VISIBLE_DEVICES", None)
+        if env:
+            full_env.update(env)
+        process = subprocess.run(
+            [sys.executable, "-m", "weavebuild", *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+        return WeaveRun(process)
+
+    def runs_log(self) -> List[str]:
+        """Lines of `runs.log`, where test commands note each run (`echo NAME >> runs.log`)."""
+        path = self.root / "runs.log"
+        return path.read_text().split() if path.exists() else []
+
+    def clear_runs(self) -> None:
+        (self.root / "runs.log").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "proj"
+    root.mkdir()
+    return Project(root)
+
+
+def assert_user_error(result: WeaveRun, *fragments: str) -> None:
+    """Exit code 2, no traceback, and every fragment in stderr."""
+    assert result.rc == 2, result
+    assert "Traceback" not in result.err and "Traceback" not in result.out, result
+    assert result.err.startswith("weave: error:"), result
+    for fragment in fragments:
+        assert fragment in result.err, (fragment, result)

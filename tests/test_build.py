@@ -1,0 +1,386 @@
+"""Integration tests: the real `weave` CLI building real files in temporary projects."""
+
+from __future__ import annotations
+
+import os
+
+from conftest import assert_user_error
+
+PIPELINE = """
+    default = ["all"]
+    [vars]
+    epochs = 3
+    [rules.clean_sample]
+    inputs  = ["raw/{sample}.txt"]
+    outputs = ["clean/{sample}.txt"]
+    cmd     = "echo clean >> runs.log; tr a-z A-Z < {inputs} > {outputs}"
+    [rules.merge]
+    inputs  = ["clean/{sample}.txt"]
+    outputs = ["merged.txt"]
+    foreach = { sample = "raw/{sample}.txt" }
+    cmd     = "echo merge >> runs.log; cat {inputs} > {outputs}"
+    [rules.count]
+    inputs  = ["merged.txt"]
+    outputs = ["count.txt"]
+    cmd     = "echo count >> runs.log; wc -l < {inputs} | tr -d ' ' > {outputs}"
+    [rules.train]
+    inputs  = { data = "data.csv" }
+    outputs = ["models/best/"]
+    cmd     = "echo train >> runs.log; mkdir -p {outputs[0]}; echo epochs={vars.epochs} > {outputs[0]}/model.txt; cp {inputs.data} {outputs[0]}/data.csv"
+    [rules.all]
+    inputs = ["count.txt", "models/best/"]
+"""
+
+
+def make_pipeline(project):
+    project.weavefile(PIPELINE)
+    for sample in "abc":
+        project.write(f"raw/{sample}.txt", f"hello {sample}\n")
+    project.write("data.csv", "x,y\n1,2\n")
+
+
+def test_first_build_then_noop(project):
+    make_pipeline(project)
+    first = project.run("build")
+    assert first.rc == 0, first
+    assert sorted(project.runs_log()) == ["clean", "clean", "clean", "count", "merge", "train"]
+    assert project.read("merged.txt") == "HELLO A\nHELLO B\nHELLO C\n"
+    assert project.read("count.txt") == "3\n"
+    assert project.read("models/best/model.txt") == "epochs=3\n"
+    assert "[1/6]" in first.out and "[6/6]" in first.out
+    project.clear_runs()
+    second = project.run("build")
+    assert second.rc == 0
+    assert "nothing to do" in second.out
+    assert project.runs_log() == []
+
+
+def test_touch_and_identical_rewrite_rerun_nothing(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    os.utime(project.root / "raw/a.txt", (1, 1))
+    project.write("raw/b.txt", "hello b\n")  # same bytes, new mtime
+    result = project.run("build")
+    assert result.rc == 0 and "nothing to do" in result.out, result
+    assert project.runs_log() == []
+
+
+def test_edit_source_reruns_only_its_subgraph(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.write("raw/b.txt", "bye b\n")
+    result = project.run("build")
+    assert result.rc == 0, result
+    # clean/a and clean/c, train: untouched; count reruns because merged.txt changed.
+    assert project.runs_log() == ["clean", "merge", "count"]
+    assert project.read("count.txt") == "3\n"
+    assert project.read("merged.txt") == "HELLO A\nBYE B\nHELLO C\n"
+
+
+def test_early_cutoff_byte_identical_output(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.write("raw/a.txt", "HELLO a\n")  # upper-cases to the same bytes
+    result = project.run("build")
+    assert result.rc == 0
+    assert project.runs_log() == ["clean"]
+
+
+def test_edited_output_reruns_its_job(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.write("merged.txt", "tampered\n")
+    result = project.run("plan")
+    assert "output modified: merged.txt" in result.out
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["merge"]
+    assert project.read("merged.txt") == "HELLO A\nHELLO B\nHELLO C\n"
+
+
+def test_deleted_directory_output_file_reruns(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    (project.root / "models/best/model.txt").unlink()
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["train"]
+    assert project.read("models/best/model.txt") == "epochs=3\n"
+
+
+def test_var_change_reruns_with_reason(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.weavefile(PIPELINE.replace("epochs = 3", "epochs = 5"))
+    plan = project.run("build", "-n")
+    assert plan.rc == 0
+    assert "var changed: epochs" in plan.out
+    assert project.runs_log() == []  # a dry run runs nothing
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["train"]
+    assert project.read("models/best/model.txt") == "epochs=5\n"
+
+
+def test_command_change_reruns(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.weavefile(PIPELINE.replace("cat {inputs} > {outputs}", "cat {inputs} | sort > {outputs}"))
+    plan = project.run("plan")
+    assert "command changed" in plan.out
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["merge"]
+
+
+def test_new_foreach_file_adds_a_job(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.write("raw/d.txt", "hello d\n")
+    assert project.run("build").rc == 0
+    assert sorted(project.runs_log()) == ["clean", "count", "merge"]
+    assert project.read("count.txt") == "4\n"
+
+
+def test_targets_by_path_and_rule_name(project):
+    make_pipeline(project)
+    result = project.run("build", "clean/b.txt")
+    assert result.rc == 0, result
+    assert project.runs_log() == ["clean"]
+    assert not project.exists("merged.txt")
+    assert project.run("build", "merge").rc == 0
+    assert sorted(project.runs_log()) == ["clean", "clean", "clean", "merge"]
+
+
+def test_force_reruns_named_target_only(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    result = project.run("build", "-B", "merged.txt")
+    assert result.rc == 0, result
+    # merge reran and produced identical bytes: nothing downstream of it was requested.
+    assert project.runs_log() == ["merge"]
+
+
+def test_group_options_build_default_targets(project):
+    make_pipeline(project)
+    result = project.run("--jobs", "2", "--resources", "gpu=4")
+    assert result.rc == 0, result
+    assert project.exists("count.txt") and project.exists("models/best/model.txt")
+
+
+def test_failure_exit_1_with_command_and_log_tail(project):
+    project.weavefile(
+        """
+        [rules.bad]
+        outputs = ["out.txt"]
+        cmd = "echo partial > out.txt; echo something went wrong >&2; exit 3"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "FAILED bad out.txt" in result.err
+    assert "exited with code 3" in result.err
+    assert "echo partial > out.txt" in result.err
+    assert "something went wrong" in result.err
+    assert ".weave/logs/" in result.err
+    assert not project.exists("out.txt"), "partial output of a failed job must be removed"
+    assert "Traceback" not in result.err
+
+
+def test_keep_failed_keeps_partial_outputs_but_never_trusts_them(project):
+    project.weavefile(
+        """
+        [rules.bad]
+        outputs = ["out.txt"]
+        cmd = "echo partial > out.txt; test -f ok"
+        """
+    )
+    assert project.run("build", "--keep-failed").rc == 1
+    assert project.read("out.txt") == "partial\n"
+    project.write("ok", "")
+    result = project.run("build")
+    assert result.rc == 0 and "[1/1] bad out.txt" in result.out, result
+
+
+def test_exit_zero_without_output_fails(project):
+    project.weavefile(
+        """
+        [rules.train]
+        outputs = ["models/best/"]
+        cmd = "true"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1
+    assert "rule train exited 0 but did not create models/best/" in result.err
+
+
+def test_command_not_found(project):
+    project.weavefile(
+        """
+        [rules.x]
+        outputs = ["x"]
+        cmd = "no-such-program-weave-test > x"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1
+    assert "command not found" in result.err
+
+
+def test_keep_going_builds_independent_branches(project):
+    project.weavefile(
+        """
+        [rules.bad]
+        outputs = ["bad.txt"]
+        cmd = "exit 1"
+        [rules.after_bad]
+        inputs = ["bad.txt"]
+        outputs = ["after.txt"]
+        cmd = "cp bad.txt after.txt"
+        [rules.good]
+        outputs = ["good.txt"]
+        cmd = "echo good > good.txt"
+        [rules.all]
+        inputs = ["after.txt", "good.txt"]
+        """
+    )
+    result = project.run("build", "-k", "-j1", "all")
+    assert result.rc == 1
+    assert project.read("good.txt") == "good\n"
+    assert not project.exists("after.txt")
+    assert "1 failed" in result.err
+
+
+def test_strict_mode_pipefail(project):
+    project.weavefile(
+        """
+        [rules.p]
+        outputs = ["p.txt"]
+        cmd = "false | cat > p.txt"
+        """
+    )
+    assert project.run("build").rc == 1
+
+
+def test_placeholders_quoting_and_braces(project):
+    project.write("in dir/my file.txt", "content\n")
+    project.weavefile(
+        """
+        [vars]
+        greeting = "hi"
+        [rules.q]
+        inputs = ["in dir/my file.txt"]
+        outputs = ["out dir/result {{x}}.txt"]
+        cmd = "echo '{{literal}}' {vars.greeting} {rule} > {outputs[0]}; cat {inputs} >> {outputs}"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert project.read("out dir/result {x}.txt") == "{literal} hi q\ncontent\n"
+
+
+def test_env_and_wildcards_placeholder(project):
+    project.write("raw/s1.txt", "1\n")
+    project.weavefile(
+        """
+        [rules.w]
+        inputs = ["raw/{sample}.txt"]
+        outputs = ["out/{sample}.txt"]
+        env = { SEED = "42", NAME = "{wildcards.sample}" }
+        cmd = "echo $SEED $NAME {wildcards.sample} > {outputs}"
+        """
+    )
+    assert project.run("build", "out/s1.txt").rc == 0
+    assert project.read("out/s1.txt") == "42 s1 s1\n"
+
+
+def test_glob_inputs(project):
+    for name in ("a", "b"):
+        project.write(f"data/{name}.csv", name + "\n")
+    project.weavefile(
+        """
+        [rules.cat]
+        inputs = ["data/*.csv"]
+        outputs = ["all.csv"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    assert project.run("build").rc == 0
+    assert project.read("all.csv") == "a\nb\n"
+    project.write("data/c.csv", "c\n")
+    plan = project.run("plan")
+    assert "inputs changed: +data/c.csv" in plan.out
+    assert project.run("build").rc == 0
+    assert project.read("all.csv") == "a\nb\nc\n"
+
+
+def test_weave_toml_and_dash_f_and_dash_C(project):
+    project.write("weave.toml", '[rules.a]\noutputs = ["a"]\ncmd = "echo toml > a"\n')
+    assert project.run("build").rc == 0
+    assert project.read("a") == "toml\n"
+    project.write("other.toml", '[rules.b]\noutputs = ["b"]\ncmd = "echo other > b"\n')
+    assert project.run("-f", "other.toml", "build").rc == 0
+    assert project.read("b") == "other\n"
+    sub = project.root / "sub"
+    sub.mkdir()
+    (sub / "Weavefile").write_text('[rules.c]\noutputs = ["c"]\ncmd = "echo sub > c"\n')
+    assert project.run("-C", "sub", "build").rc == 0
+    assert (sub / "c").read_text() == "sub\n"
+
+
+def test_rule_without_outputs_always_runs(project):
+    project.weavefile(
+        """
+        [rules.hello]
+        cmd = "echo hello >> runs.log"
+        """
+    )
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["hello", "hello"]
+
+
+def test_input_inside_directory_output_depends_on_it(project):
+    project.weavefile(
+        """
+        [rules.use]
+        inputs = ["models/best/model.txt"]
+        outputs = ["report.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.train]
+        outputs = ["models/best/"]
+        cmd = "mkdir -p {outputs}; echo m > {outputs}/model.txt"
+        """
+    )
+    result = project.run("build", "report.txt")
+    assert result.rc == 0, result
+    assert project.read("report.txt") == "m\n"
+
+
+def test_python_api(project):
+    make_pipeline(project)
+    from weavebuild import Project
+
+    result = Project.load(str(project.root)).build(jobs=2)
+    assert result.ok
+    assert len(result.ran) == 6
+    again = Project.load(str(project.root)).build()
+    assert len(again.ran) == 0 and len(again.up_to_date) == 6
+
+
+def test_missing_source_named_at_build(project):
+    project.weavefile(
+        """
+        [rules.a]
+        inputs = ["nope.csv"]
+        outputs = ["a"]
+        cmd = "cp nope.csv a"
+        """
+    )
+    assert_user_error(project.run("build"), "missing source 'nope.csv' needed by rule 'a'")

@@ -1,0 +1,143 @@
+"""Every user mistake is a short message on stderr with exit code 2 and no traceback."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import assert_user_error
+
+
+def test_toml_syntax_error_has_line_and_column(project):
+    project.weavefile('[rules.a]\noutputs = ["a"\ncmd = "x"\n')
+    assert_user_error(project.run("build"), "Weavefile:3:", "invalid TOML")
+
+
+def test_unknown_rule_key_suggests(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncommand = "touch a"\n')
+    result = project.run("build")
+    assert_user_error(result, "Weavefile:3", "rule 'a', key 'command'", "unknown key", "did you mean 'cmd'")
+
+
+def test_unknown_top_level_key(project):
+    project.weavefile('defaults = ["a"]\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    assert_user_error(project.run("build"), "Weavefile:1", "defaults", "did you mean 'default'")
+
+
+def test_wrong_type(project):
+    project.weavefile('[rules.a]\noutputs = "a"\ncmd = "touch a"\ncpus = "two"\n')
+    assert_user_error(project.run("build"), "Weavefile:4", "key 'cpus'", "positive integer")
+
+
+def test_unknown_placeholder(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch {output}"\n')
+    assert_user_error(project.run("build"), "Weavefile:3", "unknown placeholder '{output}'", "did you mean 'outputs'")
+
+
+def test_unknown_var(project):
+    project.weavefile('[vars]\nepochs = 1\n[rules.a]\noutputs = ["a"]\ncmd = "echo {vars.epoch} > a"\n')
+    assert_user_error(project.run("build"), "{vars.epoch}", "did you mean 'epochs'")
+
+
+def test_cycle_prints_path(project):
+    project.weavefile(
+        """
+        [rules.a]
+        inputs = ["c.txt"]
+        outputs = ["a.txt"]
+        cmd = "cp c.txt a.txt"
+        [rules.b]
+        inputs = ["a.txt"]
+        outputs = ["b.txt"]
+        cmd = "cp a.txt b.txt"
+        [rules.c]
+        inputs = ["b.txt"]
+        outputs = ["c.txt"]
+        cmd = "cp b.txt c.txt"
+        """
+    )
+    assert_user_error(project.run("build", "c.txt"), "dependency cycle", "c c.txt -> b b.txt -> a a.txt -> c c.txt")
+
+
+def test_two_rules_one_output(project):
+    project.weavefile('[rules.a]\noutputs = ["x"]\ncmd = "touch x"\n[rules.b]\noutputs = ["x"]\ncmd = "touch x"\n')
+    assert_user_error(project.run("build"), "rule 'b'", "also produced by rule 'a'")
+
+
+def test_unknown_target(project):
+    project.weavefile('[rules.merge]\noutputs = ["merged.txt"]\ncmd = "touch merged.txt"\n')
+    assert_user_error(project.run("build", "merged.tx"), "no rule makes 'merged.tx'", "did you mean 'merged.txt'")
+
+
+def test_missing_source_names_rule(project):
+    project.weavefile('[rules.train]\ninputs = ["data/train.csv"]\noutputs = ["m"]\ncmd = "touch m"\n')
+    assert_user_error(project.run("build"), "missing source 'data/train.csv' needed by rule 'train'")
+
+
+def test_output_outside_project(project):
+    project.weavefile('[rules.a]\noutputs = ["../escape.txt"]\ncmd = "touch ../escape.txt"\n')
+    assert_user_error(project.run("build"), "outside the project directory")
+
+
+def test_output_through_symlink_outside_project_refused(project, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project.root / "link").symlink_to(outside)
+    project.weavefile('[rules.a]\noutputs = ["link/x.txt"]\ncmd = "echo x > link/x.txt"\n')
+    result = project.run("build")
+    assert result.rc == 1
+    assert "outside the project directory" in result.err
+    assert not (outside / "x.txt").exists()
+
+
+def test_no_weavefile(project):
+    assert_user_error(project.run("build"), "no Weavefile in")
+
+
+def test_bad_cli_values(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    assert_user_error(project.run("build", "-j", "0"), "-j")
+    assert_user_error(project.run("build", "--resources", "gpu=lots"), "invalid --resources value 'gpu=lots'")
+    assert_user_error(project.run("build", "--timeout", "soon"), "not a duration")
+    assert_user_error(project.run("--no-such-flag"), "No such option")
+
+
+def test_resource_more_than_total(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\nresources = { gpu = 2 }\n')
+    assert_user_error(project.run("build", "--resources", "gpu=1"), "rule 'a' needs gpu=2 but only gpu=1")
+
+
+def test_wildcard_value_with_dotdot_refused(project):
+    project.weavefile('[rules.a]\ninputs = ["raw/{s}.txt"]\noutputs = ["out/{s}.txt"]\ncmd = "cp {inputs} {outputs}"\nwildcards = { s = ".+" }\n')
+    assert_user_error(project.run("build", "out/../../x.txt"), "outside the project")
+    assert_user_error(project.run("build", "out/a/../../b.txt"))
+
+
+def test_ambiguous_pattern_rules(project):
+    project.write("a.x", "")
+    project.weavefile(
+        '[rules.one]\ninputs = ["{n}.x"]\noutputs = ["{n}.out"]\ncmd = "cp {inputs} {outputs}"\n'
+        '[rules.two]\ninputs = ["{n}.x"]\noutputs = ["{n}.out"]\ncmd = "cp {inputs} {outputs}"\n'
+    )
+    assert_user_error(project.run("build", "a.out"), "can be made by rules 'one' and 'two'")
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("rules = 3\n", "must be a table of rules"),
+        ("[rules.a]\ncmd = 5\noutputs=['a']\n", "key 'cmd'"),
+        ("[rules.a]\noutputs = ['{x']\ncmd = 'x'\n", "unbalanced brace"),
+        ("[rules.a]\noutputs = ['a']\n", "has outputs but no cmd"),
+        ("[rules.a]\ninputs = ['{s}.txt']\noutputs = ['a']\ncmd = 'x'\n", "which no output or foreach defines"),
+        ("[rules.a]\noutputs = ['a']\ncmd = 'x'\ntimeout = 'soon'\n", "not a duration"),
+        ("[rules.a]\noutputs = ['a']\ncmd = 'x'\nwildcards = { s = '[' }\n", "not a wildcard of this rule"),
+        ("[rules.a]\noutputs = ['o/{s}']\ncmd = 'x'\nwildcards = { s = '[' }\n", "invalid regex"),
+        ("[rules.a]\noutputs = ['a']\ncmd = 'echo {inputs[3]}'\n", "out of range"),
+        ("[rules.a]\noutputs = ['a']\ncmd = 'x'\nresources = { gpu = -1 }\n", "non-negative"),
+        ("", "no rules defined"),
+        ("[rules.a]\noutputs = ['a/*.txt']\ncmd = 'x'\n", "glob character"),
+        ("[rules.'a b']\noutputs = ['a']\ncmd = 'x'\n", "rule names may contain only"),
+    ],
+)
+def test_malformed_weavefiles(project, text, fragment):
+    project.write("Weavefile", text, dedent=False)
+    assert_user_error(project.run("build"), fragment)
