@@ -1,0 +1,320 @@
+"""Faults, injected for real: signals, kill -9, flaky and hanging commands, locks, bad stores."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import psutil
+import pytest
+from conftest import assert_user_error
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_weave(root: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "weavebuild", *args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def descendants(process: subprocess.Popen) -> List[psutil.Process]:
+    try:
+        return psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def assert_all_gone(processes: List[psutil.Process], timeout: float = 10.0) -> None:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    assert not alive, f"processes outlived weave: {alive}"
+
+
+SLOW = """
+[rules.quick]
+outputs = ["quick.txt"]
+cmd = "echo quick > quick.txt"
+[rules.slow]
+outputs = ["slow/{i}.txt"]
+foreach = { i = ["1", "2"] }
+cmd = "echo partial > {outputs}; sleep 60 & sleep 60; echo done >> {outputs}"
+[rules.all]
+inputs = ["quick.txt", "slow/1.txt", "slow/2.txt"]
+"""
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_jobs_removes_partial_outputs_records_finished(project, signum, code):
+    project.weavefile(SLOW)
+    process = start_weave(project.root, "build", "-j", "3", "all")
+    wait_for(lambda: project.exists("slow/1.txt") and project.exists("slow/2.txt") and project.exists("quick.txt"), what="jobs to start")
+    wait_for(lambda: len(descendants(process)) >= 4, what="job processes")
+    children = descendants(process)
+    started = time.monotonic()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == code, (out, err)
+    assert time.monotonic() - started < 10
+    assert_all_gone(children)
+    assert not project.exists("slow/1.txt") and not project.exists("slow/2.txt")
+    assert project.read("quick.txt") == "quick\n"
+    plan = project.run("plan", "all")
+    assert "quick" not in plan.out.split("up to date")[0], plan.out  # quick was recorded
+    assert "up to date (1)" in plan.out
+
+
+def test_job_ignoring_sigterm_is_killed_after_grace(project):
+    project.weavefile(
+        """
+        [rules.stubborn]
+        outputs = ["s.txt"]
+        cmd = "trap '' TERM; echo partial > s.txt; sleep 60"
+        """
+    )
+    process = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("s.txt"), what="job start")
+    wait_for(lambda: len(descendants(process)) >= 1, what="job processes")
+    children = descendants(process)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert_all_gone(children)
+    assert not project.exists("s.txt")
+
+
+def test_second_sigint_kills_at_once(project):
+    project.weavefile('[rules.s]\noutputs = ["s.txt"]\ncmd = "trap \'\' TERM; touch s.txt; sleep 60"\n')
+    process = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("s.txt"), what="job start")
+    wait_for(lambda: len(descendants(process)) >= 1, what="job processes")
+    children = descendants(process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert time.monotonic() - started < 2.5
+    assert_all_gone(children)
+
+
+def test_failure_leaves_no_background_processes(project):
+    project.weavefile('[rules.f]\noutputs = ["f.txt"]\ncmd = "sleep 60 & echo $! > pid.txt; exit 1"\n')
+    result = project.run("build")
+    assert result.rc == 1
+    pid = int(project.read("pid.txt"))
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10, "orphan to die")
+
+
+def test_flaky_command_and_retries(project):
+    weavefile = """
+        [rules.flaky]
+        outputs = ["f.txt"]
+        retries = RETRIES
+        cmd = '''
+        n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count
+        if [ $n -le 2 ]; then echo "attempt $n fails" >&2; exit 1; fi
+        echo ok > f.txt
+        '''
+    """
+    project.weavefile(weavefile.replace("RETRIES", "1"))
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "attempt 1/2 failed" in result.err
+    assert not project.exists("f.txt")
+    (project.root / "count").unlink()
+    project.weavefile(weavefile.replace("RETRIES", "2"))
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert project.read("f.txt") == "ok\n" and project.read("count") == "3\n"
+    assert "attempt 2/3 failed" in result.err
+
+
+def test_cli_retries_default(project):
+    project.weavefile(
+        """
+        [rules.flaky]
+        outputs = ["f.txt"]
+        cmd = "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; [ $n -ge 1 ]; echo ok > f.txt"
+        """
+    )
+    assert project.run("build", "--retries", "1").rc == 0
+
+
+def test_timeout_kills_process_tree(project):
+    project.weavefile(
+        """
+        [rules.hang]
+        outputs = ["h.txt"]
+        timeout = "1s"
+        cmd = "echo partial > h.txt; sleep 60 & echo $! > pid.txt; sleep 60"
+        """
+    )
+    started = time.monotonic()
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "timed out after 1s" in result.err
+    assert time.monotonic() - started < 30
+    assert not project.exists("h.txt")
+    pid = int(project.read("pid.txt"))
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10, "tree to die")
+
+
+def test_second_weave_is_refused_then_waits(project):
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["slow.txt"]
+        cmd = "touch started; while [ ! -f release ]; do sleep 0.05; done; echo done > slow.txt"
+        """
+    )
+    first = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started"), what="first build to start")
+    second = project.run("build")
+    assert_user_error(second, f"another weave (pid {first.pid}) is building in")
+    assert project.run("plan").rc == 0  # read-only commands need no lock
+    waiter = start_weave(project.root, "build", "--wait")
+    time.sleep(0.3)
+    assert waiter.poll() is None
+    (project.root / "release").touch()
+    assert first.wait(timeout=60) == 0
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert "nothing to do" in out
+
+
+def test_lock_of_killed_weave_does_not_block(project):
+    project.weavefile('[rules.s]\noutputs = ["s.txt"]\ncmd = "touch started; sleep 60; touch s.txt"\n')
+    process = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started"), what="build to start")
+    for child in descendants(process):
+        child.kill()
+    process.kill()
+    process.wait()
+    project.weavefile('[rules.s]\noutputs = ["s.txt"]\ncmd = "touch s.txt"\n')
+    result = project.run("build")
+    assert result.rc == 0, result
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncate", "foreign"])
+def test_corrupt_store_is_moved_aside(project, damage):
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a >> runs.log; echo a > a.txt"\n')
+    assert project.run("build").rc == 0
+    db = project.root / ".weave" / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database" * 100)
+    elif damage == "truncate":
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 3])
+    else:
+        import sqlite3
+
+        db.unlink()
+        connection = sqlite3.connect(db)
+        connection.execute("CREATE TABLE something (x)")
+        connection.commit()
+        connection.close()
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert "Traceback" not in result.err
+    assert "moved it to state.db.corrupt-" in result.err
+    assert project.runs_log() == ["a", "a"]  # rebuilt as if never built: never a wrong "up to date"
+    assert any(p.name.startswith("state.db.corrupt-") for p in db.parent.iterdir())
+    assert "nothing to do" in project.run("build").out
+
+
+CRASH_DAG = """
+[rules.stage1]
+inputs = ["src/{i}.txt"]
+outputs = ["s1/{i}.txt"]
+cmd = "for k in 1 2 3; do cat {inputs} >> {outputs}; sleep 0.02; done"
+[rules.stage2]
+inputs = ["s1/{i}.txt"]
+outputs = ["s2/{i}.txt", "s2/{i}.len"]
+cmd = "tr a-z A-Z < {inputs} > {outputs[0]}; sleep 0.03; wc -c < {inputs} > {outputs[1]}"
+[rules.merge]
+inputs = ["s2/{i}.txt"]
+outputs = ["merged.txt"]
+foreach = { i = "src/{i}.txt" }
+cmd = "for f in {inputs}; do cat $f >> {outputs}; sleep 0.01; done"
+"""
+
+
+def make_crash_project(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Weavefile").write_text(CRASH_DAG)
+    (root / "src").mkdir(exist_ok=True)
+    for i in range(8):
+        (root / "src" / f"{i}.txt").write_text(f"sample {i}\n")
+
+
+def snapshot(root: Path) -> dict:
+    result = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in (".weave",) or path.is_dir():
+            continue
+        result[str(relative)] = path.read_bytes()
+    return result
+
+
+def kill_tree_now(process: subprocess.Popen) -> None:
+    """SIGKILL weave and every descendant at once, as a power loss or OOM kill would."""
+    try:
+        tree = [psutil.Process(process.pid)] + descendants(process)
+    except psutil.NoSuchProcess:
+        tree = []
+    for proc in tree:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_converges(tmp_path):
+    reference = tmp_path / "reference"
+    make_crash_project(reference)
+    assert subprocess.run([sys.executable, "-m", "weavebuild", "build", "merged.txt"], cwd=reference, capture_output=True).returncode == 0
+    expected = snapshot(reference)
+    rng = random.Random(20261125)
+    for round_number in range(6):
+        root = tmp_path / f"crash{round_number}"
+        make_crash_project(root)
+        for _ in range(3):  # several kills per round, at random moments
+            process = start_weave(root, "build", "-j", "2", "merged.txt")
+            time.sleep(rng.uniform(0.05, 0.6))
+            kill_tree_now(process)
+        final = subprocess.run(
+            [sys.executable, "-m", "weavebuild", "build", "-j", "2", "merged.txt"], cwd=root, capture_output=True, text=True
+        )
+        assert final.returncode == 0, final.stderr
+        assert snapshot(root) == expected, f"round {round_number} diverged"
+        again = subprocess.run(
+            [sys.executable, "-m", "weavebuild", "build", "merged.txt"], cwd=root, capture_output=True, text=True
+        )
+        assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
