@@ -53,7 +53,7 @@ SCRUB_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES", "GNUMAKEFLAGS", "N
 
 @dataclass
 class Run:
-    """One measured command: wall time, peak RSS of its process tree's largest process."""
+    """One measured command: wall time, peak RSS of the tool process, exit status, log."""
 
     seconds: float
     rss_kb: int
@@ -803,10 +803,18 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(raw, indent=1) + "\n")
     if bench.problems:
-        print(f"bench: {len(bench.problems)} problem(s); see the Problems section", file=sys.stderr)
+        hint = "" if args.workdir or args.keep else " (--keep keeps the workloads and logs)"
+        print(
+            f"bench: {len(bench.problems)} problem(s); see the Problems section{hint}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .builder import Builder, BuildOptions, BuildResult
@@ -99,8 +100,13 @@ class Project:
         wait_for_lock: bool = False,
         reporter: Optional[Reporter] = None,
         argv: Optional[Sequence[str]] = None,
+        stop: Optional[threading.Event] = None,
     ) -> BuildResult:
-        """Bring `targets` (default targets if empty) up to date; raises BuildFailed if a job fails."""
+        """Bring `targets` (default targets if empty) up to date.
+
+        Raises BuildFailed if a job fails, Interrupted on SIGINT/SIGTERM or when `stop` is set
+        (from another thread), and UsageError/ManifestError for the user's mistakes.
+        """
         reporter = reporter or Reporter()
         options = BuildOptions(
             jobs=jobs,
@@ -110,6 +116,7 @@ class Project:
             retries=retries,
             retry_delay=retry_delay,
             timeout=timeout,
+            stop=stop,
         )
         with ProjectLock(self.root, wait=wait_for_lock):
             store, files, latest = self._session(readonly=False)

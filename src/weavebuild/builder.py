@@ -53,6 +53,7 @@ class BuildOptions:
         retry_delay: Optional[float] = None,
         timeout: Optional[float] = None,
         stream: bool = True,
+        stop: Optional[threading.Event] = None,
     ):
         self.jobs = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
         self.keep_going = keep_going
@@ -62,6 +63,8 @@ class BuildOptions:
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.stream = stream
+        # Set from another thread (watch mode) to cancel the build as Ctrl-C would.
+        self.stop = stop
 
 
 class JobResult:
@@ -234,6 +237,8 @@ class Builder:
                         state["total"] -= 1  # early cutoff: predicted to run, but need not
                     self._settle(job, pending, decide)
                 # 2. Interrupts: terminate, then kill after the grace period.
+                if self.options.stop is not None and self.options.stop.is_set() and not self._interrupt:
+                    self._interrupt.append(signal.SIGINT)
                 if self._interrupt:
                     state["stopping"] = True
                     if grace_deadline is None:
@@ -540,6 +545,8 @@ class Builder:
             candidates.append(max(0.0, min(grace - now, 0.1)))
         if self._interrupt:
             candidates.append(0.1)
+        if self.options.stop is not None:
+            candidates.append(0.2)
         # Never block forever: a signal handler only sets a flag, so wake up to look at it.
         candidates.append(1.0)
         return min(candidates)

@@ -7,10 +7,10 @@ interrupted) and the `weave: error: ...` rendering of errors. No build logic liv
 from __future__ import annotations
 
 import functools
-import json
+import importlib
 import os
 import sys
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional
 
 import click
 
@@ -68,57 +68,33 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _run_build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
-    from .resources import parse_resource_args
 
-    resources = parse_resource_args(options.pop("resources") or ())
-    dry_run = options.pop("dry_run")
-    project = settings.project()
-    if dry_run:
-        _print_plan(settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False)
-        return
-    project.build(targets, resources=resources, reporter=settings.reporter(), argv=sys.argv, **options)
+# Subcommands live in weavebuild.commands.*, imported only when used: `weave --version` and
+# `weave build` do not pay for graphviz, watchdog or the HTML report.
+COMMANDS = {
+    "build": "weavebuild.commands.build:build",
+    "plan": "weavebuild.commands.build:plan",
+    "list": "weavebuild.commands.list:list_rules",
+}
 
 
-def _print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:
-    graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter())
-    stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
-    fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
-    if as_json:
-        data = {
-            "targets": graph.requested,
-            "run": [
-                {
-                    "job": job.key,
-                    "rule": job.rule.name,
-                    "outputs": job.outputs,
-                    "command": job.cmd,
-                    "reasons": [r.to_json() for r in verdicts[job.key].reasons],
-                    "deps": [dep.key for dep in job.deps],
-                }
-                for job in stale
-            ],
-            "up_to_date": [job.key for job in fresh],
-        }
-        click.echo(json.dumps(data, indent=2))
-        return
-    if not stale:
-        click.echo(f"nothing to do ({len(fresh)} jobs up to date)")
-    else:
-        click.echo(f"would run {len(stale)} of {len(graph.jobs)} jobs:")
-        width = min(48, max(len(job.display) for job in stale))
-        for index, job in enumerate(stale, 1):
-            reasons = "; ".join(str(r) for r in verdicts[job.key].reasons)
-            click.echo(f"  [{index}/{len(stale)}] {job.display.ljust(width)}  ({reasons})")
-            if settings.verbosity >= 2:
-                click.echo("      $ " + job.cmd.replace("\n", "\n        "))
-    if show_up_to_date and fresh:
-        click.echo(f"up to date ({len(fresh)}):")
-        for job in fresh:
-            click.echo(f"  {job.display}")
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
 
 
 @click.group(
+    cls=LazyGroup,
     invoke_without_command=True,
     context_settings=CONTEXT_SETTINGS,
     help="Weave: a make-style build tool for data and ML pipelines.\n\n"
@@ -138,10 +114,12 @@ def cli(ctx: click.Context, directory: str, weavefile: Optional[str], verbose: i
     ctx.obj = Settings(directory, weavefile, verbosity)
     ctx.obj.build_defaults = build
     if ctx.invoked_subcommand is None:
-        _run_build(ctx.obj, (), **build)
+        from .commands.build import run_build
+
+        run_build(ctx.obj, (), **build)
 
 
-def _merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Let build options given before the command (`weave -j2 build`) apply to it too."""
 
     @functools.wraps(func)
@@ -154,49 +132,6 @@ def _merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, **kwargs)
 
     return wrapper
-
-
-@cli.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("targets", nargs=-1)
-@build_options
-@_merge_group_build_options
-@click.pass_obj
-def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
-    """Bring TARGETS (output paths or rule names; default targets if none) up to date."""
-    _run_build(settings, targets, **options)
-
-
-@cli.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("targets", nargs=-1)
-@click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
-@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
-@click.pass_obj
-def plan(settings: Settings, targets: Sequence[str], force: bool, as_json: bool) -> None:
-    """Show the jobs that would run, in order, with their reasons (same as `build -n`)."""
-    _print_plan(settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True)
-
-
-@cli.command("list", context_settings=CONTEXT_SETTINGS)
-@click.pass_obj
-def list_rules(settings: Settings) -> None:
-    """List the rules with their inputs, outputs and wildcards, and the default targets."""
-    project = settings.project()
-    manifest = project.manifest
-    click.echo(f"Weavefile: {os.path.relpath(manifest.path)}")
-    click.echo("default targets: " + " ".join(manifest.default_targets()))
-    for rule in manifest.rules.values():
-        kind = "alias" if rule.is_alias else ("pattern rule" if rule.wildcard_names else "rule")
-        click.echo(f"\n{rule.name} ({kind})" + (f": {rule.description}" if rule.description else ""))
-        if rule.inputs:
-            click.echo("  inputs:    " + " ".join(rule.inputs))
-        if rule.outputs:
-            click.echo("  outputs:   " + " ".join(rule.outputs))
-        if rule.wildcard_names:
-            click.echo("  wildcards: " + " ".join(rule.wildcard_names))
-        if rule.foreach:
-            click.echo("  foreach:   " + ", ".join(f"{k} = {v}" for k, v in rule.foreach.items()))
-        if rule.resources:
-            click.echo("  resources: " + ", ".join(f"{k}={v}" for k, v in rule.resources.items()))
 
 
 def _format_error(exc: WeaveError) -> str:

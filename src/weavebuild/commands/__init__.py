@@ -1,0 +1,1 @@
+"""One module per `weave` subcommand, imported lazily by `cli.LazyGroup`."""

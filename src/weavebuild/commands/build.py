@@ -1,0 +1,83 @@
+"""`weave build` and `weave plan`: bring targets up to date, or show what that would run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Sequence
+
+import click
+
+from ..cli import CONTEXT_SETTINGS, Settings, build_options, merge_group_build_options
+
+
+def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
+    from ..resources import parse_resource_args
+
+    resources = parse_resource_args(options.pop("resources") or ())
+    dry_run = options.pop("dry_run")
+    project = settings.project()
+    if dry_run:
+        print_plan(settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False)
+        return
+    project.build(targets, resources=resources, reporter=settings.reporter(), argv=sys.argv, **options)
+
+
+def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:
+    graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter())
+    stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
+    fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
+    if as_json:
+        data = {
+            "targets": graph.requested,
+            "run": [
+                {
+                    "job": job.key,
+                    "rule": job.rule.name,
+                    "outputs": job.outputs,
+                    "command": job.cmd,
+                    "reasons": [r.to_json() for r in verdicts[job.key].reasons],
+                    "deps": [dep.key for dep in job.deps],
+                }
+                for job in stale
+            ],
+            "up_to_date": [job.key for job in fresh],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not stale:
+        click.echo(f"nothing to do ({len(fresh)} jobs up to date)")
+    else:
+        click.echo(f"would run {len(stale)} of {len(graph.jobs)} jobs:")
+        width = min(48, max(len(job.display) for job in stale))
+        for index, job in enumerate(stale, 1):
+            reasons = "; ".join(str(r) for r in verdicts[job.key].reasons)
+            click.echo(f"  [{index}/{len(stale)}] {job.display.ljust(width)}  ({reasons})")
+            if settings.verbosity >= 2:
+                click.echo("      $ " + job.cmd.replace("\n", "\n        "))
+    if show_up_to_date and fresh:
+        click.echo(f"up to date ({len(fresh)}):")
+        for job in fresh:
+            click.echo(f"  {job.display}")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@build_options
+@merge_group_build_options
+@click.pass_obj
+def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
+    """Bring TARGETS (output paths or rule names; default targets if none) up to date."""
+    run_build(settings, targets, **options)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+@click.pass_obj
+def plan(settings: Settings, targets: Sequence[str], force: bool, as_json: bool) -> None:
+    """Show the jobs that would run, in order, with their reasons (same as `build -n`)."""
+    print_plan(settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True)
+
+

@@ -1,0 +1,34 @@
+"""`weave list`: the rules, their inputs, outputs and wildcards, and the default targets."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..cli import CONTEXT_SETTINGS, Settings
+
+
+@click.command("list", context_settings=CONTEXT_SETTINGS)
+@click.pass_obj
+def list_rules(settings: Settings) -> None:
+    """List the rules with their inputs, outputs and wildcards, and the default targets."""
+    project = settings.project()
+    manifest = project.manifest
+    click.echo(f"Weavefile: {os.path.relpath(manifest.path)}")
+    click.echo("default targets: " + " ".join(manifest.default_targets()))
+    for rule in manifest.rules.values():
+        kind = "alias" if rule.is_alias else ("pattern rule" if rule.wildcard_names else "rule")
+        click.echo(f"\n{rule.name} ({kind})" + (f": {rule.description}" if rule.description else ""))
+        if rule.inputs:
+            click.echo("  inputs:    " + " ".join(rule.inputs))
+        if rule.outputs:
+            click.echo("  outputs:   " + " ".join(rule.outputs))
+        if rule.wildcard_names:
+            click.echo("  wildcards: " + " ".join(rule.wildcard_names))
+        if rule.foreach:
+            click.echo("  foreach:   " + ", ".join(f"{k} = {v}" for k, v in rule.foreach.items()))
+        if rule.resources:
+            click.echo("  resources: " + ", ".join(f"{k}={v}" for k, v in rule.resources.items()))
+
+
