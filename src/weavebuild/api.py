@@ -149,8 +149,123 @@ class Project:
             finally:
                 store.close()
 
-    def jobs_for(self, targets: Sequence[str] = ()) -> List[Job]:
-        return self.graph(targets).jobs
+    def why(self, target: str) -> Tuple[List[Job], Dict[str, Verdict], List[Tuple[int, Job]]]:
+        """Why `target` is (or is not) stale: its jobs, the verdicts, and the chain of stale jobs
+        leading to the changed sources, as (depth, job) pairs, following 'upstream' reasons."""
+        graph, verdicts = self.plan([target])
+        chain: List[Tuple[int, Job]] = []
+        seen: set = set()
+
+        def follow(job: Job, depth: int) -> None:
+            if job.key in seen:
+                return
+            seen.add(job.key)
+            chain.append((depth, job))
+            for dep in job.deps:
+                if not verdicts[dep.key].up_to_date:
+                    follow(dep, depth + 1)
+
+        for job in graph.targets:
+            if not verdicts[job.key].up_to_date:
+                follow(job, 0)
+        return graph.targets, verdicts, chain
+
+    def clean(self, targets: Sequence[str] = (), dry_run: bool = False) -> List[str]:
+        """Remove outputs weave produced (never sources) and forget their records.
+
+        With targets: those targets and every output built to make them (like `ninja -t clean
+        TARGETS`); without: every output recorded in the store. Returns the removed paths.
+        """
+        import shutil
+
+        from .scan import recipe_of
+
+        with ProjectLock(self.root):
+            store = self.open_store()
+            try:
+                latest = store.load_jobs()
+                outputs: List[str] = []
+                job_keys: List[str] = []
+                sources: set = set()
+                if targets:
+                    graph = self.graph(targets)
+                    sources = set(graph.sources)
+                    for job in graph.jobs:
+                        if job.key in latest:
+                            job_keys.append(job.key)
+                            outputs.extend(recipe_of(job)["outputs"])  # type: ignore[arg-type]
+                else:
+                    try:
+                        sources = set(self.graph().sources)
+                    except UsageError:
+                        sources = set()
+                    for key, row in latest.items():
+                        record = store.record(row.signature)
+                        if record is not None:
+                            job_keys.append(key)
+                            outputs.extend(record.recipe.get("outputs", []))
+                removed: List[str] = []
+                for output in dict.fromkeys(outputs):
+                    path = output.rstrip("/")
+                    if path in sources:
+                        continue  # now a source: never delete a user's file
+                    full = os.path.join(self.root, path)
+                    if not os.path.lexists(full):
+                        continue
+                    removed.append(output)
+                    if dry_run:
+                        continue
+                    if os.path.isdir(full) and not os.path.islink(full):
+                        shutil.rmtree(full)
+                    else:
+                        os.unlink(full)
+                if not dry_run:
+                    store.commit(forget_jobs=job_keys, forget_files=[o.rstrip("/") for o in outputs])
+                return removed
+            finally:
+                store.close()
+
+    def touch(self, targets: Sequence[str] = ()) -> Tuple[List[Job], List[Tuple[Job, str]]]:
+        """Record the current outputs of the targets' jobs as up to date without running them
+        (after fixing something by hand). Returns (recorded jobs, [(job, why not)])."""
+        import time
+
+        from .scan import Scanner, recipe_of
+        from .store import JobRow, Record
+
+        with ProjectLock(self.root):
+            store, files, latest = self._session(readonly=False)
+            try:
+                graph = self.graph(targets, files)
+                scanner = Scanner(files, store, latest)
+                recorded: List[Job] = []
+                skipped: List[Tuple[Job, str]] = []
+                records = []
+                for job in graph.jobs:
+                    if not job.outputs:
+                        continue
+                    verdict = scanner.check(job)
+                    if verdict.signature is None:
+                        skipped.append((job, str(verdict.reasons[0])))
+                        continue
+                    digests = [files.digest(output) for output in job.outputs]
+                    missing = [o for o, d in zip(job.outputs, digests) if d is None]
+                    if missing:
+                        skipped.append((job, f"output missing: {missing[0]}"))
+                        continue
+                    if verdict.up_to_date:
+                        continue
+                    record = Record(
+                        verdict.signature, job.key, job.rule.name, recipe_of(job), verdict.inputs,
+                        digests, 0.0, time.time(),  # type: ignore[arg-type]
+                    )
+                    records.append(record)
+                    latest[job.key] = JobRow(record.signature, " ".join(record.outputs), None)
+                    recorded.append(job)
+                store.commit(records, files.take_dirty())
+                return recorded, skipped
+            finally:
+                store.close()
 
 
 def _counts(result: Optional[BuildResult]) -> Tuple[int, int, int]:

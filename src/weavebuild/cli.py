@@ -75,6 +75,11 @@ COMMANDS = {
     "build": "weavebuild.commands.build:build",
     "plan": "weavebuild.commands.build:plan",
     "list": "weavebuild.commands.list:list_rules",
+    "status": "weavebuild.commands.inspect:status",
+    "why": "weavebuild.commands.inspect:why",
+    "clean": "weavebuild.commands.maintain:clean",
+    "touch": "weavebuild.commands.maintain:touch",
+    "init": "weavebuild.commands.init:init",
 }
 
 

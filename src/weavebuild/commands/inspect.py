@@ -1,0 +1,56 @@
+"""`weave status` and `weave why`: the state of jobs, and why a target is (not) stale."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import click
+
+from ..cli import CONTEXT_SETTINGS, Settings
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@click.option("--all", "show_all", is_flag=True, default=False, help="List up-to-date jobs too.")
+@click.pass_obj
+def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
+    """Table of the jobs TARGETS need and their state; exit code 1 if anything is stale."""
+    graph, verdicts = settings.project().plan(targets, reporter=settings.reporter())
+    stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
+    rows = [job for job in graph.jobs if show_all or not verdicts[job.key].up_to_date]
+    if rows:
+        width = min(50, max(len(job.display) for job in rows))
+        for job in rows:
+            verdict = verdicts[job.key]
+            state = "up to date" if verdict.up_to_date else "STALE"
+            reason = "" if verdict.up_to_date else "  " + "; ".join(str(r) for r in verdict.reasons)
+            click.echo(f"{state:<10}  {job.display.ljust(width)}{reason}")
+    click.echo(
+        f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
+        + (f", {len(stale)} stale" if stale else "")
+    )
+    sys.exit(1 if stale else 0)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("target")
+@click.pass_obj
+def why(settings: Settings, target: str) -> None:
+    """Explain why TARGET is (or is not) stale, following the chain to the changed sources."""
+    jobs, verdicts, chain = settings.project().why(target)
+    if not jobs:
+        click.echo(f"{target} is a source file: nothing builds it")
+        return
+    if all(verdicts[job.key].up_to_date for job in jobs):
+        click.echo(f"{target} is up to date: the recorded signature and output digests match")
+        return
+    for depth, job in chain:
+        indent = "  " * depth
+        reasons = verdicts[job.key].reasons
+        own = [r for r in reasons if r.kind != "upstream will rerun"]
+        lead = f"{target} is stale: " if depth == 0 else ""
+        if own:
+            click.echo(f"{indent}{lead}{job.display} must run: " + "; ".join(str(r) for r in own))
+        else:
+            click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will:")

@@ -1,0 +1,39 @@
+"""`weave clean` and `weave touch`: forget or adopt outputs without running jobs."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import click
+
+from ..cli import CONTEXT_SETTINGS, Settings
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@click.option("-n", "--dry-run", is_flag=True, default=False, help="Only print what would be removed.")
+@click.pass_obj
+def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
+    """Remove outputs weave produced (TARGETS and what was built for them; all if none)."""
+    removed = settings.project().clean(targets, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in removed:
+        if settings.verbosity >= 1:
+            click.echo(f"{verb} {path}")
+    if settings.verbosity >= 1:
+        click.echo(f"weave: {verb} {len(removed)} output(s)")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@click.pass_obj
+def touch(settings: Settings, targets: Sequence[str]) -> None:
+    """Record the current outputs of TARGETS as up to date, without running anything."""
+    recorded, skipped = settings.project().touch(targets)
+    for job in recorded:
+        if settings.verbosity >= 1:
+            click.echo(f"recorded {job.display}")
+    for job, why in skipped:
+        click.echo(f"weave: warning: not recorded {job.display}: {why}", err=True)
+    if settings.verbosity >= 1:
+        click.echo(f"weave: recorded {len(recorded)} job(s) as up to date")

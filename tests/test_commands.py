@@ -1,0 +1,109 @@
+"""Everyday commands: plan, status, why, list, clean, touch, init, --version."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import assert_user_error
+from test_build import make_pipeline
+
+
+def test_version(project):
+    result = project.run("--version")
+    assert result.rc == 0 and result.out.startswith("weave ")
+
+
+def test_plan_json_lists_reasons_and_up_to_date(project):
+    make_pipeline(project)
+    data = json.loads(project.run("plan", "--json").out)
+    assert len(data["run"]) == 6 and data["up_to_date"] == []
+    first = data["run"][0]
+    assert first["reasons"] == [{"kind": "never built", "detail": ""}]
+    assert project.run("build").rc == 0
+    project.write("raw/a.txt", "changed\n")
+    data = json.loads(project.run("plan", "--json").out)
+    run = {item["job"]: item for item in data["run"]}
+    assert run["clean_sample[sample=a]"]["reasons"] == [{"kind": "input changed", "detail": "raw/a.txt"}]
+    assert run["merge"]["reasons"][0]["kind"] == "upstream will rerun"
+    assert "train" in data["up_to_date"]
+
+
+def test_status_exit_code(project):
+    make_pipeline(project)
+    result = project.run("status")
+    assert result.rc == 1 and "0 of 6 jobs up to date, 6 stale" in result.out
+    assert project.run("build").rc == 0
+    result = project.run("status")
+    assert result.rc == 0 and "6 of 6 jobs up to date" in result.out
+
+
+def test_why_follows_chain_to_changed_source(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    assert "is up to date" in project.run("why", "count.txt").out
+    project.write("raw/b.txt", "changed\n")
+    out = project.run("why", "count.txt").out
+    lines = out.splitlines()
+    assert lines[0].startswith("count.txt is stale: count count.txt will rerun because a dependency will")
+    assert "merge merged.txt will rerun" in lines[1]
+    assert "clean_sample clean/b.txt must run: input changed: raw/b.txt" in lines[2]
+    assert "source file" in project.run("why", "raw/a.txt").out
+
+
+def test_list_shows_rules(project):
+    make_pipeline(project)
+    out = project.run("list").out
+    assert "default targets: all" in out
+    assert "clean_sample (pattern rule)" in out and "wildcards: sample" in out
+    assert "all (alias)" in out
+
+
+def test_clean_removes_only_produced_outputs(project):
+    make_pipeline(project)
+    project.write("clean/handmade.txt", "mine\n")
+    assert project.run("build").rc == 0
+    dry = project.run("clean", "-n")
+    assert "would remove merged.txt" in dry.out and project.exists("merged.txt")
+    result = project.run("clean")
+    assert result.rc == 0
+    for path in ("merged.txt", "count.txt", "clean/a.txt", "models/best"):
+        assert not project.exists(path), path
+    for path in ("raw/a.txt", "data.csv", "clean/handmade.txt", "Weavefile"):
+        assert project.exists(path), path
+    project.clear_runs()
+    assert project.run("build").rc == 0
+    assert len(project.runs_log()) == 6
+
+
+def test_clean_target_and_its_inputs(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    assert project.run("clean", "merged.txt").rc == 0
+    assert not project.exists("merged.txt") and not project.exists("clean/a.txt")
+    assert project.exists("count.txt") and project.exists("models/best/model.txt")
+
+
+def test_touch_adopts_hand_fixed_outputs(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    project.write("raw/a.txt", "edited but output fixed by hand\n")
+    result = project.run("touch")
+    assert result.rc == 0 and "recorded clean_sample clean/a.txt" in result.out
+    assert "nothing to do" in project.run("build").out
+    assert project.runs_log() == []
+
+
+def test_init_writes_valid_starter(project):
+    result = project.run("init")
+    assert result.rc == 0
+    assert "rules.train" in project.read("Weavefile")
+    listing = project.run("list")
+    assert listing.rc == 0 and "preprocess" in listing.out
+    assert_user_error(project.run("init"), "already exists")
+
+
+def test_help_of_every_command(project):
+    for command in ("build", "plan", "status", "why", "list", "clean", "touch", "init"):
+        result = project.run(command, "--help")
+        assert result.rc == 0 and "Usage:" in result.out, command
