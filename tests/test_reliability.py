@@ -13,6 +13,7 @@ from typing import List
 
 import psutil
 import pytest
+
 from conftest import assert_user_error
 
 
