@@ -220,7 +220,8 @@ class Builder:
         running: Dict[str, _Running] = {}
         retry_at: List[Tuple[float, Job, Verdict, int]] = []
         attempts: Dict[str, int] = {}
-        state = {"total": to_run, "started": 0, "stopping": False}
+        state = {"total": to_run, "started": 0, "stopping": False, "cutoff": 0}
+        predicted = {key: verdict.up_to_date for key, verdict in verdicts.items()}
         previous_handlers = self._install_signal_handlers()
         grace_deadline: Optional[float] = None
         try:
@@ -233,8 +234,9 @@ class Builder:
                         queue.push(job)
                         continue
                     results[job.key] = result
-                    if result.outcome == UP_TO_DATE and not verdicts[job.key].up_to_date:
+                    if result.outcome == UP_TO_DATE and not predicted[job.key]:
                         state["total"] -= 1  # early cutoff: predicted to run, but need not
+                        state["cutoff"] += 1
                     self._settle(job, pending, decide)
                 # 2. Interrupts: terminate, then kill after the grace period.
                 if self.options.stop is not None and self.options.stop.is_set() and not self._interrupt:
@@ -317,7 +319,12 @@ class Builder:
             raise Interrupted(self._interrupt[0])
         failed = result.failed
         self.reporter.summary(
-            len(result.ran), len(result.up_to_date), len(failed), len(result._with(SKIPPED)), seconds
+            len(result.ran),
+            len(result.up_to_date),
+            len(failed),
+            len(result._with(SKIPPED)),
+            seconds,
+            cutoff=int(state["cutoff"]),
         )
         if failed:
             for item in failed:

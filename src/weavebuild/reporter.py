@@ -30,7 +30,9 @@ class Reporter:
 
     def info(self, message: str) -> None: ...
 
-    def summary(self, ran: int, up_to_date: int, failed: int, skipped: int, seconds: float) -> None: ...
+    def summary(
+        self, ran: int, up_to_date: int, failed: int, skipped: int, seconds: float, cutoff: int = 0
+    ) -> None: ...
 
     def nothing_to_do(self, up_to_date: int) -> None: ...
 
@@ -91,7 +93,9 @@ class ConsoleReporter(Reporter):
         if self.verbosity >= NORMAL:
             self._print(message)
 
-    def summary(self, ran: int, up_to_date: int, failed: int, skipped: int, seconds: float) -> None:
+    def summary(
+        self, ran: int, up_to_date: int, failed: int, skipped: int, seconds: float, cutoff: int = 0
+    ) -> None:
         if failed:
             text = f"weave: {failed} failed, {ran} ran, {up_to_date} up to date"
             if skipped:
@@ -99,7 +103,8 @@ class ConsoleReporter(Reporter):
             self.err.write(f"{text} ({seconds:.2f}s)\n")
             self.err.flush()
         elif self.verbosity >= NORMAL:
-            self._print(f"weave: {ran} ran, {up_to_date} up to date ({seconds:.2f}s)")
+            note = f", {cutoff} by early cutoff" if cutoff else ""
+            self._print(f"weave: {ran} ran, {up_to_date} up to date{note} ({seconds:.2f}s)")
 
     def nothing_to_do(self, up_to_date: int) -> None:
         if self.verbosity >= NORMAL:
