@@ -304,6 +304,7 @@ class Builder:
                         state["stopping"] = True
                     self._settle(job, pending, decide)
                 self._flush()
+            self.files.settle_racy()
             self._flush()
         finally:
             self._restore_signal_handlers(previous_handlers)

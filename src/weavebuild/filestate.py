@@ -15,9 +15,20 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from .hashing import hash_file, hash_tree
 from .store import FileRow
 
-# A file whose mtime is within this window of the moment it was hashed is re-hashed next time.
-# 1 s covers coarse kernel timestamps (a jiffy) and network file systems with small clock skew.
-RACY_WINDOW_NS = 1_000_000_000
+# A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
+# a later write in the same timestamp tick could leave (size, mtime, inode, ctime) unchanged.
+# Linux and macOS file systems keep nanosecond mtimes taken from a clock that advances at least
+# every few milliseconds; 50 ms leaves a wide margin. Whole-second mtimes (ext3, HFS+, some
+# network file systems) get a 2 s window.
+RACY_WINDOW_NS = 50_000_000
+COARSE_RACY_WINDOW_NS = 2_000_000_000
+# After a build, racy files up to this many bytes in total are re-hashed once the window has
+# passed, so that the next no-op build reads nothing.
+SETTLE_LIMIT_BYTES = 256 << 20
+
+
+def racy_window(mtime_ns: int) -> int:
+    return COARSE_RACY_WINDOW_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
 
 _MISSING = object()
 
@@ -29,6 +40,7 @@ class FileState:
         self.root = root
         self.cache = cache
         self.dirty: Dict[str, FileRow] = {}
+        self.racy: Dict[str, str] = {}  # key -> full path of files hashed within their window
         self._memo: Dict[str, object] = {}
         self.hashed = 0  # how many files were actually read (for tests and -v statistics)
 
@@ -76,7 +88,7 @@ class FileState:
             st = os.stat(full)
         fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         row = self.cache.get(key)
-        if row is not None and tuple(row[:4]) == fingerprint and row[5] - st.st_mtime_ns > RACY_WINDOW_NS:
+        if row is not None and tuple(row[:4]) == fingerprint and row[5] - st.st_mtime_ns > racy_window(st.st_mtime_ns):
             return row[4]
         hashed_at = time.time_ns()  # taken before reading: errs towards re-hashing next time
         digest = hash_file(full, st.st_size)
@@ -84,7 +96,39 @@ class FileState:
         new_row: FileRow = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
         self.cache[key] = new_row
         self.dirty[key] = new_row
+        if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
+            self.racy[key] = full
         return digest
+
+    def settle_racy(self) -> None:
+        """Re-hash files that were racy when hashed, once their window has passed.
+
+        Outputs are hashed right after a job writes them, so they are always racy at first;
+        settling them at the end of a build (a few ms of waiting, reads from the page cache)
+        keeps that cost off the next no-op build. A file that changed meanwhile simply gets
+        its new digest: records compare against it and the job reruns.
+        """
+        if not self.racy:
+            return
+        entries = list(self.racy.items())
+        self.racy.clear()
+        total = sum(self.cache[key][0] for key, _ in entries if key in self.cache)
+        if total > SETTLE_LIMIT_BYTES:
+            return
+        newest = max((self.cache[key][1] for key, _ in entries if key in self.cache), default=0)
+        wait_ns = newest + racy_window(newest) - time.time_ns()
+        if wait_ns > 0:
+            if wait_ns > RACY_WINDOW_NS * 2:
+                return  # coarse timestamps: not worth waiting seconds for
+            time.sleep(wait_ns / 1e9 + 0.001)
+        for key, full in entries:
+            self._memo.pop(key, None)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            if stat_module.S_ISREG(st.st_mode):
+                self._file_digest(full, st, key)
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop memoised digests of `paths` (outputs a job is about to rewrite)."""

@@ -215,19 +215,23 @@ class _Locator:
 
     def __init__(self, text: str):
         self.lines = text.splitlines()
+        self._headers: Optional[Dict[str, int]] = None
 
     def _header_line(self, rule: Optional[str]) -> Optional[int]:
         if rule is None:
             return None
-        names = {f"rules.{rule}", f'rules."{rule}"', f"rules.'{rule}'"}
-        for number, line in enumerate(self.lines, 1):
-            stripped = line.strip()
-            if stripped.startswith("[") and not stripped.startswith("[["):
-                header = stripped[1 : stripped.find("]")].strip() if "]" in stripped else ""
-                header = re.sub(r"\s*\.\s*", ".", header)
-                if header in names:
-                    return number
-        return None
+        if self._headers is None:
+            # One pass over the text, on first use: rules are looked up once each, so a
+            # per-rule scan would make loading quadratic in the number of rules.
+            self._headers = {}
+            for number, line in enumerate(self.lines, 1):
+                stripped = line.strip()
+                if stripped.startswith("[") and not stripped.startswith("[[") and "]" in stripped:
+                    header = re.sub(r"\s*\.\s*", ".", stripped[1 : stripped.find("]")].strip())
+                    if header.startswith("rules."):
+                        name = header[len("rules.") :].strip("\"'")
+                        self._headers.setdefault(name, number)
+        return self._headers.get(rule)
 
     def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
         """1-based line of `key` inside rule `rule` (or at top level); else the rule's header."""
