@@ -132,13 +132,14 @@ def read_tail(path: str, lines: int = TAIL_LINES, max_bytes: int = 64 * 1024) ->
 
 
 class _Running:
-    __slots__ = ("job", "grant", "verdict", "attempt", "started_wall", "deadline", "log_path", "log_offset")
+    __slots__ = ("job", "grant", "verdict", "attempt", "started", "started_wall", "deadline", "log_path", "log_offset")
 
     def __init__(self, job: Job, grant: Grant, verdict: Verdict, attempt: int, log_path: str, deadline: Optional[float]):
         self.job = job
         self.grant = grant
         self.verdict = verdict
         self.attempt = attempt
+        self.started = time.monotonic()
         self.started_wall = time.time()
         self.deadline = deadline
         self.log_path = log_path
@@ -222,6 +223,7 @@ class Builder:
         attempts: Dict[str, int] = {}
         state = {"total": to_run, "started": 0, "stopping": False, "cutoff": 0}
         predicted = {key: verdict.up_to_date for key, verdict in verdicts.items()}
+        estimate = self._estimates(durations)
         previous_handlers = self._install_signal_handlers()
         grace_deadline: Optional[float] = None
         try:
@@ -275,6 +277,8 @@ class Builder:
                         self._settle(job, pending, decide)
                         continue
                     running[job.key] = entry
+                    if self.reporter.live:
+                        self._progress(running, state, queue, started, estimate)
                 if not running:
                     if decide:
                         continue
@@ -289,6 +293,8 @@ class Builder:
                 completions = self.executor.wait(timeout)
                 self._check_timeouts(running)
                 self._stream(running)
+                if self.reporter.live:
+                    self._progress(running, state, queue, started, estimate)
                 for completion in completions:
                     entry = running.pop(str(completion.token))
                     self.pool.release(entry.grant)
@@ -333,6 +339,25 @@ class Builder:
                     self.reporter.info(f"  failed: {item.job.display} (log: {os.path.relpath(item.log_path)})")
             raise BuildFailed(f"{len(failed)} job(s) failed", [item.job.key for item in failed])
         return result
+
+    def _estimates(self, durations: Dict[str, float]) -> Dict[str, float]:
+        known = sorted(d for d in durations.values() if d)
+        default = known[len(known) // 2] if known else 1.0
+        return {job.key: durations.get(job.key) or default for job in self.graph.jobs}
+
+    def _progress(self, running: Dict[str, _Running], state: Dict[str, object], queue: ReadyQueue, started: float, estimate: Dict[str, float]) -> None:
+        """Feed the live status line: done/total, running jobs, elapsed time and an ETA from
+        the durations of earlier runs (remaining work spread over the job slots)."""
+        now = time.monotonic()
+        done = int(state["started"]) - len(running)
+        total = int(state["total"])
+        left = sum(max(0.0, estimate[e.job.key] - (now - e.started)) for e in running.values())
+        left += sum(estimate[job.key] for job in queue.peek())
+        waiting = max(0, total - done - len(running) - len(queue))
+        left += waiting * (sum(estimate.values()) / max(1, len(estimate)))
+        eta = left / max(1, self.pool.slots)
+        names = [e.job.rule.name for e in running.values()]
+        self.reporter.progress(done, total, names, now - started, eta)
 
     def _decide(self, job: Job, verdicts: Dict[str, Verdict], ran: Set[str], results: Dict[str, JobResult]) -> Optional[JobResult]:
         """Settle a ready job as up to date / not run, or return None if it must run."""

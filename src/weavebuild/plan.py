@@ -67,6 +67,10 @@ class ReadyQueue:
             heapq.heappush(self._heap, entry)
         return found
 
+    def peek(self) -> List[Job]:
+        """The queued jobs, in no particular order."""
+        return [entry[2] for entry in self._heap]
+
     def drain(self) -> List[Job]:
         jobs = [entry[2] for entry in self._heap]
         self._heap.clear()

@@ -7,8 +7,10 @@ errors only, `-v` adds commands and reasons.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from typing import IO, List, Optional, Sequence
+import time
+from typing import IO, Dict, List, Optional, Sequence
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
@@ -36,18 +38,80 @@ class Reporter:
 
     def nothing_to_do(self, up_to_date: int) -> None: ...
 
+    # A live status line, if the reporter shows one: the builder calls `progress` often.
+    live = False
+
+    def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None: ...
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
 
 class ConsoleReporter(Reporter):
-    def __init__(self, verbosity: int = NORMAL, out: Optional[IO[str]] = None, err: Optional[IO[str]] = None):
+    """Plain lines on a pipe or file (CI logs); on a terminal, a Ninja-style status line
+    (`[done/total] running: train, eval … 12s, ETA 40s`) redrawn in place, with job output
+    and errors printed above it."""
+
+    REFRESH = 0.1
+
+    def __init__(
+        self,
+        verbosity: int = NORMAL,
+        out: Optional[IO[str]] = None,
+        err: Optional[IO[str]] = None,
+        live: Optional[bool] = None,
+    ):
         self.verbosity = verbosity
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        if live is None:
+            isatty = getattr(self.out, "isatty", None)
+            live = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+        self.live = live and verbosity == NORMAL
+        self._status = ""
+        self._last_draw = 0.0
+
+    def _clear_status(self) -> None:
+        if self._status:
+            self.out.write("\r\x1b[K")
+            self._status = ""
 
     def _print(self, text: str) -> None:
+        self._clear_status()
         self.out.write(text + "\n")
         self.out.flush()
 
+    def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if now - self._last_draw < self.REFRESH and self._status:
+            return
+        self._last_draw = now
+        counts: Dict[str, int] = {}
+        for name in running:
+            counts[name] = counts.get(name, 0) + 1
+        names = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.items())
+        line = f"[{done}/{total}] {_duration(elapsed)}"
+        if eta is not None and done < total:
+            line += f", ETA {_duration(eta)}"
+        line += f" · running: {names}" if names else ""
+        width = shutil.get_terminal_size((100, 20)).columns
+        if len(line) > width - 1:
+            line = line[: max(10, width - 2)] + "…"
+        self.out.write("\r\x1b[K" + line)
+        self.out.flush()
+        self._status = line
+
     def job_started(self, display: str, index: int, total: int, command: str, reasons: Sequence[object]) -> None:
+        if self.live:
+            return  # the status line shows running jobs
         if self.verbosity >= NORMAL:
             line = f"[{index}/{total}] {display}"
             if self.verbosity >= VERBOSE and reasons:
@@ -58,6 +122,7 @@ class ConsoleReporter(Reporter):
 
     def job_output(self, data: bytes) -> None:
         if self.verbosity >= NORMAL and data:
+            self._clear_status()
             self.out.flush()
             buffer = getattr(self.out, "buffer", None)
             if buffer is not None:
@@ -68,12 +133,16 @@ class ConsoleReporter(Reporter):
                 self.out.flush()
 
     def job_retrying(self, display: str, attempt: int, attempts: int, delay: float, why: str) -> None:
+        self._clear_status()
+        self.out.flush()
         self.err.write(
             f"weave: {display}: attempt {attempt}/{attempts} failed ({why}); retrying in {delay:.1f}s\n"
         )
         self.err.flush()
 
     def job_failed(self, display: str, message: str, command: str, log_path: Optional[str], tail: str) -> None:
+        self._clear_status()
+        self.out.flush()
         lines: List[str] = [f"weave: FAILED {display}: {message}"]
         if command:
             lines.append("  command: " + command.replace("\n", "\n           "))
@@ -86,6 +155,8 @@ class ConsoleReporter(Reporter):
         self.err.flush()
 
     def warning(self, message: str) -> None:
+        self._clear_status()
+        self.out.flush()
         self.err.write(f"weave: warning: {message}\n")
         self.err.flush()
 
@@ -96,6 +167,8 @@ class ConsoleReporter(Reporter):
     def summary(
         self, ran: int, up_to_date: int, failed: int, skipped: int, seconds: float, cutoff: int = 0
     ) -> None:
+        self._clear_status()
+        self.out.flush()
         if failed:
             text = f"weave: {failed} failed, {ran} ran, {up_to_date} up to date"
             if skipped:

@@ -8,7 +8,13 @@ from typing import Any, Sequence
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings, build_options, merge_group_build_options
+from ..cli import (
+    CONTEXT_SETTINGS,
+    Settings,
+    build_options,
+    merge_group_build_options,
+    verbosity_options,
+)
 
 
 def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
@@ -64,6 +70,7 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("targets", nargs=-1)
 @build_options
+@verbosity_options
 @merge_group_build_options
 @click.pass_obj
 def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
@@ -75,6 +82,7 @@ def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
 @click.argument("targets", nargs=-1)
 @click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+@verbosity_options
 @click.pass_obj
 def plan(settings: Settings, targets: Sequence[str], force: bool, as_json: bool) -> None:
     """Show the jobs that would run, in order, with their reasons (same as `build -n`)."""
