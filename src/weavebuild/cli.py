@@ -50,6 +50,26 @@ def _parse_duration(ctx: click.Context, param: click.Parameter, value: Optional[
         raise click.BadParameter(str(exc)) from None
 
 
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value and isinstance(ctx.obj, Settings):
+        ctx.obj.verbosity = max(ctx.obj.verbosity, 1) + value
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and isinstance(ctx.obj, Settings):
+        ctx.obj.verbosity = 0
+
+
+def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`-v`/`-q` after the command name too (`weave build -q`), as well as before it."""
+    func = click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet, help="Print errors only."
+    )(func)
+    return click.option(
+        "-v", "--verbose", count=True, expose_value=False, callback=_set_verbose, help="Print commands and reasons."
+    )(func)
+
+
 def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `weave build`, `weave watch` and `weave` without a command."""
     options = [
@@ -75,6 +95,7 @@ COMMANDS = {
     "build": "weavebuild.commands.build:build",
     "plan": "weavebuild.commands.build:plan",
     "list": "weavebuild.commands.list:list_rules",
+    "graph": "weavebuild.commands.graph:graph",
     "status": "weavebuild.commands.inspect:status",
     "why": "weavebuild.commands.inspect:why",
     "clean": "weavebuild.commands.maintain:clean",
