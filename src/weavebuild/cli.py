@@ -95,6 +95,8 @@ COMMANDS = {
     "build": "weavebuild.commands.build:build",
     "plan": "weavebuild.commands.build:plan",
     "list": "weavebuild.commands.list:list_rules",
+    "history": "weavebuild.commands.history:history",
+    "report": "weavebuild.commands.report:report",
     "graph": "weavebuild.commands.graph:graph",
     "status": "weavebuild.commands.inspect:status",
     "why": "weavebuild.commands.inspect:why",

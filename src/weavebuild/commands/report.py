@@ -1,0 +1,90 @@
+"""`weave report [RUN] -o report.html`: a self-contained HTML page about one run.
+
+Only translates arguments, gathers data with `weavebuild.history` and writes what
+`weavebuild.report` renders.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional
+
+import click
+
+from ..cli import CONTEXT_SETTINGS, Settings
+from ..errors import UsageError
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", metavar="[RUN]", required=False)
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="FILE",
+    help="Where to write the page (default: report.html in the project directory; '-' for stdout).",
+)
+@click.pass_obj
+def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> None:
+    """Write an HTML report of a run.
+
+    A self-contained page about RUN (a run id from `weave history`; default: the latest run):
+    a timeline of its jobs, its failures with log tails, and per-rule statistics.
+    """
+    from ..history import failures, find_run, load_runs, rule_stats
+    from ..report import render_report
+
+    wanted = _parse_run_id(run_id)
+    project = settings.project()
+    store = project.open_store(readonly=True)
+    try:
+        # Statistics span every recorded run. XXX: this reads all attempts, one query per run;
+        # fine for thousands of runs, and the store has no aggregate query to do better yet.
+        runs = load_runs(store, limit=None)
+    finally:
+        store.close()
+    if not runs:
+        raise UsageError(
+            "no runs recorded yet", hint="run `weave build` first; every build is recorded"
+        )
+    run = find_run(runs, wanted)
+    if run is None:
+        raise UsageError(
+            f"no run {wanted} in the history (runs {runs[-1].id} to {runs[0].id} are recorded)",
+            hint="`weave history` lists the runs",
+        )
+    page = render_report(
+        run,
+        rule_stats(runs),
+        failures(run, runs, project.root),
+        len(runs),
+        os.path.abspath(project.root),
+        time.time(),
+    )
+    if output == "-":
+        sys.stdout.write(page)
+        return
+    if output is None:
+        # Like `weave graph`: the default lands next to the Weavefile, wherever weave was started.
+        output = os.path.join(project.root, "report.html")
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(page)
+    except OSError as exc:
+        raise UsageError(f"cannot write report '{output}': {exc.strerror or exc}") from None
+    summary = f"run {run.id}, {run.outcome}, {len(run.attempts)} attempts"
+    click.echo(f"wrote {os.path.relpath(output)} ({summary})")
+
+
+def _parse_run_id(text: Optional[str]) -> Optional[int]:
+    if text is None or text == "latest":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(
+            f"RUN must be a run id (a number) or 'latest', not '{text}'",
+            hint="`weave history` lists the runs",
+        ) from None
