@@ -32,6 +32,7 @@ from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict, recipe_of
 from .store import JobRow, Record, Store
 
 GRACE_SECONDS = 3.0
+FLUSH_INTERVAL = 0.2
 STREAM_INTERVAL = 0.1
 TAIL_LINES = 20
 LOG_DIR = os.path.join(".weave", "logs")
@@ -109,13 +110,16 @@ class BuildResult:
         return not self.failed and not self._with(SKIPPED) and not self._with(CANCELLED)
 
 
-def log_path_for(root: str, job: Job) -> str:
+def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
+    """`.weave/logs/<job>.log` for a job's first attempt, `<job>.attempt<N>.log` for retries
+    (so a retry does not overwrite the output of the failure it retries)."""
     safe = re.sub(r"[^A-Za-z0-9_.=,\[\]-]", "_", job.key)
     if len(safe) > 120 or safe != job.key:
         from .hashing import digest_strings
 
         safe = safe[:100] + "-" + digest_strings([job.key])[:12]
-    return os.path.join(root, LOG_DIR, safe + ".log")
+    suffix = ".log" if attempt <= 1 else f".attempt{attempt}.log"
+    return os.path.join(root, LOG_DIR, safe + suffix)
 
 
 def read_tail(path: str, lines: int = TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
@@ -179,6 +183,8 @@ class Builder:
         self._attempt_rows: List[tuple] = []
         self._real_root = os.path.realpath(self.root)
         self._made_dirs: Set[str] = set()
+        self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
+        self._last_flush = 0.0
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
     def predict(self) -> Dict[str, Verdict]:
@@ -309,7 +315,11 @@ class Builder:
                     elif outcome in (FAILED, CANCELLED) and not self.options.keep_going:
                         state["stopping"] = True
                     self._settle(job, pending, decide)
-                self._flush()
+                # Records are committed in batches, at most every FLUSH_INTERVAL: a crash loses
+                # at most that much bookkeeping (the jobs rerun), and SQLite is not on the
+                # per-job path of builds of many tiny jobs.
+                if time.monotonic() - self._last_flush >= FLUSH_INTERVAL or not running:
+                    self._flush()
             self.files.settle_racy()
             self._flush()
         finally:
@@ -392,13 +402,13 @@ class Builder:
         except UsageError as exc:
             self.reporter.job_failed(job.display, str(exc), job.cmd, None, "")
             return None
-        env = dict(os.environ)
-        env.update(job.env)
-        env["WEAVE_JOB"] = job.key
-        env["WEAVE_RULE"] = job.rule.name
-        if grant.gpu_ids or "gpu" in job.resources:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpu_ids)
-        log_path = log_path_for(self.root, job)
+        env: Optional[Dict[str, str]] = None  # None: inherit weave's environment (cheapest)
+        if job.env or "gpu" in job.resources:
+            env = dict(os.environ)
+            env.update(job.env)
+            if "gpu" in job.resources:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpu_ids)
+        log_path = log_path_for(self.root, job, attempt)
         log_dir = os.path.dirname(log_path)
         if log_dir not in self._made_dirs:
             os.makedirs(log_dir, exist_ok=True)
@@ -421,11 +431,13 @@ class Builder:
         for output, is_dir in zip(job.outputs, job.dir_outputs):
             full = os.path.join(self.root, output)
             parent = os.path.dirname(full)
-            real_parent = os.path.realpath(parent)
-            if real_parent != self._real_root and not real_parent.startswith(self._real_root + os.sep):
-                raise UsageError(
-                    f"output '{output}' resolves outside the project directory (through a symlink)"
-                )
+            if parent not in self._safe_dirs:
+                real_parent = os.path.realpath(parent)
+                if real_parent != self._real_root and not real_parent.startswith(self._real_root + os.sep):
+                    raise UsageError(
+                        f"output '{output}' resolves outside the project directory (through a symlink)"
+                    )
+                self._safe_dirs.add(parent)
             try:
                 if os.path.isdir(full) and not os.path.islink(full):
                     if not is_dir:
@@ -613,13 +625,12 @@ class Builder:
 
     # -- state ----------------------------------------------------------------------------------
     def _flush(self) -> None:
+        self._last_flush = time.monotonic()
         records, self._records = self._records, []
         rows, self._attempt_rows = self._attempt_rows, []
         files = self.files.take_dirty()
-        if records or files:
-            self.store.commit(records, files)
-        if rows:
-            self.store.add_attempts(rows)
+        if records or files or rows:
+            self.store.commit(records, files, attempts=rows)
 
     def _install_signal_handlers(self) -> Dict[int, object]:
         if threading.current_thread() is not threading.main_thread():

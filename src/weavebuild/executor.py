@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,10 @@ class Completion:
 class Executor:
     """Interface: start commands, wait for completions, cancel."""
 
-    def start(self, token: object, command: str, env: Mapping[str, str], cwd: str, log_path: str) -> None:
+    def start(
+        self, token: object, command: str, env: Optional[Mapping[str, str]], cwd: str, log_path: str
+    ) -> None:
+        """Start `command` in `cwd` with output to `log_path`; `env=None` inherits weave's."""
         raise NotImplementedError
 
     def wait(self, timeout: Optional[float]) -> List[Completion]:
@@ -64,7 +68,7 @@ class Executor:
 
 
 class _Running:
-    __slots__ = ("token", "process", "started", "pid", "cancelled", "cancelled_at", "timed_out")
+    __slots__ = ("token", "process", "started", "pid", "cancelled", "cancelled_at", "timed_out", "peak_rss")
 
     def __init__(self, token: object, process: subprocess.Popen, started: float):
         self.token = token
@@ -74,13 +78,18 @@ class _Running:
         self.cancelled = False
         self.cancelled_at = 0.0
         self.timed_out = False
+        self.peak_rss = 0  # sampled by the sampler thread; 0 = never sampled
 
 
 class LocalExecutor(Executor):
     """Runs commands as local subprocesses (bash -euo pipefail -c CMD)."""
 
-    def __init__(self, shell: Optional[str] = None):
+    def __init__(self, shell: Optional[str] = None, sample_interval: float = 0.25):
         self.shell = shell or shutil.which("bash") or "/bin/bash"
+        self.sample_interval = sample_interval
+        self._sampler: Optional[threading.Thread] = None
+        self._programs: Dict[str, str] = {}
+        self._own_rss = _own_maxrss()
         self._by_pid: Dict[int, _Running] = {}
         self._by_token: Dict[object, _Running] = {}
         self._events: queue.Queue[tuple] = queue.Queue()
@@ -110,23 +119,84 @@ class LocalExecutor(Executor):
                 break
             self._events.put((pid, status, usage, time.monotonic()))
 
-    def start(self, token: object, command: str, env: Mapping[str, str], cwd: str, log_path: str) -> None:
-        self._ensure_reaper()
-        with open(log_path, "wb") as log:
+    def start(
+        self, token: object, command: str, env: Optional[Mapping[str, str]], cwd: str, log_path: str
+    ) -> None:
+        """Start `command`; `env=None` inherits weave's environment (the cheapest spawn)."""
+        self._ensure_threads()
+        argv = self.simple_argv(command) or [self.shell, "-euo", "pipefail", "-c", command]
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
             process = subprocess.Popen(
-                [self.shell, "-euo", "pipefail", "-c", command],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env=dict(env),
+                env=None if env is None else dict(env),
                 start_new_session=True,  # own process group: killable as a tree; vfork-friendly
                 close_fds=True,
             )
+        finally:
+            os.close(log)
         running = _Running(token, process, time.monotonic())
         self._by_pid[process.pid] = running
         self._by_token[token] = running
         self._children.release()
+
+    def simple_argv(self, command: str) -> Optional[List[str]]:
+        """argv for a command bash would run as one plain program (`cp a b`), else None.
+
+        Like make, skip the shell when it would add nothing: no quoting, expansion, redirection,
+        operators or builtins. This halves the cost of trivial jobs; anything else runs under
+        `bash -euo pipefail -c`.
+        """
+        words = command.split()
+        if not words or len(words) > 64 or "\n" in command.strip():
+            return None
+        first = words[0]
+        if first in _BASH_WORDS or "=" in first or not all(_SIMPLE_WORD.match(w) for w in words):
+            return None
+        program = self._programs.get(first)
+        if program is None:
+            program = shutil.which(first) or ""
+            self._programs[first] = program
+        if not program:
+            return None  # let bash report "command not found" with its exit code 127
+        return [program] + words[1:]
+
+    def _ensure_threads(self) -> None:
+        self._ensure_reaper()
+        if self._sampler is None and self.sample_interval:
+            self._sampler = threading.Thread(target=self._sample, name="weave-sampler", daemon=True)
+            self._sampler.start()
+
+    def _sample(self) -> None:
+        """Peak RSS of each job's whole process tree, sampled with psutil. Jobs shorter than
+        one interval are never sampled, so trivial jobs cost nothing here."""
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil is a dependency
+            return
+        while not self._closed:
+            time.sleep(self.sample_interval)
+            now = time.monotonic()
+            for running in list(self._by_pid.values()):
+                if now - running.started < self.sample_interval:
+                    continue
+                try:
+                    root = psutil.Process(running.pid)
+                    processes = [root] + root.children(recursive=True)
+                except psutil.Error:
+                    continue
+                total = 0
+                for process in processes:
+                    try:
+                        total += process.memory_info().rss
+                    except psutil.Error:
+                        pass
+                if total > running.peak_rss:
+                    running.peak_rss = total
 
     def wait(self, timeout: Optional[float]) -> List[Completion]:
         completions: List[Completion] = []
@@ -155,7 +225,7 @@ class LocalExecutor(Executor):
             returncode,
             running.started,
             ended,
-            int(getattr(usage, "ru_maxrss", 0)) * _MAXRSS_UNIT,
+            self._peak_rss(running, usage),
             float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0)),
         )
         # A job that exited before it was cancelled did finish: its result stands.
@@ -165,6 +235,14 @@ class LocalExecutor(Executor):
             # A failed, timed-out or cancelled job leaves no process behind in its group.
             _kill_group(pid, signal.SIGKILL)
         return completion
+
+    def _peak_rss(self, running: _Running, usage: object) -> int:
+        """Sampled peak of the process tree; else wait4's ru_maxrss, unless that is only the
+        high-water mark of weave's own image, inherited before exec (0 = unknown)."""
+        if running.peak_rss:
+            return running.peak_rss
+        maxrss = int(getattr(usage, "ru_maxrss", 0)) * _MAXRSS_UNIT
+        return maxrss if maxrss > self._own_rss else 0
 
     def cancel(self, token: object, force: bool = False, timed_out: bool = False) -> None:
         running = self._by_token.get(token)
@@ -191,6 +269,26 @@ class LocalExecutor(Executor):
             self.wait(0.1)
         self._closed = True
         self._children.release()
+
+
+def _own_maxrss() -> int:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _MAXRSS_UNIT
+    except (ImportError, OSError):  # pragma: no cover
+        return 0
+
+
+# Words bash treats specially as the first word of a command: such commands always run in bash.
+_BASH_WORDS = frozenset(
+    """alias bg bind break builtin caller cd command compgen complete compopt continue declare
+    dirs disown echo enable eval exec exit export false fc fg getopts hash help history jobs kill
+    let local logout mapfile popd printf pushd pwd read readarray readonly return set shift shopt
+    source suspend test times trap true type typeset ulimit umask unalias unset wait if then else
+    elif fi case esac for select while until do done in function time coproc""".split()
+)
+_SIMPLE_WORD = re.compile(r"[A-Za-z0-9_./@:+,%=-]+\Z")
 
 
 def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback

@@ -266,8 +266,9 @@ class Store:
         files: Iterable[Tuple[str, FileRow]] = (),
         forget_files: Iterable[str] = (),
         forget_jobs: Iterable[str] = (),
+        attempts: Sequence[Tuple[Any, ...]] = (),
     ) -> None:
-        """Write records and file digests in one transaction (atomic: all or nothing)."""
+        """Write records, file digests and attempt rows in one transaction (all or nothing)."""
         if self.connection is None or self.broken:
             return
         connection = self.connection
@@ -311,6 +312,10 @@ class Store:
                     connection.executemany(
                         "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
                         [(r.job_key, r.signature, r.duration, r.finished_at) for r in records],
+                    )
+                if attempts:
+                    connection.executemany(
+                        "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", attempts
                     )
                 connection.execute("COMMIT")
             except BaseException:
