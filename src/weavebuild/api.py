@@ -11,12 +11,13 @@ import sys
 import threading
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import graphcache
 from .builder import Builder, BuildOptions, BuildResult
-from .errors import UsageError
+from .errors import ManifestError, UsageError
 from .filestate import FileState
-from .graph import Graph, Job, build_graph
+from .graph import Graph, Job, Resolver
 from .lock import ProjectLock
-from .manifest import MANIFEST_NAMES, Manifest, find_manifest, load_manifest
+from .manifest import MANIFEST_NAMES, Manifest, find_manifest, parse_manifest
 from .reporter import Reporter
 from .resources import ResourcePool, make_pool
 from .scan import Verdict
@@ -26,30 +27,77 @@ from .store import Store
 class Project:
     """A directory with a Weavefile. Load with `Project.load(directory, weavefile=None)`."""
 
-    def __init__(self, manifest: Manifest):
-        self.manifest = manifest
-        self.root = manifest.root
+    def __init__(self, path: str, raw: bytes, manifest: Optional[Manifest] = None):
+        from .hashing import digest_bytes
+
+        self.path = path
+        self.root = os.path.dirname(os.path.abspath(path))
+        self._raw = raw
+        self.digest = digest_bytes(raw)
+        self._manifest = manifest
 
     @classmethod
     def load(cls, directory: str = ".", weavefile: Optional[str] = None) -> Project:
-        """Load the project in `directory` (`weavefile` overrides the file to read)."""
+        """Load the project in `directory` (`weavefile` overrides the file to read).
+
+        Raises ManifestError for an invalid Weavefile. A Weavefile whose exact bytes were valid
+        before (it has a cached graph) is parsed only when something needs more than the graph.
+        """
         if weavefile is not None:
             path = weavefile if os.path.isabs(weavefile) else os.path.join(directory, weavefile)
             if not os.path.isfile(path):
                 raise UsageError(f"Weavefile '{weavefile}' not found")
         else:
-            path = find_manifest(directory)
-            if path is None:
+            found = find_manifest(directory)
+            if found is None:
                 raise UsageError(
                     f"no Weavefile in {os.path.abspath(directory)}",
                     hint=f"create one ({' or '.join(MANIFEST_NAMES)}), run 'weave init', or use -C DIR / -f FILE",
                 )
-        return cls(load_manifest(path))
+            path = found
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise ManifestError(f"cannot read: {exc.strerror}", path=path) from None
+        project = cls(path, raw)
+        if project.digest not in graphcache.known_digests(project.root):
+            project._manifest = project._parse()
+        return project
+
+    def _parse(self) -> Manifest:
+        try:
+            text = self._raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = self._raw[: exc.start].count(b"\n") + 1
+            raise ManifestError("not valid UTF-8 text", path=self.path, line=line) from None
+        return parse_manifest(text, self.path, digest_source=self._raw)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The parsed Weavefile (parsed on first use)."""
+        if self._manifest is None:
+            self._manifest = self._parse()
+        return self._manifest
 
     # -- graph and state -------------------------------------------------------------------------
     def graph(self, targets: Sequence[str] = (), files: Optional[FileState] = None) -> Graph:
+        """The job graph for `targets`; from the graph cache when it is provably current."""
+        if files is not None:
+            cached = graphcache.load(
+                self.root,
+                self.digest,
+                targets,
+                self.path,
+                lambda source: files.digest(source) is not None,
+            )
+            if cached is not None:
+                return cached
         exists = (lambda full: files.exists(full)) if files is not None else os.path.exists
-        return build_graph(self.manifest, targets, exists)
+        resolver = Resolver(self.manifest, exists)
+        graph = resolver.resolve(targets)
+        graphcache.save(self.root, self.digest, targets, graph, resolver.queries)
+        return graph
 
     def open_store(self, readonly: bool = False) -> Store:
         return Store.open(self.root, readonly=readonly)
@@ -63,7 +111,7 @@ class Project:
     def pool(self, graph: Graph, jobs: Optional[int], resources: Mapping[str, float]) -> ResourcePool:
         gpu_needed = any(job.resources.get("gpu") for job in graph.jobs)
         slots = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
-        pool = make_pool(slots, self.manifest.resources, resources, gpu_needed)
+        pool = make_pool(slots, graph.manifest.resources, resources, gpu_needed)
         pool.check_feasible((job.rule.name, job.resources) for job in graph.jobs)
         return pool
 

@@ -38,6 +38,7 @@ class FileState:
 
     def __init__(self, root: str, cache: Dict[str, FileRow]):
         self.root = root
+        self._prefix = os.path.join(root, "")
         self.cache = cache
         self.dirty: Dict[str, FileRow] = {}
         self.racy: Dict[str, str] = {}  # key -> full path of files hashed within their window
@@ -45,7 +46,7 @@ class FileState:
         self.hashed = 0  # how many files were actually read (for tests and -v statistics)
 
     def full_path(self, path: str) -> str:
-        return path if os.path.isabs(path) else os.path.join(self.root, path)
+        return path if path[:1] == os.sep else self._prefix + path
 
     def exists(self, path: str) -> bool:
         """Whether `path` exists now (a broken symlink counts as missing)."""

@@ -9,6 +9,7 @@ files by definition); it never reads state and never runs anything.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shlex
 from difflib import get_close_matches
@@ -16,6 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tupl
 
 from . import paths
 from .errors import CycleError, ManifestError, UsageError
+from .hashing import digest_strings
 from .manifest import Manifest, Placeholder, RuleSpec, Template, wildcard_names_in
 
 
@@ -37,6 +39,7 @@ class Job:
         "deps",
         "dependents",
         "display",
+        "recipe",
     )
 
     def __init__(self, key: str, rule: RuleSpec, wildcards: Dict[str, str]):
@@ -54,6 +57,7 @@ class Job:
         self.deps: List[Job] = []
         self.dependents: List[Job] = []
         self.display = ""
+        self.recipe: Optional[str] = None  # digest of the recipe, set by the scanner (cached)
 
     @property
     def name(self) -> str:
@@ -90,6 +94,27 @@ class Graph:
             if job.key == key:
                 return job
         raise KeyError(key)
+
+
+def recipe_of(job: Job) -> Dict[str, object]:
+    """What the store repeats of a job's recipe, to tell which part of it changed."""
+    return {
+        "cmd": job.cmd,
+        "env": job.env,
+        "vars": job.vars,
+        "outputs": [o + ("/" if d else "") for o, d in zip(job.outputs, job.dir_outputs)],
+    }
+
+
+def recipe_digest(job: Job) -> str:
+    parts: List[str] = ["weave-recipe-1", job.cmd]
+    for key in sorted(job.env):
+        parts.append(f"env:{key}={job.env[key]}")
+    for key in sorted(job.vars):
+        parts.append(f"var:{key}={json.dumps(job.vars[key], sort_keys=True)}")
+    for output, is_dir in zip(job.outputs, job.dir_outputs):
+        parts.append("out:" + output + ("/" if is_dir else ""))
+    return digest_strings(parts)
 
 
 def _quote_join(items: Sequence[str]) -> str:
@@ -159,11 +184,16 @@ class Resolver:
         self._exists_rel = exists
         self._foreach: Dict[Tuple[str, str], List[str]] = {}
         self.jobs: Dict[str, Job] = {}
+        # Every file-system question resolution asked, with its answer: the graph cache is
+        # valid as long as each one still gets the same answer.
+        self.queries: List[tuple] = []
         self.index = _RuleIndex(self)
 
     # -- helpers -----------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
-        return self._exists_rel(path if os.path.isabs(path) else os.path.join(self.root, path))
+        answer = self._exists_rel(path if os.path.isabs(path) else os.path.join(self.root, path))
+        self.queries.append(("exists", path, answer))
+        return answer
 
     def foreach_values(self, rule: RuleSpec, key: str) -> List[str]:
         cached = self._foreach.get((rule.name, key))
@@ -173,6 +203,9 @@ class Resolver:
                 cached = list(dict.fromkeys(spec))
             else:
                 cached = paths.foreach_values(self.root, key, spec, rule.wildcard_regex)
+                self.queries.append(
+                    ("foreach", key, spec, tuple(sorted(rule.wildcard_regex.items())), tuple(cached))
+                )
             for value in cached:
                 problem = paths.bad_wildcard_value(value)
                 if problem:
@@ -217,10 +250,10 @@ class Resolver:
                 bound = dict(wildcards)
                 bound.update(zip(unbound, combo))
                 path = paths.substitute(pattern, bound)
-                if paths.has_glob(paths.unescape(path)) and not os.path.exists(
-                    os.path.join(self.root, paths.unescape(path))
-                ):
-                    group.extend(paths.expand_glob(self.root, paths.unescape(path)))
+                if paths.has_glob(paths.unescape(path)) and not self.exists(paths.unescape(path)):
+                    matches = paths.expand_glob(self.root, paths.unescape(path))
+                    self.queries.append(("glob", paths.unescape(path), tuple(matches)))
+                    group.extend(matches)
                 else:
                     group.append(paths.normalize(paths.unescape(path)))
             groups.append(group)
@@ -245,6 +278,7 @@ class Resolver:
             job.display = f"{rule.name} {first}{suffix}"
         else:
             job.display = key
+        job.recipe = recipe_digest(job)
         self.jobs[key] = job
         return job
 
@@ -458,7 +492,7 @@ class Resolver:
                         dep = self.producer(path, active_rules)
                     if dep is None:
                         if path not in sources:
-                            if not self.exists(path):
+                            if not self._exists_rel(os.path.join(self.root, path)):
                                 raise UsageError(
                                     f"missing source '{path}' needed by rule '{job.rule.name}'"
                                     + (f" (job {job.key})" if job.wildcards else ""),

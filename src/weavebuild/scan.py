@@ -8,12 +8,11 @@ module reads the file system (through FileState) and the store; it never writes 
 
 from __future__ import annotations
 
-import json
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .filestate import FileState
-from .graph import Job
-from .hashing import digest_strings
+from .graph import Job, recipe_digest, recipe_of  # noqa: F401  (recipe_of is re-exported)
+from .hashing import digest_bytes
 from .store import JobRow, Record, Store
 
 # Reason kinds, in the user's words (`weave plan` prints them as "kind: detail").
@@ -57,33 +56,14 @@ class Reason:
         return {"kind": self.kind, "detail": self.detail}
 
 
-def recipe_of(job: Job) -> Dict[str, object]:
-    """What the store repeats of a job's recipe, to tell which part of it changed."""
-    return {
-        "cmd": job.cmd,
-        "env": job.env,
-        "vars": job.vars,
-        "outputs": [o + ("/" if d else "") for o, d in zip(job.outputs, job.dir_outputs)],
-    }
-
-
-def recipe_digest(job: Job) -> str:
-    parts: List[str] = ["weave-recipe-1", job.cmd]
-    for key in sorted(job.env):
-        parts.append(f"env:{key}={job.env[key]}")
-    for key in sorted(job.vars):
-        parts.append(f"var:{key}={json.dumps(job.vars[key], sort_keys=True)}")
-    for output, is_dir in zip(job.outputs, job.dir_outputs):
-        parts.append("out:" + output + ("/" if is_dir else ""))
-    return digest_strings(parts)
-
-
 def signature_of(recipe: str, inputs: Sequence[Tuple[str, str]]) -> str:
+    """The digest of a recipe and the (path, digest) of each input, in order."""
     parts = [recipe]
     for path, digest in inputs:
         parts.append(path)
         parts.append(digest)
-    return digest_strings(parts)
+    parts.append("")  # NUL-terminate the last part, as digest_strings does
+    return digest_bytes("\0".join(parts).encode("utf-8", "surrogateescape"))
 
 
 class Verdict:
@@ -108,12 +88,11 @@ class Scanner:
         self.files = files
         self.store = store
         self.latest = latest
-        self._recipes: Dict[str, str] = {}
 
     def recipe(self, job: Job) -> str:
-        digest = self._recipes.get(job.key)
+        digest = job.recipe
         if digest is None:
-            digest = self._recipes[job.key] = recipe_digest(job)
+            digest = job.recipe = recipe_digest(job)
         return digest
 
     def check(self, job: Job, forced: bool = False) -> Verdict:

@@ -1,0 +1,214 @@
+"""A cache of resolved job graphs in `.weave/graph.cache`, so a no-op build skips TOML parsing,
+validation and wildcard expansion.
+
+An entry is keyed by the Weavefile's digest and the requested targets, and stores every
+file-system question resolution asked (globs, foreach scans, existence checks) with its answer.
+It is used only if each question still gets the same answer and every source still exists, so
+it can never change what a build does: it only saves the work of recomputing the graph.
+Owns the cache format; knows graphs and paths, nothing of the store or of scheduling.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import paths
+from ._version import __version__
+from .graph import Graph, Job
+from .manifest import RuleSpec
+
+CACHE_NAME = os.path.join(".weave", "graph.cache")
+FORMAT = 2
+MAX_ENTRIES = 8
+
+
+class ManifestSummary:
+    """What builds need of a Weavefile that was not parsed: where it is and its totals."""
+
+    def __init__(self, path: str, digest: str, default: List[str], resources: Dict[str, float]):
+        self.path = path
+        self.root = os.path.dirname(os.path.abspath(path))
+        self.digest = digest
+        self.default = default
+        self.resources = resources
+
+    def default_targets(self) -> List[str]:
+        return list(self.default)
+
+
+_memo: Dict[Tuple[str, int, int], Dict] = {}
+
+
+def _read(root: str) -> Dict:
+    path = os.path.join(root, CACHE_NAME)
+    try:
+        st = os.stat(path)
+        memo_key = (path, st.st_mtime_ns, st.st_size)
+        data = _memo.get(memo_key)
+        if data is None:
+            with open(path, "rb") as handle:
+                data = marshal.loads(handle.read())  # marshal.load(file) reads piecemeal: slow
+            _memo.clear()
+            _memo[memo_key] = data
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("weave") != __version__:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def known_digests(root: str) -> List[str]:
+    """Digests of Weavefiles that parsed without error before (each cached entry had one)."""
+    return [key[0] for key in _read(root)]
+
+
+def _still_valid(root: str, queries: Sequence[tuple]) -> bool:
+    for query in queries:
+        kind = query[0]
+        if kind == "exists":
+            path = query[1] if os.path.isabs(query[1]) else os.path.join(root, query[1])
+            if os.path.exists(path) != query[2]:
+                return False
+        elif kind == "glob":
+            if tuple(paths.expand_glob(root, query[1])) != query[2]:
+                return False
+        elif kind == "foreach":
+            _, key, spec, constraints, values = query
+            if tuple(paths.foreach_values(root, key, spec, dict(constraints))) != values:
+                return False
+        else:
+            return False
+    return True
+
+
+def load(
+    root: str,
+    digest: str,
+    targets: Sequence[str],
+    manifest_path: str,
+    source_exists: Callable[[str], bool],
+) -> Optional[Graph]:
+    """The cached graph for `targets`, or None if there is none or it may be stale."""
+    entry = _read(root).get((digest, tuple(targets)))
+    if entry is None:
+        return None
+    try:
+        if not _still_valid(root, entry["queries"]):
+            return None
+        for source in entry["sources"]:
+            if not source_exists(source):
+                return None  # let the full resolution report the missing source properly
+        return _rebuild(entry, manifest_path, digest)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def save(root: str, digest: str, targets: Sequence[str], graph: Graph, queries: List[tuple]) -> None:
+    """Add the graph for (Weavefile digest, targets) to the cache; best effort, atomic."""
+    state_dir = os.path.join(root, ".weave")
+    if not os.path.isdir(state_dir):
+        return
+    entries = _read(root)
+    entries.pop((digest, tuple(targets)), None)
+    while len(entries) >= MAX_ENTRIES:
+        entries.pop(next(iter(entries)))
+    entries[(digest, tuple(targets))] = _flatten(graph, queries)
+    data = {"format": FORMAT, "weave": __version__, "entries": entries}
+    temporary = os.path.join(root, CACHE_NAME + f".{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            marshal.dump(data, handle)
+        os.replace(temporary, os.path.join(root, CACHE_NAME))
+    except (OSError, ValueError):
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+_RULE_FIELDS = (
+    "inputs",
+    "outputs",
+    "cmd",
+    "wildcard_names",
+    "resources",
+    "cpus",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "description",
+    "line",
+)
+
+
+def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
+    index = {job.key: position for position, job in enumerate(graph.jobs)}
+    rules: Dict[str, tuple] = {}
+    jobs: List[tuple] = []
+    for job in graph.jobs:
+        rule = job.rule
+        if rule.name not in rules:
+            rules[rule.name] = tuple(
+                tuple(value) if isinstance(value, list) else value
+                for value in (getattr(rule, field) for field in _RULE_FIELDS)
+            )
+        jobs.append(
+            (
+                job.key,
+                rule.name,
+                job.wildcards,
+                tuple(job.inputs),
+                tuple(job.outputs),
+                job.dir_outputs,
+                job.cmd,
+                job.env,
+                job.vars,
+                tuple(index[dep.key] for dep in job.deps),
+                job.display,
+                job.recipe or "",
+            )
+        )
+    manifest = graph.manifest
+    return {
+        "queries": queries,
+        "rules": rules,
+        "jobs": jobs,
+        "targets": tuple(index[job.key] for job in graph.targets),
+        "requested": tuple(graph.requested),
+        "sources": tuple(graph.sources),
+        "default": tuple(manifest.default_targets()),
+        "resources": dict(manifest.resources),
+    }
+
+
+def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
+    rules: Dict[str, RuleSpec] = {}
+    for name, values in entry["rules"].items():
+        rule = RuleSpec(name)
+        for field, value in zip(_RULE_FIELDS, values):
+            setattr(rule, field, list(value) if field in ("inputs", "outputs") else value)
+        rules[name] = rule
+    jobs: List[Job] = []
+    for key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe in entry["jobs"]:
+        job = Job(key, rules[rule_name], wildcards)
+        job.inputs = list(inputs)
+        job.outputs = list(outputs)
+        job.dir_outputs = dirs
+        job.cmd = cmd
+        job.env = env
+        job.vars = variables
+        job.deps = [jobs[i] for i in deps]
+        job.display = display
+        job.recipe = recipe or None
+        jobs.append(job)
+    for job in jobs:
+        for dep in job.deps:
+            dep.dependents.append(job)
+    sources: Dict[str, List[Job]] = {source: [] for source in entry["sources"]}
+    producers: Dict[str, Job] = {output: job for job in jobs for output in job.outputs}
+    summary = ManifestSummary(manifest_path, digest, list(entry["default"]), entry["resources"])
+    targets = [jobs[i] for i in entry["targets"]]
+    return Graph(summary, jobs, targets, producers, sources, list(entry["requested"]))  # type: ignore[arg-type]
