@@ -142,3 +142,21 @@ def test_ambiguous_pattern_rules(project):
 def test_malformed_weavefiles(project, text, fragment):
     project.write("Weavefile", text, dedent=False)
     assert_user_error(project.run("build"), fragment)
+
+
+def test_output_path_is_a_directory(project):
+    (project.root / "result.txt").mkdir()
+    project.weavefile('[rules.r]\noutputs = ["result.txt"]\ncmd = "echo x > result.txt"\n')
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "FAILED r result.txt: output 'result.txt' is a directory, but the rule declares a file" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_output_parent_is_a_file(project):
+    project.write("blocker", "I am a file\n")
+    project.weavefile('[rules.r]\noutputs = ["blocker/out.txt"]\ncmd = "echo x > blocker/out.txt"\n')
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "cannot prepare output 'blocker/out.txt'" in result.err
+    assert project.read("blocker") == "I am a file\n"

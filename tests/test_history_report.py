@@ -99,8 +99,8 @@ def test_history_lists_runs_newest_first(built):
     assert [row[0] for row in rows] == ["3", "2", "1"]
     assert [row[4] for row in rows] == ["ok", "failed", "failed"]
     assert "weave build -k -j 2 all" in lines[3]
-    # Run 1: 3 jobs ran (prep x2, flaky after its retry), broken failed; up to date unknown.
-    assert rows[2][5:8] == ["3", "1", "?"]
+    # Run 1: 3 jobs ran (prep x2, flaky after its retry), broken failed, none up to date.
+    assert rows[2][5:8] == ["3", "1", "0"]
     # Run 3: nothing ran, one job up to date.
     assert rows[0][5:8] == ["0", "0", "1"]
     assert lines[1].endswith("data/1.txt")

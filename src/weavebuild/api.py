@@ -13,7 +13,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import graphcache
 from .builder import Builder, BuildOptions, BuildResult
-from .errors import ManifestError, UsageError
+from .errors import Interrupted, ManifestError, UsageError
 from .filestate import FileState
 from .graph import Graph, Job, Resolver
 from .lock import ProjectLock
@@ -187,7 +187,8 @@ class Project:
                     outcome = "interrupted"
                     raise
                 except BaseException as exc:
-                    outcome = "interrupted" if type(exc).__name__ == "Interrupted" else "failed"
+                    outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
+                    result = getattr(exc, "result", None)
                     raise
                 finally:
                     if builder.executor is not None:

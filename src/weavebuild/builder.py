@@ -333,7 +333,9 @@ class Builder:
         seconds = time.monotonic() - started
         result = BuildResult(results, seconds)
         if self._interrupt:
-            raise Interrupted(self._interrupt[0])
+            interrupted = Interrupted(self._interrupt[0])
+            interrupted.result = result  # type: ignore[attr-defined]
+            raise interrupted
         failed = result.failed
         self.reporter.summary(
             len(result.ran),
@@ -347,7 +349,9 @@ class Builder:
             for item in failed:
                 if item.log_path and self.options.keep_going:
                     self.reporter.info(f"  failed: {item.job.display} (log: {os.path.relpath(item.log_path)})")
-            raise BuildFailed(f"{len(failed)} job(s) failed", [item.job.key for item in failed])
+            error = BuildFailed(f"{len(failed)} job(s) failed", [item.job.key for item in failed])
+            error.result = result  # type: ignore[attr-defined]
+            raise error
         return result
 
     def _estimates(self, durations: Dict[str, float]) -> Dict[str, float]:

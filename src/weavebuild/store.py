@@ -21,6 +21,7 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x57454156  # 'WEAV': tells our database from any other SQLite file
 STATE_DIR = ".weave"
 DB_NAME = "state.db"
+KEEP_RUNS = 1000
 
 # (size, mtime_ns, inode, ctime_ns, digest, hashed_at_ns)
 FileRow = Tuple[int, int, int, int, str, int]
@@ -359,6 +360,10 @@ class Store:
                 "UPDATE runs SET ended = ?, outcome = ?, ran = ?, failed = ?, up_to_date = ? WHERE id = ?",
                 (time.time(), outcome, ran, failed, up_to_date, run_id),
             )
+            # Bound the history: keep the newest KEEP_RUNS runs and their attempts.
+            if run_id % 50 == 0:
+                self.connection.execute("DELETE FROM attempts WHERE run_id <= ?", (run_id - KEEP_RUNS,))
+                self.connection.execute("DELETE FROM runs WHERE id <= ?", (run_id - KEEP_RUNS,))
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 
