@@ -384,3 +384,39 @@ def test_missing_source_named_at_build(project):
         """
     )
     assert_user_error(project.run("build"), "missing source 'nope.csv' needed by rule 'a'")
+
+
+def test_alias_naming_a_rule_whose_output_dir_exists(project):
+    project.weavefile(
+        """
+        [rules.all]
+        inputs = ["plots"]
+        [rules.plots]
+        outputs = ["plots/a.txt"]
+        cmd = "echo a > plots/a.txt"
+        """
+    )
+    assert project.run("build").rc == 0
+    (project.root / "plots/a.txt").unlink()
+    result = project.run("build")
+    assert result.rc == 0 and "[1/1] plots plots/a.txt" in result.out, result
+
+
+def test_reverted_input_explains_against_latest_run(project):
+    project.write("src.txt", "one\n")
+    project.weavefile('[rules.c]\ninputs = ["src.txt"]\noutputs = ["c.txt"]\ncmd = "cp src.txt c.txt"\n')
+    assert project.run("build").rc == 0
+    project.write("src.txt", "two\n")
+    assert project.run("build").rc == 0
+    project.write("src.txt", "one\n")
+    plan = project.run("plan")
+    assert "input changed: src.txt" in plan.out and "output modified" not in plan.out, plan.out
+    assert project.run("build").rc == 0
+    assert project.read("c.txt") == "one\n"
+
+
+def test_glob_matching_nothing_warns(project):
+    project.weavefile('[rules.c]\ninputs = ["data/*.csv"]\noutputs = ["all.csv"]\ncmd = "cat {inputs} /dev/null > {outputs}"\n')
+    result = project.run("build")
+    assert result.rc == 0
+    assert "input glob 'data/*.csv' matches no file" in result.err

@@ -319,3 +319,26 @@ def test_kill_9_at_random_moments_converges(tmp_path):
             [sys.executable, "-m", "weavebuild", "build", "merged.txt"], cwd=root, capture_output=True, text=True
         )
         assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+
+
+def test_kill_9_of_weave_alone_kills_its_orphans_on_next_build(project):
+    """An OOM kill of weave alone leaves its jobs running; the next build must not race them."""
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["b.txt"]
+        cmd = "echo partial > {outputs}; touch started; sleep 3; echo done >> {outputs}"
+        """
+    )
+    process = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started"), what="job start")
+    orphans = descendants(process)
+    assert orphans
+    process.kill()  # weave only, as the OOM killer would
+    process.wait()
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert "killed 1 job(s) left running by a weave that was killed" in result.err
+    assert_all_gone(orphans)
+    assert project.read("b.txt") == "partial\ndone\n"
+    assert "nothing to do" in project.run("build").out

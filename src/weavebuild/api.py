@@ -12,8 +12,9 @@ import threading
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import graphcache
-from .builder import Builder, BuildOptions, BuildResult
+from .builder import RUNNING_REGISTRY, Builder, BuildOptions, BuildResult
 from .errors import Interrupted, ManifestError, UsageError
+from .executor import kill_orphans
 from .filestate import FileState
 from .graph import Graph, Job, Resolver
 from .lock import ProjectLock
@@ -119,10 +120,14 @@ class Project:
     def plan(
         self, targets: Sequence[str] = (), force: bool = False, reporter: Optional[Reporter] = None
     ) -> Tuple[Graph, Dict[str, Verdict]]:
-        """Verdicts (up to date, or reasons to run) for every job the targets need; writes nothing."""
+        """Verdicts (up to date, or reasons to run) for every job the targets need.
+
+        Takes no lock and writes no state (it may refresh the graph cache)."""
         store, files, latest = self._session(readonly=True)
         try:
             graph = self.graph(targets, files)
+            for warning in graph.warnings:
+                (reporter or Reporter()).warning(warning)
             options = BuildOptions(force=force)
             builder = Builder(
                 graph, store, files, latest, ResourcePool(1, {}, []), options, reporter or Reporter(),
@@ -171,7 +176,15 @@ class Project:
             try:
                 for warning in store.warnings:
                     reporter.warning(warning)
+                orphans = kill_orphans(os.path.join(self.root, RUNNING_REGISTRY))
+                if orphans:
+                    reporter.warning(
+                        f"killed {orphans} job(s) left running by a weave that was killed; "
+                        "their outputs will be rebuilt"
+                    )
                 graph = self.graph(targets, files)
+                for warning in graph.warnings:
+                    reporter.warning(warning)
                 pool = self.pool(graph, options.jobs, resources or {})
                 run_id = store.start_run(list(argv if argv is not None else sys.argv), graph.requested)
                 builder = Builder(

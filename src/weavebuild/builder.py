@@ -36,6 +36,7 @@ FLUSH_INTERVAL = 0.2
 STREAM_INTERVAL = 0.1
 TAIL_LINES = 20
 LOG_DIR = os.path.join(".weave", "logs")
+RUNNING_REGISTRY = os.path.join(".weave", "running")
 
 # Job outcomes
 UP_TO_DATE, RAN, FAILED, SKIPPED, CANCELLED = "up to date", "ran", "failed", "not run", "cancelled"
@@ -217,7 +218,7 @@ class Builder:
             self.reporter.nothing_to_do(len(results))
             return BuildResult(results, time.monotonic() - started)
         if self.executor is None:
-            self.executor = LocalExecutor()
+            self.executor = LocalExecutor(registry=os.path.join(self.root, RUNNING_REGISTRY))
         self.reporter.build_started(to_run, len(self.graph.jobs))
         durations = {key: row.duration for key, row in self.latest.items() if row.duration}
         queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))

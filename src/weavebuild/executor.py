@@ -84,8 +84,14 @@ class _Running:
 class LocalExecutor(Executor):
     """Runs commands as local subprocesses (bash -euo pipefail -c CMD)."""
 
-    def __init__(self, shell: Optional[str] = None, sample_interval: float = 0.25):
+    def __init__(
+        self, shell: Optional[str] = None, sample_interval: float = 0.25, registry: Optional[str] = None
+    ):
         self.shell = shell or shutil.which("bash") or "/bin/bash"
+        # The registry lists running jobs (pid, start time), so that a later weave can kill
+        # what a weave killed with SIGKILL left running (see kill_orphans).
+        self.registry = registry
+        self._registry_fd: Optional[int] = None
         self.sample_interval = sample_interval
         self._sampler: Optional[threading.Thread] = None
         self._programs: Dict[str, str] = {}
@@ -140,6 +146,12 @@ class LocalExecutor(Executor):
         finally:
             os.close(log)
         running = _Running(token, process, time.monotonic())
+        if self.registry is not None:
+            if self._registry_fd is None:
+                self._registry_fd = os.open(
+                    self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644
+                )
+            os.write(self._registry_fd, f"{process.pid} {time.time():.3f}\n".encode())
         self._by_pid[process.pid] = running
         self._by_token[token] = running
         self._children.release()
@@ -269,6 +281,49 @@ class LocalExecutor(Executor):
             self.wait(0.1)
         self._closed = True
         self._children.release()
+        if self._registry_fd is not None:
+            if not self._by_token:
+                os.ftruncate(self._registry_fd, 0)  # every job is accounted for
+            os.close(self._registry_fd)
+            self._registry_fd = None
+
+
+def kill_orphans(registry: str) -> int:
+    """Kill jobs that a weave which died (kill -9, OOM, power loss) left running, as listed in
+    its registry; call with the project lock held, so no live weave owns them. Returns how many
+    process groups were killed. A pid counts only if its process started when it was recorded,
+    so a reused pid is never killed."""
+    try:
+        with open(registry) as handle:
+            lines = handle.read().split("\n")
+    except OSError:
+        return 0
+    entries = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                entries.append((int(parts[0]), float(parts[1])))
+            except ValueError:
+                continue
+    killed = 0
+    if entries:
+        import psutil
+
+        for pid, started in entries:
+            try:
+                process = psutil.Process(pid)
+                if abs(process.create_time() - started) > 2.0:
+                    continue
+            except psutil.Error:
+                continue
+            kill_tree(pid, signal.SIGKILL)
+            killed += 1
+    try:
+        os.truncate(registry, 0)
+    except OSError:
+        pass
+    return killed
 
 
 def _own_maxrss() -> int:

@@ -85,6 +85,7 @@ class Graph:
         self.producers = producers
         self.sources = sources
         self.requested = requested
+        self.warnings: List[str] = []  # e.g. globs matching nothing; shown by the API
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -187,6 +188,7 @@ class Resolver:
         # Every file-system question resolution asked, with its answer: the graph cache is
         # valid as long as each one still gets the same answer.
         self.queries: List[tuple] = []
+        self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -253,6 +255,11 @@ class Resolver:
                 if paths.has_glob(paths.unescape(path)) and not self.exists(paths.unescape(path)):
                     matches = paths.expand_glob(self.root, paths.unescape(path))
                     self.queries.append(("glob", paths.unescape(path), tuple(matches)))
+                    if not matches:
+                        self.warnings.append(
+                            f"rule '{rule.name}': input glob '{paths.unescape(path)}' matches no "
+                            "file (globs see existing files only, not other rules' outputs)"
+                        )
                     group.extend(matches)
                 else:
                     group.append(paths.normalize(paths.unescape(path)))
@@ -455,10 +462,11 @@ class Resolver:
         job = self.producer(path, {})
         if job is not None:
             return [job]
-        if self.exists(path):
-            return []
+        # A rule name wins over a file of the same name (the rule's outputs may exist already).
         if item in self.manifest.rules and item != alias.name:
             return self.resolve_target(item)
+        if self.exists(path):
+            return []
         raise UsageError(
             f"missing source '{item}' needed by rule '{alias.name}'",
             hint="create the file, or add a rule that makes it",
@@ -528,7 +536,9 @@ class Resolver:
         for job in order:
             for dep in job.deps:
                 dep.dependents.append(job)
-        return Graph(self.manifest, order, roots, producers, sources, requested)
+        graph = Graph(self.manifest, order, roots, producers, sources, requested)
+        graph.warnings = list(dict.fromkeys(self.warnings))
+        return graph
 
 
 def build_graph(

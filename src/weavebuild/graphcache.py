@@ -181,6 +181,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
         "sources": tuple(graph.sources),
         "default": tuple(manifest.default_targets()),
         "resources": dict(manifest.resources),
+        "warnings": tuple(graph.warnings),
     }
 
 
@@ -211,4 +212,6 @@ def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
     producers: Dict[str, Job] = {output: job for job in jobs for output in job.outputs}
     summary = ManifestSummary(manifest_path, digest, list(entry["default"]), entry["resources"])
     targets = [jobs[i] for i in entry["targets"]]
-    return Graph(summary, jobs, targets, producers, sources, list(entry["requested"]))  # type: ignore[arg-type]
+    graph = Graph(summary, jobs, targets, producers, sources, list(entry["requested"]))  # type: ignore[arg-type]
+    graph.warnings = list(entry.get("warnings", ()))
+    return graph

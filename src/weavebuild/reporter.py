@@ -181,4 +181,4 @@ class ConsoleReporter(Reporter):
 
     def nothing_to_do(self, up_to_date: int) -> None:
         if self.verbosity >= NORMAL:
-            self._print(f"weave: nothing to do ({up_to_date} jobs up to date)")
+            self._print(f"weave: nothing to do ({up_to_date} job{'s' if up_to_date != 1 else ''} up to date)")

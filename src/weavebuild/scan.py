@@ -118,6 +118,10 @@ class Scanner:
                 recorded = record.outputs
         if recorded is not None:
             reasons = self._compare_outputs(job, recorded)
+            if reasons and latest is not None and latest.signature != signature:
+                # An older record matches (inputs were reverted) but the outputs on disk come
+                # from the latest run: explain the difference from that run instead.
+                reasons = self.explain_new_signature(job, inputs, latest)
             return Verdict(signature, inputs, reasons)
         return Verdict(signature, inputs, self.explain_new_signature(job, inputs, latest))
 
