@@ -9,20 +9,23 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import graphcache
-from .builder import RUNNING_REGISTRY, Builder, BuildOptions, BuildResult
+from . import graphcache, stamp
 from .errors import Interrupted, ManifestError, UsageError
-from .executor import kill_orphans
 from .filestate import FileState
-from .graph import Graph, Job, Resolver
-from .lock import ProjectLock
+from .lock import RUNNING_REGISTRY, ProjectLock
 from .manifest import MANIFEST_NAMES, Manifest, find_manifest, parse_manifest
 from .reporter import Reporter
-from .resources import ResourcePool, make_pool
-from .scan import Verdict
+from .results import UP_TO_DATE, BuildResult, JobResult
 from .store import Store
+
+# builder, executor, graph, resources and scan are imported where they are used: a no-op
+# build proven by its stamp needs none of them, and start-up time is the no-op's largest cost.
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import Graph, Job
+    from .resources import ResourcePool
+    from .scan import Verdict
 
 
 class Project:
@@ -94,6 +97,8 @@ class Project:
             )
             if cached is not None:
                 return cached
+        from .graph import Resolver
+
         exists = (lambda full: files.exists(full)) if files is not None else os.path.exists
         resolver = Resolver(self.manifest, exists)
         graph = resolver.resolve(targets)
@@ -110,6 +115,8 @@ class Project:
         return store, files, latest
 
     def pool(self, graph: Graph, jobs: Optional[int], resources: Mapping[str, float]) -> ResourcePool:
+        from .resources import make_pool
+
         gpu_needed = any(job.resources.get("gpu") for job in graph.jobs)
         slots = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
         pool = make_pool(slots, graph.manifest.resources, resources, gpu_needed)
@@ -125,6 +132,9 @@ class Project:
         Takes no lock and writes no state (it may refresh the graph cache)."""
         store, files, latest = self._session(readonly=True)
         try:
+            from .builder import Builder, BuildOptions
+            from .resources import ResourcePool
+
             graph = self.graph(targets, files)
             for warning in graph.warnings:
                 (reporter or Reporter()).warning(warning)
@@ -161,32 +171,47 @@ class Project:
         (from another thread), and UsageError/ManifestError for the user's mistakes.
         """
         reporter = reporter or Reporter()
-        options = BuildOptions(
-            jobs=jobs,
-            keep_going=keep_going,
-            force=force,
-            keep_failed=keep_failed,
-            retries=retries,
-            retry_delay=retry_delay,
-            timeout=timeout,
-            stop=stop,
-        )
         with ProjectLock(self.root, wait=wait_for_lock):
-            store, files, latest = self._session(readonly=False)
+            store = self.open_store()
             try:
                 for warning in store.warnings:
                     reporter.warning(warning)
-                orphans = kill_orphans(os.path.join(self.root, RUNNING_REGISTRY))
+                registry = os.path.join(self.root, RUNNING_REGISTRY)
+                orphans = 0
+                if os.path.exists(registry) and os.path.getsize(registry) > 0:
+                    from .executor import kill_orphans
+
+                    orphans = kill_orphans(registry)
                 if orphans:
                     reporter.warning(
                         f"killed {orphans} job(s) left running by a weave that was killed; "
                         "their outputs will be rebuilt"
                     )
+                command_line = list(argv if argv is not None else sys.argv)
+                stamp_key = stamp.key(self.digest, targets)
+                if not force:
+                    job_keys = stamp.check(store, self.root, stamp_key)
+                    if job_keys is not None:
+                        return self._fast_noop(store, job_keys, command_line, targets, reporter)
+                from .builder import Builder, BuildOptions
+
+                options = BuildOptions(
+                    jobs=jobs,
+                    keep_going=keep_going,
+                    force=force,
+                    keep_failed=keep_failed,
+                    retries=retries,
+                    retry_delay=retry_delay,
+                    timeout=timeout,
+                    stop=stop,
+                )
+                files = FileState(self.root, store.load_files())
+                latest = store.load_jobs()
                 graph = self.graph(targets, files)
                 for warning in graph.warnings:
                     reporter.warning(warning)
                 pool = self.pool(graph, options.jobs, resources or {})
-                run_id = store.start_run(list(argv if argv is not None else sys.argv), graph.requested)
+                run_id = store.start_run(command_line, graph.requested)
                 builder = Builder(
                     graph, store, files, latest, pool, options, reporter, forced=graph.targets, run_id=run_id
                 )
@@ -195,6 +220,9 @@ class Project:
                 try:
                     result = builder.run()
                     outcome = "ok"
+                    data = stamp.make(graph, files)
+                    if data is not None:
+                        store.write_stamp(stamp_key, data)
                     return result
                 except KeyboardInterrupt:
                     outcome = "interrupted"
@@ -210,6 +238,24 @@ class Project:
                     store.end_run(run_id, outcome, *counts)
             finally:
                 store.close()
+
+    def _fast_noop(
+        self,
+        store: Store,
+        job_keys: List[str],
+        command_line: List[str],
+        targets: Sequence[str],
+        reporter: Reporter,
+    ) -> BuildResult:
+        """A build the no-op stamp proved has nothing to do: record the run and report."""
+        import time
+
+        started = time.monotonic()
+        run_id = store.start_run(command_line, list(targets))
+        results = {key: JobResult(None, UP_TO_DATE, key=key) for key in job_keys}
+        store.end_run(run_id, "ok", 0, 0, len(job_keys))
+        reporter.nothing_to_do(len(job_keys))
+        return BuildResult(results, time.monotonic() - started)
 
     def why(self, target: str) -> Tuple[List[Job], Dict[str, Verdict], List[Tuple[int, Job]]]:
         """Why `target` is (or is not) stale: its jobs, the verdicts, and the chain of stale jobs

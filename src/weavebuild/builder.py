@@ -25,9 +25,11 @@ from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
 from .filestate import FileState
 from .graph import Graph, Job
+from .lock import RUNNING_REGISTRY
 from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
+from .results import CANCELLED, FAILED, RAN, SKIPPED, UP_TO_DATE, BuildResult, JobResult
 from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict, recipe_of
 from .store import JobRow, Record, Store
 
@@ -36,10 +38,7 @@ FLUSH_INTERVAL = 0.2
 STREAM_INTERVAL = 0.1
 TAIL_LINES = 20
 LOG_DIR = os.path.join(".weave", "logs")
-RUNNING_REGISTRY = os.path.join(".weave", "running")
 
-# Job outcomes
-UP_TO_DATE, RAN, FAILED, SKIPPED, CANCELLED = "up to date", "ran", "failed", "not run", "cancelled"
 
 
 class BuildOptions:
@@ -67,48 +66,6 @@ class BuildOptions:
         self.stream = stream
         # Set from another thread (watch mode) to cancel the build as Ctrl-C would.
         self.stop = stop
-
-
-class JobResult:
-    """What happened to one job in a build."""
-
-    __slots__ = ("job", "outcome", "reasons", "attempts", "duration", "message", "log_path")
-
-    def __init__(self, job: Job, outcome: str, reasons: Sequence[Reason] = ()):
-        self.job = job
-        self.outcome = outcome
-        self.reasons = list(reasons)
-        self.attempts = 0
-        self.duration = 0.0
-        self.message = ""
-        self.log_path: Optional[str] = None
-
-
-class BuildResult:
-    """The outcome of a build: per-job results and totals."""
-
-    def __init__(self, results: Dict[str, JobResult], seconds: float):
-        self.results = results
-        self.seconds = seconds
-
-    def _with(self, outcome: str) -> List[JobResult]:
-        return [r for r in self.results.values() if r.outcome == outcome]
-
-    @property
-    def ran(self) -> List[JobResult]:
-        return self._with(RAN)
-
-    @property
-    def up_to_date(self) -> List[JobResult]:
-        return self._with(UP_TO_DATE)
-
-    @property
-    def failed(self) -> List[JobResult]:
-        return self._with(FAILED)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self._with(SKIPPED) and not self._with(CANCELLED)
 
 
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:

@@ -86,6 +86,7 @@ class Graph:
         self.sources = sources
         self.requested = requested
         self.warnings: List[str] = []  # e.g. globs matching nothing; shown by the API
+        self.queries: List[tuple] = []  # file-system questions asked to resolve it (graphcache)
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -538,6 +539,7 @@ class Resolver:
                 dep.dependents.append(job)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         graph.warnings = list(dict.fromkeys(self.warnings))
+        graph.queries = self.queries
         return graph
 
 

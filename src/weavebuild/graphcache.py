@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import marshal
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import paths
 from ._version import __version__
-from .graph import Graph, Job
-from .manifest import RuleSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import Graph
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
 FORMAT = 2
@@ -60,12 +61,29 @@ def _read(root: str) -> Dict:
     return entries if isinstance(entries, dict) else {}
 
 
+DIGESTS_NAME = CACHE_NAME + ".digests"
+
+
 def known_digests(root: str) -> List[str]:
-    """Digests of Weavefiles that parsed without error before (each cached entry had one)."""
-    return [key[0] for key in _read(root)]
+    """Digests of Weavefiles that parsed without error before (each cached entry had one).
+
+    Read from a small side file, so that deciding whether to parse costs nothing."""
+    try:
+        with open(os.path.join(root, DIGESTS_NAME)) as handle:
+            return handle.read().split()
+    except OSError:
+        digests = list(dict.fromkeys(key[0] for key in _read(root)))  # no side file (yet)
+        if digests:
+            try:
+                with open(os.path.join(root, DIGESTS_NAME), "w") as handle:
+                    handle.write("\n".join(digests) + "\n")
+            except OSError:
+                pass
+        return digests
 
 
-def _still_valid(root: str, queries: Sequence[tuple]) -> bool:
+def still_valid(root: str, queries: Sequence[tuple]) -> bool:
+    """Whether every recorded file-system question still gets the recorded answer."""
     for query in queries:
         kind = query[0]
         if kind == "exists":
@@ -96,7 +114,7 @@ def load(
     if entry is None:
         return None
     try:
-        if not _still_valid(root, entry["queries"]):
+        if not still_valid(root, entry["queries"]):
             return None
         for source in entry["sources"]:
             if not source_exists(source):
@@ -122,6 +140,9 @@ def save(root: str, digest: str, targets: Sequence[str], graph: Graph, queries: 
         with open(temporary, "wb") as handle:
             marshal.dump(data, handle)
         os.replace(temporary, os.path.join(root, CACHE_NAME))
+        with open(temporary, "w") as handle:
+            handle.write("\n".join(dict.fromkeys(key[0] for key in entries)) + "\n")
+        os.replace(temporary, os.path.join(root, DIGESTS_NAME))
     except (OSError, ValueError):
         try:
             os.unlink(temporary)
@@ -186,6 +207,9 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
 
 
 def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
+    from .graph import Graph, Job
+    from .manifest import RuleSpec
+
     rules: Dict[str, RuleSpec] = {}
     for name, values in entry["rules"].items():
         rule = RuleSpec(name)
@@ -214,4 +238,5 @@ def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
     targets = [jobs[i] for i in entry["targets"]]
     graph = Graph(summary, jobs, targets, producers, sources, list(entry["requested"]))  # type: ignore[arg-type]
     graph.warnings = list(entry.get("warnings", ()))
+    graph.queries = list(entry["queries"])
     return graph

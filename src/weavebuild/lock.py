@@ -12,6 +12,10 @@ from typing import Optional
 
 from .errors import LockedError
 
+# Jobs a running weave started (pid, start time): lets the next weave kill what a weave that
+# died left running (executor.kill_orphans).
+RUNNING_REGISTRY = os.path.join(".weave", "running")
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows is not supported yet

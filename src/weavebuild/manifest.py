@@ -14,6 +14,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError
+from .paths import GLOB_CHARS, WILDCARD_RE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,11 +39,8 @@ RULE_KEYS = (
     "description",
 )
 
-# A wildcard in a path pattern: {name}. Doubled braces are literal.
-WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RULE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-GLOB_CHARS = frozenset("*?[")
 DEFAULT_WILDCARD_REGEX = r"[^/]+"
 
 Value = Union[str, int, float, bool]

@@ -11,7 +11,9 @@ import os
 import re
 from typing import Dict, Iterable, List, Optional, Pattern, Tuple
 
-from .manifest import GLOB_CHARS, WILDCARD_RE
+# A wildcard in a path pattern: {name}. Doubled braces are literal.
+WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+GLOB_CHARS = frozenset("*?[")
 
 
 def normalize(path: str) -> str:

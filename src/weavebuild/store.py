@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x57454156  # 'WEAV': tells our database from any other SQLite file
 STATE_DIR = ".weave"
 DB_NAME = "state.db"
@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     exit_code INTEGER, status TEXT, peak_rss INTEGER, cpu_time REAL, log TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_run ON attempts(run_id);
+CREATE TABLE IF NOT EXISTS stamps (key TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID;
 """
 
 
@@ -277,6 +278,9 @@ class Store:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 forget_jobs = list(forget_jobs)
+                if records or forget_jobs:
+                    # Records changed: no no-op stamp may outlive them (see stamp.py).
+                    connection.execute("DELETE FROM stamps")
                 if forget_jobs:
                     connection.executemany(
                         "DELETE FROM jobs WHERE job_key = ?", [(key,) for key in forget_jobs]
@@ -322,6 +326,24 @@ class Store:
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+
+    def stamp(self, key: str) -> Optional[bytes]:
+        """The no-op stamp stored under `key`, if any (see stamp.py)."""
+        if self.connection is None:
+            return None
+        try:
+            row = self.connection.execute("SELECT data FROM stamps WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        return row[0] if row else None
+
+    def write_stamp(self, key: str, data: bytes) -> None:
+        if self.connection is None or self.broken:
+            return
+        try:
+            self.connection.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (key, data))
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 

@@ -1,0 +1,74 @@
+"""The no-op stamp: a proven no-op skips the graph; anything that could matter voids it."""
+
+from __future__ import annotations
+
+import os
+
+from test_build import PIPELINE
+from weavebuild import Project
+
+
+def make_flat(project):
+    project.weavefile(PIPELINE.replace('outputs = ["models/best/"]', 'outputs = ["models/best.txt"]').replace(
+        "mkdir -p {outputs[0]}; echo epochs={vars.epochs} > {outputs[0]}/model.txt; cp {inputs.data} {outputs[0]}/data.csv",
+        "echo epochs={vars.epochs} > {outputs[0]}",
+    ).replace('inputs = ["count.txt", "models/best/"]', 'inputs = ["count.txt", "models/best.txt"]'))
+    for sample in "abc":
+        project.write(f"raw/{sample}.txt", f"hello {sample}\n")
+    project.write("data.csv", "x,y\n")
+
+
+def fast_path_used(root) -> bool:
+    result = Project.load(str(root)).build()
+    assert not result.ran
+    return all(item.job is None for item in result.results.values())
+
+
+def test_noop_is_proven_by_stamp(project):
+    make_flat(project)
+    assert project.run("build").rc == 0
+    assert fast_path_used(project.root)
+
+
+def test_touch_voids_stamp_but_stays_noop_and_restamps(project):
+    make_flat(project)
+    assert project.run("build").rc == 0
+    os.utime(project.root / "raw/a.txt", ns=(1, 1))
+    assert not fast_path_used(project.root)  # fingerprint changed: full check, nothing ran
+    assert fast_path_used(project.root)  # and stamped again
+
+
+def test_edits_and_clean_void_stamp(project):
+    make_flat(project)
+    assert project.run("build").rc == 0
+    project.write("raw/b.txt", "changed\n")
+    project.clear_runs()
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["clean", "merge", "count"]
+    assert project.run("clean", "count.txt").rc == 0
+    assert project.run("build").rc == 0
+    assert "count" in project.runs_log()
+
+
+def test_deleted_output_and_removed_store(project):
+    make_flat(project)
+    assert project.run("build").rc == 0
+    (project.root / "merged.txt").unlink()
+    project.clear_runs()
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["merge"]
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        path = project.root / ".weave" / name
+        if path.exists():
+            path.unlink()
+    project.clear_runs()
+    assert project.run("build").rc == 0
+    assert len(project.runs_log()) == 6  # no records: everything reruns, never "up to date"
+
+
+def test_force_ignores_stamp(project):
+    make_flat(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    assert project.run("build", "-B", "count.txt").rc == 0
+    assert project.runs_log() == ["count"]
