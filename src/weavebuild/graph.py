@@ -274,8 +274,9 @@ class Resolver:
         }
         job.vars = {name: self.manifest.vars[name] for name in rule.vars_used}
         job.cmd = self.render(rule.cmd_template, job, named_inputs, named_outputs, "cmd")
+        # Environment values never pass through a shell: their paths are not shell-quoted.
         job.env = {
-            name: self.render(template, job, named_inputs, named_outputs, "env")
+            name: self.render(template, job, named_inputs, named_outputs, "env", quote=False)
             for name, template in rule.env_templates.items()
         }
         first = job.outputs[0] if job.outputs else ""
@@ -297,13 +298,14 @@ class Resolver:
         named_inputs: Dict[str, List[str]],
         named_outputs: Dict[str, List[str]],
         key: str,
+        quote: bool = True,
     ) -> str:
         out: List[str] = []
         for part in template:
             if isinstance(part, str):
                 out.append(part)
             else:
-                out.append(self._placeholder(part, job, named_inputs, named_outputs, key))
+                out.append(self._placeholder(part, job, named_inputs, named_outputs, key, quote))
         return "".join(out)
 
     def _placeholder(
@@ -313,13 +315,16 @@ class Resolver:
         named_inputs: Dict[str, List[str]],
         named_outputs: Dict[str, List[str]],
         key: str,
+        quote: bool = True,
     ) -> str:
+        one = shlex.quote if quote else str
+        join = _quote_join if quote else " ".join
         kind = part.kind
         if kind in ("inputs", "outputs"):
             items = job.inputs if kind == "inputs" else job.outputs
             if part.index is not None:
                 try:
-                    return shlex.quote(items[part.index])
+                    return one(items[part.index])
                 except IndexError:
                     raise ManifestError(
                         f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}",
@@ -330,13 +335,13 @@ class Resolver:
                     ) from None
             if part.attr is not None:
                 named = named_inputs if kind == "inputs" else named_outputs
-                return _quote_join(named[part.attr])
-            return _quote_join(items)
+                return join(named[part.attr])
+            return join(items)
         if kind == "wildcards":
             name = part.attr or ""
             if name in job.wildcards:
-                return shlex.quote(job.wildcards[name])
-            return _quote_join(self.foreach_values(job.rule, name))
+                return one(job.wildcards[name])
+            return join(self.foreach_values(job.rule, name))
         if kind == "vars":
             return _format_value(self.manifest.vars[part.attr or ""])
         if kind == "resources":
@@ -350,6 +355,8 @@ class Resolver:
     # -- resolution --------------------------------------------------------------------------
     def producer(self, path: str, active_rules: Dict[str, int]) -> Optional[Job]:
         """The job that makes `path`, or None if it is a source."""
+        if paths.is_outside(path):
+            return None  # no rule makes files outside the project: a read-only source
         found = self.index.static.get(path)
         if found is not None:
             return self.job_for(found[0], found[1])

@@ -75,8 +75,10 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
                 elif entry.is_dir():
                     entries.append((rel, "dir"))
                     stack.append(rel)
-                else:
+                elif entry.is_file():
                     entries.append((rel, "file"))
+                else:
+                    entries.append((rel, "special"))  # socket, FIFO, device: never opened
     entries.sort()
     return entries
 
@@ -98,5 +100,5 @@ def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None) -> 
         elif kind == "link":
             parts.extend((rel, "link", os.readlink(full)))
         else:
-            parts.extend((rel, "dir", ""))
+            parts.extend((rel, kind, ""))
     return digest_strings(parts)

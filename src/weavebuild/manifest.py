@@ -8,6 +8,7 @@ Weavefile, and nothing of jobs, state or scheduling.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -231,6 +232,22 @@ class _Locator:
                         self._headers.setdefault(name, number)
         return self._headers.get(rule)
 
+    def find_in_table(self, table: str, key: str) -> Optional[int]:
+        """1-based line of `key` inside the top-level table `[table]`, else its header's line."""
+        header_re = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
+        key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*=')
+        header: Optional[int] = None
+        for index, line in enumerate(self.lines):
+            if header is None:
+                if header_re.match(line):
+                    header = index + 1
+                continue
+            if line.lstrip().startswith("["):
+                break
+            if key_re.match(line):
+                return index + 1
+        return header
+
     def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
         """1-based line of `key` inside rule `rule` (or at top level); else the rule's header."""
         header = self._header_line(rule)
@@ -268,6 +285,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError("a duration must be a finite number of seconds")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
@@ -335,8 +354,11 @@ class _Validator:
             if not NAME_RE.match(name):
                 raise self.error(f"variable name '{name}' must be an identifier", key="vars")
             if isinstance(value, dict):
-                raise self.error(
-                    f"variable '{name}' must be a string, number, boolean or list", key=name
+                raise ManifestError(
+                    f"variable '{name}' must be a string, number, boolean or list",
+                    path=self.path,
+                    line=self.locator.find_in_table("vars", name),
+                    key=name,
                 )
         resources = self.resource_table(data.get("resources", {}), None, "resources")
         rules_data = data.get("rules", {})
@@ -522,8 +544,11 @@ class _Validator:
                 compiled = re.compile(regex)
             except re.error as exc:
                 raise self.error(f"invalid regex for '{key}': {exc}", name, "wildcards") from None
-            if compiled.groups:
-                regex = re.sub(r"\((?!\?)", "(?:", regex)
+            if compiled.groupindex:
+                raise self.error(
+                    f"constraint for '{key}' may not define named groups", name, "wildcards"
+                )
+            # Unnamed groups are harmless: wildcards are read back by name.
             spec.wildcard_regex[key] = regex
         for key in all_wildcards:
             spec.wildcard_regex.setdefault(key, DEFAULT_WILDCARD_REGEX)

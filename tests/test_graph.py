@@ -1,0 +1,909 @@
+"""Unit tests of graph.py: pattern matching, foreach, globs, aliases, rendering and cycles."""
+
+from __future__ import annotations
+
+import shlex
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from weavebuild.errors import CycleError, ManifestError, UsageError
+from weavebuild.graph import Resolver, build_graph, recipe_digest, recipe_of
+from weavebuild.manifest import parse_manifest
+
+
+def manifest_in(root: Path, text: str):
+    return parse_manifest(textwrap.dedent(text), path=str(root / "Weavefile"))
+
+
+def graph_of(root: Path, text: str, targets: Sequence[str] = ()):
+    return build_graph(manifest_in(root, text), targets)
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+
+
+def keys(graph) -> list:
+    return [job.key for job in graph.jobs]
+
+
+# -- static rules and order --------------------------------------------------------------------
+
+
+def test_static_chain_in_topological_order(tmp_path):
+    touch(tmp_path, "src.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.c]
+        inputs = ["b.txt"]
+        outputs = ["c.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.b]
+        inputs = ["a.txt"]
+        outputs = ["b.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.a]
+        inputs = ["src.txt"]
+        outputs = ["a.txt"]
+        cmd = "cp {inputs} {outputs}"
+        """,
+    )
+    assert keys(graph) == ["a", "b", "c"]  # default target: the first rule
+    assert graph.requested == ["c"]
+    assert [job.key for job in graph.targets] == ["c"]
+    a, b, c = graph.jobs
+    assert c.deps == [b] and b.deps == [a] and a.deps == []
+    assert a.dependents == [b] and b.dependents == [c] and c.dependents == []
+    assert graph.producers == {"a.txt": a, "b.txt": b, "c.txt": c}
+    assert graph.sources == {"src.txt": [a]}
+    assert c.cmd == "cp b.txt c.txt"
+    assert c.display == "c c.txt"
+    assert len(graph) == 3
+    assert graph.job("b") is b
+    with pytest.raises(KeyError):
+        graph.job("zz")
+
+
+def test_job_recipe_is_set_and_matches_recipe_digest(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [vars]
+        n = 3
+        [rules.a]
+        outputs = ["a/"]
+        cmd = "mkdir -p a # {vars.n}"
+        env = { X = "1" }
+        """,
+    )
+    job = graph.jobs[0]
+    assert job.recipe is not None and len(job.recipe) == 32
+    assert job.recipe == recipe_digest(job)
+    assert recipe_of(job) == {
+        "cmd": "mkdir -p a # 3",
+        "env": {"X": "1"},
+        "vars": {"n": 3},
+        "outputs": ["a/"],
+    }
+    assert job.outputs == ["a"] and job.dir_outputs == (True,)
+    assert job.display == "a a/"
+
+
+def test_recipe_digest_differs_with_each_part(tmp_path):
+    base = """
+        [vars]
+        n = 3
+        [rules.a]
+        outputs = ["a"]
+        cmd = "x {vars.n}"
+        env = { X = "1" }
+    """
+    digests = {
+        graph_of(tmp_path, text).jobs[0].recipe
+        for text in (
+            base,
+            base.replace('cmd = "x', 'cmd = "y'),
+            base.replace("n = 3", "n = 4"),
+            base.replace('X = "1"', 'X = "2"'),
+            base.replace('outputs = ["a"]', 'outputs = ["b"]'),
+            base.replace('outputs = ["a"]', 'outputs = ["a/"]'),
+        )
+    }
+    assert len(digests) == 6
+
+
+def test_missing_source_error(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        inputs = ["nope.txt"]
+        outputs = ["a"]
+        cmd = "x"
+        """,
+    )
+    with pytest.raises(UsageError, match="missing source 'nope.txt' needed by rule 'a'$"):
+        build_graph(manifest, ["a"])
+
+
+def test_unknown_target_suggests_close_name(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        outputs = ["report.html"]
+        cmd = "x"
+        """,
+    )
+    with pytest.raises(
+        UsageError, match="no rule makes 'report.htm' and it does not exist"
+    ) as info:
+        build_graph(manifest, ["report.htm"])
+    assert info.value.hint == "did you mean 'report.html'?"
+
+
+def test_existing_source_target_has_no_jobs(tmp_path):
+    touch(tmp_path, "data.csv")
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        outputs = ["a"]
+        cmd = "x"
+        """,
+    )
+    assert build_graph(manifest, ["data.csv"]).jobs == []
+
+
+def test_target_outside_project(tmp_path):
+    manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["a"]\ncmd = "x"\n')
+    with pytest.raises(UsageError, match="target '../a' is outside the project directory"):
+        build_graph(manifest, ["../a"])
+
+
+def test_absolute_target_inside_project(tmp_path):
+    manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["sub/a"]\ncmd = "x"\n')
+    graph = build_graph(manifest, [str(tmp_path / "sub" / "." / "a")])
+    assert keys(graph) == ["a"]
+
+
+def test_custom_exists_callable_gets_full_paths(tmp_path):
+    asked = []
+
+    def exists(path: str) -> bool:
+        asked.append(path)
+        return True
+
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        inputs = ["virtual.txt"]
+        outputs = ["a"]
+        cmd = "x"
+        """,
+    )
+    graph = build_graph(manifest, ["a"], exists=exists)
+    assert graph.sources == {"virtual.txt": [graph.jobs[0]]}
+    assert asked == [str(tmp_path / "virtual.txt")]
+
+
+# -- pattern rules -----------------------------------------------------------------------------
+
+PATTERNS = """
+[rules.any]
+outputs = ["{x}.o"]
+cmd = "any {wildcards.x}"
+[rules.lib]
+outputs = ["lib{x}.o"]
+cmd = "lib {wildcards.x}"
+[rules.main]
+outputs = ["main.o"]
+cmd = "main"
+"""
+
+
+@pytest.mark.parametrize(
+    "target, key",
+    [("q.o", "any[x=q]"), ("libz.o", "lib[x=z]"), ("main.o", "main"), ("lib.o", "any[x=lib]")],
+)
+def test_most_specific_pattern_wins(tmp_path, target, key):
+    assert keys(graph_of(tmp_path, PATTERNS, [target])) == [key]
+
+
+def test_pattern_job_is_shared_between_requests(tmp_path):
+    graph = graph_of(tmp_path, PATTERNS, ["q.o", "./q.o", "libz.o"])
+    assert keys(graph) == ["any[x=q]", "lib[x=z]"]
+
+
+def test_equally_specific_patterns_of_different_rules_conflict(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        outputs = ["{x}.o"]
+        cmd = "a"
+        [rules.b]
+        outputs = ["{y}.o"]
+        cmd = "b"
+        """,
+    )
+    with pytest.raises(UsageError, match="'q.o' can be made by rules 'a' and 'b'") as info:
+        build_graph(manifest, ["q.o"])
+    assert "constrain the wildcards" in info.value.hint
+
+
+def test_wildcard_constraints_decide_between_patterns(tmp_path):
+    text = r"""
+        [rules.num]
+        outputs = ["{x}.o"]
+        cmd = "num {wildcards.x}"
+        wildcards = { x = '\d+' }
+        [rules.word]
+        outputs = ["{y}.o"]
+        cmd = "word {wildcards.y}"
+        wildcards = { y = '[a-z]+' }
+    """
+    assert keys(graph_of(tmp_path, text, ["12.o"])) == ["num[x=12]"]
+    assert keys(graph_of(tmp_path, text, ["ab.o"])) == ["word[y=ab]"]
+    with pytest.raises(UsageError, match="no rule makes 'A1.o'"):
+        graph_of(tmp_path, text, ["A1.o"])
+
+
+def test_constraint_with_group_still_matches(tmp_path):
+    text = r"""
+        [rules.a]
+        outputs = ["run{n}/{split}.txt"]
+        cmd = "x {wildcards.n} {wildcards.split}"
+        wildcards = { n = '(\d)+', split = '(train|test)' }
+    """
+    graph = graph_of(tmp_path, text, ["run42/test.txt"])
+    assert graph.jobs[0].wildcards == {"n": "42", "split": "test"}
+    with pytest.raises(UsageError):
+        graph_of(tmp_path, text, ["run42/valid.txt"])
+
+
+def test_default_wildcard_does_not_cross_directories(tmp_path):
+    text = """
+        [rules.a]
+        outputs = ["out/{x}.txt"]
+        cmd = "x"
+    """
+    with pytest.raises(UsageError, match="no rule makes 'out/a/b.txt'"):
+        graph_of(tmp_path, text, ["out/a/b.txt"])
+    slash = text + "wildcards = { x = '.+' }\n"
+    assert graph_of(tmp_path, slash, ["out/a/b.txt"]).jobs[0].wildcards == {"x": "a/b"}
+
+
+def test_repeated_wildcard_must_match_the_same_value(tmp_path):
+    text = """
+        [rules.a]
+        outputs = ["{x}/{x}.txt"]
+        cmd = "x"
+    """
+    assert keys(graph_of(tmp_path, text, ["d/d.txt"])) == ["a[x=d]"]
+    with pytest.raises(UsageError):
+        graph_of(tmp_path, text, ["d/e.txt"])
+
+
+def test_pattern_chain_with_inputs(tmp_path):
+    touch(tmp_path, "src/m.c")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.link]
+        inputs = ["obj/{name}.o"]
+        outputs = ["bin/{name}"]
+        cmd = "ld {inputs} -o {outputs}"
+        [rules.compile]
+        inputs = ["src/{name}.c"]
+        outputs = ["obj/{name}.o"]
+        cmd = "cc -c {inputs} -o {outputs}"
+        """,
+        ["bin/m"],
+    )
+    assert keys(graph) == ["compile[name=m]", "link[name=m]"]
+    assert graph.jobs[1].cmd == "ld obj/m.o -o bin/m"
+    assert graph.sources == {"src/m.c": [graph.jobs[0]]}
+
+
+def test_pattern_rule_is_not_used_twice_in_one_chain(tmp_path):
+    text = """
+        [rules.gz]
+        inputs = ["{x}.txt"]
+        outputs = ["{x}.txt.gz"]
+        cmd = "gzip -c {inputs} > {outputs}"
+    """
+    # a.txt.gz.txt could be made by gz from a.txt.gz.txt... but not within gz's own chain.
+    with pytest.raises(UsageError, match="missing source 'a.txt.gz.txt' needed by rule 'gz'"):
+        graph_of(tmp_path, text, ["a.txt.gz.txt.gz"])
+    touch(tmp_path, "a.txt.gz.txt")
+    graph = graph_of(tmp_path, text, ["a.txt.gz.txt.gz"])
+    assert keys(graph) == ["gz[x=a.txt.gz]"]
+
+
+def test_same_pattern_rule_usable_in_separate_chains(tmp_path):
+    touch(tmp_path, "a.txt", "b.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.both]
+        inputs = ["a.txt.gz", "b.txt.gz"]
+        outputs = ["both"]
+        cmd = "cat {inputs} > {outputs}"
+        [rules.gz]
+        inputs = ["{x}.txt"]
+        outputs = ["{x}.txt.gz"]
+        cmd = "gzip -c {inputs} > {outputs}"
+        """,
+        ["both"],
+    )
+    assert keys(graph) == ["gz[x=a]", "gz[x=b]", "both"]
+
+
+def test_rule_with_wildcards_cannot_be_named(tmp_path):
+    with pytest.raises(
+        UsageError, match="rule 'any' has wildcards; name one of its outputs"
+    ) as info:
+        graph_of(tmp_path, PATTERNS, ["any"])
+    assert info.value.hint == "e.g. weave build {x}.o"
+
+
+def test_source_outside_the_project_is_not_matched_by_a_permissive_pattern(tmp_path):
+    root = tmp_path / "proj"
+    root.mkdir()
+    touch(tmp_path, "shared.h")
+    touch(root, "src/m.c")
+    manifest = manifest_in(
+        root,
+        """
+        [rules.obj]
+        inputs = ["src/{x}.c", "../shared.h"]
+        outputs = ["obj/{x}.o"]
+        cmd = "cc"
+        [rules.gen]
+        outputs = ["{path}.h"]
+        cmd = "gen > {outputs}"
+        wildcards = { path = '.+' }
+        """,
+    )
+    graph = build_graph(manifest, ["obj/m.o"])
+    assert keys(graph) == ["obj[x=m]"]
+    assert "../shared.h" in graph.sources
+
+
+def test_source_outside_the_project_with_a_strict_pattern(tmp_path):
+    root = tmp_path / "proj"
+    root.mkdir()
+    touch(tmp_path, "shared.h")
+    manifest = manifest_in(
+        root,
+        """
+        [rules.obj]
+        inputs = ["../shared.h"]
+        outputs = ["obj.o"]
+        cmd = "cc"
+        [rules.gen]
+        outputs = ["{path}.h"]
+        cmd = "gen > {outputs}"
+        """,
+    )
+    graph = build_graph(manifest, ["obj.o"])
+    assert keys(graph) == ["obj"]
+    assert "../shared.h" in graph.sources
+
+
+def test_command_only_rule_is_one_job(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.lint]
+        cmd = "ruff check {rule}"
+        """,
+        ["lint"],
+    )
+    assert keys(graph) == ["lint"]
+    job = graph.jobs[0]
+    assert job.outputs == [] and job.cmd == "ruff check lint"
+    assert job.display == "lint"
+
+
+# -- foreach, globs and directories ------------------------------------------------------------
+
+FOREACH = """
+[rules.all]
+inputs = ["report.txt", "per"]
+[rules.report]
+foreach = { s = "raw/{s}.txt" }
+inputs = ["out/{s}.o"]
+outputs = ["report.txt"]
+cmd = "cat {inputs} > {outputs} # {wildcards.s}"
+[rules.per]
+foreach = { s = "raw/{s}.txt" }
+inputs = ["raw/{s}.txt"]
+outputs = ["out/{s}.o"]
+cmd = "cp {inputs} {outputs} # {wildcards.s}"
+"""
+
+
+def test_foreach_in_outputs_generates_jobs_and_in_inputs_aggregates(tmp_path):
+    touch(tmp_path, "raw/a.txt", "raw/b.txt", "raw/c d.txt", "raw/skip.csv")
+    graph = graph_of(tmp_path, FOREACH, ["all"])
+    assert keys(graph) == ["per[s=a]", "per[s=b]", "per[s=c d]", "report"]
+    report = graph.job("report")
+    assert report.inputs == ["out/a.o", "out/b.o", "out/c d.o"]
+    assert [d.key for d in report.deps] == ["per[s=a]", "per[s=b]", "per[s=c d]"]
+    # {wildcards.s} of the aggregated key: every value, space-joined and quoted.
+    assert report.cmd == "cat out/a.o out/b.o 'out/c d.o' > report.txt # a b 'c d'"
+    per = graph.job("per[s=c d]")
+    assert per.wildcards == {"s": "c d"}
+    assert per.cmd == "cp 'raw/c d.txt' 'out/c d.o' # 'c d'"
+    assert per.display == "per out/c d.o"
+    assert [job.key for job in graph.targets] == ["report", "per[s=a]", "per[s=b]", "per[s=c d]"]
+
+
+def test_naming_a_foreach_rule_builds_all_its_jobs(tmp_path):
+    touch(tmp_path, "raw/a.txt", "raw/b.txt")
+    graph = graph_of(tmp_path, FOREACH, ["per"])
+    assert keys(graph) == ["per[s=a]", "per[s=b]"]
+
+
+def test_foreach_output_of_a_value_not_found_is_not_made(tmp_path):
+    touch(tmp_path, "raw/a.txt")
+    with pytest.raises(UsageError, match="no rule makes 'out/zz.o'"):
+        graph_of(tmp_path, FOREACH, ["out/zz.o"])
+
+
+def test_foreach_list_and_product(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.grid]
+        foreach = { lr = [1, 2], seed = ["x", "y"] }
+        outputs = ["runs/{lr}-{seed}.json"]
+        cmd = "train --lr {wildcards.lr} --seed {wildcards.seed}"
+        [rules.summary]
+        foreach = { lr = [1, 2], seed = ["x", "y"] }
+        inputs = ["runs/{lr}-{seed}.json"]
+        outputs = ["summary.csv"]
+        cmd = "cat {inputs} {wildcards.seed}"
+        """,
+        ["summary.csv"],
+    )
+    summary = graph.job("summary")
+    assert summary.inputs == ["runs/1-x.json", "runs/1-y.json", "runs/2-x.json", "runs/2-y.json"]
+    assert summary.cmd.endswith(" x y")
+    assert len(graph) == 5
+    assert graph.job("grid[lr=2,seed=y]").cmd == "train --lr 2 --seed y"
+
+
+def test_foreach_mixed_with_pattern_wildcard(tmp_path):
+    # `s` comes from foreach, `model` from the requested path: one job per model.
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.eval]
+        foreach = { s = ["1", "2"] }
+        outputs = ["eval/{model}/{s}.json"]
+        cmd = "eval {wildcards.model} {wildcards.s}"
+        """,
+        ["eval/big/2.json"],
+    )
+    assert keys(graph) == ["eval[model=big,s=2]"]
+
+
+def test_foreach_generated_output_conflicting_with_a_static_output(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.static]
+        outputs = ["out/a.o"]
+        cmd = "x"
+        [rules.gen]
+        foreach = { s = ["a", "b"] }
+        outputs = ["out/{s}.o"]
+        cmd = "y"
+        """,
+    )
+    with pytest.raises(
+        ManifestError, match="output 'out/a.o' is also produced by rule 'static'"
+    ) as info:
+        build_graph(manifest, ["static"])
+    assert (info.value.rule, info.value.key, info.value.line) == ("gen", "outputs", 5)
+
+
+def test_foreach_value_with_dotdot_is_refused(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.gen]
+        foreach = { s = ["ok", "a/../.."] }
+        outputs = ["out/{s}.o"]
+        cmd = "y"
+        """,
+    )
+    with pytest.raises(ManifestError, match="foreach value 'a/../..' for 's' contains '..'"):
+        build_graph(manifest, ["gen"])
+
+
+def test_glob_inputs_expand_sorted_and_are_recorded(tmp_path):
+    touch(tmp_path, "src/b.c", "src/a.c", "src/x.h", "src/sub/deep.c")
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.prog]
+        inputs = { srcs = "src/*.c", none = "nothing/*.zz" }
+        outputs = ["prog"]
+        cmd = "cc {inputs.srcs} -o {outputs} {inputs.none}|{inputs[-1]}"
+        [rules.tree]
+        inputs = ["src/**/*.c"]
+        outputs = ["tree"]
+        cmd = "x"
+        """,
+    )
+    resolver = Resolver(manifest)
+    graph = resolver.resolve(["prog", "tree"])
+    prog, tree = graph.job("prog"), graph.job("tree")
+    assert prog.inputs == ["src/a.c", "src/b.c"]
+    assert prog.cmd == "cc src/a.c src/b.c -o prog |src/b.c"
+    assert tree.inputs == ["src/a.c", "src/b.c", "src/sub/deep.c"]
+    assert ("exists", "src/*.c", False) in resolver.queries
+    assert ("glob", "src/*.c", ("src/a.c", "src/b.c")) in resolver.queries
+    assert ("glob", "nothing/*.zz", ()) in resolver.queries
+    assert graph.sources["src/a.c"] == [prog, tree]
+    assert graph.warnings == [
+        "rule 'prog': input glob 'nothing/*.zz' matches no file "
+        "(globs see existing files only, not other rules' outputs)"
+    ]
+
+
+def test_file_literally_named_like_a_glob_is_used_as_is(tmp_path):
+    touch(tmp_path, "odd[1].txt", "odd1.txt")
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        inputs = ["odd[1].txt"]
+        outputs = ["a"]
+        cmd = "cat {inputs}"
+        """,
+    )
+    resolver = Resolver(manifest)
+    graph = resolver.resolve(["a"])
+    assert graph.jobs[0].inputs == ["odd[1].txt"]
+    assert graph.jobs[0].cmd == "cat 'odd[1].txt'"
+    assert resolver.queries == [("exists", "odd[1].txt", True)]
+
+
+def test_glob_index_out_of_range_at_render_time(tmp_path):
+    touch(tmp_path, "src/a.c")
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.a]
+        inputs = ["src/*.c"]
+        outputs = ["a"]
+        cmd = "cc {inputs[1]}"
+        """,
+    )
+    with pytest.raises(
+        ManifestError, match=r"'\{inputs\[1\]\}' is out of range: job a has 1 inputs"
+    ):
+        build_graph(manifest, ["a"])
+
+
+def test_foreach_queries_are_recorded(tmp_path):
+    touch(tmp_path, "raw/a.txt")
+    resolver = Resolver(manifest_in(tmp_path, FOREACH))
+    resolver.resolve(["report.txt"])
+    assert ("foreach", "s", "raw/{s}.txt", (("s", "[^/]+"),), ("a",)) in resolver.queries
+
+
+def test_inputs_inside_directory_outputs(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.use]
+        inputs = ["gen/sub/x.txt", "pdir/7/file"]
+        outputs = ["use"]
+        cmd = "x"
+        [rules.gen]
+        outputs = ["gen/"]
+        cmd = "mkdir -p gen/sub"
+        [rules.pdir]
+        outputs = ["pdir/{n}/"]
+        cmd = "mkdir -p {outputs}"
+        """,
+        ["use"],
+    )
+    assert keys(graph) == ["gen", "pdir[n=7]", "use"]
+    assert graph.job("pdir[n=7]").cmd == "mkdir -p pdir/7"
+    assert graph.producers["gen/sub/x.txt"] is graph.job("gen")
+
+
+# -- aliases -----------------------------------------------------------------------------------
+
+
+def test_alias_names_paths_and_rules(tmp_path):
+    touch(tmp_path, "raw/a.txt", "README")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.all]
+        inputs = ["report.txt", "per", "README", "lint"]
+        [rules.report]
+        outputs = ["report.txt"]
+        cmd = "x"
+        [rules.per]
+        foreach = { s = "raw/{s}.txt" }
+        inputs = ["raw/{s}.txt"]
+        outputs = ["out/{s}.o"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.lint]
+        cmd = "lint"
+        """,
+    )
+    assert graph.requested == ["all"]
+    assert [job.key for job in graph.targets] == ["report", "per[s=a]", "lint"]
+    assert keys(graph) == ["report", "per[s=a]", "lint"]
+
+
+def test_alias_item_naming_a_rule_wins_over_a_file_of_that_name(tmp_path):
+    touch(tmp_path, "per", "raw/a.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.all]
+        inputs = ["per"]
+        [rules.per]
+        foreach = { s = "raw/{s}.txt" }
+        inputs = ["raw/{s}.txt"]
+        outputs = ["out/{s}.o"]
+        cmd = "cp {inputs} {outputs}"
+        """,
+    )
+    assert keys(graph) == ["per[s=a]"]
+
+
+def test_alias_of_alias(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.top]
+        inputs = ["mid"]
+        [rules.mid]
+        inputs = ["a"]
+        [rules.a]
+        outputs = ["a"]
+        cmd = "x"
+        """,
+    )
+    assert keys(graph) == ["a"]
+
+
+def test_alias_missing_item(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.all]
+        inputs = ["zzz"]
+        [rules.a]
+        outputs = ["a"]
+        cmd = "x"
+        """,
+    )
+    with pytest.raises(UsageError, match="missing source 'zzz' needed by rule 'all'"):
+        build_graph(manifest, ["all"])
+
+
+def test_alias_naming_itself_is_a_cycle(tmp_path):
+    manifest = manifest_in(tmp_path, '[rules.all]\ninputs = ["all"]\n')
+    with pytest.raises(CycleError) as info:
+        build_graph(manifest, ["all"])
+    assert info.value.cycle == ["all", "all"]
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def test_rendering_quotes_paths_with_spaces_and_quotes(tmp_path):
+    touch(tmp_path, "we ird/it's.txt", "plain.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [vars]
+        flags = ["-O2", "-g"]
+        scale = 2.0
+        ratio = 0.5
+        on = true
+        name = "a b"
+        [rules.cc]
+        inputs = { odd = "we ird/it's.txt", plain = "plain.txt" }
+        outputs = ["out dir/prog", "$HOME"]
+        cmd = "CMD"
+        """.replace(
+            "CMD",
+            "cc {vars.flags} {vars.scale} {vars.ratio} {vars.on} {vars.name} "
+            "{inputs} {inputs.odd} {inputs[-1]} -o {outputs[0]} {outputs[1]} {rule} {cpus}",
+        ),
+        ["cc"],
+    )
+    job = graph.jobs[0]
+    odd = shlex.quote("we ird/it's.txt")
+    assert odd == "'we ird/it'\"'\"'s.txt'"
+    assert job.cmd == (
+        f"cc -O2 -g 2 0.5 true a b {odd} plain.txt {odd} plain.txt -o 'out dir/prog' '$HOME' cc 1"
+    )
+    assert shlex.split(job.cmd)[8:10] == ["we ird/it's.txt", "plain.txt"]
+    assert job.vars == {
+        "flags": ["-O2", "-g"],
+        "scale": 2.0,
+        "ratio": 0.5,
+        "on": True,
+        "name": "a b",
+    }
+
+
+def test_rendering_resources_and_env(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [vars]
+        threads = 8
+        [rules.train]
+        outputs = ["model"]
+        resources = { gpu = 1, mem_mb = 1500.5 }
+        cpus = 3
+        cmd = "train --gpus {resources.gpu} --mem {resources.mem_mb} -j {cpus}"
+        env = { OMP_NUM_THREADS = "{vars.threads}", FLAG = true, OUT = "{outputs}" }
+        """,
+    )
+    job = graph.jobs[0]
+    assert job.cmd == "train --gpus 1 --mem 1500.5 -j 3"
+    assert job.env == {"OMP_NUM_THREADS": "8", "FLAG": "1", "OUT": "model"}
+    assert job.vars == {"threads": 8}
+    assert job.cpus == 3 and job.resources == {"gpu": 1, "mem_mb": 1500.5}
+
+
+def test_env_paths_are_not_shell_quoted(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.train]
+        outputs = ["out dir/model"]
+        cmd = "train"
+        env = { OUT = "{outputs[0]}" }
+        """,
+    )
+    assert graph.jobs[0].env == {"OUT": "out dir/model"}
+
+
+def test_escaped_braces_in_paths(tmp_path):
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.a]
+        outputs = ["out/{{lit}}/{x}.txt"]
+        cmd = "echo {outputs}"
+        """,
+        ["out/{lit}/q.txt"],
+    )
+    job = graph.jobs[0]
+    assert job.wildcards == {"x": "q"}
+    assert job.outputs == ["out/{lit}/q.txt"]
+
+
+# -- cycles and size ---------------------------------------------------------------------------
+
+
+def test_cycle_message_lists_jobs_in_dependency_order(tmp_path):
+    text = """
+        [rules.a]
+        inputs = ["b.out"]
+        outputs = ["a.out"]
+        cmd = "a"
+        [rules.b]
+        inputs = ["c.out"]
+        outputs = ["b.out"]
+        cmd = "b"
+        [rules.c]
+        inputs = ["a.out"]
+        outputs = ["c.out"]
+        cmd = "c"
+    """
+    with pytest.raises(CycleError) as info:
+        graph_of(tmp_path, text, ["a.out"])
+    assert info.value.cycle == ["a a.out", "b b.out", "c c.out", "a a.out"]
+    assert str(info.value) == "dependency cycle: a a.out -> b b.out -> c c.out -> a a.out"
+    assert info.value.exit_code == 2
+    with pytest.raises(CycleError) as info:
+        graph_of(tmp_path, text, ["b.out"])
+    assert info.value.cycle == ["b b.out", "c c.out", "a a.out", "b b.out"]
+
+
+def test_cycle_below_an_acyclic_root(tmp_path):
+    text = """
+        [rules.top]
+        inputs = ["a.out"]
+        outputs = ["top"]
+        cmd = "t"
+        [rules.a]
+        inputs = ["b.out"]
+        outputs = ["a.out"]
+        cmd = "a"
+        [rules.b]
+        inputs = ["a.out"]
+        outputs = ["b.out"]
+        cmd = "b"
+    """
+    with pytest.raises(CycleError) as info:
+        graph_of(tmp_path, text, ["top"])
+    assert info.value.cycle == ["a a.out", "b b.out", "a a.out"]
+
+
+def test_self_cycle(tmp_path):
+    with pytest.raises(CycleError) as info:
+        graph_of(tmp_path, '[rules.a]\ninputs = ["a"]\noutputs = ["a"]\ncmd = "x"\n', ["a"])
+    assert info.value.cycle == ["a a", "a a"]
+
+
+def test_diamond_shares_jobs(tmp_path):
+    touch(tmp_path, "s")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.d]
+        inputs = ["b", "c"]
+        outputs = ["d"]
+        cmd = "x"
+        [rules.b]
+        inputs = ["a"]
+        outputs = ["b"]
+        cmd = "x"
+        [rules.c]
+        inputs = ["a", "a"]
+        outputs = ["c"]
+        cmd = "x"
+        [rules.a]
+        inputs = ["s"]
+        outputs = ["a"]
+        cmd = "x"
+        """,
+    )
+    assert keys(graph) == ["a", "b", "c", "d"]
+    a = graph.job("a")
+    assert [j.key for j in a.dependents] == ["b", "c"]
+    assert [j.key for j in graph.job("c").deps] == ["a"]  # a repeated input is one edge
+
+
+def _chain(count: int, cyclic: bool = False) -> str:
+    first = f'inputs = ["f{count - 1}"]\n' if cyclic else ""
+    parts = [f'[rules.s0]\n{first}outputs = ["f0"]\ncmd = "x"\n']
+    for i in range(1, count):
+        parts.append(f'[rules.s{i}]\ninputs = ["f{i - 1}"]\noutputs = ["f{i}"]\ncmd = "x"\n')
+    return "".join(parts)
+
+
+def test_deep_chain_without_recursion(tmp_path):
+    manifest = parse_manifest(_chain(5000), path=str(tmp_path / "Weavefile"))
+    graph = build_graph(manifest, ["f4999"])
+    assert len(graph) == 5000
+    assert graph.jobs[0].key == "s0" and graph.jobs[-1].key == "s4999"
+    assert graph.jobs[-1].deps == [graph.jobs[-2]]
+
+
+def test_deep_cycle_without_recursion(tmp_path):
+    manifest = parse_manifest(_chain(5000, cyclic=True), path=str(tmp_path / "Weavefile"))
+    with pytest.raises(CycleError) as info:
+        build_graph(manifest, ["f0"])
+    cycle = info.value.cycle
+    assert len(cycle) == 5001
+    assert cycle[:3] == ["s0 f0", "s4999 f4999", "s4998 f4998"]
+    assert cycle[-1] == "s0 f0"

@@ -1,0 +1,200 @@
+"""Unit tests of hashing.py: file digests, tree digests and string digests."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import xxhash
+
+from weavebuild.hashing import (
+    CHUNK,
+    digest_bytes,
+    digest_strings,
+    hash_file,
+    hash_tree,
+    symlink_digest,
+    walk_tree,
+)
+
+KIB = 1024
+MIB = 1024 * KIB
+SIZES = [0, 1, 64 * KIB - 1, 64 * KIB, 64 * KIB + 1, MIB - 1, MIB, MIB + 1, 3 * MIB]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hash_file_is_xxh3_128_of_the_bytes(tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    expected = xxhash.xxh3_128_hexdigest(data)
+    assert hash_file(str(path)) == expected
+    assert hash_file(str(path), size) == expected
+    assert len(expected) == 32
+
+
+@pytest.mark.parametrize("hint", [0, 10, 64 * KIB])
+def test_hash_file_with_a_size_hint_smaller_than_the_file(tmp_path, hint):
+    # The file grew after it was stat'ed: the small-file path must still read everything.
+    data = os.urandom(3 * CHUNK // 2)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert hash_file(str(path), hint) == xxhash.xxh3_128_hexdigest(data)
+
+
+def test_hash_file_missing_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        hash_file(str(tmp_path / "missing"))
+
+
+def test_digest_bytes():
+    assert digest_bytes(b"abc") == xxhash.xxh3_128_hexdigest(b"abc")
+
+
+def test_digest_strings_is_unambiguous():
+    assert digest_strings(["ab", "c"]) != digest_strings(["a", "bc"])
+    assert digest_strings(["abc"]) != digest_strings(["ab", "c"])
+    assert digest_strings([]) != digest_strings([""])
+    assert digest_strings([""]) != digest_strings(["", ""])
+    assert digest_strings(["a", "b"]) == digest_strings(iter(["a", "b"]))
+    assert digest_strings(["a"]) == xxhash.xxh3_128_hexdigest(b"a\0")
+
+
+def test_digest_strings_accepts_surrogate_escaped_names():
+    name = os.fsdecode(b"caf\xe9")
+    assert digest_strings([name]) == xxhash.xxh3_128_hexdigest(b"caf\xe9\0")
+
+
+def test_symlink_digest_differs_from_a_file_named_like_the_target():
+    assert symlink_digest("a") != digest_strings(["a"])
+    assert symlink_digest("a") != symlink_digest("b")
+
+
+# -- trees -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "tree"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "a.txt").write_text("a")
+    (root / "sub" / "b.txt").write_text("b")
+    (root / "sub" / "deeper" / "c.bin").write_bytes(b"\0\1\2")
+    os.symlink("a.txt", root / "link")
+    return root
+
+
+def test_walk_tree_lists_everything_sorted(tree):
+    assert walk_tree(str(tree)) == [
+        ("a.txt", "file"),
+        ("empty", "dir"),
+        ("link", "link"),
+        ("sub", "dir"),
+        ("sub/b.txt", "file"),
+        ("sub/deeper", "dir"),
+        ("sub/deeper/c.bin", "file"),
+    ]
+
+
+def test_hash_tree_is_stable(tree):
+    assert hash_tree(str(tree)) == hash_tree(str(tree))
+    assert len(hash_tree(str(tree))) == 32
+
+
+def test_hash_tree_ignores_mtimes_and_other_permissions(tree):
+    before = hash_tree(str(tree))
+    os.utime(tree / "a.txt", ns=(1_000_000_000, 1_000_000_000))
+    os.utime(tree / "sub", ns=(5_000_000_000, 5_000_000_000))
+    os.chmod(tree / "sub" / "b.txt", 0o600)
+    assert hash_tree(str(tree)) == before
+
+
+def test_hash_tree_changes_with_content(tree):
+    before = hash_tree(str(tree))
+    (tree / "sub" / "deeper" / "c.bin").write_bytes(b"\0\1\3")
+    assert hash_tree(str(tree)) != before
+
+
+def test_hash_tree_changes_with_names(tree):
+    before = hash_tree(str(tree))
+    os.rename(tree / "sub" / "b.txt", tree / "sub" / "B.txt")
+    assert hash_tree(str(tree)) != before
+
+
+def test_hash_tree_changes_with_a_new_empty_dir(tree):
+    before = hash_tree(str(tree))
+    (tree / "empty" / "more").mkdir()
+    assert hash_tree(str(tree)) != before
+
+
+def test_hash_tree_changes_with_exec_bit(tree):
+    before = hash_tree(str(tree))
+    os.chmod(tree / "a.txt", 0o755)
+    after = hash_tree(str(tree))
+    assert after != before
+    os.chmod(tree / "a.txt", 0o644)
+    assert hash_tree(str(tree)) == before
+
+
+def test_hash_tree_changes_with_symlink_target(tree):
+    before = hash_tree(str(tree))
+    os.remove(tree / "link")
+    os.symlink("sub/b.txt", tree / "link")
+    assert hash_tree(str(tree)) != before
+
+
+def test_hash_tree_does_not_follow_symlinks(tree):
+    before = hash_tree(str(tree))
+    (tree / "a.txt").write_text("changed")  # the link still points at the same name
+    after_content = hash_tree(str(tree))
+    assert after_content != before  # because a.txt itself changed
+    os.remove(tree / "link")
+    os.symlink("a.txt", tree / "link")
+    assert hash_tree(str(tree)) == after_content
+
+
+def test_hash_tree_file_versus_dir_of_same_name(tmp_path):
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "x").write_text("")
+    (two / "x").mkdir()
+    assert hash_tree(str(one)) != hash_tree(str(two))
+
+
+def test_hash_tree_uses_the_given_file_digest(tree):
+    seen = []
+
+    def fake(path: str) -> str:
+        seen.append(os.path.relpath(path, tree))
+        return "0" * 32
+
+    hash_tree(str(tree), fake)
+    assert sorted(seen) == [
+        "a.txt",
+        os.path.join("sub", "b.txt"),
+        os.path.join("sub", "deeper", "c.bin"),
+    ]
+    assert hash_tree(str(tree), fake) != hash_tree(str(tree))
+
+
+def test_empty_trees_are_equal(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert hash_tree(str(tmp_path / "a")) == hash_tree(str(tmp_path / "b"))
+
+
+def test_hash_tree_with_a_socket_inside(tmp_path, monkeypatch):
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    monkeypatch.chdir(root)  # bind a short relative path: AF_UNIX paths are limited in length
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind("s")
+        assert len(hash_tree(str(root))) == 32
+    finally:
+        server.close()
