@@ -107,3 +107,16 @@ def test_help_of_every_command(project):
     for command in ("build", "plan", "status", "why", "list", "clean", "touch", "init"):
         result = project.run(command, "--help")
         assert result.rc == 0 and "Usage:" in result.out, command
+
+
+def test_unknown_command_suggests(project):
+    make_pipeline(project)
+    assert_user_error(project.run("bild"), "no command 'bild'", "did you mean 'weave build'")
+
+
+def test_clean_removes_emptied_directories(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    assert project.run("clean").rc == 0
+    assert not project.exists("clean") and not project.exists("models")
+    assert project.exists("raw/a.txt")

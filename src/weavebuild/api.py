@@ -50,7 +50,10 @@ class Project:
         if weavefile is not None:
             path = weavefile if os.path.isabs(weavefile) else os.path.join(directory, weavefile)
             if not os.path.isfile(path):
-                raise UsageError(f"Weavefile '{weavefile}' not found")
+                raise UsageError(
+                    f"Weavefile '{path}' not found",
+                    hint="-f takes a path relative to the project directory (-C DIR, default .)",
+                )
         else:
             found = find_manifest(directory)
             if found is None:
@@ -223,6 +226,8 @@ class Project:
                     data = stamp.make(graph, files)
                     if data is not None:
                         store.write_stamp(stamp_key, data)
+                    if run_id is not None and run_id % 20 == 0:
+                        store.prune_records([item.key for item in result.ran])
                     return result
                 except KeyboardInterrupt:
                     outcome = "interrupted"
@@ -313,6 +318,7 @@ class Project:
                             job_keys.append(key)
                             outputs.extend(record.recipe.get("outputs", []))
                 removed: List[str] = []
+                parents: set = set()
                 for output in dict.fromkeys(outputs):
                     path = output.rstrip("/")
                     if path in sources:
@@ -327,6 +333,17 @@ class Project:
                         shutil.rmtree(full)
                     else:
                         os.unlink(full)
+                    parents.add(os.path.dirname(full))
+                # Directories left empty by the removal go too (never the project directory).
+                root = os.path.abspath(self.root)
+                for parent in sorted(parents, key=len, reverse=True):
+                    parent = os.path.abspath(parent)
+                    while parent != root and parent.startswith(root + os.sep):
+                        try:
+                            os.rmdir(parent)
+                        except OSError:
+                            break
+                        parent = os.path.dirname(parent)
                 if not dry_run:
                     store.commit(forget_jobs=job_keys, forget_files=[o.rstrip("/") for o in outputs])
                 return removed

@@ -112,6 +112,20 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> List[str]:
         return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
 
+    def resolve_command(self, ctx: click.Context, args: List[str]) -> Any:
+        name = args[0] if args else ""
+        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
+            from difflib import get_close_matches
+
+            from .errors import UsageError
+
+            close = get_close_matches(name, self.list_commands(ctx), n=1)
+            raise UsageError(
+                f"no command '{name}'",
+                hint=f"did you mean 'weave {close[0]}'?" if close else "run 'weave --help' for the commands",
+            )
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
         target = COMMANDS.get(cmd_name)
         if target is None:

@@ -52,7 +52,7 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
         click.echo(json.dumps(data, indent=2))
         return
     if not stale:
-        click.echo(f"nothing to do ({len(fresh)} jobs up to date)")
+        click.echo(f"nothing to do ({len(fresh)} job{'s' if len(fresh) != 1 else ''} up to date)")
     else:
         click.echo(f"would run {len(stale)} of {len(graph.jobs)} jobs:")
         width = min(48, max(len(job.display) for job in stale))

@@ -25,7 +25,7 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
             verdict = verdicts[job.key]
             state = "up to date" if verdict.up_to_date else "STALE"
             reason = "" if verdict.up_to_date else "  " + "; ".join(str(r) for r in verdict.reasons)
-            click.echo(f"{state:<10}  {job.display.ljust(width)}{reason}")
+            click.echo(f"{state:<10}  {job.display.ljust(width) if reason else job.display}{reason}")
     click.echo(
         f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
         + (f", {len(stale)} stale" if stale else "")
