@@ -603,6 +603,8 @@ class Builder:
             self._interrupt.append(signum)
 
         for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # ignored by whoever started us (e.g. `nohup`, `cmd &`): keep it so
             previous[signum] = signal.signal(signum, handler)
         return previous
 

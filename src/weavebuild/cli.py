@@ -95,6 +95,7 @@ COMMANDS = {
     "build": "weavebuild.commands.build:build",
     "plan": "weavebuild.commands.build:plan",
     "list": "weavebuild.commands.list:list_rules",
+    "watch": "weavebuild.commands.watch:watch",
     "history": "weavebuild.commands.history:history",
     "report": "weavebuild.commands.report:report",
     "graph": "weavebuild.commands.graph:graph",
@@ -187,7 +188,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `weave` command; never lets a traceback reach a user for their error."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(args=args, prog_name="weave", standalone_mode=False)
+        code = cli.main(args=args, prog_name="weave", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # a command that ended with ctx.exit(code)
     except WeaveError as exc:
         click.echo(_format_error(exc), err=True)
         sys.exit(exc.exit_code)

@@ -1,0 +1,73 @@
+"""`weave watch`: build, then rebuild whenever a source or the Weavefile changes.
+
+Translates flags into a `watch.Watcher`; the loop itself lives in `weavebuild.watch`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, Sequence
+
+import click
+
+from ..cli import (
+    CONTEXT_SETTINGS,
+    Settings,
+    build_options,
+    merge_group_build_options,
+    verbosity_options,
+)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("targets", nargs=-1)
+@build_options
+@click.option("--restart", is_flag=True, default=False, help="Cancel a running build when a source changes, and start again.")
+@click.option("--clear", is_flag=True, default=False, help="Clear the screen before each build.")
+@click.option("--on-success", metavar="CMD", default=None, help="Run CMD (bash, in the project directory) after each successful build.")
+@click.option("--on-failure", metavar="CMD", default=None, help="Run CMD after each failed build or invalid Weavefile.")
+@click.option("--poll", is_flag=True, default=False, help="Poll the file system instead of OS notifications (network file systems).")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="SECONDS", help="How often --poll looks.")
+@click.option("--debounce", type=click.FloatRange(min=0.0), default=0.2, show_default=True, metavar="SECONDS", help="Quiet time after the last change before building.")
+@verbosity_options
+@merge_group_build_options
+@click.pass_obj
+def watch(
+    settings: Settings,
+    targets: Sequence[str],
+    restart: bool,
+    clear: bool,
+    on_success: Optional[str],
+    on_failure: Optional[str],
+    poll: bool,
+    poll_interval: float,
+    debounce: float,
+    **options: Any,
+) -> None:
+    """Build TARGETS, then rebuild what is stale whenever a source, a watched directory or the
+    Weavefile changes. Ctrl-C stops (exit 130)."""
+    from ..errors import UsageError
+    from ..resources import parse_resource_args
+    from ..watch import WatchOptions
+    from ..watch import watch as run_watch
+
+    if options.pop("dry_run"):
+        raise UsageError("weave watch has no --dry-run", hint="use 'weave plan' to see what would run")
+    options["resources"] = parse_resource_args(options.pop("resources") or ())
+    options["argv"] = sys.argv
+    watch_options = WatchOptions(
+        debounce=debounce,
+        restart=restart,
+        clear=clear,
+        on_success=on_success,
+        on_failure=on_failure,
+        poll=poll,
+        poll_interval=poll_interval,
+        verbosity=settings.verbosity,
+    )
+    code = run_watch(
+        settings.directory, settings.weavefile, targets, options, watch_options, settings.reporter()
+    )
+    # SystemExit, not ctx.exit: click returns ctx.exit's code from a non-standalone main(), and
+    # cli.main would then exit 0.
+    sys.exit(code)

@@ -1,0 +1,691 @@
+"""Watch mode: build, then build again whenever a source, a scanned directory or the Weavefile changes.
+
+Owns the watch set (which paths matter), debouncing and the build loop. It decides nothing about
+staleness (the content-hash cache does) and parses no flags (commands/watch.py does).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import (
+    IO,
+    Any,
+    Dict,
+    FrozenSet,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Pattern,
+    Sequence,
+    Tuple,
+)
+
+from . import paths
+from .errors import BuildFailed, Interrupted, ManifestError, UsageError, WeaveError
+from .graph import Graph
+from .manifest import WILDCARD_RE
+
+# Paths under these directories are never sources: Weave's own state and version control.
+NOISE_DIRS = frozenset({".weave", ".git", ".hg", ".svn", "__pycache__"})
+# Editor droppings: vim swap files and its `4913` write test, backups, emacs lock files.
+NOISE_SUFFIXES = (".swp", ".swo", ".swx", "~")
+NOISE_PREFIXES = (".#",)
+NOISE_NAMES = frozenset({"4913"})
+
+# Event types that mean content may have changed. `opened`/`closed_no_write` (the build reading
+# its sources!) and `attrib` (touch, chmod) must not count, or reading inputs would loop.
+CONTENT_EVENTS = frozenset({"created", "deleted", "modified", "moved", "closed"})
+
+DEFAULT_DEBOUNCE = 0.2
+MAX_DELAY_FACTOR = 10  # a steady stream of writes still gets a build every 10 debounce periods
+MIN_MAX_DELAY = 2.0
+
+
+def is_noise(rel: str) -> bool:
+    """True for paths no build should react to: .weave/, VCS directories, editor temp files."""
+    parts = rel.split("/")
+    if any(part in NOISE_DIRS for part in parts[:-1]) or parts[-1] in NOISE_DIRS:
+        return True
+    name = parts[-1]
+    return name in NOISE_NAMES or name.endswith(NOISE_SUFFIXES) or name.startswith(NOISE_PREFIXES)
+
+
+def _ancestors(rel: str) -> Iterator[str]:
+    while "/" in rel:
+        rel = rel.rsplit("/", 1)[0]
+        yield rel
+
+
+def _parent(rel: str) -> str:
+    return rel.rsplit("/", 1)[0] if "/" in rel else "."
+
+
+def _may_match_slash(regex: str) -> bool:
+    """Whether a wildcard constraint may match '/' (a cheap over-approximation: erring towards
+    yes only costs a recursive watch)."""
+    rest = regex.replace("[^/]", "")
+    return any(token in rest for token in ("/", ".", "\\S", "\\W", "\\D", "[^"))
+
+
+def relative(root: str, path: str) -> str:
+    """`path` (absolute) relative to `root` in the canonical spelling of `paths.normalize`."""
+    path = os.path.normpath(path)
+    if path == root:
+        return "."
+    if path.startswith(root + os.sep):
+        return path[len(root) + 1 :]
+    return paths.normalize(os.path.relpath(path, root))
+
+
+class ScanPattern:
+    """A glob or `foreach` pattern: the directory it scans and a regex for the paths it matches."""
+
+    __slots__ = ("text", "directory", "recursive", "regex")
+
+    def __init__(self, text: str, directory: str, recursive: bool, regex: Pattern[str]):
+        self.text = text
+        self.directory = directory
+        self.recursive = recursive
+        self.regex = regex
+
+    @classmethod
+    def compile(cls, text: str, constraints: Mapping[str, str], root: str) -> ScanPattern:
+        """Translate `{wildcard}`s (with their constraints) and glob syntax into one regex.
+
+        The scanned directory is the literal prefix up to the first wildcard or glob character;
+        the pattern reaches below it when `**`, a later `/` or a constraint that may match '/'
+        follows.
+        """
+        if os.path.isabs(text):
+            text = relative(root, text)
+        else:
+            text = paths.normalize(text)
+        parts: List[str] = []
+        prefix: List[str] = []
+        special = recursive = False
+        i, n = 0, len(text)
+        while i < n:
+            char = text[i]
+            literal: Optional[str] = None
+            if text.startswith(("{{", "}}"), i):
+                literal, i = char, i + 2
+            elif char == "{" and text.find("}", i) > i:
+                end = text.find("}", i)
+                constraint = constraints.get(text[i + 1 : end])
+                if constraint is not None and _may_match_slash(constraint):
+                    recursive = True
+                parts.append(f"(?:{constraint or '[^/]+'})")
+                special, i = True, end + 1
+            elif text.startswith("**/", i):
+                parts.append("(?:.*/)?")
+                special = recursive = True
+                i += 3
+            elif text.startswith("**", i):
+                parts.append(".*")
+                special = recursive = True
+                i += 2
+            elif char in "*?":
+                parts.append("[^/]*" if char == "*" else "[^/]")
+                special, i = True, i + 1
+            elif char == "[" and text.find("]", i + 2) > i:
+                end = text.find("]", i + 2)
+                body = text[i + 1 : end]
+                body = "^" + body[1:] if body.startswith("!") else body
+                parts.append("[" + body.replace("\\", "\\\\") + "]")
+                special, i = True, end + 1
+            else:
+                literal, i = char, i + 1
+            if literal is not None:
+                parts.append(re.escape(literal))
+                if not special:
+                    prefix.append(literal)
+                elif literal == "/":
+                    recursive = True
+        directory = _parent("".join(prefix)) if special else _parent(text)
+        if "".join(prefix).endswith("/"):
+            directory = paths.normalize("".join(prefix))
+        return cls(text, directory, recursive, re.compile("".join(parts) + r"\Z"))
+
+    def matches(self, rel: str) -> bool:
+        return self.regex.match(rel) is not None
+
+    def __repr__(self) -> str:
+        return f"ScanPattern({self.text!r}, dir={self.directory!r}, recursive={self.recursive})"
+
+
+class WatchSet:
+    """What one graph depends on: which changed paths matter, and which directories to watch.
+
+    Pure data, rebuilt from each good graph; shared read-only with the observer's threads.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        weavefile: str,
+        sources: FrozenSet[str] = frozenset(),
+        outputs: FrozenSet[str] = frozenset(),
+        patterns: Sequence[ScanPattern] = (),
+        dirs: Optional[Mapping[str, bool]] = None,
+    ):
+        self.root = root
+        # FSEvents (macOS) reports resolved paths: /private/var/... for a project in /var/...
+        self.real_root = os.path.realpath(root)
+        self.weavefile = weavefile
+        self.sources = sources
+        self.outputs = outputs
+        self.patterns = tuple(patterns)
+        # directory (project-relative) -> watch recursively?
+        self.dirs: Dict[str, bool] = dict(dirs) if dirs is not None else {_parent(weavefile): False}
+
+    def relative(self, path: str) -> str:
+        """An observed absolute path, relative to the project root."""
+        if self.real_root != self.root and path.startswith(self.real_root + os.sep):
+            return relative(self.real_root, path)
+        return relative(self.root, path)
+
+    def relevant(self, rel: str) -> bool:
+        """True if a change of `rel` can change what the build does."""
+        if is_noise(rel):
+            return False
+        if rel == self.weavefile:
+            return True
+        # The build's own outputs (and anything inside a directory output) never trigger it.
+        if rel in self.outputs or any(a in self.outputs for a in _ancestors(rel)):
+            return False
+        if rel in self.sources or any(a in self.sources for a in _ancestors(rel)):
+            return True  # a source file, or something inside a source directory
+        return any(pattern.matches(rel) for pattern in self.patterns)
+
+    def describe(self) -> str:
+        files = len(self.sources) + 1
+        text = f"{files} file{'s' if files != 1 else ''}"
+        if self.patterns:
+            text += f" and {len(self.patterns)} pattern{'s' if len(self.patterns) != 1 else ''}"
+        count = len(self.dirs)
+        return text + f" in {count} director{'ies' if count != 1 else 'y'}"
+
+
+def scan_patterns(graph: Graph) -> List[Tuple[str, Dict[str, str]]]:
+    """Patterns whose matches decide the graph: every rule's `foreach` patterns (the resolver
+    expands them all when it indexes outputs) and the glob inputs of the jobs in `graph`."""
+    found: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], Dict[str, str]] = {}
+
+    def add(text: str, constraints: Dict[str, str]) -> None:
+        found.setdefault((text, tuple(sorted(constraints.items()))), constraints)
+
+    for rule in graph.manifest.rules.values():
+        for spec in rule.foreach.values():
+            if isinstance(spec, str):
+                add(spec, rule.wildcard_regex)
+    for job in graph.jobs:
+        for pattern in job.rule.inputs:
+            text = paths.substitute(pattern, job.wildcards)
+            if paths.has_glob(WILDCARD_RE.sub("", text)):
+                add(text, job.rule.wildcard_regex)
+    return [(text, constraints) for (text, _), constraints in found.items()]
+
+
+def watch_set(graph: Graph) -> WatchSet:
+    """The WatchSet of `graph`: its sources, outputs, scan patterns and the directories to watch."""
+    manifest = graph.manifest
+    root = os.path.abspath(manifest.root)
+    weavefile = relative(root, os.path.abspath(manifest.path))
+    dirs: Dict[str, bool] = {}
+
+    def want(directory: str, recursive: bool) -> None:
+        dirs[directory] = dirs.get(directory, False) or recursive
+
+    # Directories, never files, are watched: an editor's write-rename replaces the file (and
+    # inotify's watch on it), but the directory sees the new name arrive.
+    want(_parent(weavefile), False)
+    sources = set()
+    for path in graph.sources:
+        full = os.path.join(root, path)
+        names = [relative(root, full)]
+        if os.path.islink(full):
+            # Data is often a symlink into a shared area: edits happen where the link points.
+            names.append(relative(root, os.path.realpath(full)))
+        for rel in names:
+            sources.add(rel)
+            want(_parent(rel), False)
+            if os.path.isdir(os.path.join(root, rel)):
+                want(rel, True)  # a directory input: its whole content is hashed
+    patterns = []
+    for text, constraints in scan_patterns(graph):
+        try:
+            pattern = ScanPattern.compile(text, constraints, root)
+        except re.error:  # a constraint Python cannot compile: the resolver will say so
+            continue
+        patterns.append(pattern)
+        want(pattern.directory, pattern.recursive)
+    outputs = {relative(root, os.path.join(root, o)) for job in graph.jobs for o in job.outputs}
+    return WatchSet(root, weavefile, frozenset(sources), frozenset(outputs), patterns, dirs)
+
+
+class ChangeQueue:
+    """Changed paths, filled by observer threads and drained by the main thread after a quiet spell."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._paths: Dict[str, None] = {}  # insertion-ordered set
+        self._first = 0.0
+        self._last = 0.0
+
+    def add(self, rel: str) -> None:
+        with self._cond:
+            now = time.monotonic()
+            if not self._paths:
+                self._first = now
+            self._paths[rel] = None
+            self._last = now
+            self._cond.notify_all()
+
+    def __bool__(self) -> bool:
+        with self._cond:
+            return bool(self._paths)
+
+    def wait(self, quiet: float, max_delay: float) -> List[str]:
+        """Block until something changed and then nothing changed for `quiet` seconds (or
+        `max_delay` passed since the first change); return the changed paths, in order."""
+        with self._cond:
+            while not self._paths:
+                # A timeout, so that Ctrl-C is handled promptly wherever lock waits are not
+                # interruptible.
+                self._cond.wait(0.5)
+            while True:
+                due = min(self._last + quiet, self._first + max_delay)
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            changed = list(self._paths)
+            self._paths.clear()
+            return changed
+
+
+class WatchOptions:
+    """How to watch: debounce, restart policy, hooks and the observer kind."""
+
+    def __init__(
+        self,
+        debounce: float = DEFAULT_DEBOUNCE,
+        restart: bool = False,
+        clear: bool = False,
+        on_success: Optional[str] = None,
+        on_failure: Optional[str] = None,
+        poll: bool = False,
+        poll_interval: float = 1.0,
+        verbosity: int = 1,
+    ):
+        self.debounce = debounce
+        self.restart = restart
+        self.clear = clear
+        self.on_success = on_success
+        self.on_failure = on_failure
+        self.poll = poll
+        self.poll_interval = poll_interval
+        self.verbosity = verbosity
+
+
+class _Terminated(BaseException):
+    """SIGTERM between builds (during a build the builder turns it into Interrupted)."""
+
+
+class _EventHandler:
+    """Receives watchdog events on the observer's thread; only records paths and wakes the loop.
+
+    Duck-typed (watchdog calls `dispatch(event)`), so this module does not import watchdog until
+    a watch starts.
+    """
+
+    def __init__(self, watcher: Watcher):
+        self.watcher = watcher
+        self._warned = False
+
+    def dispatch(self, event: Any) -> None:
+        try:
+            if event.event_type not in CONTENT_EVENTS:
+                return
+            if event.is_directory and event.event_type in ("modified", "closed"):
+                return  # the entries' own events say what changed
+            targets = [event.src_path]
+            if event.event_type == "moved" and event.dest_path:
+                targets.append(event.dest_path)
+            for path in targets:
+                self.watcher.notice(os.fsdecode(path), event.is_directory)
+        except Exception as exc:  # an exception here would silently kill the observer thread
+            if not self._warned:
+                self._warned = True
+                sys.stderr.write(f"weave: warning: watch: cannot handle {event!r}: {exc}\n")
+
+
+class Watcher:
+    """The watch loop: build, wait for relevant changes, build again; until Ctrl-C or SIGTERM."""
+
+    def __init__(
+        self,
+        directory: str,
+        weavefile: Optional[str],
+        targets: Sequence[str],
+        build_kwargs: Mapping[str, Any],
+        options: WatchOptions,
+        reporter: Any,
+        out: Optional[IO[str]] = None,
+        err: Optional[IO[str]] = None,
+    ):
+        self.directory = directory
+        self.weavefile = weavefile
+        self.targets = list(targets)
+        self.build_kwargs = dict(build_kwargs)
+        self.options = options
+        self.reporter = reporter
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.project: Any = None  # the loaded Project, None while the Weavefile is invalid
+        self.root = ""
+        self.spec: Optional[WatchSet] = None  # last good watch set; read by observer threads
+        self.pending_dirs: FrozenSet[str] = frozenset()  # wanted directories that do not exist
+        self.changes = ChangeQueue()
+        self.stop = threading.Event()
+        self.building = False
+        self.cycle = 0
+        self._observer: Any = None
+        self._handler = _EventHandler(self)
+        self._watches: Dict[Tuple[str, bool], Tuple[Any, Tuple[int, int]]] = {}
+        self._watched_summary = ""
+
+    # -- observer side (runs on watchdog's threads) ----------------------------------------------
+    def notice(self, path: str, is_directory: bool) -> None:
+        spec = self.spec
+        if spec is None:
+            return
+        rel = spec.relative(path)
+        if not self._relevant(spec, rel, is_directory):
+            return
+        self.changes.add(rel)
+        if self.options.restart and self.building:
+            self.stop.set()
+
+    def _relevant(self, spec: WatchSet, rel: str, is_directory: bool) -> bool:
+        if spec.relevant(rel):
+            return True
+        if not is_directory or is_noise(rel):
+            return False
+        # A directory we wanted but could not watch (it did not exist) appeared, or a watched
+        # one went away: the next cycle re-schedules watches (and builds, usually a no-op).
+        for wanted in self.pending_dirs:
+            if wanted == rel or wanted.startswith(rel + "/"):
+                return True
+        return any(d == rel or d.startswith(rel + "/") for d in spec.dirs if d != ".")
+
+    # -- the loop (main thread) ---------------------------------------------------------------------
+    def run(self) -> int:
+        """Watch until interrupted; returns the exit code (130 for Ctrl-C, 143 for SIGTERM)."""
+        from .api import Project
+
+        # A missing Weavefile ends watch mode at once, as it ends `weave build`; an invalid one
+        # is watched until it is fixed.
+        try:
+            self.project = Project.load(self.directory, self.weavefile)
+            self.root = self.project.root
+            initial_error: Optional[WeaveError] = None
+        except ManifestError as exc:
+            self.root = os.path.dirname(os.path.abspath(exc.path or self._weavefile_path()))
+            initial_error = exc
+        self.root = os.path.abspath(self.root)
+        # Absolute from here on: reloads must read the same file whatever `directory` was.
+        self.weavefile = os.path.abspath(
+            self._weavefile_path() if self.project is None else self.project.manifest.path
+        )
+        self.spec = WatchSet(self.root, relative(self.root, os.path.abspath(self.weavefile)))
+        previous_term = signal.getsignal(signal.SIGTERM)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)
+        self._observer = self._make_observer()
+        self._observer.start()
+        code = 0
+        try:
+            if initial_error is not None:
+                self._begin("starting")
+                self._report_error(initial_error)
+                self._update_watches()
+                self._finish("error", "Weavefile is invalid; fix it to build", time.monotonic())
+            else:
+                self._cycle([], initial=True)
+            max_delay = max(MIN_MAX_DELAY, self.options.debounce * MAX_DELAY_FACTOR)
+            while True:
+                self._cycle(self.changes.wait(self.options.debounce, max_delay))
+        except KeyboardInterrupt:
+            code = 130
+        except _Terminated:
+            code = 143
+        except Interrupted as exc:
+            code = exc.exit_code
+        finally:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, previous_term)
+        self.err.write("weave: interrupted\n")
+        self.err.flush()
+        return code
+
+    def _weavefile_path(self) -> str:
+        from .manifest import find_manifest
+
+        if self.weavefile is not None:
+            if os.path.isabs(self.weavefile):
+                return self.weavefile
+            return os.path.join(self.directory, self.weavefile)
+        return find_manifest(self.directory) or os.path.join(self.directory, "Weavefile")
+
+    def _cycle(self, changed: List[str], initial: bool = False) -> None:
+        from .api import Project
+
+        spec = self.spec
+        assert spec is not None
+        started = time.monotonic()
+        self._begin("building" if initial else "changed: " + _summarize(changed))
+        # 1. The Weavefile: reload when it changed, or while the last version was invalid.
+        if self.project is None or spec.weavefile in changed:
+            try:
+                self.project = Project.load(self.root, self.weavefile)
+            except UsageError as exc:  # invalid, or gone: keep the last good watch set
+                self.project = None
+                self._report_error(exc)
+                self._update_watches()
+                self._finish("error", "Weavefile is invalid; watching with the last good graph", started)
+                return
+        # 2. The graph, and from it what to watch. Watches are in place before the build starts,
+        #    so a change made while it runs is seen.
+        try:
+            graph = self.project.graph(self.targets)
+        except WeaveError as exc:
+            if initial:
+                raise  # a typo in a target, a missing source: say so at once, as `weave build` does
+            self._report_error(exc)
+            self._update_watches()
+            self._finish("error", "cannot build; fix it and save", started)
+            return
+        self.spec = watch_set(graph)
+        self._update_watches()
+        # 3. The build. It decides from content hashes what is stale: a save without a change
+        #    runs nothing.
+        kwargs = dict(self.build_kwargs)
+        if not initial:
+            kwargs["force"] = False  # -B forces the first build only
+        self.stop.clear()
+        self.building = True
+        try:
+            result = self.project.build(self.targets, reporter=self.reporter, stop=self.stop, **kwargs)
+        except BuildFailed as exc:
+            self._finish("FAILED", exc.message, started)
+            return
+        except Interrupted:
+            # XXX: a real Ctrl-C that lands in the same instant as a --restart cancel is taken
+            # for the cancel; the next Ctrl-C stops watch mode.
+            if self.options.restart and self.stop.is_set():
+                self._finish("cancelled", "a source changed during the build; restarting", started)
+                return
+            raise
+        except WeaveError as exc:  # locked by another weave, a graph error found at build time
+            self._report_error(exc)
+            self._finish("error", "build did not start", started)
+            return
+        finally:
+            self.building = False
+        ran, fresh = len(result.ran), len(result.up_to_date)
+        detail = f"{ran} ran, {fresh} up to date" if ran else f"nothing ran ({fresh} up to date)"
+        self._finish("ok", detail, started)
+
+    def _begin(self, what: str) -> None:
+        self.cycle += 1
+        if self.options.clear and self.out.isatty():
+            self.out.write("\033[2J\033[3J\033[H")
+        self._info(f"weave watch: [{self.cycle}] {time.strftime('%H:%M:%S')} {what}")
+
+    def _finish(self, status: str, detail: str, started: float) -> None:
+        seconds = time.monotonic() - started
+        line = f"weave watch: [{self.cycle}] {status}: {detail} in {seconds:.2f}s"
+        if status == "cancelled":
+            self._info(line)
+            return
+        if self._watched_summary:
+            line += f"; watching {self._watched_summary} (Ctrl-C to stop)"
+            self._watched_summary = ""  # said once, and again when it changes
+        if status == "ok":
+            self._info(line)
+        else:
+            self.err.write(line + "\n")
+            self.err.flush()
+        hook = self.options.on_success if status == "ok" else self.options.on_failure
+        if hook:
+            self._run_hook(hook, status)
+
+    def _info(self, text: str) -> None:
+        if self.options.verbosity >= 1:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def _report_error(self, exc: WeaveError) -> None:
+        text = f"weave: error: {exc.message}"
+        if exc.hint:
+            text += f"\n  hint: {exc.hint}"
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def _run_hook(self, command: str, status: str) -> None:
+        """Run a --on-success/--on-failure hook with bash in the project directory; wait for it."""
+        from .executor import kill_tree
+
+        env = dict(os.environ)
+        env["WEAVE_WATCH_STATUS"] = "ok" if status == "ok" else "failed"
+        env["WEAVE_WATCH_CYCLE"] = str(self.cycle)
+        shell = shutil.which("bash") or "/bin/bash"
+        # Its own session: a Ctrl-C at the terminal reaches us, and we take the whole hook down.
+        process = subprocess.Popen([shell, "-c", command], cwd=self.root, env=env, start_new_session=True)
+        try:
+            code = process.wait()
+        except BaseException:
+            kill_tree(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        if code != 0:
+            self.err.write(f"weave watch: hook exited with status {code}: {command}\n")
+            self.err.flush()
+
+    # -- watches -------------------------------------------------------------------------------
+    def _make_observer(self) -> Any:
+        if self.options.poll:
+            from watchdog.observers.polling import PollingObserver
+
+            return PollingObserver(timeout=self.options.poll_interval)
+        from watchdog.observers import Observer
+
+        return Observer()
+
+    def _update_watches(self) -> None:
+        """Schedule the spec's directories (existing ones; else their nearest existing ancestor,
+        until they appear) and drop watches no longer wanted or whose directory was replaced."""
+        spec = self.spec
+        assert spec is not None
+        wanted: Dict[str, bool] = {}
+        pending = set()
+        for rel, recursive in spec.dirs.items():
+            full = os.path.normpath(os.path.join(self.root, rel))
+            if not os.path.isdir(full):
+                pending.add(rel)
+                recursive = False
+                while not os.path.isdir(full) and os.path.dirname(full) != full:
+                    full = os.path.dirname(full)
+            wanted[full] = wanted.get(full, False) or recursive
+        # A recursive watch covers its subdirectories.
+        recursive_dirs = [d for d, r in wanted.items() if r]
+        for full in list(wanted):
+            if any(full.startswith(d + os.sep) for d in recursive_dirs):
+                del wanted[full]
+        self.pending_dirs = frozenset(pending)
+        for key, (watch, identity) in list(self._watches.items()):
+            if wanted.get(key[0]) != key[1] or _identity(key[0]) != identity:
+                self._observer.unschedule(watch)
+                del self._watches[key]
+        changed = False
+        for full, recursive in wanted.items():
+            if (full, recursive) in self._watches:
+                continue
+            identity = _identity(full)
+            try:
+                watch = self._observer.schedule(self._handler, full, recursive=recursive)
+            except OSError as exc:  # e.g. the inotify watch limit: say how to go on
+                self.err.write(
+                    f"weave: warning: cannot watch {full}: {exc}\n"
+                    "  hint: raise fs.inotify.max_user_watches, or use --poll\n"
+                )
+                continue
+            self._watches[(full, recursive)] = (watch, identity)
+            changed = True
+        if changed:
+            self._watched_summary = spec.describe()
+
+
+def _identity(path: str) -> Tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_dev, st.st_ino)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _summarize(changed: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(changed[:limit])
+    if len(changed) > limit:
+        shown += f" (+{len(changed) - limit} more)"
+    return shown
+
+
+def watch(
+    directory: str,
+    weavefile: Optional[str],
+    targets: Sequence[str],
+    build_kwargs: Mapping[str, Any],
+    options: WatchOptions,
+    reporter: Any,
+) -> int:
+    """Build `targets`, then rebuild on every relevant change until Ctrl-C; returns the exit code.
+
+    `build_kwargs` are passed to `Project.build` (jobs, resources, keep_going, ...).
+    """
+    return Watcher(directory, weavefile, targets, build_kwargs, options, reporter).run()

@@ -1,0 +1,421 @@
+"""Watch mode: the watch set and debouncing as units, then real `weave watch` processes with real
+observers in temp projects. Every wait polls for an observed fact with a generous timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable, Iterator, List, Optional, Tuple
+
+import psutil
+import pytest
+
+from weavebuild.api import Project as WeaveProject
+from weavebuild.watch import ChangeQueue, ScanPattern, is_noise, watch_set
+
+TIMEOUT = 45.0  # generous: two cores are shared with other test runs
+
+PIPELINE = """
+    default = ["merged.txt"]
+    [rules.clean_sample]
+    inputs  = ["raw/{sample}.txt", "scripts/up.sh"]
+    outputs = ["clean/{sample}.txt"]
+    cmd     = "echo clean >> runs.log; bash scripts/up.sh < {inputs[0]} > {outputs}"
+    [rules.merge]
+    inputs  = ["clean/{sample}.txt"]
+    outputs = ["merged.txt"]
+    foreach = { sample = "raw/{sample}.txt" }
+    cmd     = "echo merge >> runs.log; cat {inputs} > {outputs}"
+"""
+
+RESULT_RE = re.compile(r"^weave watch: \[(\d+)\] (ok|FAILED|error|cancelled): (.*)$", re.M)
+CHANGED_RE = re.compile(r"^weave watch: \[(\d+)\] \d\d:\d\d:\d\d changed: (.*)$", re.M)
+
+
+def make_pipeline(project) -> None:
+    project.weavefile(PIPELINE)
+    project.write("raw/a.txt", "alpha\n")
+    project.write("raw/b.txt", "beta\n")
+    project.write("scripts/up.sh", "tr a-z A-Z\n")
+
+
+def read(project, relative: str) -> Optional[str]:
+    """The file's content, or None while it is missing (a job's stale outputs are removed first)."""
+    try:
+        return project.read(relative)
+    except FileNotFoundError:
+        return None
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT,
+               watch: Optional[Watch] = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if watch is not None and watch.proc.poll() is not None:
+            break
+        time.sleep(0.05)  # a polling interval, not a wait for something to have happened
+    detail = f"\n--- weave watch output ---\n{watch.output()}" if watch is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{detail}")
+
+
+class Watch:
+    """A `weave watch` process; its stdout and stderr go to a file read as it grows."""
+
+    def __init__(self, project, *args: str):
+        self.project = project
+        self.log_path = project.root.parent / "watch.out"  # outside the project: never watched
+        env = dict(os.environ)
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        env["PYTHONFAULTHANDLER"] = "1"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "weavebuild", "watch", "--debounce", "0.3", *args],
+                cwd=project.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                # A shell starts background jobs with SIGINT ignored, and Python keeps it so;
+                # the tests send SIGINT, so they must not depend on how pytest was started.
+                preexec_fn=_default_sigint,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def results(self) -> List[Tuple[int, str, str]]:
+        return [(int(n), status, detail) for n, status, detail in RESULT_RE.findall(self.output())]
+
+    def changed(self) -> List[str]:
+        """Every path named in a `changed:` line."""
+        paths: List[str] = []
+        for _, text in CHANGED_RE.findall(self.output()):
+            paths.extend(p for p in text.split(", ") if not p.startswith("(+"))
+        return paths
+
+    def wait_result(self, after: int = 0) -> Tuple[int, str, str]:
+        """The first cycle result numbered above `after`."""
+        wait_until(lambda: [r for r in self.results() if r[0] > after], f"cycle {after + 1}", watch=self)
+        return next(r for r in self.results() if r[0] > after)
+
+    def wait_cycle_for(self, path: str, after: int = 0) -> Tuple[int, str, str]:
+        """The result of the first cycle above `after` that was started by a change of `path`."""
+
+        def find() -> Optional[Tuple[int, str, str]]:
+            started = [int(n) for n, text in CHANGED_RE.findall(self.output())
+                       if int(n) > after and path in text.split(", ")]
+            done = {r[0]: r for r in self.results()}
+            return done.get(started[0]) if started else None
+
+        wait_until(find, f"a cycle for {path}", watch=self)
+        return find()  # type: ignore[return-value]
+
+    def wait_for(self, predicate: Callable[[], object], what: str) -> None:
+        wait_until(predicate, what, watch=self)
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a terminal sends it to the foreground process; returns the exit code."""
+        os.kill(self.proc.pid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGABRT)  # PYTHONFAULTHANDLER: dumps every thread's stack
+            self.proc.wait()
+            raise AssertionError(f"weave watch ignored SIGINT:\n{self.output()}") from None
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def start_watch(project) -> Iterator[Callable[..., Watch]]:
+    started: List[Watch] = []
+
+    def start(*args: str) -> Watch:
+        watch = Watch(project, *args)
+        started.append(watch)
+        return watch
+
+    yield start
+    for watch in started:
+        if watch.proc.poll() is None:
+            os.killpg(watch.proc.pid, signal.SIGKILL)
+            watch.proc.wait()
+
+
+# -- units -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text, directory, recursive, matching, not_matching",
+    [
+        ("raw/{sample}.txt", "raw", False, ["raw/a.txt", "raw/new.txt"], ["raw/x/a.txt", "raw/a.csv"]),
+        ("data/**/*.csv", "data", True, ["data/a.csv", "data/x/y/b.csv"], ["data/a.txt", "other/a.csv"]),
+        ("*.txt", ".", False, ["a.txt"], ["sub/a.txt"]),
+        ("in/img[0-9].png", "in", False, ["in/img3.png"], ["in/imgx.png"]),
+        ("logs/run-{id}/x.json", "logs", True, ["logs/run-7/x.json"], ["logs/run-7/y.json"]),
+    ],
+)
+def test_scan_pattern(text, directory, recursive, matching, not_matching):
+    pattern = ScanPattern.compile(text, {}, "/project")
+    assert (pattern.directory, pattern.recursive) == (directory, recursive)
+    assert all(pattern.matches(p) for p in matching)
+    assert not any(pattern.matches(p) for p in not_matching)
+
+
+def test_scan_pattern_constraint_allowing_slash_is_recursive():
+    pattern = ScanPattern.compile("raw/{path}.txt", {"path": ".+"}, "/project")
+    assert pattern.recursive and pattern.matches("raw/a/b.txt")
+
+
+def test_noise():
+    for path in [".weave/state.db", ".git/index", "src/.git/HEAD", "raw/.a.txt.swp", "raw/a.txt~",
+                 "4913", "raw/.#a.txt", "pkg/__pycache__/m.pyc"]:
+        assert is_noise(path), path
+    for path in ["raw/a.txt", "weave.txt", "data/4913.csv"]:
+        assert not is_noise(path), path
+
+
+def test_watch_set_of_a_graph(project):
+    make_pipeline(project)
+    project.write(
+        "Weavefile",
+        PIPELINE + '\n[rules.model]\ninputs = ["data/"]\noutputs = ["models/best/"]\n'
+        'cmd = "mkdir -p {outputs}"\n',
+    )
+    project.write("data/part1.csv", "1\n")
+    loaded = WeaveProject.load(str(project.root))
+    spec = watch_set(loaded.graph(["merged.txt", "models/best/"]))
+    assert spec.sources == {"raw/a.txt", "raw/b.txt", "scripts/up.sh", "data"}
+    assert spec.dirs == {".": False, "raw": False, "scripts": False, "data": True}
+    relevant = ["Weavefile", "raw/a.txt", "scripts/up.sh", "raw/new.txt", "data/part2.csv"]
+    ignored = ["merged.txt", "clean/a.txt", "models/best/w.bin", "runs.log", ".weave/lock",
+               "raw/.a.txt.swp", "raw/sub/a.txt"]
+    assert [p for p in relevant if not spec.relevant(p)] == []
+    assert [p for p in ignored if spec.relevant(p)] == []
+
+
+def test_watch_set_follows_a_symlinked_source(project):
+    shared = project.root.parent / "shared"
+    shared.mkdir()
+    (shared / "real.csv").write_text("1\n")
+    (project.root / "data.csv").symlink_to(shared / "real.csv")
+    project.weavefile("""
+        [rules.copy]
+        inputs  = ["data.csv"]
+        outputs = ["copy.csv"]
+        cmd     = "cp {inputs} {outputs}"
+    """)
+    spec = watch_set(WeaveProject.load(str(project.root)).graph())
+    assert spec.sources == {"data.csv", "../shared/real.csv"}
+    assert spec.dirs == {".": False, "../shared": False}
+    assert spec.relevant("../shared/real.csv") and not spec.relevant("../shared/other.csv")
+
+
+def test_change_queue_debounces_a_burst():
+    queue = ChangeQueue()
+    for path in ["a", "b", "a"]:
+        queue.add(path)
+    started = time.monotonic()
+    assert queue.wait(quiet=0.05, max_delay=5) == ["a", "b"]
+    assert time.monotonic() - started >= 0.04
+    assert not queue
+
+
+# -- the real command ----------------------------------------------------------------------------
+
+def test_edit_rewrite_new_file_and_no_loop(project, start_watch):
+    make_pipeline(project)
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok" and first[2].startswith("3 ran, 0 up to date"), watch.output()
+    assert sorted(project.runs_log()) == ["clean", "clean", "merge"]
+
+    # Edit a source: its job and the merge run again.
+    project.write("raw/a.txt", "alpha two\n")
+    cycle = watch.wait_cycle_for("raw/a.txt")
+    assert cycle[1] == "ok", watch.output()
+    assert project.read("merged.txt") == "ALPHA TWO\nBETA\n"
+    assert sorted(project.runs_log()) == ["clean", "clean", "clean", "merge", "merge"]
+
+    # Same bytes again: the engine finds nothing stale, so nothing runs.
+    project.write("raw/b.txt", "beta\n")
+    cycle = watch.wait_cycle_for("raw/b.txt", after=cycle[0])
+    assert cycle[1] == "ok" and cycle[2].startswith("nothing ran"), watch.output()
+    assert len(project.runs_log()) == 5
+
+    # A new file matching the foreach pattern adds a job.
+    project.write("raw/c.txt", "gamma\n")
+    watch.wait_for(lambda: "GAMMA" in (read(project, "merged.txt") or ""),
+                   "merged.txt with the new sample")
+    assert project.read("clean/c.txt") == "GAMMA\n"
+
+    # The build's outputs (clean/, merged.txt), runs.log and .weave/ never started a cycle:
+    # every change reported is one this test made.
+    assert set(watch.changed()) <= {"raw/a.txt", "raw/b.txt", "raw/c.txt"}, watch.output()
+    assert watch.interrupt() == 130
+
+
+def test_broken_weavefile_then_fixed(project, start_watch):
+    make_pipeline(project)
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok"
+    project.write("Weavefile", "[rules.merge\n")  # invalid TOML
+    broken = watch.wait_result(after=first[0])
+    assert broken[1] == "error", watch.output()
+    assert "weave: error: " in watch.output() and "invalid TOML" in watch.output()
+    # Still watching, with the last good graph: a source edit is noticed, but nothing builds.
+    project.write("raw/a.txt", "alpha two\n")
+    again = watch.wait_result(after=broken[0])
+    assert again[1] == "error" and len(project.runs_log()) == 3, watch.output()
+    # Fixed (and changed): the new rules build, including the edit made meanwhile.
+    project.weavefile(PIPELINE.replace("cat {inputs}", "cat {inputs} | sort"))
+    watch.wait_for(lambda: read(project, "merged.txt") == "ALPHA TWO\nBETA\n" and
+                   [r for r in watch.results() if r[0] > again[0] and r[1] == "ok"],
+                   "a build with the fixed Weavefile")
+    assert watch.interrupt() == 130
+
+
+def test_invalid_weavefile_at_start_and_a_missing_source(project, start_watch):
+    project.write("Weavefile", "[rules.copy\n")
+    project.write("in.txt", "one\n")
+    watch = start_watch()
+    assert watch.wait_result()[1] == "error"
+    project.weavefile("""
+        [rules.copy]
+        inputs  = ["in.txt"]
+        outputs = ["out.txt"]
+        cmd     = "cp {inputs} {outputs}"
+    """)
+    built = watch.wait_cycle_for("Weavefile")
+    assert built[1] == "ok" and project.read("out.txt") == "one\n", watch.output()
+    (project.root / "in.txt").unlink()
+    missing = watch.wait_cycle_for("in.txt", after=built[0])
+    assert missing[1] == "error" and "missing source 'in.txt'" in watch.output()
+    project.write("in.txt", "two\n")
+    watch.wait_for(lambda: read(project, "out.txt") == "two\n", "the build after the source is back")
+    assert watch.interrupt() == 130
+
+
+def test_failing_job_keeps_watching_and_hooks_run(project, start_watch):
+    project.weavefile("""
+        [rules.check]
+        inputs  = ["in.txt"]
+        outputs = ["out.txt"]
+        cmd     = "grep -qv bad {inputs}; cp {inputs} {outputs}"
+    """)
+    project.write("in.txt", "good\n")
+    hooks = project.root / "hooks.log"
+    watch = start_watch("--on-success", "echo ok:$WEAVE_WATCH_STATUS >> hooks.log",
+                        "--on-failure", "echo fail:$WEAVE_WATCH_STATUS >> hooks.log")
+    watch.wait_for(lambda: hooks.exists() and hooks.read_text() == "ok:ok\n", "the success hook")
+    project.write("in.txt", "bad\n")
+    watch.wait_for(lambda: hooks.read_text().endswith("fail:failed\n"), "the failure hook")
+    assert any(r[1] == "FAILED" for r in watch.results())
+    project.write("in.txt", "good again\n")
+    watch.wait_for(lambda: read(project, "out.txt") == "good again\n",
+                   "a retry after the failure")
+    watch.wait_for(lambda: hooks.read_text().endswith("ok:ok\n"), "the success hook again")
+    assert watch.interrupt() == 130
+
+
+SLOW_RULE = """
+    [rules.slow]
+    inputs  = ["in.txt"]
+    outputs = ["out.txt"]
+    cmd     = "echo start >> runs.log; if grep -q slow {inputs}; then echo slow >> runs.log; sleep %s; fi; cp {inputs} {outputs}"
+"""
+
+
+def test_change_during_build_is_not_lost(project, start_watch):
+    project.weavefile(SLOW_RULE % "2")
+    project.write("in.txt", "slow\n")
+    watch = start_watch()
+    watch.wait_for(lambda: project.runs_log() == ["start", "slow"], "the slow job to sleep")
+    project.write("in.txt", "fast\n")
+    # The running job may copy the new content, but its record holds the digest taken before it
+    # started: a second build must still run.
+    second = watch.wait_result(after=1)
+    assert second[:2] == (2, "ok"), watch.output()
+    assert project.runs_log() == ["start", "slow", "start"] and project.read("out.txt") == "fast\n"
+    assert watch.interrupt() == 130
+
+
+def test_restart_cancels_the_running_build(project, start_watch):
+    project.weavefile(SLOW_RULE % "60")
+    project.write("in.txt", "slow\n")
+    watch = start_watch("--restart")
+    watch.wait_for(lambda: project.runs_log() == ["start", "slow"], "the slow job to sleep")
+    project.write("in.txt", "fast\n")
+    # Without --restart the second build would start only after the minute.
+    restarted = watch.wait_result(after=1)
+    assert watch.results()[0][1] == "cancelled" and restarted[:2] == (2, "ok"), watch.output()
+    assert project.read("out.txt") == "fast\n"
+    assert watch.interrupt() == 130
+
+
+def test_sigint_during_build_exits_130_and_leaves_no_process(project, start_watch):
+    project.weavefile("""
+        [rules.wait]
+        outputs = ["out.txt"]
+        inputs  = ["wait.sh"]
+        cmd     = "bash wait.sh; touch {outputs}"
+    """)
+    project.write("wait.sh", "echo $$ >> pids.txt\nsleep 60 &\necho $! >> pids.txt\nwait\n")
+    watch = start_watch()
+    pids_file = project.root / "pids.txt"
+    watch.wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 2,
+                   "the job's processes")
+    pids = [int(p) for p in pids_file.read_text().split()]
+    assert watch.interrupt() == 130
+    for pid in pids:
+        wait_until(lambda pid=pid: not _alive(pid), f"process {pid} to end")
+    assert not project.exists("out.txt")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_directory_that_appears_later_is_watched(project, start_watch):
+    project.weavefile("""
+        [rules.gather]
+        inputs  = ["inbox/{name}.txt"]
+        outputs = ["list.txt"]
+        foreach = { name = "inbox/{name}.txt" }
+        cmd     = "echo {wildcards.name} > {outputs}"
+    """)
+    watch = start_watch()
+    assert watch.wait_result()[1] == "ok"
+    (project.root / "inbox").mkdir()
+    project.write("inbox/first.txt", "1\n")
+    watch.wait_for(lambda: read(project, "list.txt") == "first\n", "the job for the new file")
+    assert watch.interrupt() == 130
+
+
+def test_poll(project, start_watch):
+    make_pipeline(project)
+    watch = start_watch("--poll", "--poll-interval", "0.1")
+    assert watch.wait_result()[1] == "ok"
+    project.write("scripts/up.sh", "tr a-z A-Z | rev\n")
+    watch.wait_for(lambda: read(project, "merged.txt") == "AHPLA\nATEB\n", "the rebuild")
+    watch.wait_result(after=1)
+    os.kill(watch.proc.pid, signal.SIGTERM)  # between builds: as clean as Ctrl-C
+    assert watch.proc.wait(timeout=TIMEOUT) == 143
+
+
+def test_missing_weavefile_is_an_error(project):
+    result = project.run("watch")
+    assert result.rc == 2 and "no Weavefile" in result.err, result
+
