@@ -349,7 +349,7 @@ def test_change_during_build_is_not_lost(project, start_watch):
     assert watch.interrupt() == 130
 
 
-def test_restart_cancels_the_running_build(project, start_watch):
+def test_restart_cancels_a_running_job_whose_input_changed(project, start_watch):
     project.weavefile(SLOW_RULE % "60")
     project.write("in.txt", "slow\n")
     watch = start_watch("--restart")
@@ -359,6 +359,38 @@ def test_restart_cancels_the_running_build(project, start_watch):
     restarted = watch.wait_result(after=1)
     assert watch.results()[0][1] == "cancelled" and restarted[:2] == (2, "ok"), watch.output()
     assert project.read("out.txt") == "fast\n"
+    assert watch.interrupt() == 130
+
+
+def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
+    project.weavefile("""
+        [rules.a]
+        inputs  = ["a.txt"]
+        outputs = ["a.out"]
+        cmd     = "echo a >> runs.log; while [ ! -f release_a ]; do sleep 0.05; done; cp {inputs} {outputs}"
+        [rules.b]
+        inputs  = ["b.txt"]
+        outputs = ["b.out"]
+        cmd     = "echo b >> runs.log; while [ ! -f release_b ]; do sleep 0.05; done; cp {inputs} {outputs}"
+        [rules.all]
+        inputs = ["a.out", "b.out"]
+    """)
+    project.write("a.txt", "a1\n")
+    project.write("b.txt", "b1\n")
+    watch = start_watch("--restart", "-j", "2", "all")
+    watch.wait_for(lambda: sorted(project.runs_log()) == ["a", "b"], "both jobs to start")
+    project.write("b.txt", "b2\n")
+    watch.wait_for(lambda: "b.out: an input changed while it ran; cancelling it" in watch.output(),
+                   "b to be cancelled")
+    project.write("release_a", "")
+    first = watch.wait_result()
+    assert first[1] == "cancelled" and "1 job(s) whose inputs changed" in first[2], watch.output()
+    assert project.read("a.out") == "a1\n"  # the unaffected job finished in the same build
+    project.write("release_b", "")
+    second = watch.wait_result(after=first[0])
+    assert second[1] == "ok", watch.output()
+    assert project.read("b.out") == "b2\n"
+    assert sorted(project.runs_log()) == ["a", "b", "b"]
     assert watch.interrupt() == 130
 
 

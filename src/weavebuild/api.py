@@ -23,6 +23,7 @@ from .store import Store
 # builder, executor, graph, resources and scan are imported where they are used: a no-op
 # build proven by its stamp needs none of them, and start-up time is the no-op's largest cost.
 if TYPE_CHECKING:  # pragma: no cover
+    from .builder import ChangedPaths
     from .graph import Graph, Job
     from .resources import ResourcePool
     from .scan import Verdict
@@ -167,11 +168,14 @@ class Project:
         reporter: Optional[Reporter] = None,
         argv: Optional[Sequence[str]] = None,
         stop: Optional[threading.Event] = None,
+        changed: Optional[ChangedPaths] = None,
     ) -> BuildResult:
         """Bring `targets` (default targets if empty) up to date.
 
         Raises BuildFailed if a job fails, Interrupted on SIGINT/SIGTERM or when `stop` is set
-        (from another thread), and UsageError/ManifestError for the user's mistakes.
+        (from another thread), and UsageError/ManifestError for the user's mistakes. Paths added
+        to `changed` (from another thread) cancel the running jobs that read them; the build
+        goes on and the result lists them as cancelled.
         """
         reporter = reporter or Reporter()
         with ProjectLock(self.root, wait=wait_for_lock):
@@ -207,6 +211,7 @@ class Project:
                     retry_delay=retry_delay,
                     timeout=timeout,
                     stop=stop,
+                    changed=changed,
                 )
                 files = FileState(self.root, store.load_files())
                 latest = store.load_jobs()

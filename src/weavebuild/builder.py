@@ -41,6 +41,24 @@ LOG_DIR = os.path.join(".weave", "logs")
 
 
 
+class ChangedPaths:
+    """Paths reported changed by another thread during a build (watch mode's `--restart`):
+    the builder cancels running jobs that read one of them, and lets the rest go on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: Set[str] = set()
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self._paths.add(path)
+
+    def take(self) -> Set[str]:
+        with self._lock:
+            paths, self._paths = self._paths, set()
+        return paths
+
+
 class BuildOptions:
     """How to build: parallelism, resources, failure policy. Defaults suit the Python API."""
 
@@ -55,6 +73,7 @@ class BuildOptions:
         timeout: Optional[float] = None,
         stream: bool = True,
         stop: Optional[threading.Event] = None,
+        changed: Optional[ChangedPaths] = None,
     ):
         self.jobs = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
         self.keep_going = keep_going
@@ -66,6 +85,7 @@ class BuildOptions:
         self.stream = stream
         # Set from another thread (watch mode) to cancel the build as Ctrl-C would.
         self.stop = stop
+        self.changed = changed
 
 
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
@@ -142,6 +162,7 @@ class Builder:
         self._real_root = os.path.realpath(self.root)
         self._made_dirs: Set[str] = set()
         self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
+        self._restarted: Set[str] = set()  # jobs cancelled because an input changed
         self._last_flush = 0.0
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
@@ -207,6 +228,8 @@ class Builder:
                 # 2. Interrupts: terminate, then kill after the grace period.
                 if self.options.stop is not None and self.options.stop.is_set() and not self._interrupt:
                     self._interrupt.append(signal.SIGINT)
+                if self.options.changed is not None and running:
+                    self._cancel_readers(running, self.options.changed.take())
                 if self._interrupt:
                     state["stopping"] = True
                     if grace_deadline is None:
@@ -270,6 +293,8 @@ class Builder:
                         continue
                     if outcome == RAN:
                         ran.add(job.key)
+                    elif outcome == CANCELLED and job.key in self._restarted:
+                        pass  # its input changed: the next build runs it; the others go on
                     elif outcome in (FAILED, CANCELLED) and not self.options.keep_going:
                         state["stopping"] = True
                     self._settle(job, pending, decide)
@@ -552,11 +577,21 @@ class Builder:
             candidates.append(max(0.0, min(grace - now, 0.1)))
         if self._interrupt:
             candidates.append(0.1)
-        if self.options.stop is not None:
+        if self.options.stop is not None or self.options.changed is not None:
             candidates.append(0.2)
         # Never block forever: a signal handler only sets a flag, so wake up to look at it.
         candidates.append(1.0)
         return min(candidates)
+
+    def _cancel_readers(self, running: Dict[str, _Running], changed: Set[str]) -> None:
+        if not changed:
+            return
+        for entry in running.values():
+            job = entry.job
+            if job.key not in self._restarted and not changed.isdisjoint(job.inputs):
+                self._restarted.add(job.key)
+                self.reporter.warning(f"{job.display}: an input changed while it ran; cancelling it")
+                self.executor.cancel(job.key)  # type: ignore[union-attr]
 
     def _check_timeouts(self, running: Dict[str, _Running]) -> None:
         now = time.monotonic()

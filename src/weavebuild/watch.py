@@ -29,6 +29,7 @@ from typing import (
 )
 
 from . import paths
+from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, UsageError, WeaveError
 from .graph import Graph
 from .manifest import WILDCARD_RE
@@ -396,6 +397,7 @@ class Watcher:
         self.pending_dirs: FrozenSet[str] = frozenset()  # wanted directories that do not exist
         self.changes = ChangeQueue()
         self.stop = threading.Event()
+        self.changed_paths = ChangedPaths()
         self.building = False
         self.cycle = 0
         self._observer: Any = None
@@ -413,7 +415,10 @@ class Watcher:
             return
         self.changes.add(rel)
         if self.options.restart and self.building:
-            self.stop.set()
+            if rel == spec.weavefile:
+                self.stop.set()  # the rules themselves changed: restart the whole build
+            else:
+                self.changed_paths.add(rel)  # cancel only the running jobs that read it
 
     def _relevant(self, spec: WatchSet, rel: str, is_directory: bool) -> bool:
         if spec.relevant(rel):
@@ -526,7 +531,14 @@ class Watcher:
         self.stop.clear()
         self.building = True
         try:
-            result = self.project.build(self.targets, reporter=self.reporter, stop=self.stop, **kwargs)
+            self.changed_paths.take()  # forget changes that arrived before this build started
+            result = self.project.build(
+                self.targets,
+                reporter=self.reporter,
+                stop=self.stop,
+                changed=self.changed_paths if self.options.restart else None,
+                **kwargs,
+            )
         except BuildFailed as exc:
             self._finish("FAILED", exc.message, started)
             return
@@ -545,6 +557,14 @@ class Watcher:
             self.building = False
         ran, fresh = len(result.ran), len(result.up_to_date)
         detail = f"{ran} ran, {fresh} up to date" if ran else f"nothing ran ({fresh} up to date)"
+        cancelled = [r for r in result.results.values() if r.outcome == "cancelled"]
+        if cancelled:
+            self._finish(
+                "cancelled",
+                f"{len(cancelled)} job(s) whose inputs changed were cancelled ({detail}); restarting",
+                started,
+            )
+            return
         self._finish("ok", detail, started)
 
     def _begin(self, what: str) -> None:
