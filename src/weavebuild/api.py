@@ -89,15 +89,22 @@ class Project:
         return self._manifest
 
     # -- graph and state -------------------------------------------------------------------------
-    def graph(self, targets: Sequence[str] = (), files: Optional[FileState] = None) -> Graph:
-        """The job graph for `targets`; from the graph cache when it is provably current."""
+    def graph(
+        self,
+        targets: Sequence[str] = (),
+        files: Optional[FileState] = None,
+        known: Optional[Mapping[str, str]] = None,
+    ) -> Graph:
+        """The job graph for `targets`; from the graph cache when it is provably current.
+        `known`: paths already seen to exist (no need to stat them again)."""
         if files is not None:
+            seen = known or {}
             cached = graphcache.load(
                 self.root,
                 self.digest,
                 targets,
                 self.path,
-                lambda source: files.digest(source) is not None,
+                lambda source: source in seen or files.digest(source) is not None,
             )
             if cached is not None:
                 return cached
@@ -196,10 +203,13 @@ class Project:
                     )
                 command_line = list(argv if argv is not None else sys.argv)
                 stamp_key = stamp.key(self.digest, targets)
-                if not force:
-                    job_keys = stamp.check(store, self.root, stamp_key)
-                    if job_keys is not None:
-                        return self._fast_noop(store, job_keys, command_line, targets, reporter)
+                checked = None if force else stamp.check(store, self.root, stamp_key)
+                if checked is not None and checked.noop:
+                    if checked.rows:  # touched files, same content: remember their new stats
+                        store.commit(files=list(checked.rows.items()))
+                        if checked.restamp is not None:
+                            store.write_stamp(stamp_key, checked.restamp)
+                    return self._fast_noop(store, checked.job_keys, command_line, targets, reporter)
                 from .builder import Builder, BuildOptions
 
                 options = BuildOptions(
@@ -214,14 +224,27 @@ class Project:
                     changed=changed,
                 )
                 files = FileState(self.root, store.load_files())
+                if checked is not None:
+                    files.cache.update(checked.rows)
+                    files.dirty.update(checked.rows)
+                    files.trust(checked.unchanged)
                 latest = store.load_jobs()
-                graph = self.graph(targets, files)
+                graph = self.graph(targets, files, known=checked.unchanged if checked else None)
                 for warning in graph.warnings:
                     reporter.warning(warning)
                 pool = self.pool(graph, options.jobs, resources or {})
                 run_id = store.start_run(command_line, graph.requested)
                 builder = Builder(
-                    graph, store, files, latest, pool, options, reporter, forced=graph.targets, run_id=run_id
+                    graph,
+                    store,
+                    files,
+                    latest,
+                    pool,
+                    options,
+                    reporter,
+                    forced=graph.targets,
+                    run_id=run_id,
+                    unchanged=checked.unchanged if checked is not None else None,
                 )
                 outcome = "failed"
                 result: Optional[BuildResult] = None

@@ -75,14 +75,14 @@ class Graph:
         manifest: Manifest,
         jobs: List[Job],
         targets: List[Job],
-        producers: Dict[str, Job],
+        producers: Optional[Dict[str, Job]],
         sources: Dict[str, List[Job]],
         requested: List[str],
     ):
         self.manifest = manifest
         self.jobs = jobs
         self.targets = targets
-        self.producers = producers
+        self._producers = producers
         self.sources = sources
         self.requested = requested
         self.warnings: List[str] = []  # e.g. globs matching nothing; shown by the API
@@ -90,6 +90,13 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self.jobs)
+
+    @property
+    def producers(self) -> Dict[str, Job]:
+        """Output path → the job that makes it (computed on first use)."""
+        if self._producers is None:
+            self._producers = {output: job for job in self.jobs for output in job.outputs}
+        return self._producers
 
     def job(self, key: str) -> Job:
         for job in self.jobs:

@@ -233,10 +233,9 @@ def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
         for dep in job.deps:
             dep.dependents.append(job)
     sources: Dict[str, List[Job]] = {source: [] for source in entry["sources"]}
-    producers: Dict[str, Job] = {output: job for job in jobs for output in job.outputs}
     summary = ManifestSummary(manifest_path, digest, list(entry["default"]), entry["resources"])
     targets = [jobs[i] for i in entry["targets"]]
-    graph = Graph(summary, jobs, targets, producers, sources, list(entry["requested"]))  # type: ignore[arg-type]
+    graph = Graph(summary, jobs, targets, None, sources, list(entry["requested"]))  # type: ignore[arg-type]
     graph.warnings = list(entry.get("warnings", ()))
     graph.queries = list(entry["queries"])
     return graph

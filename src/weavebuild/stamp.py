@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import marshal
 import os
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+import stat as stat_module
+import time
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from . import graphcache
 from ._version import __version__
 from .filestate import FileState, racy_window
-from .store import Store
+from .hashing import hash_file
+from .store import FileRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from .graph import Graph
@@ -30,46 +33,86 @@ def key(weavefile_digest: str, targets: Sequence[str]) -> str:
 def make(graph: Graph, files: FileState) -> Optional[bytes]:
     """The stamp of a graph whose jobs were all just verified up to date, or None when it
     cannot be stamped (directory inputs/outputs, command-only jobs, racy or unhashed files)."""
-    fingerprints = {}
+    entries = {}
     cache = files.cache
     for job in graph.jobs:
         if not job.outputs or any(job.dir_outputs):
             return None
-        for path in job.inputs:
-            row = cache.get(path)
-            if row is None or row[5] - row[1] <= racy_window(row[1]):
-                return None
-            fingerprints[path] = tuple(row[:4])
-        for path in job.outputs:
-            row = cache.get(path)
-            if row is None or row[5] - row[1] <= racy_window(row[1]):
-                return None
-            fingerprints[path] = tuple(row[:4])
-    data = (fingerprints, tuple(graph.queries), tuple(job.key for job in graph.jobs))
-    return marshal.dumps(data)
+        for paths in (job.inputs, job.outputs):
+            for path in paths:
+                if path in entries:
+                    continue
+                row = cache.get(path)
+                if row is None or row[5] - row[1] <= racy_window(row[1]):
+                    return None
+                entries[path] = row
+    return marshal.dumps((entries, tuple(graph.queries), tuple(job.key for job in graph.jobs)))
 
 
-def check(store: Store, root: str, stamp_key: str) -> Optional[List[str]]:
-    """The job keys if the stamp for `stamp_key` still holds (nothing to do), else None."""
+class Check:
+    """What a stamp says now. `noop`: nothing to do. Otherwise `unchanged` holds the paths
+    whose content is known to be as it was when the stamp was taken (for the builder to skip
+    checking jobs that touch only those), and `rows` fresh digest-cache rows of files that were
+    re-hashed because only their fingerprint changed."""
+
+    def __init__(self, job_keys: List[str]):
+        self.job_keys = job_keys
+        self.noop = False
+        self.unchanged: Dict[str, str] = {}  # path -> its digest (as at the stamp)
+        self.rows: Dict[str, FileRow] = {}
+        self.restamp: Optional[bytes] = None
+
+
+def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
+    """Compare the stamp for `stamp_key` with the files now; None if there is no usable stamp
+    (missing, unreadable, or a glob/foreach scan now answers differently)."""
     blob = store.stamp(stamp_key)
     if blob is None:
         return None
     try:
-        fingerprints, queries, job_keys = marshal.loads(blob)
+        entries, queries, job_keys = marshal.loads(blob)
     except (EOFError, ValueError, TypeError):
         return None
     if not graphcache.still_valid(root, queries):
         return None
+    result = Check(list(job_keys))
     prefix = os.path.join(root, "")
     stat = os.stat
-    try:
-        for path, expected in fingerprints.items():
-            st = stat(path if path[:1] == os.sep else prefix + path)
-            if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) != expected:
-                return None
-    except OSError:
-        return None
-    return list(job_keys)
+    moved: List[Tuple[str, str, os.stat_result]] = []
+    unchanged = result.unchanged
+    for path, expected in entries.items():
+        full = path if path[:1] == os.sep else prefix + path
+        try:
+            st = stat(full)
+        except OSError:
+            continue  # missing: changed
+        if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == expected[:4]:
+            unchanged[path] = expected[4]
+        elif stat_module.S_ISREG(st.st_mode) and st.st_size == expected[0]:
+            moved.append((path, full, st))  # touched, copied back, checked out: read it
+    # Files whose fingerprint changed but whose size did not: re-hash; the same content means
+    # nothing changed for the jobs (touch, `git checkout` back and forth, identical rewrites).
+    racy = False
+    for path, full, st in moved:
+        hashed_at = time.time_ns()
+        try:
+            digest = hash_file(full, st.st_size)
+        except OSError:
+            continue
+        fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        result.rows[path] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
+        if digest == entries[path][4]:
+            unchanged[path] = digest
+            if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
+                racy = True
+    if len(unchanged) == len(entries):
+        result.noop = True
+        if result.rows and not racy:
+            fresh = dict(entries)
+            for path, row in result.rows.items():
+                fresh[path] = row
+            result.restamp = marshal.dumps((fresh, tuple(queries), tuple(job_keys)))
+    return result
 
 
-__all__: Tuple[str, ...] = ("key", "make", "check")
+__all__: Tuple[str, ...] = ("key", "make", "check", "Check")
