@@ -83,6 +83,11 @@ def test_signal_stops_jobs_removes_partial_outputs_records_finished(project, sig
     plan = project.run("plan", "all")
     assert "quick" not in plan.out.split("up to date")[0], plan.out  # quick was recorded
     assert "up to date (1)" in plan.out
+    project.weavefile(SLOW.replace("sleep 60 & sleep 60", "true"))  # make the rerun quick
+    rerun = project.run("build", "-j", "3", "all")
+    assert rerun.rc == 0, rerun
+    assert "quick" not in rerun.out  # recorded before the interrupt: not rerun
+    assert project.read("slow/1.txt") == "partial\ndone\n" == project.read("slow/2.txt")
 
 
 def test_job_ignoring_sigterm_is_killed_after_grace(project):
