@@ -95,3 +95,21 @@ def test_force_ignores_stamp(project):
     project.clear_runs()
     assert project.run("build", "-B", "count.txt").rc == 0
     assert project.runs_log() == ["count"]
+
+
+def test_directory_outputs_are_stamped_and_checked(project):
+    from test_build import make_pipeline
+
+    make_pipeline(project)  # train makes the directory output models/best/
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # settles anything racy; stamps
+    os.utime(project.root / "models/best", ns=(3, 3))
+    os.utime(project.root / "models/best/model.txt", ns=(3, 3))
+    os.utime(project.root / "models", ns=(3, 3))
+    assert project.run("build").rc == 0
+    assert fast_path_used(project.root)
+    project.write("models/best/extra.txt", "new file in the output\n")
+    project.clear_runs()
+    result = project.run("build")
+    assert result.rc == 0 and project.runs_log() == ["train"], result
+    assert not project.exists("models/best/extra.txt")

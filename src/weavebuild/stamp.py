@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 from . import graphcache
 from ._version import __version__
 from .filestate import FileState, racy_window
-from .hashing import hash_file
+from .hashing import hash_file, walk_tree
 from .store import FileRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,21 +32,64 @@ def key(weavefile_digest: str, targets: Sequence[str]) -> str:
 
 def make(graph: Graph, files: FileState) -> Optional[bytes]:
     """The stamp of a graph whose jobs were all just verified up to date, or None when it
-    cannot be stamped (directory inputs/outputs, command-only jobs, racy or unhashed files)."""
-    entries = {}
+    cannot be stamped (command-only jobs, racy or unhashed files).
+
+    A directory (a directory output, or an input that is a directory) is stamped as the
+    fingerprints of every file in its tree plus the (mtime, inode, ctime) of every directory in
+    it: adding, removing or renaming an entry changes its directory's mtime and ctime."""
+    entries: Dict[str, tuple] = {}
     cache = files.cache
+    now = time.time_ns()
     for job in graph.jobs:
-        if not job.outputs or any(job.dir_outputs):
+        if not job.outputs:
             return None
         for paths in (job.inputs, job.outputs):
             for path in paths:
                 if path in entries:
                     continue
                 row = cache.get(path)
-                if row is None or row[5] - row[1] <= racy_window(row[1]):
+                if row is None:
+                    if not _stamp_tree(path, files, entries, now):
+                        return None
+                    continue
+                if row[5] - row[1] <= racy_window(row[1]):
                     return None
                 entries[path] = row
     return marshal.dumps((entries, tuple(graph.queries), tuple(job.key for job in graph.jobs)))
+
+
+def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int) -> bool:
+    """Add a directory tree's entries; False if `path` is no directory or anything is racy."""
+    full = files.full_path(path)
+    try:
+        st = os.stat(full)
+    except OSError:
+        return False
+    if not stat_module.S_ISDIR(st.st_mode) or now - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
+        return False
+    entries[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, None, now)
+    try:
+        tree = walk_tree(full)
+    except OSError:
+        return False
+    for relative, kind in tree:
+        member = f"{path}/{relative}"
+        if kind == "file":
+            row = files.cache.get(member)
+            if row is None or row[5] - row[1] <= racy_window(row[1]):
+                return False
+            entries[member] = row
+        elif kind == "dir":
+            try:
+                sub = os.stat(files.full_path(member))
+            except OSError:
+                return False
+            if now - sub.st_mtime_ns <= racy_window(sub.st_mtime_ns):
+                return False
+            entries[member] = (sub.st_size, sub.st_mtime_ns, sub.st_ino, sub.st_ctime_ns, None, now)
+        else:
+            return False  # symlinks and special files: not stamped, checked the full way
+    return True
 
 
 class Check:
@@ -79,6 +122,7 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     prefix = os.path.join(root, "")
     stat = os.stat
     moved: List[Tuple[str, str, os.stat_result]] = []
+    same_dirs = 0
     unchanged = result.unchanged
     for path, expected in entries.items():
         full = path if path[:1] == os.sep else prefix + path
@@ -87,8 +131,11 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         except OSError:
             continue  # missing: changed
         if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == expected[:4]:
-            unchanged[path] = expected[4]
-        elif stat_module.S_ISREG(st.st_mode) and st.st_size == expected[0]:
+            if expected[4] is None:
+                same_dirs += 1  # a directory with the same entries (see _stamp_tree)
+            else:
+                unchanged[path] = expected[4]
+        elif expected[4] is not None and stat_module.S_ISREG(st.st_mode) and st.st_size == expected[0]:
             moved.append((path, full, st))  # touched, copied back, checked out: read it
     # Files whose fingerprint changed but whose size did not: re-hash; the same content means
     # nothing changed for the jobs (touch, `git checkout` back and forth, identical rewrites).
@@ -105,7 +152,7 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
             unchanged[path] = digest
             if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
                 racy = True
-    if len(unchanged) == len(entries):
+    if len(unchanged) + same_dirs == len(entries):
         result.noop = True
         if result.rows and not racy:
             fresh = dict(entries)
