@@ -7,7 +7,6 @@ Weavefile, and nothing of jobs, state or scheduling.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -17,10 +16,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from .errors import ManifestError
 from .paths import GLOB_CHARS, WILDCARD_RE
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
+
+def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python < 3.11 only
+        import tomli as tomllib
+    return tomllib
 
 MANIFEST_NAMES = ("Weavefile", "weave.toml")
 
@@ -185,6 +187,7 @@ _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[bytes] = None) -> Manifest:
     """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest."""
+    tomllib = _toml()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -272,6 +275,8 @@ class _Locator:
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 

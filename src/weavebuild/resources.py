@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
@@ -49,6 +48,8 @@ def detect_gpu_count() -> int:
     visible = visible_gpu_ids()
     if visible is not None:
         return len(visible)
+    import subprocess  # only here: most builds never need to detect GPUs
+
     program = shutil.which("nvidia-smi")
     if program is None:
         return 0

@@ -9,7 +9,6 @@ a store that cannot be read is moved aside and replaced by an empty one.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -221,6 +220,8 @@ class Store:
         return {row[0]: JobRow(row[1], row[2], row[3]) for row in rows}
 
     def record(self, signature: str) -> Optional[Record]:
+        import json
+
         if self.connection is None:
             return None
         try:
@@ -271,6 +272,8 @@ class Store:
         attempts: Sequence[Tuple[Any, ...]] = (),
     ) -> None:
         """Write records, file digests and attempt rows in one transaction (all or nothing)."""
+        import json
+
         if self.connection is None or self.broken:
             return
         connection = self.connection
@@ -362,6 +365,8 @@ class Store:
 
     # -- run history -------------------------------------------------------------------------
     def start_run(self, argv: Sequence[str], targets: Sequence[str]) -> Optional[int]:
+        import json
+
         if self.connection is None or self.broken:
             return None
         try:
