@@ -10,13 +10,13 @@ time is never stamped, so a stamp can only be stale in ways that make the check 
 
 from __future__ import annotations
 
+import array
 import marshal
 import os
 import stat as stat_module
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from . import graphcache
 from ._version import __version__
 from .filestate import FileState, racy_window
 from .hashing import hash_file, walk_tree
@@ -55,7 +55,17 @@ def make(graph: Graph, files: FileState) -> Optional[bytes]:
                 if row[5] - row[1] <= racy_window(row[1]):
                     return None
                 entries[path] = row
-    return marshal.dumps((entries, tuple(graph.queries), tuple(job.key for job in graph.jobs)))
+    return _encode(entries, tuple(graph.queries), tuple(job.key for job in graph.jobs))
+
+
+def _encode(entries: Dict[str, tuple], queries: tuple, job_keys: tuple) -> bytes:
+    """Fingerprints as one packed int64 array (what every no-op reads, loaded in ~1 ms for
+    10k files), digests in a nested blob decoded only when a fingerprint differs."""
+    fingerprints = array.array("q")
+    for row in entries.values():
+        fingerprints.extend(row[:4])
+    digests = marshal.dumps(tuple((row[4], row[5]) for row in entries.values()))
+    return marshal.dumps((tuple(entries), fingerprints.tobytes(), digests, queries, job_keys))
 
 
 def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int) -> bool:
@@ -113,34 +123,65 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     if blob is None:
         return None
     try:
-        entries, queries, job_keys = marshal.loads(blob)
+        paths, packed, digests_blob, queries, job_keys = marshal.loads(blob)
+        fingerprints = array.array("q")
+        fingerprints.frombytes(packed)
+        if len(fingerprints) != 4 * len(paths):
+            return None
     except (EOFError, ValueError, TypeError):
         return None
-    if not graphcache.still_valid(root, queries):
-        return None
+    if queries:
+        from . import graphcache
+
+        if not graphcache.still_valid(root, queries):
+            return None
     result = Check(list(job_keys))
+    # First pass, the hot path of every no-op build: one stat per file, nothing else.
     prefix = os.path.join(root, "")
     stat = os.stat
-    moved: List[Tuple[str, str, os.stat_result]] = []
-    same_dirs = 0
-    unchanged = result.unchanged
-    for path, expected in entries.items():
+    differs: List[Tuple[int, str, str, Optional[os.stat_result]]] = []
+    index = 0
+    for path in paths:
         full = path if path[:1] == os.sep else prefix + path
         try:
             st = stat(full)
         except OSError:
-            continue  # missing: changed
-        if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns) == expected[:4]:
-            if expected[4] is None:
-                same_dirs += 1  # a directory with the same entries (see _stamp_tree)
-            else:
-                unchanged[path] = expected[4]
-        elif expected[4] is not None and stat_module.S_ISREG(st.st_mode) and st.st_size == expected[0]:
-            moved.append((path, full, st))  # touched, copied back, checked out: read it
+            differs.append((index, path, full, None))  # missing: changed
+            index += 4
+            continue
+        if (
+            st.st_mtime_ns != fingerprints[index + 1]
+            or st.st_ctime_ns != fingerprints[index + 3]
+            or st.st_ino != fingerprints[index + 2]
+            or st.st_size != fingerprints[index]
+        ):
+            differs.append((index, path, full, st))
+        index += 4
+    if not differs:
+        result.noop = True
+        return result
     # Files whose fingerprint changed but whose size did not: re-hash; the same content means
     # nothing changed for the jobs (touch, `git checkout` back and forth, identical rewrites).
+    try:
+        digests = marshal.loads(digests_blob)
+    except (EOFError, ValueError, TypeError):
+        return None
+    entries = {
+        path: tuple(fingerprints[4 * i : 4 * i + 4]) + tuple(digests[i]) for i, path in enumerate(paths)
+    }
+    changed = {path for _, path, _, _ in differs}
+    unchanged = result.unchanged
+    for path, expected in entries.items():
+        if expected[4] is not None and path not in changed:
+            unchanged[path] = expected[4]
     racy = False
-    for path, full, st in moved:
+    settled = 0
+    for _, path, full, st in differs:
+        expected = entries[path]
+        if st is None or expected[4] is None or not stat_module.S_ISREG(st.st_mode):
+            continue
+        if st.st_size != expected[0]:
+            continue
         hashed_at = time.time_ns()
         try:
             digest = hash_file(full, st.st_size)
@@ -148,17 +189,17 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
             continue
         fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         result.rows[path] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
-        if digest == entries[path][4]:
+        if digest == expected[4]:
             unchanged[path] = digest
+            settled += 1
             if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
                 racy = True
-    if len(unchanged) + same_dirs == len(entries):
+    if settled == len(differs):
         result.noop = True
-        if result.rows and not racy:
+        if not racy:
             fresh = dict(entries)
-            for path, row in result.rows.items():
-                fresh[path] = row
-            result.restamp = marshal.dumps((fresh, tuple(queries), tuple(job_keys)))
+            fresh.update(result.rows)
+            result.restamp = _encode(fresh, tuple(queries), tuple(job_keys))
     return result
 
 
