@@ -22,8 +22,8 @@ from .store import FileRow
 # network file systems) get a 2 s window.
 RACY_WINDOW_NS = 50_000_000
 COARSE_RACY_WINDOW_NS = 2_000_000_000
-# After a build, racy files up to this many bytes in total are re-hashed once the window has
-# passed, so that the next no-op build reads nothing.
+# After a build, racy files up to this many bytes in total whose window has passed are
+# re-hashed, so that the next no-op build reads nothing.
 SETTLE_LIMIT_BYTES = 256 << 20
 
 
@@ -102,12 +102,13 @@ class FileState:
         return digest
 
     def settle_racy(self) -> None:
-        """Re-hash files that were racy when hashed, once their window has passed.
+        """Re-hash files that were racy when hashed and whose window has passed since.
 
-        Outputs are hashed right after a job writes them, so they are always racy at first;
-        settling them at the end of a build (a few ms of waiting, reads from the page cache)
-        keeps that cost off the next no-op build. A file that changed meanwhile simply gets
-        its new digest: records compare against it and the job reruns.
+        Outputs are hashed right after a job writes them, so they are racy at first; at the end
+        of a build most of them no longer are, and re-reading them now (from the page cache)
+        keeps that cost off the next no-op. The few written in the last milliseconds stay racy:
+        the no-op stamp marks them, and its check verifies their content (stamp.py). A file
+        that changed meanwhile simply gets its new digest: records compare against it.
         """
         if not self.racy:
             return
@@ -116,13 +117,11 @@ class FileState:
         total = sum(self.cache[key][0] for key, _ in entries if key in self.cache)
         if total > SETTLE_LIMIT_BYTES:
             return
-        newest = max((self.cache[key][1] for key, _ in entries if key in self.cache), default=0)
-        wait_ns = newest + racy_window(newest) - time.time_ns()
-        if wait_ns > 0:
-            if wait_ns > RACY_WINDOW_NS * 2:
-                return  # coarse timestamps: not worth waiting seconds for
-            time.sleep(wait_ns / 1e9 + 0.001)
+        now = time.time_ns()
         for key, full in entries:
+            row = self.cache.get(key)
+            if row is None or now - row[1] <= racy_window(row[1]):
+                continue  # still inside its window: stays racy
             self._memo.pop(key, None)
             try:
                 st = os.stat(full)

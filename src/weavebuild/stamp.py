@@ -5,7 +5,7 @@ If the Weavefile bytes, every recorded glob/foreach answer, every file fingerpri
 every record are unchanged since the stamp, every verdict is unchanged too, so the build is a
 no-op without loading the graph, the records or computing a single signature. Any record change
 deletes all stamps in the same transaction (store.commit), and a file that was racy at stamp
-time is never stamped, so a stamp can only be stale in ways that make the check fail.
+time is re-read by the check, so a stamp can only be stale in ways that make the check fail.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def key(weavefile_digest: str, targets: Sequence[str]) -> str:
 
 def make(graph: Graph, files: FileState) -> Optional[bytes]:
     """The stamp of a graph whose jobs were all just verified up to date, or None when it
-    cannot be stamped (command-only jobs, racy or unhashed files).
+    cannot be stamped (command-only jobs, unhashed files, directories modified just now).
 
     A directory (a directory output, or an input that is a directory) is stamped as the
     fingerprints of every file in its tree plus the (mtime, inode, ctime) of every directory in
@@ -52,20 +52,25 @@ def make(graph: Graph, files: FileState) -> Optional[bytes]:
                     if not _stamp_tree(path, files, entries, now):
                         return None
                     continue
-                if row[5] - row[1] <= racy_window(row[1]):
-                    return None
                 entries[path] = row
     return _encode(entries, tuple(graph.queries), tuple(job.key for job in graph.jobs))
 
 
 def _encode(entries: Dict[str, tuple], queries: tuple, job_keys: tuple) -> bytes:
     """Fingerprints as one packed int64 array (what every no-op reads, loaded in ~1 ms for
-    10k files), digests in a nested blob decoded only when a fingerprint differs."""
+    10k files), digests in a nested blob decoded only when a fingerprint differs, and the
+    positions of racy files: hashed so soon after their last write that an equal fingerprint
+    does not prove equal content, so the check re-reads them."""
     fingerprints = array.array("q")
-    for row in entries.values():
+    racy = []
+    for position, row in enumerate(entries.values()):
         fingerprints.extend(row[:4])
+        if row[4] is not None and row[5] - row[1] <= racy_window(row[1]):
+            racy.append(position)
     digests = marshal.dumps(tuple((row[4], row[5]) for row in entries.values()))
-    return marshal.dumps((tuple(entries), fingerprints.tobytes(), digests, queries, job_keys))
+    return marshal.dumps(
+        (tuple(entries), fingerprints.tobytes(), digests, tuple(racy), queries, job_keys)
+    )
 
 
 def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int) -> bool:
@@ -86,7 +91,7 @@ def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int
         member = f"{path}/{relative}"
         if kind == "file":
             row = files.cache.get(member)
-            if row is None or row[5] - row[1] <= racy_window(row[1]):
+            if row is None:
                 return False
             entries[member] = row
         elif kind == "dir":
@@ -123,7 +128,7 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     if blob is None:
         return None
     try:
-        paths, packed, digests_blob, queries, job_keys = marshal.loads(blob)
+        paths, packed, digests_blob, racy_positions, queries, job_keys = marshal.loads(blob)
         fingerprints = array.array("q")
         fingerprints.frombytes(packed)
         if len(fingerprints) != 4 * len(paths):
@@ -157,6 +162,13 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         ):
             differs.append((index, path, full, st))
         index += 4
+    for position in racy_positions:  # same fingerprint proves nothing: verify the content
+        path = paths[position]
+        full = path if path[:1] == os.sep else prefix + path
+        try:
+            differs.append((4 * position, path, full, stat(full)))
+        except OSError:
+            differs.append((4 * position, path, full, None))
     if not differs:
         result.noop = True
         return result
@@ -169,12 +181,12 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     entries = {
         path: tuple(fingerprints[4 * i : 4 * i + 4]) + tuple(digests[i]) for i, path in enumerate(paths)
     }
+    differs = list({entry[1]: entry for entry in differs}.values())  # a racy file may differ too
     changed = {path for _, path, _, _ in differs}
     unchanged = result.unchanged
     for path, expected in entries.items():
         if expected[4] is not None and path not in changed:
             unchanged[path] = expected[4]
-    racy = False
     settled = 0
     for _, path, full, st in differs:
         expected = entries[path]
@@ -192,14 +204,12 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         if digest == expected[4]:
             unchanged[path] = digest
             settled += 1
-            if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
-                racy = True
     if settled == len(differs):
         result.noop = True
-        if not racy:
-            fresh = dict(entries)
-            fresh.update(result.rows)
-            result.restamp = _encode(fresh, tuple(queries), tuple(job_keys))
+        # Refresh the stamp with the new fingerprints (files still racy are flagged again).
+        fresh = dict(entries)
+        fresh.update(result.rows)
+        result.restamp = _encode(fresh, tuple(queries), tuple(job_keys))
     return result
 
 
