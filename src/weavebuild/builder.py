@@ -168,6 +168,7 @@ class Builder:
         self._made_dirs: Set[str] = set()
         self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
         self._restarted: Set[str] = set()  # jobs cancelled because an input changed
+        self._delays: Dict[Tuple[str, int], float] = {}
         self._last_flush = 0.0
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
@@ -236,6 +237,8 @@ class Builder:
                         queue.push(job)
                         continue
                     results[job.key] = result
+                    if result.outcome == FAILED and not self.options.keep_going:
+                        state["stopping"] = True
                     if result.outcome == UP_TO_DATE and not predicted[job.key]:
                         state["total"] -= 1  # early cutoff: predicted to run, but need not
                         state["cutoff"] += 1
@@ -381,7 +384,9 @@ class Builder:
         predicted_upstream = bool(verdict.reasons) and verdict.reasons[0].kind == UPSTREAM
         if predicted_upstream or any(dep.key in ran for dep in job.deps):
             # A dependency ran (or was predicted to): decide now, from its actual outputs.
-            verdict = verdicts[job.key] = self.scanner.check(job, forced=job.key in self.forced)
+            verdict = verdicts[job.key] = self.scanner.check(
+                job, forced=job.key in self.forced, explain=self.reporter.wants_reasons
+            )
         if verdict.up_to_date:
             return JobResult(job, UP_TO_DATE)
         if verdict.reasons[0].kind == INPUT_MISSING:
@@ -543,7 +548,7 @@ class Builder:
         retries = job.rule.retries if job.rule.retries is not None else (self.options.retries or 0)
         if entry.attempt <= retries and not self._interrupt and not state.get("stopping"):
             self._remove_outputs(job)
-            delay = self._retry_delay(job, entry.attempt, peek=True)
+            delay = self._retry_delay(job, entry.attempt)
             self.reporter.job_retrying(job.display, entry.attempt, retries + 1, delay, failure)
             return "retry"
         if not self.options.keep_failed:
@@ -560,13 +565,12 @@ class Builder:
         result.message = "could not start"
         return result
 
-    def _retry_delay(self, job: Job, attempt: int, peek: bool = False) -> float:
+    def _retry_delay(self, job: Job, attempt: int) -> float:
+        """Exponential backoff with jitter (tenacity), fixed per (job, attempt) once drawn."""
         base = job.rule.retry_delay if job.rule.retry_delay is not None else self.options.retry_delay
         if not base:
             return 0.0
-        cache = getattr(self, "_delays", None)
-        if cache is None:
-            cache = self._delays = {}
+        cache = self._delays
         key = (job.key, attempt)
         if key not in cache:
             import tenacity  # lazily: only retrying builds pay for the import

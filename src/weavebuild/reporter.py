@@ -40,6 +40,8 @@ class Reporter:
 
     # A live status line, if the reporter shows one: the builder calls `progress` often.
     live = False
+    # Whether job reasons are shown as jobs start (computing them costs a record lookup).
+    wants_reasons = False
 
     def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None: ...
 
@@ -74,6 +76,7 @@ class ConsoleReporter(Reporter):
             isatty = getattr(self.out, "isatty", None)
             live = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
         self.live = live and verbosity == NORMAL
+        self.wants_reasons = verbosity >= VERBOSE
         self._status = ""
         self._last_draw = 0.0
 

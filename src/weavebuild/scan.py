@@ -29,6 +29,7 @@ FORCED = "forced"
 UPSTREAM = "upstream will rerun"
 ALWAYS = "no outputs (always runs)"
 RECORD_MISMATCH = "recorded result differs"
+CHANGED = "inputs or recipe changed"  # when no one asked for the details (see Scanner.check)
 
 
 class Reason:
@@ -95,7 +96,10 @@ class Scanner:
             digest = job.recipe = recipe_digest(job)
         return digest
 
-    def check(self, job: Job, forced: bool = False) -> Verdict:
+    def check(self, job: Job, forced: bool = False, explain: bool = True) -> Verdict:
+        """The verdict on `job`. With `explain=False` a job with no matching record gets the
+        generic reason CHANGED instead of a comparison with its latest record (which reads and
+        parses that record: the cost of a big aggregate job's check)."""
         inputs: List[Tuple[str, str]] = []
         digest_of = self.files.digest
         for path in job.inputs:
@@ -123,6 +127,8 @@ class Scanner:
                 # from the latest run: explain the difference from that run instead.
                 reasons = self.explain_new_signature(job, inputs, latest)
             return Verdict(signature, inputs, reasons)
+        if not explain:
+            return Verdict(signature, inputs, [Reason(NEVER_BUILT if latest is None else CHANGED)])
         return Verdict(signature, inputs, self.explain_new_signature(job, inputs, latest))
 
     def _compare_outputs(self, job: Job, recorded: List[str]) -> List[Reason]:
