@@ -68,6 +68,4 @@ def watch(
     code = run_watch(
         settings.directory, settings.weavefile, targets, options, watch_options, settings.reporter()
     )
-    # SystemExit, not ctx.exit: click returns ctx.exit's code from a non-standalone main(), and
-    # cli.main would then exit 0.
     sys.exit(code)
