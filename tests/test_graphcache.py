@@ -14,12 +14,8 @@ def test_cached_weavefile_is_not_parsed_for_a_noop(project):
     assert loaded._manifest is None  # known-good bytes: parsing deferred
     result = loaded.build()
     assert len(result.ran) == 0 and loaded._manifest is None
-    project.weavefile(PIPELINE_EDIT(project))
+    project.weavefile(project.read("Weavefile").replace("epochs = 3", "epochs = 4"))
     assert Project.load(str(project.root))._manifest is not None  # new bytes: parsed at once
-
-
-def PIPELINE_EDIT(project):
-    return project.read("Weavefile").replace("epochs = 3", "epochs = 4")
 
 
 def test_deleted_source_still_reported_as_user_error(project):

@@ -319,7 +319,7 @@ class Project:
         """
         import shutil
 
-        from .scan import recipe_of
+        from .graph import recipe_of
 
         with ProjectLock(self.root):
             store = self.open_store()
@@ -383,7 +383,8 @@ class Project:
         (after fixing something by hand). Returns (recorded jobs, [(job, why not)])."""
         import time
 
-        from .scan import Scanner, recipe_of
+        from .graph import recipe_of
+        from .scan import Scanner
         from .store import JobRow, Record
 
         with ProjectLock(self.root):

@@ -24,13 +24,13 @@ from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
 from .filestate import FileState
-from .graph import Graph, Job
+from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
 from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
 from .results import CANCELLED, FAILED, RAN, SKIPPED, UP_TO_DATE, BuildResult, JobResult
-from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict, recipe_of
+from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict
 from .store import JobRow, Record, Store
 
 GRACE_SECONDS = 3.0
@@ -277,7 +277,7 @@ class Builder:
                     entry = self._start(job, grant, verdicts[job.key], attempt, state)
                     if entry is None:
                         self.pool.release(grant)
-                        results[job.key] = self._failed_result(job, verdicts[job.key], attempt)
+                        results[job.key] = self._failed_result(job, verdicts[job.key], attempt, "could not start")
                         state["stopping"] = state["stopping"] or not self.options.keep_going
                         self._settle(job, pending, decide)
                         continue
@@ -330,7 +330,9 @@ class Builder:
             if job.key not in results:
                 results[job.key] = JobResult(job, SKIPPED, verdicts[job.key].reasons)
         for job, verdict in [(item[1], item[2]) for item in retry_at]:
-            results[job.key] = self._failed_result(job, verdict, attempts.get(job.key, 0))
+            results[job.key] = self._failed_result(
+                job, verdict, attempts.get(job.key, 0), "failed; its retry was not run because the build stopped"
+            )
         seconds = time.monotonic() - started
         result = BuildResult(results, seconds)
         if self._interrupt:
@@ -559,10 +561,10 @@ class Builder:
         self.reporter.job_failed(job.display, failure, job.cmd, entry.log_path, read_tail(entry.log_path))
         return FAILED
 
-    def _failed_result(self, job: Job, verdict: Verdict, attempts: int) -> JobResult:
+    def _failed_result(self, job: Job, verdict: Verdict, attempts: int, message: str) -> JobResult:
         result = JobResult(job, FAILED, verdict.reasons)
         result.attempts = attempts
-        result.message = "could not start"
+        result.message = message
         return result
 
     def _retry_delay(self, job: Job, attempt: int) -> float:

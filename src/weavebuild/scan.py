@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .filestate import FileState
-from .graph import Job, recipe_digest, recipe_of  # noqa: F401  (recipe_of is re-exported)
+from .graph import Job, recipe_digest, recipe_of
 from .hashing import digest_bytes
 from .store import JobRow, Record, Store
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Sequence
 
@@ -34,6 +33,8 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
     if as_json:
+        import json  # only here: `weave build` should not pay for it
+
         data = {
             "targets": graph.requested,
             "run": [
