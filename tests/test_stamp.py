@@ -151,3 +151,85 @@ def test_racy_entries_are_verified_by_content(project):
         assert "raw/a.txt" not in checked.unchanged
     finally:
         store.close()
+
+
+WIDE = """
+default = ["total.txt"]
+
+[rules.copy]
+foreach = { n = ["1", "2", "3", "4", "5", "6"] }
+inputs = ["src/{n}.txt"]
+outputs = ["out/{n}.txt"]
+cmd = "echo copy >> runs.log; if grep -q FAIL {inputs}; then exit 3; fi; tr a-z A-Z < {inputs} > {outputs}"
+
+[rules.size]
+inputs = ["out/{n}.txt"]
+outputs = ["size/{n}.txt"]
+cmd = "echo size >> runs.log; wc -c < {inputs} > {outputs}"
+
+[rules.total]
+inputs = ["size/1.txt", "size/2.txt", "size/3.txt", "size/4.txt", "size/5.txt", "size/6.txt"]
+outputs = ["total.txt"]
+cmd = "echo total >> runs.log; cat {inputs} > {outputs}"
+"""
+
+
+def make_wide(project):
+    project.weavefile(WIDE)
+    for n in range(1, 7):
+        project.write(f"src/{n}.txt", f"sample {n}\n")
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # settles racy files; stamps
+    project.clear_runs()
+
+
+def loaded_jobs(result):
+    return sorted(r.key for r in result.results.values() if r.job is not None)
+
+
+def test_partial_build_loads_only_the_jobs_a_change_reaches(project):
+    make_wide(project)
+    project.write("src/3.txt", "sample 3, edited\n")
+    result = Project.load(str(project.root)).build()
+    assert loaded_jobs(result) == ["copy[n=3]", "size[n=3]", "total"]
+    assert sorted(r.key for r in result.ran) == ["copy[n=3]", "size[n=3]", "total"]
+    assert len(result.results) == 13 and len(result.up_to_date) == 10
+    assert project.read("out/3.txt") == "SAMPLE 3, EDITED\n"
+    assert project.read("total.txt").split() == ["9", "9", "17", "9", "9", "9"]
+    assert fast_path_used(project.root)  # the partial build restamped: the next one is a no-op
+
+
+def test_partial_build_cuts_off_and_restores_modified_outputs(project):
+    make_wide(project)
+    project.write("src/2.txt", "SAMPLE 2\n")  # other bytes, same upper-cased output
+    project.write("out/5.txt", "tampered\n")
+    project.clear_runs()
+    result = Project.load(str(project.root)).build()
+    assert loaded_jobs(result) == ["copy[n=2]", "copy[n=5]", "size[n=2]", "size[n=5]", "total"]
+    assert project.runs_log() == ["copy", "copy"]  # outputs equal to before: early cutoff
+    assert project.read("out/5.txt") == "SAMPLE 5\n"
+    assert fast_path_used(project.root)
+
+
+def test_partial_build_without_graph_cache_falls_back(project):
+    make_wide(project)
+    (project.root / ".weave" / "graph.cache").unlink()
+    project.write("src/1.txt", "one\n")
+    result = Project.load(str(project.root)).build()
+    assert len(loaded_jobs(result)) == 13  # the whole graph, resolved again
+    assert sorted(r.key for r in result.ran) == ["copy[n=1]", "size[n=1]", "total"]
+    assert fast_path_used(project.root)
+
+
+def test_failed_partial_build_leaves_no_stamp(project):
+    make_wide(project)
+    project.write("src/4.txt", "FAIL\n")
+    first = project.run("build")
+    assert first.rc == 1 and "copy[n=4]" in first.err, first
+    assert not project.exists("out/4.txt")
+    project.write("src/4.txt", "sample 4\n")
+    project.clear_runs()
+    result = Project.load(str(project.root)).build()
+    assert sorted(r.key for r in result.ran) == ["copy[n=4]"]  # size/total: cut off
+    assert project.read("total.txt").split() == ["9"] * 6
+    assert fast_path_used(project.root)

@@ -17,7 +17,7 @@ from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
 from .manifest import MANIFEST_NAMES, Manifest, find_manifest, parse_manifest
 from .reporter import Reporter
-from .results import UP_TO_DATE, BuildResult, JobResult
+from .results import FAILED, RAN, UP_TO_DATE, BuildResult
 from .store import Store
 
 # builder, executor, graph, resources and scan are imported where they are used: a no-op
@@ -223,13 +223,31 @@ class Project:
                     stop=stop,
                     changed=changed,
                 )
-                files = FileState(self.root, store.load_files())
+                partial = checked.partial if checked is not None else None
+                graph = None
+                if partial is not None:
+                    # Only the jobs the change can reach are loaded, checked and stamped again.
+                    graph = graphcache.load_part(
+                        self.root, self.digest, targets, self.path, partial.indices,
+                        partial.job_keys, partial.queries,
+                    )
+                if graph is not None and checked is not None and partial is not None:
+                    # Files outside the reached jobs are never looked at: no need for the
+                    # whole digest cache, nor for the records of the other jobs.
+                    files = FileState(self.root, dict(checked.rows))
+                    latest = store.load_jobs([job.key for job in graph.jobs])
+                    untouched = partial.untouched_keys()
+                else:
+                    partial = None
+                    files = FileState(self.root, store.load_files())
+                    latest = store.load_jobs()
+                    untouched = []
                 if checked is not None:
                     files.cache.update(checked.rows)
                     files.dirty.update(checked.rows)
                     files.trust(checked.unchanged)
-                latest = store.load_jobs()
-                graph = self.graph(targets, files, known=checked.unchanged if checked else None)
+                if graph is None:
+                    graph = self.graph(targets, files, known=checked.unchanged if checked else None)
                 for warning in graph.warnings:
                     reporter.warning(warning)
                 pool = self.pool(graph, options.jobs, resources or {})
@@ -245,17 +263,21 @@ class Project:
                     forced=graph.targets,
                     run_id=run_id,
                     unchanged=checked.unchanged if checked is not None else None,
+                    untouched=untouched,
                 )
                 outcome = "failed"
                 result: Optional[BuildResult] = None
                 try:
                     result = builder.run()
                     outcome = "ok"
-                    data = stamp.make(graph, files)
+                    if partial is not None:
+                        data = partial.restamp(files.cache) if result.ok else None
+                    else:
+                        data = stamp.make(graph, files)
                     if data is not None:
                         store.write_stamp(stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
-                        store.prune_records([item.key for item in result.ran])
+                        store.prune_records([item.key for item in result._with(RAN)])
                     return result
                 except KeyboardInterrupt:
                     outcome = "interrupted"
@@ -285,10 +307,9 @@ class Project:
 
         started = time.monotonic()
         run_id = store.start_run(command_line, list(targets))
-        results = {key: JobResult(None, UP_TO_DATE, key=key) for key in job_keys}
         store.end_run(run_id, "ok", 0, 0, len(job_keys))
         reporter.nothing_to_do(len(job_keys))
-        return BuildResult(results, time.monotonic() - started)
+        return BuildResult({}, time.monotonic() - started, untouched=job_keys)
 
     def why(self, target: str) -> Tuple[List[Job], Dict[str, Verdict], List[Tuple[int, Job]]]:
         """Why `target` is (or is not) stale: its jobs, the verdicts, and the chain of stale jobs
@@ -425,4 +446,4 @@ class Project:
 def _counts(result: Optional[BuildResult]) -> Tuple[int, int, int]:
     if result is None:
         return (0, 0, 0)
-    return (len(result.ran), len(result.failed), len(result.up_to_date))
+    return (result.count(RAN), result.count(FAILED), result.count(UP_TO_DATE))

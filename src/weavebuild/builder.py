@@ -144,6 +144,7 @@ class Builder:
         forced: Sequence[Job] = (),
         run_id: Optional[int] = None,
         unchanged: Optional[Mapping[str, str]] = None,
+        untouched: Sequence[str] = (),
     ):
         self.graph = graph
         self.root = graph.manifest.root
@@ -161,6 +162,9 @@ class Builder:
         # the no-op stamp, with no record changed since): a job touching only those is up to
         # date without computing its signature.
         self.unchanged = unchanged
+        # Keys of jobs left out of `graph` because the stamp proved them up to date (a partial
+        # build, see stamp.Partial): reported as up to date, never loaded.
+        self.untouched = untouched
         self._interrupt: List[int] = []
         self._records: List[Record] = []
         self._attempt_rows: List[tuple] = []
@@ -209,11 +213,11 @@ class Builder:
                 results[job.key] = JobResult(job, UP_TO_DATE)
             self.files.settle_racy()  # so that this no-op can be stamped (stamp.py)
             self._flush()
-            self.reporter.nothing_to_do(len(results))
-            return BuildResult(results, time.monotonic() - started)
+            self.reporter.nothing_to_do(len(results) + len(self.untouched))
+            return BuildResult(results, time.monotonic() - started, self.untouched)
         if self.executor is None:
             self.executor = LocalExecutor(registry=os.path.join(self.root, RUNNING_REGISTRY))
-        self.reporter.build_started(to_run, len(self.graph.jobs))
+        self.reporter.build_started(to_run, len(self.graph.jobs) + len(self.untouched))
         durations = {key: row.duration for key, row in self.latest.items() if row.duration}
         queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))
         pending = {job.key: len(job.deps) for job in self.graph.jobs}
@@ -334,17 +338,17 @@ class Builder:
                 job, verdict, attempts.get(job.key, 0), "failed; its retry was not run because the build stopped"
             )
         seconds = time.monotonic() - started
-        result = BuildResult(results, seconds)
+        result = BuildResult(results, seconds, self.untouched)
         if self._interrupt:
             interrupted = Interrupted(self._interrupt[0])
             interrupted.result = result  # type: ignore[attr-defined]
             raise interrupted
         failed = result.failed
         self.reporter.summary(
-            len(result.ran),
-            len(result.up_to_date),
+            result.count(RAN),
+            result.count(UP_TO_DATE),
             len(failed),
-            len(result._with(SKIPPED)),
+            result.count(SKIPPED),
             seconds,
             cutoff=int(state["cutoff"]),
         )

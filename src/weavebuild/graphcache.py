@@ -18,10 +18,11 @@ from . import paths
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .graph import Graph
+    from .graph import Graph, Job
+    from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 2
+FORMAT = 3
 MAX_ENTRIES = 8
 
 
@@ -168,7 +169,7 @@ _RULE_FIELDS = (
 def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
     index = {job.key: position for position, job in enumerate(graph.jobs)}
     rules: Dict[str, tuple] = {}
-    jobs: List[tuple] = []
+    jobs: List[bytes] = []
     for job in graph.jobs:
         rule = job.rule
         if rule.name not in rules:
@@ -177,19 +178,21 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
                 for value in (getattr(rule, field) for field in _RULE_FIELDS)
             )
         jobs.append(
-            (
-                job.key,
-                rule.name,
-                job.wildcards,
-                tuple(job.inputs),
-                tuple(job.outputs),
-                job.dir_outputs,
-                job.cmd,
-                job.env,
-                job.vars,
-                tuple(index[dep.key] for dep in job.deps),
-                job.display,
-                job.recipe or "",
+            marshal.dumps(  # one blob per job: a partial build decodes only the jobs it needs
+                (
+                    job.key,
+                    rule.name,
+                    job.wildcards,
+                    tuple(job.inputs),
+                    tuple(job.outputs),
+                    job.dir_outputs,
+                    job.cmd,
+                    job.env,
+                    job.vars,
+                    tuple(index[dep.key] for dep in job.deps),
+                    job.display,
+                    job.recipe or "",
+                )
             )
         )
     manifest = graph.manifest
@@ -206,36 +209,91 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
     }
 
 
-def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
-    from .graph import Graph, Job
+def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, RuleSpec]:
     from .manifest import RuleSpec
 
     rules: Dict[str, RuleSpec] = {}
-    for name, values in entry["rules"].items():
+    table = entry["rules"]
+    for name in table if names is None else names:
         rule = RuleSpec(name)
-        for field, value in zip(_RULE_FIELDS, values):
+        for field, value in zip(_RULE_FIELDS, table[name]):
             setattr(rule, field, list(value) if field in ("inputs", "outputs") else value)
         rules[name] = rule
-    jobs: List[Job] = []
-    for key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe in entry["jobs"]:
-        job = Job(key, rules[rule_name], wildcards)
-        job.inputs = list(inputs)
-        job.outputs = list(outputs)
-        job.dir_outputs = dirs
-        job.cmd = cmd
-        job.env = env
-        job.vars = variables
-        job.deps = [jobs[i] for i in deps]
-        job.display = display
-        job.recipe = recipe or None
-        jobs.append(job)
+    return rules
+
+
+def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
+    from .graph import Job
+
+    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe = data
+    job = Job(key, rules[rule_name], wildcards)
+    job.inputs = list(inputs)
+    job.outputs = list(outputs)
+    job.dir_outputs = dirs
+    job.cmd = cmd
+    job.env = env
+    job.vars = variables
+    job.display = display
+    job.recipe = recipe or None
+    return job, deps
+
+
+def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], targets: List[Job]) -> Graph:
+    from .graph import Graph
+
     for job in jobs:
         for dep in job.deps:
             dep.dependents.append(job)
     sources: Dict[str, List[Job]] = {source: [] for source in entry["sources"]}
     summary = ManifestSummary(manifest_path, digest, list(entry["default"]), entry["resources"])
-    targets = [jobs[i] for i in entry["targets"]]
     graph = Graph(summary, jobs, targets, None, sources, list(entry["requested"]))  # type: ignore[arg-type]
     graph.warnings = list(entry.get("warnings", ()))
     graph.queries = list(entry["queries"])
     return graph
+
+
+def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
+    rules = _rules(entry)
+    jobs: List[Job] = []
+    loads = marshal.loads
+    for blob in entry["jobs"]:
+        job, deps = _job(loads(blob), rules)
+        job.deps = [jobs[i] for i in deps]
+        jobs.append(job)
+    return _graph(entry, manifest_path, digest, jobs, [jobs[i] for i in entry["targets"]])
+
+
+def load_part(
+    root: str,
+    digest: str,
+    targets: Sequence[str],
+    manifest_path: str,
+    indices: Sequence[int],
+    job_keys: Sequence[str],
+    queries: Sequence[tuple],
+) -> Optional[Graph]:
+    """The jobs at `indices` (dependencies first) of the cached graph whose jobs are
+    `job_keys` and whose file-system questions are `queries` (already seen to get the same
+    answers), as a graph of their own: dependencies outside `indices` are left out (the
+    caller knows them to be up to date). None if the cache holds no such graph."""
+    entry = _read(root).get((digest, tuple(targets)))
+    if entry is None:
+        return None
+    try:
+        blobs = entry["jobs"]
+        if len(blobs) != len(job_keys) or tuple(entry["queries"]) != tuple(queries):
+            return None
+        decoded = [marshal.loads(blobs[i]) for i in indices]
+        rules = _rules(entry, list(dict.fromkeys(data[1] for data in decoded)))
+        position = {index: n for n, index in enumerate(indices)}
+        jobs: List[Job] = []
+        for index, data in zip(indices, decoded):
+            if data[0] != job_keys[index]:
+                return None
+            job, deps = _job(data, rules)
+            job.deps = [jobs[position[i]] for i in deps if i in position]
+            jobs.append(job)
+        targets_part = [jobs[position[i]] for i in entry["targets"] if i in position]
+        return _graph(entry, manifest_path, digest, jobs, targets_part)
+    except (KeyError, IndexError, TypeError, ValueError, EOFError):
+        return None

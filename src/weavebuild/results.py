@@ -35,14 +35,32 @@ class JobResult:
 
 
 class BuildResult:
-    """The outcome of a build: per-job results and totals."""
+    """The outcome of a build: per-job results and totals.
 
-    def __init__(self, results: Dict[str, JobResult], seconds: float):
-        self.results = results
+    `untouched`: keys of jobs proven up to date without being loaded (the no-op stamp, a
+    partial build); their JobResults are made only if someone asks for them."""
+
+    def __init__(self, results: Dict[str, JobResult], seconds: float, untouched: Sequence[str] = ()):
+        self._results = results
+        self._untouched = untouched
         self.seconds = seconds
 
+    @property
+    def results(self) -> Dict[str, JobResult]:
+        if self._untouched:
+            merged = {key: JobResult(None, UP_TO_DATE, key=key) for key in self._untouched}
+            merged.update(self._results)
+            self._results, self._untouched = merged, ()
+        return self._results
+
     def _with(self, outcome: str) -> List[JobResult]:
-        return [r for r in self.results.values() if r.outcome == outcome]
+        results = self.results if outcome == UP_TO_DATE else self._results  # untouched: up to date
+        return [r for r in results.values() if r.outcome == outcome]
+
+    def count(self, outcome: str) -> int:
+        """How many jobs had `outcome` (without making the untouched jobs' results)."""
+        extra = len(self._untouched) if outcome == UP_TO_DATE else 0
+        return extra + sum(1 for r in self._results.values() if r.outcome == outcome)
 
     @property
     def ran(self) -> List[JobResult]:
@@ -58,4 +76,4 @@ class BuildResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self._with(SKIPPED) and not self._with(CANCELLED)
+        return not any(r.outcome in (FAILED, SKIPPED, CANCELLED) for r in self._results.values())

@@ -15,7 +15,7 @@ import marshal
 import os
 import stat as stat_module
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, racy_window
@@ -26,8 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .graph import Graph
 
 
+# Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
+FORMAT = "stamp-3"
+
+
 def key(weavefile_digest: str, targets: Sequence[str]) -> str:
-    return "\0".join((__version__, weavefile_digest) + tuple(targets))
+    return "\0".join((FORMAT, __version__, weavefile_digest) + tuple(targets))
 
 
 def make(graph: Graph, files: FileState) -> Optional[bytes]:
@@ -53,23 +57,36 @@ def make(graph: Graph, files: FileState) -> Optional[bytes]:
                         return None
                     continue
                 entries[path] = row
-    return _encode(entries, tuple(graph.queries), tuple(job.key for job in graph.jobs))
+    position = {path: index for index, path in enumerate(entries)}
+    structure = marshal.dumps(
+        tuple(
+            (tuple([position[p] for p in job.inputs]), tuple([position[p] for p in job.outputs]))
+            for job in graph.jobs
+        )
+    )
+    return _encode(entries, tuple(graph.queries), tuple(job.key for job in graph.jobs), structure)
 
 
-def _encode(entries: Dict[str, tuple], queries: tuple, job_keys: tuple) -> bytes:
+def _is_racy(row: tuple) -> bool:
+    return row[4] is not None and row[5] - row[1] <= racy_window(row[1])
+
+
+def _encode(entries: Dict[str, tuple], queries: tuple, job_keys: tuple, structure: bytes) -> bytes:
     """Fingerprints as one packed int64 array (what every no-op reads, loaded in ~1 ms for
-    10k files), digests in a nested blob decoded only when a fingerprint differs, and the
-    positions of racy files: hashed so soon after their last write that an equal fingerprint
-    does not prove equal content, so the check re-reads them."""
+    10k files), digests in a nested blob decoded only when a fingerprint differs, the
+    positions of racy files (hashed so soon after their last write that an equal fingerprint
+    does not prove equal content, so the check re-reads them), and the graph's structure as
+    positions (each job's inputs and outputs), decoded only when some content changed, to
+    find the jobs the change can reach without loading the graph."""
     fingerprints = array.array("q")
     racy = []
     for position, row in enumerate(entries.values()):
         fingerprints.extend(row[:4])
-        if row[4] is not None and row[5] - row[1] <= racy_window(row[1]):
+        if _is_racy(row):
             racy.append(position)
     digests = marshal.dumps(tuple((row[4], row[5]) for row in entries.values()))
     return marshal.dumps(
-        (tuple(entries), fingerprints.tobytes(), digests, tuple(racy), queries, job_keys)
+        (tuple(entries), fingerprints.tobytes(), digests, tuple(racy), queries, job_keys, structure)
     )
 
 
@@ -110,8 +127,9 @@ def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int
 class Check:
     """What a stamp says now. `noop`: nothing to do. Otherwise `unchanged` holds the paths
     whose content is known to be as it was when the stamp was taken (for the builder to skip
-    checking jobs that touch only those), and `rows` fresh digest-cache rows of files that were
-    re-hashed because only their fingerprint changed."""
+    checking jobs that touch only those), `rows` fresh digest-cache rows of files that were
+    re-hashed because only their fingerprint changed, and `partial`, when it could be worked
+    out, the jobs the changes can reach (see Partial)."""
 
     def __init__(self, job_keys: List[str]):
         self.job_keys = job_keys
@@ -119,6 +137,86 @@ class Check:
         self.unchanged: Dict[str, str] = {}  # path -> its digest (as at the stamp)
         self.rows: Dict[str, FileRow] = {}
         self.restamp: Optional[bytes] = None
+        self.partial: Optional[Partial] = None
+
+
+class Partial:
+    """The jobs a change can reach: those that read or write a changed file, and everything
+    downstream of them (`indices`, positions in the stamp's job list, dependencies first).
+    Every other job reads and writes only unchanged files and its records are as they were
+    when the stamp was taken, so it is up to date without being loaded. After those jobs are
+    built, `restamp` patches the old stamp with the files' new fingerprints."""
+
+    def __init__(
+        self,
+        indices: List[int],
+        paths: Tuple[str, ...],
+        fingerprints: array.array,
+        digests: List[Tuple[Optional[str], int]],
+        racy: Sequence[int],
+        queries: tuple,
+        job_keys: Tuple[str, ...],
+        structure_blob: bytes,
+    ):
+        self.indices = indices
+        self.paths = paths
+        self.fingerprints = fingerprints
+        self.digests = digests
+        self.racy = racy
+        self.queries = queries
+        self.job_keys = job_keys
+        self.structure_blob = structure_blob
+
+    def untouched_keys(self) -> List[str]:
+        """Keys of the jobs outside the reach of the change: up to date."""
+        reached = set(self.indices)
+        return [key for index, key in enumerate(self.job_keys) if index not in reached]
+
+    def restamp(self, rows: Dict[str, FileRow]) -> bytes:
+        """The stamp after the reached jobs were built, given the digest-cache rows of every
+        file read or hashed since the check (all other files are as the check saw them)."""
+        fingerprints = array.array("q", self.fingerprints)
+        digests = list(self.digests)
+        racy = set(self.racy)
+        position = {path: index for index, path in enumerate(self.paths)}
+        for path, row in rows.items():
+            index = position.get(path)
+            if index is None:
+                continue
+            fingerprints[4 * index : 4 * index + 4] = array.array("q", row[:4])
+            digests[index] = (row[4], row[5])
+            racy.discard(index)
+            if _is_racy(row):
+                racy.add(index)
+        return marshal.dumps(
+            (
+                self.paths,
+                fingerprints.tobytes(),
+                marshal.dumps(tuple(digests)),
+                tuple(sorted(racy)),
+                self.queries,
+                self.job_keys,
+                self.structure_blob,
+            )
+        )
+
+
+def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
+    """Indices of the jobs that read or write a changed position, and of every job
+    downstream of them; None if a change is in no job's own paths (a file inside a directory
+    input or output: the full check handles those)."""
+    reached: List[int] = []
+    dirty = set(changed)
+    seen: Set[int] = set()
+    for index, (inputs, outputs) in enumerate(structure):  # dependencies come first
+        if not dirty.isdisjoint(inputs) or not dirty.isdisjoint(outputs):
+            reached.append(index)
+            dirty.update(outputs)
+            seen.update(inputs)
+            seen.update(outputs)
+    if not changed <= seen:
+        return None
+    return reached
 
 
 def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
@@ -128,7 +226,7 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     if blob is None:
         return None
     try:
-        paths, packed, digests_blob, racy_positions, queries, job_keys = marshal.loads(blob)
+        paths, packed, digests_blob, racy_positions, queries, job_keys, structure_blob = marshal.loads(blob)
         fingerprints = array.array("q")
         fingerprints.frombytes(packed)
         if len(fingerprints) != 4 * len(paths):
@@ -144,14 +242,14 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     # First pass, the hot path of every no-op build: one stat per file, nothing else.
     prefix = os.path.join(root, "")
     stat = os.stat
-    differs: List[Tuple[int, str, str, Optional[os.stat_result]]] = []
+    differs: Dict[int, Tuple[str, Optional[os.stat_result]]] = {}
     index = 0
     for path in paths:
         full = path if path[:1] == os.sep else prefix + path
         try:
             st = stat(full)
         except OSError:
-            differs.append((index, path, full, None))  # missing: changed
+            differs[index >> 2] = (full, None)  # missing: changed
             index += 4
             continue
         if (
@@ -160,15 +258,15 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
             or st.st_ino != fingerprints[index + 2]
             or st.st_size != fingerprints[index]
         ):
-            differs.append((index, path, full, st))
+            differs[index >> 2] = (full, st)
         index += 4
     for position in racy_positions:  # same fingerprint proves nothing: verify the content
         path = paths[position]
         full = path if path[:1] == os.sep else prefix + path
         try:
-            differs.append((4 * position, path, full, stat(full)))
+            differs[position] = (full, stat(full))
         except OSError:
-            differs.append((4 * position, path, full, None))
+            differs[position] = (full, None)
     if not differs:
         result.noop = True
         return result
@@ -176,41 +274,58 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     # nothing changed for the jobs (touch, `git checkout` back and forth, identical rewrites).
     try:
         digests = marshal.loads(digests_blob)
+        if len(digests) != len(paths):
+            return None
     except (EOFError, ValueError, TypeError):
         return None
-    entries = {
-        path: tuple(fingerprints[4 * i : 4 * i + 4]) + tuple(digests[i]) for i, path in enumerate(paths)
-    }
-    differs = list({entry[1]: entry for entry in differs}.values())  # a racy file may differ too
-    changed = {path for _, path, _, _ in differs}
-    unchanged = result.unchanged
-    for path, expected in entries.items():
-        if expected[4] is not None and path not in changed:
-            unchanged[path] = expected[4]
-    settled = 0
-    for _, path, full, st in differs:
-        expected = entries[path]
-        if st is None or expected[4] is None or not stat_module.S_ISREG(st.st_mode):
-            continue
-        if st.st_size != expected[0]:
+    changed: Set[int] = set()
+    for position, (full, st) in differs.items():
+        expected = digests[position][0]
+        if (
+            st is None
+            or expected is None
+            or not stat_module.S_ISREG(st.st_mode)
+            or st.st_size != fingerprints[4 * position]
+        ):
+            changed.add(position)
             continue
         hashed_at = time.time_ns()
         try:
             digest = hash_file(full, st.st_size)
         except OSError:
+            changed.add(position)
             continue
         fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        result.rows[path] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
-        if digest == expected[4]:
+        result.rows[paths[position]] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
+        if digest != expected:
+            changed.add(position)
+    unchanged = result.unchanged
+    for position, path in enumerate(paths):
+        digest = digests[position][0]
+        if digest is not None and position not in changed:
             unchanged[path] = digest
-            settled += 1
-    if settled == len(differs):
+    if not changed:
         result.noop = True
         # Refresh the stamp with the new fingerprints (files still racy are flagged again).
-        fresh = dict(entries)
-        fresh.update(result.rows)
-        result.restamp = _encode(fresh, tuple(queries), tuple(job_keys))
+        partial = Partial([], paths, fingerprints, digests, racy_positions, queries, job_keys, structure_blob)
+        result.restamp = partial.restamp(result.rows)
+        return result
+    try:
+        structure = marshal.loads(structure_blob)
+    except (EOFError, ValueError, TypeError):
+        return result
+    if len(structure) == len(job_keys):
+        reached = _reached(structure, changed)
+        if reached is not None and all(
+            digests[position][0] is not None
+            for index in reached
+            for positions in structure[index]
+            for position in positions
+        ):  # directories are stamped as trees: jobs touching them take the full check
+            result.partial = Partial(
+                reached, paths, fingerprints, digests, racy_positions, queries, job_keys, structure_blob
+            )
     return result
 
 
-__all__: Tuple[str, ...] = ("key", "make", "check", "Check")
+__all__: Tuple[str, ...] = ("key", "make", "check", "Check", "Partial")

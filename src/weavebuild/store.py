@@ -206,14 +206,23 @@ class Store:
             return {}
         return {row[0]: row[1:] for row in rows}
 
-    def load_jobs(self) -> Dict[str, JobRow]:
+    def load_jobs(self, keys: Optional[Sequence[str]] = None) -> Dict[str, JobRow]:
+        """The latest success of every job (or of the jobs in `keys`)."""
         if self.connection is None:
             return {}
+        query = (
+            "SELECT j.job_key, j.signature, r.outputs, j.duration FROM jobs j "
+            "LEFT JOIN records r ON r.signature = j.signature"
+        )
         try:
-            rows = self.connection.execute(
-                "SELECT j.job_key, j.signature, r.outputs, j.duration FROM jobs j "
-                "LEFT JOIN records r ON r.signature = j.signature"
-            ).fetchall()
+            if keys is None:
+                rows = self.connection.execute(query).fetchall()
+            else:
+                rows = []
+                for start in range(0, len(keys), 500):  # SQLite limits the number of parameters
+                    chunk = list(keys[start : start + 500])
+                    marks = ",".join("?" * len(chunk))
+                    rows += self.connection.execute(f"{query} WHERE j.job_key IN ({marks})", chunk).fetchall()
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return {}
