@@ -139,13 +139,13 @@ def test_racy_entries_are_verified_by_content(project):
         old = digest_bytes(b"hello a\n")
         files.cache["raw/a.txt"] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, old, st.st_mtime_ns)
         key = stamp.key(loaded.digest, ())
-        store.write_stamp(key, stamp.make(graph, files))
+        stamp.save(store, str(project.root), key, stamp.make(graph, files))
         checked = stamp.check(store, str(project.root), key)
         assert checked is not None and checked.noop  # content still equals the digest
         project.write("raw/a.txt", "HELLO a\n")  # same size, different content
         st = os.stat(project.root / "raw/a.txt")
         files.cache["raw/a.txt"] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, old, st.st_mtime_ns)
-        store.write_stamp(key, stamp.make(graph, files))  # fingerprint now equal, digest stale
+        stamp.save(store, str(project.root), key, stamp.make(graph, files))  # fingerprint now equal, digest stale
         checked = stamp.check(store, str(project.root), key)
         assert checked is not None and not checked.noop
         assert "raw/a.txt" not in checked.unchanged
@@ -232,4 +232,35 @@ def test_failed_partial_build_leaves_no_stamp(project):
     result = Project.load(str(project.root)).build()
     assert sorted(r.key for r in result.ran) == ["copy[n=4]"]  # size/total: cut off
     assert project.read("total.txt").split() == ["9"] * 6
+    assert fast_path_used(project.root)
+
+
+def test_stamp_file_is_void_without_its_token(project):
+    """The stamp file holds a token that the store must hold too: a record change deletes
+    the tokens in its transaction, and a file left by a crash before its token was written
+    (or a stale copy) is never trusted."""
+    from weavebuild import stamp
+    from weavebuild.store import Store
+
+    make_wide(project)
+    loaded = Project.load(str(project.root))
+    key = stamp.key(loaded.digest, ())
+    stamps = list((project.root / ".weave" / "stamps").iterdir())
+    assert len(stamps) == 1
+    saved = stamps[0].read_bytes()
+    store = Store.open(str(project.root))
+    try:
+        assert stamp.check(store, str(project.root), key).noop
+        store.commit(forget_jobs=["total"])  # a record change: every token goes
+        assert stamp.check(store, str(project.root), key) is None
+        store.write_stamp(key, b"x" * stamp.TOKEN_BYTES)  # a token the file does not carry
+        assert stamp.check(store, str(project.root), key) is None
+        store.write_stamp(key, saved[: stamp.TOKEN_BYTES])
+        stamps[0].write_bytes(saved[:-10])  # truncated
+        assert stamp.check(store, str(project.root), key) is None
+    finally:
+        store.close()
+    project.clear_runs()
+    assert project.run("build").rc == 0
+    assert project.runs_log() == ["total"]  # its record was forgotten: it reruns
     assert fast_path_used(project.root)

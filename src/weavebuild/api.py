@@ -208,8 +208,8 @@ class Project:
                     if checked.rows:  # touched files, same content: remember their new stats
                         store.commit(files=list(checked.rows.items()))
                         if checked.restamp is not None:
-                            store.write_stamp(stamp_key, checked.restamp)
-                    return self._fast_noop(store, checked.job_keys, command_line, targets, reporter)
+                            stamp.save(store, self.root, stamp_key, checked.restamp)
+                    return self._fast_noop(store, list(checked.job_keys), command_line, targets, reporter)
                 from .builder import Builder, BuildOptions
 
                 options = BuildOptions(
@@ -275,7 +275,7 @@ class Project:
                     else:
                         data = stamp.make(graph, files)
                     if data is not None:
-                        store.write_stamp(stamp_key, data)
+                        stamp.save(store, self.root, stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
                         store.prune_records([item.key for item in result._with(RAN)])
                     return result

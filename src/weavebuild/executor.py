@@ -185,13 +185,16 @@ class LocalExecutor(Executor):
 
     def _sample(self) -> None:
         """Peak RSS of each job's whole process tree, sampled with psutil. Jobs shorter than
-        one interval are never sampled, so trivial jobs cost nothing here."""
-        try:
-            import psutil
-        except ImportError:  # pragma: no cover - psutil is a dependency
-            return
+        one interval are never sampled, so trivial jobs cost nothing here (psutil is imported
+        after the first interval: builds that end sooner never pay for the import)."""
+        psutil = None
         while not self._closed:
             time.sleep(self.sample_interval)
+            if psutil is None:
+                try:
+                    import psutil
+                except ImportError:  # pragma: no cover - psutil is a dependency
+                    return
             now = time.monotonic()
             for running in list(self._by_pid.values()):
                 if now - running.started < self.sample_interval:

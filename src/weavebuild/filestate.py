@@ -133,9 +133,9 @@ class FileState:
     def trust(self, digests: Dict[str, str]) -> None:
         """Take these digests as current without a stat: the caller has just seen that each
         file's fingerprint is the one it had when hashed (the no-op stamp's check)."""
-        memo = self._memo
-        for path, digest in digests.items():
-            memo.setdefault(path, digest)
+        if self._memo:
+            digests = {path: digest for path, digest in digests.items() if path not in self._memo}
+        self._memo.update(digests)
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop memoised digests of `paths` (outputs a job is about to rewrite)."""

@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import shlex
-from difflib import get_close_matches
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import paths
@@ -466,6 +465,8 @@ class Resolver:
         if self.exists(path):
             return []  # a source: nothing to build
         choices = list(self.index.static) + list(rules)
+        from difflib import get_close_matches  # only for the error message
+
         close = get_close_matches(target, choices, n=1)
         raise UsageError(
             f"no rule makes '{target}' and it does not exist",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 3
+FORMAT = 4
 MAX_ENTRIES = 8
 
 
@@ -168,14 +168,16 @@ _RULE_FIELDS = (
 
 def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
     index = {job.key: position for position, job in enumerate(graph.jobs)}
-    rules: Dict[str, tuple] = {}
+    rules: Dict[str, bytes] = {}
     jobs: List[bytes] = []
     for job in graph.jobs:
         rule = job.rule
         if rule.name not in rules:
-            rules[rule.name] = tuple(
-                tuple(value) if isinstance(value, list) else value
-                for value in (getattr(rule, field) for field in _RULE_FIELDS)
+            rules[rule.name] = marshal.dumps(  # a blob per rule too, for the same reason
+                tuple(
+                    tuple(value) if isinstance(value, list) else value
+                    for value in (getattr(rule, field) for field in _RULE_FIELDS)
+                )
             )
         jobs.append(
             marshal.dumps(  # one blob per job: a partial build decodes only the jobs it needs
@@ -216,7 +218,7 @@ def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, Rule
     table = entry["rules"]
     for name in table if names is None else names:
         rule = RuleSpec(name)
-        for field, value in zip(_RULE_FIELDS, table[name]):
+        for field, value in zip(_RULE_FIELDS, marshal.loads(table[name])):
             setattr(rule, field, list(value) if field in ("inputs", "outputs") else value)
         rules[name] = rule
     return rules

@@ -3,9 +3,14 @@ write, taken when all of them were verified up to date.
 
 If the Weavefile bytes, every recorded glob/foreach answer, every file fingerprint (stat) and
 every record are unchanged since the stamp, every verdict is unchanged too, so the build is a
-no-op without loading the graph, the records or computing a single signature. Any record change
-deletes all stamps in the same transaction (store.commit), and a file that was racy at stamp
-time is re-read by the check, so a stamp can only be stale in ways that make the check fail.
+no-op without loading the graph, the records or computing a single signature. A file that
+was racy at stamp time is re-read by the check, so a stamp can only be stale in ways that make
+the check fail.
+
+A stamp is a file, `.weave/stamps/<digest of its key>`, that starts with a random token; it is
+valid only while the store holds the same token for its key. Any record change deletes every
+token in the same transaction (store.commit), so no stamp outlives the records it vouched for.
+(Stamps are megabytes at 10k jobs: written as files they cost a few ms, in SQLite tens.)
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, racy_window
-from .hashing import hash_file, walk_tree
+from .hashing import digest_strings, hash_file, walk_tree
 from .store import FileRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
-FORMAT = "stamp-3"
+FORMAT = "stamp-4"
+STAMP_DIR = os.path.join(".weave", "stamps")
+TOKEN_BYTES = 16
 
 
 def key(weavefile_digest: str, targets: Sequence[str]) -> str:
@@ -58,36 +65,102 @@ def make(graph: Graph, files: FileState) -> Optional[bytes]:
                     continue
                 entries[path] = row
     position = {path: index for index, path in enumerate(entries)}
-    structure = marshal.dumps(
-        tuple(
-            (tuple([position[p] for p in job.inputs]), tuple([position[p] for p in job.outputs]))
-            for job in graph.jobs
-        )
+    structure = tuple(
+        (tuple([position[p] for p in job.inputs]), tuple([position[p] for p in job.outputs]))
+        for job in graph.jobs
     )
-    return _encode(entries, tuple(graph.queries), tuple(job.key for job in graph.jobs), structure)
+    rows = list(entries.values())
+    fingerprints = array.array("q")
+    for row in rows:
+        fingerprints.extend(row[:4])
+    return _pack(
+        marshal.dumps(tuple(entries)),
+        fingerprints,
+        [row[4] or "" for row in rows],
+        array.array("q", [row[5] for row in rows]),
+        [index for index, row in enumerate(rows) if _is_racy(row)],
+        tuple(graph.queries),
+        marshal.dumps(tuple(job.key for job in graph.jobs)),
+        marshal.dumps(structure),
+    )
 
 
 def _is_racy(row: tuple) -> bool:
     return row[4] is not None and row[5] - row[1] <= racy_window(row[1])
 
 
-def _encode(entries: Dict[str, tuple], queries: tuple, job_keys: tuple, structure: bytes) -> bytes:
-    """Fingerprints as one packed int64 array (what every no-op reads, loaded in ~1 ms for
-    10k files), digests in a nested blob decoded only when a fingerprint differs, the
-    positions of racy files (hashed so soon after their last write that an equal fingerprint
-    does not prove equal content, so the check re-reads them), and the graph's structure as
-    positions (each job's inputs and outputs), decoded only when some content changed, to
-    find the jobs the change can reach without loading the graph."""
-    fingerprints = array.array("q")
-    racy = []
-    for position, row in enumerate(entries.values()):
-        fingerprints.extend(row[:4])
-        if _is_racy(row):
-            racy.append(position)
-    digests = marshal.dumps(tuple((row[4], row[5]) for row in entries.values()))
+def _pack(
+    paths_blob: bytes,
+    fingerprints: array.array,
+    digests: Sequence[str],
+    hashed_at: array.array,
+    racy: Sequence[int],
+    queries: tuple,
+    job_keys_blob: bytes,
+    structure_blob: bytes,
+) -> bytes:
+    """The stamp's layout: the paths, their fingerprints as one packed int64 array (what
+    every no-op reads: loaded in ~1 ms for 10k files), their digests and hash times decoded
+    only when a fingerprint differs, the positions of racy files (hashed so soon after their
+    last write that an equal fingerprint does not prove equal content, so the check re-reads
+    them), the glob/foreach answers, and the job keys and the graph's structure as positions
+    (each job's inputs and outputs), decoded only when some content changed, to find the jobs
+    the change can reach without loading the graph. Sections stay separate blobs so that a
+    re-stamp re-encodes only what changed."""
     return marshal.dumps(
-        (tuple(entries), fingerprints.tobytes(), digests, tuple(racy), queries, job_keys, structure)
+        (
+            paths_blob,
+            fingerprints.tobytes(),
+            # Digests as one text ("" for a directory), split in one call: decoding 20k
+            # separate strings costs several times more.
+            marshal.dumps(("\n".join(digests), hashed_at.tobytes())),
+            tuple(racy),
+            queries,
+            job_keys_blob,
+            structure_blob,
+        )
     )
+
+
+def _file(root: str, stamp_key: str) -> str:
+    return os.path.join(root, STAMP_DIR, digest_strings([stamp_key]))
+
+
+def save(store: Store, root: str, stamp_key: str, data: bytes) -> None:
+    """Store a stamp: the file first, then its token in the store, so that a crash in
+    between leaves a token that does not match (no stamp), never a stale stamp."""
+    if store.connection is None or store.broken:
+        return
+    token = os.urandom(TOKEN_BYTES)
+    path = _file(root, stamp_key)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as handle:
+            handle.write(token)
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        return
+    store.write_stamp(stamp_key, token)
+
+
+def _load(store: Store, root: str, stamp_key: str) -> Optional[bytes]:
+    token = store.stamp(stamp_key)
+    if token is None or len(token) != TOKEN_BYTES:
+        return None
+    try:
+        with open(_file(root, stamp_key), "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    if data[:TOKEN_BYTES] != token:
+        return None
+    return data[TOKEN_BYTES:]
 
 
 def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int) -> bool:
@@ -131,13 +204,84 @@ class Check:
     re-hashed because only their fingerprint changed, and `partial`, when it could be worked
     out, the jobs the changes can reach (see Partial)."""
 
-    def __init__(self, job_keys: List[str]):
-        self.job_keys = job_keys
+    def __init__(self, job_keys_blob: bytes):
+        self._job_keys_blob = job_keys_blob
+        self._job_keys: Optional[Tuple[str, ...]] = None
         self.noop = False
         self.unchanged: Dict[str, str] = {}  # path -> its digest (as at the stamp)
         self.rows: Dict[str, FileRow] = {}
         self.restamp: Optional[bytes] = None
         self.partial: Optional[Partial] = None
+
+    @property
+    def job_keys(self) -> Tuple[str, ...]:
+        """The keys of the stamped jobs, in graph order (decoded on first use)."""
+        if self._job_keys is None:
+            self._job_keys = marshal.loads(self._job_keys_blob)
+        return self._job_keys
+
+
+class _Stamp:
+    """A decoded stamp; the sections nobody needs stay encoded."""
+
+    def __init__(self, data: bytes):
+        (
+            paths_blob,
+            packed,
+            self.digests_blob,
+            self.racy,
+            self.queries,
+            self.job_keys_blob,
+            self.structure_blob,
+        ) = marshal.loads(data)
+        self.paths_blob: bytes = paths_blob
+        self.paths: Tuple[str, ...] = marshal.loads(paths_blob)
+        self.fingerprints = array.array("q")
+        self.fingerprints.frombytes(packed)
+        if len(self.fingerprints) != 4 * len(self.paths):
+            raise ValueError("inconsistent stamp")
+        self._digests: Optional[List[str]] = None
+        self.hashed_at = array.array("q")
+
+    @property
+    def digests(self) -> List[str]:
+        """Each file's digest when stamped ("" for a directory)."""
+        if self._digests is None:
+            text, hashed_at = marshal.loads(self.digests_blob)
+            digests = text.split("\n")
+            self.hashed_at.frombytes(hashed_at)
+            if len(digests) != len(self.paths) or len(self.hashed_at) != len(self.paths):
+                raise ValueError("inconsistent stamp")
+            self._digests = digests
+        return self._digests
+
+    def patched(self, rows: Dict[str, FileRow]) -> bytes:
+        """This stamp with the fingerprints and digests of `rows` (files hashed since)."""
+        fingerprints = array.array("q", self.fingerprints)
+        digests = list(self.digests)
+        hashed_at = array.array("q", self.hashed_at)
+        racy = set(self.racy)
+        position = dict(zip(self.paths, range(len(self.paths))))
+        for path, row in rows.items():
+            index = position.get(path)
+            if index is None:
+                continue
+            fingerprints[4 * index : 4 * index + 4] = array.array("q", row[:4])
+            digests[index] = row[4] or ""
+            hashed_at[index] = row[5]
+            racy.discard(index)
+            if _is_racy(row):
+                racy.add(index)
+        return _pack(
+            self.paths_blob,
+            fingerprints,
+            digests,
+            hashed_at,
+            sorted(racy),
+            self.queries,
+            self.job_keys_blob,
+            self.structure_blob,
+        )
 
 
 class Partial:
@@ -147,25 +291,11 @@ class Partial:
     when the stamp was taken, so it is up to date without being loaded. After those jobs are
     built, `restamp` patches the old stamp with the files' new fingerprints."""
 
-    def __init__(
-        self,
-        indices: List[int],
-        paths: Tuple[str, ...],
-        fingerprints: array.array,
-        digests: List[Tuple[Optional[str], int]],
-        racy: Sequence[int],
-        queries: tuple,
-        job_keys: Tuple[str, ...],
-        structure_blob: bytes,
-    ):
+    def __init__(self, indices: List[int], stamp: _Stamp, job_keys: Tuple[str, ...]):
         self.indices = indices
-        self.paths = paths
-        self.fingerprints = fingerprints
-        self.digests = digests
-        self.racy = racy
-        self.queries = queries
         self.job_keys = job_keys
-        self.structure_blob = structure_blob
+        self.queries = stamp.queries
+        self._stamp = stamp
 
     def untouched_keys(self) -> List[str]:
         """Keys of the jobs outside the reach of the change: up to date."""
@@ -175,30 +305,7 @@ class Partial:
     def restamp(self, rows: Dict[str, FileRow]) -> bytes:
         """The stamp after the reached jobs were built, given the digest-cache rows of every
         file read or hashed since the check (all other files are as the check saw them)."""
-        fingerprints = array.array("q", self.fingerprints)
-        digests = list(self.digests)
-        racy = set(self.racy)
-        position = {path: index for index, path in enumerate(self.paths)}
-        for path, row in rows.items():
-            index = position.get(path)
-            if index is None:
-                continue
-            fingerprints[4 * index : 4 * index + 4] = array.array("q", row[:4])
-            digests[index] = (row[4], row[5])
-            racy.discard(index)
-            if _is_racy(row):
-                racy.add(index)
-        return marshal.dumps(
-            (
-                self.paths,
-                fingerprints.tobytes(),
-                marshal.dumps(tuple(digests)),
-                tuple(sorted(racy)),
-                self.queries,
-                self.job_keys,
-                self.structure_blob,
-            )
-        )
+        return self._stamp.patched(rows)
 
 
 def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
@@ -219,71 +326,91 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     return reached
 
 
-def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
-    """Compare the stamp for `stamp_key` with the files now; None if there is no usable stamp
-    (missing, unreadable, or a glob/foreach scan now answers differently)."""
-    blob = store.stamp(stamp_key)
-    if blob is None:
+def _open_directory(root: str) -> Optional[int]:
+    if os.stat not in os.supports_dir_fd:  # pragma: no cover - Linux and macOS support it
         return None
     try:
-        paths, packed, digests_blob, racy_positions, queries, job_keys, structure_blob = marshal.loads(blob)
-        fingerprints = array.array("q")
-        fingerprints.frombytes(packed)
-        if len(fingerprints) != 4 * len(paths):
-            return None
-    except (EOFError, ValueError, TypeError):
+        return os.open(root, os.O_RDONLY)
+    except OSError:  # pragma: no cover
         return None
-    if queries:
-        from . import graphcache
 
-        if not graphcache.still_valid(root, queries):
-            return None
-    result = Check(list(job_keys))
-    # First pass, the hot path of every no-op build: one stat per file, nothing else.
+
+def _differing(root: str, stamp: _Stamp) -> Dict[int, Tuple[str, Optional[os.stat_result]]]:
+    """Positions of the files whose fingerprint differs from the stamp's (missing files
+    included), and of racy files (an equal fingerprint proves nothing for them). The hot
+    loop of every no-op build: one stat per file and nothing else."""
+    paths, fingerprints = stamp.paths, stamp.fingerprints
     prefix = os.path.join(root, "")
     stat = os.stat
     differs: Dict[int, Tuple[str, Optional[os.stat_result]]] = {}
     index = 0
-    for path in paths:
-        full = path if path[:1] == os.sep else prefix + path
-        try:
-            st = stat(full)
-        except OSError:
-            differs[index >> 2] = (full, None)  # missing: changed
+    directory = _open_directory(root)
+    try:
+        for path in paths:
+            try:
+                # Relative to an open directory: no path joining, a shorter lookup in the kernel.
+                if directory is not None:
+                    st = stat(path, dir_fd=directory)
+                else:  # pragma: no cover
+                    st = stat(path if path[:1] == os.sep else prefix + path)
+            except OSError:
+                differs[index >> 2] = (path if path[:1] == os.sep else prefix + path, None)
+                index += 4
+                continue
+            if (
+                st.st_mtime_ns != fingerprints[index + 1]
+                or st.st_ctime_ns != fingerprints[index + 3]
+                or st.st_ino != fingerprints[index + 2]
+                or st.st_size != fingerprints[index]
+            ):
+                differs[index >> 2] = (path if path[:1] == os.sep else prefix + path, st)
             index += 4
-            continue
-        if (
-            st.st_mtime_ns != fingerprints[index + 1]
-            or st.st_ctime_ns != fingerprints[index + 3]
-            or st.st_ino != fingerprints[index + 2]
-            or st.st_size != fingerprints[index]
-        ):
-            differs[index >> 2] = (full, st)
-        index += 4
-    for position in racy_positions:  # same fingerprint proves nothing: verify the content
+    finally:
+        if directory is not None:
+            os.close(directory)
+    for position in stamp.racy:
         path = paths[position]
         full = path if path[:1] == os.sep else prefix + path
         try:
             differs[position] = (full, stat(full))
         except OSError:
             differs[position] = (full, None)
+    return differs
+
+
+def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
+    """Compare the stamp for `stamp_key` with the files now; None if there is no usable stamp
+    (missing, unreadable, or a glob/foreach scan now answers differently)."""
+    data = _load(store, root, stamp_key)
+    if data is None:
+        return None
+    try:
+        stamp = _Stamp(data)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if stamp.queries:
+        from . import graphcache
+
+        if not graphcache.still_valid(root, stamp.queries):
+            return None
+    result = Check(stamp.job_keys_blob)
+    differs = _differing(root, stamp)
     if not differs:
         result.noop = True
         return result
     # Files whose fingerprint changed but whose size did not: re-hash; the same content means
     # nothing changed for the jobs (touch, `git checkout` back and forth, identical rewrites).
     try:
-        digests = marshal.loads(digests_blob)
-        if len(digests) != len(paths):
-            return None
+        digests = stamp.digests
     except (EOFError, ValueError, TypeError):
         return None
+    paths, fingerprints = stamp.paths, stamp.fingerprints
     changed: Set[int] = set()
     for position, (full, st) in differs.items():
-        expected = digests[position][0]
+        expected = digests[position]
         if (
             st is None
-            or expected is None
+            or not expected
             or not stat_module.S_ISREG(st.st_mode)
             or st.st_size != fingerprints[4 * position]
         ):
@@ -299,33 +426,33 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         result.rows[paths[position]] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
         if digest != expected:
             changed.add(position)
-    unchanged = result.unchanged
-    for position, path in enumerate(paths):
-        digest = digests[position][0]
-        if digest is not None and position not in changed:
-            unchanged[path] = digest
     if not changed:
         result.noop = True
         # Refresh the stamp with the new fingerprints (files still racy are flagged again).
-        partial = Partial([], paths, fingerprints, digests, racy_positions, queries, job_keys, structure_blob)
-        result.restamp = partial.restamp(result.rows)
+        result.restamp = stamp.patched(result.rows)
         return result
+    unchanged = result.unchanged = dict(zip(paths, digests))
+    for position in changed:
+        del unchanged[paths[position]]
+    if "" in digests:  # directories: checked as trees, never "unchanged" as a whole
+        for position, digest in enumerate(digests):
+            if not digest:
+                unchanged.pop(paths[position], None)
     try:
-        structure = marshal.loads(structure_blob)
+        structure = marshal.loads(stamp.structure_blob)
+        job_keys = result.job_keys
     except (EOFError, ValueError, TypeError):
         return result
     if len(structure) == len(job_keys):
         reached = _reached(structure, changed)
         if reached is not None and all(
-            digests[position][0] is not None
+            digests[position]
             for index in reached
             for positions in structure[index]
             for position in positions
         ):  # directories are stamped as trees: jobs touching them take the full check
-            result.partial = Partial(
-                reached, paths, fingerprints, digests, racy_positions, queries, job_keys, structure_blob
-            )
+            result.partial = Partial(reached, stamp, job_keys)
     return result
 
 
-__all__: Tuple[str, ...] = ("key", "make", "check", "Check", "Partial")
+__all__: Tuple[str, ...] = ("key", "make", "save", "check", "Check", "Partial")

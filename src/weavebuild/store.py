@@ -342,7 +342,8 @@ class Store:
             self._fail(exc)
 
     def stamp(self, key: str) -> Optional[bytes]:
-        """The no-op stamp stored under `key`, if any (see stamp.py)."""
+        """The token of the no-op stamp stored under `key`, if any (see stamp.py): the stamp
+        file is valid only while its token is here, and record changes delete every token."""
         if self.connection is None:
             return None
         try:
@@ -351,11 +352,11 @@ class Store:
             return None
         return row[0] if row else None
 
-    def write_stamp(self, key: str, data: bytes) -> None:
+    def write_stamp(self, key: str, token: bytes) -> None:
         if self.connection is None or self.broken:
             return
         try:
-            self.connection.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (key, data))
+            self.connection.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (key, token))
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 
