@@ -60,3 +60,36 @@ def test_exit_codes_and_output(tmp_path):
 def test_env_is_passed(tmp_path):
     done, output = run_one(tmp_path, "echo $WEAVE_TEST_VAR", env=dict(os.environ, WEAVE_TEST_VAR="42"))
     assert done.returncode == 0 and output == "42\n"
+
+
+def test_job_process_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as from the CLI: jobs run in weave's own directory
+    done, output = run_one(tmp_path, "echo out; echo err >&2; exit 4")
+    assert done.returncode == 4 and output == "out\nerr\n"
+    # SIGPIPE has its default action (Python ignores it): `yes` dies of it, quietly, instead
+    # of failing with "Broken pipe"; strict mode's pipefail reports the signal (128 + 13).
+    done, output = run_one(tmp_path, "yes | head -n 2")
+    assert done.returncode == 141 and output == "y\ny\n", output
+    done, output = run_one(tmp_path, "cat")  # stdin is /dev/null: no waiting for a terminal
+    assert done.returncode == 0 and output == ""
+    done, output = run_one(tmp_path, "echo $WEAVE_TEST_VAR", env=dict(os.environ, WEAVE_TEST_VAR="7"))
+    assert output == "7\n"
+    (tmp_path / "a.txt").write_text("copied\n")
+    done, _ = run_one(tmp_path, "cp a.txt b.txt")  # exec'd directly, in the job's directory
+    assert done.returncode == 0 and (tmp_path / "b.txt").read_text() == "copied\n"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_jobs_lead_their_own_session_and_inherit_no_descriptors(tmp_path):
+    done, output = run_one(tmp_path, 'read -r -a fields < /proc/$$/stat; echo "${fields[5]} $$"')
+    session, pid = output.split()
+    assert done.returncode == 0 and session == pid  # killable as a group, apart from weave
+    read_end, write_end = os.pipe()
+    leaked = os.dup2(write_end, 57)
+    os.set_inheritable(leaked, True)  # as if inherited from whoever started weave
+    try:
+        done, output = run_one(tmp_path, "ls /proc/self/fd")
+        assert done.returncode == 0 and "57" not in output.split(), output
+    finally:
+        for fd in (read_end, write_end, leaked):
+            os.close(fd)

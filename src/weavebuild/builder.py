@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import stat as stat_module
 import threading
 import time
 from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
@@ -169,6 +170,7 @@ class Builder:
         self._records: List[Record] = []
         self._attempt_rows: List[tuple] = []
         self._real_root = os.path.realpath(self.root)
+        self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
         self._made_dirs: Set[str] = set()
         self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
         self._restarted: Set[str] = set()  # jobs cancelled because an input changed
@@ -452,14 +454,18 @@ class Builder:
                     )
                 self._safe_dirs.add(parent)
             try:
-                if os.path.isdir(full) and not os.path.islink(full):
+                try:
+                    mode = os.lstat(full).st_mode  # one system call for "what is there"
+                except FileNotFoundError:
+                    mode = None
+                if mode is not None and stat_module.S_ISDIR(mode):
                     if not is_dir:
                         raise UsageError(
                             f"output '{output}' is a directory, but the rule declares a file "
                             "(write it with a trailing slash for a directory output)"
                         )
                     shutil.rmtree(full)
-                elif os.path.lexists(full):
+                elif mode is not None:
                     os.unlink(full)
                 if parent not in self._made_dirs:
                     os.makedirs(parent, exist_ok=True)
@@ -520,7 +526,7 @@ class Builder:
                 status,
                 completion.peak_rss,
                 completion.cpu_time,
-                os.path.relpath(entry.log_path, self.root),
+                entry.log_path[len(self._log_prefix) :],
             )
         )
         result = JobResult(job, RAN, entry.verdict.reasons)

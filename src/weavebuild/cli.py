@@ -153,6 +153,14 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, directory: str, weavefile: Optional[str], verbose: int, quiet: bool, **build: Any) -> None:
     if not os.path.isdir(directory):
         raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
+    if directory != ".":
+        # As make -C: run as if started in DIR, so paths on the command line (targets,
+        # -f, -o) are relative to DIR.
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot change into '{directory}': {exc.strerror}", param_hint="-C") from None
+        directory = "."
     verbosity = 0 if quiet else 1 + verbose
     ctx.obj = Settings(directory, weavefile, verbosity)
     ctx.obj.build_defaults = build

@@ -34,16 +34,18 @@ def digest_strings(parts: Iterable[str]) -> str:
 
 def hash_file(path: str, size_hint: int = -1) -> str:
     """xxh3-128 of a file's bytes, read in 1 MiB chunks (xxhash releases the GIL)."""
-    with open(path, "rb", buffering=0) as handle:
-        if 0 <= size_hint <= _SMALL:
-            data = handle.read()
-            rest = handle.read()
-            if not rest:
+    if 0 <= size_hint <= _SMALL:
+        # The common case of build outputs: one read. A read of a regular file that returns
+        # less than asked for has reached the end; a file that grew is streamed on.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, size_hint + 1)
+            if len(data) <= size_hint:
                 return _hexdigest(data)
-            hasher = _xxh128(data)
-            hasher.update(rest)
-        else:
-            hasher = _xxh128()
+        finally:
+            os.close(fd)
+    with open(path, "rb", buffering=0) as handle:
+        hasher = _xxh128()
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         readinto = handle.readinto
