@@ -89,11 +89,15 @@ class BuildOptions:
         self.changed = changed
 
 
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
+
+
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
     """`.weave/logs/<job>.log` for a job's first attempt, `<job>.attempt<N>.log` for retries
     (so a retry does not overwrite the output of the failure it retries)."""
-    safe = re.sub(r"[^A-Za-z0-9_.=,\[\]-]", "_", job.key)
-    if len(safe) > 120 or safe != job.key:
+    safe = job.key
+    if len(safe) > 120 or _UNSAFE_IN_NAME.search(safe):
+        safe = _UNSAFE_IN_NAME.sub("_", safe)
         from .hashing import digest_strings
 
         safe = safe[:100] + "-" + digest_strings([job.key])[:12]

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Mapping, Optional, Set
+from typing import Dict, List, Mapping, Optional, Set, Tuple
 
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
 
@@ -68,13 +68,21 @@ class Executor:
 
 
 class _Running:
-    __slots__ = ("token", "process", "started", "pid", "cancelled", "cancelled_at", "timed_out", "peak_rss")
+    """A started command: one process, or the stages of a pipeline started without a shell."""
 
-    def __init__(self, token: object, process: subprocess.Popen, started: float):
+    __slots__ = (
+        "token", "processes", "started", "pid", "cancelled", "cancelled_at", "timed_out", "peak_rss",
+        "statuses", "cpu_time", "maxrss",
+    )
+
+    def __init__(self, token: object, processes: List[subprocess.Popen], started: float):
         self.token = token
-        self.process = process
+        self.processes = processes
         self.started = started
-        self.pid = process.pid
+        self.pid = processes[0].pid
+        self.statuses: Dict[int, int] = {}  # pid -> exit code, as stages end
+        self.cpu_time = 0.0
+        self.maxrss = 0
         self.cancelled = False
         self.cancelled_at = 0.0
         self.timed_out = False
@@ -98,10 +106,14 @@ class LocalExecutor(Executor):
         self._own_rss = _own_maxrss()
         self._by_pid: Dict[int, _Running] = {}
         self._by_token: Dict[object, _Running] = {}
-        self._events: queue.Queue[tuple] = queue.Queue()
-        self._children = threading.Semaphore(0)
+        # SimpleQueue: implemented in C, no Python-level locking on the per-job path.
+        self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        # One item per started child not yet reaped (a semaphore, without threading's
+        # Python-level locking).
+        self._children: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._closed = False
         self._reaper: Optional[threading.Thread] = None
+        self._null_fd: Optional[int] = None
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None:
@@ -109,9 +121,9 @@ class LocalExecutor(Executor):
             self._reaper.start()
 
     def _reap(self) -> None:
-        # One blocking wait4 per started child; the semaphore counts children not yet reaped.
+        # One blocking wait4 per started child.
         while True:
-            self._children.acquire()
+            self._children.get()
             if self._closed:
                 return
             while True:
@@ -130,31 +142,169 @@ class LocalExecutor(Executor):
     ) -> None:
         """Start `command`; `env=None` inherits weave's environment (the cheapest spawn)."""
         self._ensure_threads()
-        argv = self.simple_argv(command) or [self.shell, "-euo", "pipefail", "-c", command]
+        child_env = None if env is None else dict(env)
+        argv = self.simple_argv(command)
+        processes: Optional[List[subprocess.Popen]] = None
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=None if env is None else dict(env),
-                start_new_session=True,  # own process group: killable as a tree; vfork-friendly
-                close_fds=True,
-            )
+            if argv is None:
+                pipeline = self.pipeline(command)
+                if pipeline is not None:
+                    processes = self._start_pipeline(token, pipeline, child_env, cwd, log)
+            if processes is None:
+                processes = [
+                    self._spawn(argv or [self.shell, "-euo", "pipefail", "-c", command], self._devnull(), log, log, cwd, child_env)
+                ]
         finally:
             os.close(log)
-        running = _Running(token, process, time.monotonic())
+        self._register(_Running(token, processes, time.monotonic()))
+
+    def _spawn(self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]) -> subprocess.Popen:
+        return subprocess.Popen(
+            argv,  # argv[0] as the user wrote it: messages read "cp: ...", as under bash
+            executable=self._program(argv[0]) or None,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # own process group: killable as a tree; vfork-friendly
+            close_fds=True,
+        )
+
+    def _register(self, running: _Running) -> None:
         if self.registry is not None:
             if self._registry_fd is None:
                 self._registry_fd = os.open(
                     self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644
                 )
-            os.write(self._registry_fd, f"{process.pid} {time.time():.3f}\n".encode())
-        self._by_pid[process.pid] = running
-        self._by_token[token] = running
-        self._children.release()
+            now = time.time()
+            os.write(self._registry_fd, "".join(f"{p.pid} {now:.3f}\n" for p in running.processes).encode())
+        for process in running.processes:
+            self._by_pid[process.pid] = running
+        self._by_token[running.token] = running
+        for _ in running.processes:
+            self._children.put(None)
+
+    def pipeline(self, command: str) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
+        """(argv of each stage, input file, output file, append) for a command that is only
+        plain programs with plain words, joined by `|`, with at most `< FILE` on the first
+        stage and `> FILE` or `>> FILE` on the last, else None.
+
+        bash in strict mode would only start these programs, connect them and wait: weave does
+        that itself, which saves starting bash (the larger part of a small job's cost), and
+        gives the same result: with pipefail, the status of the rightmost stage that failed
+        (128 + N for a stage killed by signal N)."""
+        if "\n" in command.strip() or not _PIPELINE_COMMAND.match(command):
+            return None
+        words = command.split()
+        if len(words) > 256:
+            return None
+        stages: List[List[str]] = [[]]
+        source: Optional[str] = None
+        target: Optional[str] = None
+        append = False
+        redirected = False  # a redirection ended this stage's words
+        index = 0
+        while index < len(words):
+            word = words[index]
+            if word == "|":
+                if not stages[-1] or target is not None:
+                    return None
+                stages.append([])
+                redirected = False
+            elif word in ("<", ">", ">>"):
+                if index + 1 >= len(words) or not stages[-1]:
+                    return None
+                index += 1
+                path = words[index]
+                if path in _OPERATORS or any(c in path for c in "|<>"):
+                    return None
+                if word == "<":
+                    if len(stages) > 1 or source is not None:
+                        return None
+                    source = path
+                elif target is not None:
+                    return None
+                else:
+                    target, append = path, word == ">>"
+                redirected = True
+            else:
+                if redirected or any(c in word for c in "|<>"):
+                    return None  # `a>b`, or words after a redirection: left to bash
+                stages[-1].append(word)
+            index += 1
+        if not stages[-1] or (len(stages) == 1 and source is None and target is None):
+            return None
+        argvs: List[List[str]] = []
+        for stage in stages:
+            first = stage[0]
+            if first in _BASH_WORDS or "=" in first:
+                return None
+            program = self._program(first)
+            if not program:
+                return None
+            argvs.append(stage)
+        return argvs, source, target, append
+
+    def _start_pipeline(
+        self,
+        token: object,
+        pipeline: Tuple[List[List[str]], Optional[str], Optional[str], bool],
+        env: Optional[Dict[str, str]],
+        cwd: str,
+        log: int,
+    ) -> Optional[List[subprocess.Popen]]:
+        """Start the stages of `pipeline`, each in its own session, with stderr to the log; None
+        when a redirection cannot be opened (bash then reports it in its own words)."""
+        argvs, source, target, append = pipeline
+        opened: List[int] = []
+        try:
+            try:
+                if source is not None:
+                    opened.append(os.open(os.path.join(cwd, source), os.O_RDONLY | os.O_CLOEXEC))
+                if target is not None:
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+                    opened.append(os.open(os.path.join(cwd, target), flags, 0o666))
+            except OSError:
+                return None
+            stdin = opened[0] if source is not None else self._devnull()
+            last_stdout = opened[-1] if target is not None else log
+            processes: List[subprocess.Popen] = []
+            try:
+                for position, argv in enumerate(argvs):
+                    if position < len(argvs) - 1:
+                        read_end, write_end = os.pipe()
+                        opened += [read_end, write_end]
+                        processes.append(self._spawn(argv, stdin, write_end, log, cwd, env))
+                        stdin = read_end
+                    else:
+                        processes.append(self._spawn(argv, stdin, last_stdout, log, cwd, env))
+            except OSError:
+                # Stop the stages already started, and let the reaper account for them.
+                for process in processes:
+                    _kill_group(process.pid, signal.SIGKILL)
+                if processes:
+                    self._register(_Running(("discarded", token), processes, time.monotonic()))
+                raise
+            return processes
+        finally:
+            for fd in opened:  # the children hold their own copies
+                os.close(fd)
+
+    def _program(self, name: str) -> str:
+        """The executable `name` runs (a PATH lookup, cached), or "" if there is none."""
+        program = self._programs.get(name)
+        if program is None:
+            program = shutil.which(name) or ""
+            self._programs[name] = program
+        return program
+
+    def _devnull(self) -> int:
+        """One /dev/null descriptor for every job's stdin (Popen opens one per process)."""
+        if self._null_fd is None:
+            self._null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return self._null_fd
 
     def simple_argv(self, command: str) -> Optional[List[str]]:
         """argv for a command bash would run as one plain program (`cp a b`), else None.
@@ -167,15 +317,11 @@ class LocalExecutor(Executor):
         if not words or len(words) > 64 or "\n" in command.strip():
             return None
         first = words[0]
-        if first in _BASH_WORDS or "=" in first or not all(_SIMPLE_WORD.match(w) for w in words):
+        if first in _BASH_WORDS or "=" in first or not _SIMPLE_COMMAND.match(command):
             return None
-        program = self._programs.get(first)
-        if program is None:
-            program = shutil.which(first) or ""
-            self._programs[first] = program
-        if not program:
+        if not self._program(first):
             return None  # let bash report "command not found" with its exit code 127
-        return [program] + words[1:]
+        return words
 
     def _ensure_threads(self) -> None:
         self._ensure_reaper()
@@ -196,14 +342,16 @@ class LocalExecutor(Executor):
                 except ImportError:  # pragma: no cover - psutil is a dependency
                     return
             now = time.monotonic()
-            for running in list(self._by_pid.values()):
+            for running in list(self._by_token.values()):
                 if now - running.started < self.sample_interval:
                     continue
-                try:
-                    root = psutil.Process(running.pid)
-                    processes = [root] + root.children(recursive=True)
-                except psutil.Error:
-                    continue
+                processes = []
+                for stage in running.processes:
+                    try:
+                        root = psutil.Process(stage.pid)
+                        processes += [root] + root.children(recursive=True)
+                    except psutil.Error:
+                        continue
                 total = 0
                 for process in processes:
                     try:
@@ -232,32 +380,48 @@ class LocalExecutor(Executor):
         running = self._by_pid.pop(pid, None)
         if running is None:
             return None  # not ours (cannot happen while weave starts children only here)
-        del self._by_token[running.token]
-        returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else _exitcode(status)
-        running.process.returncode = returncode  # reaped by us: stop Popen from waiting again
+        code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else _exitcode(status)
+        running.statuses[pid] = code
+        running.cpu_time += float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0))
+        running.maxrss = max(running.maxrss, int(getattr(usage, "ru_maxrss", 0)) * _MAXRSS_UNIT)
+        for process in running.processes:
+            if process.pid == pid:
+                process.returncode = code  # reaped by us: stop Popen from waiting again
+        if len(running.statuses) < len(running.processes):
+            return None  # a pipeline whose other stages still run
+        if self._by_token.get(running.token) is running:
+            del self._by_token[running.token]
+        if isinstance(running.token, tuple) and running.token[:1] == ("discarded",):
+            return None  # stages of a pipeline that could not be started whole
+        if len(running.processes) == 1:
+            returncode = code
+        else:  # pipefail: the rightmost failure; a stage killed by signal N counts as 128 + N
+            failures = [running.statuses[p.pid] for p in running.processes if running.statuses[p.pid] != 0]
+            returncode = 0 if not failures else (failures[-1] if failures[-1] > 0 else 128 - failures[-1])
         completion = Completion(
             running.token,
             returncode,
             running.started,
             ended,
-            self._peak_rss(running, usage),
-            float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0)),
+            self._peak_rss(running),
+            running.cpu_time,
         )
         # A job that exited before it was cancelled did finish: its result stands.
         completion.cancelled = running.cancelled and ended >= running.cancelled_at
         completion.timed_out = running.timed_out
         if returncode != 0:
-            # A failed, timed-out or cancelled job leaves no process behind in its group.
-            _kill_group(pid, signal.SIGKILL)
+            # A failed, timed-out or cancelled job leaves no process behind in its groups.
+            for process in running.processes:
+                _kill_group(process.pid, signal.SIGKILL)
         return completion
 
-    def _peak_rss(self, running: _Running, usage: object) -> int:
-        """Sampled peak of the process tree; else wait4's ru_maxrss, unless that is only the
-        high-water mark of weave's own image, inherited before exec (0 = unknown)."""
+    def _peak_rss(self, running: _Running) -> int:
+        """Sampled peak of the process tree; else wait4's ru_maxrss (the largest stage's),
+        unless that is only the high-water mark of weave's own image, inherited before exec
+        (0 = unknown)."""
         if running.peak_rss:
             return running.peak_rss
-        maxrss = int(getattr(usage, "ru_maxrss", 0)) * _MAXRSS_UNIT
-        return maxrss if maxrss > self._own_rss else 0
+        return running.maxrss if running.maxrss > self._own_rss else 0
 
     def cancel(self, token: object, force: bool = False, timed_out: bool = False) -> None:
         running = self._by_token.get(token)
@@ -267,7 +431,9 @@ class LocalExecutor(Executor):
             running.cancelled = True
             running.cancelled_at = time.monotonic()
         running.timed_out = running.timed_out or timed_out
-        kill_tree(running.pid, signal.SIGKILL if force else signal.SIGTERM)
+        for process in running.processes:
+            if process.pid not in running.statuses:
+                kill_tree(process.pid, signal.SIGKILL if force else signal.SIGTERM)
 
     def tokens(self) -> List[object]:
         return list(self._by_token)
@@ -283,7 +449,10 @@ class LocalExecutor(Executor):
         while self._by_token and time.monotonic() < deadline:
             self.wait(0.1)
         self._closed = True
-        self._children.release()
+        self._children.put(None)
+        if self._null_fd is not None:
+            os.close(self._null_fd)
+            self._null_fd = None
         if self._registry_fd is not None:
             if not self._by_token:
                 os.ftruncate(self._registry_fd, 0)  # every job is accounted for
@@ -346,7 +515,10 @@ _BASH_WORDS = frozenset(
     source suspend test times trap true type typeset ulimit umask unalias unset wait if then else
     elif fi case esac for select while until do done in function time coproc""".split()
 )
-_SIMPLE_WORD = re.compile(r"[A-Za-z0-9_./@:+,%=-]+\Z")
+_OPERATORS = ("|", "<", ">", ">>")
+# Plain words and the operators |, <, >, >> standing alone (a pipeline weave starts itself).
+_PIPELINE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=|<>-]+(?:\s+[A-Za-z0-9_./@:+,%=|<>-]+)*\s*\Z")
+_SIMPLE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=-]+(?:\s+[A-Za-z0-9_./@:+,%=-]+)*\s*\Z")
 
 
 def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback
