@@ -420,3 +420,18 @@ def test_glob_matching_nothing_warns(project):
     result = project.run("build")
     assert result.rc == 0
     assert "input glob 'data/*.csv' matches no file" in result.err
+
+
+def test_many_jobs_logs_are_exact(project):
+    """With many jobs, log files are created ahead in the background (builder.py): each log
+    still holds exactly its job's latest output, and an old log is replaced, not appended to."""
+    lines = ['default = ["all.txt"]', "[rules.part]", 'foreach = { n = [' + ", ".join(f'"{n}"' for n in range(80)) + "] }",
+             'outputs = ["parts/{n}.txt"]', 'cmd = "echo run-{vars.round} job {wildcards.n}; echo {wildcards.n} > {outputs}"',
+             "[rules.all]", "inputs = [" + ", ".join(f'"parts/{n}.txt"' for n in range(80)) + "]",
+             'outputs = ["all.txt"]', 'cmd = "cat {inputs} > {outputs}"']
+    for round_ in (1, 2):
+        project.weavefile("\n".join([f"[vars]\nround = {round_}"] + lines) + "\n")
+        result = project.run("build", "-j", "2")
+        assert result.rc == 0, result
+        for n in (0, 41, 79):
+            assert project.read(f".weave/logs/part[n={n}].log") == f"run-{round_} job {n}\n"

@@ -36,6 +36,7 @@ from .store import JobRow, Record, Store
 
 GRACE_SECONDS = 3.0
 FLUSH_INTERVAL = 0.2
+PRECREATE_MIN_JOBS = 64  # below this, creating log files in the background is not worth a thread
 STREAM_INTERVAL = 0.1
 TAIL_LINES = 20
 LOG_DIR = os.path.join(".weave", "logs")
@@ -180,6 +181,7 @@ class Builder:
         self._restarted: Set[str] = set()  # jobs cancelled because an input changed
         self._delays: Dict[Tuple[str, int], float] = {}
         self._last_flush = 0.0
+        self._stopping = False  # the build is over: background helpers stop
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
     def predict(self) -> Dict[str, Verdict]:
@@ -224,6 +226,8 @@ class Builder:
         if self.executor is None:
             self.executor = LocalExecutor(registry=os.path.join(self.root, RUNNING_REGISTRY))
         self.reporter.build_started(to_run, len(self.graph.jobs) + len(self.untouched))
+        if to_run >= PRECREATE_MIN_JOBS:
+            self._precreate_logs([job for job in self.graph.jobs if not verdicts[job.key].up_to_date])
         durations = {key: row.duration for key, row in self.latest.items() if row.duration}
         queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))
         pending = {job.key: len(job.deps) for job in self.graph.jobs}
@@ -334,6 +338,7 @@ class Builder:
             self.files.settle_racy()
             self._flush()
         finally:
+            self._stopping = True
             self._restore_signal_handlers(previous_handlers)
         # Jobs never reached (a dependency failed, or the build stopped early).
         for job in self.graph.jobs:
@@ -366,6 +371,32 @@ class Builder:
             error.result = result  # type: ignore[attr-defined]
             raise error
         return result
+
+    def _precreate_logs(self, jobs: List[Job]) -> None:
+        """Create the missing log files of the jobs predicted to run, in a background thread.
+
+        Creating a file costs 0.1-1 ms on common file systems, and the spawning thread is the
+        bottleneck of builds of many small jobs; opening an existing empty file is ~20x
+        cheaper. O_EXCL: a log the builder created (or a job writes to) is never touched."""
+        root = self.root
+
+        def create() -> None:
+            made: Set[str] = set()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            for job in jobs:
+                if self._interrupt or self._stopping:
+                    return
+                path = log_path_for(root, job)
+                directory = os.path.dirname(path)
+                try:
+                    if directory not in made:
+                        os.makedirs(directory, exist_ok=True)
+                        made.add(directory)
+                    os.close(os.open(path, flags, 0o644))
+                except OSError:
+                    continue  # exists already, or cannot be made: the builder opens it itself
+
+        threading.Thread(target=create, name="weave-logs", daemon=True).start()
 
     def _estimates(self, durations: Dict[str, float]) -> Dict[str, float]:
         known = sorted(d for d in durations.values() if d)
