@@ -32,7 +32,9 @@ INTRO = """\
 weave [GLOBAL OPTIONS] [COMMAND] [ARGS]...
 ```
 
-- `-C DIR` and `-f FILE` go **before** the command: `weave -C examples/ml build`.
+- `-C DIR` and `-f FILE` go **before** the command: `weave -C examples/ml build`. As with
+  `make -C`, weave changes into DIR first, so paths on the command line (targets, `-f`, `-o`)
+  are relative to DIR.
 - Without a command, `weave` builds the default targets; the build options (`-j`,
   `--resources`, `-k`, ...) are accepted there too, and build options given before a command
   apply to it: `weave -j 4 build` is `weave build -j 4`.

@@ -160,6 +160,7 @@ def cli(ctx: click.Context, directory: str, weavefile: Optional[str], verbose: i
             os.chdir(directory)
         except OSError as exc:
             raise click.BadParameter(f"cannot change into '{directory}': {exc.strerror}", param_hint="-C") from None
+        os.environ["PWD"] = os.getcwd()  # what a shell would say, for jobs started without one
         directory = "."
     verbosity = 0 if quiet else 1 + verbose
     ctx.obj = Settings(directory, weavefile, verbosity)

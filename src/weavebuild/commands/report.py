@@ -74,7 +74,8 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
             handle.write(page)
     except OSError as exc:
         raise UsageError(f"cannot write report '{output}': {exc.strerror or exc}") from None
-    summary = f"run {run.id}, {run.outcome}, {len(run.attempts)} attempts"
+    count = len(run.attempts)
+    summary = f"run {run.id}, {run.outcome}, {count} attempt{'' if count == 1 else 's'}"
     click.echo(f"wrote {os.path.relpath(output)} ({summary})")
 
 
