@@ -231,10 +231,10 @@ class Project:
                         self.root, self.digest, targets, self.path, partial.indices,
                         partial.job_keys, partial.queries,
                     )
-                if graph is not None and checked is not None and partial is not None:
+                if graph is not None and partial is not None:
                     # Files outside the reached jobs are never looked at: no need for the
                     # whole digest cache, nor for the records of the other jobs.
-                    files = FileState(self.root, dict(checked.rows))
+                    files = FileState(self.root, {})
                     latest = store.load_jobs([job.key for job in graph.jobs])
                     untouched = partial.untouched_keys()
                 else:
@@ -277,7 +277,7 @@ class Project:
                     if data is not None:
                         stamp.save(store, self.root, stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
-                        store.prune_records([item.key for item in result._with(RAN)])
+                        store.prune_records([item.key for item in result.ran])
                     return result
                 except KeyboardInterrupt:
                     outcome = "interrupted"

@@ -2,8 +2,9 @@
 
 The scheduler talks to the `Executor` interface (start → completions), so a distributed
 executor can replace `LocalExecutor` without touching scheduling. `LocalExecutor` runs each
-command with bash in strict mode, in its own session (process group), with output to a log
-file, and reaps children with wait4 in one thread, which also gives peak RSS and CPU time.
+command with bash in strict mode (or, for plain programs and pipelines of them, starts the
+programs itself), each process in its own session (process group), with output to a log file,
+and reaps children with wait4 in one thread, which also gives peak RSS and CPU time.
 """
 
 from __future__ import annotations
@@ -71,15 +72,15 @@ class _Running:
     """A started command: one process, or the stages of a pipeline started without a shell."""
 
     __slots__ = (
-        "token", "processes", "started", "pid", "cancelled", "cancelled_at", "timed_out", "peak_rss",
-        "statuses", "cpu_time", "maxrss",
+        "token", "processes", "started", "cancelled", "cancelled_at", "timed_out", "peak_rss",
+        "statuses", "cpu_time", "maxrss", "discarded",
     )
 
     def __init__(self, token: object, processes: List[subprocess.Popen], started: float):
         self.token = token
         self.processes = processes
         self.started = started
-        self.pid = processes[0].pid
+        self.discarded = False  # stages of a pipeline that could not be started whole
         self.statuses: Dict[int, int] = {}  # pid -> exit code, as stages end
         self.cpu_time = 0.0
         self.maxrss = 0
@@ -90,7 +91,8 @@ class _Running:
 
 
 class LocalExecutor(Executor):
-    """Runs commands as local subprocesses (bash -euo pipefail -c CMD)."""
+    """Runs commands as local subprocesses: plain programs and pipelines of them directly,
+    everything else with bash -euo pipefail -c CMD."""
 
     def __init__(
         self, shell: Optional[str] = None, sample_interval: float = 0.25, registry: Optional[str] = None
@@ -143,18 +145,15 @@ class LocalExecutor(Executor):
         """Start `command`; `env=None` inherits weave's environment (the cheapest spawn)."""
         self._ensure_threads()
         child_env = None if env is None else dict(env)
-        argv = self.simple_argv(command)
+        pipeline = self.pipeline(command)
         processes: Optional[List[subprocess.Popen]] = None
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            if argv is None:
-                pipeline = self.pipeline(command)
-                if pipeline is not None:
-                    processes = self._start_pipeline(token, pipeline, child_env, cwd, log)
+            if pipeline is not None:
+                processes = self._start_pipeline(pipeline, child_env, cwd, log)
             if processes is None:
-                processes = [
-                    self._spawn(argv or [self.shell, "-euo", "pipefail", "-c", command], self._devnull(), log, log, cwd, child_env)
-                ]
+                argv = [self.shell, "-euo", "pipefail", "-c", command]
+                processes = [self._spawn(argv, self._devnull(), log, log, cwd, child_env)]
         finally:
             os.close(log)
         self._register(_Running(token, processes, time.monotonic()))
@@ -188,13 +187,15 @@ class LocalExecutor(Executor):
 
     def pipeline(self, command: str) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
         """(argv of each stage, input file, output file, append) for a command that is only
-        plain programs with plain words, joined by `|`, with at most `< FILE` on the first
-        stage and `> FILE` or `>> FILE` on the last, else None.
+        plain programs with plain words (`cp a b`), or such programs joined by `|`, with at
+        most `< FILE` on the first stage and `> FILE` or `>> FILE` on the last; else None: no
+        quoting, expansion, builtins, or programs not on PATH (bash reports "command not
+        found" with its exit code 127).
 
         bash in strict mode would only start these programs, connect them and wait: weave does
-        that itself, which saves starting bash (the larger part of a small job's cost), and
-        gives the same result: with pipefail, the status of the rightmost stage that failed
-        (128 + N for a stage killed by signal N)."""
+        that itself, as make does for plain commands, which saves starting bash (the larger
+        part of a small job's cost) and gives the same result: with pipefail, the status of
+        the rightmost stage that failed (128 + N for a stage killed by signal N)."""
         if "\n" in command.strip() or not _PIPELINE_COMMAND.match(command):
             return None
         words = command.split()
@@ -234,22 +235,16 @@ class LocalExecutor(Executor):
                     return None  # `a>b`, or words after a redirection: left to bash
                 stages[-1].append(word)
             index += 1
-        if not stages[-1] or (len(stages) == 1 and source is None and target is None):
+        if not stages[-1]:
             return None
-        argvs: List[List[str]] = []
         for stage in stages:
             first = stage[0]
-            if first in _BASH_WORDS or "=" in first:
+            if first in _BASH_WORDS or "=" in first or not self._program(first):
                 return None
-            program = self._program(first)
-            if not program:
-                return None
-            argvs.append(stage)
-        return argvs, source, target, append
+        return stages, source, target, append
 
     def _start_pipeline(
         self,
-        token: object,
         pipeline: Tuple[List[List[str]], Optional[str], Optional[str], bool],
         env: Optional[Dict[str, str]],
         cwd: str,
@@ -285,7 +280,9 @@ class LocalExecutor(Executor):
                 for process in processes:
                     _kill_group(process.pid, signal.SIGKILL)
                 if processes:
-                    self._register(_Running(("discarded", token), processes, time.monotonic()))
+                    discarded = _Running(object(), processes, time.monotonic())
+                    discarded.discarded = True
+                    self._register(discarded)
                 raise
             return processes
         finally:
@@ -305,23 +302,6 @@ class LocalExecutor(Executor):
         if self._null_fd is None:
             self._null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         return self._null_fd
-
-    def simple_argv(self, command: str) -> Optional[List[str]]:
-        """argv for a command bash would run as one plain program (`cp a b`), else None.
-
-        Like make, skip the shell when it would add nothing: no quoting, expansion, redirection,
-        operators or builtins. This halves the cost of trivial jobs; anything else runs under
-        `bash -euo pipefail -c`.
-        """
-        words = command.split()
-        if not words or len(words) > 64 or "\n" in command.strip():
-            return None
-        first = words[0]
-        if first in _BASH_WORDS or "=" in first or not _SIMPLE_COMMAND.match(command):
-            return None
-        if not self._program(first):
-            return None  # let bash report "command not found" with its exit code 127
-        return words
 
     def _ensure_threads(self) -> None:
         self._ensure_reaper()
@@ -389,10 +369,9 @@ class LocalExecutor(Executor):
                 process.returncode = code  # reaped by us: stop Popen from waiting again
         if len(running.statuses) < len(running.processes):
             return None  # a pipeline whose other stages still run
-        if self._by_token.get(running.token) is running:
-            del self._by_token[running.token]
-        if isinstance(running.token, tuple) and running.token[:1] == ("discarded",):
-            return None  # stages of a pipeline that could not be started whole
+        del self._by_token[running.token]
+        if running.discarded:
+            return None
         if len(running.processes) == 1:
             returncode = code
         else:  # pipefail: the rightmost failure; a stage killed by signal N counts as 128 + N
@@ -518,7 +497,6 @@ _BASH_WORDS = frozenset(
 _OPERATORS = ("|", "<", ">", ">>")
 # Plain words and the operators |, <, >, >> standing alone (a pipeline weave starts itself).
 _PIPELINE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=|<>-]+(?:\s+[A-Za-z0-9_./@:+,%=|<>-]+)*\s*\Z")
-_SIMPLE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=-]+(?:\s+[A-Za-z0-9_./@:+,%=-]+)*\s*\Z")
 
 
 def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback

@@ -135,20 +135,13 @@ def save(root: str, digest: str, targets: Sequence[str], graph: Graph, queries: 
     while len(entries) >= MAX_ENTRIES:
         entries.pop(next(iter(entries)))
     entries[(digest, tuple(targets))] = _flatten(graph, queries)
-    data = {"format": FORMAT, "weave": __version__, "entries": entries}
-    temporary = os.path.join(root, CACHE_NAME + f".{os.getpid()}.tmp")
     try:
-        with open(temporary, "wb") as handle:
-            marshal.dump(data, handle)
-        os.replace(temporary, os.path.join(root, CACHE_NAME))
-        with open(temporary, "w") as handle:
-            handle.write("\n".join(dict.fromkeys(key[0] for key in entries)) + "\n")
-        os.replace(temporary, os.path.join(root, DIGESTS_NAME))
-    except (OSError, ValueError):
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        data = marshal.dumps({"format": FORMAT, "weave": __version__, "entries": entries})
+    except ValueError:  # pragma: no cover - graphs hold only marshallable values
+        return
+    if paths.replace_file(os.path.join(root, CACHE_NAME), data):
+        digests = "\n".join(dict.fromkeys(key[0] for key in entries)) + "\n"
+        paths.replace_file(os.path.join(root, DIGESTS_NAME), digests.encode())
 
 
 _RULE_FIELDS = (

@@ -1,7 +1,8 @@
 """Project-relative paths and path patterns: normalisation, `{wildcard}` patterns, globs.
 
 Owns the one canonical spelling of a path (POSIX, relative to the project root, no `./`, no
-trailing slash) so that every other module can compare paths as plain strings.
+trailing slash) so that every other module can compare paths as plain strings, and the atomic
+replacement of weave's own state files.
 """
 
 from __future__ import annotations
@@ -125,3 +126,22 @@ def foreach_values(root: str, key: str, pattern: str, constraints: Dict[str, str
 
 def _names(pattern: str) -> Iterable[str]:
     return [m.group(1) for m in WILDCARD_RE.finditer(pattern) if m.group(1)]
+
+
+def replace_file(path: str, *chunks: bytes) -> bool:
+    """Write `chunks` to `path` atomically: to a temporary file renamed over it, so a reader
+    (or a crash) sees the old file or the new one, never a part. False if it failed; then
+    nothing is left behind."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        os.replace(temporary, path)
+        return True
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        return False

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 from ._version import __version__
 from .filestate import FileState, racy_window
 from .hashing import digest_strings, hash_file, walk_tree
+from .paths import replace_file
 from .store import FileRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,20 +134,12 @@ def save(store: Store, root: str, stamp_key: str, data: bytes) -> None:
         return
     token = os.urandom(TOKEN_BYTES)
     path = _file(root, stamp_key)
-    temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as handle:
-            handle.write(token)
-            handle.write(data)
-        os.replace(temporary, path)
     except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
         return
-    store.write_stamp(stamp_key, token)
+    if replace_file(path, token, data):
+        store.write_stamp(stamp_key, token)
 
 
 def _load(store: Store, root: str, stamp_key: str) -> Optional[bytes]:
@@ -326,56 +319,44 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     return reached
 
 
-def _open_directory(root: str) -> Optional[int]:
-    if os.stat not in os.supports_dir_fd:  # pragma: no cover - Linux and macOS support it
-        return None
-    try:
-        return os.open(root, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return None
-
-
 def _differing(root: str, stamp: _Stamp) -> Dict[int, Tuple[str, Optional[os.stat_result]]]:
     """Positions of the files whose fingerprint differs from the stamp's (missing files
-    included), and of racy files (an equal fingerprint proves nothing for them). The hot
-    loop of every no-op build: one stat per file and nothing else."""
+    included), and of racy files (an equal fingerprint proves nothing for them), with their
+    full paths and stats. The hot loop of every no-op build: one stat per file, relative to
+    the open project directory (no path joining, a shorter lookup in the kernel)."""
     paths, fingerprints = stamp.paths, stamp.fingerprints
     prefix = os.path.join(root, "")
     stat = os.stat
     differs: Dict[int, Tuple[str, Optional[os.stat_result]]] = {}
     index = 0
-    directory = _open_directory(root)
+    directory = os.open(root, os.O_RDONLY)
     try:
         for path in paths:
             try:
-                # Relative to an open directory: no path joining, a shorter lookup in the kernel.
-                if directory is not None:
-                    st = stat(path, dir_fd=directory)
-                else:  # pragma: no cover
-                    st = stat(path if path[:1] == os.sep else prefix + path)
+                st: Optional[os.stat_result] = stat(path, dir_fd=directory)
             except OSError:
-                differs[index >> 2] = (path if path[:1] == os.sep else prefix + path, None)
-                index += 4
-                continue
+                st = None
             if (
-                st.st_mtime_ns != fingerprints[index + 1]
+                st is None
+                or st.st_mtime_ns != fingerprints[index + 1]
                 or st.st_ctime_ns != fingerprints[index + 3]
                 or st.st_ino != fingerprints[index + 2]
                 or st.st_size != fingerprints[index]
             ):
-                differs[index >> 2] = (path if path[:1] == os.sep else prefix + path, st)
+                differs[index >> 2] = (path, st)
             index += 4
+        for position in stamp.racy:
+            path = paths[position]
+            try:
+                differs[position] = (path, stat(path, dir_fd=directory))
+            except OSError:
+                differs[position] = (path, None)
     finally:
-        if directory is not None:
-            os.close(directory)
-    for position in stamp.racy:
-        path = paths[position]
-        full = path if path[:1] == os.sep else prefix + path
-        try:
-            differs[position] = (full, stat(full))
-        except OSError:
-            differs[position] = (full, None)
-    return differs
+        os.close(directory)
+    return {
+        position: (path if path[:1] == os.sep else prefix + path, st)
+        for position, (path, st) in differs.items()
+    }
 
 
 def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
@@ -394,7 +375,10 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         if not graphcache.still_valid(root, stamp.queries):
             return None
     result = Check(stamp.job_keys_blob)
-    differs = _differing(root, stamp)
+    try:
+        differs = _differing(root, stamp)
+    except OSError:  # the project directory cannot be opened: no proof either way
+        return None
     if not differs:
         result.noop = True
         return result
