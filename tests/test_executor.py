@@ -148,3 +148,75 @@ def test_native_pipelines_match_bash(tmp_path, command):
         text = log.read_text().replace("bash: line 1: ", "")
         outcomes.append((done[0].returncode, text, files))
     assert outcomes[0] == outcomes[1]
+
+
+def _collect(executor, count):
+    done = {}
+    while len(done) < count:
+        for completion in executor.wait(30):
+            done[completion.token] = completion
+    return done
+
+
+@pytest.mark.parametrize("mode", ["pidfd", "reaper"])
+def test_completions_in_both_wait_modes(tmp_path, mode):
+    """Linux waits on pidfds in the builder's thread; elsewhere (or where pidfds are refused) a
+    reaper thread waits: both report every job once, with its status and CPU time."""
+    if mode == "pidfd" and not hasattr(os, "pidfd_open"):
+        pytest.skip("no pidfd_open here")
+    executor = LocalExecutor()
+    if mode == "reaper":
+        executor._use_pidfd = False
+    commands = {"ok": "true", "three": "exit 3", "pipe": "false | true", "native": "cat missing-file"}
+    for token, command in commands.items():
+        executor.start(token, command, None, str(tmp_path), str(tmp_path / f"{token}.log"))
+    executor.start("slow", "sleep 30", None, str(tmp_path), str(tmp_path / "slow.log"))
+    done = _collect(executor, len(commands))
+    assert {token: c.returncode for token, c in done.items()} == {"ok": 0, "three": 3, "pipe": 1, "native": 1}
+    assert executor.tokens() == ["slow"]
+    executor.cancel("slow")
+    cancelled = _collect(executor, 1)["slow"]
+    assert cancelled.cancelled and cancelled.returncode == -15
+    assert executor._use_pidfd is (mode == "pidfd")
+    executor.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd_open here")
+def test_children_without_a_pidfd_are_still_reaped(tmp_path, monkeypatch):
+    """Out of descriptors for a pidfd (EMFILE) after the first: those children are polled."""
+    import errno
+
+    real = os.pidfd_open
+    calls = []
+
+    def pidfd_open(pid, *args):
+        calls.append(pid)
+        if len(calls) > 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(pid, *args)
+
+    monkeypatch.setattr(os, "pidfd_open", pidfd_open)
+    executor = LocalExecutor()
+    for index in range(3):
+        executor.start(f"job{index}", f"exit {index}", None, str(tmp_path), str(tmp_path / f"{index}.log"))
+    done = _collect(executor, 3)
+    assert {token: c.returncode for token, c in done.items()} == {"job0": 0, "job1": 1, "job2": 2}
+    assert executor._use_pidfd is True and not executor._unwatched
+    executor.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd_open here")
+def test_only_its_own_children_are_reaped(tmp_path):
+    """An embedding program's own subprocess keeps its exit status while weave runs jobs."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); raise SystemExit(7)"])
+    executor = LocalExecutor()
+    for index in range(5):
+        executor.start(f"job{index}", "sleep 0.2", None, str(tmp_path), str(tmp_path / f"{index}.log"))
+    _collect(executor, 5)
+    executor.start("late", "sleep 1", None, str(tmp_path), str(tmp_path / "late.log"))
+    assert other.wait(30) == 7
+    _collect(executor, 1)
+    executor.close()
