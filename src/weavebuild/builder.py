@@ -307,8 +307,19 @@ class Builder:
                         # Nothing runs and nothing fits: cannot happen after the feasibility
                         # check, but never spin.
                         raise UsageError("jobs are waiting for resources that can never be free")
-                # 4. Wait for completions (or a timer: retry, timeout, grace, live output).
+                # Records are committed in batches, at most every FLUSH_INTERVAL (a crash loses
+                # at most that much bookkeeping: those jobs rerun), so SQLite is not on the
+                # per-job path of builds of many tiny jobs; and here, with the free slots
+                # already refilled, so no slot waits for a commit.
+                unflushed = self._records or self._attempt_rows
+                if unflushed and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+                    self._flush()
+                    unflushed = False
+                # 4. Wait for completions (or a timer: retry, timeout, grace, live output, the
+                # next commit).
                 timeout = self._wait_timeout(running, retry_at, grace_deadline)
+                if unflushed and timeout is not None:
+                    timeout = max(0.0, min(timeout, self._last_flush + FLUSH_INTERVAL - time.monotonic()))
                 completions = self.executor.wait(timeout)
                 self._check_timeouts(running)
                 self._stream(running)
@@ -330,11 +341,6 @@ class Builder:
                     elif outcome in (FAILED, CANCELLED) and not self.options.keep_going:
                         state["stopping"] = True
                     self._settle(job, pending, decide)
-                # Records are committed in batches, at most every FLUSH_INTERVAL: a crash loses
-                # at most that much bookkeeping (the jobs rerun), and SQLite is not on the
-                # per-job path of builds of many tiny jobs.
-                if time.monotonic() - self._last_flush >= FLUSH_INTERVAL or not running:
-                    self._flush()
             self.files.settle_racy()
             self._flush()
         finally:
