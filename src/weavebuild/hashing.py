@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import stat as stat_module
-from typing import Callable, Iterable, List, Optional, Tuple
+import time
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import xxhash
 
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
 _SMALL = 64 * 1024
+# From this many files on, hash_files reads with several threads (system calls and xxhash
+# release the GIL); below, starting threads costs more than it saves.
+PARALLEL_MIN = 64
+MAX_HASH_THREADS = 4
 
 _xxh128 = xxhash.xxh3_128
 _hexdigest = xxhash.xxh3_128_hexdigest
@@ -56,6 +61,35 @@ def hash_file(path: str, size_hint: int = -1) -> str:
                 break
             update(view[:count])
         return hasher.hexdigest()
+
+
+def hash_files(files: Sequence[Tuple[str, int]]) -> List[Tuple[int, Optional[str]]]:
+    """For each (path, size): (time.time_ns() taken before reading it, its digest, or None if it
+    cannot be read), in order. Many files are read by a few threads at once."""
+    results: List[Tuple[int, Optional[str]]] = [(0, None)] * len(files)
+
+    def work(first: int, step: int) -> None:
+        for index in range(first, len(files), step):
+            path, size = files[index]
+            hashed_at = time.time_ns()  # before reading: errs towards re-hashing next time
+            try:
+                results[index] = (hashed_at, hash_file(path, size))
+            except OSError:
+                results[index] = (hashed_at, None)
+
+    workers = min(MAX_HASH_THREADS, os.cpu_count() or 1) if len(files) >= PARALLEL_MIN else 1
+    if workers <= 1:
+        work(0, 1)
+        return results
+    import threading
+
+    threads = [threading.Thread(target=work, args=(first, workers), daemon=True) for first in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    work(0, workers)
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def symlink_digest(target: str) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, racy_window
-from .hashing import digest_strings, hash_file, walk_tree
+from .hashing import digest_strings, hash_files, walk_tree
 from .paths import replace_file
 from .store import FileRow, Store
 
@@ -390,25 +390,25 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         return None
     paths, fingerprints = stamp.paths, stamp.fingerprints
     changed: Set[int] = set()
+    same_size: List[Tuple[int, str, os.stat_result]] = []
     for position, (full, st) in differs.items():
-        expected = digests[position]
         if (
             st is None
-            or not expected
+            or not digests[position]
             or not stat_module.S_ISREG(st.st_mode)
             or st.st_size != fingerprints[4 * position]
         ):
             changed.add(position)
-            continue
-        hashed_at = time.time_ns()
-        try:
-            digest = hash_file(full, st.st_size)
-        except OSError:
+        else:
+            same_size.append((position, full, st))
+    hashed = hash_files([(full, st.st_size) for _, full, st in same_size])
+    for (position, _, st), (hashed_at, digest) in zip(same_size, hashed):
+        if digest is None:
             changed.add(position)
             continue
         fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         result.rows[paths[position]] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
-        if digest != expected:
+        if digest != digests[position]:
             changed.add(position)
     if not changed:
         result.noop = True
