@@ -328,6 +328,8 @@ def _type_name(value: Any) -> str:
 
 def wildcard_names_in(pattern: str) -> List[str]:
     """Names of the `{wildcards}` in a path pattern, in order of appearance."""
+    if "{" not in pattern:
+        return []  # most paths: no regex scan
     return [m.group(1) for m in WILDCARD_RE.finditer(pattern) if m.group(1) is not None]
 
 
@@ -674,7 +676,7 @@ class _Validator:
             items = spec.inputs if kind == "inputs" else spec.outputs
             names = spec.input_names if kind == "inputs" else spec.output_names
             expands = kind == "inputs" and (
-                bool(spec.foreach) or any(GLOB_CHARS & set(item) for item in items)
+                bool(spec.foreach) or any(not GLOB_CHARS.isdisjoint(item) for item in items)
             )
             if index is not None and not expands and not (-len(items) <= index < len(items)):
                 raise self.error(

@@ -34,11 +34,13 @@ def is_outside(path: str) -> bool:
 
 
 def has_glob(pattern: str) -> bool:
-    return any(ch in GLOB_CHARS for ch in pattern)
+    return not GLOB_CHARS.isdisjoint(pattern)
 
 
 def substitute(pattern: str, values: Dict[str, str]) -> str:
     """Fill the `{wildcards}` of a path pattern; names without a value are left as they are."""
+    if "{" not in pattern and "}" not in pattern:
+        return pattern  # most paths: no regex pass
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -51,6 +53,8 @@ def substitute(pattern: str, values: Dict[str, str]) -> str:
 
 def unescape(pattern: str) -> str:
     """A pattern without wildcards: turn `{{`/`}}` into literal braces."""
+    if "{" not in pattern and "}" not in pattern:
+        return pattern
     return pattern.replace("{{", "{").replace("}}", "}")
 
 
