@@ -397,8 +397,7 @@ class LocalExecutor(Executor):
         completions: List[Completion] = []
         for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
             pid = self._pidfds.pop(fd)
-            self._epoll.unregister(fd)
-            os.close(fd)
+            os.close(fd)  # which also takes it out of the epoll set
             self._reap_child(pid, 0, completions)  # it has exited: wait4 returns at once
         for pid in list(self._unwatched):
             if self._reap_child(pid, os.WNOHANG, completions):
