@@ -48,6 +48,12 @@ def test_touch_is_a_proven_noop_and_restamps(project):
         store.close()
     assert checked is not None and checked.noop  # restamped: the touched files are not re-read
     assert "raw/a.txt" not in checked.rows and "data.csv" not in checked.rows
+    # The digest cache was not rewritten for them (the stamp holds their new stats): a build
+    # that cannot use the stamp re-hashes them once, finds the same content, and runs nothing.
+    project.weavefile(project.read("Weavefile") + "\n# an edit voids the stamp\n")
+    project.clear_runs()
+    result = Project.load(str(project.root)).build()
+    assert result.ran == [] and project.runs_log() == []
 
 
 def test_partial_check_after_one_change(project):

@@ -205,10 +205,13 @@ class Project:
                 stamp_key = stamp.key(self.digest, targets)
                 checked = None if force else stamp.check(store, self.root, stamp_key)
                 if checked is not None and checked.noop:
-                    if checked.rows:  # touched files, same content: remember their new stats
+                    # Touched files, same content: the refreshed stamp remembers their new
+                    # stats (the digest cache keeps the old ones; a build that does not go
+                    # through the stamp re-hashes those files once).
+                    if checked.restamp is not None:
+                        stamp.save(store, self.root, stamp_key, checked.restamp)
+                    elif checked.rows:
                         store.commit(files=list(checked.rows.items()))
-                        if checked.restamp is not None:
-                            stamp.save(store, self.root, stamp_key, checked.restamp)
                     return self._fast_noop(store, list(checked.job_keys), command_line, targets, reporter)
                 from .builder import Builder, BuildOptions
 
