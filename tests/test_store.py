@@ -91,6 +91,17 @@ def test_empty_store_loads_nothing(store):
     assert store.runs() == []
 
 
+def test_record_lookups_before_and_after_the_first_records(store, tmp_path):
+    assert store.record("sig1") is None  # no records at all: known without a query per lookup
+    store.commit(records=[make_record("sig1")])
+    assert store.record("sig1") is not None and store.record("sig2") is None
+    reopened = Store.open(str(tmp_path))
+    try:
+        assert reopened.record("sig1") is not None
+    finally:
+        reopened.close()
+
+
 # -- round trips -------------------------------------------------------------------------------
 
 

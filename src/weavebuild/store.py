@@ -97,6 +97,9 @@ class Store:
         self.path = path
         self.warnings = warnings
         self.broken = False
+        # True while the store holds no record at all (a first build): record() then answers
+        # without a query per job. Builds hold the project lock, so no one else adds records.
+        self._no_records: Optional[bool] = None
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -234,6 +237,12 @@ class Store:
         if self.connection is None:
             return None
         try:
+            if self._no_records is None:
+                self._no_records = bool(
+                    self.connection.execute("SELECT NOT EXISTS (SELECT 1 FROM records)").fetchone()[0]
+                )
+            if self._no_records:
+                return None
             row = self.connection.execute(
                 "SELECT signature, job_key, rule, recipe, inputs, outputs, duration, finished_at "
                 "FROM records WHERE signature = ?",
@@ -310,6 +319,7 @@ class Store:
                     [(path,) + tuple(row) for path, row in files],
                 )
                 if records:
+                    self._no_records = False
                     connection.executemany(
                         "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
