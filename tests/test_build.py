@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from conftest import assert_user_error
 
 PIPELINE = """
@@ -435,3 +437,25 @@ def test_many_jobs_logs_are_exact(project):
         assert result.rc == 0, result
         for n in (0, 41, 79):
             assert project.read(f".weave/logs/part[n={n}].log") == f"run-{round_} job {n}\n"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_builds_in_one_process_leak_no_descriptors(project):
+    """An embedding program (or watch mode) runs many builds in one process: each build's
+    pidfds, epoll set, log and null descriptors are closed when it ends, failed or not."""
+    from weavebuild import Project
+
+    make_pipeline(project)
+    Project.load(str(project.root)).build(jobs=2)  # imports, caches, the first store
+    before = len(os.listdir("/proc/self/fd"))
+    for round_ in range(4):
+        project.write("raw/a.txt", f"round {round_}\n")
+        result = Project.load(str(project.root)).build(jobs=2)
+        assert result.ok and result.ran
+    project.write("raw/a.txt", "round 5\n")
+    project.write("Weavefile", project.read("Weavefile").replace("tr a-z A-Z", "false"))
+    try:
+        Project.load(str(project.root)).build(jobs=2)
+    except Exception:
+        pass  # the build fails; its descriptors must still be closed
+    assert len(os.listdir("/proc/self/fd")) == before
