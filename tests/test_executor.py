@@ -220,3 +220,20 @@ def test_only_its_own_children_are_reaped(tmp_path):
     assert other.wait(30) == 7
     _collect(executor, 1)
     executor.close()
+
+
+def test_an_inherited_ignored_sigchld_does_not_hide_failures(tmp_path):
+    """A parent that ignores SIGCHLD passes that on through exec; the kernel would then reap
+    weave's children itself and their statuses would be lost. Weave takes the default back."""
+    import subprocess
+    import sys
+
+    (tmp_path / "Weavefile").write_text('[rules.bad]\noutputs = ["out.txt"]\ncmd = "exit 3"\n')
+    script = (
+        "import os, signal, sys\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'weavebuild', 'build'])\n"
+    )
+    process = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 1, process.stderr
+    assert "exited with code 3" in process.stderr

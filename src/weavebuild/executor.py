@@ -102,6 +102,7 @@ class LocalExecutor(Executor):
         self, shell: Optional[str] = None, sample_interval: float = 0.25, registry: Optional[str] = None
     ):
         self.shell = shell or shutil.which("bash") or "/bin/bash"
+        _reap_children_ourselves()
         # The registry lists running jobs (pid, start time), so that a later weave can kill
         # what a weave killed with SIGKILL left running (see kill_orphans).
         self.registry = registry
@@ -409,8 +410,8 @@ class LocalExecutor(Executor):
         while it still runs (with WNOHANG)."""
         try:
             reaped, status, usage = os.wait4(pid, options)
-        except ChildProcessError:  # reaped behind our back (SIGCHLD ignored): status unknown
-            reaped, status, usage = pid, 0, None
+        except ChildProcessError:  # reaped behind our back: unknown status, never a success
+            reaped, status, usage = pid, _UNKNOWN_STATUS, None
         if reaped == 0:
             return False
         completion = self._complete(pid, status, usage, time.monotonic())
@@ -565,6 +566,20 @@ _BASH_WORDS = frozenset(
 _OPERATORS = ("|", "<", ">", ">>")
 # Plain words and the operators |, <, >, >> standing alone (a pipeline weave starts itself).
 _PIPELINE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=|<>-]+(?:\s+[A-Za-z0-9_./@:+,%=|<>-]+)*\s*\Z")
+
+
+_UNKNOWN_STATUS = 255 << 8  # a wait status meaning "exited with 255"
+
+
+def _reap_children_ourselves() -> None:
+    """An ignored SIGCHLD (inherited from a careless parent) makes the kernel reap children
+    itself, and their exit statuses are lost: weave needs them, so it takes the default
+    disposition back (possible from the main thread only)."""
+    try:
+        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    except (ValueError, AttributeError):  # not the main thread; no SIGCHLD (Windows)
+        pass
 
 
 def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback
