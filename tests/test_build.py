@@ -459,3 +459,20 @@ def test_builds_in_one_process_leak_no_descriptors(project):
     except Exception:
         pass  # the build fails; its descriptors must still be closed
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_constraint_regex_with_a_nested_set_prints_no_python_warning(project):
+    """`[[a]` makes Python's re warn ("possible nested set"): the user sees the build, not that."""
+    project.weavefile(
+        """
+        [rules.copy]
+        inputs = ["src/{name}.txt"]
+        outputs = ["out/{name}.txt"]
+        wildcards = { name = "[[a-z]+" }
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    project.write("src/ab.txt", "x\n")
+    result = project.run("build", "out/ab.txt", env={"PYTHONWARNINGS": "default"})
+    assert result.rc == 0, result
+    assert "Warning" not in result.err, result.err

@@ -14,7 +14,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError
-from .paths import GLOB_CHARS, WILDCARD_RE
+from .paths import GLOB_CHARS, WILDCARD_RE, compile_regex
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
@@ -548,7 +548,7 @@ class _Validator:
                     hint=_did_you_mean(key, all_wildcards),
                 )
             try:
-                compiled = re.compile(regex)
+                compiled = compile_regex(regex)
             except re.error as exc:
                 raise self.error(f"invalid regex for '{key}': {exc}", name, "wildcards") from None
             if compiled.groupindex:

@@ -86,7 +86,17 @@ def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[
     tail = normalized[position:]
     parts.append(re.escape(tail))
     literal_count += len(tail)
-    return re.compile("".join(parts) + r"\Z"), literal_count
+    return compile_regex("".join(parts) + r"\Z"), literal_count
+
+
+def compile_regex(regex: str) -> Pattern[str]:
+    """re.compile, quietly: a user's constraint such as `[[a]` draws a FutureWarning from
+    Python ("possible nested set") that would reach the user as a stray stderr line."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(regex)
 
 
 def bad_wildcard_value(value: str) -> Optional[str]:
