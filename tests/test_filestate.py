@@ -312,3 +312,24 @@ def test_forget_drops_memoised_digests(tmp_path):
     files.forget(["out", "never-seen"])
     assert files.digest("out") == digest_of(b"newer")
     assert files.hashed == 2
+
+
+def test_prefetch_gives_what_digest_gives(tmp_path, monkeypatch):
+    """prefetch reads files ahead (large ones in parallel); afterwards digest() answers from
+    memory with the digests it would have computed, and records the same cache rows."""
+    from weavebuild import hashing
+
+    monkeypatch.setattr(hashing, "PARALLEL_BYTES", 1)  # threads even for these small files
+    for name in ("a.txt", "b.txt", "c.txt"):
+        write_old(tmp_path, name, name.encode() * 100)
+    (tmp_path / "dir").mkdir()
+    write_old(tmp_path, "dir/inner.txt", b"inner")
+    cached = FileState(str(tmp_path), {})
+    cached.digest("c.txt")  # in the cache already: answered without reading again
+    ahead = FileState(str(tmp_path), dict(cached.cache))
+    ahead.prefetch(["a.txt", "b.txt", "c.txt", "dir", "missing.txt"])
+    assert ahead.hashed == 2  # a and b; c's cached row still fits its file
+    plain = FileState(str(tmp_path), dict(cached.cache))
+    for name in ("a.txt", "b.txt", "c.txt", "dir", "missing.txt"):
+        assert ahead.digest(name) == plain.digest(name), name
+    assert {k: v[4] for k, v in ahead.cache.items()} == {k: v[4] for k, v in plain.cache.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -201,13 +202,13 @@ def test_hash_tree_with_a_socket_inside(tmp_path, monkeypatch):
         server.close()
 
 
-def test_hash_files_in_threads_equals_one_by_one(tmp_path):
-    """Many files are read by several threads; each gets its own digest, in order, and an
+def test_hash_files_in_threads_equals_one_by_one(tmp_path, monkeypatch):
+    """Large files are read by several threads; each gets its own digest, in order, and an
     unreadable one gets None instead of failing the others."""
     from weavebuild import hashing
 
     files = []
-    for index in range(hashing.PARALLEL_MIN + 7):
+    for index in range(20):
         path = tmp_path / f"f{index}"
         path.write_bytes(f"content {index}\n".encode() * (index % 5 + 1))
         files.append((str(path), path.stat().st_size))
@@ -215,11 +216,23 @@ def test_hash_files_in_threads_equals_one_by_one(tmp_path):
     big.write_bytes(os.urandom(3 * hashing.CHUNK + 5))
     files.append((str(big), big.stat().st_size))
     files.append((str(tmp_path / "missing"), 3))
+    monkeypatch.setattr(hashing, "PARALLEL_BYTES", 1 << 20)  # threads for these few MiB
+    started = []
+    real_thread = threading.Thread
+
+    def counting_thread(*args, **kwargs):
+        started.append(1)
+        return real_thread(*args, **kwargs)
+
+    monkeypatch.setattr(threading, "Thread", counting_thread)
     before = time.time_ns()
     results = hashing.hash_files(files)
+    assert started  # the threaded path ran
     assert [digest for _, digest in results[:-1]] == [hashing.hash_file(path) for path, _ in files[:-1]]
     assert results[-1][1] is None
     assert all(before <= hashed_at <= time.time_ns() for hashed_at, _ in results)
     assert len(set(digest for _, digest in results[:-1])) == len(files) - 1
-    # Below PARALLEL_MIN the calling thread reads alone: the same digests.
+    # Small files are read in turn by the calling thread: the same digests.
+    started.clear()
     assert [digest for _, digest in hashing.hash_files(files[:3])] == [digest for _, digest in results[:3]]
+    assert not started

@@ -190,6 +190,16 @@ class Builder:
         verdicts: Dict[str, Verdict] = {}
         stale: Set[str] = set()
         unchanged = self.unchanged
+        # Source files are read up front, several at a time (large inputs hash in parallel).
+        produced = {path for job in self.graph.jobs for path in job.outputs}
+        self.files.prefetch(
+            dict.fromkeys(
+                path
+                for job in self.graph.jobs
+                for path in job.inputs
+                if path not in produced and (unchanged is None or path not in unchanged)
+            )
+        )
         for job in self.graph.jobs:
             upstream = [dep for dep in job.deps if dep.key in stale]
             if upstream:

@@ -12,7 +12,7 @@ import stat as stat_module
 import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from .hashing import hash_file, hash_tree
+from .hashing import hash_file, hash_files, hash_tree
 from .store import FileRow
 
 # A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
@@ -93,13 +93,47 @@ class FileState:
             return row[4]
         hashed_at = time.time_ns()  # taken before reading: errs towards re-hashing next time
         digest = hash_file(full, st.st_size)
+        self._install(key, full, st, digest, hashed_at)
+        return digest
+
+    def _install(self, key: str, full: str, st: os.stat_result, digest: str, hashed_at: int) -> None:
         self.hashed += 1
-        new_row: FileRow = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
+        new_row: FileRow = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest, hashed_at)  # type: ignore[assignment]
         self.cache[key] = new_row
         self.dirty[key] = new_row
         if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
             self.racy[key] = full
-        return digest
+
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Digest these files ahead, reading the ones that need it with a few threads at once
+        (several large inputs hash in parallel); digest() then answers from memory, with the
+        same results. Anything unusual (missing, a directory) is left to digest()."""
+        todo: List[Tuple[str, str, os.stat_result]] = []
+        for path in paths:
+            if path in self._memo:
+                continue
+            full = self.full_path(path)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            if not stat_module.S_ISREG(st.st_mode):
+                continue
+            row = self.cache.get(path)
+            if (
+                row is not None
+                and tuple(row[:4]) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+                and row[5] - st.st_mtime_ns > racy_window(st.st_mtime_ns)
+            ):
+                self._memo[path] = row[4]  # what digest() would answer, without a second stat
+                continue
+            todo.append((path, full, st))
+        if len(todo) < 2:
+            return  # nothing to read in parallel: digest() reads it when asked
+        for (path, full, st), (hashed_at, digest) in zip(todo, hash_files([(full, st.st_size) for _, full, st in todo])):
+            if digest is not None:
+                self._install(path, full, st, digest, hashed_at)
+                self._memo[path] = digest
 
     def settle_racy(self) -> None:
         """Re-hash files that were racy when hashed and whose window has passed since.

@@ -15,9 +15,10 @@ import xxhash
 
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
 _SMALL = 64 * 1024
-# From this many files on, hash_files reads with several threads (system calls and xxhash
-# release the GIL); below, starting threads costs more than it saves.
-PARALLEL_MIN = 64
+# From this many bytes in two files or more, hash_files reads with several threads (reads
+# and xxhash release the GIL): large inputs hash in parallel. Many small files gain nothing
+# measurable end to end (the per-file Python work holds the GIL), so they are read in turn.
+PARALLEL_BYTES = 32 << 20
 MAX_HASH_THREADS = 4
 
 _xxh128 = xxhash.xxh3_128
@@ -65,7 +66,7 @@ def hash_file(path: str, size_hint: int = -1) -> str:
 
 def hash_files(files: Sequence[Tuple[str, int]]) -> List[Tuple[int, Optional[str]]]:
     """For each (path, size): (time.time_ns() taken before reading it, its digest, or None if it
-    cannot be read), in order. Many files are read by a few threads at once."""
+    cannot be read), in order. Large files are read by a few threads at once."""
     results: List[Tuple[int, Optional[str]]] = [(0, None)] * len(files)
 
     def work(first: int, step: int) -> None:
@@ -77,7 +78,8 @@ def hash_files(files: Sequence[Tuple[str, int]]) -> List[Tuple[int, Optional[str
             except OSError:
                 results[index] = (hashed_at, None)
 
-    workers = min(MAX_HASH_THREADS, os.cpu_count() or 1) if len(files) >= PARALLEL_MIN else 1
+    parallel = len(files) > 1 and sum(size for _, size in files) >= PARALLEL_BYTES
+    workers = min(MAX_HASH_THREADS, os.cpu_count() or 1, len(files)) if parallel else 1
     if workers <= 1:
         work(0, 1)
         return results
