@@ -160,3 +160,11 @@ def test_output_parent_is_a_file(project):
     assert result.rc == 1, result
     assert "cannot prepare output 'blocker/out.txt'" in result.err
     assert project.read("blocker") == "I am a file\n"
+
+
+def test_rules_written_as_keys_of_the_rules_table_are_located(project):
+    """`[rules]` then `name = {...}` is valid TOML for a rule: its errors name its line too."""
+    project.weavefile('default = ["x"]\n[rules]\nok = { outputs = ["x"], cmd = "touch x" }\nbad = 3\n')
+    assert_user_error(project.run("build"), "Weavefile:4:", "rule 'bad'", "must be a table")
+    project.weavefile('[rules]\nfirst = { outputs = ["x"], cmd = "touch x" }\nsecond = { outputs = ["y"], cmd = "touch y", bogus = 1 }\n')
+    assert_user_error(project.run("build"), "Weavefile:3:", "rule 'second', key 'bogus'", "unknown key")

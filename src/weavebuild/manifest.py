@@ -209,6 +209,9 @@ def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[b
     return _Validator(path, locator).manifest(data, digest)
 
 
+_INLINE_RULE_RE = re.compile(r"""^\s*(["']?)([A-Za-z0-9_.-]+)\1\s*=""")
+
+
 class _Locator:
     """Finds the line of a table or key in the Weavefile text, for error messages.
 
@@ -226,13 +229,22 @@ class _Locator:
             # One pass over the text, on first use: rules are looked up once each, so a
             # per-rule scan would make loading quadratic in the number of rules.
             self._headers = {}
+            inline: Dict[str, int] = {}  # rules written as `name = {...}` under [rules]
+            table = ""
             for number, line in enumerate(self.lines, 1):
                 stripped = line.strip()
                 if stripped.startswith("[") and not stripped.startswith("[[") and "]" in stripped:
                     header = re.sub(r"\s*\.\s*", ".", stripped[1 : stripped.find("]")].strip())
+                    table = header
                     if header.startswith("rules."):
                         name = header[len("rules.") :].strip("\"'")
                         self._headers.setdefault(name, number)
+                elif table == "rules":
+                    match = _INLINE_RULE_RE.match(line)
+                    if match:
+                        inline.setdefault(match.group(2), number)
+            for name, number in inline.items():
+                self._headers.setdefault(name, number)
         return self._headers.get(rule)
 
     def find_in_table(self, table: str, key: str) -> Optional[int]:
