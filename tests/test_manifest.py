@@ -745,8 +745,8 @@ def test_rule_body_not_a_table():
         a = 3
         """
     )
-    assert error.message == "Weavefile: rule 'a': must be a table, got an integer"
-    assert (error.rule, error.key) == ("a", None)
+    assert error.message == "Weavefile:3: rule 'a': must be a table, got an integer"
+    assert (error.rule, error.key, error.line) == ("a", None, 3)
 
 
 def test_duplicate_static_output():
