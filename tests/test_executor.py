@@ -237,3 +237,19 @@ def test_an_inherited_ignored_sigchld_does_not_hide_failures(tmp_path):
     process = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert process.returncode == 1, process.stderr
     assert "exited with code 3" in process.stderr
+
+
+def test_an_embedding_programs_ignored_sigchld_is_given_back(tmp_path):
+    """Within the API, weave reaps with the default SIGCHLD disposition while it runs jobs,
+    and puts an embedding program's SIG_IGN back when its executor closes."""
+    import signal
+
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        executor = LocalExecutor()
+        executor.start("job", "exit 4", None, str(tmp_path), str(tmp_path / "job.log"))
+        assert _collect(executor, 1)["job"].returncode == 4
+        executor.close()
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGCHLD, previous)

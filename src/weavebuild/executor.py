@@ -102,7 +102,7 @@ class LocalExecutor(Executor):
         self, shell: Optional[str] = None, sample_interval: float = 0.25, registry: Optional[str] = None
     ):
         self.shell = shell or shutil.which("bash") or "/bin/bash"
-        _reap_children_ourselves()
+        self._restore_sigchld = _reap_children_ourselves()
         # The registry lists running jobs (pid, start time), so that a later weave can kill
         # what a weave killed with SIGKILL left running (see kill_orphans).
         self.registry = registry
@@ -501,6 +501,12 @@ class LocalExecutor(Executor):
         if self._null_fd is not None:
             os.close(self._null_fd)
             self._null_fd = None
+        if self._restore_sigchld and not self._by_token:
+            self._restore_sigchld = False
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            except ValueError:  # closed from another thread: leave the default
+                pass
         if self._registry_fd is not None:
             if not self._by_token:
                 os.ftruncate(self._registry_fd, 0)  # every job is accounted for
@@ -571,15 +577,18 @@ _PIPELINE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=|<>-]+(?:\s+[A-Za-z0-9_./
 _UNKNOWN_STATUS = 255 << 8  # a wait status meaning "exited with 255"
 
 
-def _reap_children_ourselves() -> None:
+def _reap_children_ourselves() -> bool:
     """An ignored SIGCHLD (inherited from a careless parent) makes the kernel reap children
     itself, and their exit statuses are lost: weave needs them, so it takes the default
-    disposition back (possible from the main thread only)."""
+    disposition back (possible from the main thread only). True if it did: close() then
+    gives an embedding program its setting back."""
     try:
         if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            return True
     except (ValueError, AttributeError):  # not the main thread; no SIGCHLD (Windows)
         pass
+    return False
 
 
 def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback
