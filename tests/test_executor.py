@@ -9,15 +9,22 @@ import pytest
 from weavebuild.executor import LocalExecutor
 
 
+def _collect(executor, count):
+    """The completions of `count` jobs, by token."""
+    done = {}
+    while len(done) < count:
+        for completion in executor.wait(30):
+            done[completion.token] = completion
+    return done
+
+
 def run_one(tmp_path, command: str, env=None):
     executor = LocalExecutor()
     log = tmp_path / "job.log"
     executor.start("job", command, env, str(tmp_path), str(log))
-    completions = []
-    while not completions:
-        completions = executor.wait(30)
+    done = _collect(executor, 1)["job"]
     executor.close()
-    return completions[0], log.read_text()
+    return done, log.read_text()
 
 
 def test_exit_codes_and_output(tmp_path):
@@ -140,22 +147,12 @@ def test_native_pipelines_match_bash(tmp_path, command):
             executor.pipeline = lambda command: None  # type: ignore[method-assign]
         log = workdir / "job.log"
         executor.start("job", command, None, str(workdir), str(log))
-        done = []
-        while not done:
-            done = executor.wait(30)
+        done = _collect(executor, 1)["job"]
         executor.close()
         files = {p.name: p.read_text() for p in sorted(workdir.iterdir()) if p.name != "job.log"}
         text = log.read_text().replace("bash: line 1: ", "")
-        outcomes.append((done[0].returncode, text, files))
+        outcomes.append((done.returncode, text, files))
     assert outcomes[0] == outcomes[1]
-
-
-def _collect(executor, count):
-    done = {}
-    while len(done) < count:
-        for completion in executor.wait(30):
-            done[completion.token] = completion
-    return done
 
 
 @pytest.mark.parametrize("mode", ["pidfd", "reaper"])

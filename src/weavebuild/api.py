@@ -210,8 +210,6 @@ class Project:
                     # through the stamp re-hashes those files once).
                     if checked.restamp is not None:
                         stamp.save(store, self.root, stamp_key, checked.restamp)
-                    elif checked.rows:
-                        store.commit(files=list(checked.rows.items()))
                     return self._fast_noop(store, list(checked.job_keys), command_line, targets, reporter)
                 from .builder import Builder, BuildOptions
 
@@ -234,7 +232,7 @@ class Project:
                         self.root, self.digest, targets, self.path, partial.indices,
                         partial.job_keys, partial.queries,
                     )
-                if graph is not None and partial is not None:
+                if graph is not None:
                     # Files outside the reached jobs are never looked at: no need for the
                     # whole digest cache, nor for the records of the other jobs.
                     files = FileState(self.root, {})

@@ -321,7 +321,7 @@ class Builder:
                 # at most that much bookkeeping: those jobs rerun), so SQLite is not on the
                 # per-job path of builds of many tiny jobs; and here, with the free slots
                 # already refilled, so no slot waits for a commit.
-                unflushed = self._records or self._attempt_rows
+                unflushed = bool(self._records or self._attempt_rows)
                 if unflushed and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
                     self._flush()
                     unflushed = False

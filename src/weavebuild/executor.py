@@ -192,10 +192,9 @@ class LocalExecutor(Executor):
                 )
             now = time.time()
             os.write(self._registry_fd, "".join(f"{p.pid} {now:.3f}\n" for p in running.processes).encode())
-        for process in running.processes:
-            self._by_pid[process.pid] = running
         self._by_token[running.token] = running
         for process in running.processes:
+            self._by_pid[process.pid] = running
             self._watch(process.pid)
 
     def _watch(self, pid: int) -> None:

@@ -87,14 +87,25 @@ class FileState:
             key = full[len(prefix):] if full.startswith(prefix) else full
         if st is None:
             st = os.stat(full)
-        fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        row = self.cache.get(key)
-        if row is not None and tuple(row[:4]) == fingerprint and row[5] - st.st_mtime_ns > racy_window(st.st_mtime_ns):
-            return row[4]
+        cached = self._cached_digest(key, st)
+        if cached is not None:
+            return cached
         hashed_at = time.time_ns()  # taken before reading: errs towards re-hashing next time
         digest = hash_file(full, st.st_size)
         self._install(key, full, st, digest, hashed_at)
         return digest
+
+    def _cached_digest(self, key: str, st: os.stat_result) -> Optional[str]:
+        """The cached digest of `key` if its row still fits the file (same fingerprint, hashed
+        outside the racy window), else None: the file must be read."""
+        row = self.cache.get(key)
+        if (
+            row is not None
+            and tuple(row[:4]) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+            and row[5] - st.st_mtime_ns > racy_window(st.st_mtime_ns)
+        ):
+            return row[4]
+        return None
 
     def _install(self, key: str, full: str, st: os.stat_result, digest: str, hashed_at: int) -> None:
         self.hashed += 1
@@ -119,15 +130,11 @@ class FileState:
                 continue
             if not stat_module.S_ISREG(st.st_mode):
                 continue
-            row = self.cache.get(path)
-            if (
-                row is not None
-                and tuple(row[:4]) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-                and row[5] - st.st_mtime_ns > racy_window(st.st_mtime_ns)
-            ):
-                self._memo[path] = row[4]  # what digest() would answer, without a second stat
-                continue
-            todo.append((path, full, st))
+            cached = self._cached_digest(path, st)
+            if cached is not None:
+                self._memo[path] = cached  # what digest() would answer, without a second stat
+            else:
+                todo.append((path, full, st))
         if len(todo) < 2:
             return  # nothing to read in parallel: digest() reads it when asked
         for (path, full, st), (hashed_at, digest) in zip(todo, hash_files([(full, st.st_size) for _, full, st in todo])):
