@@ -126,7 +126,9 @@ def recipe_digest(job: Job) -> str:
 
 
 def _quote_join(items: Sequence[str]) -> str:
-    return " ".join(shlex.quote(item) for item in items)
+    if len(items) == 1:
+        return shlex.quote(items[0])
+    return " ".join([shlex.quote(item) for item in items])
 
 
 def _format_value(value: object) -> str:
@@ -252,6 +254,9 @@ class Resolver:
                 )
         groups: List[List[str]] = []
         for pattern in rule.inputs:
+            if "{" not in pattern and "}" not in pattern and paths.GLOB_CHARS.isdisjoint(pattern):
+                groups.append([paths.normalize(pattern)])  # most inputs: one plain path
+                continue
             group: List[str] = []
             unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
             value_lists = [self.foreach_values(rule, n) for n in unbound]
