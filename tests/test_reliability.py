@@ -90,6 +90,20 @@ def test_signal_stops_jobs_removes_partial_outputs_records_finished(project, sig
     assert project.read("slow/1.txt") == "partial\ndone\n" == project.read("slow/2.txt")
 
 
+def test_ctrl_c_while_python_imports_weave_ends_quietly(tmp_path):
+    """A Ctrl-C in the first milliseconds lands while the CLI is being imported; it must end
+    like any interrupt (one line, 130), not with a traceback from inside an import."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "click.py").write_text("raise KeyboardInterrupt\n")  # the interrupt, mid-import
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "weavebuild", "--version"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 130, result
+    assert result.stderr.strip() == "weave: interrupted"
+
+
 def test_job_ignoring_sigterm_is_killed_after_grace(project):
     project.weavefile(
         """

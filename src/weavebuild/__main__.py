@@ -1,6 +1,6 @@
 """`python -m weavebuild` runs the `weave` command."""
 
-from .cli import main
+from .entry import main
 
 if __name__ == "__main__":
     main()
