@@ -117,3 +117,33 @@ def test_single_job_output_is_streamed(project):
     result = project.run("build", "-j", "1")
     assert result.rc == 0
     assert "epoch 1 loss 0.5" in result.out
+
+
+def test_job_output_reaches_a_reporter_that_shows_it_and_not_quiet_builds(project):
+    """Logs are read back only for reporters that show output: an API caller's reporter that
+    implements job_output gets it; `-q` prints none."""
+    from weavebuild import Project
+    from weavebuild.reporter import Reporter
+
+    class Collect(Reporter):
+        def __init__(self) -> None:
+            self.data = b""
+
+        def job_output(self, data: bytes) -> None:
+            self.data += data
+
+    project.weavefile(
+        """
+        [rules.talk]
+        outputs = ["t.txt"]
+        cmd = "echo epoch 1 loss 0.5; echo done > t.txt"
+        """
+    )
+    assert not Reporter().wants_output
+    collect = Collect()
+    assert collect.wants_output
+    Project.load(str(project.root)).build(jobs=1, reporter=collect)
+    assert b"epoch 1 loss 0.5" in collect.data
+    quiet = project.run("build", "-q", "--force")
+    assert quiet.rc == 0, quiet
+    assert quiet.out == ""

@@ -182,6 +182,7 @@ class Builder:
         self._delays: Dict[Tuple[str, int], float] = {}
         self._last_flush = 0.0
         self._stopping = False  # the build is over: background helpers stop
+        self._wants_output = reporter.wants_output  # else job logs are never read back
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
     def predict(self) -> Dict[str, Verdict]:
@@ -687,6 +688,8 @@ class Builder:
             self._drain_output(next(iter(running.values())))
 
     def _drain_output(self, entry: _Running) -> None:
+        if not self._wants_output:
+            return
         try:
             size = os.path.getsize(entry.log_path)
         except OSError:

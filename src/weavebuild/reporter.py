@@ -43,6 +43,12 @@ class Reporter:
     # Whether job reasons are shown as jobs start (computing them costs a record lookup).
     wants_reasons = False
 
+    @property
+    def wants_output(self) -> bool:
+        """Whether job_output shows anything: the builder reads each job's log for it (a stat
+        per job at least) only if so."""
+        return type(self).job_output is not Reporter.job_output
+
     def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None: ...
 
 
@@ -122,6 +128,10 @@ class ConsoleReporter(Reporter):
             self._print(line)
             if self.verbosity >= VERBOSE:
                 self._print("  $ " + command.replace("\n", "\n    "))
+
+    @property
+    def wants_output(self) -> bool:
+        return self.verbosity >= NORMAL
 
     def job_output(self, data: bytes) -> None:
         if self.verbosity >= NORMAL and data:
