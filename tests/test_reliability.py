@@ -361,3 +361,41 @@ def test_kill_9_of_weave_alone_kills_its_orphans_on_next_build(project):
     assert_all_gone(orphans)
     assert project.read("b.txt") == "partial\ndone\n"
     assert "nothing to do" in project.run("build").out
+
+
+EDITED_DURING_RUN = """
+[rules.copy]
+inputs = ["src.txt"]
+outputs = ["copy.txt"]
+cmd = '''
+cat src.txt > copy.txt
+touch started
+for _ in $(seq 1 1500); do [ -f go ] && exit 0; sleep 0.02; done
+exit 1
+'''
+[rules.upper]
+inputs = ["copy.txt"]
+outputs = ["upper.txt"]
+cmd = "tr a-z A-Z < copy.txt > upper.txt"
+"""
+
+
+@pytest.mark.parametrize("same_size", [True, False])
+def test_source_edited_while_its_job_runs_is_rebuilt_next_time(project, same_size):
+    """The job read the old content; its record must not vouch for the new one. The next
+    build reruns it and everything downstream, even when the edit keeps the file's size."""
+    project.weavefile(EDITED_DURING_RUN)
+    project.write("src.txt", "old content\n")
+    process = start_weave(project.root, "build", "upper.txt")
+    wait_for(lambda: (project.root / "started").exists(), what="the job to read its input")
+    project.write("src.txt", "new content\n" if same_size else "new, longer content\n")
+    (project.root / "go").touch()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert project.read("upper.txt") == "OLD CONTENT\n"  # built from what the job read
+    (project.root / "started").unlink()
+    rebuild = project.run("build", "upper.txt")
+    assert rebuild.rc == 0, rebuild
+    assert project.read("copy.txt") == project.read("src.txt")
+    assert project.read("upper.txt") == project.read("src.txt").upper()
+    assert "nothing to do" in project.run("build", "upper.txt").out
