@@ -186,6 +186,21 @@ def _probe(argv: list[str]) -> tuple[bool, str]:
     return True, text.splitlines()[0] if text else "?"
 
 
+def unshim(argv: list[str]) -> list[str]:
+    """`argv` with a pyenv shim replaced by the program it runs: a shim is a bash script that
+    starts `pyenv`, which adds 20-40 ms to every run, and that is not the tool's own time."""
+    found = shutil.which(argv[0]) if argv else None
+    if not found or os.path.basename(os.path.dirname(found)) != "shims" or not shutil.which("pyenv"):
+        return argv
+    try:
+        real = subprocess.run(
+            ["pyenv", "which", os.path.basename(found)], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return argv
+    return [real] + argv[1:] if real and os.path.isfile(real) else argv
+
+
 def find_tools(names: list[str], weave_cmd: list[str], jobs: int) -> tuple[list[Tool], list[str]]:
     """The requested tools that can run here, and a note for each one skipped."""
     builds = {
@@ -195,10 +210,11 @@ def find_tools(names: list[str], weave_cmd: list[str], jobs: int) -> tuple[list[
         "snakemake": ["snakemake", "--cores", str(jobs)],
         "doit": ["doit", "-n", str(jobs)],
     }
+    builds = {name: unshim(argv) for name, argv in builds.items()}
     version_args = {"weave": weave_cmd + ["--version"]}
     tools, skipped = [], []
     for name in names:
-        argv = version_args.get(name, [name, "--version"])
+        argv = version_args.get(name, [builds[name][0], "--version"])
         if shutil.which(argv[0]) is None:
             skipped.append(f"{name}: `{argv[0]}` not found on PATH")
             continue
@@ -737,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(n < 2 for n in sizes) or reps < 1 or args.jobs < 1:
         parser.error("sizes must be >= 2, --reps and --jobs >= 1")
 
-    weave_cmd = shlex.split(args.weave_cmd)
+    weave_cmd = unshim(shlex.split(args.weave_cmd))
     tools, skipped = find_tools(names, weave_cmd, args.jobs)
     for note in skipped:
         print(f"bench: skipping {note}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,3 +26,30 @@ def test_bench_smoke(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     text = report.read_text()
     assert "weave" in text and "ninja" in text and "make" in text
+
+
+def test_pyenv_shims_are_measured_as_the_program_they_run(tmp_path, monkeypatch):
+    """A pyenv shim costs 20-40 ms per call: the bench runs the real program instead."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # run.py imports its sibling generate.py
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_run", bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    real = tmp_path / "versions" / "mytool"
+    shims = tmp_path / "shims"
+    bindir = tmp_path / "bin"
+    for directory in (real.parent, shims, bindir):
+        directory.mkdir()
+    scripts = {
+        real: "#!/bin/sh\necho real\n",
+        shims / "mytool": '#!/usr/bin/env bash\nexec pyenv exec mytool "$@"\n',
+        bindir / "pyenv": f'#!/bin/sh\n[ "$1" = which ] && [ "$2" = mytool ] && echo {real}\n',
+    }
+    for path, text in scripts.items():
+        path.write_text(text)
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{bindir}{os.pathsep}{os.environ['PATH']}")
+    assert bench.unshim(["mytool", "build", "-j", "2"]) == [str(real), "build", "-j", "2"]
+    assert bench.unshim(["sh", "-c", "true"]) == ["sh", "-c", "true"]  # not a shim: as given
