@@ -836,6 +836,25 @@ def test_placeholder_errors(cmd, fragment, hint):
         assert hint in (error.hint or "")
 
 
+def test_a_placeholder_valid_in_one_rule_is_still_checked_in_the_next():
+    """Placeholders are parsed once per distinct text, but checked against each rule."""
+    text = (
+        "[rules.two]\n"
+        'inputs = ["a", "b"]\n'
+        'outputs = ["two.txt"]\n'
+        "cmd = 'cat {inputs[1]} > {outputs}'\n"
+        "[rules.one]\n"
+        'inputs = ["a"]\n'
+        'outputs = ["one.txt"]\n'
+        "cmd = 'cat {inputs[1]} > {outputs}'\n"
+    )
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text)
+    error = info.value
+    assert "'{inputs[1]}' is out of range: the rule has 1 inputs" in error.message
+    assert (error.rule, error.key, error.line) == ("one", "cmd", 8)
+
+
 def test_placeholder_error_in_env_points_at_env():
     error = error_of(
         """
