@@ -259,6 +259,37 @@ def test_keep_going_builds_independent_branches(project):
     assert "1 failed" in result.err
 
 
+def test_outputs_of_jobs_skipped_after_a_failure_stay_but_are_never_current(project):
+    """Like make, a failure upstream leaves the old outputs downstream on disk (no model is
+    deleted because preprocessing broke); unlike a stale mtime, they are never trusted."""
+    project.weavefile(
+        """
+        [rules.clean]
+        inputs = ["raw.txt"]
+        outputs = ["clean.txt"]
+        cmd = "if grep -q bad raw.txt; then exit 3; fi; tr a-z A-Z < raw.txt > clean.txt"
+        [rules.model]
+        inputs = ["clean.txt"]
+        outputs = ["model.txt"]
+        cmd = "echo trained on $(cat clean.txt) > model.txt"
+        """
+    )
+    project.write("raw.txt", "good data\n")
+    assert project.run("build", "model.txt").rc == 0
+    assert project.read("model.txt") == "trained on GOOD DATA\n"
+    project.write("raw.txt", "bad data\n")
+    failed = project.run("build", "-k", "model.txt")
+    assert failed.rc == 1, failed
+    assert not project.exists("clean.txt")  # the failed job's output is removed
+    assert project.read("model.txt") == "trained on GOOD DATA\n"  # the skipped job's stays
+    plan = project.run("plan", "model.txt")
+    assert "model model.txt" in plan.out.split("up to date")[0], plan.out  # known stale
+    assert project.run("build", "model.txt").rc == 1  # never "nothing to do"
+    project.write("raw.txt", "good data again\n")
+    assert project.run("build", "model.txt").rc == 0
+    assert project.read("model.txt") == "trained on GOOD DATA AGAIN\n"
+
+
 def test_strict_mode_pipefail(project):
     project.weavefile(
         """
