@@ -53,6 +53,23 @@ def test_minimal_rule_and_defaults():
     assert len(manifest.digest) == 32
 
 
+def test_toml_1_1_inline_tables_may_span_lines():
+    manifest = parse(
+        """
+        [rules.train]
+        inputs = {
+            data = "data/train.csv",
+            script = "train.py",
+        }
+        outputs = ["model.bin"]
+        cmd = "python {inputs.script} {inputs.data} > {outputs}"
+        """
+    )
+    rule = manifest.rules["train"]
+    assert rule.inputs == ["data/train.csv", "train.py"]
+    assert rule.input_names == {"data": [0], "script": [1]}
+
+
 def test_default_targets_listed_and_single_string():
     manifest = parse(
         """
