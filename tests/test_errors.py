@@ -12,6 +12,11 @@ def test_toml_syntax_error_has_line_and_column(project):
     assert_user_error(project.run("build"), "Weavefile:3:", "invalid TOML")
 
 
+def test_toml_error_at_end_of_file_still_has_a_line(project):
+    project.weavefile('[rules.a]\ncmd = "touch a"\noutputs = ["a"\n')
+    assert_user_error(project.run("build"), "Weavefile:3:", "Unclosed array before the end of the file")
+
+
 def test_unknown_rule_key_suggests(project):
     project.weavefile('[rules.a]\noutputs = ["a"]\ncommand = "touch a"\n')
     result = project.run("build")

@@ -198,6 +198,10 @@ def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[b
         if match:
             line, col = int(match.group(1)), int(match.group(2))
             message = message[: match.start()].strip()
+        elif message.endswith("(at end of document)"):
+            # Something opened was never closed: point at the last line, where the parser gave up.
+            line = max(1, len(text.splitlines()))
+            message = message[: -len("(at end of document)")].strip() + " before the end of the file"
         raise ManifestError(
             f"invalid TOML: {message}", path=path, line=line, col=col
         ) from None
