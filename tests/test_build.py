@@ -507,3 +507,11 @@ def test_constraint_regex_with_a_nested_set_prints_no_python_warning(project):
     result = project.run("build", "out/ab.txt", env={"PYTHONWARNINGS": "default"})
     assert result.rc == 0, result
     assert "Warning" not in result.err, result.err
+
+
+def test_weavefile_saved_with_a_byte_order_mark_builds(project):
+    project.write("Weavefile", '\ufeff[rules.hello]\noutputs = ["hello.txt"]\ncmd = "echo hi > hello.txt"\n')
+    assert (project.root / "Weavefile").read_bytes().startswith(b"\xef\xbb\xbf")
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert project.read("hello.txt") == "hi\n"

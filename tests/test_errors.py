@@ -17,6 +17,11 @@ def test_toml_error_at_end_of_file_still_has_a_line(project):
     assert_user_error(project.run("build"), "Weavefile:3:", "Unclosed array before the end of the file")
 
 
+def test_array_of_rule_tables_is_explained(project):
+    project.weavefile('# pipeline\n[[rules]]\nname = "a"\ncmd = "touch a"\n')
+    assert_user_error(project.run("build"), "Weavefile:2:", "must be a table of rules, got a list", "[rules.NAME]")
+
+
 def test_unknown_rule_key_suggests(project):
     project.weavefile('[rules.a]\noutputs = ["a"]\ncommand = "touch a"\n')
     result = project.run("build")

@@ -70,6 +70,11 @@ def test_toml_1_1_inline_tables_may_span_lines():
     assert rule.input_names == {"data": [0], "script": [1]}
 
 
+def test_utf8_byte_order_mark_is_accepted():
+    manifest = parse_manifest('\ufeff[rules.hello]\noutputs = ["hello.txt"]\ncmd = "echo hi > {outputs}"\n')
+    assert manifest.rules["hello"].line == 1
+
+
 def test_default_targets_listed_and_single_string():
     manifest = parse(
         """

@@ -188,6 +188,8 @@ _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[bytes] = None) -> Manifest:
     """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest."""
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a UTF-8 byte order mark, as some Windows editors write: not TOML, harmless
     tomllib = _toml()
     try:
         data = tomllib.loads(text)
@@ -276,7 +278,7 @@ class _Locator:
         if rule is not None and header is None:
             return None
         key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
-        table_re = re.compile(r"^\s*\[\s*" + re.escape(key) + r"\s*\]")
+        table_re = re.compile(r"^\s*\[\[?\s*" + re.escape(key) + r"\s*\]")  # [key] or [[key]]
         for index in range(header or 0, len(self.lines)):
             line = self.lines[index]
             if line.lstrip().startswith("["):
@@ -388,7 +390,13 @@ class _Validator:
         resources = self.resource_table(data.get("resources", {}), None, "resources")
         rules_data = data.get("rules", {})
         if not isinstance(rules_data, dict):
-            raise self.error(f"must be a table of rules, got {_type_name(rules_data)}", key="rules")
+            raise self.error(
+                f"must be a table of rules, got {_type_name(rules_data)}",
+                key="rules",
+                hint="write each rule as its own table: [rules.NAME] (not [[rules]])"
+                if isinstance(rules_data, list)
+                else "write each rule as its own table: [rules.NAME]",
+            )
         rules: Dict[str, RuleSpec] = {}
         for name, body in rules_data.items():
             rules[name] = self.rule(name, body, variables)
