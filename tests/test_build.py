@@ -407,6 +407,31 @@ def test_python_api(project):
     assert len(again.ran) == 0 and len(again.up_to_date) == 6
 
 
+def test_api_calls_leave_the_cycle_collector_as_they_found_it(project):
+    """Weave pauses Python's cycle collector while it loads and builds (a big graph makes each
+    collection slow); a program embedding weave gets its setting back, failure or not."""
+    import gc
+
+    from weavebuild import Project
+    from weavebuild.errors import BuildFailed
+
+    make_pipeline(project)
+    assert gc.isenabled()
+    Project.load(str(project.root)).build(jobs=2)
+    Project.load(str(project.root)).plan()
+    assert gc.isenabled()
+    project.weavefile('[rules.bad]\noutputs = ["bad.txt"]\ncmd = "exit 1"\n')
+    with pytest.raises(BuildFailed):
+        Project.load(str(project.root)).build()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Project.load(str(project.root)).plan()
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+
+
 def test_missing_source_named_at_build(project):
     project.weavefile(
         """
