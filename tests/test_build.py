@@ -427,6 +427,8 @@ def test_api_calls_leave_the_cycle_collector_as_they_found_it(project):
     gc.disable()
     try:
         Project.load(str(project.root)).plan()
+        with pytest.raises(BuildFailed):
+            Project.load(str(project.root)).build()
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()

@@ -123,7 +123,7 @@ def test_job_output_reaches_a_reporter_that_shows_it_and_not_quiet_builds(projec
     """Logs are read back only for reporters that show output: an API caller's reporter that
     implements job_output gets it; `-q` prints none."""
     from weavebuild import Project
-    from weavebuild.reporter import Reporter
+    from weavebuild.reporter import NORMAL, QUIET, ConsoleReporter, Reporter
 
     class Collect(Reporter):
         def __init__(self) -> None:
@@ -140,6 +140,8 @@ def test_job_output_reaches_a_reporter_that_shows_it_and_not_quiet_builds(projec
         """
     )
     assert not Reporter().wants_output
+    assert ConsoleReporter(verbosity=NORMAL, live=False).wants_output
+    assert not ConsoleReporter(verbosity=QUIET, live=False).wants_output
     collect = Collect()
     assert collect.wants_output
     Project.load(str(project.root)).build(jobs=1, reporter=collect)

@@ -393,9 +393,8 @@ class _Validator:
             raise self.error(
                 f"must be a table of rules, got {_type_name(rules_data)}",
                 key="rules",
-                hint="write each rule as its own table: [rules.NAME] (not [[rules]])"
-                if isinstance(rules_data, list)
-                else "write each rule as its own table: [rules.NAME]",
+                hint="write each rule as its own table: [rules.NAME]"
+                + (" (not [[rules]])" if isinstance(rules_data, list) else ""),
             )
         rules: Dict[str, RuleSpec] = {}
         for name, body in rules_data.items():
