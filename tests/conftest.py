@@ -11,6 +11,16 @@ from typing import Dict, List, Optional
 
 import pytest
 
+# Runs the console script's main() and, after it (atexit), reports the cycle collector's state.
+GC_PROBE = (
+    "import atexit, gc, sys\n"
+    "atexit.register(lambda: sys.stderr.write("
+    "f'gc-probe enabled={gc.isenabled()} frozen={gc.get_freeze_count() > 0}\\n'))\n"
+    "sys.argv[0] = 'weave'\n"
+    "from weavebuild.entry import main\n"
+    "main()\n"
+)
+
 
 class WeaveRun:
     """The outcome of one `weave` process."""

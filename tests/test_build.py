@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import assert_user_error
+from conftest import GC_PROBE, assert_user_error
 
 PIPELINE = """
     default = ["all"]
@@ -432,6 +434,23 @@ def test_api_calls_leave_the_cycle_collector_as_they_found_it(project):
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_weave_process_runs_without_the_cycle_collector_and_skips_the_final_scan(project):
+    """A one-shot `weave` process keeps the collector off and freezes its objects at exit (no
+    full scan of the heap as the interpreter ends); its build is as usual."""
+    make_pipeline(project)
+    result = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, "build"], cwd=project.root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result
+    assert "gc-probe enabled=False frozen=True" in result.stderr
+    rerun = project.run("build")
+    assert rerun.rc == 0 and rerun.started == [], rerun  # what it recorded holds
+    failed = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, "build", "no-such-target"], cwd=project.root, capture_output=True, text=True
+    )
+    assert failed.returncode == 2 and "gc-probe enabled=False frozen=True" in failed.stderr, failed
 
 
 def test_missing_source_named_at_build(project):

@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import psutil
 import pytest
 
+from conftest import GC_PROBE
 from weavebuild.api import Project as WeaveProject
 from weavebuild.watch import ChangeQueue, ScanPattern, is_noise, watch_set
 
@@ -68,7 +69,7 @@ def wait_until(predicate: Callable[[], object], what: str, timeout: float = TIME
 class Watch:
     """A `weave watch` process; its stdout and stderr go to a file read as it grows."""
 
-    def __init__(self, project, *args: str):
+    def __init__(self, project, *args: str, launcher: Sequence[str] = ("-m", "weavebuild")):
         self.project = project
         self.log_path = project.root.parent / "watch.out"  # outside the project: never watched
         env = dict(os.environ)
@@ -76,7 +77,7 @@ class Watch:
         env["PYTHONFAULTHANDLER"] = "1"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "weavebuild", "watch", "--debounce", "0.3", *args],
+                [sys.executable, *launcher, "watch", "--debounce", "0.3", *args],
                 cwd=project.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -139,8 +140,8 @@ def _default_sigint() -> None:
 def start_watch(project) -> Iterator[Callable[..., Watch]]:
     started: List[Watch] = []
 
-    def start(*args: str) -> Watch:
-        watch = Watch(project, *args)
+    def start(*args: str, **kwargs: Any) -> Watch:
+        watch = Watch(project, *args, **kwargs)
         started.append(watch)
         return watch
 
@@ -418,6 +419,16 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_watch_turns_the_cycle_collector_back_on(project, start_watch):
+    """One-shot `weave` processes run without the cycle collector (entry.py); a watch session
+    lasts for hours and drops a whole graph on each Weavefile edit, so it collects."""
+    make_pipeline(project)
+    watch = start_watch(launcher=("-c", GC_PROBE))
+    assert watch.wait_result()[1] == "ok"
+    assert watch.interrupt() == 130
+    assert "gc-probe enabled=True" in watch.output()
 
 
 def test_directory_that_appears_later_is_watched(project, start_watch):

@@ -1,16 +1,29 @@
 """The `weave` console script. It imports the CLI inside an interrupt guard, so that a Ctrl-C
 landing while Python is still importing it ends like any other interrupt (one line, exit 130)
-rather than with a traceback from the middle of an import."""
+rather than with a traceback from the middle of an import.
+
+It also runs the process with Python's cycle collector off. A `weave` process is short-lived
+and holds its manifest, graph and state for its whole length, while making almost no cyclic
+garbage (see `api.cycle_collector_paused`): scanning that heap costs time and frees nothing.
+At exit the objects are frozen, so the interpreter's last act is not a full scan of everything
+still alive (~70 ms after a 10k-job build). `weave watch`, which runs for hours and reloads
+the graph on each Weavefile edit, turns the collector back on (commands/watch.py).
+"""
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
 def main() -> None:
+    gc.disable()
     try:
-        from .cli import main as cli_main
-    except KeyboardInterrupt:
-        sys.stderr.write("weave: interrupted\n")
-        sys.exit(130)
-    cli_main()
+        try:
+            from .cli import main as cli_main
+        except KeyboardInterrupt:
+            sys.stderr.write("weave: interrupted\n")
+            sys.exit(130)
+        cli_main()
+    finally:
+        gc.freeze()

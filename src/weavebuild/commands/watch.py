@@ -5,6 +5,7 @@ Translates flags into a `watch.Watcher`; the loop itself lives in `weavebuild.wa
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any, Optional, Sequence
 
@@ -65,6 +66,10 @@ def watch(
         poll_interval=poll_interval,
         verbosity=settings.verbosity,
     )
+    # The console script runs with the cycle collector off (entry.py); a watch session lasts
+    # for hours and drops a graph (full of cycles) on every Weavefile edit, so it is back on.
+    # Each build still pauses it while it runs (api.cycle_collector_paused).
+    gc.enable()
     code = run_watch(
         settings.directory, settings.weavefile, targets, options, watch_options, settings.reporter()
     )
