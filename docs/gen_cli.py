@@ -40,6 +40,9 @@ weave [GLOBAL OPTIONS] [COMMAND] [ARGS]...
   apply to it: `weave -j 4 build` is `weave build -j 4`.
 - Targets are output paths relative to the project directory (the directory of the
   Weavefile), or rule names.
+- `--set NAME=VALUE` replaces a `[vars]` value for one run, before or after the command
+  (`weave build --set epochs=5`, as `make EPOCHS=5` or `snakemake --config epochs=5`); see
+  [vars](weavefile.md#vars).
 - Exit codes: `0` success; `1` a job failed (or, for `weave status`, something is stale);
   `2` a usage or Weavefile error; `130` interrupted by SIGINT (Ctrl-C); `143` by SIGTERM.
 - `WEAVE_DEBUG=1` shows the Python traceback of an internal error.

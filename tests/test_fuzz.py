@@ -119,7 +119,8 @@ def test_structured_rules(fuzz_root, rules):
 ARGS = st.sampled_from(
     ["build", "plan", "status", "list", "why", "clean", "-n", "-j", "0", "2", "-k", "-B", "--json",
      "--resources", "gpu=1", "gpu=x", "=", "--timeout", "5x", "1s", "--retries", "-1", "-f",
-     "nope.toml", "-C", "/nonexistent", "out.txt", "all", "--bogus", "-v", "-q", "--version", ""]
+     "nope.toml", "-C", "/nonexistent", "out.txt", "all", "--bogus", "-v", "-q", "--version", "",
+     "--set", "n=2", "n=[", "n=true", "m=1", "n"]
 )
 
 
@@ -128,7 +129,7 @@ ARGS = st.sampled_from(
 @given(st.lists(ARGS, max_size=5))
 def test_cli_arguments(tmp_path_factory, monkeypatch, argv):
     root = tmp_path_factory.mktemp("cli")
-    (root / "Weavefile").write_text('[rules.all]\noutputs = ["out.txt"]\ncmd = "echo hi > out.txt"\n')
+    (root / "Weavefile").write_text('[vars]\nn = 1\n[rules.all]\noutputs = ["out.txt"]\ncmd = "echo {vars.n} > out.txt"\n')
     monkeypatch.chdir(root)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

@@ -264,6 +264,35 @@ def test_edit_rewrite_new_file_and_no_loop(project, start_watch):
     assert watch.interrupt() == 130
 
 
+def test_set_values_hold_across_weavefile_reloads(project, start_watch):
+    project.weavefile(
+        """
+        [vars]
+        epochs = 3
+        [rules.train]
+        outputs = ["model.txt"]
+        cmd = "echo epochs={vars.epochs} > {outputs}"
+        """
+    )
+    watch = start_watch("--set", "epochs=7")
+    assert watch.wait_result()[1] == "ok", watch.output()
+    assert project.read("model.txt") == "epochs=7\n"
+    # An edited command, in a reloaded Weavefile: still built with the --set value.
+    project.weavefile(
+        """
+        [vars]
+        epochs = 3
+        [rules.train]
+        outputs = ["model.txt"]
+        cmd = "echo epochs={vars.epochs} again > {outputs}"
+        """
+    )
+    cycle = watch.wait_cycle_for("Weavefile")
+    assert cycle[1] == "ok", watch.output()
+    assert project.read("model.txt") == "epochs=7 again\n"
+    assert watch.interrupt() == 130
+
+
 def test_broken_weavefile_then_fixed(project, start_watch):
     make_pipeline(project)
     watch = start_watch()

@@ -17,7 +17,7 @@ from . import graphcache, stamp
 from .errors import Interrupted, ManifestError, UsageError
 from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
-from .manifest import MANIFEST_NAMES, Manifest, find_manifest, parse_manifest
+from .manifest import MANIFEST_NAMES, Manifest, find_manifest, overrides_key, parse_manifest
 from .reporter import Reporter
 from .results import FAILED, RAN, UP_TO_DATE, BuildResult
 from .store import Store
@@ -52,18 +52,36 @@ def cycle_collector_paused() -> Iterator[None]:
 class Project:
     """A directory with a Weavefile. Load with `Project.load(directory, weavefile=None)`."""
 
-    def __init__(self, path: str, raw: bytes, manifest: Optional[Manifest] = None):
+    def __init__(
+        self,
+        path: str,
+        raw: bytes,
+        manifest: Optional[Manifest] = None,
+        overrides: Optional[Mapping[str, str]] = None,
+    ):
         from .hashing import digest_bytes
 
         self.path = path
         self.root = os.path.dirname(os.path.abspath(path))
         self._raw = raw
-        self.digest = digest_bytes(raw)
+        self.overrides: Dict[str, str] = dict(overrides or {})
+        # Keys the graph cache and the no-op stamps: the same Weavefile with other --set values
+        # is another project as far as they are concerned.
+        self.digest = digest_bytes(raw + overrides_key(self.overrides))
         self._manifest = manifest
 
     @classmethod
-    def load(cls, directory: str = ".", weavefile: Optional[str] = None) -> Project:
+    def load(
+        cls,
+        directory: str = ".",
+        weavefile: Optional[str] = None,
+        overrides: Optional[Mapping[str, str]] = None,
+    ) -> Project:
         """Load the project in `directory` (`weavefile` overrides the file to read).
+
+        `overrides` replace `[vars]` values, given as text as on the command line
+        (`{"epochs": "5"}` for `--set epochs=5`); an unknown name, or text that is not a value
+        of the var's kind, raises UsageError.
 
         Raises ManifestError for an invalid Weavefile. A Weavefile whose exact bytes were valid
         before (it has a cached graph) is parsed only when something needs more than the graph.
@@ -88,7 +106,7 @@ class Project:
                 raw = handle.read()
         except OSError as exc:
             raise ManifestError(f"cannot read: {exc.strerror}", path=path) from None
-        project = cls(path, raw)
+        project = cls(path, raw, overrides=overrides)
         if project.digest not in graphcache.known_digests(project.root):
             project._manifest = project._parse()
         return project
@@ -100,7 +118,7 @@ class Project:
             line = self._raw[: exc.start].count(b"\n") + 1
             raise ManifestError("not valid UTF-8 text", path=self.path, line=line) from None
         with cycle_collector_paused():
-            return parse_manifest(text, self.path, digest_source=self._raw)
+            return parse_manifest(text, self.path, digest_source=self._raw, overrides=self.overrides)
 
     @property
     def manifest(self) -> Manifest:

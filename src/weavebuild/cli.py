@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import sys
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import click
 
@@ -23,15 +24,18 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 class Settings:
     """Global options, shared by every command."""
 
-    def __init__(self, directory: str, weavefile: Optional[str], verbosity: int):
+    def __init__(
+        self, directory: str, weavefile: Optional[str], verbosity: int, overrides: Optional[Dict[str, str]] = None
+    ):
         self.directory = directory
         self.weavefile = weavefile
         self.verbosity = verbosity
+        self.overrides: Dict[str, str] = dict(overrides or {})  # --set NAME=VALUE
 
     def project(self) -> Any:
         from .api import Project
 
-        return Project.load(self.directory, self.weavefile)
+        return Project.load(self.directory, self.weavefile, self.overrides)
 
     def reporter(self) -> Any:
         from .reporter import ConsoleReporter
@@ -67,6 +71,35 @@ def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
     return click.option(
         "-v", "--verbose", count=True, expose_value=False, callback=_set_verbose, help="Print commands and reasons."
+    )(func)
+
+
+_VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_sets(values: Sequence[str]) -> Dict[str, str]:
+    """`--set NAME=VALUE` values → {NAME: VALUE}; the last one given for a name wins."""
+    overrides: Dict[str, str] = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        if not sep or not _VAR_NAME_RE.match(name):
+            raise click.BadParameter(f"'{item}' is not NAME=VALUE (e.g. --set epochs=5)", param_hint="--set")
+        overrides[name] = text
+    return overrides
+
+
+def _add_sets(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> None:
+    if values and isinstance(ctx.obj, Settings):
+        ctx.obj.overrides.update(parse_sets(values))
+
+
+SET_HELP = "Replace the value of a [vars] entry for this run, e.g. --set epochs=5 (repeatable)."
+
+
+def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--set` after the command name too (`weave build --set epochs=5`), as well as before it."""
+    return click.option(
+        "--set", "sets", multiple=True, metavar="NAME=VALUE", expose_value=False, callback=_add_sets, help=SET_HELP
     )(func)
 
 
@@ -148,9 +181,12 @@ class LazyGroup(click.Group):
 @click.option("-f", "--file", "weavefile", default=None, metavar="FILE", help="Read FILE instead of ./Weavefile.")
 @click.option("-v", "--verbose", count=True, help="Print commands and reasons.")
 @click.option("-q", "--quiet", is_flag=True, default=False, help="Print errors only.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)
 @build_options
 @click.pass_context
-def cli(ctx: click.Context, directory: str, weavefile: Optional[str], verbose: int, quiet: bool, **build: Any) -> None:
+def cli(
+    ctx: click.Context, directory: str, weavefile: Optional[str], verbose: int, quiet: bool, sets: Sequence[str], **build: Any
+) -> None:
     if not os.path.isdir(directory):
         raise click.BadParameter(f"'{directory}' is not a directory", param_hint="-C")
     if directory != ".":
@@ -163,7 +199,7 @@ def cli(ctx: click.Context, directory: str, weavefile: Optional[str], verbose: i
         os.environ["PWD"] = os.getcwd()  # what a shell would say, for jobs started without one
         directory = "."
     verbosity = 0 if quiet else 1 + verbose
-    ctx.obj = Settings(directory, weavefile, verbosity)
+    ctx.obj = Settings(directory, weavefile, verbosity, parse_sets(sets))
     ctx.obj.build_defaults = build
     if ctx.invoked_subcommand is None:
         from .commands.build import run_build

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import ManifestError
+from .errors import ManifestError, UsageError
 from .paths import GLOB_CHARS, WILDCARD_RE, compile_regex
 
 
@@ -186,8 +186,16 @@ def load_manifest(path: str) -> Manifest:
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[bytes] = None) -> Manifest:
-    """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest."""
+def parse_manifest(
+    text: str,
+    path: str = "Weavefile",
+    digest_source: Optional[bytes] = None,
+    overrides: Optional[Mapping[str, str]] = None,
+) -> Manifest:
+    """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest.
+
+    `overrides`: var values given on the command line (`--set NAME=VALUE`), as typed; each
+    replaces the `[vars]` value of that name (see `override_var`)."""
     if text.startswith("\ufeff"):
         text = text[1:]  # a UTF-8 byte order mark, as some Windows editors write: not TOML, harmless
     tomllib = _toml()
@@ -212,8 +220,51 @@ def parse_manifest(text: str, path: str = "Weavefile", digest_source: Optional[b
     locator = _Locator(text)
     import xxhash
 
-    digest = xxhash.xxh3_128_hexdigest(digest_source if digest_source is not None else text.encode())
-    return _Validator(path, locator).manifest(data, digest)
+    digest = xxhash.xxh3_128_hexdigest(
+        (digest_source if digest_source is not None else text.encode()) + overrides_key(overrides)
+    )
+    return _Validator(path, locator).manifest(data, digest, overrides or {})
+
+
+def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
+    """The bytes that `--set` values add to a Weavefile's digest (none without overrides), so
+    that graphs, caches and no-op stamps of different overrides never stand in for each other."""
+    if not overrides:
+        return b""
+    return b"\0--set\0" + "\0".join(f"{name}={overrides[name]}" for name in sorted(overrides)).encode()
+
+
+def override_var(name: str, text: str, default: Any, path: str, line: Optional[int]) -> Any:
+    """The value of var `name` given as `text` on the command line, of the kind the Weavefile's
+    value has: text for a string, a TOML number, boolean or array otherwise (so `--set
+    epochs=300` equals `epochs = 300` and reruns nothing)."""
+    if isinstance(default, str):
+        return text
+    if isinstance(default, bool):
+        kind, example = "a boolean", "true"
+    elif isinstance(default, (int, float)):
+        kind, example = "a number", "3"
+    else:
+        kind, example = "a list", "'[64, 32]' (a TOML array)"
+    try:
+        value = _toml().loads(f"value = {text}")["value"]
+    except Exception:  # any parse failure means "not a value of this kind"
+        value = None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, list) and not any(isinstance(item, dict) for item in value)
+    if not ok:
+        where = f"{path}:{line}" if line else path
+        raise UsageError(
+            f"--set {name}={text}: '{name}' is {kind} in [vars] ({where}), and '{text}' is not",
+            hint=f"e.g. --set {name}={example}",
+        )
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)  # 300.0 for an integer var is 300, as it would be inserted
+    return value
 
 
 _INLINE_RULE_RE = re.compile(r"""^\s*(["']?)([A-Za-z0-9_.-]+)\1\s*=""")
@@ -364,7 +415,7 @@ class _Validator:
         line = self.locator.find(rule, key) if (rule or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
 
-    def manifest(self, data: Dict[str, Any], digest: str) -> Manifest:
+    def manifest(self, data: Dict[str, Any], digest: str, overrides: Mapping[str, str]) -> Manifest:
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 raise self.error(
@@ -387,6 +438,8 @@ class _Validator:
                     line=self.locator.find_in_table("vars", name),
                     key=name,
                 )
+        if overrides:
+            variables = self.override_vars(variables, overrides)
         resources = self.resource_table(data.get("resources", {}), None, "resources")
         rules_data = data.get("rules", {})
         if not isinstance(rules_data, dict):
@@ -405,6 +458,20 @@ class _Validator:
             )
         self.check_unique_outputs(rules)
         return Manifest(self.path, rules, default, variables, resources, digest)
+
+    def override_vars(self, variables: Dict[str, Any], overrides: Mapping[str, str]) -> Dict[str, Any]:
+        variables = dict(variables)
+        for name, text in overrides.items():
+            if name not in variables:
+                known = ", ".join(sorted(variables)) or "none"
+                raise UsageError(
+                    f"--set {name}=...: {self.path} has no var '{name}' in [vars]",
+                    hint=_did_you_mean(name, sorted(variables))
+                    or f"its vars: {known}; declare a var (with its default) in [vars] to set it",
+                )
+            line = self.locator.find_in_table("vars", name)
+            variables[name] = override_var(name, text, variables[name], self.path, line)
+        return variables
 
     def string_list(self, value: Any, rule: Optional[str], key: str) -> List[str]:
         if isinstance(value, str):

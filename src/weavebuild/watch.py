@@ -382,9 +382,11 @@ class Watcher:
         reporter: Any,
         out: Optional[IO[str]] = None,
         err: Optional[IO[str]] = None,
+        overrides: Optional[Mapping[str, str]] = None,
     ):
         self.directory = directory
         self.weavefile = weavefile
+        self.overrides = dict(overrides or {})  # --set values, applied at every (re)load
         self.targets = list(targets)
         self.build_kwargs = dict(build_kwargs)
         self.options = options
@@ -440,7 +442,7 @@ class Watcher:
         # A missing Weavefile ends watch mode at once, as it ends `weave build`; an invalid one
         # is watched until it is fixed.
         try:
-            self.project = Project.load(self.directory, self.weavefile)
+            self.project = Project.load(self.directory, self.weavefile, self.overrides)
             self.root = self.project.root
             initial_error: Optional[WeaveError] = None
         except ManifestError as exc:
@@ -503,7 +505,7 @@ class Watcher:
         # 1. The Weavefile: reload when it changed, or while the last version was invalid.
         if self.project is None or spec.weavefile in changed:
             try:
-                self.project = Project.load(self.root, self.weavefile)
+                self.project = Project.load(self.root, self.weavefile, self.overrides)
             except UsageError as exc:  # invalid, or gone: keep the last good watch set
                 self.project = None
                 self._report_error(exc)
@@ -703,9 +705,11 @@ def watch(
     build_kwargs: Mapping[str, Any],
     options: WatchOptions,
     reporter: Any,
+    overrides: Optional[Mapping[str, str]] = None,
 ) -> int:
     """Build `targets`, then rebuild on every relevant change until Ctrl-C; returns the exit code.
 
-    `build_kwargs` are passed to `Project.build` (jobs, resources, keep_going, ...).
+    `build_kwargs` are passed to `Project.build` (jobs, resources, keep_going, ...);
+    `overrides` to `Project.load` (`--set` values).
     """
-    return Watcher(directory, weavefile, targets, build_kwargs, options, reporter).run()
+    return Watcher(directory, weavefile, targets, build_kwargs, options, reporter, overrides=overrides).run()

@@ -12,6 +12,7 @@ from ..cli import (
     Settings,
     build_options,
     merge_group_build_options,
+    set_option,
     verbosity_options,
 )
 
@@ -69,6 +70,7 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @build_options
 @verbosity_options
@@ -80,6 +82,7 @@ def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")

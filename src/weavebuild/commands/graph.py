@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Settings, set_option
 from ..errors import UsageError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -65,6 +65,7 @@ def _write(data: bytes, output: str) -> None:
 
 
 @click.command("graph", context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @click.option("-o", "--output", default=None, metavar="FILE",
               help="Where to write the picture (default: weave-graph.FORMAT in the project; '-' for stdout).")

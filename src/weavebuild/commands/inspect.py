@@ -7,10 +7,11 @@ from typing import Sequence
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Settings, set_option
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @click.option("--all", "show_all", is_flag=True, default=False, help="List up-to-date jobs too.")
 @click.pass_obj
@@ -34,6 +35,7 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("target")
 @click.pass_obj
 def why(settings: Settings, target: str) -> None:

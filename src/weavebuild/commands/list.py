@@ -6,10 +6,11 @@ import os
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Settings, set_option
 
 
 @click.command("list", context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.pass_obj
 def list_rules(settings: Settings) -> None:
     """List the rules with their inputs, outputs and wildcards, and the default targets."""

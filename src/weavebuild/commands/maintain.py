@@ -6,10 +6,11 @@ from typing import Sequence
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Settings, set_option
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @click.option("-n", "--dry-run", is_flag=True, default=False, help="Only print what would be removed.")
 @click.pass_obj
@@ -25,6 +26,7 @@ def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @click.pass_obj
 def touch(settings: Settings, targets: Sequence[str]) -> None:

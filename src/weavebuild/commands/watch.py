@@ -16,11 +16,13 @@ from ..cli import (
     Settings,
     build_options,
     merge_group_build_options,
+    set_option,
     verbosity_options,
 )
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@set_option
 @click.argument("targets", nargs=-1)
 @build_options
 @click.option("--restart", is_flag=True, default=False, help="Cancel a running build when a source changes, and start again.")
@@ -71,6 +73,12 @@ def watch(
     # Each build still pauses it while it runs (api.cycle_collector_paused).
     gc.enable()
     code = run_watch(
-        settings.directory, settings.weavefile, targets, options, watch_options, settings.reporter()
+        settings.directory,
+        settings.weavefile,
+        targets,
+        options,
+        watch_options,
+        settings.reporter(),
+        overrides=settings.overrides,
     )
     sys.exit(code)
