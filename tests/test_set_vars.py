@@ -112,3 +112,105 @@ def test_api_overrides(vars_project):
     assert [job.key for job in result.ran] == ["train"]
     assert project.read("model.txt").startswith("epochs=4 ")
     assert Project.load(str(project.root), overrides={"epochs": "4"}).build(["all"]).ran == []
+
+
+# -- vars in paths and foreach -------------------------------------------------------------------
+
+RUNS = """
+[vars]
+run = "baseline"
+samples = ["a", "b"]
+dataset = "one"
+
+[rules.features]
+inputs  = ["raw/{s}.txt"]
+outputs = ["runs/{vars.run}/{s}.txt"]
+foreach = { s = "{vars.samples}" }
+cmd     = "tr a-z A-Z < {inputs} > {outputs}; echo features >> runs.log"
+
+[rules.report]
+inputs  = ["runs/{vars.run}/{s}.txt"]
+outputs = ["runs/{ vars.run }/report.txt"]
+foreach = { s = "{ vars.samples }" }
+cmd     = "cat {inputs} > {outputs}; echo report >> runs.log"
+
+[rules.train]
+inputs  = ["data/{vars.dataset}.csv"]
+outputs = ["model.txt"]
+cmd     = "cat {inputs} > {outputs}; echo train >> runs.log"
+"""
+
+
+@pytest.fixture
+def runs_project(project):
+    project.weavefile(RUNS)
+    for sample in "abc":
+        project.write(f"raw/{sample}.txt", f"{sample}\n")
+    project.write("data/one.csv", "1\n")
+    project.write("data/two.csv", "2\n")
+    return project
+
+
+def test_vars_in_paths_and_foreach_give_one_weavefile_many_runs(runs_project):
+    project = runs_project
+    first = project.run("build", "report")
+    assert first.rc == 0, first
+    assert project.read("runs/baseline/report.txt") == "A\nB\n"
+    assert sorted(project.runs_log()) == ["features", "features", "report"]
+    project.clear_runs()
+
+    quick = project.run("build", "report", "--set", "run=quick", "--set", "samples=['c']")
+    assert quick.rc == 0, quick
+    assert project.read("runs/quick/report.txt") == "C\n"
+    assert sorted(project.runs_log()) == ["features", "report"]
+    assert project.read("runs/baseline/report.txt") == "A\nB\n"  # the other run is untouched
+    project.clear_runs()
+
+    # Back to the file's values: that run's outputs and records still hold.
+    back = project.run("build", "report")
+    assert back.rc == 0 and project.runs_log() == [], back
+
+
+def test_a_var_in_an_input_path_is_the_reason_to_rerun(runs_project):
+    project = runs_project
+    assert project.run("build", "train").rc == 0
+    project.clear_runs()
+    run = project.run("-v", "build", "train", "--set", "dataset=two")
+    assert run.rc == 0, run
+    assert "var changed: dataset" in run.out
+    assert project.read("model.txt") == "2\n" and project.runs_log() == ["train"]
+
+
+def test_braces_in_a_var_value_stay_literal_in_a_path(project):
+    project.weavefile(
+        """
+        [vars]
+        tag = "x{y}"
+        [rules.make]
+        outputs = ["out/{vars.tag}.txt", "out/{{vars.tag}}.txt"]
+        cmd = "touch {outputs}"
+        """
+    )
+    run = project.run("build", "make")
+    assert run.rc == 0, run
+    assert project.exists("out/x{y}.txt") and project.exists("out/{vars.tag}.txt")
+
+
+@pytest.mark.parametrize(
+    "rule, fragments",
+    [
+        ('outputs = ["o/{vars.nope}.txt"]\ncmd = "touch {outputs}"',
+         ["key 'outputs'", "no var 'nope' in [vars]"]),
+        ('outputs = ["o/{vars.sample}.txt"]\ncmd = "touch {outputs}"',
+         ["no var 'sample'", "did you mean 'samples'?"]),
+        ('outputs = ["o/{vars.samples}.txt"]\ncmd = "touch {outputs}"',
+         ["'{vars.samples}' is a list; a path takes a single value", 'foreach = { NAME = "{vars.samples}" }']),
+        ('outputs = ["o/{s}.txt"]\nforeach = { s = "{vars.n}" }\ncmd = "touch {outputs}"',
+         ["key 'foreach'", "must name a list of values or a pattern string"]),
+        ('inputs = ["i/{vars.nope}.txt"]\noutputs = ["o.txt"]\ncmd = "touch {outputs}"',
+         ["key 'inputs'", "no var 'nope'"]),
+    ],
+)
+def test_bad_vars_in_paths_are_weavefile_errors(project, rule, fragments):
+    project.weavefile('[vars]\nsamples = ["a"]\nn = 3\n\n[rules.r]\n' + rule + "\n")
+    assert_user_error(project.run("build"), "Weavefile:", *fragments)

@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tupl
 from . import paths
 from .errors import CycleError, ManifestError, UsageError
 from .hashing import digest_strings
-from .manifest import Manifest, Placeholder, RuleSpec, Template, wildcard_names_in
+from .manifest import Manifest, Placeholder, RuleSpec, Template, format_value, wildcard_names_in
 
 
 class Job:
@@ -129,16 +129,6 @@ def _quote_join(items: Sequence[str]) -> str:
     if len(items) == 1:
         return shlex.quote(items[0])
     return " ".join([shlex.quote(item) for item in items])
-
-
-def _format_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return " ".join(_format_value(v) for v in value)
-    return str(value)
 
 
 class _RuleIndex:
@@ -354,9 +344,9 @@ class Resolver:
                 return one(job.wildcards[name])
             return join(self.foreach_values(job.rule, name))
         if kind == "vars":
-            return _format_value(self.manifest.vars[part.attr or ""])
+            return format_value(self.manifest.vars[part.attr or ""])
         if kind == "resources":
-            return _format_value(job.resources[part.attr or ""])
+            return format_value(job.resources[part.attr or ""])
         if kind == "rule":
             return job.rule.name
         if kind == "cpus":

@@ -396,6 +396,23 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def format_value(value: object) -> str:
+    """A var's value as inserted into a command or path: lists space-separated, booleans
+    lowercase, floats without a zero fraction."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return " ".join(format_value(v) for v in value)
+    return str(value)
+
+
+# `{vars.NAME}` in a path; `{{` and `}}` are matched first so that escaped braces stay literal.
+_VAR_IN_PATH_RE = re.compile(r"\{\{|\}\}|\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+_WHOLE_VAR_RE = re.compile(r"\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+
+
 def wildcard_names_in(pattern: str) -> List[str]:
     """Names of the `{wildcards}` in a path pattern, in order of appearance."""
     if "{" not in pattern:
@@ -496,8 +513,43 @@ class _Validator:
             result[name] = amount
         return result
 
-    def paths(self, value: Any, rule: str, key: str) -> Tuple[List[str], Dict[str, List[int]]]:
-        """inputs/outputs: a string, a list of strings, or a table of named strings/lists."""
+    def var_value(self, name: str, variables: Dict[str, Any], rule: str, key: str, used: List[str]) -> Any:
+        if name not in variables:
+            raise self.error(
+                f"unknown placeholder '{{vars.{name}}}': no var '{name}' in [vars]",
+                rule,
+                key,
+                hint=_did_you_mean(name, sorted(variables)) or "declare it in [vars]",
+            )
+        used.append(name)
+        return variables[name]
+
+    def expand_vars(self, text: str, variables: Dict[str, Any], rule: str, key: str, used: List[str]) -> str:
+        """`{vars.NAME}` in a path replaced by the var's value (braces in it kept literal)."""
+        if "vars." not in text:
+            return text  # nearly every path: no regex scan
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return match.group(0)  # {{ or }}: an escaped brace, left for the path parser
+            value = self.var_value(name, variables, rule, key, used)
+            if isinstance(value, list):
+                raise self.error(
+                    f"'{{vars.{name}}}' is a list; a path takes a single value",
+                    rule,
+                    key,
+                    hint=f"for one job (or input) per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }}",
+                )
+            return format_value(value).replace("{", "{{").replace("}", "}}")
+
+        return _VAR_IN_PATH_RE.sub(substitute, text)
+
+    def paths(
+        self, value: Any, rule: str, key: str, variables: Dict[str, Any], used: List[str]
+    ) -> Tuple[List[str], Dict[str, List[int]]]:
+        """inputs/outputs: a string, a list of strings, or a table of named strings/lists;
+        `{vars.NAME}` in them is replaced by the var's value."""
         if isinstance(value, str):
             value = [value]
         if isinstance(value, list):
@@ -516,6 +568,7 @@ class _Validator:
                 items.extend(entries)
         else:
             raise self.error(f"must be a list of paths, got {_type_name(value)}", rule, key)
+        items = [self.expand_vars(item, variables, rule, key, used) for item in items]
         for item in items:
             if not item.strip():
                 raise self.error("contains an empty path", rule, key)
@@ -554,8 +607,9 @@ class _Validator:
                     key,
                     hint=_did_you_mean(key, RULE_KEYS) or f"valid keys: {', '.join(RULE_KEYS)}",
                 )
-        spec.inputs, spec.input_names = self.paths(body.get("inputs", []), name, "inputs")
-        spec.outputs, spec.output_names = self.paths(body.get("outputs", []), name, "outputs")
+        used: List[str] = []  # the vars this rule's paths, foreach, cmd and env insert
+        spec.inputs, spec.input_names = self.paths(body.get("inputs", []), name, "inputs", variables, used)
+        spec.outputs, spec.output_names = self.paths(body.get("outputs", []), name, "outputs", variables, used)
         cmd = body.get("cmd")
         if cmd is not None:
             if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
@@ -601,6 +655,18 @@ class _Validator:
         for key, values in foreach.items():
             if not NAME_RE.match(key):
                 raise self.error(f"'{key}' is not a valid wildcard name", name, "foreach")
+            if isinstance(values, str):
+                whole = _WHOLE_VAR_RE.fullmatch(values.strip())
+                if whole is not None:  # the var's list of values, or its pattern
+                    values = self.var_value(whole.group(1), variables, name, "foreach", used)
+                    if not isinstance(values, (str, list)):
+                        raise self.error(
+                            f"'{key}' = '{{vars.{whole.group(1)}}}' must name a list of values or a pattern string",
+                            name,
+                            "foreach",
+                        )
+                else:
+                    values = self.expand_vars(values, variables, name, "foreach", used)
             if isinstance(values, str):
                 self.check_braces(values, name, "foreach")
                 if key not in wildcard_names_in(values):
@@ -707,11 +773,10 @@ class _Validator:
             raise self.error("must be a string", name, "description")
         spec.description = description
         if cmd is not None:
-            used: List[str] = []
             spec.cmd_template = self.template(cmd, spec, variables, "cmd", used)
             for key, value in spec.env.items():
                 spec.env_templates[key] = self.template(value, spec, variables, "env", used)
-            spec.vars_used = tuple(sorted(set(used)))
+        spec.vars_used = tuple(sorted(set(used)))
         return spec
 
     def template(
