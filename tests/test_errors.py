@@ -178,3 +178,15 @@ def test_rules_written_as_keys_of_the_rules_table_are_located(project):
     assert_user_error(project.run("build"), "Weavefile:4:", "rule 'bad'", "must be a table")
     project.weavefile('[rules]\nfirst = { outputs = ["x"], cmd = "touch x" }\nsecond = { outputs = ["y"], cmd = "touch y", bogus = 1 }\n')
     assert_user_error(project.run("build"), "Weavefile:3:", "rule 'second', key 'bogus'", "unknown key")
+
+
+def test_keys_written_as_sub_tables_are_located(project):
+    """`[rules.NAME.KEY]` is TOML for a key of rule NAME (e.g. its env): errors name its line."""
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n\n[rules.a.env]\nX = [1]\n')
+    assert_user_error(project.run("build"), "Weavefile:5:", "rule 'a', key 'env'", "string or number")
+    project.weavefile('# a typo: a sub-table where a key was meant\n[rules.a.outputz]\nx = 1\n')
+    assert_user_error(project.run("build"), "Weavefile:2:", "rule 'a', key 'outputz'", "did you mean 'outputs'")
+    project.weavefile('[rules."a.b"]\noutputs = ["a"]\ncmd = "touch a"\n[rules."a.b".env]\nX = [1]\n')
+    assert_user_error(project.run("build"), "Weavefile:4:", "rule 'a.b', key 'env'")
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "echo $X > a"\n[rules.a.env]\nX = "1"\n')
+    assert project.run("build").rc == 0 and project.read("a") == "1\n"

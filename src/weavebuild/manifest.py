@@ -279,6 +279,7 @@ class _Locator:
     def __init__(self, text: str):
         self.lines = text.splitlines()
         self._headers: Optional[Dict[str, int]] = None
+        self._subtables: Dict[Tuple[str, str], int] = {}  # (rule, key) -> line of [rules.RULE.KEY]
 
     def _header_line(self, rule: Optional[str]) -> Optional[int]:
         if rule is None:
@@ -295,8 +296,10 @@ class _Locator:
                     header = re.sub(r"\s*\.\s*", ".", stripped[1 : stripped.find("]")].strip())
                     table = header
                     if header.startswith("rules."):
-                        name = header[len("rules.") :].strip("\"'")
+                        name, sub = _split_rule_header(header[len("rules.") :])
                         self._headers.setdefault(name, number)
+                        if sub:  # [rules.NAME.KEY]: a key of the rule written as a sub-table
+                            self._subtables.setdefault((name, sub), number)
                 elif table == "rules":
                     match = _INLINE_RULE_RE.match(line)
                     if match:
@@ -326,6 +329,8 @@ class _Locator:
         header = self._header_line(rule)
         if key is None:
             return header
+        if rule is not None and (rule, key) in self._subtables:
+            return self._subtables[(rule, key)]
         if rule is not None and header is None:
             return None
         key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
@@ -342,6 +347,19 @@ class _Locator:
             if key_re.match(line):
                 return index + 1
         return header
+
+
+def _split_rule_header(rest: str) -> Tuple[str, str]:
+    """`a`, `a.env`, `"a.b"`, `"a.b".env` (what follows `rules.` in a table header) →
+    (rule name, first sub-key or "")."""
+    if rest[:1] in ("'", '"'):
+        end = rest.find(rest[0], 1)
+        if end > 0:
+            name, tail = rest[1:end], rest[end + 1 :]
+            return name, tail.lstrip(".").split(".")[0].strip("\"'")
+        return rest.strip("\"'"), ""
+    name, _, tail = rest.partition(".")
+    return name, tail.split(".")[0].strip("\"'")
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
