@@ -190,3 +190,20 @@ def test_keys_written_as_sub_tables_are_located(project):
     assert_user_error(project.run("build"), "Weavefile:4:", "rule 'a.b', key 'env'")
     project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "echo $X > a"\n[rules.a.env]\nX = "1"\n')
     assert project.run("build").rc == 0 and project.read("a") == "1\n"
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ('[rules.a]\noutputs = ["a"]\ncmd = touch a\n', ["Weavefile:3:", "Invalid value", 'text needs quotes']),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "touch a\n', ["Weavefile:3:", "string is not closed", "'''...'''"]),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "sed s/\\./_/ x"\n', ["Weavefile:3:", "literal string '...'"]),
+        ('[rules.a]\noutputs = ["a"]\noutputs = ["b"]\ncmd = "touch a"\n', ["Weavefile:3:", "set twice"]),
+        ('[rules.a]\ncmd = "x"\n[rules.a]\ncmd = "y"\n', ["Weavefile:3:", "declared once"]),
+    ],
+)
+def test_common_toml_mistakes_come_with_a_hint(project, text, fragments):
+    project.write("Weavefile", text, dedent=False)
+    result = project.run("build")
+    assert_user_error(result, *fragments)
+    assert "\n  hint: " in result.err

@@ -213,7 +213,7 @@ def parse_manifest(
             line = max(1, len(text.splitlines()))
             message = message[: -len("(at end of document)")].strip() + " before the end of the file"
         raise ManifestError(
-            f"invalid TOML: {message}", path=path, line=line, col=col
+            f"invalid TOML: {message}", path=path, line=line, col=col, hint=_toml_hint(message)
         ) from None
     except (ValueError, RecursionError) as exc:  # tomllib may raise these on odd inputs
         raise ManifestError(f"invalid TOML: {exc}", path=path) from None
@@ -224,6 +224,30 @@ def parse_manifest(
         (digest_source if digest_source is not None else text.encode()) + overrides_key(overrides)
     )
     return _Validator(path, locator).manifest(data, digest, overrides or {})
+
+
+# The parser's words for the mistakes people make most, and what to do about each.
+_TOML_HINTS = (
+    ("Invalid value", 'text needs quotes: cmd = "touch out.txt"; a list needs brackets: inputs = ["a.csv"]'),
+    (
+        "Illegal character '\\n'",
+        "a string is not closed on its line; for text over several lines use '''...''' or \"\"\"...\"\"\"",
+    ),
+    (
+        "Unescaped '\\'",
+        "a backslash in \"...\" starts an escape: write \\\\, or use a literal string '...' "
+        "(no escapes), handy for shell commands",
+    ),
+    ("Cannot overwrite a value", "this key is set twice in the same table: keep one"),
+    ("Cannot declare", "each table (such as a rule) is declared once: merge the two"),
+)
+
+
+def _toml_hint(message: str) -> Optional[str]:
+    for start, hint in _TOML_HINTS:
+        if message.startswith(start):
+            return hint
+    return None
 
 
 def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
