@@ -214,3 +214,11 @@ def test_braces_in_a_var_value_stay_literal_in_a_path(project):
 def test_bad_vars_in_paths_are_weavefile_errors(project, rule, fragments):
     project.weavefile('[vars]\nsamples = ["a"]\nn = 3\n\n[rules.r]\n' + rule + "\n")
     assert_user_error(project.run("build"), "Weavefile:", *fragments)
+
+
+def test_list_shows_the_vars_with_the_values_of_this_run(vars_project):
+    project = vars_project
+    out = project.run("list").out
+    assert "vars:\n  epochs = 3\n  lr     = 0.5\n  name   = base\n  fast   = false\n  layers = [64, 32]\n" in out, out
+    out = project.run("list", "--set", "layers=[8]", "--set", "name=x y").out
+    assert "  name   = x y  (--set)\n" in out and "  layers = [8]  (--set)\n" in out, out

@@ -1,4 +1,4 @@
-"""`weave list`: the rules, their inputs, outputs and wildcards, and the default targets."""
+"""`weave list`: the vars, the rules (inputs, outputs, wildcards) and the default targets."""
 
 from __future__ import annotations
 
@@ -13,11 +13,23 @@ from ..cli import CONTEXT_SETTINGS, Settings, set_option
 @set_option
 @click.pass_obj
 def list_rules(settings: Settings) -> None:
-    """List the rules with their inputs, outputs and wildcards, and the default targets."""
+    """List the rules with their inputs, outputs and wildcards, the default targets and the vars."""
     project = settings.project()
     manifest = project.manifest
     click.echo(f"Weavefile: {os.path.relpath(manifest.path)}")
     click.echo("default targets: " + " ".join(manifest.default_targets()))
+    if manifest.vars:
+        # What `--set NAME=VALUE` can change, with the values this run would use.
+        import json
+
+        from ..manifest import format_value
+
+        click.echo("vars:")
+        width = max(len(name) for name in manifest.vars)
+        for name, value in manifest.vars.items():
+            shown = json.dumps(value) if isinstance(value, list) else format_value(value)  # as --set takes it
+            note = "  (--set)" if name in project.overrides else ""
+            click.echo(f"  {name:<{width}} = {shown}{note}")
     for rule in manifest.rules.values():
         kind = "alias" if rule.is_alias else ("pattern rule" if rule.wildcard_names else "rule")
         click.echo(f"\n{rule.name} ({kind})" + (f": {rule.description}" if rule.description else ""))
