@@ -333,3 +333,29 @@ def test_prefetch_gives_what_digest_gives(tmp_path, monkeypatch):
     for name in ("a.txt", "b.txt", "c.txt", "dir", "missing.txt"):
         assert ahead.digest(name) == plain.digest(name), name
     assert {k: v[4] for k, v in ahead.cache.items()} == {k: v[4] for k, v in plain.cache.items()}
+
+
+def test_a_source_seen_by_exists_is_not_statted_again(tmp_path, monkeypatch):
+    """The resolver asks exists() about every source (with full paths); the digest of the same
+    path, relative, reuses that stat: one stat per source before the first job starts."""
+    write_old(tmp_path, "src/a.txt", b"alpha")
+    write_old(tmp_path, "src/b.txt", b"beta")
+    calls = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        calls.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(filestate.os, "stat", counting_stat)
+    files = FileState(str(tmp_path), {})
+    assert files.exists(str(tmp_path / "src/a.txt")) and files.exists("src/b.txt")
+    assert not files.exists("src/missing.txt")
+    files.prefetch(["src/a.txt", "src/b.txt"])
+    assert files.digest("src/a.txt") == xxhash.xxh3_128_hexdigest(b"alpha")
+    assert files.digest("src/b.txt") == xxhash.xxh3_128_hexdigest(b"beta")
+    assert sorted(calls) == sorted([str(tmp_path / "src/a.txt"), str(tmp_path / "src/b.txt"), str(tmp_path / "src/missing.txt")])
+    # A path forgotten (an output about to be rewritten) is looked at afresh.
+    (tmp_path / "src/a.txt").write_bytes(b"changed")
+    files.forget(["src/a.txt"])
+    assert files.digest("src/a.txt") == xxhash.xxh3_128_hexdigest(b"changed")

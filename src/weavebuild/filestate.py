@@ -43,6 +43,9 @@ class FileState:
         self.dirty: Dict[str, FileRow] = {}
         self.racy: Dict[str, str] = {}  # key -> full path of files hashed within their window
         self._memo: Dict[str, object] = {}
+        # stat() results taken by exists() (the resolver asks about every source), each used
+        # once by the next digest or prefetch of that path instead of a second stat.
+        self._stats: Dict[str, os.stat_result] = {}
         self.hashed = 0  # how many files were actually read (for tests and -v statistics)
 
     def full_path(self, path: str) -> str:
@@ -53,7 +56,13 @@ class FileState:
         memo = self._memo.get(path)
         if memo is not None:
             return memo is not _MISSING
-        return os.path.exists(self.full_path(path))
+        try:
+            st = os.stat(self.full_path(path))
+        except (OSError, ValueError):
+            return False  # as os.path.exists: missing, a broken link, or no valid path
+        # Keyed as digest() is asked: relative to the root (the resolver asks with full paths).
+        self._stats[path[len(self._prefix) :] if path.startswith(self._prefix) else path] = st
+        return True
 
     def digest(self, path: str) -> Optional[str]:
         """The content digest of `path` (file or directory tree), or None if it is missing.
@@ -65,7 +74,7 @@ class FileState:
             return None if memo is _MISSING else memo  # type: ignore[return-value]
         full = self.full_path(path)
         try:
-            st = os.stat(full)
+            st = self._stats.pop(path, None) or os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
             self._memo[path] = _MISSING
             return None
@@ -125,7 +134,7 @@ class FileState:
                 continue
             full = self.full_path(path)
             try:
-                st = os.stat(full)
+                st = self._stats.pop(path, None) or os.stat(full)
             except OSError:
                 continue
             if not stat_module.S_ISREG(st.st_mode):
@@ -182,6 +191,7 @@ class FileState:
         """Drop memoised digests of `paths` (outputs a job is about to rewrite)."""
         for path in paths:
             self._memo.pop(path, None)
+            self._stats.pop(path, None)
 
     def take_dirty(self) -> List[Tuple[str, FileRow]]:
         """Cache rows changed since the last call, to be written in the next transaction."""
