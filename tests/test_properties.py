@@ -2,8 +2,9 @@
 
 Correctness: after every build each output equals what a from-scratch build computes.
 Minimality: the jobs that ran are exactly those a verifying-trace model says must run — a job
-runs iff no success record matches its signature (command + input contents), or its output no
-longer has the content recorded with that signature (early cutoff falls out of this).
+runs iff no success record matches its signature (command, the vars it uses, whether from the
+Weavefile or `--set`, and input contents), or its output no longer has the content recorded
+with that signature (early cutoff falls out of this).
 Builds run in-process through the Python API, with real files and real subprocesses.
 """
 
@@ -53,7 +54,13 @@ EDITS = st.one_of(
     st.tuples(st.just("edit_cmd"), st.integers(0, 5)),
     st.tuples(st.just("delete_output"), st.integers(0, 5)),
     st.tuples(st.just("corrupt_output"), st.integers(0, 5)),
+    st.tuples(st.just("set_var"), st.integers(0, 2)),  # the next builds use --set k=N
 )
+
+
+def uses_var(name: str) -> bool:
+    """Every other job's command inserts `{vars.k}` (a comment: its output does not change)."""
+    return int(name[len("job"):]) % 2 == 0
 
 
 class Model:
@@ -63,8 +70,9 @@ class Model:
         self.jobs = jobs
         self.files: Dict[str, Optional[str]] = dict(sources)
         self.commands = {name: 0 for name, *_ in jobs}  # a version number per job's command
+        self.var = 0  # the value of `k` the builds use (0 is the Weavefile's; others via --set)
         # Success records keyed by signature: (job, command version, input contents) → output.
-        self.records: Dict[Tuple[str, int, Tuple[str, ...]], str] = {}
+        self.records: Dict[Tuple[str, int, Optional[int], Tuple[str, ...]], str] = {}
 
     def build(self) -> List[str]:
         """A job is up to date iff a record with its current signature exists and its output
@@ -72,7 +80,7 @@ class Model:
         ran = []
         for name, inputs, output, transform in self.jobs:
             values = tuple(self.files[i] or "" for i in inputs)
-            signature = (name, self.commands[name], values)
+            signature = (name, self.commands[name], self.var if uses_var(name) else None, values)
             recorded = self.records.get(signature)
             if recorded is None or self.files.get(output) != recorded:
                 result = TRANSFORMS[transform][1]("".join(values))
@@ -89,11 +97,13 @@ class Model:
 
 
 def write_weavefile(root: str, jobs, commands: Dict[str, int]) -> None:
-    lines = ['default = ["all"]']
+    lines = ['default = ["all"]', "[vars]", "k = 0"]
     for name, inputs, output, transform in jobs:
         cmd = f"echo {name} >> runs.log; " + TRANSFORMS[transform][0]
         if commands[name]:
             cmd += f"  # version {commands[name]}"
+        if uses_var(name):
+            cmd += "  # k={vars.k}"
         lines += [
             f"[rules.{name}]",
             f"inputs = {json.dumps(inputs)}",
@@ -115,8 +125,9 @@ def read_runs(root: str) -> List[str]:
     return names
 
 
-def build(root: str) -> None:
-    result = Project.load(root).build(jobs=2)
+def build(root: str, model: "Model") -> None:
+    overrides = {"k": str(model.var)} if model.var else None
+    result = Project.load(root, overrides=overrides).build(jobs=2)
     assert result.ok
 
 
@@ -132,19 +143,19 @@ def test_incremental_build_is_correct_and_minimal(dag, edit_rounds):
                 handle.write(text)
         model = Model(jobs, sources)
         write_weavefile(root, jobs, model.commands)
-        build(root)
+        build(root, model)
         assert sorted(read_runs(root)) == sorted(model.build())
         for edits in edit_rounds:
             for edit in edits:
                 apply_edit(root, model, jobs, edit)
             write_weavefile(root, jobs, model.commands)
-            build(root)
+            build(root, model)
             assert sorted(read_runs(root)) == sorted(model.build()), edits
             expected = model.scratch()
             for path, text in expected.items():
                 with open(os.path.join(root, path)) as handle:
                     assert handle.read() == text, path
-            build(root)  # a second build right after a success runs nothing
+            build(root, model)  # a second build right after a success runs nothing
             assert read_runs(root) == []
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -166,6 +177,9 @@ def apply_edit(root: str, model: Model, jobs, edit) -> None:
         else:
             with open(path, "w") as handle:
                 handle.write(model.files[name] or "")
+        return
+    if kind == "set_var":
+        model.var = edit[1]
         return
     name, _, output, _ = jobs[edit[1] % len(jobs)]
     if kind == "edit_cmd":
