@@ -125,7 +125,7 @@ def read_runs(root: str) -> List[str]:
     return names
 
 
-def build(root: str, model: "Model") -> None:
+def build(root: str, model: Model) -> None:
     overrides = {"k": str(model.var)} if model.var else None
     result = Project.load(root, overrides=overrides).build(jobs=2)
     assert result.ok
