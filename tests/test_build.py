@@ -150,6 +150,34 @@ def test_new_foreach_file_adds_a_job(project):
     assert project.read("count.txt") == "4\n"
 
 
+def test_a_foreach_rule_with_no_values_builds_nothing_and_says_so(project):
+    """Naming a rule whose jobs come from foreach, when foreach gives no values (no matching
+    file yet, or an empty list), is an empty build with a warning, not a usage error."""
+    project.weavefile(
+        """
+        [vars]
+        extra = []
+        [rules.copy]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["out/{s}.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "cp {inputs} {outputs}"
+        [rules.listed]
+        outputs = ["list/{x}.txt"]
+        foreach = { x = "{vars.extra}" }
+        cmd = "touch {outputs}"
+        """
+    )
+    for rule in ("copy", "listed"):
+        result = project.run("build", rule)
+        assert result.rc == 0, result
+        assert f"warning: rule '{rule}' has no jobs: foreach gives no values for" in result.err
+        assert "nothing to do" in result.out
+    project.write("raw/a.txt", "a\n")
+    assert project.run("build", "copy").rc == 0 and project.read("out/a.txt") == "a\n"
+    assert project.run("build", "listed", "--set", "extra=['one']").rc == 0 and project.exists("list/one.txt")
+
+
 def test_targets_by_path_and_rule_name(project):
     make_pipeline(project)
     result = project.run("build", "clean/b.txt")

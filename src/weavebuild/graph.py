@@ -432,6 +432,15 @@ class Resolver:
             ]
             if not rule.outputs:
                 entries = [(rule, {})]  # a command-only rule: one job, run when requested
+            output_wildcards = {w for output in rule.outputs for w in wildcard_names_in(output)}
+            if not entries and output_wildcards and output_wildcards <= set(rule.foreach):
+                # Its jobs come from foreach alone, and it gave no values (an empty list, or
+                # a pattern no file matches yet): nothing to build, which is worth saying.
+                self.warnings.append(
+                    f"rule '{target}' has no jobs: foreach gives no values for "
+                    + ", ".join(f"'{w}'" for w in sorted(output_wildcards))
+                )
+                return []
             if not entries:
                 example = rule.outputs[0] if rule.outputs else ""
                 raise UsageError(
