@@ -15,7 +15,7 @@ STARTER = '''\
 
 default = ["reports/metrics.json"]   # what `weave` builds when no target is named
 
-[vars]                               # values for commands: {vars.epochs}
+[vars]                               # {vars.epochs} in commands; weave build --set epochs=1
 epochs = 10
 
 [resources]                          # totals on this machine (--resources overrides)
