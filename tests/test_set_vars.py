@@ -222,3 +222,21 @@ def test_list_shows_the_vars_with_the_values_of_this_run(vars_project):
     assert "vars:\n  epochs = 3\n  lr     = 0.5\n  name   = base\n  fast   = false\n  layers = [64, 32]\n" in out, out
     out = project.run("list", "--set", "layers=[8]", "--set", "name=x y").out
     assert "  name   = x y  (--set)\n" in out and "  layers = [8]  (--set)\n" in out, out
+
+
+def test_clean_without_targets_removes_what_every_set_of_values_built(runs_project):
+    project = runs_project
+    assert project.run("build", "report").rc == 0
+    assert project.run("build", "report", "--set", "run=quick").rc == 0
+    assert project.exists("runs/baseline/report.txt") and project.exists("runs/quick/report.txt")
+    # With a target and values: that run's outputs only.
+    dry = project.run("clean", "-n", "report", "--set", "run=quick")
+    assert "runs/quick/report.txt" in dry.out and "runs/baseline" not in dry.out, dry
+    # Without targets: every output weave recorded, whatever the values were.
+    result = project.run("clean")
+    assert result.rc == 0, result
+    assert not project.exists("runs")
+    assert project.exists("raw/a.txt") and project.exists("data/one.csv")  # sources stay
+    project.clear_runs()
+    assert project.run("build", "report").rc == 0
+    assert sorted(project.runs_log()) == ["features", "features", "report"]

@@ -407,11 +407,10 @@ class Project:
                         sources = set(self.graph().sources)
                     except UsageError:
                         sources = set()
-                    for key, row in latest.items():
-                        record = store.record(row.signature)
-                        if record is not None:
-                            job_keys.append(key)
-                            outputs.extend(record.recipe.get("outputs", []))
+                    # Every record kept, not only each job's latest: outputs whose paths use
+                    # vars (`runs/{vars.run}/...`) differ from one set of values to the next.
+                    job_keys.extend(latest)
+                    outputs.extend(store.recorded_outputs())
                 removed: List[str] = []
                 parents: set = set()
                 for output in dict.fromkeys(outputs):

@@ -370,6 +370,27 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 
+    def recorded_outputs(self) -> List[str]:
+        """The output paths of every record kept (each job's last few), oldest first: a job
+        whose output paths depend on vars has made different files over time."""
+        import json
+
+        if self.connection is None:
+            return []
+        try:
+            rows = self.connection.execute("SELECT recipe FROM records ORDER BY finished_at").fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return []
+        outputs: List[str] = []
+        for (recipe,) in rows:
+            try:
+                paths = json.loads(recipe).get("outputs", [])
+            except (ValueError, TypeError, AttributeError):
+                continue  # an unreadable record names nothing to remove
+            outputs.extend(path for path in paths if isinstance(path, str))
+        return outputs
+
     def prune_records(self, job_keys: Iterable[str], keep: int = 8) -> None:
         """Keep only the newest `keep` records of each job, bounding the store's growth."""
         if self.connection is None or self.broken:
