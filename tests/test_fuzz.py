@@ -86,7 +86,14 @@ def test_mutated_weavefiles(fuzz_root, mutations):
     load_and_resolve(text, fuzz_root)
 
 
-SCALARS = st.one_of(st.integers(-3, 5), st.text(max_size=12), st.booleans(), st.floats(allow_nan=False, width=16))
+# Strings that mean something in paths, foreach and commands (vars, wildcards, escapes).
+MEANINGFUL = st.sampled_from(
+    ["{vars.v}", "out/{vars.v}.txt", "{vars.l}", "{vars.n}", "{vars.nope}", "{{vars.v}}", "{ vars.b }",
+     "o/{vars.b}/{s}.txt", "raw/{s}.txt", "o/{s}.txt", "{wildcards.s}", "{inputs} {outputs}"]
+)
+SCALARS = st.one_of(
+    st.integers(-3, 5), st.text(max_size=12), MEANINGFUL, st.booleans(), st.floats(allow_nan=False, width=16)
+)
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "gpu", "s", "x"]), inner, max_size=3), max_leaves=6)
 RULE_KEYS = st.sampled_from(["inputs", "outputs", "cmd", "foreach", "wildcards", "resources", "cpus", "env", "retries", "retry_delay", "timeout", "description", "bogus"])
 
@@ -109,7 +116,7 @@ def toml_value(value) -> str:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(["a", "b", "c-d"]), st.dictionaries(RULE_KEYS, VALUES, max_size=5), min_size=1, max_size=3))
 def test_structured_rules(fuzz_root, rules):
-    lines = []
+    lines = ["[vars]", 'v = "x"', 'l = ["a", "b"]', "n = 3", 'b = "{y}"']
     for name, body in rules.items():
         lines.append(f"[rules.{name}]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in body.items())
