@@ -589,3 +589,33 @@ def test_weavefile_saved_with_a_byte_order_mark_builds(project):
     result = project.run("build")
     assert result.rc == 0, result
     assert project.read("hello.txt") == "hi\n"
+
+
+def test_fan_in_longer_than_bash_takes(project):
+    """A plain command over thousands of paths runs without bash, so it is limited only by
+    the kernel's total for arguments; under bash (one argument of at most 128 KiB) it fails
+    with an explanation, and the failure report shows the start of the command only."""
+    names = [f"d/input_file_with_quite_a_long_name_{i:05d}.txt" for i in range(3500)]
+    for name in names:
+        project.write(name, "x\n", dedent=False)
+    project.weavefile(
+        """
+        [rules.merge]
+        inputs = ["d/*.txt"]
+        outputs = ["all.txt"]
+        cmd = "cat {inputs} > {outputs}"
+
+        [rules.count]
+        inputs = ["d/*.txt"]
+        outputs = ["n.txt"]
+        cmd = "cat {inputs} | wc -l > {outputs}; echo counted"
+        """
+    )
+    assert len(" ".join(names)) > 128 * 1024
+    result = project.run("build", "-k", "merge", "count")
+    assert result.rc == 1, result
+    assert project.read("all.txt") == "x\n" * 3500
+    assert "FAILED count n.txt: cannot start: Argument list too long" in result.err
+    assert "128 KiB in one argument" in result.err and "list the inputs in a file" in result.err
+    command_line = next(line for line in result.err.splitlines() if line.startswith("  command: "))
+    assert len(command_line) < 800 and command_line.endswith("more characters)"), command_line

@@ -13,6 +13,7 @@ outputs and write the success record. Invariants:
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import re
 import shutil
@@ -488,7 +489,14 @@ class Builder:
         try:
             self.executor.start(job.key, job.cmd, env, self.root, log_path)
         except OSError as exc:
-            self.reporter.job_failed(job.display, f"cannot start: {exc.strerror or exc}", job.cmd, None, "")
+            message = f"cannot start: {exc.strerror or exc}"
+            if exc.errno == errno.E2BIG:
+                message += (
+                    f" (the command is {len(job.cmd.encode()):,} bytes; Linux takes at most 128 KiB"
+                    " in one argument, and bash -c gets the whole command as one): list the inputs"
+                    " in a file, or let the script find them (a directory input, or a glob in it)"
+                )
+            self.reporter.job_failed(job.display, message, job.cmd, None, "")
             return None
         return _Running(job, grant, verdict, attempt, log_path, deadline)
 

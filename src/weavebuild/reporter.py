@@ -52,6 +52,17 @@ class Reporter:
     def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None: ...
 
 
+# A failure report shows at most this much of a command: a fan-in over 10k paths makes a
+# command of megabytes, and the report is for reading.
+COMMAND_SHOWN = 600
+
+
+def _shorten(command: str) -> str:
+    if len(command) <= COMMAND_SHOWN:
+        return command
+    return f"{command[:COMMAND_SHOWN]}... ({len(command) - COMMAND_SHOWN:,} more characters)"
+
+
 def _duration(seconds: float) -> str:
     seconds = int(seconds + 0.5)
     if seconds < 60:
@@ -158,7 +169,7 @@ class ConsoleReporter(Reporter):
         self.out.flush()
         lines: List[str] = [f"weave: FAILED {display}: {message}"]
         if command:
-            lines.append("  command: " + command.replace("\n", "\n           "))
+            lines.append("  command: " + _shorten(command).replace("\n", "\n           "))
         if log_path:
             lines.append(f"  log: {os.path.relpath(log_path)}")
         if tail:
