@@ -616,6 +616,6 @@ def test_fan_in_longer_than_bash_takes(project):
     assert result.rc == 1, result
     assert project.read("all.txt") == "x\n" * 3500
     assert "FAILED count n.txt: cannot start: Argument list too long" in result.err
-    assert "128 KiB in one argument" in result.err and "list the inputs in a file" in result.err
+    assert "128 KiB for a command bash runs" in result.err and "list the inputs in a file" in result.err
     command_line = next(line for line in result.err.splitlines() if line.startswith("  command: "))
     assert len(command_line) < 800 and command_line.endswith("more characters)"), command_line

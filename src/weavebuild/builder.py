@@ -492,9 +492,10 @@ class Builder:
             message = f"cannot start: {exc.strerror or exc}"
             if exc.errno == errno.E2BIG:
                 message += (
-                    f" (the command is {len(job.cmd.encode()):,} bytes; Linux takes at most 128 KiB"
-                    " in one argument, and bash -c gets the whole command as one): list the inputs"
-                    " in a file, or let the script find them (a directory input, or a glob in it)"
+                    f" (the command is {len(job.cmd.encode()):,} bytes: more than a program may be"
+                    " started with, which is 128 KiB for a command bash runs, about 2 MB for a plain"
+                    " one): list the inputs in a file, or let the script find them (a directory"
+                    " input, or a glob in it)"
                 )
             self.reporter.job_failed(job.display, message, job.cmd, None, "")
             return None
