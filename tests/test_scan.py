@@ -243,6 +243,29 @@ def test_several_reasons_at_once(ws):
     ]
 
 
+def test_many_changed_inputs_are_named_up_to_a_few_then_counted(ws):
+    """A fan-in over thousands of edited files names five and counts the rest (a 20k-file
+    merge's reasons would otherwise be a megabyte long)."""
+    for index in range(8):
+        ws.write(f"parts/p{index}.txt", "v1")
+    ws.weavefile(
+        """
+        [rules.merge]
+        inputs = ["parts/*.txt"]
+        outputs = ["all.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    ws.build("merge")
+    for index in range(8):
+        ws.write(f"parts/p{index}.txt", "v2")
+    assert ws.reasons("merge") == [Reason(INPUT_CHANGED, f"parts/p{index}.txt") for index in range(5)] + [
+        Reason(INPUTS_CHANGED, "3 more")
+    ]
+    ws.write("parts/p0.txt", "v1")  # back as recorded: one fewer changed
+    assert ws.reasons("merge")[-1] == Reason(INPUTS_CHANGED, "2 more")
+
+
 def test_forced(ws):
     built = ws.build()
     verdict = ws.check(forced=True)

@@ -29,7 +29,8 @@ FORCED = "forced"
 UPSTREAM = "upstream will rerun"
 ALWAYS = "no outputs (always runs)"
 RECORD_MISMATCH = "recorded result differs"
-CHANGED = "inputs or recipe changed"  # when no one asked for the details (see Scanner.check)
+CHANGED = "inputs or recipe changed"
+CHANGED_INPUTS_NAMED = 5  # changed inputs named one by one in a job's reasons; the rest counted  # when no one asked for the details (see Scanner.check)
 
 
 class Reason:
@@ -178,8 +179,11 @@ class Scanner:
                 [f"+{p}" for p in added[:3]] + [f"-{p}" for p in removed[:3]]
             ) or "order changed"
             reasons.append(Reason(INPUTS_CHANGED, detail))
-        for path, digest in inputs:
-            before = old_inputs.get(path)
-            if before is not None and before != digest:
-                reasons.append(Reason(INPUT_CHANGED, path))
+        changed = [
+            path for path, digest in inputs if old_inputs.get(path) is not None and old_inputs[path] != digest
+        ]
+        # Name a few: a fan-in over 20k edited files would otherwise explain itself in 1 MB.
+        reasons.extend(Reason(INPUT_CHANGED, path) for path in changed[:CHANGED_INPUTS_NAMED])
+        if len(changed) > CHANGED_INPUTS_NAMED:
+            reasons.append(Reason(INPUTS_CHANGED, f"{len(changed) - CHANGED_INPUTS_NAMED:,} more"))
         return reasons or [Reason(NEVER_BUILT, "no matching record")]
