@@ -258,33 +258,38 @@ def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
     return b"\0--set\0" + "\0".join(f"{name}={overrides[name]}" for name in sorted(overrides)).encode()
 
 
+_VAR_KIND_EXAMPLES = {"a boolean": "true", "a number": "3", "a list": "'[64, 32]' (a TOML array)"}
+
+
+def _var_kind(value: Any) -> Optional[str]:
+    """What `--set` must give for a var with this value (booleans first: True is an int)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return None
+
+
 def override_var(name: str, text: str, default: Any, path: str, line: Optional[int]) -> Any:
     """The value of var `name` given as `text` on the command line, of the kind the Weavefile's
     value has: text for a string, a TOML number, boolean or array otherwise (so `--set
     epochs=300` equals `epochs = 300` and reruns nothing)."""
-    if isinstance(default, str):
+    kind = _var_kind(default)
+    if kind == "text":
         return text
-    if isinstance(default, bool):
-        kind, example = "a boolean", "true"
-    elif isinstance(default, (int, float)):
-        kind, example = "a number", "3"
-    else:
-        kind, example = "a list", "'[64, 32]' (a TOML array)"
     try:
         value = _toml().loads(f"value = {text}")["value"]
     except Exception:  # any parse failure means "not a value of this kind"
         value = None
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, (int, float)):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, list) and not any(isinstance(item, dict) for item in value)
-    if not ok:
+    if _var_kind(value) != kind or (kind == "a list" and any(isinstance(item, dict) for item in value)):
         where = f"{path}:{line}" if line else path
         raise UsageError(
             f"--set {name}={text}: '{name}' is {kind} in [vars] ({where}), and '{text}' is not",
-            hint=f"e.g. --set {name}={example}",
+            hint=f"e.g. --set {name}={_VAR_KIND_EXAMPLES.get(kind, '...')}",
         )
     if isinstance(default, int) and isinstance(value, float) and value.is_integer():
         return int(value)  # 300.0 for an integer var is 300, as it would be inserted
@@ -450,9 +455,10 @@ def format_value(value: object) -> str:
     return str(value)
 
 
+_VAR_PLACEHOLDER = r"\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}"
+_WHOLE_VAR_RE = re.compile(_VAR_PLACEHOLDER)
 # `{vars.NAME}` in a path; `{{` and `}}` are matched first so that escaped braces stay literal.
-_VAR_IN_PATH_RE = re.compile(r"\{\{|\}\}|\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
-_WHOLE_VAR_RE = re.compile(r"\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+_VAR_IN_PATH_RE = re.compile(r"\{\{|\}\}|" + _VAR_PLACEHOLDER)
 
 
 def wildcard_names_in(pattern: str) -> List[str]:
@@ -556,6 +562,7 @@ class _Validator:
         return result
 
     def var_value(self, name: str, variables: Dict[str, Any], rule: str, key: str, used: List[str]) -> Any:
+        """The value of var `name` for `{vars.NAME}` in a command, env, path or foreach."""
         if name not in variables:
             raise self.error(
                 f"unknown placeholder '{{vars.{name}}}': no var '{name}' in [vars]",
@@ -903,19 +910,17 @@ class _Validator:
         elif kind in ("wildcards", "vars", "resources"):
             if attr is None:
                 raise self.error(f"'{{{body}}}' needs a name: {{{kind}.NAME}}", spec.name, key)
-            known: Sequence[str] = {
-                "wildcards": spec.wildcard_regex,
-                "vars": variables,
-                "resources": spec.resources,
-            }[kind]  # type: ignore[assignment]
-            if attr not in known:
-                raise self.error(
-                    f"unknown placeholder '{{{body}}}': no {kind[:-1] if kind != 'resources' else 'resource'} '{attr}'"
-                    + (" in [vars]" if kind == "vars" else " in this rule" if kind != "vars" else ""),
-                    spec.name,
-                    key,
-                    hint=_did_you_mean(attr, list(known)),
-                )
+            if kind == "vars":
+                self.var_value(attr, variables, spec.name, key, [])  # template() records its use
+            else:
+                known = spec.wildcard_regex if kind == "wildcards" else spec.resources
+                if attr not in known:
+                    raise self.error(
+                        f"unknown placeholder '{{{body}}}': no {kind[:-1]} '{attr}' in this rule",
+                        spec.name,
+                        key,
+                        hint=_did_you_mean(attr, list(known)),
+                    )
         elif index is not None or attr is not None:
             raise self.error(f"'{{{kind}}}' takes no index or name", spec.name, key)
         return Placeholder(kind, index, attr, "{" + body + "}")
