@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -619,3 +620,92 @@ def test_fan_in_longer_than_bash_takes(project):
     assert "128 KiB for a command bash runs" in result.err and "list the inputs in a file" in result.err
     command_line = next(line for line in result.err.splitlines() if line.startswith("  command: "))
     assert len(command_line) < 800 and command_line.endswith("more characters)"), command_line
+
+
+def test_each_output_is_read_once_by_a_build(project, monkeypatch):
+    """Outputs are hashed once they have left the racy window (or when a dependent needs
+    them), not right after the job and again at the end of the build: a from-scratch build
+    reads each file once. The slow job ends well after the copies, so every copy is old
+    enough when its record is written, whatever the machine's load."""
+    from weavebuild import filestate
+    from weavebuild.api import Project as WeaveProject
+
+    names = [f"s{i:02d}" for i in range(12)]
+    rules = "".join(
+        f'[rules.{name}]\ninputs = ["src/{name}.txt"]\noutputs = ["out/{name}.o"]\ncmd = "cp {{inputs}} {{outputs}}"\n\n'
+        for name in names
+    )
+    hour_ago = time.time() - 3600  # sources out of their racy window: each is read once too
+    for name in names:
+        os.utime(project.write(f"src/{name}.txt", f"{name}\n"), (hour_ago, hour_ago))
+    project.weavefile(
+        'default = ["slow.txt"' + "".join(f', "out/{name}.o"' for name in names) + "]\n\n" + rules
+        + "[rules.slow]\noutputs = [\"slow.txt\"]\n"
+        + "cmd = \"while [ $(ls out 2>/dev/null | wc -l) -lt 12 ]; do sleep 0.05; done; sleep 0.3; echo done > slow.txt\"\n"
+    )
+    reads: list = []
+    real_hash_file, real_hash_files = filestate.hash_file, filestate.hash_files
+
+    def counting_hash_file(path, *args, **kwargs):
+        reads.append(os.path.relpath(path, project.root))
+        return real_hash_file(path, *args, **kwargs)
+
+    def counting_hash_files(files, *args, **kwargs):
+        reads.extend(os.path.relpath(path, project.root) for path, _ in files)
+        return real_hash_files(files, *args, **kwargs)
+
+    monkeypatch.setattr(filestate, "hash_file", counting_hash_file)
+    monkeypatch.setattr(filestate, "hash_files", counting_hash_files)
+    result = WeaveProject.load(str(project.root)).build(jobs=2)
+    assert result.ok and len(result.ran) == 13
+    outputs = sorted(path for path in reads if path.startswith("out/"))
+    assert outputs == [f"out/{name}.o" for name in names], reads
+    assert sorted(path for path in reads if path.startswith("src/")) == [f"src/{name}.txt" for name in names], reads
+    # What was recorded is right: nothing reruns, and an edited output is noticed.
+    again = project.run("build")
+    assert again.rc == 0 and "nothing to do" in again.out, again
+    project.write("out/s03.o", "tampered\n")
+    fixed = project.run("build")
+    assert fixed.rc == 0 and fixed.started == ["s03 out/s03.o"], fixed
+    assert project.read("out/s03.o") == "s03\n"
+
+
+def test_an_output_gone_before_it_is_recorded_is_not_recorded(project):
+    """A job's outputs are hashed a little after it ends; an output deleted in between (here,
+    as the next job starts) leaves no record, with a warning, and the job runs again."""
+    from weavebuild.api import Project as WeaveProject
+    from weavebuild.reporter import Reporter
+
+    project.weavefile(
+        """
+        default = ["a.txt", "b.txt"]
+        [rules.a]
+        outputs = ["a.txt"]
+        cmd = "echo a > a.txt"
+        [rules.b]
+        outputs = ["b.txt"]
+        cmd = "echo b > b.txt"
+        """
+    )
+
+    class DeleteFirstOutputOnSecondStart(Reporter):
+        def __init__(self) -> None:
+            self.started: list = []
+            self.warnings: list = []
+
+        def job_started(self, display, index, total, command, reasons) -> None:
+            self.started.append(display.split()[0])  # "a a.txt": the rule, then its output
+            if len(self.started) == 2:
+                (project.root / f"{self.started[0]}.txt").unlink()
+
+        def warning(self, message: str) -> None:
+            self.warnings.append(message)
+
+    reporter = DeleteFirstOutputOnSecondStart()
+    result = WeaveProject.load(str(project.root)).build(jobs=1, reporter=reporter)
+    first, second = reporter.started
+    assert result.ok
+    assert len(reporter.warnings) == 1 and f"'{first}.txt' disappeared" in reporter.warnings[0], reporter.warnings
+    again = project.run("build")
+    assert again.rc == 0 and again.started == [f"{first} {first}.txt"], again
+    assert project.read(f"{first}.txt") == f"{first}\n" and project.read(f"{second}.txt") == f"{second}\n"

@@ -1,10 +1,12 @@
 """The builder: glue between graph, scan, plan, executor, store and reporter.
 
 One build: check every job whose dependencies are settled (up to date, or stale with reasons),
-start stale jobs as slots and resources allow, and on each completion verify and hash the
-outputs and write the success record. Invariants:
+start stale jobs as slots and resources allow, and on each completion verify the outputs
+exist; they are hashed (once, out of their racy window, or earlier when a job reads them) and
+the success record written at the next commit. Invariants:
 - a record is written only after the command exited 0 and every declared output exists and has
-  been hashed; input digests in it were taken before the command started;
+  been hashed; input digests in it were taken before the command started; an output is hashed
+  before any job that reads it starts;
 - a stale job's old outputs are removed before it runs; a failed, timed-out or interrupted
   job's outputs are removed (unless --keep-failed) and never recorded;
 - staleness of a job is decided when its dependencies have finished (early cutoff).
@@ -25,7 +27,7 @@ from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
-from .filestate import FileState
+from .filestate import RACY_WINDOW_NS, FileState
 from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
 from .plan import ReadyQueue, critical_path
@@ -174,6 +176,9 @@ class Builder:
         self.untouched = untouched
         self._interrupt: List[int] = []
         self._records: List[Record] = []
+        # Records of jobs that succeeded, whose outputs are not hashed yet (see _hash_outputs),
+        # with the time the job ended.
+        self._unhashed: List[Tuple[Record, Job, float]] = []
         self._attempt_rows: List[tuple] = []
         self._real_root = os.path.realpath(self.root)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
@@ -231,8 +236,7 @@ class Builder:
         if to_run == 0:
             for job in self.graph.jobs:
                 results[job.key] = JobResult(job, UP_TO_DATE)
-            self.files.settle_racy()  # so that this no-op can be stamped (stamp.py)
-            self._flush()
+            self._flush(final=True)  # settles racy files, so that this no-op can be stamped
             self.reporter.nothing_to_do(len(results) + len(self.untouched))
             return BuildResult(results, time.monotonic() - started, self.untouched)
         if self.executor is None:
@@ -323,7 +327,7 @@ class Builder:
                 # at most that much bookkeeping: those jobs rerun), so SQLite is not on the
                 # per-job path of builds of many tiny jobs; and here, with the free slots
                 # already refilled, so no slot waits for a commit.
-                unflushed = bool(self._records or self._attempt_rows)
+                unflushed = bool(self._records or self._unhashed or self._attempt_rows)
                 if unflushed and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
                     self._flush()
                     unflushed = False
@@ -353,8 +357,7 @@ class Builder:
                     elif outcome in (FAILED, CANCELLED) and not self.options.keep_going:
                         state["stopping"] = True
                     self._settle(job, pending, decide)
-            self.files.settle_racy()
-            self._flush()
+            self._flush(final=True)
         finally:
             self._stopping = True
             self._restore_signal_handlers(previous_handlers)
@@ -563,17 +566,13 @@ class Builder:
                 failure = f"exited with code {completion.returncode}"
                 if completion.returncode == 127:
                     failure += " (command not found)"
-        outputs: List[str] = []
         if failure is None:
+            # Outputs are only looked at here; they are hashed later (_hash_outputs), once.
             self.files.forget(job.outputs)
-            for output in job.outputs:
-                digest = self.files.digest(output)
-                if digest is None:
-                    failure = f"rule {job.rule.name} exited 0 but did not create {output}" + (
-                        "/" if job.dir_outputs[job.outputs.index(output)] else ""
-                    )
+            for output, is_dir in zip(job.outputs, job.dir_outputs):
+                if not self.files.exists(output):
+                    failure = f"rule {job.rule.name} exited 0 but did not create {output}" + ("/" if is_dir else "")
                     break
-                outputs.append(digest)
         status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
         self._attempt_rows.append(
             (
@@ -602,13 +601,12 @@ class Builder:
                     job.rule.name,
                     recipe_of(job),
                     entry.verdict.inputs,
-                    outputs,
+                    [],  # the outputs' digests, filled in by _hash_outputs
                     completion.duration,
                     time.time(),
                 )
-                self._records.append(record)
+                self._unhashed.append((record, job, completion.ended))
                 self.latest[job.key] = JobRow(record.signature, None, record.duration)
-                self.latest[job.key].outputs = outputs
             results[job.key] = result
             return RAN
         # Failure: never recorded; partial outputs removed.
@@ -715,13 +713,57 @@ class Builder:
         self.reporter.job_output(data)
 
     # -- state ----------------------------------------------------------------------------------
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
+        """Commit the records and file digests gathered so far, in one transaction. The last
+        flush of a build also hashes every output still unhashed, and re-hashes files that
+        were hashed inside their racy window (filestate.settle_racy)."""
+        self._hash_outputs(final)
+        if final:
+            self.files.settle_racy()
         self._last_flush = time.monotonic()
         records, self._records = self._records, []
         rows, self._attempt_rows = self._attempt_rows, []
         files = self.files.take_dirty()
         if records or files or rows:
             self.store.commit(records, files, attempts=rows)
+
+    def _hash_outputs(self, final: bool) -> None:
+        """Hash the outputs of jobs that ended at least a racy window ago (all of them if
+        `final`) and complete their records. An output hashed right after its job wrote it
+        would be racy (filestate.RACY_WINDOW_NS) and read again at the end of the build; read
+        here, it is read once. A job that reads an output hashes it as it is decided (its
+        verdict needs the digest), so no job ever starts before its inputs are hashed. A
+        record whose output is gone by now is not written: the job runs again next time."""
+        if not self._unhashed:
+            return
+        if final:
+            due, self._unhashed = self._unhashed, []
+        else:
+            settled = time.monotonic() - RACY_WINDOW_NS / 1e9
+            cut = len(self._unhashed)
+            while cut and self._unhashed[cut - 1][2] > settled:
+                cut -= 1
+            due, self._unhashed = self._unhashed[:cut], self._unhashed[cut:]
+        files = self.files
+        files.prefetch(output for _, job, _ in due for output in job.outputs)  # large ones in parallel
+        for record, job, _ in due:
+            outputs: List[str] = []
+            for output in job.outputs:
+                try:
+                    digest = files.digest(output)
+                except OSError:
+                    digest = None
+                if digest is None:
+                    self.reporter.warning(
+                        f"{job.display}: output '{output}' disappeared after the job ended; "
+                        "it is not recorded and the job will run again"
+                    )
+                    break
+                outputs.append(digest)
+            else:
+                record.outputs = outputs
+                self.latest[job.key].outputs = outputs
+                self._records.append(record)
 
     def _install_signal_handlers(self) -> Dict[int, object]:
         if threading.current_thread() is not threading.main_thread():
