@@ -751,11 +751,12 @@ class Builder:
             for output in job.outputs:
                 try:
                     digest = files.digest(output)
-                except OSError:
-                    digest = None
+                    problem = "disappeared after the job ended"
+                except OSError as exc:
+                    digest, problem = None, f"cannot be read ({exc.strerror or exc})"
                 if digest is None:
                     self.reporter.warning(
-                        f"{job.display}: output '{output}' disappeared after the job ended; "
+                        f"{job.display}: output '{output}' {problem}; "
                         "it is not recorded and the job will run again"
                     )
                     break
