@@ -16,31 +16,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import click
 
 from ._version import __version__
-from .errors import WeaveError
+from .invocation import BUILD_DEFAULTS, Settings, run_build, run_guarded
+
+__all__ = ["Settings", "main", "cli"]  # Settings: re-exported for the commands
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-class Settings:
-    """Global options, shared by every command."""
-
-    def __init__(
-        self, directory: str, weavefile: Optional[str], verbosity: int, overrides: Optional[Dict[str, str]] = None
-    ):
-        self.directory = directory
-        self.weavefile = weavefile
-        self.verbosity = verbosity
-        self.overrides: Dict[str, str] = dict(overrides or {})  # --set NAME=VALUE
-
-    def project(self) -> Any:
-        from .api import Project
-
-        return Project.load(self.directory, self.weavefile, self.overrides)
-
-    def reporter(self) -> Any:
-        from .reporter import ConsoleReporter
-
-        return ConsoleReporter(self.verbosity)
 
 
 def _parse_duration(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[float]:
@@ -106,15 +86,15 @@ def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `weave build`, `weave watch` and `weave` without a command."""
     options = [
-        click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Job slots (default: number of CPUs)."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1), default=BUILD_DEFAULTS["jobs"], help="Job slots (default: number of CPUs)."),
         click.option("--resources", "resources", multiple=True, metavar="NAME=N[,...]", help="Resource totals, e.g. gpu=2,mem_mb=16000 (repeatable)."),
-        click.option("-k", "--keep-going", is_flag=True, default=False, help="Keep building independent jobs after a failure."),
-        click.option("-n", "--dry-run", is_flag=True, default=False, help="Print the jobs that would run, with reasons; run nothing."),
-        click.option("-B", "--force", is_flag=True, default=False, help="Rerun the named targets even if up to date."),
-        click.option("--keep-failed", is_flag=True, default=False, help="Keep the outputs of failed jobs (never recorded as good)."),
-        click.option("--retries", type=click.IntRange(min=0), default=None, help="Retries for failing jobs (default for rules without `retries`)."),
-        click.option("--timeout", callback=_parse_duration, default=None, metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),
-        click.option("--wait", "wait_for_lock", is_flag=True, default=False, help="If another weave is building here, wait for it."),
+        click.option("-k", "--keep-going", is_flag=True, default=BUILD_DEFAULTS["keep_going"], help="Keep building independent jobs after a failure."),
+        click.option("-n", "--dry-run", is_flag=True, default=BUILD_DEFAULTS["dry_run"], help="Print the jobs that would run, with reasons; run nothing."),
+        click.option("-B", "--force", is_flag=True, default=BUILD_DEFAULTS["force"], help="Rerun the named targets even if up to date."),
+        click.option("--keep-failed", is_flag=True, default=BUILD_DEFAULTS["keep_failed"], help="Keep the outputs of failed jobs (never recorded as good)."),
+        click.option("--retries", type=click.IntRange(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),
+        click.option("--timeout", callback=_parse_duration, default=BUILD_DEFAULTS["timeout"], metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),
+        click.option("--wait", "wait_for_lock", is_flag=True, default=BUILD_DEFAULTS["wait_for_lock"], help="If another weave is building here, wait for it."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -202,8 +182,6 @@ def cli(
     ctx.obj = Settings(directory, weavefile, verbosity, parse_sets(sets))
     ctx.obj.build_defaults = build
     if ctx.invoked_subcommand is None:
-        from .commands.build import run_build
-
         run_build(ctx.obj, (), **build)
 
 
@@ -222,46 +200,23 @@ def merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _format_error(exc: WeaveError) -> str:
-    text = f"weave: error: {exc.message}"
-    if exc.hint:
-        text += f"\n  hint: {exc.hint}"
-    return text
-
-
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `weave` command; never lets a traceback reach a user for their error."""
     args = sys.argv[1:] if argv is None else argv
-    try:
-        code = cli.main(args=args, prog_name="weave", standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)  # a command that ended with ctx.exit(code)
-    except WeaveError as exc:
-        click.echo(_format_error(exc), err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("weave: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        message = exc.format_message()
-        ctx = getattr(exc, "ctx", None)
-        usage = f"\n  usage: {ctx.get_usage().replace('Usage: ', '')}" if ctx is not None else ""
-        click.echo(f"weave: error: {message}{usage}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("weave: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(1)
-    except Exception as exc:  # a bug in weave: still no traceback unless asked for
-        if os.environ.get("WEAVE_DEBUG"):
-            raise
-        click.echo(
-            f"weave: internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in weave; rerun with WEAVE_DEBUG=1 for the traceback and report it",
-            err=True,
-        )
-        sys.exit(2)
-    sys.exit(0)
+
+    def invoke() -> Optional[int]:
+        try:
+            code = cli.main(args=args, prog_name="weave", standalone_mode=False)
+            return code if isinstance(code, int) else 0  # a command that ended with ctx.exit(code)
+        except click.exceptions.Exit as exc:
+            return exc.exit_code
+        except click.exceptions.Abort:
+            raise KeyboardInterrupt from None
+        except click.ClickException as exc:
+            message = exc.format_message()
+            ctx = getattr(exc, "ctx", None)
+            usage = f"\n  usage: {ctx.get_usage().replace('Usage: ', '')}" if ctx is not None else ""
+            click.echo(f"weave: error: {message}{usage}", err=True)
+            return 2
+
+    run_guarded(invoke)

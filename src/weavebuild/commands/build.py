@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 import click
@@ -15,18 +14,7 @@ from ..cli import (
     set_option,
     verbosity_options,
 )
-
-
-def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
-    from ..resources import parse_resource_args
-
-    resources = parse_resource_args(options.pop("resources") or ())
-    dry_run = options.pop("dry_run")
-    project = settings.project()
-    if dry_run:
-        print_plan(settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False)
-        return
-    project.build(targets, resources=resources, reporter=settings.reporter(), argv=sys.argv, **options)
+from ..invocation import run_build
 
 
 def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:

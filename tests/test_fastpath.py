@@ -1,0 +1,151 @@
+"""The fast path (`invocation.parse_fast`): plain `weave` / `weave build` command lines run
+without click, and give exactly what the click CLI gives for the same line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from weavebuild.invocation import BUILD_DEFAULTS, parse_fast
+
+# The console script's main() (which takes the fast path when it can), reporting at exit
+# whether click was imported.
+ENTRY = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.stderr.write(f'click-loaded={\"click\" in sys.modules}\\n'))\n"
+    "sys.argv[0] = 'weave'\n"
+    "from weavebuild.entry import main\n"
+    "main()\n"
+)
+# The click CLI itself, for the same command line.
+CLICK = "import sys\nsys.argv[0] = 'weave'\nfrom weavebuild.cli import main\nmain()\n"
+
+WEAVEFILE = """
+default = ["b.txt"]
+[rules.a]
+inputs = ["src.txt"]
+outputs = ["a.txt"]
+cmd = "tr a-z A-Z < {inputs} > {outputs}"
+[rules.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+cmd = "cat {inputs} {inputs} > {outputs}"
+[rules.c]
+inputs = ["src.txt"]
+outputs = ["c.txt"]
+cmd = "echo c-ran; cp {inputs} {outputs}"
+[rules.broken]
+inputs = ["src.txt"]
+outputs = ["broken.txt"]
+cmd = "echo about to fail >&2; exit 3"
+"""
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ([], ([], 1, {})),
+        (["build"], ([], 1, {})),
+        (["-q"], ([], 0, {})),
+        (["build", "-q", "a.txt", "c"], (["a.txt", "c"], 0, {})),
+        (["-v", "build", "-v"], ([], 3, {})),
+        (["-j", "4", "build"], ([], 1, {"jobs": 4})),
+        (["build", "-j8", "-k"], ([], 1, {"jobs": 8, "keep_going": True})),
+        (["--jobs=2", "--keep-going", "build", "x"], (["x"], 1, {"jobs": 2, "keep_going": True})),
+        (["build", "build"], (["build"], 1, {})),  # after the command, a target named build
+    ],
+)
+def test_command_lines_of_the_fast_path(args, expected):
+    targets, verbosity, changed = expected
+    assert parse_fast(args) == (targets, verbosity, dict(BUILD_DEFAULTS, **changed))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"], ["--help"], ["build", "--help"], ["plan"], ["biuld"], ["status"],
+        ["-j", "0", "build"], ["-j"], ["build", "-j"], ["-jx"], ["--jobs=-1"], ["-j", "2", "-j", "3"],
+        ["-j", "build"], ["-j", "01"], ["-q", "-v"], ["build", "-q", "-q"], ["-qk"], ["-vv"],
+        ["-k", "build", "-k"], ["-C", "dir", "build"], ["-f", "W", "build"], ["--set", "x=1"],
+        ["build", "-n"], ["build", "-B", "a"], ["build", "--"], ["build", "-"], ["build", ""],
+        ["build", "--resources", "gpu=1"], ["build", "--wait"], ["-x"], ["target"],
+    ],
+)
+def test_everything_else_goes_to_click(args):
+    assert parse_fast(args) is None
+
+
+def test_defaults_are_the_click_commands_defaults():
+    """The fast path passes BUILD_DEFAULTS for the options it does not take: they must be the
+    values `weave build` (and `weave` without a command) pass when no option is given, for
+    every build option."""
+    from weavebuild.cli import cli
+    from weavebuild.commands.build import build
+
+    given = build.make_context("build", []).params
+    assert given.pop("targets") == ()
+    assert given == BUILD_DEFAULTS
+    group = cli.make_context("weave", []).params
+    for key in ("directory", "weavefile", "verbose", "quiet", "sets"):  # the global options
+        group.pop(key)
+    assert group == BUILD_DEFAULTS
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\(\d+\.\d+s\)", "(T)", text)
+
+
+def _run(code: str, root, args):
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    err = "".join(line + "\n" for line in result.stderr.splitlines() if not line.startswith("click-loaded="))
+    return result.returncode, _normalise(result.stdout), _normalise(err), result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["build"],
+        ["-q", "build", "c"],
+        ["build", "-v", "a.txt"],
+        ["-j", "2", "build", "b.txt", "c"],
+        ["build", "no-such-target"],
+        ["build", "broken"],
+        ["-k", "build", "broken", "c", "b.txt", "-j1"],
+    ],
+)
+def test_fast_path_and_click_give_the_same(tmp_path, args):
+    """Each command line runs twice on identical projects, through the console script (fast
+    path) and through the click CLI: same exit code, output and messages, and the fast path
+    really did not load click."""
+    results = []
+    for name, code in (("fast", ENTRY), ("click", CLICK)):
+        root = tmp_path / name
+        root.mkdir()
+        (root / "Weavefile").write_text(WEAVEFILE)
+        (root / "src.txt").write_text("hello\n")
+        first = _run(code, root, args)
+        second = _run(code, root, args)  # against the state the first left
+        results.append((first[:3], second[:3]))
+        if name == "fast":
+            assert "click-loaded=False" in first[3], first[3]
+    assert results[0] == results[1]
+    shutil.rmtree(tmp_path)
+
+
+def test_other_command_lines_still_work_through_the_console_script(project):
+    project.write("Weavefile", WEAVEFILE)
+    project.write("src.txt", "hello\n")
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY, "build", "-B", "c"], cwd=project.root, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "c-ran" in result.stdout, result
+    assert "click-loaded=True" in result.stderr
+    bad = subprocess.run([sys.executable, "-c", ENTRY, "-j", "0"], cwd=project.root, capture_output=True, text=True)
+    assert bad.returncode == 2 and "'-j' / '--jobs': 0 is not in the range" in bad.stderr, bad
