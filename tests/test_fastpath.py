@@ -57,6 +57,8 @@ cmd = "echo about to fail >&2; exit 3"
         (["build", "-j8", "-k"], ([], 1, {"jobs": 8, "keep_going": True})),
         (["--jobs=2", "--keep-going", "build", "x"], (["x"], 1, {"jobs": 2, "keep_going": True})),
         (["build", "build"], (["build"], 1, {})),  # after the command, a target named build
+        (["--resources", "gpu=2", "build", "--resources=mem_mb=10,cpu=1"], ([], 1, {"resources": ("mem_mb=10,cpu=1",)})),
+        (["--resources", "gpu=2", "--resources", "x=1", "build"], ([], 1, {"resources": ("gpu=2", "x=1")})),
     ],
 )
 def test_command_lines_of_the_fast_path(args, expected):
@@ -72,7 +74,8 @@ def test_command_lines_of_the_fast_path(args, expected):
         ["-j", "build"], ["-j", "01"], ["-q", "-v"], ["build", "-q", "-q"], ["-qk"], ["-vv"],
         ["-k", "build", "-k"], ["-C", "dir", "build"], ["-f", "W", "build"], ["--set", "x=1"],
         ["build", "-n"], ["build", "-B", "a"], ["build", "--"], ["build", "-"], ["build", ""],
-        ["build", "--resources", "gpu=1"], ["build", "--wait"], ["-x"], ["target"],
+        ["build", "--resources"], ["--resources", "-j", "2"], ["--resources="], ["build", "--wait"],
+        ["-x"], ["target"],
     ],
 )
 def test_everything_else_goes_to_click(args):
@@ -118,6 +121,8 @@ def _run(code: str, root, args):
         ["build", "no-such-target"],
         ["build", "broken"],
         ["-k", "build", "broken", "c", "b.txt", "-j1"],
+        ["--jobs", "2", "--resources", "gpu=1", "build", "--resources", "mem_mb=100"],
+        ["build", "--resources", "gpu=lots"],
     ],
 )
 def test_fast_path_and_click_give_the_same(tmp_path, args):

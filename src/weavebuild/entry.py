@@ -9,7 +9,7 @@ At exit the objects are frozen, so the interpreter's last act is not a full scan
 still alive (~70 ms after a 10k-job build). `weave watch`, which runs for hours and reloads
 the graph on each Weavefile edit, turns the collector back on (commands/watch.py).
 
-`weave` and `weave build [TARGETS]` with only -j, -k, -q or -v skip click altogether (see
+`weave` and `weave build [TARGETS]` with only -j, -k, --resources, -q or -v skip click (see
 `invocation.parse_fast`): ~15 ms less start-up.
 """
 

@@ -3,8 +3,9 @@ turning errors into `weave: error: ...` lines and exit codes. Shared by the clic
 and the fast path below.
 
 The fast path: `weave` and `weave build [TARGETS]` with only `-j/--jobs N`, `-k/--keep-going`,
-`-q/--quiet` and `-v/--verbose` — the command lines a build loop repeats — run without
-importing click and building its command tree (~15 ms, a tenth of a 10k-job no-op build).
+`--resources NAME=N,...`, `-q/--quiet` and `-v/--verbose` — the command lines a build loop
+repeats — run without importing click and building its command tree (~15–25 ms, a tenth of a
+10k-job no-op build).
 `parse_fast` recognises just that subset; anything else (another command or option, a value
 that needs checking, `--help`, a target that looks like an option) is left to the click CLI,
 which defines the language. Both routes call `run_build` with the same values.
@@ -120,11 +121,23 @@ def parse_fast(args: Sequence[str]) -> Optional[Tuple[List[str], int, Dict[str, 
     command: Optional[str] = None
     seen: Dict[str, int] = {"quiet": 0, "verbose": 0, "keep_going": 0}
     jobs: Optional[int] = None
+    # --resources before and after the command; as in click, the command's own replace the
+    # group's (cli.merge_group_build_options). The values are checked by run_build.
+    resources: Dict[bool, List[str]] = {False: [], True: []}
     index = 0
     while index < len(args):
         arg = args[index]
         if arg in _FLAGS:
             seen[_FLAGS[arg]] += 1
+        elif arg == "--resources" or arg.startswith("--resources="):
+            if arg == "--resources":
+                index += 1
+                value = args[index] if index < len(args) else ""
+            else:
+                value = arg[len("--resources=") :]
+            if not value or value.startswith("-"):
+                return None
+            resources[command is not None].append(value)
         elif arg in ("-j", "--jobs") or arg.startswith(("-j", "--jobs=")):
             if jobs is not None:
                 return None
@@ -148,7 +161,7 @@ def parse_fast(args: Sequence[str]) -> Optional[Tuple[List[str], int, Dict[str, 
     if (seen["quiet"] and seen["verbose"]) or seen["quiet"] > 1 or seen["keep_going"] > 1:
         return None
     verbosity = 0 if seen["quiet"] else 1 + seen["verbose"]
-    options = dict(BUILD_DEFAULTS, jobs=jobs, keep_going=bool(seen["keep_going"]))
+    options = dict(BUILD_DEFAULTS, jobs=jobs, keep_going=bool(seen["keep_going"]), resources=tuple(resources[True] or resources[False]))
     return targets, verbosity, options
 
 
