@@ -250,21 +250,29 @@ class _Stamp:
 
     def patched(self, rows: Dict[str, FileRow]) -> bytes:
         """This stamp with the fingerprints and digests of `rows` (files hashed since)."""
+        position = dict(zip(self.paths, range(len(self.paths))))
+        return self.patched_at(
+            [(position[path], row) for path, row in rows.items() if path in position]
+        )
+
+    def patched_at(self, rows: List[Tuple[int, FileRow]]) -> bytes:
+        """This stamp with new rows for the files at these positions."""
         fingerprints = array.array("q", self.fingerprints)
         digests = list(self.digests)
         hashed_at = array.array("q", self.hashed_at)
         racy = set(self.racy)
-        position = dict(zip(self.paths, range(len(self.paths))))
-        for path, row in rows.items():
-            index = position.get(path)
-            if index is None:
-                continue
-            fingerprints[4 * index : 4 * index + 4] = array.array("q", row[:4])
-            digests[index] = row[4] or ""
-            hashed_at[index] = row[5]
-            racy.discard(index)
-            if _is_racy(row):
+        for index, (size, mtime, inode, ctime, digest, hashed) in rows:
+            at = 4 * index
+            fingerprints[at] = size
+            fingerprints[at + 1] = mtime
+            fingerprints[at + 2] = inode
+            fingerprints[at + 3] = ctime
+            digests[index] = digest or ""
+            hashed_at[index] = hashed
+            if digest is not None and hashed - mtime <= racy_window(mtime):  # as _is_racy
                 racy.add(index)
+            else:
+                racy.discard(index)
         return _pack(
             self.paths_blob,
             fingerprints,
@@ -402,18 +410,20 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         else:
             same_size.append((position, full, st))
     hashed = hash_files([(full, st.st_size) for _, full, st in same_size])
+    rehashed: List[Tuple[int, FileRow]] = []
     for (position, _, st), (hashed_at, digest) in zip(same_size, hashed):
         if digest is None:
             changed.add(position)
             continue
-        fingerprint = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        result.rows[paths[position]] = fingerprint + (digest, hashed_at)  # type: ignore[assignment]
+        row = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest, hashed_at)
+        rehashed.append((position, row))  # type: ignore[arg-type]
         if digest != digests[position]:
             changed.add(position)
+    result.rows = {paths[position]: row for position, row in rehashed}
     if not changed:
         result.noop = True
         # Refresh the stamp with the new fingerprints (files still racy are flagged again).
-        result.restamp = stamp.patched(result.rows)
+        result.restamp = stamp.patched_at(rehashed)
         return result
     unchanged = result.unchanged = dict(zip(paths, digests))
     for position in changed:
