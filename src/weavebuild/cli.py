@@ -1,7 +1,8 @@
 """The `weave` command: translates flags into calls of the Python API (`api.Project`).
 
-Owns option parsing, exit codes (0 ok, 1 a job failed, 2 usage/Weavefile error, 130/143
-interrupted) and the `weave: error: ...` rendering of errors. No build logic lives here.
+Owns option parsing; exit codes (0 ok, 1 a job failed, 2 usage/Weavefile error, 130/143
+interrupted) and the `weave: error: ...` rendering of errors come from invocation.py, shared
+with the fast path that runs plain `weave build` lines without click. No build logic lives here.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import click
 
 from ._version import __version__
 from .invocation import BUILD_DEFAULTS, Settings, run_build, run_guarded
-
-__all__ = ["Settings", "main", "cli"]  # Settings: re-exported for the commands
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
