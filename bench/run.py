@@ -316,6 +316,9 @@ class Bench:
         """One measured build; records a sample, or marks the tool broken on failure."""
         before = snapshot(root, wl.outputs)
         log = root / f".bench-{scenario}.log"
+        # Write back what the previous run left dirty (a 10k-file rebuild) before the clock
+        # starts, so that no tool pays for the kernel flushing another tool's files.
+        os.sync()
         run = run_measured(tool.build, root, log, self.timeout, self.rss)
         if run.returncode != 0 or run.timed_out:
             why = (
@@ -559,7 +562,8 @@ def render(
         out.append(f"- skipped {note}")
     out += [
         "",
-        "Times are wall-clock medians (min–max) over the repetitions. "
+        "Times are wall-clock medians (min–max) over the repetitions; each timed run starts "
+        "after a `sync`, so that none pays for writing back another's files. "
         "A ratio below 1 means Weave is faster. Targets (issue 6) are defined at 10k jobs, "
         "evaluated only from N = 10000 on, and informational only.",
         "",
