@@ -15,6 +15,7 @@ from weavebuild.hashing import (
     digest_bytes,
     digest_strings,
     hash_file,
+    hash_files,
     hash_tree,
     symlink_digest,
     walk_tree,
@@ -43,6 +44,31 @@ def test_hash_file_with_a_size_hint_smaller_than_the_file(tmp_path, hint):
     path = tmp_path / "f"
     path.write_bytes(data)
     assert hash_file(str(path), hint) == xxhash.xxh3_128_hexdigest(data)
+
+
+def test_paths_relative_to_a_directory_descriptor(tmp_path):
+    """The stamp check hashes files relative to the open project directory: the digests are
+    those of the full paths, for small and streamed files, and an absolute path ignores the
+    directory (a source outside the project)."""
+    (tmp_path / "proj" / "d").mkdir(parents=True)
+    small, large = b"small\n", os.urandom(3 * MIB + 5)
+    (tmp_path / "proj" / "d" / "small.txt").write_bytes(small)
+    (tmp_path / "proj" / "large.bin").write_bytes(large)
+    (tmp_path / "outside.txt").write_bytes(b"outside\n")
+    outside = str(tmp_path / "outside.txt")
+    directory = os.open(tmp_path / "proj", os.O_RDONLY)
+    try:
+        files = [("d/small.txt", len(small)), ("large.bin", len(large)), (outside, 8), ("gone.txt", 3)]
+        digests = [digest for _, digest in hash_files(files, directory)]
+        assert hash_file("large.bin", -1, directory) == xxhash.xxh3_128_hexdigest(large)
+    finally:
+        os.close(directory)
+    assert digests == [
+        xxhash.xxh3_128_hexdigest(small),
+        xxhash.xxh3_128_hexdigest(large),
+        xxhash.xxh3_128_hexdigest(b"outside\n"),
+        None,
+    ]
 
 
 def test_hash_file_missing_raises(tmp_path):

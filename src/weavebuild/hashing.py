@@ -22,6 +22,7 @@ PARALLEL_BYTES = 32 << 20
 MAX_HASH_THREADS = 4
 
 _xxh128 = xxhash.xxh3_128
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _hexdigest = xxhash.xxh3_128_hexdigest
 
 
@@ -38,19 +39,21 @@ def digest_strings(parts: Iterable[str]) -> str:
     return hasher.hexdigest()
 
 
-def hash_file(path: str, size_hint: int = -1) -> str:
-    """xxh3-128 of a file's bytes, read in 1 MiB chunks (xxhash releases the GIL)."""
+def hash_file(path: str, size_hint: int = -1, dir_fd: Optional[int] = None) -> str:
+    """xxh3-128 of a file's bytes, read in 1 MiB chunks (xxhash releases the GIL). A relative
+    `path` is taken from the directory open as `dir_fd`, if given."""
     if 0 <= size_hint <= _SMALL:
         # The common case of build outputs: one read. A read of a regular file that returns
         # less than asked for has reached the end; a file that grew is streamed on.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
         try:
             data = os.read(fd, size_hint + 1)
             if len(data) <= size_hint:
                 return _hexdigest(data)
         finally:
             os.close(fd)
-    with open(path, "rb", buffering=0) as handle:
+    opener = None if dir_fd is None else (lambda name, flags: os.open(name, flags, dir_fd=dir_fd))
+    with open(path, "rb", buffering=0, opener=opener) as handle:
         hasher = _xxh128()
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
@@ -64,17 +67,19 @@ def hash_file(path: str, size_hint: int = -1) -> str:
         return hasher.hexdigest()
 
 
-def hash_files(files: Sequence[Tuple[str, int]]) -> List[Tuple[int, Optional[str]]]:
+def hash_files(files: Sequence[Tuple[str, int]], dir_fd: Optional[int] = None) -> List[Tuple[int, Optional[str]]]:
     """For each (path, size): (time.time_ns() taken before reading it, its digest, or None if it
-    cannot be read), in order. Large files are read by a few threads at once."""
+    cannot be read), in order; relative paths from `dir_fd` if given. Large files are read by
+    a few threads at once."""
     results: List[Tuple[int, Optional[str]]] = [(0, None)] * len(files)
 
     def work(first: int, step: int) -> None:
+        time_ns = time.time_ns
         for index in range(first, len(files), step):
             path, size = files[index]
-            hashed_at = time.time_ns()  # before reading: errs towards re-hashing next time
+            hashed_at = time_ns()  # before reading: errs towards re-hashing next time
             try:
-                results[index] = (hashed_at, hash_file(path, size))
+                results[index] = (hashed_at, hash_file(path, size, dir_fd))
             except OSError:
                 results[index] = (hashed_at, None)
 

@@ -327,44 +327,37 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     return reached
 
 
-def _differing(root: str, stamp: _Stamp) -> Dict[int, Tuple[str, Optional[os.stat_result]]]:
+def _differing(directory: int, stamp: _Stamp) -> Dict[int, Tuple[str, Optional[os.stat_result]]]:
     """Positions of the files whose fingerprint differs from the stamp's (missing files
     included), and of racy files (an equal fingerprint proves nothing for them), with their
-    full paths and stats. The hot loop of every no-op build: one stat per file, relative to
-    the open project directory (no path joining, a shorter lookup in the kernel)."""
+    paths (as stamped: relative to the project directory open as `directory`, unless
+    absolute) and stats. The hot loop of every no-op build: one stat per file, relative to the
+    open project directory (no path joining, a shorter lookup in the kernel)."""
     paths, fingerprints = stamp.paths, stamp.fingerprints
-    prefix = os.path.join(root, "")
     stat = os.stat
     differs: Dict[int, Tuple[str, Optional[os.stat_result]]] = {}
     index = 0
-    directory = os.open(root, os.O_RDONLY)
-    try:
-        for path in paths:
-            try:
-                st: Optional[os.stat_result] = stat(path, dir_fd=directory)
-            except OSError:
-                st = None
-            if (
-                st is None
-                or st.st_mtime_ns != fingerprints[index + 1]
-                or st.st_ctime_ns != fingerprints[index + 3]
-                or st.st_ino != fingerprints[index + 2]
-                or st.st_size != fingerprints[index]
-            ):
-                differs[index >> 2] = (path, st)
-            index += 4
-        for position in stamp.racy:
-            path = paths[position]
-            try:
-                differs[position] = (path, stat(path, dir_fd=directory))
-            except OSError:
-                differs[position] = (path, None)
-    finally:
-        os.close(directory)
-    return {
-        position: (path if path[:1] == os.sep else prefix + path, st)
-        for position, (path, st) in differs.items()
-    }
+    for path in paths:
+        try:
+            st: Optional[os.stat_result] = stat(path, dir_fd=directory)
+        except OSError:
+            st = None
+        if (
+            st is None
+            or st.st_mtime_ns != fingerprints[index + 1]
+            or st.st_ctime_ns != fingerprints[index + 3]
+            or st.st_ino != fingerprints[index + 2]
+            or st.st_size != fingerprints[index]
+        ):
+            differs[index >> 2] = (path, st)
+        index += 4
+    for position in stamp.racy:
+        path = paths[position]
+        try:
+            differs[position] = (path, stat(path, dir_fd=directory))
+        except OSError:
+            differs[position] = (path, None)
+    return differs
 
 
 def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
@@ -384,9 +377,17 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
             return None
     result = Check(stamp.job_keys_blob)
     try:
-        differs = _differing(root, stamp)
+        directory = os.open(root, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:  # the project directory cannot be opened: no proof either way
         return None
+    try:
+        return _check(stamp, result, directory)
+    finally:
+        os.close(directory)
+
+
+def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
+    differs = _differing(directory, stamp)
     if not differs:
         result.noop = True
         return result
@@ -399,7 +400,7 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
     paths, fingerprints = stamp.paths, stamp.fingerprints
     changed: Set[int] = set()
     same_size: List[Tuple[int, str, os.stat_result]] = []
-    for position, (full, st) in differs.items():
+    for position, (path, st) in differs.items():
         if (
             st is None
             or not digests[position]
@@ -408,8 +409,8 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         ):
             changed.add(position)
         else:
-            same_size.append((position, full, st))
-    hashed = hash_files([(full, st.st_size) for _, full, st in same_size])
+            same_size.append((position, path, st))
+    hashed = hash_files([(path, st.st_size) for _, path, st in same_size], directory)
     rehashed: List[Tuple[int, FileRow]] = []
     for (position, _, st), (hashed_at, digest) in zip(same_size, hashed):
         if digest is None:
@@ -419,12 +420,12 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
         rehashed.append((position, row))  # type: ignore[arg-type]
         if digest != digests[position]:
             changed.add(position)
-    result.rows = {paths[position]: row for position, row in rehashed}
     if not changed:
         result.noop = True
         # Refresh the stamp with the new fingerprints (files still racy are flagged again).
         result.restamp = stamp.patched_at(rehashed)
         return result
+    result.rows = {paths[position]: row for position, row in rehashed}
     unchanged = result.unchanged = dict(zip(paths, digests))
     for position in changed:
         del unchanged[paths[position]]
