@@ -320,6 +320,9 @@ class Store:
                 )
                 if records:
                     self._no_records = False
+                    # What json.dumps(..., sort_keys=True) gives, without a new encoder per call.
+                    encode_recipe = json.JSONEncoder(sort_keys=True).encode
+                    encode = json.JSONEncoder().encode
                     connection.executemany(
                         "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
@@ -327,8 +330,8 @@ class Store:
                                 r.signature,
                                 r.job_key,
                                 r.rule,
-                                json.dumps(r.recipe, sort_keys=True),
-                                json.dumps(r.inputs),
+                                encode_recipe(r.recipe),
+                                encode(r.inputs),
                                 " ".join(r.outputs),
                                 r.duration,
                                 r.finished_at,
