@@ -11,15 +11,21 @@ from typing import Dict, List, Optional
 
 import pytest
 
-# Runs the console script's main() and, after it (atexit), reports the cycle collector's state.
-GC_PROBE = (
-    "import atexit, gc, sys\n"
-    "atexit.register(lambda: sys.stderr.write("
-    "f'gc-probe enabled={gc.isenabled()} frozen={gc.get_freeze_count() > 0}\\n'))\n"
-    "sys.argv[0] = 'weave'\n"
-    "from weavebuild.entry import main\n"
-    "main()\n"
-)
+
+def entry_probe(report: str) -> str:
+    """Code for `python -c` that runs the console script's main() and, after it (atexit),
+    writes the f-string `report` (no single quotes; gc and sys are imported) to stderr."""
+    return (
+        "import atexit, gc, sys\n"
+        f"atexit.register(lambda: sys.stderr.write(f'{report}\\n'))\n"
+        "sys.argv[0] = 'weave'\n"
+        "from weavebuild.entry import main\n"
+        "main()\n"
+    )
+
+
+# The cycle collector's state as the console script ends.
+GC_PROBE = entry_probe("gc-probe enabled={gc.isenabled()} frozen={gc.get_freeze_count() > 0}")
 
 
 class WeaveRun:

@@ -4,23 +4,17 @@ without click, and give exactly what the click CLI gives for the same line."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from conftest import entry_probe
 from weavebuild.invocation import BUILD_DEFAULTS, parse_fast
 
 # The console script's main() (which takes the fast path when it can), reporting at exit
 # whether click was imported.
-ENTRY = (
-    "import atexit, sys\n"
-    "atexit.register(lambda: sys.stderr.write(f'click-loaded={\"click\" in sys.modules}\\n'))\n"
-    "sys.argv[0] = 'weave'\n"
-    "from weavebuild.entry import main\n"
-    "main()\n"
-)
+ENTRY = entry_probe('click-loaded={"click" in sys.modules}')
 # The click CLI itself, for the same command line.
 CLICK = "import sys\nsys.argv[0] = 'weave'\nfrom weavebuild.cli import main\nmain()\n"
 
@@ -141,7 +135,6 @@ def test_fast_path_and_click_give_the_same(tmp_path, args):
         if name == "fast":
             assert "click-loaded=False" in first[3], first[3]
     assert results[0] == results[1]
-    shutil.rmtree(tmp_path)
 
 
 def test_other_command_lines_still_work_through_the_console_script(project):

@@ -359,3 +359,23 @@ def test_a_source_seen_by_exists_is_not_statted_again(tmp_path, monkeypatch):
     (tmp_path / "src/a.txt").write_bytes(b"changed")
     files.forget(["src/a.txt"])
     assert files.digest("src/a.txt") == xxhash.xxh3_128_hexdigest(b"changed")
+
+
+def test_a_prefetch_of_one_file_keeps_its_stat_for_digest(tmp_path, monkeypatch):
+    """A prefetch with fewer than two files to read leaves them to digest(); the stat it took
+    (or that exists() took before it) is handed on, not taken again."""
+    write_old(tmp_path, "out/a.o", b"alpha")
+    calls = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        calls.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(filestate.os, "stat", counting_stat)
+    files = FileState(str(tmp_path), {})
+    assert files.exists("out/a.o")
+    files.prefetch(["out/a.o"])
+    assert files.hashed == 0  # not read by the prefetch
+    assert files.digest("out/a.o") == xxhash.xxh3_128_hexdigest(b"alpha")
+    assert calls == [str(tmp_path / "out/a.o")]

@@ -749,9 +749,9 @@ class Builder:
         for record, job, _ in due:
             outputs: List[str] = []
             for output in job.outputs:
+                problem = "disappeared after the job ended"
                 try:
                     digest = files.digest(output)
-                    problem = "disappeared after the job ended"
                 except OSError as exc:
                     digest, problem = None, f"cannot be read ({exc.strerror or exc})"
                 if digest is None:

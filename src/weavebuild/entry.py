@@ -32,7 +32,8 @@ def main() -> None:
             sys.stderr.write("weave: interrupted\n")
             sys.exit(130)
         if fast is not None:
-            run_fast(fast)
-        cli_main()
+            run_fast(fast)  # exits
+        else:
+            cli_main()
     finally:
         gc.freeze()

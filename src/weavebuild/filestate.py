@@ -145,7 +145,9 @@ class FileState:
             else:
                 todo.append((path, full, st))
         if len(todo) < 2:
-            return  # nothing to read in parallel: digest() reads it when asked
+            for path, _, st in todo:  # digest() reads it when asked, with this stat
+                self._stats[path] = st
+            return  # nothing to read in parallel
         for (path, full, st), (hashed_at, digest) in zip(todo, hash_files([(full, st.st_size) for _, full, st in todo])):
             if digest is not None:
                 self._install(path, full, st, digest, hashed_at)

@@ -29,8 +29,8 @@ FORCED = "forced"
 UPSTREAM = "upstream will rerun"
 ALWAYS = "no outputs (always runs)"
 RECORD_MISMATCH = "recorded result differs"
-CHANGED = "inputs or recipe changed"
-CHANGED_INPUTS_NAMED = 5  # changed inputs named one by one in a job's reasons; the rest counted  # when no one asked for the details (see Scanner.check)
+CHANGED = "inputs or recipe changed"  # when no one asked for the details (see Scanner.check)
+CHANGED_INPUTS_NAMED = 5  # changed inputs named one by one in a job's reasons; the rest counted
 
 
 class Reason:

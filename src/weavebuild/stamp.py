@@ -261,15 +261,12 @@ class _Stamp:
         digests = list(self.digests)
         hashed_at = array.array("q", self.hashed_at)
         racy = set(self.racy)
-        for index, (size, mtime, inode, ctime, digest, hashed) in rows:
+        for index, row in rows:
             at = 4 * index
-            fingerprints[at] = size
-            fingerprints[at + 1] = mtime
-            fingerprints[at + 2] = inode
-            fingerprints[at + 3] = ctime
-            digests[index] = digest or ""
-            hashed_at[index] = hashed
-            if digest is not None and hashed - mtime <= racy_window(mtime):  # as _is_racy
+            fingerprints[at], fingerprints[at + 1], fingerprints[at + 2], fingerprints[at + 3] = row[:4]
+            digests[index] = row[4] or ""
+            hashed_at[index] = row[5]
+            if _is_racy(row):
                 racy.add(index)
             else:
                 racy.discard(index)
