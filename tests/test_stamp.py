@@ -227,6 +227,32 @@ def test_partial_build_without_graph_cache_falls_back(project):
     assert fast_path_used(project.root)
 
 
+def test_touched_large_and_small_files_are_compared_by_content(project):
+    """Files over the one-read size are set aside and re-hashed after the stat pass; small
+    ones as they are met. Either way: touched with the same bytes is a no-op (restamped),
+    the same size with other bytes is a change."""
+    from weavebuild.hashing import SMALL_FILE
+
+    make_wide(project)
+    big = "sample 1\n" + "x" * (SMALL_FILE + 5000) + "\n"
+    project.write("src/1.txt", big)
+    project.write("src/2.txt", "sample 2\n" + "y" * (SMALL_FILE + 100) + "\n")
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # settles racy files; stamps
+    project.clear_runs()
+    for n in (1, 2, 3):  # touched, same content: moved fingerprints, outside the racy window
+        os.utime(project.root / f"src/{n}.txt", ns=(10**9 * n, 10**9 * n))
+    assert fast_path_used(project.root) and project.runs_log() == []
+    project.write("src/1.txt", big.replace("x", "z", 1))  # large, same size, other bytes
+    project.write("src/3.txt", "SAMPLE 3\n")  # small, same size, other bytes
+    for n in (1, 3):
+        os.utime(project.root / f"src/{n}.txt", ns=(10**9 * n, 10**9 * n))
+    result = Project.load(str(project.root)).build()
+    assert sorted(r.key for r in result.ran) == ["copy[n=1]", "copy[n=3]", "size[n=1]"]
+    assert project.read("out/1.txt") == big.replace("x", "z", 1).upper()
+    assert fast_path_used(project.root)
+
+
 def test_failed_partial_build_leaves_no_stamp(project):
     make_wide(project)
     project.write("src/4.txt", "FAIL\n")

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 import xxhash
 
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
-_SMALL = 64 * 1024
+SMALL_FILE = 64 * 1024  # up to this size a file is read with one read()
 # From this many bytes in two files or more, hash_files reads with several threads (reads
 # and xxhash release the GIL): large inputs hash in parallel. Many small files gain nothing
 # measurable end to end (the per-file Python work holds the GIL), so they are read in turn.
@@ -42,7 +42,7 @@ def digest_strings(parts: Iterable[str]) -> str:
 def hash_file(path: str, size_hint: int = -1, dir_fd: Optional[int] = None) -> str:
     """xxh3-128 of a file's bytes, read in 1 MiB chunks (xxhash releases the GIL). A relative
     `path` is taken from the directory open as `dir_fd`, if given."""
-    if 0 <= size_hint <= _SMALL:
+    if 0 <= size_hint <= SMALL_FILE:
         # The common case of build outputs: one read. A read of a regular file that returns
         # less than asked for has reached the end; a file that grew is streamed on.
         fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, racy_window
-from .hashing import digest_strings, hash_files, walk_tree
+from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files, walk_tree
 from .paths import replace_file
 from .store import FileRow, Store
 
@@ -324,15 +324,69 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     return reached
 
 
-def _differing(directory: int, stamp: _Stamp) -> Dict[int, Tuple[str, Optional[os.stat_result]]]:
-    """Positions of the files whose fingerprint differs from the stamp's (missing files
-    included), and of racy files (an equal fingerprint proves nothing for them), with their
-    paths (as stamped: relative to the project directory open as `directory`, unless
-    absolute) and stats. The hot loop of every no-op build: one stat per file, relative to the
-    open project directory (no path joining, a shorter lookup in the kernel)."""
+class _Comparison:
+    """The outcome of comparing a stamp with the files: the positions whose content changed
+    (or cannot be proven unchanged), and fresh rows for the files re-read because their
+    fingerprint moved or was racy. A file whose size is unchanged is re-hashed as it is met
+    (small files) or after the scan (large ones, several at once), so a `touch` of every
+    source costs one pass over the stamp plus one read of each touched file."""
+
+    def __init__(self, stamp: _Stamp, directory: int):
+        self.digests = stamp.digests  # raises ValueError/EOFError/TypeError if corrupt
+        self.fingerprints = stamp.fingerprints
+        self.directory = directory
+        self.changed: Set[int] = set()
+        self.rehashed: List[Tuple[int, FileRow]] = []
+        self.large: List[Tuple[int, str, os.stat_result]] = []
+
+    def moved(self, position: int, path: str, st: Optional[os.stat_result]) -> None:
+        """`path`'s fingerprint differs from the stamp's (or it was racy): is its content
+        the same?"""
+        digest = self.digests[position]
+        if (
+            st is None
+            or not digest
+            or not stat_module.S_ISREG(st.st_mode)
+            or st.st_size != self.fingerprints[4 * position]
+        ):
+            self.changed.add(position)
+        elif st.st_size > SMALL_FILE:
+            self.large.append((position, path, st))
+        else:
+            hashed_at = time.time_ns()  # before reading: errs towards re-hashing next time
+            try:
+                now = hash_file(path, st.st_size, self.directory)
+            except OSError:
+                self.changed.add(position)
+                return
+            self._rehashed(position, st, hashed_at, now)
+
+    def finish(self) -> None:
+        """Hash the large files set aside (threads read them at once)."""
+        large, self.large = self.large, []
+        hashed = hash_files([(path, st.st_size) for _, path, st in large], self.directory)
+        for (position, _, st), (hashed_at, now) in zip(large, hashed):
+            if now is None:
+                self.changed.add(position)
+            else:
+                self._rehashed(position, st, hashed_at, now)
+
+    def _rehashed(self, position: int, st: os.stat_result, hashed_at: int, now: str) -> None:
+        row = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, now, hashed_at)
+        self.rehashed.append((position, row))  # type: ignore[arg-type]
+        if now != self.digests[position]:
+            self.changed.add(position)
+
+
+def _compare(directory: int, stamp: _Stamp) -> Optional[_Comparison]:
+    """Compare every stamped file with the file now, relative to the project directory open
+    as `directory` (stamped paths are relative to it unless absolute); None if nothing
+    differs and nothing was racy: the exact no-op. The hot loop of every no-op build: one
+    stat per file (relative to the open directory: no path joining, a shorter lookup in the
+    kernel), and the rest only for files whose fingerprint moved."""
     paths, fingerprints = stamp.paths, stamp.fingerprints
     stat = os.stat
-    differs: Dict[int, Tuple[str, Optional[os.stat_result]]] = {}
+    comparison: Optional[_Comparison] = None
     index = 0
     for path in paths:
         try:
@@ -346,15 +400,26 @@ def _differing(directory: int, stamp: _Stamp) -> Dict[int, Tuple[str, Optional[o
             or st.st_ino != fingerprints[index + 2]
             or st.st_size != fingerprints[index]
         ):
-            differs[index >> 2] = (path, st)
+            if comparison is None:
+                comparison = _Comparison(stamp, directory)
+            comparison.moved(index >> 2, path, st)
         index += 4
-    for position in stamp.racy:
-        path = paths[position]
-        try:
-            differs[position] = (path, stat(path, dir_fd=directory))
-        except OSError:
-            differs[position] = (path, None)
-    return differs
+    if stamp.racy:  # an equal fingerprint proves nothing for these: re-read them
+        if comparison is None:
+            comparison = _Comparison(stamp, directory)
+        seen = comparison.changed.union(position for position, _ in comparison.rehashed)
+        seen.update(position for position, _, _ in comparison.large)
+        for position in stamp.racy:
+            if position not in seen:
+                path = paths[position]
+                try:
+                    st = stat(path, dir_fd=directory)
+                except OSError:
+                    st = None
+                comparison.moved(position, path, st)
+    if comparison is not None:
+        comparison.finish()
+    return comparison
 
 
 def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
@@ -384,39 +449,19 @@ def check(store: Store, root: str, stamp_key: str) -> Optional[Check]:
 
 
 def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
-    differs = _differing(directory, stamp)
-    if not differs:
-        result.noop = True
-        return result
-    # Files whose fingerprint changed but whose size did not: re-hash; the same content means
-    # nothing changed for the jobs (touch, `git checkout` back and forth, identical rewrites).
+    # Files whose fingerprint changed but whose size did not are re-hashed by the comparison:
+    # the same content means nothing changed for the jobs (touch, `git checkout` back and
+    # forth, identical rewrites).
     try:
+        comparison = _compare(directory, stamp)
+        if comparison is None:
+            result.noop = True
+            return result
         digests = stamp.digests
-    except (EOFError, ValueError, TypeError):
+    except (EOFError, ValueError, TypeError):  # corrupt digests: no proof either way
         return None
-    paths, fingerprints = stamp.paths, stamp.fingerprints
-    changed: Set[int] = set()
-    same_size: List[Tuple[int, str, os.stat_result]] = []
-    for position, (path, st) in differs.items():
-        if (
-            st is None
-            or not digests[position]
-            or not stat_module.S_ISREG(st.st_mode)
-            or st.st_size != fingerprints[4 * position]
-        ):
-            changed.add(position)
-        else:
-            same_size.append((position, path, st))
-    hashed = hash_files([(path, st.st_size) for _, path, st in same_size], directory)
-    rehashed: List[Tuple[int, FileRow]] = []
-    for (position, _, st), (hashed_at, digest) in zip(same_size, hashed):
-        if digest is None:
-            changed.add(position)
-            continue
-        row = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest, hashed_at)
-        rehashed.append((position, row))  # type: ignore[arg-type]
-        if digest != digests[position]:
-            changed.add(position)
+    paths = stamp.paths
+    changed, rehashed = comparison.changed, comparison.rehashed
     if not changed:
         result.noop = True
         # Refresh the stamp with the new fingerprints (files still racy are flagged again).
