@@ -531,18 +531,56 @@ def test_glob_matching_nothing_warns(project):
 
 
 def test_many_jobs_logs_are_exact(project):
-    """With many jobs, log files are created ahead in the background (builder.py): each log
-    still holds exactly its job's latest output, and an old log is replaced, not appended to."""
+    """Output goes to reused spool files first (executor.py): each log still holds exactly its
+    job's latest output, an old log is replaced, not appended to, and a job that reruns
+    without printing anything leaves no log (its old one is removed) and no file per job."""
     lines = ['default = ["all.txt"]', "[rules.part]", 'foreach = { n = [' + ", ".join(f'"{n}"' for n in range(80)) + "] }",
-             'outputs = ["parts/{n}.txt"]', 'cmd = "echo run-{vars.round} job {wildcards.n}; echo {wildcards.n} > {outputs}"',
+             'outputs = ["parts/{n}.txt"]', 'cmd = "{vars.say} run-{vars.round} job {wildcards.n}; echo {wildcards.n} > {outputs}"',
              "[rules.all]", "inputs = [" + ", ".join(f'"parts/{n}.txt"' for n in range(80)) + "]",
              'outputs = ["all.txt"]', 'cmd = "cat {inputs} > {outputs}"']
-    for round_ in (1, 2):
-        project.weavefile("\n".join([f"[vars]\nround = {round_}"] + lines) + "\n")
+    for round_, say in ((1, "echo"), (2, "echo"), (3, "true")):
+        project.weavefile("\n".join([f'[vars]\nround = {round_}\nsay = "{say}"'] + lines) + "\n")
         result = project.run("build", "-j", "2")
         assert result.rc == 0, result
         for n in (0, 41, 79):
-            assert project.read(f".weave/logs/part[n={n}].log") == f"run-{round_} job {n}\n"
+            log = f".weave/logs/part[n={n}].log"
+            if say == "echo":
+                assert project.read(log) == f"run-{round_} job {n}\n"
+            else:
+                assert not project.exists(log)
+        assert not project.exists(".weave/logs/all.log")  # `cat ... > all.txt` prints nothing
+    assert sorted(os.listdir(project.root / ".weave" / "logs")) == []  # no spool left either
+
+
+def test_failed_silent_job_keeps_its_log(project):
+    project.weavefile(
+        """
+default = ["b.txt"]
+
+[rules.quiet]
+outputs = ["q.txt"]
+cmd = "echo q > {outputs}"
+
+[rules.loud]
+outputs = ["l.txt"]
+cmd = "echo hello from loud; echo l > {outputs}"
+
+[rules.broken]
+inputs = ["q.txt", "l.txt"]
+outputs = ["b.txt"]
+cmd = "exit 3"
+"""
+    )
+    result = project.run("build", "-j", "2")
+    assert result.rc == 1 and "FAILED broken b.txt" in result.err, result
+    assert ".weave/logs/broken.log" in result.err  # a failure always leaves its log, even empty
+    assert project.read(".weave/logs/broken.log") == ""
+    assert project.read(".weave/logs/loud.log") == "hello from loud\n"
+    assert not project.exists(".weave/logs/quiet.log")
+    report = project.run("report", "-o", "-")
+    assert report.rc == 0, report
+    failures = report.out[report.out.index('id="failures"') :]
+    assert ".weave/logs/broken.log" in failures and "no log was recorded" not in failures
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")

@@ -24,7 +24,9 @@ def run_one(tmp_path, command: str, env=None):
     executor.start("job", command, env, str(tmp_path), str(log))
     done = _collect(executor, 1)["job"]
     executor.close()
-    return done, log.read_text()
+    # A job that succeeds without printing leaves no log file (and removes an older one).
+    assert log.exists() == done.log_written
+    return done, log.read_text() if done.log_written else ""
 
 
 def test_exit_codes_and_output(tmp_path):
@@ -150,7 +152,7 @@ def test_native_pipelines_match_bash(tmp_path, command):
         done = _collect(executor, 1)["job"]
         executor.close()
         files = {p.name: p.read_text() for p in sorted(workdir.iterdir()) if p.name != "job.log"}
-        text = log.read_text().replace("bash: line 1: ", "")
+        text = log.read_text().replace("bash: line 1: ", "") if done.log_written else None
         outcomes.append((done.returncode, text, files))
     assert outcomes[0] == outcomes[1]
 
@@ -250,3 +252,98 @@ def test_an_embedding_programs_ignored_sigchld_is_given_back(tmp_path):
         assert signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGCHLD, previous)
+
+
+def _wait_until(executor, condition, timeout=30.0):
+    """Call executor.wait (which also renames due spools) until `condition()` holds."""
+    import time
+
+    done = {}
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        for completion in executor.wait(0.05):
+            done[completion.token] = completion
+    return done
+
+
+def test_silent_success_leaves_no_log_and_removes_the_old_one(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("output of an earlier run\n")
+    done, output = run_one(tmp_path, "true")
+    assert done.returncode == 0 and not done.log_written and not log.exists()
+    done, output = run_one(tmp_path, "false")  # a failure keeps its log, even an empty one
+    assert done.returncode == 1 and done.log_written and output == ""
+    assert not (tmp_path / ".spool").exists()  # close() removes the spool directory
+
+
+def test_spool_files_are_reused_and_never_mix_output(tmp_path):
+    """Silent jobs hand their (empty) spool file to the next job: a build of many silent jobs
+    creates a file per job slot, not per job; a job's output lands in its own log only."""
+    executor = LocalExecutor()
+    done = {}
+    for index in range(24):
+        while executor.running >= 3:
+            for completion in executor.wait(30):
+                done[completion.token] = completion
+        command = f"echo job {index}" if index % 4 == 0 else "true"
+        executor.start(index, command, None, str(tmp_path), str(tmp_path / f"{index}.log"))
+    while executor.running:
+        for completion in executor.wait(30):
+            done[completion.token] = completion
+    # 3 slots, and a new spool file after each of the 6 jobs that printed (theirs became logs).
+    assert executor._spools_made <= 3 + 6
+    executor.close()
+    assert sorted(done) == list(range(24))
+    for index, completion in done.items():
+        log = tmp_path / f"{index}.log"
+        if index % 4 == 0:
+            assert completion.log_written and log.read_text() == f"job {index}\n"
+        else:
+            assert not completion.log_written and not log.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.log" for i in range(0, 24, 4))
+
+
+def test_long_running_job_gets_its_log_by_name_while_running(tmp_path):
+    """A job running for a second or more is followed in its own log file (`tail -f`)."""
+    executor = LocalExecutor()
+    log = tmp_path / "train.log"
+    release = tmp_path / "release"
+    executor.start("train", f"echo started; while [ ! -e {release} ]; do sleep 0.05; done; echo done", None,
+                   str(tmp_path), str(log))
+    done = _wait_until(executor, lambda: log.exists() and log.read_text() == "started\n")
+    assert not done and executor.running == 1  # renamed while the job still runs
+    release.touch()
+    done = _wait_until(executor, lambda: executor.running == 0)
+    executor.close()
+    assert done["train"].returncode == 0 and done["train"].log_written
+    assert log.read_text() == "started\ndone\n"
+
+
+def test_background_process_output_stays_in_its_job_log(tmp_path):
+    """A job whose process group outlives it (a background child still writing) keeps its
+    spool file as its log: the late output never lands in a later job's log."""
+    executor = LocalExecutor()
+    flag = tmp_path / "go"
+    executor.start("bg", f"(while [ ! -e {flag} ]; do sleep 0.05; done; echo late) &", None, str(tmp_path),
+                   str(tmp_path / "bg.log"))
+    done = _wait_until(executor, lambda: executor.running == 0)
+    assert done["bg"].returncode == 0 and done["bg"].log_written
+    for token, command in (("quiet", "true"), ("loud", "echo mine")):
+        executor.start(token, command, None, str(tmp_path), str(tmp_path / f"{token}.log"))
+    done = _wait_until(executor, lambda: executor.running == 0)
+    flag.touch()
+    _wait_until(executor, lambda: (tmp_path / "bg.log").read_text() == "late\n")
+    executor.close()
+    assert not done["quiet"].log_written and not (tmp_path / "quiet.log").exists()
+    assert (tmp_path / "loud.log").read_text() == "mine\n"
+
+
+def test_spool_files_of_a_killed_weave_are_removed(tmp_path):
+    spool = tmp_path / ".spool"
+    spool.mkdir()
+    (spool / "999999999-1").write_text("output of a job whose weave was killed\n")  # no such pid
+    (spool / f"{os.getpid()}-77").write_text("a live weave's\n")
+    done, _ = run_one(tmp_path, "true")
+    assert done.returncode == 0
+    assert sorted(p.name for p in spool.iterdir()) == [f"{os.getpid()}-77"]

@@ -39,7 +39,6 @@ from .store import JobRow, Record, Store
 
 GRACE_SECONDS = 3.0
 FLUSH_INTERVAL = 0.2
-PRECREATE_MIN_JOBS = 64  # below this, creating log files in the background is not worth a thread
 STREAM_INTERVAL = 0.1
 TAIL_LINES = 20
 LOG_DIR = os.path.join(".weave", "logs")
@@ -242,8 +241,6 @@ class Builder:
         if self.executor is None:
             self.executor = LocalExecutor(registry=os.path.join(self.root, RUNNING_REGISTRY))
         self.reporter.build_started(to_run, len(self.graph.jobs) + len(self.untouched))
-        if to_run >= PRECREATE_MIN_JOBS:
-            self._precreate_logs([job for job in self.graph.jobs if not verdicts[job.key].up_to_date])
         durations = {key: row.duration for key, row in self.latest.items() if row.duration}
         queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))
         pending = {job.key: len(job.deps) for job in self.graph.jobs}
@@ -392,32 +389,6 @@ class Builder:
             error.result = result  # type: ignore[attr-defined]
             raise error
         return result
-
-    def _precreate_logs(self, jobs: List[Job]) -> None:
-        """Create the missing log files of the jobs predicted to run, in a background thread.
-
-        Creating a file costs 0.1-1 ms on common file systems, and the spawning thread is the
-        bottleneck of builds of many small jobs; opening an existing empty file is ~20x
-        cheaper. O_EXCL: a log the builder created (or a job writes to) is never touched."""
-        root = self.root
-
-        def create() -> None:
-            made: Set[str] = set()
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-            for job in jobs:
-                if self._interrupt or self._stopping:
-                    return
-                path = log_path_for(root, job)
-                directory = os.path.dirname(path)
-                try:
-                    if directory not in made:
-                        os.makedirs(directory, exist_ok=True)
-                        made.add(directory)
-                    os.close(os.open(path, flags, 0o644))
-                except OSError:
-                    continue  # exists already, or cannot be made: the builder opens it itself
-
-        threading.Thread(target=create, name="weave-logs", daemon=True).start()
 
     def _estimates(self, durations: Dict[str, float]) -> Dict[str, float]:
         known = sorted(d for d in durations.values() if d)
@@ -586,13 +557,13 @@ class Builder:
                 status,
                 completion.peak_rss,
                 completion.cpu_time,
-                entry.log_path[len(self._log_prefix) :],
+                entry.log_path[len(self._log_prefix) :] if completion.log_written else None,
             )
         )
         result = JobResult(job, RAN, entry.verdict.reasons)
         result.attempts = entry.attempt
         result.duration = completion.duration
-        result.log_path = entry.log_path
+        result.log_path = entry.log_path if completion.log_written else None
         if failure is None:
             if entry.verdict.signature is not None and job.outputs:
                 record = Record(
@@ -627,7 +598,9 @@ class Builder:
         result.outcome = FAILED
         result.message = failure
         results[job.key] = result
-        self.reporter.job_failed(job.display, failure, job.cmd, entry.log_path, read_tail(entry.log_path))
+        self.reporter.job_failed(
+            job.display, failure, job.cmd, result.log_path, read_tail(result.log_path) if result.log_path else ""
+        )
         return FAILED
 
     def _failed_result(self, job: Job, verdict: Verdict, attempts: int, message: str) -> JobResult:
@@ -697,14 +670,16 @@ class Builder:
     def _drain_output(self, entry: _Running) -> None:
         if not self._wants_output:
             return
+        assert self.executor is not None
+        path = self.executor.output_path(entry.job.key) or entry.log_path  # a spool while it runs
         try:
-            size = os.path.getsize(entry.log_path)
+            size = os.path.getsize(path)
         except OSError:
             return
         if size <= entry.log_offset:
             return
         try:
-            with open(entry.log_path, "rb") as handle:
+            with open(path, "rb") as handle:
                 handle.seek(entry.log_offset)
                 data = handle.read(size - entry.log_offset)
         except OSError:

@@ -4,13 +4,17 @@ The scheduler talks to the `Executor` interface (start → completions), so a di
 executor can replace `LocalExecutor` without touching scheduling. `LocalExecutor` runs each
 command with bash in strict mode (or, for plain programs and pipelines of them, starts the
 programs itself), each process in its own session (process group), with output to a log file.
-It reaps each child with wait4, which also gives CPU time and peak RSS: on Linux the builder's
+A job's output goes to a reusable spool file first, which becomes the job's log by a rename
+only if the job printed something, failed, or ran long enough for someone to follow it: a
+build of many silent jobs creates no file per job (creating files is what costs, on some file
+systems ~0.3 ms each right after as many were deleted). It reaps each child with wait4, which also gives CPU time and peak RSS: on Linux the builder's
 own thread waits on the children's pidfds (a child's exit wakes it directly), elsewhere a reaper
 thread waits and hands exits over through a queue.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import re
@@ -25,12 +29,17 @@ from typing import Dict, List, Mapping, Optional, Set, Tuple
 
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
 UNWATCHED_POLL = 0.05  # seconds between looks at children that have no pidfd (out of descriptors)
+# A job still running after this long gets its log file under its own name (for `tail -f`).
+PROMOTE_AFTER = 1.0
+SPOOL_DIR = ".spool"  # beside the logs: the spool files of running jobs
 
 
 class Completion:
     """A finished command: exit status (negative = killed by signal) and its resource use."""
 
-    __slots__ = ("token", "returncode", "started", "ended", "peak_rss", "cpu_time", "timed_out", "cancelled")
+    __slots__ = (
+        "token", "returncode", "started", "ended", "peak_rss", "cpu_time", "timed_out", "cancelled", "log_written",
+    )
 
     def __init__(self, token: object, returncode: int, started: float, ended: float, peak_rss: int, cpu_time: float):
         self.token = token
@@ -41,6 +50,7 @@ class Completion:
         self.cpu_time = cpu_time
         self.timed_out = False
         self.cancelled = False
+        self.log_written = True  # False: the command printed nothing, and no log file was left
 
     @property
     def duration(self) -> float:
@@ -53,8 +63,16 @@ class Executor:
     def start(
         self, token: object, command: str, env: Optional[Mapping[str, str]], cwd: str, log_path: str
     ) -> None:
-        """Start `command` in `cwd` with output to `log_path`; `env=None` inherits weave's."""
+        """Start `command` in `cwd` with output to `log_path`; `env=None` inherits weave's.
+        An executor may leave no file at `log_path` for a command that succeeded without
+        printing anything (its completion then says `log_written = False`), but never leaves
+        an older log there."""
         raise NotImplementedError
+
+    def output_path(self, token: object) -> Optional[str]:
+        """Where the output of running command `token` is being written now, if not at its
+        log path (None: at its log path, or not running)."""
+        return None
 
     def wait(self, timeout: Optional[float]) -> List[Completion]:
         """Completions that arrived, waiting at most `timeout` seconds (None: until one does)."""
@@ -77,7 +95,7 @@ class _Running:
 
     __slots__ = (
         "token", "processes", "started", "cancelled", "cancelled_at", "timed_out", "peak_rss",
-        "statuses", "cpu_time", "maxrss", "discarded",
+        "statuses", "cpu_time", "maxrss", "discarded", "log_path", "spool_fd", "spool_path", "promoted",
     )
 
     def __init__(self, token: object, processes: List[subprocess.Popen], started: float):
@@ -85,6 +103,10 @@ class _Running:
         self.processes = processes
         self.started = started
         self.discarded = False  # stages of a pipeline that could not be started whole
+        self.log_path = ""
+        self.spool_fd = -1  # the output file's descriptor while the job runs; -1 once settled
+        self.spool_path = ""
+        self.promoted = False  # the spool file was renamed to log_path while the job ran
         self.statuses: Dict[int, int] = {}  # pid -> exit code, as stages end
         self.cpu_time = 0.0
         self.maxrss = 0
@@ -129,6 +151,11 @@ class LocalExecutor(Executor):
         self._epoll: Optional[select.epoll] = None
         self._pidfds: Dict[int, int] = {}  # pidfd -> pid
         self._unwatched: Set[int] = set()  # children whose pidfd could not be opened (EMFILE)
+        # Empty spool files ready for the next job, by log directory: (descriptor, path).
+        self._spools: Dict[str, List[Tuple[int, str]]] = {}
+        self._spools_made = 0
+        # (when, job) in start order: jobs to give their named log file when still running.
+        self._promotions: collections.deque[Tuple[float, _Running]] = collections.deque()
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None:
@@ -160,16 +187,89 @@ class LocalExecutor(Executor):
         child_env = None if env is None else dict(env)
         pipeline = self.pipeline(command)
         processes: Optional[List[subprocess.Popen]] = None
-        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        log, spool_path = self._take_spool(log_path)
         try:
             if pipeline is not None:
                 processes = self._start_pipeline(pipeline, child_env, cwd, log)
             if processes is None:
                 argv = [self.shell, "-euo", "pipefail", "-c", command]
                 processes = [self._spawn(argv, self._devnull(), log, log, cwd, child_env)]
-        finally:
-            os.close(log)
-        self._register(_Running(token, processes, time.monotonic()))
+        except BaseException:
+            os.close(log)  # a stage that started may have written to it: never reused
+            _unlink(spool_path)
+            raise
+        running = _Running(token, processes, time.monotonic())
+        running.log_path, running.spool_fd, running.spool_path = log_path, log, spool_path
+        self._promotions.append((running.started + PROMOTE_AFTER, running))
+        self._register(running)
+
+    def output_path(self, token: object) -> Optional[str]:
+        running = self._by_token.get(token)
+        if running is None or running.spool_fd < 0 or running.promoted:
+            return None
+        return running.spool_path
+
+    def _take_spool(self, log_path: str) -> Tuple[int, str]:
+        """An empty spool file beside `log_path`'s directory, open for writing: a free one, or
+        a new one. The first use of a directory removes what a weave that was killed left there."""
+        directory = os.path.dirname(log_path)
+        free = self._spools.get(directory)
+        if free:
+            return free.pop()
+        spool_dir = os.path.join(directory, SPOOL_DIR)
+        if free is None:
+            self._spools[directory] = []
+            os.makedirs(spool_dir, exist_ok=True)
+            for name in os.listdir(spool_dir):  # PID-N: left by a weave that was killed?
+                owner = name.partition("-")[0]
+                if not (owner.isdigit() and _alive(int(owner))):
+                    _unlink(os.path.join(spool_dir, name))
+        self._spools_made += 1
+        path = os.path.join(spool_dir, f"{os.getpid()}-{self._spools_made}")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), path
+
+    def _settle_log(self, running: _Running, succeeded: bool) -> bool:
+        """Turn a finished job's spool file into its log, or take it back for the next job if
+        the job succeeded without printing anything (its older log, if any, is removed).
+        True if a log file is left at the job's log path."""
+        fd, running.spool_fd = running.spool_fd, -1
+        if fd < 0:
+            return True
+        try:
+            empty = os.lseek(fd, 0, os.SEEK_END) == 0  # also puts the shared offset back at 0
+        except OSError:
+            empty = False
+        if empty and succeeded and not running.promoted and not _lingering(running):
+            self._spools[os.path.dirname(running.log_path)].append((fd, running.spool_path))
+            _unlink(running.log_path)
+            return False
+        os.close(fd)
+        if running.promoted:
+            return True
+        try:
+            os.replace(running.spool_path, running.log_path)
+        except OSError:  # the log directory went away meanwhile: the output is lost
+            _unlink(running.spool_path)
+            return False
+        return True
+
+    def _promote_due(self) -> Optional[float]:
+        """Rename the spool file of each job running for PROMOTE_AFTER to the job's log path
+        (its process keeps writing to the same file). Seconds until the next is due, or None."""
+        promotions = self._promotions
+        now = time.monotonic()
+        while promotions:
+            due, running = promotions[0]
+            if running.spool_fd >= 0:
+                if due > now:
+                    return due - now
+                try:
+                    os.replace(running.spool_path, running.log_path)
+                    running.promoted = True
+                except OSError:
+                    pass  # settled at its end instead
+            promotions.popleft()
+        return None
 
     def _spawn(self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]) -> subprocess.Popen:
         return subprocess.Popen(
@@ -375,6 +475,10 @@ class LocalExecutor(Executor):
                     running.peak_rss = total
 
     def wait(self, timeout: Optional[float]) -> List[Completion]:
+        if self._promotions:
+            until = self._promote_due()
+            if until is not None and (timeout is None or until < timeout):
+                timeout = until
         if self._use_pidfd:
             return self._wait_pidfds(timeout)
         completions: List[Completion] = []
@@ -451,6 +555,7 @@ class LocalExecutor(Executor):
         # A job that exited before it was cancelled did finish: its result stands.
         completion.cancelled = running.cancelled and ended >= running.cancelled_at
         completion.timed_out = running.timed_out
+        completion.log_written = self._settle_log(running, returncode == 0 and not running.cancelled)
         if returncode != 0:
             # A failed, timed-out or cancelled job leaves no process behind in its groups.
             for process in running.processes:
@@ -501,6 +606,15 @@ class LocalExecutor(Executor):
         if self._null_fd is not None:
             os.close(self._null_fd)
             self._null_fd = None
+        for directory, spools in self._spools.items():
+            for fd, path in spools:
+                os.close(fd)
+                _unlink(path)
+            try:
+                os.rmdir(os.path.join(directory, SPOOL_DIR))
+            except OSError:
+                pass  # a job still writes (or a killed weave's spool is there): left
+        self._spools.clear()
         if self._restore_sigchld and not self._by_token:
             self._restore_sigchld = False
             try:
@@ -595,6 +709,37 @@ def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _lingering(running: _Running) -> bool:
+    """Whether a process is left in one of the job's process groups (a background process
+    that may still write to the job's output)."""
+    for process in running.processes:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            continue
+        except OSError:
+            return True
+        return True
+    return False
 
 
 def _kill_group(pgid: int, sig: int) -> None:
