@@ -606,6 +606,10 @@ class LocalExecutor(Executor):
         if self._null_fd is not None:
             os.close(self._null_fd)
             self._null_fd = None
+        for running in self._by_token.values():  # could not be reaped: its output stays in its spool
+            if running.spool_fd >= 0:
+                os.close(running.spool_fd)
+                running.spool_fd = -1
         for directory, spools in self._spools.items():
             for fd, path in spools:
                 os.close(fd)
