@@ -117,6 +117,7 @@ def _run(code: str, root, args):
         ["-k", "build", "broken", "c", "b.txt", "-j1"],
         ["--jobs", "2", "--resources", "gpu=1", "build", "--resources", "mem_mb=100"],
         ["build", "--resources", "gpu=lots"],
+        ["--version"],  # answered by entry.main itself
     ],
 )
 def test_fast_path_and_click_give_the_same(tmp_path, args):
