@@ -99,7 +99,7 @@ def test_ctrl_c_while_python_imports_weave_ends_quietly(tmp_path):
     (shadow / "click.py").write_text("raise KeyboardInterrupt\n")  # the interrupt, mid-import
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
-        [sys.executable, "-m", "weavebuild", "--version"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "weavebuild", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert result.returncode == 130, result
     assert result.stderr.strip() == "weave: interrupted"
@@ -399,6 +399,34 @@ def test_source_edited_while_its_job_runs_is_rebuilt_next_time(project, same_siz
     assert rebuild.rc == 0, rebuild
     assert project.read("copy.txt") == project.read("src.txt")
     assert project.read("upper.txt") == project.read("src.txt").upper()
+    assert "nothing to do" in project.run("build", "upper.txt").out
+
+
+def test_source_changed_after_a_racy_first_read_is_not_vouched_for(project):
+    """A source read inside its timestamp window (its mtime is not yet past) is re-read at the
+    end of the build; if its content changed meanwhile, the job that read it was built from
+    the old content. The end of that build must not stamp the new content as up to date: the
+    next build reruns the job. (Deterministic version of the race above: the source's mtime is
+    set a second ahead, so its first read is racy and the settling read at the end is not.)"""
+    project.weavefile(EDITED_DURING_RUN)
+    project.write("src.txt", "old content\n")
+    ahead = time.time_ns() + 1_000_000_000
+    os.utime(project.root / "src.txt", ns=(ahead, ahead))
+    process = start_weave(project.root, "build", "upper.txt")
+    wait_for(lambda: (project.root / "started").exists(), what="the job to read its input")
+    while time.time_ns() < ahead + 200_000_000:  # the old mtime is past: settling re-reads it
+        time.sleep(0.05)
+    project.write("src.txt", "new, longer content\n")
+    (project.root / "go").touch()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "src.txt changed while the build was running" in err
+    assert project.read("upper.txt") == "OLD CONTENT\n"
+    (project.root / "started").unlink()
+    rebuild = project.run("build", "upper.txt")
+    assert rebuild.rc == 0, rebuild
+    assert project.read("copy.txt") == "new, longer content\n", rebuild
+    assert project.read("upper.txt") == "NEW, LONGER CONTENT\n"
     assert "nothing to do" in project.run("build", "upper.txt").out
 
 

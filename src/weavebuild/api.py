@@ -316,7 +316,14 @@ class Project:
                 try:
                     result = builder.run()
                     outcome = "ok"
-                    if partial is not None:
+                    if files.changed_after_read:  # edited while the build ran: no stamp
+                        data = None
+                        moved = files.changed_after_read
+                        reporter.warning(
+                            f"{', '.join(moved[:3])}{' and others' if len(moved) > 3 else ''} changed "
+                            "while the build was running; the next build checks what read them"
+                        )
+                    elif partial is not None:
                         data = partial.restamp(files.cache) if result.ok else None
                     else:
                         data = stamp.make(graph, files)

@@ -154,6 +154,10 @@ class LocalExecutor(Executor):
         # Empty spool files ready for the next job, by log directory: (descriptor, path).
         self._spools: Dict[str, List[Tuple[int, str]]] = {}
         self._spools_made = 0
+        # The log files present in those directories (listed at first use, then kept up to
+        # date): a silent job removes its older log only if there is one, without a failed
+        # unlink per job.
+        self._logs_present: Set[str] = set()
         # (when, job) in start order: jobs to give their named log file when still running.
         self._promotions: collections.deque[Tuple[float, _Running]] = collections.deque()
 
@@ -220,6 +224,8 @@ class LocalExecutor(Executor):
         if free is None:
             self._spools[directory] = []
             os.makedirs(spool_dir, exist_ok=True)
+            with os.scandir(directory) as entries:
+                self._logs_present.update(entry.path for entry in entries if entry.name != SPOOL_DIR)
             for name in os.listdir(spool_dir):  # PID-N: left by a weave that was killed?
                 owner = name.partition("-")[0]
                 if not (owner.isdigit() and _alive(int(owner))):
@@ -241,7 +247,9 @@ class LocalExecutor(Executor):
             empty = False
         if empty and succeeded and not running.promoted and not _lingering(running):
             self._spools[os.path.dirname(running.log_path)].append((fd, running.spool_path))
-            _unlink(running.log_path)
+            if running.log_path in self._logs_present:
+                self._logs_present.discard(running.log_path)
+                _unlink(running.log_path)
             return False
         os.close(fd)
         if running.promoted:
@@ -251,6 +259,7 @@ class LocalExecutor(Executor):
         except OSError:  # the log directory went away meanwhile: the output is lost
             _unlink(running.spool_path)
             return False
+        self._logs_present.add(running.log_path)
         return True
 
     def _promote_due(self) -> Optional[float]:
@@ -266,6 +275,7 @@ class LocalExecutor(Executor):
                 try:
                     os.replace(running.spool_path, running.log_path)
                     running.promoted = True
+                    self._logs_present.add(running.log_path)
                 except OSError:
                     pass  # settled at its end instead
             promotions.popleft()

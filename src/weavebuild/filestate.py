@@ -47,6 +47,9 @@ class FileState:
         # once by the next digest or prefetch of that path instead of a second stat.
         self._stats: Dict[str, os.stat_result] = {}
         self.hashed = 0  # how many files were actually read (for tests and -v statistics)
+        # Files that settle_racy found with other content than the build had read: what the
+        # build decided from them does not hold for their content now (see settle_racy).
+        self.changed_after_read: List[str] = []
 
     def full_path(self, path: str) -> str:
         return path if path[:1] == os.sep else self._prefix + path
@@ -160,7 +163,9 @@ class FileState:
         of a build most of them no longer are, and re-reading them now (from the page cache)
         keeps that cost off the next no-op. The few written in the last milliseconds stay racy:
         the no-op stamp marks them, and its check verifies their content (stamp.py). A file
-        that changed meanwhile simply gets its new digest: records compare against it.
+        that changed meanwhile gets its new digest, and is listed in `changed_after_read`: the
+        records of this build hold the content it read (so the next build reruns what read
+        it), and the build must not be stamped, since a stamp would vouch for the new content.
         """
         if not self.racy:
             return
@@ -179,8 +184,8 @@ class FileState:
                 st = os.stat(full)
             except OSError:
                 continue
-            if stat_module.S_ISREG(st.st_mode):
-                self._file_digest(full, st, key)
+            if stat_module.S_ISREG(st.st_mode) and self._file_digest(full, st, key) != row[4]:
+                self.changed_after_read.append(key)
 
     def trust(self, digests: Dict[str, str]) -> None:
         """Take these digests as current without a stat: the caller has just seen that each
