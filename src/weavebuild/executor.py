@@ -7,9 +7,10 @@ programs itself), each process in its own session (process group), with output t
 A job's output goes to a reusable spool file first, which becomes the job's log by a rename
 only if the job printed something, failed, or ran long enough for someone to follow it: a
 build of many silent jobs creates no file per job (creating files is what costs, on some file
-systems ~0.3 ms each right after as many were deleted). It reaps each child with wait4, which also gives CPU time and peak RSS: on Linux the builder's
-own thread waits on the children's pidfds (a child's exit wakes it directly), elsewhere a reaper
-thread waits and hands exits over through a queue.
+systems ~0.3 ms each right after as many were deleted). It reaps each child with wait4,
+which also gives CPU time and peak RSS: on Linux the builder's own thread waits on the
+children's pidfds (a child's exit wakes it directly), elsewhere a reaper thread waits and
+hands exits over through a queue.
 """
 
 from __future__ import annotations
