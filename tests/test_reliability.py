@@ -524,3 +524,56 @@ def test_random_dags_edits_and_crashes_converge(tmp_path, seed):
     if final.returncode == 0:
         again = subprocess.run([sys.executable, "-m", "weavebuild", "build", *targets], cwd=root, capture_output=True, text=True)
         assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(8))
+def test_sources_edited_while_building_converge(tmp_path, seed):
+    """Random DAGs whose sources are edited while a build runs (other content, same size
+    other bytes, touched, identical bytes rewritten; some dated a little ahead, so that a
+    source's first read falls inside its timestamp window): once the edits stop, one
+    `-k` build equals a from-scratch build of the final sources, and the next is a no-op.
+    (A stamp that vouched for a file edited under its build made that next build a wrong no-op.)"""
+    rng = random.Random(1000 + seed)
+    sources, rules = _random_pipeline(rng)
+    contents = [f"source {i} {rng.random():.6f}\n" for i in range(sources)]
+    root = tmp_path / "project"
+    _write_pipeline(root, rules, contents)
+    targets = [output for _, _, outputs, _ in rules for output in outputs]
+
+    def edit() -> None:
+        index = rng.randrange(sources)
+        path = root / "src" / f"s{index}.txt"
+        kind = rng.choice(["other", "same size", "touch", "identical"])
+        if kind == "other":
+            contents[index] = f"edit {rng.random():.6f}{' bad' if rng.random() < 0.2 else ''}\n"
+        elif kind == "same size":
+            contents[index] = contents[index][:-2] + ("Y" if contents[index][-2] == "X" else "X") + "\n"
+        if kind == "touch":
+            os.utime(path)
+        else:
+            path.write_text(contents[index])
+        if rng.random() < 0.3:  # dated a little ahead (clock skew, `touch -d`): read as racy
+            ahead = time.time_ns() + int(rng.uniform(0.1, 0.6) * 1e9)
+            os.utime(path, ns=(ahead, ahead))
+
+    for _ in range(3):
+        if rng.random() < 0.5:
+            edit()  # just before the build: its first read of that source is racy
+        process = start_weave(root, "build", "-k", "-j", rng.choice(["1", "2", "4"]), *targets)
+        for _ in range(rng.randint(1, 2)):
+            time.sleep(rng.uniform(0.05, 0.4))
+            edit()
+        _, err = process.communicate(timeout=120)
+        assert process.returncode in (0, 1) and "Traceback" not in err, err
+    final = subprocess.run([sys.executable, "-m", "weavebuild", "build", "-k", "-j", "2", *targets], cwd=root, capture_output=True, text=True)
+    assert final.returncode in (0, 1) and "Traceback" not in final.stderr, final.stderr
+    reference = tmp_path / "reference"
+    _write_pipeline(reference, rules, contents)
+    fresh = subprocess.run([sys.executable, "-m", "weavebuild", "build", "-k", "-j", "2", *targets], cwd=reference, capture_output=True, text=True)
+    assert final.returncode == fresh.returncode, (final.stderr, fresh.stderr)
+    built, expected = snapshot(root), snapshot(reference)
+    assert {path: built.get(path) for path in expected} == expected
+    if final.returncode == 0:
+        again = subprocess.run([sys.executable, "-m", "weavebuild", "build", *targets], cwd=root, capture_output=True, text=True)
+        assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
