@@ -747,3 +747,30 @@ def test_an_output_gone_before_it_is_recorded_is_not_recorded(project):
     again = project.run("build")
     assert again.rc == 0 and again.started == [f"{first} {first}.txt"], again
     assert project.read(f"{first}.txt") == f"{first}\n" and project.read(f"{second}.txt") == f"{second}\n"
+
+
+def test_keep_going_summary_lists_every_failure_with_its_log_if_any(project):
+    project.weavefile(
+        """
+default = ["a.txt", "b.txt", "c.txt"]
+
+[rules.a]
+outputs = ["a.txt"]
+cmd = "exit 2"
+
+[rules.b]
+outputs = ["b.txt"]
+cmd = "true"
+
+[rules.c]
+outputs = ["c.txt"]
+cmd = "echo about to fail; exit 3"
+"""
+    )
+    result = project.run("-k", "build")
+    assert result.rc == 1, result
+    assert "failed: a a.txt (log: .weave/logs/a.log)" in result.out  # silent, failed: a log
+    assert "failed: b b.txt\n" in result.out  # exited 0, no output, printed nothing: no log
+    assert "rule b exited 0 but did not create b.txt" in result.err
+    assert "failed: c c.txt (log: .weave/logs/c.log)" in result.out
+    assert project.read(".weave/logs/c.log") == "about to fail\n"

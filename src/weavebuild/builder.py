@@ -382,9 +382,9 @@ class Builder:
             cutoff=int(state["cutoff"]),
         )
         if failed:
-            for item in failed:
-                if item.log_path and self.options.keep_going:
-                    self.reporter.info(f"  failed: {item.job.display} (log: {os.path.relpath(item.log_path)})")
+            for item in failed if self.options.keep_going else ():
+                log = f" (log: {os.path.relpath(item.log_path)})" if item.log_path else ""
+                self.reporter.info(f"  failed: {item.job.display}{log}")
             error = BuildFailed(f"{len(failed)} job(s) failed", [item.job.key for item in failed])
             error.result = result  # type: ignore[attr-defined]
             raise error
