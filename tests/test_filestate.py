@@ -379,3 +379,33 @@ def test_a_prefetch_of_one_file_keeps_its_stat_for_digest(tmp_path, monkeypatch)
     assert files.hashed == 0  # not read by the prefetch
     assert files.digest("out/a.o") == xxhash.xxh3_128_hexdigest(b"alpha")
     assert calls == [str(tmp_path / "out/a.o")]
+
+
+def test_a_file_gone_between_its_stat_and_its_read_is_missing(tmp_path):
+    """The resolver's exists() keeps the stat for digest(); a file deleted in between (by
+    the user, mid-build) is reported missing, not an internal error."""
+    from weavebuild.filestate import FileState
+
+    (tmp_path / "a.txt").write_text("a\n")
+    files = FileState(str(tmp_path), {})
+    assert files.exists(str(tmp_path / "a.txt"))
+    (tmp_path / "a.txt").unlink()
+    assert files.digest("a.txt") is None
+    assert files.digest("never-there.txt") is None
+
+
+def test_an_unreadable_file_is_a_users_error(tmp_path, monkeypatch):
+    """A file that cannot be read (permissions) is an error naming it, exit 2, not a crash.
+    (The tests run as root, whom permissions do not stop: the read itself is made to fail.)"""
+    from weavebuild import filestate
+    from weavebuild.errors import UsageError
+
+    (tmp_path / "secret.txt").write_text("x\n")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(filestate, "hash_file", denied)
+    files = filestate.FileState(str(tmp_path), {})
+    with pytest.raises(UsageError, match="cannot read 'secret.txt': Permission denied"):
+        files.digest("secret.txt")

@@ -7,11 +7,13 @@ a later same-size write could have kept the same mtime (git's "racy clean" probl
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_module
 import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from .errors import UsageError
 from .hashing import hash_file, hash_files, hash_tree
 from .store import FileRow
 
@@ -76,20 +78,33 @@ class FileState:
         if memo is not None:
             return None if memo is _MISSING else memo  # type: ignore[return-value]
         full = self.full_path(path)
-        try:
-            st = self._stats.pop(path, None) or os.stat(full)
-        except (FileNotFoundError, NotADirectoryError):
+        st: Optional[os.stat_result] = self._stats.pop(path, None)
+        digest: Optional[str] = None
+        for _ in range(3):
+            try:
+                if st is None:
+                    st = os.stat(full)
+                if stat_module.S_ISDIR(st.st_mode):
+                    digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
+                else:
+                    digest = self._file_digest(full, st, path)
+                break
+            except (FileNotFoundError, NotADirectoryError):
+                # Missing; or gone between its stat and its read; or a directory that changed
+                # under the walk, which is looked at again.
+                if st is None or not stat_module.S_ISDIR(st.st_mode):
+                    break
+                st = None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a symlink loop is a missing file
+                    break
+                raise UsageError(
+                    f"cannot read '{path}': {exc.strerror or exc}",
+                    hint="weave reads every input and output to know its content: check its permissions",
+                ) from None
+        if digest is None:
             self._memo[path] = _MISSING
             return None
-        except OSError as exc:
-            if exc.errno in (40,):  # ELOOP: a symlink loop is a missing file
-                self._memo[path] = _MISSING
-                return None
-            raise
-        if stat_module.S_ISDIR(st.st_mode):
-            digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
-        else:
-            digest = self._file_digest(full, st, path)
         self._memo[path] = digest
         return digest
 
