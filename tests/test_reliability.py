@@ -430,6 +430,67 @@ def test_source_changed_after_a_racy_first_read_is_not_vouched_for(project):
     assert "nothing to do" in project.run("build", "upper.txt").out
 
 
+READ_WHILE_EDITED = """
+[rules.b]
+inputs = ["x.txt"]
+outputs = ["b.txt"]
+cmd = '''
+touch started
+for _ in $(seq 1 1500); do [ -f go ] && break; sleep 0.02; done
+cat x.txt > b.txt
+'''
+"""
+
+
+def test_input_edited_while_its_job_runs_and_changed_back_still_reruns(project):
+    """The job read an edited input; the record holds the digest taken before it started. If
+    the input then gets its old content back, that record would match again and vouch for an
+    output made from the edit: a job whose input moved while it ran is not recorded."""
+    project.weavefile(READ_WHILE_EDITED)
+    project.write("x.txt", "original\n")
+    process = start_weave(project.root, "build")
+    wait_for(lambda: (project.root / "started").exists(), what="the job to start")
+    project.write("x.txt", "modified\n")
+    (project.root / "go").touch()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "x.txt changed while the build was running" in err
+    assert project.read("b.txt") == "modified\n"  # what the job read
+    (project.root / "started").unlink()
+    project.write("x.txt", "original\n")  # back to the content its digest was taken from
+    rebuild = project.run("build")
+    assert rebuild.rc == 0 and project.read("b.txt") == "original\n", rebuild
+    assert "nothing to do" in project.run("build").out
+
+
+def test_input_taken_on_the_stamps_word_and_edited_while_its_job_runs_still_reruns(project):
+    """The same in a partial build, where an unchanged input's digest comes from the no-op
+    stamp's check instead of a stat of its own (FileState.trust with the check's
+    fingerprints)."""
+    project.weavefile(READ_WHILE_EDITED.replace('inputs = ["x.txt"]', 'inputs = ["x.txt", "y.txt"]'))
+    project.write("x.txt", "original\n")
+    project.write("y.txt", "1\n")
+    (project.root / "go").touch()
+    assert project.run("build").rc == 0
+    assert "nothing to do" in project.run("build").out  # stamped
+    (project.root / "go").unlink()
+    (project.root / "started").unlink()
+    project.write("y.txt", "2\n")  # b reruns in a partial build; x.txt is taken as unchanged
+    process = start_weave(project.root, "build")
+    wait_for(lambda: (project.root / "started").exists(), what="the job to start")
+    project.write("x.txt", "modified\n")
+    (project.root / "go").touch()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "x.txt changed while the build was running" in err
+    assert project.read("b.txt") == "modified\n"
+    (project.root / "started").unlink()
+    project.write("x.txt", "original\n")
+    rebuild = project.run("build")
+    assert rebuild.rc == 0 and project.read("b.txt") == "original\n", rebuild
+    assert "nothing to do" in project.run("build").out
+
+
 def _random_pipeline(rng: random.Random) -> tuple:
     """(number of sources, rules): a random layered DAG whose jobs write through a temp file,
     sometimes two outputs, and sometimes fail (exit 3 after writing a partial output) when an

@@ -291,7 +291,7 @@ class Project:
                 if checked is not None:
                     files.cache.update(checked.rows)
                     files.dirty.update(checked.rows)
-                    files.trust(checked.unchanged)
+                    files.trust(checked.unchanged, checked.fingerprint)
                 if graph is None:
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None)
                 for warning in graph.warnings:

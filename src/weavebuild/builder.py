@@ -27,7 +27,7 @@ from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
-from .filestate import RACY_WINDOW_NS, FileState
+from .filestate import RACY_WINDOW_NS, FileState, UnreadableFile
 from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
 from .plan import ReadyQueue, critical_path
@@ -565,7 +565,11 @@ class Builder:
         result.duration = completion.duration
         result.log_path = entry.log_path if completion.log_written else None
         if failure is None:
-            if entry.verdict.signature is not None and job.outputs:
+            # An input edited while the job ran: the job's output may come from content its
+            # record would not name (if the input changed back before the next build). No
+            # record, so it runs again; the build warns and writes no stamp.
+            unsure = bool(job.inputs) and bool(self.files.changed_since_read(job.inputs))
+            if entry.verdict.signature is not None and job.outputs and not unsure:
                 record = Record(
                     entry.verdict.signature,
                     job.key,
@@ -727,8 +731,8 @@ class Builder:
                 problem = "disappeared after the job ended"
                 try:
                     digest = files.digest(output)
-                except OSError as exc:
-                    digest, problem = None, f"cannot be read ({exc.strerror or exc})"
+                except UnreadableFile as exc:
+                    digest, problem = None, f"cannot be read ({exc.reason})"
                 if digest is None:
                     self.reporter.warning(
                         f"{job.display}: output '{output}' {problem}; "

@@ -11,7 +11,7 @@ import errno
 import os
 import stat as stat_module
 import time
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .errors import UsageError
 from .hashing import hash_file, hash_files, hash_tree
@@ -35,6 +35,17 @@ def racy_window(mtime_ns: int) -> int:
 _MISSING = object()
 
 
+class UnreadableFile(UsageError):
+    """A file weave must read but cannot (permissions): the user's to fix (exit 2)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(
+            f"cannot read '{path}': {reason}",
+            hint="weave reads every input and output to know its content: check its permissions",
+        )
+        self.reason = reason
+
+
 class FileState:
     """Digests of project files, backed by the store's fingerprint cache."""
 
@@ -52,6 +63,11 @@ class FileState:
         # Files that settle_racy found with other content than the build had read: what the
         # build decided from them does not hold for their content now (see settle_racy).
         self.changed_after_read: List[str] = []
+        # The fingerprint each file had when its digest was taken in this build, to tell
+        # whether it changed since (changed_since_read); for digests taken on trust (the
+        # stamp's check), `_trusted_fingerprint` answers.
+        self._read_as: Dict[str, Tuple[int, int, int, int]] = {}
+        self._trusted_fingerprint: Optional[Callable[[str], Optional[Tuple[int, int, int, int]]]] = None
 
     def full_path(self, path: str) -> str:
         return path if path[:1] == os.sep else self._prefix + path
@@ -88,6 +104,7 @@ class FileState:
                     digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
                 else:
                     digest = self._file_digest(full, st, path)
+                    self._read_as[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
                 break
             except (FileNotFoundError, NotADirectoryError):
                 # Missing; or gone between its stat and its read; or a directory that changed
@@ -98,10 +115,7 @@ class FileState:
             except OSError as exc:
                 if exc.errno == errno.ELOOP:  # a symlink loop is a missing file
                     break
-                raise UsageError(
-                    f"cannot read '{path}': {exc.strerror or exc}",
-                    hint="weave reads every input and output to know its content: check its permissions",
-                ) from None
+                raise UnreadableFile(path, exc.strerror or str(exc)) from None
         if digest is None:
             self._memo[path] = _MISSING
             return None
@@ -160,6 +174,7 @@ class FileState:
             cached = self._cached_digest(path, st)
             if cached is not None:
                 self._memo[path] = cached  # what digest() would answer, without a second stat
+                self._read_as[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
             else:
                 todo.append((path, full, st))
         if len(todo) < 2:
@@ -170,6 +185,7 @@ class FileState:
             if digest is not None:
                 self._install(path, full, st, digest, hashed_at)
                 self._memo[path] = digest
+                self._read_as[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
     def settle_racy(self) -> None:
         """Re-hash files that were racy when hashed and whose window has passed since.
@@ -202,9 +218,15 @@ class FileState:
             if stat_module.S_ISREG(st.st_mode) and self._file_digest(full, st, key) != row[4]:
                 self.changed_after_read.append(key)
 
-    def trust(self, digests: Dict[str, str]) -> None:
+    def trust(
+        self,
+        digests: Dict[str, str],
+        fingerprint: Optional[Callable[[str], Optional[Tuple[int, int, int, int]]]] = None,
+    ) -> None:
         """Take these digests as current without a stat: the caller has just seen that each
-        file's fingerprint is the one it had when hashed (the no-op stamp's check)."""
+        file's fingerprint is the one it had when hashed (the no-op stamp's check), and
+        `fingerprint(path)` says which it was."""
+        self._trusted_fingerprint = fingerprint
         if self._memo:
             digests = {path: digest for path, digest in digests.items() if path not in self._memo}
         self._memo.update(digests)
@@ -214,6 +236,39 @@ class FileState:
         for path in paths:
             self._memo.pop(path, None)
             self._stats.pop(path, None)
+            self._read_as.pop(path, None)
+
+    def changed_since_read(self, paths: Iterable[str]) -> List[str]:
+        """Those of `paths` (files whose digests this build took) that are no longer as they
+        were then: edited, replaced or deleted since, for instance while a job read them. A
+        job's record holds the digests taken before it started; if an input changed while it
+        ran and changed back before the next build, that record would vouch for an output
+        made from other content. Each is added to `changed_after_read` (no stamp)."""
+        moved: List[str] = []
+        for path in paths:
+            then = self._read_as.get(path)
+            if then is None:
+                if self._trusted_fingerprint is None or path not in self._memo:
+                    continue  # a directory (trees are not fingerprinted), or never read
+                then = self._trusted_fingerprint(path)
+                if then is None:
+                    continue
+            try:
+                st = os.stat(self.full_path(path))
+            except OSError:
+                moved.append(path)
+                continue
+            if (
+                st.st_mtime_ns != then[1]
+                or st.st_ctime_ns != then[3]
+                or st.st_ino != then[2]
+                or st.st_size != then[0]
+            ):
+                moved.append(path)
+        for path in moved:
+            if path not in self.changed_after_read:
+                self.changed_after_read.append(path)
+        return moved
 
     def take_dirty(self) -> List[Tuple[str, FileRow]]:
         """Cache rows changed since the last call, to be written in the next transaction."""

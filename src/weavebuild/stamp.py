@@ -205,6 +205,25 @@ class Check:
         self.rows: Dict[str, FileRow] = {}
         self.restamp: Optional[bytes] = None
         self.partial: Optional[Partial] = None
+        self._stamp: Optional[_Stamp] = None
+        self._positions: Optional[Dict[str, int]] = None
+
+    def fingerprint(self, path: str) -> Optional[Tuple[int, int, int, int]]:
+        """The (size, mtime, inode, ctime) the check saw for `path`, a file it found unchanged
+        or re-hashed (None if it did not look at it)."""
+        row = self.rows.get(path)
+        if row is not None:
+            return (row[0], row[1], row[2], row[3])
+        if self._stamp is None:
+            return None
+        if self._positions is None:
+            self._positions = dict(zip(self._stamp.paths, range(len(self._stamp.paths))))
+        position = self._positions.get(path)
+        if position is None:
+            return None
+        at = 4 * position
+        fingerprints = self._stamp.fingerprints
+        return (fingerprints[at], fingerprints[at + 1], fingerprints[at + 2], fingerprints[at + 3])
 
     @property
     def job_keys(self) -> Tuple[str, ...]:
@@ -468,6 +487,7 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
         result.restamp = stamp.patched_at(rehashed)
         return result
     result.rows = {paths[position]: row for position, row in rehashed}
+    result._stamp = stamp
     unchanged = result.unchanged = dict(zip(paths, digests))
     for position in changed:
         del unchanged[paths[position]]
