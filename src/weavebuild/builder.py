@@ -95,6 +95,14 @@ class BuildOptions:
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 
 
+def _fingerprint(path: str) -> Optional[Tuple[int, int, int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
     """`.weave/logs/<job>.log` for a job's first attempt, `<job>.attempt<N>.log` for retries
     (so a retry does not overwrite the output of the failure it retries)."""
@@ -177,7 +185,9 @@ class Builder:
         self._records: List[Record] = []
         # Records of jobs that succeeded, whose outputs are not hashed yet (see _hash_outputs),
         # with the time the job ended.
-        self._unhashed: List[Tuple[Record, Job, float]] = []
+        # Records waiting for their outputs' digests: (record, job, when it ended, each
+        # output's fingerprint then: None for a directory).
+        self._unhashed: List[Tuple[Record, Job, float, List[Optional[Tuple[int, int, int, int]]]]] = []
         self._attempt_rows: List[tuple] = []
         self._real_root = os.path.realpath(self.root)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
@@ -580,7 +590,8 @@ class Builder:
                     completion.duration,
                     time.time(),
                 )
-                self._unhashed.append((record, job, completion.ended))
+                seen = [None if is_dir else self.files.seen_as(output) for output, is_dir in zip(job.outputs, job.dir_outputs)]
+                self._unhashed.append((record, job, completion.ended, seen))
                 self.latest[job.key] = JobRow(record.signature, None, record.duration)
             results[job.key] = result
             return RAN
@@ -724,15 +735,20 @@ class Builder:
                 cut -= 1
             due, self._unhashed = self._unhashed[:cut], self._unhashed[cut:]
         files = self.files
-        files.prefetch(output for _, job, _ in due for output in job.outputs)  # large ones in parallel
-        for record, job, _ in due:
+        files.prefetch(output for _, job, _, _ in due for output in job.outputs)  # large ones in parallel
+        for record, job, _, seen in due:
             outputs: List[str] = []
-            for output in job.outputs:
+            for output, then in zip(job.outputs, seen):
                 problem = "disappeared after the job ended"
                 try:
                     digest = files.digest(output)
                 except UnreadableFile as exc:
                     digest, problem = None, f"cannot be read ({exc.reason})"
+                if digest is not None and then is not None and then != _fingerprint(files.full_path(output)):
+                    # Written over since the job ended (the digest may be of someone else's
+                    # bytes): not the job's output to vouch for.
+                    digest, problem = None, "changed after the job ended"
+                    files.changed_after_read.append(output)
                 if digest is None:
                     self.reporter.warning(
                         f"{job.display}: output '{output}' {problem}; "

@@ -85,6 +85,12 @@ class FileState:
         self._stats[path[len(self._prefix) :] if path.startswith(self._prefix) else path] = st
         return True
 
+    def seen_as(self, path: str) -> Optional[Tuple[int, int, int, int]]:
+        """The (size, mtime, inode, ctime) that exists() last saw for `path` and kept for its
+        digest, if any."""
+        st = self._stats.get(path)
+        return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
     def digest(self, path: str) -> Optional[str]:
         """The content digest of `path` (file or directory tree), or None if it is missing.
 
