@@ -183,10 +183,8 @@ class Builder:
         self.untouched = untouched
         self._interrupt: List[int] = []
         self._records: List[Record] = []
-        # Records of jobs that succeeded, whose outputs are not hashed yet (see _hash_outputs),
-        # with the time the job ended.
-        # Records waiting for their outputs' digests: (record, job, when it ended, each
-        # output's fingerprint then: None for a directory).
+        # Records of jobs that succeeded, waiting for their outputs' digests (_hash_outputs):
+        # (record, job, when it ended, each output's fingerprint then: None for a directory).
         self._unhashed: List[Tuple[Record, Job, float, List[Optional[Tuple[int, int, int, int]]]]] = []
         self._attempt_rows: List[tuple] = []
         self._real_root = os.path.realpath(self.root)
