@@ -335,11 +335,8 @@ def test_prefetch_gives_what_digest_gives(tmp_path, monkeypatch):
     assert {k: v[4] for k, v in ahead.cache.items()} == {k: v[4] for k, v in plain.cache.items()}
 
 
-def test_a_source_seen_by_exists_is_not_statted_again(tmp_path, monkeypatch):
-    """The resolver asks exists() about every source (with full paths); the digest of the same
-    path, relative, reuses that stat: one stat per source before the first job starts."""
-    write_old(tmp_path, "src/a.txt", b"alpha")
-    write_old(tmp_path, "src/b.txt", b"beta")
+def _count_stats(monkeypatch) -> list:
+    """The paths filestate stat()s from now on, in order."""
     calls = []
     real_stat = os.stat
 
@@ -348,6 +345,15 @@ def test_a_source_seen_by_exists_is_not_statted_again(tmp_path, monkeypatch):
         return real_stat(path, *args, **kwargs)
 
     monkeypatch.setattr(filestate.os, "stat", counting_stat)
+    return calls
+
+
+def test_a_source_seen_by_exists_is_not_statted_again(tmp_path, monkeypatch):
+    """The resolver asks exists() about every source (with full paths); the digest of the same
+    path, relative, reuses that stat: one stat per source before the first job starts."""
+    write_old(tmp_path, "src/a.txt", b"alpha")
+    write_old(tmp_path, "src/b.txt", b"beta")
+    calls = _count_stats(monkeypatch)
     files = FileState(str(tmp_path), {})
     assert files.exists(str(tmp_path / "src/a.txt")) and files.exists("src/b.txt")
     assert not files.exists("src/missing.txt")
@@ -365,14 +371,7 @@ def test_a_prefetch_of_one_file_keeps_its_stat_for_digest(tmp_path, monkeypatch)
     """A prefetch with fewer than two files to read leaves them to digest(); the stat it took
     (or that exists() took before it) is handed on, not taken again."""
     write_old(tmp_path, "out/a.o", b"alpha")
-    calls = []
-    real_stat = os.stat
-
-    def counting_stat(path, *args, **kwargs):
-        calls.append(str(path))
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(filestate.os, "stat", counting_stat)
+    calls = _count_stats(monkeypatch)
     files = FileState(str(tmp_path), {})
     assert files.exists("out/a.o")
     files.prefetch(["out/a.o"])

@@ -596,11 +596,7 @@ def test_sources_edited_while_building_converge(tmp_path, seed):
     `-k` build equals a from-scratch build of the final sources, and the next is a no-op.
     (A stamp that vouched for a file edited under its build made that next build a wrong no-op.)"""
     rng = random.Random(1000 + seed)
-    sources, rules = _random_pipeline(rng)
-    contents = [f"source {i} {rng.random():.6f}\n" for i in range(sources)]
-    root = tmp_path / "project"
-    _write_pipeline(root, rules, contents)
-    targets = [output for _, _, outputs, _ in rules for output in outputs]
+    sources, rules, contents, root, targets = _random_project(tmp_path, rng)
 
     def edit() -> None:
         index = rng.randrange(sources)
@@ -615,8 +611,7 @@ def test_sources_edited_while_building_converge(tmp_path, seed):
         else:
             path.write_text(contents[index])
         if rng.random() < 0.3:  # dated a little ahead (clock skew, `touch -d`): read as racy
-            ahead = time.time_ns() + int(rng.uniform(0.1, 0.6) * 1e9)
-            os.utime(path, ns=(ahead, ahead))
+            _date_ahead(path, rng.uniform(0.1, 0.6))
 
     for _ in range(3):
         if rng.random() < 0.5:
@@ -636,11 +631,7 @@ def test_outputs_tampered_with_while_building_converge(tmp_path, seed):
     between its job's end and its hash was recorded as the job's; a file deleted between its
     stat and its read was an internal error.)"""
     rng = random.Random(2000 + seed)
-    sources, rules = _random_pipeline(rng)
-    contents = [f"source {i} {rng.random():.6f}\n" for i in range(sources)]
-    root = tmp_path / "project"
-    _write_pipeline(root, rules, contents)
-    targets = [output for _, _, outputs, _ in rules for output in outputs]
+    _, rules, contents, root, targets = _random_project(tmp_path, rng)
 
     def tamper() -> None:
         path = root / rng.choice(targets)
@@ -651,12 +642,26 @@ def test_outputs_tampered_with_while_building_converge(tmp_path, seed):
         else:
             path.write_text(f"tampered {rng.random():.6f}\n")
             if rng.random() < 0.3:
-                ahead = time.time_ns() + int(rng.uniform(0.05, 0.5) * 1e9)
-                os.utime(path, ns=(ahead, ahead))
+                _date_ahead(path, rng.uniform(0.05, 0.5))
 
     for _ in range(3):
         _build_while(rng, root, targets, tamper)
     _assert_converged(tmp_path, root, rules, contents, targets)
+
+
+def _random_project(tmp_path: Path, rng: random.Random) -> tuple:
+    """(number of sources, rules, source contents, root, targets) of a random pipeline
+    written to tmp_path/project."""
+    sources, rules = _random_pipeline(rng)
+    contents = [f"source {i} {rng.random():.6f}\n" for i in range(sources)]
+    root = tmp_path / "project"
+    _write_pipeline(root, rules, contents)
+    return sources, rules, contents, root, [output for _, _, outputs, _ in rules for output in outputs]
+
+
+def _date_ahead(path: Path, seconds: float) -> None:
+    ahead = time.time_ns() + int(seconds * 1e9)
+    os.utime(path, ns=(ahead, ahead))
 
 
 def _build_while(rng: random.Random, root: Path, targets: List[str], meddle) -> None:

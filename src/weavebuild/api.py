@@ -318,7 +318,7 @@ class Project:
                     outcome = "ok"
                     if files.changed_after_read:  # edited while the build ran: no stamp
                         data = None
-                        moved = files.changed_after_read
+                        moved = list(files.changed_after_read)
                         reporter.warning(
                             f"{', '.join(moved[:3])}{' and others' if len(moved) > 3 else ''} changed "
                             "while the build was running; the next build checks what read them"

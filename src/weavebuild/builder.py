@@ -27,7 +27,7 @@ from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
-from .filestate import RACY_WINDOW_NS, FileState, UnreadableFile
+from .filestate import RACY_WINDOW_NS, FileState, Fingerprint, UnreadableFile, fingerprint_now
 from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
 from .plan import ReadyQueue, critical_path
@@ -93,14 +93,6 @@ class BuildOptions:
 
 
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
-
-
-def _fingerprint(path: str) -> Optional[Tuple[int, int, int, int]]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
@@ -185,7 +177,7 @@ class Builder:
         self._records: List[Record] = []
         # Records of jobs that succeeded, waiting for their outputs' digests (_hash_outputs):
         # (record, job, when it ended, each output's fingerprint then: None for a directory).
-        self._unhashed: List[Tuple[Record, Job, float, List[Optional[Tuple[int, int, int, int]]]]] = []
+        self._unhashed: List[Tuple[Record, Job, float, List[Optional[Fingerprint]]]] = []
         self._attempt_rows: List[tuple] = []
         self._real_root = os.path.realpath(self.root)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
@@ -742,11 +734,11 @@ class Builder:
                     digest = files.digest(output)
                 except UnreadableFile as exc:
                     digest, problem = None, f"cannot be read ({exc.reason})"
-                if digest is not None and then is not None and then != _fingerprint(files.full_path(output)):
+                if digest is not None and then is not None and then != fingerprint_now(files.full_path(output)):
                     # Written over since the job ended (the digest may be of someone else's
                     # bytes): not the job's output to vouch for.
                     digest, problem = None, "changed after the job ended"
-                    files.changed_after_read.append(output)
+                    files.changed_after_read[output] = None
                 if digest is None:
                     self.reporter.warning(
                         f"{job.display}: output '{output}' {problem}; "

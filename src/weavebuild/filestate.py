@@ -32,6 +32,22 @@ SETTLE_LIMIT_BYTES = 256 << 20
 def racy_window(mtime_ns: int) -> int:
     return COARSE_RACY_WINDOW_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
 
+
+# What a file's stat says about its content: (size, mtime, inode, ctime).
+Fingerprint = Tuple[int, int, int, int]
+
+
+def fingerprint(st: os.stat_result) -> Fingerprint:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def fingerprint_now(path: str) -> Optional[Fingerprint]:
+    """The fingerprint of `path` now, None if it cannot be stat-ed (gone)."""
+    try:
+        return fingerprint(os.stat(path))
+    except OSError:
+        return None
+
 _MISSING = object()
 
 
@@ -62,12 +78,12 @@ class FileState:
         self.hashed = 0  # how many files were actually read (for tests and -v statistics)
         # Files that settle_racy found with other content than the build had read: what the
         # build decided from them does not hold for their content now (see settle_racy).
-        self.changed_after_read: List[str] = []
+        self.changed_after_read: Dict[str, None] = {}  # an ordered set
         # The fingerprint each file had when its digest was taken in this build, to tell
         # whether it changed since (changed_since_read); for digests taken on trust (the
         # stamp's check), `_trusted_fingerprint` answers.
-        self._read_as: Dict[str, Tuple[int, int, int, int]] = {}
-        self._trusted_fingerprint: Optional[Callable[[str], Optional[Tuple[int, int, int, int]]]] = None
+        self._read_as: Dict[str, Fingerprint] = {}
+        self._trusted_fingerprint: Optional[Callable[[str], Optional[Fingerprint]]] = None
 
     def full_path(self, path: str) -> str:
         return path if path[:1] == os.sep else self._prefix + path
@@ -85,11 +101,11 @@ class FileState:
         self._stats[path[len(self._prefix) :] if path.startswith(self._prefix) else path] = st
         return True
 
-    def seen_as(self, path: str) -> Optional[Tuple[int, int, int, int]]:
+    def seen_as(self, path: str) -> Optional[Fingerprint]:
         """The (size, mtime, inode, ctime) that exists() last saw for `path` and kept for its
         digest, if any."""
         st = self._stats.get(path)
-        return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        return None if st is None else fingerprint(st)
 
     def digest(self, path: str) -> Optional[str]:
         """The content digest of `path` (file or directory tree), or None if it is missing.
@@ -110,7 +126,7 @@ class FileState:
                     digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
                 else:
                     digest = self._file_digest(full, st, path)
-                    self._read_as[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+                    self._read_as[path] = fingerprint(st)
                 break
             except (FileNotFoundError, NotADirectoryError):
                 # Missing; or gone between its stat and its read; or a directory that changed
@@ -148,7 +164,7 @@ class FileState:
         row = self.cache.get(key)
         if (
             row is not None
-            and tuple(row[:4]) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+            and tuple(row[:4]) == fingerprint(st)
             and row[5] - st.st_mtime_ns > racy_window(st.st_mtime_ns)
         ):
             return row[4]
@@ -180,7 +196,7 @@ class FileState:
             cached = self._cached_digest(path, st)
             if cached is not None:
                 self._memo[path] = cached  # what digest() would answer, without a second stat
-                self._read_as[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+                self._read_as[path] = fingerprint(st)
             else:
                 todo.append((path, full, st))
         if len(todo) < 2:
@@ -191,7 +207,7 @@ class FileState:
             if digest is not None:
                 self._install(path, full, st, digest, hashed_at)
                 self._memo[path] = digest
-                self._read_as[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+                self._read_as[path] = fingerprint(st)
 
     def settle_racy(self) -> None:
         """Re-hash files that were racy when hashed and whose window has passed since.
@@ -222,12 +238,12 @@ class FileState:
             except OSError:
                 continue
             if stat_module.S_ISREG(st.st_mode) and self._file_digest(full, st, key) != row[4]:
-                self.changed_after_read.append(key)
+                self.changed_after_read[key] = None
 
     def trust(
         self,
         digests: Dict[str, str],
-        fingerprint: Optional[Callable[[str], Optional[Tuple[int, int, int, int]]]] = None,
+        fingerprint: Optional[Callable[[str], Optional[Fingerprint]]] = None,
     ) -> None:
         """Take these digests as current without a stat: the caller has just seen that each
         file's fingerprint is the one it had when hashed (the no-op stamp's check), and
@@ -259,21 +275,9 @@ class FileState:
                 then = self._trusted_fingerprint(path)
                 if then is None:
                     continue
-            try:
-                st = os.stat(self.full_path(path))
-            except OSError:
+            if fingerprint_now(self.full_path(path)) != then:
                 moved.append(path)
-                continue
-            if (
-                st.st_mtime_ns != then[1]
-                or st.st_ctime_ns != then[3]
-                or st.st_ino != then[2]
-                or st.st_size != then[0]
-            ):
-                moved.append(path)
-        for path in moved:
-            if path not in self.changed_after_read:
-                self.changed_after_read.append(path)
+                self.changed_after_read[path] = None
         return moved
 
     def take_dirty(self) -> List[Tuple[str, FileRow]]:

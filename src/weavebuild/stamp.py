@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
-from .filestate import FileState, racy_window
+from .filestate import FileState, Fingerprint, racy_window
 from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files, walk_tree
 from .paths import replace_file
 from .store import FileRow, Store
@@ -206,9 +206,8 @@ class Check:
         self.restamp: Optional[bytes] = None
         self.partial: Optional[Partial] = None
         self._stamp: Optional[_Stamp] = None
-        self._positions: Optional[Dict[str, int]] = None
 
-    def fingerprint(self, path: str) -> Optional[Tuple[int, int, int, int]]:
+    def fingerprint(self, path: str) -> Optional[Fingerprint]:
         """The (size, mtime, inode, ctime) the check saw for `path`, a file it found unchanged
         or re-hashed (None if it did not look at it)."""
         row = self.rows.get(path)
@@ -216,9 +215,7 @@ class Check:
             return (row[0], row[1], row[2], row[3])
         if self._stamp is None:
             return None
-        if self._positions is None:
-            self._positions = dict(zip(self._stamp.paths, range(len(self._stamp.paths))))
-        position = self._positions.get(path)
+        position = self._stamp.positions.get(path)
         if position is None:
             return None
         at = 4 * position
@@ -253,6 +250,7 @@ class _Stamp:
         if len(self.fingerprints) != 4 * len(self.paths):
             raise ValueError("inconsistent stamp")
         self._digests: Optional[List[str]] = None
+        self._positions: Optional[Dict[str, int]] = None
         self.hashed_at = array.array("q")
 
     @property
@@ -267,9 +265,16 @@ class _Stamp:
             self._digests = digests
         return self._digests
 
+    @property
+    def positions(self) -> Dict[str, int]:
+        """Each stamped path's position (built on first use)."""
+        if self._positions is None:
+            self._positions = dict(zip(self.paths, range(len(self.paths))))
+        return self._positions
+
     def patched(self, rows: Dict[str, FileRow]) -> bytes:
         """This stamp with the fingerprints and digests of `rows` (files hashed since)."""
-        position = dict(zip(self.paths, range(len(self.paths))))
+        position = self.positions
         return self.patched_at(
             [(position[path], row) for path, row in rows.items() if path in position]
         )
