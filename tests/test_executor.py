@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -347,3 +349,25 @@ def test_spool_files_of_a_killed_weave_are_removed(tmp_path):
     done, _ = run_one(tmp_path, "true")
     assert done.returncode == 0
     assert sorted(p.name for p in spool.iterdir()) == [f"{os.getpid()}-77"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_the_sampler_thread_leaves_sigchld_to_the_main_thread(tmp_path):
+    # While the main thread starts a job it blocks every signal; a SIGCHLD arriving then would
+    # otherwise wake the sampler thread, once per job, for nothing.
+    executor = LocalExecutor()
+    try:
+        executor.start("job", "true", None, str(tmp_path), str(tmp_path / "job.log"))
+        _collect(executor, 1)
+        status = f"/proc/self/task/{executor._sampler.native_id}/status"
+        sigchld = 1 << (signal.SIGCHLD - 1)
+        deadline = time.monotonic() + 30
+        while True:  # the thread blocks it as it starts: wait for that
+            with open(status) as lines:
+                blocked = int(next(line for line in lines if line.startswith("SigBlk:")).split()[1], 16)
+            if blocked & sigchld or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert blocked & sigchld
+    finally:
+        executor.close()

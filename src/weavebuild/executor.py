@@ -28,6 +28,8 @@ import threading
 import time
 from typing import Dict, List, Mapping, Optional, Set, Tuple
 
+from . import sched_latency
+
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
 UNWATCHED_POLL = 0.05  # seconds between looks at children that have no pidfd (out of descriptors)
 # A job still running after this long gets its log file under its own name (for `tail -f`).
@@ -161,6 +163,7 @@ class LocalExecutor(Executor):
         self._logs_present: Set[str] = set()
         # (when, job) in start order: jobs to give their named log file when still running.
         self._promotions: collections.deque[Tuple[float, _Running]] = collections.deque()
+        self._slice_requested = False
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None:
@@ -449,6 +452,9 @@ class LocalExecutor(Executor):
         return self._null_fd
 
     def _ensure_threads(self) -> None:
+        if not self._slice_requested:
+            self._slice_requested = True
+            sched_latency.shorten_slice()
         if self._sampler is None and self.sample_interval:
             self._sampler = threading.Thread(target=self._sample, name="weave-sampler", daemon=True)
             self._sampler.start()
@@ -457,6 +463,11 @@ class LocalExecutor(Executor):
         """Peak RSS of each job's whole process tree, sampled with psutil. Jobs shorter than
         one interval are never sampled, so trivial jobs cost nothing here (psutil is imported
         after the first interval: builds that end sooner never pay for the import)."""
+        # While the main thread starts a job (vfork), it blocks every signal: the SIGCHLD of a
+        # job that ends then would be handed to this thread, waking it for nothing, once per
+        # job. Blocked here, it waits for the main thread, which discards it.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         psutil = None
         while not self._closed:
             time.sleep(self.sample_interval)
@@ -608,6 +619,7 @@ class LocalExecutor(Executor):
             self.wait(0.1)
         self._closed = True
         self._children.put(None)
+        sched_latency.restore_slice()
         for fd in self._pidfds:
             os.close(fd)
         self._pidfds.clear()
