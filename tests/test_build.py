@@ -253,6 +253,56 @@ def test_exit_zero_without_output_fails(project):
     assert "rule train exited 0 but did not create models/best/" in result.err
 
 
+def test_an_old_output_is_removed_before_its_job_runs(project):
+    """A job that exits 0 without writing its output fails, even though an old file is there:
+    outputs are removed before their job starts."""
+    project.weavefile(
+        """
+        [rules.report]
+        inputs = ["flag"]
+        outputs = ["out/report.txt"]
+        cmd = "true"
+        """
+    )
+    project.write("flag", "1\n")
+    project.write("out/report.txt", "old\n")
+    result = project.run("build")
+    assert result.rc == 1
+    assert "rule report exited 0 but did not create out/report.txt" in result.err
+    assert not project.exists("out/report.txt")
+
+
+def test_outputs_in_a_directory_the_build_created_are_not_looked_up(project, monkeypatch):
+    """Nothing older can be in a directory the build itself created: no lstat per output
+    there (on a directory that jobs are filling, each costs tens of microseconds)."""
+    from weavebuild.api import Project as WeaveProject
+
+    project.weavefile(
+        """
+        default = ["out/a.txt", "out/b.txt", "out/c.txt"]
+        [rules.copy]
+        inputs = ["src/{name}.txt"]
+        outputs = ["out/{name}.txt"]
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    for name in "abc":
+        project.write(f"src/{name}.txt", name)
+    looked_up = []
+    real_lstat = os.lstat
+
+    def counting_lstat(path, *args, **kwargs):
+        looked_up.append(os.path.basename(str(path)))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counting_lstat)
+    result = WeaveProject.load(str(project.root)).build(jobs=1)
+    assert result.count("ran") == 3
+    # The first job's output is looked up (its directory did not exist yet); no other.
+    assert sorted(name for name in looked_up if name in ("a.txt", "b.txt", "c.txt")) == ["a.txt"]
+    assert [project.read(f"out/{name}.txt") for name in "abc"] == ["a", "b", "c"]
+
+
 def test_command_not_found(project):
     project.weavefile(
         """

@@ -76,12 +76,13 @@ def restore_slice() -> None:
 
 
 def _set_attributes(syscall_number: int, nice: int, slice_ns: int) -> bool:
-    import ctypes
     import struct
 
     try:
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
+    except (ImportError, OSError):  # a Python built without ctypes; no C library to load
         return False
     # struct sched_attr v0: size, policy, flags, nice, priority, runtime, deadline, period.
     attributes = struct.pack(
