@@ -183,7 +183,7 @@ class Builder:
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
         self._made_dirs: Set[str] = set()
         self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
-        self._created_dirs: Set[str] = set()  # output parents that did not exist when this build began
+        self._created_dirs: Set[str] = set()  # output parents this build made: nothing older is in them
         self._restarted: Set[str] = set()  # jobs cancelled because an input changed
         self._delays: Dict[Tuple[str, int], float] = {}
         self._last_flush = 0.0

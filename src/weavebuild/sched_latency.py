@@ -89,4 +89,5 @@ def _set_attributes(syscall_number: int, nice: int, slice_ns: int) -> bool:
         "=IIQiIQQQ", _SCHED_ATTR_SIZE, os.SCHED_OTHER, _SCHED_FLAG_RESET_ON_FORK, nice, 0, slice_ns, 0, 0
     )
     buffer = ctypes.create_string_buffer(attributes, _SCHED_ATTR_SIZE)
-    return libc.syscall(syscall_number, 0, buffer, 0) == 0
+    # syscall(2) is variadic and reads its arguments as longs: pass them as such.
+    return libc.syscall(ctypes.c_long(syscall_number), ctypes.c_long(0), buffer, ctypes.c_long(0)) == 0
