@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+
 from conftest import assert_user_error
 from test_build import make_pipeline
 from weavebuild import Project
@@ -52,3 +56,80 @@ def test_targets_have_their_own_entries(project):
     assert project.run("build", "count.txt").rc == 0
     assert project.read("count.txt") == "3\n"
     assert_user_error(project.run("build", "nope.txt"), "no rule makes 'nope.txt'")
+
+
+def _settled(directory) -> None:
+    """Wait until `directory` has been left alone long enough for its stat to vouch for its
+    names (paths.LISTING_SETTLED_NS), the way a source directory is between edits."""
+    from weavebuild import paths
+
+    st = os.stat(directory)
+    wait_ns = max(st.st_mtime_ns, st.st_ctime_ns) + paths.LISTING_SETTLED_NS - time.time_ns()
+    if wait_ns > 0:
+        time.sleep(wait_ns / 1e9 + 0.05)
+
+
+def _count_scans(monkeypatch) -> list:
+    from weavebuild import paths
+
+    scans = []
+    real_expand = paths.expand_glob
+
+    def counting_expand(root, pattern):
+        scans.append(pattern)
+        return real_expand(root, pattern)
+
+    monkeypatch.setattr(paths, "expand_glob", counting_expand)
+    return scans
+
+
+def test_a_settled_directory_is_not_listed_again(project, monkeypatch):
+    """A foreach scan whose directory kept its stat since a listing with the same answer is
+    not run again; a file added there is seen at once."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    _settled(project.root / "raw")
+    assert "nothing to do" in project.run("build").out  # lists raw/ once more, records its stat
+    scans = _count_scans(monkeypatch)
+    result = Project.load(str(project.root)).build()
+    assert len(result.ran) == 0
+    assert scans == []  # the directory's stat stood for its names
+    project.write("raw/d.txt", "hello d\n")
+    project.clear_runs()
+    result = Project.load(str(project.root)).build()
+    assert [pattern for pattern in scans if pattern.startswith("raw/")]  # its stat moved: listed
+    assert sorted(project.runs_log()) == ["clean", "count", "merge"]
+    assert project.read("merged.txt") == "HELLO A\nHELLO B\nHELLO C\nHELLO D\n"
+
+
+def test_a_recently_changed_directory_is_always_listed(project, monkeypatch):
+    """Within the settling window a later change could leave the directory's stat as it was:
+    no stat is recorded then, and every build lists the directory."""
+    from weavebuild import graphcache
+
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    (project.root / graphcache.LISTINGS_NAME).unlink(missing_ok=True)
+    monkeypatch.setattr("weavebuild.paths.LISTING_SETTLED_NS", 10**18)  # never settled
+    scans = _count_scans(monkeypatch)
+    for _ in range(2):
+        scans.clear()
+        assert len(Project.load(str(project.root)).build().ran) == 0
+        assert [pattern for pattern in scans if pattern.startswith("raw/")]  # listed each time
+    assert not (project.root / graphcache.LISTINGS_NAME).exists()
+
+
+def test_a_copied_project_lists_its_own_directories(project, tmp_path):
+    """Recorded directory stats are relative to the project: a copy (other inodes) whose
+    sources differ is listed, not vouched for by the original's stats."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    _settled(project.root / "raw")
+    assert project.run("build").rc == 0  # records raw/'s stat
+    copy = tmp_path / "copy"
+    shutil.copytree(project.root, copy, copy_function=shutil.copy2)
+    (copy / "raw" / "e.txt").write_text("hello e\n")
+    os.utime(copy / "raw", ns=(os.stat(project.root / "raw").st_atime_ns, os.stat(project.root / "raw").st_mtime_ns))
+    copied = Project.load(str(copy))
+    copied.build()
+    assert (copy / "merged.txt").read_text() == "HELLO A\nHELLO B\nHELLO C\nHELLO E\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob as _glob
 import os
 import re
+import time
 from typing import Dict, Iterable, List, Optional, Pattern, Tuple
 
 # A wildcard in a path pattern: {name}. Doubled braces are literal.
@@ -123,19 +124,65 @@ def expand_glob(root: str, pattern: str) -> List[str]:
     return sorted(normalize(m[prefix:]) for m in matches)
 
 
-def foreach_values(root: str, key: str, pattern: str, constraints: Dict[str, str]) -> List[str]:
-    """Values of wildcard `key` for which `pattern` names an existing file, sorted, unique."""
+def foreach_glob(pattern: str, constraints: Dict[str, str]) -> str:
+    """The glob that finds the files a `foreach` pattern may name."""
     glob_pattern = WILDCARD_RE.sub(lambda m: "*" if m.group(1) else m.group(0)[0], pattern)
     # `**` lets a wildcard whose constraint allows '/' reach into subdirectories.
     if any("/" in constraints.get(name, "") or "." in constraints.get(name, "") for name in _names(pattern)):
         glob_pattern = glob_pattern.replace("*", "**")
+    return glob_pattern
+
+
+def foreach_values(root: str, key: str, pattern: str, constraints: Dict[str, str]) -> List[str]:
+    """Values of wildcard `key` for which `pattern` names an existing file, sorted, unique."""
     regex, _ = compile_pattern(pattern, constraints)
     values = set()
-    for path in expand_glob(root, glob_pattern):
+    for path in expand_glob(root, foreach_glob(pattern, constraints)):
         match = regex.match(path)
         if match:
             values.add(match.group(key))
     return sorted(values)
+
+
+# A directory's stat vouches for the names in it (adding, removing or renaming an entry
+# changes its mtime) only if nothing changed it in the last moments before it was listed: a
+# change in the same timestamp tick could leave the stat as it was. 2 s also covers file
+# systems with whole-second timestamps (the racy rule of filestate, for directories).
+LISTING_SETTLED_NS = 2_000_000_000
+
+# (directory as the pattern spells it, mtime_ns, ctime_ns, inode)
+Listing = Tuple[str, int, int, int]
+
+
+def listing_of(root: str, glob_pattern: str) -> Optional[Listing]:
+    """The stat of the one directory whose names decide `glob_pattern`'s matches (a pattern
+    with wildcards in its last component only), to be taken before the glob runs; None for
+    other patterns, a missing directory, or one changed too recently to vouch for its names.
+    A relative pattern's directory stays relative: a copy of the project has its own."""
+    if "**" in glob_pattern.split("/"):  # a recursive glob lists every directory below
+        return None
+    directory, name = os.path.split(glob_pattern)
+    if not has_glob(name) or has_glob(directory):
+        return None
+    try:
+        st = os.stat(os.path.join(root, directory))
+    except OSError:
+        return None
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < LISTING_SETTLED_NS:
+        return None
+    return (directory, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def listing_unchanged(root: str, listing: Optional[Listing]) -> bool:
+    """Whether the directory that listing_of() looked at has kept its stat, and so its names:
+    the glob would find what it found then, without listing the directory again."""
+    if not listing:
+        return False
+    try:
+        st = os.stat(os.path.join(root, listing[0]))
+    except OSError:
+        return False
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == tuple(listing[1:])
 
 
 def _names(pattern: str) -> Iterable[str]:
