@@ -102,6 +102,17 @@ def test_a_settled_directory_is_not_listed_again(project, monkeypatch):
     assert project.read("merged.txt") == "HELLO A\nHELLO B\nHELLO C\nHELLO D\n"
 
 
+def test_the_scan_of_a_resolution_vouches_for_the_next_check(project, monkeypatch):
+    """A directory already settled when the graph is resolved: its stat, taken before that
+    scan, spares the very next build a scan."""
+    make_pipeline(project)
+    _settled(project.root / "raw")
+    assert project.run("build").rc == 0
+    scans = _count_scans(monkeypatch)
+    assert len(Project.load(str(project.root)).build().ran) == 0
+    assert scans == []
+
+
 def test_a_recently_changed_directory_is_always_listed(project, monkeypatch):
     """Within the settling window a later change could leave the directory's stat as it was:
     no stat is recorded then, and every build lists the directory."""

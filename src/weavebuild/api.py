@@ -153,6 +153,7 @@ class Project:
         resolver = Resolver(self.manifest, exists)
         graph = resolver.resolve(targets)
         graphcache.save(self.root, self.digest, targets, graph, resolver.queries)
+        graphcache.record_listings(self.root, resolver.listings)
         return graph
 
     def open_store(self, readonly: bool = False) -> Store:

@@ -187,6 +187,9 @@ class Resolver:
         # Every file-system question resolution asked, with its answer: the graph cache is
         # valid as long as each one still gets the same answer.
         self.queries: List[tuple] = []
+        # Scans whose directory's stat, taken before the scan, may vouch for the answer later
+        # (graphcache.record_listings): (query, paths.Listing).
+        self.listings: List[Tuple[tuple, Tuple[str, int, int, int]]] = []
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -196,6 +199,11 @@ class Resolver:
         self.queries.append(("exists", path, answer))
         return answer
 
+    def _asked(self, query: tuple, listing: Optional[Tuple[str, int, int, int]]) -> None:
+        self.queries.append(query)
+        if listing is not None:
+            self.listings.append((query, listing))
+
     def foreach_values(self, rule: RuleSpec, key: str) -> List[str]:
         cached = self._foreach.get((rule.name, key))
         if cached is None:
@@ -203,10 +211,9 @@ class Resolver:
             if isinstance(spec, list):
                 cached = list(dict.fromkeys(spec))
             else:
+                listing = paths.listing_of(self.root, paths.foreach_glob(spec, rule.wildcard_regex))
                 cached = paths.foreach_values(self.root, key, spec, rule.wildcard_regex)
-                self.queries.append(
-                    ("foreach", key, spec, tuple(sorted(rule.wildcard_regex.items())), tuple(cached))
-                )
+                self._asked(("foreach", key, spec, tuple(sorted(rule.wildcard_regex.items())), tuple(cached)), listing)
             for value in cached:
                 problem = paths.bad_wildcard_value(value)
                 if problem:
@@ -255,8 +262,9 @@ class Resolver:
                 bound.update(zip(unbound, combo))
                 path = paths.substitute(pattern, bound)
                 if paths.has_glob(paths.unescape(path)) and not self.exists(paths.unescape(path)):
+                    listing = paths.listing_of(self.root, paths.unescape(path))
                     matches = paths.expand_glob(self.root, paths.unescape(path))
-                    self.queries.append(("glob", paths.unescape(path), tuple(matches)))
+                    self._asked(("glob", paths.unescape(path), tuple(matches)), listing)
                     if not matches:
                         self.warnings.append(
                             f"rule '{rule.name}': input glob '{paths.unescape(path)}' matches no "

@@ -110,7 +110,7 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
             if listings is None:
                 listings = _read_listings(root)
             question, answer = tuple(query[:-1]), query[-1]
-            digest = hashlib.blake2b(marshal.dumps(answer), digest_size=16).digest()
+            digest = _answer_digest(answer)
             seen = listings.get(question)
             if seen is not None and seen[1] == digest and paths.listing_unchanged(root, seen[0]):
                 continue
@@ -125,6 +125,21 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
     finally:
         if recorded and listings is not None:
             _write_listings(root, listings)
+
+
+def record_listings(root: str, found: Sequence[Tuple[tuple, paths.Listing]]) -> None:
+    """Keep the directory stats a resolution took before its scans (Resolver.listings), so
+    that the next check need not scan again."""
+    if not found:
+        return
+    listings = _read_listings(root)
+    for query, listing in found:
+        listings[tuple(query[:-1])] = (listing, _answer_digest(query[-1]))
+    _write_listings(root, listings)
+
+
+def _answer_digest(answer: tuple) -> bytes:
+    return hashlib.blake2b(marshal.dumps(answer), digest_size=16).digest()
 
 
 def _scan(root: str, query: tuple) -> tuple:
