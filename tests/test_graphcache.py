@@ -144,3 +144,24 @@ def test_a_copied_project_lists_its_own_directories(project, tmp_path):
     copied = Project.load(str(copy))
     copied.build()
     assert (copy / "merged.txt").read_text() == "HELLO A\nHELLO B\nHELLO C\nHELLO E\n"
+
+
+def test_a_damaged_listings_file_only_costs_a_scan(project):
+    import marshal
+
+    from weavebuild import graphcache
+
+    make_pipeline(project)
+    _settled(project.root / "raw")
+    assert project.run("build").rc == 0
+    path = project.root / graphcache.LISTINGS_NAME
+    recorded = marshal.loads(path.read_bytes())
+    assert recorded  # the resolution's scan of raw/ was recorded
+    for damaged in ({q: ((5, 1, 2, 3), v[1]) for q, v in recorded.items()}, {q: ("raw",) for q in recorded}):
+        path.write_bytes(marshal.dumps(damaged))
+        result = project.run("build")
+        assert result.rc == 0 and "nothing to do" in result.out, result
+    path.write_bytes(b"\x00not marshal")
+    project.write("raw/d.txt", "hello d\n")
+    result = project.run("build")
+    assert result.rc == 0 and "[1/3] clean_sample clean/d.txt" in result.out, result

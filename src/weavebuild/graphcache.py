@@ -111,11 +111,11 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
                 listings = _read_listings(root)
             question, answer = tuple(query[:-1]), query[-1]
             digest = _answer_digest(answer)
-            seen = listings.get(question)
-            if seen is not None and seen[1] == digest and paths.listing_unchanged(root, seen[0]):
+            if _vouched(root, listings.get(question), digest):
                 continue
             # The directory's stat is taken before the scan: a change during the scan shows.
-            listing = paths.listing_of(root, query[1] if kind == "glob" else paths.foreach_glob(query[2], dict(query[3])))
+            pattern = query[1] if kind == "glob" else paths.foreach_glob(query[2], dict(query[3]))
+            listing = paths.listing_of(root, pattern)
             if _scan(root, query) != answer:
                 return False
             if listing is not None:
@@ -136,6 +136,15 @@ def record_listings(root: str, found: Sequence[Tuple[tuple, paths.Listing]]) -> 
     for query, listing in found:
         listings[tuple(query[:-1])] = (listing, _answer_digest(query[-1]))
     _write_listings(root, listings)
+
+
+def _vouched(root: str, seen: object, digest: bytes) -> bool:
+    """Whether a recorded (listing, answer digest) stands for `digest` now."""
+    try:
+        listing, recorded = seen  # type: ignore[misc]
+        return bool(recorded == digest and paths.listing_unchanged(root, listing))
+    except (TypeError, ValueError, IndexError):  # nothing recorded, or not what we write
+        return False
 
 
 def _answer_digest(answer: tuple) -> bytes:
