@@ -408,3 +408,21 @@ def test_an_unreadable_file_is_a_users_error(tmp_path, monkeypatch):
     files = filestate.FileState(str(tmp_path), {})
     with pytest.raises(UsageError, match="cannot read 'secret.txt': Permission denied"):
         files.digest("secret.txt")
+
+
+@pytest.mark.parametrize("count", [3, 40])  # few inputs: full paths; a fan-in: relative to the project
+def test_changed_since_read_names_exactly_the_files_that_moved(tmp_path, count):
+    names = [f"in/f{i:02d}.txt" for i in range(count)]
+    for name in names:
+        write_old(tmp_path, name, name.encode())
+    outside = write_old(tmp_path.parent / f"outside{count}", "abs.txt", b"abs")  # an absolute input
+    files = FileState(str(tmp_path), {})
+    read = names + [str(outside)]
+    for name in read:
+        assert files.digest(name) is not None
+    assert files.changed_since_read(read) == []
+    (tmp_path / names[1]).write_bytes(b"edited")
+    (tmp_path / names[-1]).unlink()
+    outside.write_bytes(b"edited too")
+    assert files.changed_since_read(read) == [names[1], names[-1], str(outside)]
+    assert set(files.changed_after_read) == {names[1], names[-1], str(outside)}

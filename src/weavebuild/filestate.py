@@ -11,7 +11,7 @@ import errno
 import os
 import stat as stat_module
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import UsageError
 from .hashing import hash_file, hash_files, hash_tree
@@ -41,14 +41,16 @@ def fingerprint(st: os.stat_result) -> Fingerprint:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def fingerprint_now(path: str) -> Optional[Fingerprint]:
-    """The fingerprint of `path` now, None if it cannot be stat-ed (gone)."""
+def fingerprint_now(path: str, dir_fd: Optional[int] = None) -> Optional[Fingerprint]:
+    """The fingerprint of `path` now (relative to the directory open as `dir_fd`, if given),
+    None if it cannot be stat-ed (gone)."""
     try:
-        return fingerprint(os.stat(path))
+        return fingerprint(os.stat(path, dir_fd=dir_fd))
     except OSError:
         return None
 
 _MISSING = object()
+_DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class UnreadableFile(UsageError):
@@ -260,24 +262,32 @@ class FileState:
             self._stats.pop(path, None)
             self._read_as.pop(path, None)
 
-    def changed_since_read(self, paths: Iterable[str]) -> List[str]:
+    def changed_since_read(self, paths: Sequence[str]) -> List[str]:
         """Those of `paths` (files whose digests this build took) that are no longer as they
         were then: edited, replaced or deleted since, for instance while a job read them. A
         job's record holds the digests taken before it started; if an input changed while it
         ran and changed back before the next build, that record would vouch for an output
         made from other content. Each is added to `changed_after_read` (no stamp)."""
         moved: List[str] = []
-        for path in paths:
-            then = self._read_as.get(path)
-            if then is None:
-                if self._trusted_fingerprint is None or path not in self._memo:
-                    continue  # a directory (trees are not fingerprinted), or never read
-                then = self._trusted_fingerprint(path)
+        # The many inputs of a fan-in job are stat-ed relative to the open project directory:
+        # a shorter lookup than from the root of the file system (~1 µs less each).
+        directory = os.open(self.root, _DIRECTORY_FLAGS) if len(paths) > 32 else None
+        try:
+            for path in paths:
+                then = self._read_as.get(path)
                 if then is None:
-                    continue
-            if fingerprint_now(self.full_path(path)) != then:
-                moved.append(path)
-                self.changed_after_read[path] = None
+                    if self._trusted_fingerprint is None or path not in self._memo:
+                        continue  # a directory (trees are not fingerprinted), or never read
+                    then = self._trusted_fingerprint(path)
+                    if then is None:
+                        continue
+                now = fingerprint_now(path, directory) if directory is not None else fingerprint_now(self.full_path(path))
+                if now != then:
+                    moved.append(path)
+                    self.changed_after_read[path] = None
+        finally:
+            if directory is not None:
+                os.close(directory)
         return moved
 
     def take_dirty(self) -> List[Tuple[str, FileRow]]:
