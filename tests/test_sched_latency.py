@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from weavebuild.api import Project
+from weavebuild.executor import SHORT_SLICE_AFTER
 from weavebuild.sched_latency import SLICE_NS
 
 PROBE = (
@@ -43,15 +44,21 @@ needs_slices = pytest.mark.skipif(not _kernel_takes_slices(), reason="the kernel
 
 @needs_slices
 def test_weave_starts_jobs_with_a_short_slice_that_jobs_do_not_inherit(project):
-    # Run by bash: $PPID is weave, $$ the job's own shell; both slices go to the output.
+    # The probe starts after enough other jobs (SHORT_SLICE_AFTER). Run by bash: $PPID is
+    # weave, $$ the job's own shell; both slices go to the output.
+    count = SHORT_SLICE_AFTER + 2
     project.weavefile(
-        """
+        f"""
+        [rules.step]
+        outputs = ["steps/{{n}}.txt"]
+        cmd = "touch {{outputs}}"
         [rules.probe]
+        inputs = [{", ".join(f'"steps/{n}.txt"' for n in range(count))}]
         outputs = ["slices.txt"]
-        cmd = 'grep -h se.slice /proc/$PPID/sched /proc/$$/sched > "{outputs}"'
+        cmd = 'grep -h se.slice /proc/$PPID/sched /proc/$$/sched > "{{outputs}}"'
         """
     )
-    result = project.run("build")
+    result = project.run("build", "-j1", "slices.txt")
     assert result.rc == 0, result
     weave_line, job_line = project.read("slices.txt").splitlines()
     assert _slice(weave_line) == SLICE_NS
@@ -61,14 +68,18 @@ def test_weave_starts_jobs_with_a_short_slice_that_jobs_do_not_inherit(project):
 @needs_slices
 def test_an_embedding_thread_gets_its_slice_back_after_a_build(project):
     project.weavefile(
-        """
+        f"""
+        default = ["all"]
         [rules.copy]
-        inputs = ["a.txt"]
-        outputs = ["b.txt"]
-        cmd = "cp {inputs} {outputs}"
+        inputs = ["a/{{n}}.txt"]
+        outputs = ["b/{{n}}.txt"]
+        cmd = "cp {{inputs}} {{outputs}}"
+        [rules.all]
+        inputs = [{", ".join(f'"b/{n}.txt"' for n in range(SHORT_SLICE_AFTER + 2))}]
         """
     )
-    project.write("a.txt", "a\n")
+    for n in range(SHORT_SLICE_AFTER + 2):
+        project.write(f"a/{n}.txt", f"{n}\n")
     seen = {}
 
     def build_in_a_thread() -> None:  # not the test runner's own thread: its flags stay as they are
@@ -81,7 +92,7 @@ def test_an_embedding_thread_gets_its_slice_back_after_a_build(project):
     thread = threading.Thread(target=build_in_a_thread)
     thread.start()
     thread.join(120)
-    assert seen["ran"] == 1
+    assert seen["ran"] == SHORT_SLICE_AFTER + 2
     assert seen["after"] == seen["before"] != SLICE_NS
 
 

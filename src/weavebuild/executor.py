@@ -31,6 +31,10 @@ from typing import Dict, List, Mapping, Optional, Set, Tuple
 from . import sched_latency
 
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+# The thread that starts jobs asks for a short time slice (sched_latency) once it has started
+# this many: it matters for streams of short jobs, and a build of a few would only pay for
+# loading ctypes (~2.5 ms).
+SHORT_SLICE_AFTER = 16
 UNWATCHED_POLL = 0.05  # seconds between looks at children that have no pidfd (out of descriptors)
 # A job still running after this long gets its log file under its own name (for `tail -f`).
 PROMOTE_AFTER = 1.0
@@ -163,7 +167,7 @@ class LocalExecutor(Executor):
         self._logs_present: Set[str] = set()
         # (when, job) in start order: jobs to give their named log file when still running.
         self._promotions: collections.deque[Tuple[float, _Running]] = collections.deque()
-        self._slice_requested = False
+        self._started_count = 0
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None:
@@ -452,8 +456,8 @@ class LocalExecutor(Executor):
         return self._null_fd
 
     def _ensure_threads(self) -> None:
-        if not self._slice_requested:
-            self._slice_requested = True
+        self._started_count += 1
+        if self._started_count == SHORT_SLICE_AFTER:
             sched_latency.shorten_slice()
         if self._sampler is None and self.sample_interval:
             self._sampler = threading.Thread(target=self._sample, name="weave-sampler", daemon=True)

@@ -10,10 +10,11 @@ Owns the cache format; knows graphs and paths, nothing of the store or of schedu
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+
+import xxhash
 
 from . import paths
 from ._version import __version__
@@ -148,7 +149,7 @@ def _vouched(root: str, seen: object, digest: bytes) -> bool:
 
 
 def _answer_digest(answer: tuple) -> bytes:
-    return hashlib.blake2b(marshal.dumps(answer), digest_size=16).digest()
+    return xxhash.xxh3_128_digest(marshal.dumps(answer))  # xxhash: loaded anyway, hashlib is not
 
 
 def _scan(root: str, query: tuple) -> tuple:
