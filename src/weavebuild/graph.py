@@ -189,7 +189,7 @@ class Resolver:
         self.queries: List[tuple] = []
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
-        self.listings: List[Tuple[tuple, Tuple[str, int, int, int]]] = []
+        self.listings: List[Tuple[tuple, paths.Listing]] = []
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -199,7 +199,7 @@ class Resolver:
         self.queries.append(("exists", path, answer))
         return answer
 
-    def _asked(self, query: tuple, listing: Optional[Tuple[str, int, int, int]]) -> None:
+    def _asked(self, query: tuple, listing: Optional[paths.Listing]) -> None:
         self.queries.append(query)
         if listing is not None:
             self.listings.append((query, listing))
