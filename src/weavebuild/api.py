@@ -17,16 +17,17 @@ from . import graphcache, stamp
 from .errors import Interrupted, ManifestError, UsageError
 from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
-from .manifest import MANIFEST_NAMES, Manifest, find_manifest, overrides_key, parse_manifest
+from .projectfile import MANIFEST_NAMES, find_manifest, overrides_key
 from .reporter import Reporter
 from .results import FAILED, RAN, UP_TO_DATE, BuildResult
 from .store import Store
 
-# builder, executor, graph, resources and scan are imported where they are used: a no-op
+# builder, executor, graph, manifest, resources and scan are imported where they are used: a no-op
 # build proven by its stamp needs none of them, and start-up time is the no-op's largest cost.
 if TYPE_CHECKING:  # pragma: no cover
     from .builder import ChangedPaths
     from .graph import Graph, Job
+    from .manifest import Manifest
     from .resources import ResourcePool
     from .scan import Verdict
 
@@ -117,6 +118,8 @@ class Project:
         except UnicodeDecodeError as exc:
             line = self._raw[: exc.start].count(b"\n") + 1
             raise ManifestError("not valid UTF-8 text", path=self.path, line=line) from None
+        from .manifest import parse_manifest  # only when the Weavefile must be parsed
+
         with cycle_collector_paused():
             return parse_manifest(text, self.path, digest_source=self._raw, overrides=self.overrides)
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError, UsageError
 from .paths import GLOB_CHARS, WILDCARD_RE, compile_regex
+from .projectfile import MANIFEST_NAMES, find_manifest, overrides_key  # noqa: F401 (part of this API)
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
@@ -25,7 +26,6 @@ def _toml():  # imported on first parse: a Weavefile known to be valid is never 
         import tomllib as toml
     return toml
 
-MANIFEST_NAMES = ("Weavefile", "weave.toml")
 
 TOP_LEVEL_KEYS = ("default", "vars", "resources", "rules")
 RULE_KEYS = (
@@ -157,15 +157,6 @@ class Manifest:
         return []
 
 
-def find_manifest(directory: str) -> Optional[str]:
-    """The Weavefile in `directory`, if any (`Weavefile` first, then `weave.toml`)."""
-    for name in MANIFEST_NAMES:
-        candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate):
-            return candidate
-    return None
-
-
 def load_manifest(path: str) -> Manifest:
     """Read and validate the Weavefile at `path`; raises ManifestError on any mistake."""
     try:
@@ -248,14 +239,6 @@ def _toml_hint(message: str) -> Optional[str]:
         if message.startswith(start):
             return hint
     return None
-
-
-def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
-    """The bytes that `--set` values add to a Weavefile's digest (none without overrides), so
-    that graphs, caches and no-op stamps of different overrides never stand in for each other."""
-    if not overrides:
-        return b""
-    return b"\0--set\0" + "\0".join(f"{name}={overrides[name]}" for name in sorted(overrides)).encode()
 
 
 _VAR_KIND_EXAMPLES = {"a boolean": "true", "a number": "3", "a list": "'[64, 32]' (a TOML array)"}

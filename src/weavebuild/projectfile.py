@@ -1,0 +1,27 @@
+"""Where a project's Weavefile is and what identifies it (its bytes with any `--set` values):
+what every command needs before anything is parsed, so kept apart from the parser (manifest.py),
+which a no-op build never loads."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional
+
+MANIFEST_NAMES = ("Weavefile", "weave.toml")
+
+
+def find_manifest(directory: str) -> Optional[str]:
+    """The Weavefile in `directory`, if any (`Weavefile` first, then `weave.toml`)."""
+    for name in MANIFEST_NAMES:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
+    """The bytes that `--set` values add to a Weavefile's digest (none without overrides), so
+    that graphs, caches and no-op stamps of different overrides never stand in for each other."""
+    if not overrides:
+        return b""
+    return b"\0--set\0" + "\0".join(f"{name}={overrides[name]}" for name in sorted(overrides)).encode()
