@@ -12,12 +12,12 @@ from weavebuild.manifest import (
     DEFAULT_WILDCARD_REGEX,
     Placeholder,
     _Locator,
-    find_manifest,
     load_manifest,
     parse_duration,
     parse_manifest,
     wildcard_names_in,
 )
+from weavebuild.projectfile import find_manifest
 
 
 def parse(text: str, path: str = "Weavefile"):

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Mapping, Optional, Set, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import sched_latency
 
@@ -749,28 +749,25 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def _exists(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether process (or process group) `target` exists: signal 0 through `send`."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
-    except OSError:
+    except OSError:  # there, but not ours to signal
         return True
     return True
+
+
+def _alive(pid: int) -> bool:
+    return _exists(os.kill, pid)
 
 
 def _lingering(running: _Running) -> bool:
     """Whether a process is left in one of the job's process groups (a background process
     that may still write to the job's output)."""
-    for process in running.processes:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            continue
-        except OSError:
-            return True
-        return True
-    return False
+    return any(_exists(os.killpg, process.pid) for process in running.processes)
 
 
 def _kill_group(pgid: int, sig: int) -> None:

@@ -281,8 +281,7 @@ class FileState:
                     then = self._trusted_fingerprint(path)
                     if then is None:
                         continue
-                now = fingerprint_now(path, directory) if directory is not None else fingerprint_now(self.full_path(path))
-                if now != then:
+                if fingerprint_now(path if directory is not None else self.full_path(path), directory) != then:
                     moved.append(path)
                     self.changed_after_read[path] = None
         finally:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError, UsageError
 from .paths import GLOB_CHARS, WILDCARD_RE, compile_regex
-from .projectfile import MANIFEST_NAMES, find_manifest, overrides_key  # noqa: F401 (part of this API)
+from .projectfile import overrides_key
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed

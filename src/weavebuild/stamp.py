@@ -212,15 +212,11 @@ class Check:
         or re-hashed (None if it did not look at it)."""
         row = self.rows.get(path)
         if row is not None:
-            return (row[0], row[1], row[2], row[3])
-        if self._stamp is None:
-            return None
-        position = self._stamp.positions.get(path)
+            return tuple(row[:4])  # type: ignore[return-value]
+        position = None if self._stamp is None else self._stamp.positions.get(path)
         if position is None:
             return None
-        at = 4 * position
-        fingerprints = self._stamp.fingerprints
-        return (fingerprints[at], fingerprints[at + 1], fingerprints[at + 2], fingerprints[at + 3])
+        return tuple(self._stamp.fingerprints[4 * position : 4 * position + 4])  # type: ignore[union-attr,return-value]
 
     @property
     def job_keys(self) -> Tuple[str, ...]:

@@ -33,6 +33,7 @@ from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, UsageError, WeaveError
 from .graph import Graph
 from .manifest import WILDCARD_RE
+from .projectfile import find_manifest
 
 # Paths under these directories are never sources: Weave's own state and version control.
 NOISE_DIRS = frozenset({".weave", ".git", ".hg", ".svn", "__pycache__"})
@@ -487,8 +488,6 @@ class Watcher:
         return code
 
     def _weavefile_path(self) -> str:
-        from .manifest import find_manifest
-
         if self.weavefile is not None:
             if os.path.isabs(self.weavefile):
                 return self.weavefile
