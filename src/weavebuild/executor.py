@@ -22,13 +22,12 @@ import re
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from . import sched_latency
+from . import sched_latency, spawn
 
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
 # The thread that starts jobs asks for a short time slice (sched_latency) once it has started
@@ -105,7 +104,7 @@ class _Running:
         "statuses", "cpu_time", "maxrss", "discarded", "log_path", "spool_fd", "spool_path", "promoted",
     )
 
-    def __init__(self, token: object, processes: List[subprocess.Popen], started: float):
+    def __init__(self, token: object, processes: List[spawn.Child], started: float):
         self.token = token
         self.processes = processes
         self.started = started
@@ -198,7 +197,7 @@ class LocalExecutor(Executor):
         self._ensure_threads()
         child_env = None if env is None else dict(env)
         pipeline = self.pipeline(command)
-        processes: Optional[List[subprocess.Popen]] = None
+        processes: Optional[List[spawn.Child]] = None
         log, spool_path = self._take_spool(log_path)
         try:
             if pipeline is not None:
@@ -289,18 +288,10 @@ class LocalExecutor(Executor):
             promotions.popleft()
         return None
 
-    def _spawn(self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]) -> subprocess.Popen:
-        return subprocess.Popen(
-            argv,  # argv[0] as the user wrote it: messages read "cp: ...", as under bash
-            executable=self._program(argv[0]) or None,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,  # own process group: killable as a tree; vfork-friendly
-            close_fds=True,
-        )
+    def _spawn(self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]) -> spawn.Child:
+        # argv[0] as the user wrote it: messages read "cp: ...", as under bash. Each job in
+        # its own session: killable as a tree, and vfork-friendly.
+        return spawn.start(argv, self._program(argv[0]), stdin, stdout, stderr, cwd, env)
 
     def _register(self, running: _Running) -> None:
         if self.registry is not None:
@@ -401,7 +392,7 @@ class LocalExecutor(Executor):
         env: Optional[Dict[str, str]],
         cwd: str,
         log: int,
-    ) -> Optional[List[subprocess.Popen]]:
+    ) -> Optional[List[spawn.Child]]:
         """Start the stages of `pipeline`, each in its own session, with stderr to the log; None
         when a redirection cannot be opened (bash then reports it in its own words)."""
         argvs, source, target, append = pipeline
@@ -417,7 +408,7 @@ class LocalExecutor(Executor):
                 return None
             stdin = opened[0] if source is not None else self._devnull()
             last_stdout = opened[-1] if target is not None else log
-            processes: List[subprocess.Popen] = []
+            processes: List[spawn.Child] = []
             try:
                 for position, argv in enumerate(argvs):
                     if position < len(argvs) - 1:
@@ -557,9 +548,6 @@ class LocalExecutor(Executor):
         running.statuses[pid] = code
         running.cpu_time += float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0))
         running.maxrss = max(running.maxrss, int(getattr(usage, "ru_maxrss", 0)) * _MAXRSS_UNIT)
-        for process in running.processes:
-            if process.pid == pid:
-                process.returncode = code  # reaped by us: stop Popen from waiting again
         if len(running.statuses) < len(running.processes):
             return None  # a pipeline whose other stages still run
         del self._by_token[running.token]

@@ -1,0 +1,163 @@
+"""Start a job's process: the same fork-and-exec that `subprocess.Popen` does, without its
+Python-level work.
+
+Why: Popen spends ~40 µs of interpreter time per process (argument checks, handle set-up, a
+Popen object with its lock) around ~30 µs in the C call that forks and execs. For a build of
+thousands of short jobs the thread that starts them is the serial path, so that time is paid
+once per job by the whole build. Weave calls the C function that Popen calls
+(`_posixsubprocess.fork_exec`, vfork where CPython uses it) with the arguments Popen would
+pass for `close_fds=True, start_new_session=True`, and reads the same error pipe.
+
+That function is CPython's private interface; its positional arguments changed in 3.9 and
+3.11. The layouts of those versions are known here; from 3.12 on, CPython publishes the
+parameter names (`__text_signature__`), and the fast path is used only if they are exactly
+the ones expected. Anything else (another interpreter, a changed signature) starts processes
+with Popen itself, with the same results.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Callable, Dict, List, Optional, Tuple
+
+# The positional parameters of _posixsubprocess.fork_exec, as CPython 3.11+ names them.
+_LAYOUT_311 = (
+    "args", "executable_list", "close_fds", "pass_fds", "cwd", "env", "p2cread", "p2cwrite",
+    "c2pread", "c2pwrite", "errread", "errwrite", "errpipe_read", "errpipe_write",
+    "restore_signals", "call_setsid", "pgid_to_set", "gid", "extra_groups", "uid",
+    "child_umask", "preexec_fn", "allow_vfork",
+)
+
+
+class Child:
+    """A started process: what weave needs of a Popen object."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+
+def _load_fork_exec() -> Optional[Tuple[Callable[..., int], bool]]:
+    """(fork_exec, whether it takes the 3.11+ arguments), or None where it cannot be trusted."""
+    if sys.implementation.name != "cpython" or os.name != "posix":
+        return None
+    try:
+        import _posixsubprocess
+    except ImportError:
+        return None
+    fork_exec = getattr(_posixsubprocess, "fork_exec", None)
+    if fork_exec is None:
+        return None
+    if sys.version_info < (3, 11):
+        return fork_exec, False  # 3.9 and 3.10: one layout, frozen since
+    if sys.version_info < (3, 12):
+        return fork_exec, True
+    signature = getattr(fork_exec, "__text_signature__", None) or ""
+    names = tuple(
+        name.strip() for name in signature.strip("()").split(",") if name.strip() not in ("", "$module", "/")
+    )
+    return (fork_exec, True) if names == _LAYOUT_311 else None
+
+
+_FORK_EXEC = _load_fork_exec()
+
+
+def start(
+    argv: List[str],
+    executable: str,
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    cwd: str,
+    env: Optional[Dict[str, str]],
+) -> Child:
+    """Start `argv` (argv[0] as the user wrote it) running `executable` (an absolute path,
+    or "" to search PATH), in its own session, with descriptors 0-2 from the three given and
+    every other descriptor closed; `env=None` inherits weave's environment. Raises OSError
+    as Popen does when the program cannot be started (its errno and file name)."""
+    if _FORK_EXEC is None:
+        return _start_with_popen(argv, executable, stdin, stdout, stderr, cwd, env)
+    fork_exec, layout_311 = _FORK_EXEC
+    sys.audit("subprocess.Popen", executable or argv[0], argv, cwd, env)
+    program = executable or argv[0]
+    if os.path.dirname(program):
+        executables: Tuple[bytes, ...] = (os.fsencode(program),)
+    else:
+        executables = tuple(
+            os.path.join(os.fsencode(directory), os.fsencode(program))
+            for directory in os.get_exec_path(env)
+        )
+    env_list = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+    args = [os.fsencode(word) for word in argv]
+    error_read, error_write = os.pipe()
+    try:
+        try:
+            if layout_311:
+                pid = fork_exec(
+                    args, executables, True, (error_write,), cwd, env_list,
+                    stdin, -1, -1, stdout, -1, stderr, error_read, error_write,
+                    True, True, -1, None, None, None, -1, None, getattr(subprocess, "_USE_VFORK", True),
+                )
+            else:
+                pid = fork_exec(
+                    args, executables, True, (error_write,), cwd, env_list,
+                    stdin, -1, -1, stdout, -1, stderr, error_read, error_write,
+                    True, True, None, None, None, -1, None,
+                )
+        finally:
+            os.close(error_write)
+        # Empty: the child exec'd (its end of the pipe closed on exec). Else its error, written
+        # in a few pieces before it exits (read to the end: without vfork it may still write).
+        report = b""
+        while len(report) < 50000:
+            piece = os.read(error_read, 50000)
+            if not piece:
+                break
+            report += piece
+    finally:
+        os.close(error_read)
+    if report:
+        _raise_child_error(pid, report, program, cwd)
+    return Child(pid)
+
+
+def _raise_child_error(pid: int, report: bytes, program: str, cwd: str) -> None:
+    """Reap the child that could not exec and raise its error as Popen would."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    kind, _, rest = report.partition(b":")
+    hex_errno, _, message = rest.partition(b":")
+    if kind != b"OSError" or not hex_errno:
+        raise subprocess.SubprocessError(message.decode(errors="replace") or report.decode(errors="replace"))
+    number = int(hex_errno, 16)
+    # "noexec": the child failed before exec (before 3.13 only chdir could); "": exec failed.
+    if message == b"noexec:chdir" or (message == b"noexec" and sys.version_info < (3, 13)):
+        raise OSError(number, os.strerror(number), cwd)
+    if message == b"noexec":
+        raise OSError(number, os.strerror(number))
+    raise OSError(number, os.strerror(number), program)
+
+
+def _start_with_popen(
+    argv: List[str], executable: str, stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]
+) -> Child:
+    process = subprocess.Popen(
+        argv,
+        executable=executable or None,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    # Weave reaps it: a Popen dropped with no return code would be put on subprocess's list
+    # of children to reap, and the next Popen could take the exit status from weave.
+    process.returncode = 0
+    return Child(process.pid)
