@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -124,3 +125,29 @@ def test_no_child_is_left_after_a_failed_start(tmp_path: Path, path_taken: str) 
         _run([missing], tmp_path, tmp_path / "out", executable=missing)
     # Reaped by start itself: no zombie is left for anyone to wait for.
     assert {child.pid for child in psutil.Process().children()} <= before
+
+
+def test_works_with_standard_descriptors_closed(tmp_path: Path, path_taken: str) -> None:
+    # A weave run with 0-2 closed (`weave ... <&- >&-`, a daemon): the error pipe then gets a
+    # low number, which the child's dup2s onto 0-2 must not overwrite.
+    script = f"""
+import os, sys
+sys.path.insert(0, {str(Path(spawn.__file__).parent.parent)!r})
+from weavebuild import spawn
+if {path_taken == "popen"!r}:
+    spawn._FORK_EXEC = None
+log = os.open({str(tmp_path / "out")!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+for fd in (0, 1, 2):
+    os.close(fd)
+child = spawn.start(["echo", "still", "fine"], "", null, log, log, {str(tmp_path)!r}, None)
+_, status = os.waitpid(child.pid, 0)
+try:
+    spawn.start(["no-such-program-here"], "", null, log, log, {str(tmp_path)!r}, None)
+except FileNotFoundError:
+    os.write(log, b"missing reported\\n")
+os._exit(os.waitstatus_to_exitcode(status))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert completed.returncode == 0
+    assert (tmp_path / "out").read_text() == "still fine\nmissing reported\n"

@@ -93,6 +93,12 @@ def start(
     env_list = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     args = [os.fsencode(word) for word in argv]
     error_read, error_write = os.pipe()
+    low_fds: List[int] = []
+    while error_write < 3:  # with 0-2 closed in weave, the child's dup2s would overwrite it
+        low_fds.append(error_write)
+        error_write = os.dup(error_write)
+    for fd in low_fds:
+        os.close(fd)
     try:
         try:
             if layout_311:
