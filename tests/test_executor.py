@@ -65,6 +65,61 @@ def test_job_process_environment(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def _shim(directory, name: str, body: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    program = directory / name
+    program.write_text(body)
+    program.chmod(0o755)
+
+
+def test_plain_commands_run_the_program_on_the_jobs_path(tmp_path):
+    """A job whose env sets PATH (a virtualenv, a conda env) runs the program bash would run
+    with that PATH, not the one on weave's own PATH, also when weave starts it without bash."""
+    _shim(tmp_path / "shim", "cat", '#!/bin/sh\necho shimmed "$@"\n')
+    (tmp_path / "in.txt").write_text("data\n")
+    env = dict(os.environ, PATH=f"{tmp_path / 'shim'}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    assert LocalExecutor().pipeline("cat in.txt > out.txt", env, str(tmp_path)) is not None
+    done, _ = run_one(tmp_path, "cat in.txt > out.txt", env=env)
+    assert done.returncode == 0
+    assert (tmp_path / "out.txt").read_text() == "shimmed in.txt\n"
+    done, _ = run_one(tmp_path, "cat in.txt > out.txt")  # weave's PATH: the real cat
+    assert (tmp_path / "out.txt").read_text() == "data\n"
+
+
+def test_a_program_only_on_the_jobs_path_is_started_without_bash(tmp_path):
+    _shim(tmp_path / "tools", "weave-only-here", "#!/bin/sh\necho here\n")
+    env = dict(os.environ, PATH=f"{tmp_path / 'tools'}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    executor = LocalExecutor()
+    assert executor.pipeline("weave-only-here") is None  # not on weave's PATH: bash says so
+    assert executor.pipeline("weave-only-here", env, str(tmp_path)) == ([["weave-only-here"]], None, None, False)
+    done, output = run_one(tmp_path, "weave-only-here", env=env)
+    assert (done.returncode, output) == (0, "here\n")
+
+
+def test_a_script_without_a_shebang_runs_as_bash_would_run_it(tmp_path):
+    """execve refuses a script with no #! line (ENOEXEC); bash runs it with itself. Weave's
+    direct start falls back to bash, so the job behaves as written."""
+    _shim(tmp_path, "gen.sh", "echo generated > out.txt\necho done\n")
+    assert LocalExecutor().pipeline("./gen.sh", None, str(tmp_path)) is not None
+    done, output = run_one(tmp_path, "./gen.sh")
+    assert (done.returncode, output) == (0, "done\n")
+    assert (tmp_path / "out.txt").read_text() == "generated\n"
+
+
+def test_a_program_gone_since_it_was_looked_up_fails_as_under_bash(tmp_path):
+    _shim(tmp_path / "tools", "weave-vanishing", "#!/bin/sh\necho ran\n")
+    env = dict(os.environ, PATH=f"{tmp_path / 'tools'}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+    executor = LocalExecutor()
+    assert executor.pipeline("weave-vanishing", env, str(tmp_path)) is not None  # found, and remembered
+    (tmp_path / "tools" / "weave-vanishing").unlink()
+    log = tmp_path / "job.log"
+    executor.start("job", "weave-vanishing", env, str(tmp_path), str(log))
+    done = _collect(executor, 1)["job"]
+    executor.close()
+    assert done.returncode == 127
+    assert "weave-vanishing: command not found" in log.read_text()
+
+
 def test_jobs_lead_their_own_session_and_inherit_no_descriptors(tmp_path):
     done, output = run_one(tmp_path, 'read -r -a fields < /proc/$$/stat; echo "${fields[5]} $$"')
     session, pid = output.split()
@@ -148,7 +203,7 @@ def test_native_pipelines_match_bash(tmp_path, command):
         if native:
             assert executor.pipeline(command) is not None  # weave starts it without bash
         else:
-            executor.pipeline = lambda command: None  # type: ignore[method-assign]
+            executor.pipeline = lambda command, *rest: None  # type: ignore[method-assign]
         log = workdir / "job.log"
         executor.start("job", command, None, str(workdir), str(log))
         done = _collect(executor, 1)["job"]

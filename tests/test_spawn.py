@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +23,12 @@ def path_taken(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     yield request.param
 
 
-def _run(
-    argv: List[str], cwd: Path, out: Path, env: Optional[Dict[str, str]] = None, executable: str = ""
-) -> int:
+def _run(argv: List[str], cwd: Path, out: Path, env: Optional[Dict[str, str]] = None) -> int:
     """Start argv with stdout and stderr to `out`; its exit code."""
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     log = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        child = spawn.start(argv, executable, null, log, log, str(cwd), env)
+        child = spawn.start(argv, null, log, log, str(cwd), env)
     finally:
         os.close(null)
         os.close(log)
@@ -46,10 +43,9 @@ def test_the_fast_path_is_taken_on_this_cpython() -> None:
     assert spawn._FORK_EXEC is not None
 
 
-def test_output_exit_code_and_argv0(tmp_path: Path, path_taken: str) -> None:
+def test_output_and_exit_code(tmp_path: Path, path_taken: str) -> None:
     script = "import sys; print(sys.argv[0], sys.argv[1]); sys.stderr.write('err\\n'); sys.exit(3)"
-    code = _run(["python-as-named", "-c", script, "word with spaces"], tmp_path, tmp_path / "out",
-                executable=sys.executable)
+    code = _run([sys.executable, "-c", script, "word with spaces"], tmp_path, tmp_path / "out")
     assert code == 3
     assert (tmp_path / "out").read_text() == "-c word with spaces\nerr\n"
 
@@ -94,10 +90,39 @@ def test_program_found_on_path_of_the_given_environment(tmp_path: Path, path_tak
     assert (tmp_path / "out").read_text() == "found x\n"
 
 
+def _tool(directory: Path, says: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tool = directory / "weave-probe-tool"
+    tool.write_text(f"#!/bin/sh\necho {says}\n")
+    tool.chmod(0o755)
+
+
+def test_path_is_searched_in_order_at_each_start(tmp_path: Path, path_taken: str) -> None:
+    # As execvp and bash: the first PATH entry that has the program, looked at when the
+    # process starts (a program installed ahead of another one meanwhile is the one run).
+    first, second = tmp_path / "first", tmp_path / "second"
+    _tool(second, "second")
+    env = {"PATH": f"{first}{os.pathsep}{second}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    assert _run(["weave-probe-tool"], tmp_path, tmp_path / "out", env=env) == 0
+    assert (tmp_path / "out").read_text() == "second\n"
+    _tool(first, "first")
+    assert _run(["weave-probe-tool"], tmp_path, tmp_path / "out", env=env) == 0
+    assert (tmp_path / "out").read_text() == "first\n"
+
+
+def test_relative_path_entries_and_names_are_taken_from_the_directory(tmp_path: Path, path_taken: str) -> None:
+    _tool(tmp_path / "tools", "relative")
+    env = {"PATH": f"tools{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    assert _run(["weave-probe-tool"], tmp_path, tmp_path / "out", env=env) == 0
+    assert (tmp_path / "out").read_text() == "relative\n"
+    assert _run(["tools/weave-probe-tool"], tmp_path, tmp_path / "out") == 0
+    assert (tmp_path / "out").read_text() == "relative\n"
+
+
 def test_missing_program_raises_oserror_naming_it(tmp_path: Path, path_taken: str) -> None:
     missing = str(tmp_path / "no-such-program")
     with pytest.raises(OSError) as raised:
-        _run([missing], tmp_path, tmp_path / "out", executable=missing)
+        _run([missing], tmp_path, tmp_path / "out")
     assert raised.value.errno == errno.ENOENT
     assert raised.value.filename == missing
 
@@ -106,15 +131,14 @@ def test_program_that_is_not_executable(tmp_path: Path, path_taken: str) -> None
     data = tmp_path / "data.txt"
     data.write_text("not a program\n")
     with pytest.raises(PermissionError) as raised:
-        _run([str(data)], tmp_path, tmp_path / "out", executable=str(data))
+        _run([str(data)], tmp_path, tmp_path / "out")
     assert raised.value.filename == str(data)
 
 
 def test_missing_directory_raises_oserror_naming_it(tmp_path: Path, path_taken: str) -> None:
     gone = tmp_path / "gone"
-    true = shutil.which("true") or "/bin/true"
     with pytest.raises(FileNotFoundError) as raised:
-        _run(["true"], gone, tmp_path / "out", executable=true)
+        _run(["true"], gone, tmp_path / "out")
     assert raised.value.filename == str(gone)
 
 
@@ -122,7 +146,7 @@ def test_no_child_is_left_after_a_failed_start(tmp_path: Path, path_taken: str) 
     missing = str(tmp_path / "no-such-program")
     before = {child.pid for child in psutil.Process().children()}
     with pytest.raises(OSError):
-        _run([missing], tmp_path, tmp_path / "out", executable=missing)
+        _run([missing], tmp_path, tmp_path / "out")
     # Reaped by start itself: no zombie is left for anyone to wait for.
     assert {child.pid for child in psutil.Process().children()} <= before
 
@@ -140,10 +164,10 @@ log = os.open({str(tmp_path / "out")!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
 null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 for fd in (0, 1, 2):
     os.close(fd)
-child = spawn.start(["echo", "still", "fine"], "", null, log, log, {str(tmp_path)!r}, None)
+child = spawn.start(["echo", "still", "fine"], null, log, log, {str(tmp_path)!r}, None)
 _, status = os.waitpid(child.pid, 0)
 try:
-    spawn.start(["no-such-program-here"], "", null, log, log, {str(tmp_path)!r}, None)
+    spawn.start(["no-such-program-here"], null, log, log, {str(tmp_path)!r}, None)
 except FileNotFoundError:
     os.write(log, b"missing reported\\n")
 os._exit(os.waitstatus_to_exitcode(status))

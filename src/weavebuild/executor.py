@@ -16,6 +16,7 @@ hands exits over through a queue.
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import queue
 import re
@@ -137,7 +138,7 @@ class LocalExecutor(Executor):
         self._registry_fd: Optional[int] = None
         self.sample_interval = sample_interval
         self._sampler: Optional[threading.Thread] = None
-        self._programs: Dict[str, str] = {}
+        self._programs: Dict[Tuple[str, str, str], bool] = {}
         self._own_rss = _own_maxrss()
         self._by_pid: Dict[int, _Running] = {}
         self._by_token: Dict[object, _Running] = {}
@@ -196,12 +197,19 @@ class LocalExecutor(Executor):
         """Start `command`; `env=None` inherits weave's environment (the cheapest spawn)."""
         self._ensure_threads()
         child_env = None if env is None else dict(env)
-        pipeline = self.pipeline(command)
+        pipeline = self.pipeline(command, child_env, cwd)
         processes: Optional[List[spawn.Child]] = None
         log, spool_path = self._take_spool(log_path)
         try:
             if pipeline is not None:
-                processes = self._start_pipeline(pipeline, child_env, cwd, log)
+                try:
+                    processes = self._start_pipeline(pipeline, child_env, cwd, log)
+                except OSError as exc:
+                    # A program that cannot be exec'd: gone since it was looked up, or a script
+                    # without a #! line (which bash runs itself). bash then does what it does,
+                    # or says why it cannot, in its own words and exit status.
+                    if exc.errno == errno.E2BIG:
+                        raise
             if processes is None:
                 argv = [self.shell, "-euo", "pipefail", "-c", command]
                 processes = [self._spawn(argv, self._devnull(), log, log, cwd, child_env)]
@@ -289,9 +297,10 @@ class LocalExecutor(Executor):
         return None
 
     def _spawn(self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]) -> spawn.Child:
-        # argv[0] as the user wrote it: messages read "cp: ...", as under bash. Each job in
-        # its own session: killable as a tree, and vfork-friendly.
-        return spawn.start(argv, self._program(argv[0]), stdin, stdout, stderr, cwd, env)
+        # argv[0] as the user wrote it (messages read "cp: ...", as under bash), looked up on
+        # the job's PATH at exec. Each job in its own session: killable as a tree, and
+        # vfork-friendly.
+        return spawn.start(argv, stdin, stdout, stderr, cwd, env)
 
     def _register(self, running: _Running) -> None:
         if self.registry is not None:
@@ -327,12 +336,15 @@ class LocalExecutor(Executor):
         self._ensure_reaper()
         self._children.put(None)
 
-    def pipeline(self, command: str) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
+    def pipeline(
+        self, command: str, env: Optional[Mapping[str, str]] = None, cwd: str = "."
+    ) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
         """(argv of each stage, input file, output file, append) for a command that is only
         plain programs with plain words (`cp a b`), or such programs joined by `|`, with at
         most `< FILE` on the first stage and `> FILE` or `>> FILE` on the last; else None: no
-        quoting, expansion, builtins, or programs not on PATH (bash reports "command not
-        found" with its exit code 127).
+        quoting, expansion, builtins, or programs bash would not find, with the PATH of `env`
+        (weave's own if None) and `cwd` as its directory (bash reports "command not found"
+        with its exit code 127).
 
         bash in strict mode would only start these programs, connect them and wait: weave does
         that itself, as make does for plain commands, which saves starting bash (the larger
@@ -380,9 +392,10 @@ class LocalExecutor(Executor):
             index += 1
         if not stages[-1]:
             return None
+        search_path = (os.environ if env is None else env).get("PATH", os.defpath)
         for stage in stages:
             first = stage[0]
-            if first in _BASH_WORDS or "=" in first or not self._program(first):
+            if first in _BASH_WORDS or "=" in first or not self._runnable(first, search_path, cwd):
                 return None
         return stages, source, target, append
 
@@ -432,13 +445,21 @@ class LocalExecutor(Executor):
             for fd in opened:  # the children hold their own copies
                 os.close(fd)
 
-    def _program(self, name: str) -> str:
-        """The executable `name` runs (a PATH lookup, cached), or "" if there is none."""
-        program = self._programs.get(name)
-        if program is None:
-            program = shutil.which(name) or ""
-            self._programs[name] = program
-        return program
+    def _runnable(self, name: str, search_path: str, cwd: str) -> bool:
+        """Whether bash, with `search_path` as PATH and `cwd` as its directory, would find a
+        program `name` (a path if it has a slash). Looked up once per build; the process itself
+        is then started with the whole PATH, searched at exec as bash would, so a program
+        installed meanwhile ahead of the one found here is the one that runs."""
+        key = (name, search_path, cwd)
+        found = self._programs.get(key)
+        if found is None:
+            if "/" in name:
+                candidates = [name]
+            else:
+                candidates = [os.path.join(entry or ".", name) for entry in search_path.split(os.pathsep)]
+            found = any(_is_program(os.path.join(cwd, candidate)) for candidate in candidates)
+            self._programs[key] = found
+        return found
 
     def _devnull(self) -> int:
         """One /dev/null descriptor for every job's stdin (Popen opens one per process)."""
@@ -722,6 +743,10 @@ def _reap_children_ourselves() -> bool:
     except (ValueError, AttributeError):  # not the main thread; no SIGCHLD (Windows)
         pass
     return False
+
+
+def _is_program(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def _exitcode(status: int) -> int:  # pragma: no cover - Python < 3.9 fallback

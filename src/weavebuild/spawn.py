@@ -17,6 +17,7 @@ with Popen itself, with the same results.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -67,29 +68,23 @@ _FORK_EXEC = _load_fork_exec()
 
 def start(
     argv: List[str],
-    executable: str,
     stdin: int,
     stdout: int,
     stderr: int,
     cwd: str,
     env: Optional[Dict[str, str]],
 ) -> Child:
-    """Start `argv` (argv[0] as the user wrote it) running `executable` (an absolute path,
-    or "" to search PATH), in its own session, with descriptors 0-2 from the three given and
-    every other descriptor closed; `env=None` inherits weave's environment. Raises OSError
-    as Popen does when the program cannot be started (its errno and file name)."""
+    """Start `argv` in `cwd`, in its own session, with descriptors 0-2 from the three given
+    and every other descriptor closed; `env=None` inherits weave's environment. argv[0] is
+    the program: a path if it has a slash (relative to `cwd`), else looked up on the PATH of
+    the environment at exec, in order, as execvp and bash do. Raises OSError as Popen does
+    when the program cannot be started (its errno and file name)."""
     if _FORK_EXEC is None:
-        return _start_with_popen(argv, executable, stdin, stdout, stderr, cwd, env)
+        return _start_with_popen(argv, stdin, stdout, stderr, cwd, env)
     fork_exec, layout_311 = _FORK_EXEC
-    sys.audit("subprocess.Popen", executable or argv[0], argv, cwd, env)
-    program = executable or argv[0]
-    if os.path.dirname(program):
-        executables: Tuple[bytes, ...] = (os.fsencode(program),)
-    else:
-        executables = tuple(
-            os.path.join(os.fsencode(directory), os.fsencode(program))
-            for directory in os.get_exec_path(env)
-        )
+    program = argv[0]
+    sys.audit("subprocess.Popen", program, argv, cwd, env)
+    executables = _candidates(program, (os.environ if env is None else env).get("PATH", os.defpath))
     env_list = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     args = [os.fsencode(word) for word in argv]
     error_read, error_write = os.pipe()
@@ -130,6 +125,15 @@ def start(
     return Child(pid)
 
 
+@functools.lru_cache(maxsize=256)
+def _candidates(program: str, search_path: str) -> Tuple[bytes, ...]:
+    """The paths the child tries to exec, in order (the first that execs wins)."""
+    if os.path.dirname(program):
+        return (os.fsencode(program),)
+    name = os.fsencode(program)
+    return tuple(os.path.join(os.fsencode(entry), name) for entry in search_path.split(os.pathsep))
+
+
 def _raise_child_error(pid: int, report: bytes, program: str, cwd: str) -> None:
     """Reap the child that could not exec and raise its error as Popen would."""
     try:
@@ -150,11 +154,10 @@ def _raise_child_error(pid: int, report: bytes, program: str, cwd: str) -> None:
 
 
 def _start_with_popen(
-    argv: List[str], executable: str, stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]
+    argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]
 ) -> Child:
     process = subprocess.Popen(
         argv,
-        executable=executable or None,
         stdin=stdin,
         stdout=stdout,
         stderr=stderr,
