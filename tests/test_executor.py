@@ -120,6 +120,23 @@ def test_a_program_gone_since_it_was_looked_up_fails_as_under_bash(tmp_path):
     assert "weave-vanishing: command not found" in log.read_text()
 
 
+@pytest.mark.parametrize("command", ["printenv PWD", "printenv PWD; true"])  # direct; bash
+def test_jobs_see_pwd_as_bash_sets_it(tmp_path, monkeypatch, command):
+    """A job's PWD names its directory, as bash makes it: weave's own PWD is another one when
+    it runs a Weavefile elsewhere (-f DIR/Weavefile); a logical path (through a symlink) that
+    names the job's directory is kept."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.setenv("PWD", str(tmp_path))  # weave started one level up
+    done, output = run_one(project, command)
+    assert (done.returncode, output) == (0, f"{os.path.realpath(project)}\n")
+    link = tmp_path / "link"
+    link.symlink_to(project)
+    monkeypatch.setenv("PWD", str(link))  # `cd link` in a shell: the same directory
+    done, output = run_one(project, command)
+    assert (done.returncode, output) == (0, f"{link}\n")
+
+
 def test_jobs_lead_their_own_session_and_inherit_no_descriptors(tmp_path):
     done, output = run_one(tmp_path, 'read -r -a fields < /proc/$$/stat; echo "${fields[5]} $$"')
     session, pid = output.split()

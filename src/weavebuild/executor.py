@@ -139,6 +139,8 @@ class LocalExecutor(Executor):
         self.sample_interval = sample_interval
         self._sampler: Optional[threading.Thread] = None
         self._programs: Dict[Tuple[str, str, str], bool] = {}
+        # (directory, PWD of the environment) -> the PWD a job there needs, or "" if that one.
+        self._pwds: Dict[Tuple[str, Optional[str]], str] = {}
         self._own_rss = _own_maxrss()
         self._by_pid: Dict[int, _Running] = {}
         self._by_token: Dict[object, _Running] = {}
@@ -197,6 +199,9 @@ class LocalExecutor(Executor):
         """Start `command`; `env=None` inherits weave's environment (the cheapest spawn)."""
         self._ensure_threads()
         child_env = None if env is None else dict(env)
+        pwd = self._pwd_for(cwd, child_env)
+        if pwd:
+            child_env = dict(os.environ if child_env is None else child_env, PWD=pwd)
         pipeline = self.pipeline(command, child_env, cwd)
         processes: Optional[List[spawn.Child]] = None
         log, spool_path = self._take_spool(log_path)
@@ -444,6 +449,22 @@ class LocalExecutor(Executor):
         finally:
             for fd in opened:  # the children hold their own copies
                 os.close(fd)
+
+    def _pwd_for(self, cwd: str, env: Optional[Mapping[str, str]]) -> str:
+        """The PWD a job started in `cwd` must be given, or "" when that of `env` (weave's own
+        if None) will do. bash keeps an inherited PWD only if it names its directory, and
+        otherwise sets it to the directory's physical path: a job started without bash gets
+        the same (weave's own PWD differs from the project directory with `-f DIR/Weavefile`)."""
+        inherited = (os.environ if env is None else env).get("PWD")
+        key = (cwd, inherited)
+        pwd = self._pwds.get(key)
+        if pwd is None:
+            try:
+                names_cwd = bool(inherited) and os.path.isabs(inherited) and os.path.samefile(inherited, cwd)
+            except OSError:
+                names_cwd = False
+            pwd = self._pwds[key] = "" if names_cwd else os.path.realpath(cwd)
+        return pwd
 
     def _runnable(self, name: str, search_path: str, cwd: str) -> bool:
         """Whether bash, with `search_path` as PATH and `cwd` as its directory, would find a
