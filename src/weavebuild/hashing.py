@@ -22,12 +22,12 @@ PARALLEL_BYTES = 32 << 20
 MAX_HASH_THREADS = 4
 
 _xxh128 = xxhash.xxh3_128
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
-_hexdigest = xxhash.xxh3_128_hexdigest
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+hexdigest = xxhash.xxh3_128_hexdigest  # of bytes
 
 
 def digest_bytes(data: bytes) -> str:
-    return _hexdigest(data)
+    return hexdigest(data)
 
 
 def digest_strings(parts: Iterable[str]) -> str:
@@ -45,11 +45,11 @@ def hash_file(path: str, size_hint: int = -1, dir_fd: Optional[int] = None) -> s
     if 0 <= size_hint <= SMALL_FILE:
         # The common case of build outputs: one read. A read of a regular file that returns
         # less than asked for has reached the end; a file that grew is streamed on.
-        fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
+        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
         try:
             data = os.read(fd, size_hint + 1)
             if len(data) <= size_hint:
-                return _hexdigest(data)
+                return hexdigest(data)
         finally:
             os.close(fd)
     opener = None if dir_fd is None else (lambda name, flags: os.open(name, flags, dir_fd=dir_fd))
