@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, Fingerprint, racy_window
-from .hashing import READ_FLAGS, SMALL_FILE, digest_strings, hash_files, hexdigest, walk_tree
+from .hashing import SMALL_FILE, digest_strings, hash_files, hexdigest, open_to_read, walk_tree
 from .paths import replace_file
 from .store import FileRow, Store
 
@@ -378,7 +378,7 @@ class _Comparison:
             size = st.st_size
             hashed_at = time.time_ns()  # before reading: errs towards re-hashing next time
             try:
-                fd = os.open(path, READ_FLAGS, dir_fd=self.directory)
+                fd = open_to_read(path, self.directory)
                 try:
                     data = os.read(fd, size + 1)
                 finally:
