@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 
 import pytest
 import xxhash
 
+from weavebuild import hashing
 from weavebuild.hashing import (
     CHUNK,
     digest_bytes,
@@ -264,32 +267,69 @@ def test_hash_files_in_threads_equals_one_by_one(tmp_path, monkeypatch):
     assert not started
 
 
+def _set_access_time_an_hour_back(path) -> int:
+    stat = path.stat()
+    old_access = stat.st_mtime_ns - 3_600_000_000_000
+    os.utime(path, ns=(old_access, stat.st_mtime_ns))
+    return old_access
+
+
 def test_hashing_a_small_file_leaves_its_access_time_alone(tmp_path):
     """Reading to hash must not write the file's inode: with relatime, the first read after a
     change would set the access time (a journalled inode write per file on ext4)."""
+    control = tmp_path / "control.txt"
+    control.write_bytes(b"control\n")
+    old_access = _set_access_time_an_hour_back(control)
+    control.read_bytes()
+    if control.stat().st_atime_ns == old_access:
+        pytest.skip("this file system does not update access times on reads (noatime)")
     path = tmp_path / "source.txt"
     path.write_bytes(b"content\n")
-    stat = path.stat()
-    old_access = stat.st_mtime_ns - 3_600_000_000_000  # an hour before the last change
-    os.utime(path, ns=(old_access, stat.st_mtime_ns))
-    assert hash_file(str(path), stat.st_size) == xxhash.xxh3_128_hexdigest(b"content\n")
+    old_access = _set_access_time_an_hour_back(path)
+    assert hash_file(str(path), 8) == xxhash.xxh3_128_hexdigest(b"content\n")
     assert path.stat().st_atime_ns == old_access
 
 
 def test_files_of_another_owner_are_still_read(tmp_path):
-    """O_NOATIME is refused (EPERM) for a file the caller does not own (unless privileged):
-    such files are read without it."""
-    foreign = next(
-        (p for p in ("/etc/passwd", "/etc/hostname", "/etc/os-release") if os.path.isfile(p) and os.access(p, os.R_OK)),
-        None,
-    )
-    if foreign is None:
-        pytest.skip("no readable system file to read")
-    with open(foreign, "rb") as handle:
-        data = handle.read()
-    if len(data) > 64 * KIB:
-        pytest.skip("system file too large for the one-read path")
-    assert hash_file(foreign, len(data)) == xxhash.xxh3_128_hexdigest(data)
-    mine = tmp_path / "mine.txt"
-    mine.write_bytes(b"mine\n")
-    assert hash_file(str(mine), 5) == xxhash.xxh3_128_hexdigest(b"mine\n")
+    """O_NOATIME is refused (EPERM) for a file the caller does not own, unless privileged:
+    such files are read without it. Run in a child that is not privileged (as root: a forked
+    child that gives up root first)."""
+    shared = tempfile.mkdtemp(prefix="weave-owner-")
+    try:
+        os.chmod(shared, 0o755)
+        foreign = os.path.join(shared, "foreign.txt")
+        with open(foreign, "wb") as handle:
+            handle.write(b"not mine\n")
+        os.chmod(foreign, 0o644)
+        if os.geteuid() != 0:
+            foreign = next((p for p in ("/etc/passwd", "/etc/hostname") if _readable_and_small(p)), None)
+            if foreign is None or os.stat(foreign).st_uid == os.geteuid():
+                pytest.skip("no readable file of another owner")
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.close(read_fd)
+                if os.geteuid() == 0:
+                    os.setgid(65534)
+                    os.setuid(65534)
+                with open(foreign, "rb") as handle:
+                    expected = xxhash.xxh3_128_hexdigest(handle.read())
+                ok = hash_file(foreign, os.stat(foreign).st_size) == expected
+                fell_back = not hashing._read_flags & getattr(os, "O_NOATIME", 0)  # refused, then plain
+                os.write(write_fd, b"ok" if ok and fell_back else b"mismatch")
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as reader:
+            answer = reader.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0 and answer == b"ok"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _readable_and_small(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.R_OK) and os.path.getsize(path) <= 64 * KIB

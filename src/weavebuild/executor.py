@@ -397,10 +397,10 @@ class LocalExecutor(Executor):
             index += 1
         if not stages[-1]:
             return None
-        search_path = (os.environ if env is None else env).get("PATH", os.defpath)
+        path = spawn.search_path(env)
         for stage in stages:
             first = stage[0]
-            if first in _BASH_WORDS or "=" in first or not self._runnable(first, search_path, cwd):
+            if first in _BASH_WORDS or "=" in first or not self._runnable(first, path, cwd):
                 return None
         return stages, source, target, append
 
@@ -466,20 +466,17 @@ class LocalExecutor(Executor):
             pwd = self._pwds[key] = "" if names_cwd else os.path.realpath(cwd)
         return pwd
 
-    def _runnable(self, name: str, search_path: str, cwd: str) -> bool:
-        """Whether bash, with `search_path` as PATH and `cwd` as its directory, would find a
-        program `name` (a path if it has a slash). Looked up once per build; the process itself
+    def _runnable(self, name: str, path: str, cwd: str) -> bool:
+        """Whether bash, with `path` as PATH and `cwd` as its directory, would find a program
+        `name` among the files spawn would try. Looked up once per build; the process itself
         is then started with the whole PATH, searched at exec as bash would, so a program
         installed meanwhile ahead of the one found here is the one that runs."""
-        key = (name, search_path, cwd)
+        key = (name, path, cwd)
         found = self._programs.get(key)
         if found is None:
-            if "/" in name:
-                candidates = [name]
-            else:
-                candidates = [os.path.join(entry or ".", name) for entry in search_path.split(os.pathsep)]
-            found = any(_is_program(os.path.join(cwd, candidate)) for candidate in candidates)
-            self._programs[key] = found
+            found = self._programs[key] = any(
+                _is_program(os.path.join(cwd, candidate)) for candidate in spawn.candidates(name, path)
+            )
         return found
 
     def _devnull(self) -> int:

@@ -23,7 +23,7 @@ PARALLEL_BYTES = 32 << 20
 MAX_HASH_THREADS = 4
 
 _xxh128 = xxhash.xxh3_128
-hexdigest = xxhash.xxh3_128_hexdigest  # of bytes
+_hexdigest = xxhash.xxh3_128_hexdigest
 _PLAIN_READ = os.O_RDONLY | os.O_CLOEXEC
 # O_NOATIME (Linux): reading a file to hash it must not write its inode. With relatime, the
 # first read after a change updates the access time; on ext4 that is a journalled inode write
@@ -31,7 +31,7 @@ _PLAIN_READ = os.O_RDONLY | os.O_CLOEXEC
 _read_flags = _PLAIN_READ | getattr(os, "O_NOATIME", 0)
 
 
-def open_to_read(path: str, dir_fd: Optional[int] = None) -> int:
+def _open_to_read(path: str, dir_fd: Optional[int] = None) -> int:
     """A descriptor for reading `path` (relative to `dir_fd` if given) without updating its
     access time where the system allows: O_NOATIME is refused (EPERM) for files of another
     owner, and from the first refusal on this process opens files plainly."""
@@ -46,7 +46,7 @@ def open_to_read(path: str, dir_fd: Optional[int] = None) -> int:
 
 
 def digest_bytes(data: bytes) -> str:
-    return hexdigest(data)
+    return _hexdigest(data)
 
 
 def digest_strings(parts: Iterable[str]) -> str:
@@ -64,11 +64,11 @@ def hash_file(path: str, size_hint: int = -1, dir_fd: Optional[int] = None) -> s
     if 0 <= size_hint <= SMALL_FILE:
         # The common case of build outputs: one read. A read of a regular file that returns
         # less than asked for has reached the end; a file that grew is streamed on.
-        fd = open_to_read(path, dir_fd)
+        fd = _open_to_read(path, dir_fd)
         try:
             data = os.read(fd, size_hint + 1)
             if len(data) <= size_hint:
-                return hexdigest(data)
+                return _hexdigest(data)
         finally:
             os.close(fd)
     opener = None if dir_fd is None else (lambda name, flags: os.open(name, flags, dir_fd=dir_fd))

@@ -21,7 +21,7 @@ import functools
 import os
 import subprocess
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 # The positional parameters of _posixsubprocess.fork_exec, as CPython 3.11+ names them.
 _LAYOUT_311 = (
@@ -84,7 +84,7 @@ def start(
     fork_exec, layout_311 = _FORK_EXEC
     program = argv[0]
     sys.audit("subprocess.Popen", program, argv, cwd, env)
-    executables = _candidates(program, (os.environ if env is None else env).get("PATH", os.defpath))
+    executables = _exec_list(program, search_path(env))
     env_list = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     args = [os.fsencode(word) for word in argv]
     error_read, error_write = os.pipe()
@@ -125,13 +125,24 @@ def start(
     return Child(pid)
 
 
+def search_path(env: Optional[Mapping[str, str]]) -> str:
+    """The PATH a process started with `env` (weave's own if None) searches."""
+    return (os.environ if env is None else env).get("PATH", os.defpath)
+
+
 @functools.lru_cache(maxsize=256)
-def _candidates(program: str, search_path: str) -> Tuple[bytes, ...]:
-    """The paths the child tries to exec, in order (the first that execs wins)."""
+def candidates(program: str, path: str) -> Tuple[str, ...]:
+    """The files `program` may be, in the order they are tried (the first that execs wins):
+    itself if it has a slash, else each entry of `path` (a search_path()) joined with it;
+    relative ones are taken from the process's directory."""
     if os.path.dirname(program):
-        return (os.fsencode(program),)
-    name = os.fsencode(program)
-    return tuple(os.path.join(os.fsencode(entry), name) for entry in search_path.split(os.pathsep))
+        return (program,)
+    return tuple(os.path.join(entry, program) for entry in path.split(os.pathsep))
+
+
+@functools.lru_cache(maxsize=256)
+def _exec_list(program: str, path: str) -> Tuple[bytes, ...]:
+    return tuple(os.fsencode(candidate) for candidate in candidates(program, path))
 
 
 def _raise_child_error(pid: int, report: bytes, program: str, cwd: str) -> None:

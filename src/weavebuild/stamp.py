@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, Fingerprint, racy_window
-from .hashing import SMALL_FILE, digest_strings, hash_files, hexdigest, open_to_read, walk_tree
+from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files, walk_tree
 from .paths import replace_file
 from .store import FileRow, Store
 
@@ -373,26 +373,13 @@ class _Comparison:
         elif st.st_size > SMALL_FILE:
             self.large.append((position, path, st))
         else:
-            # hash_file's one-read case, inlined: a `touch` of every source comes here 10k
-            # times. A file whose size differs from its stat's is being written: changed.
-            size = st.st_size
             hashed_at = time.time_ns()  # before reading: errs towards re-hashing next time
             try:
-                fd = open_to_read(path, self.directory)
-                try:
-                    data = os.read(fd, size + 1)
-                finally:
-                    os.close(fd)
+                now = hash_file(path, st.st_size, self.directory)
             except OSError:
                 self.changed.add(position)
                 return
-            if len(data) != size:
-                self.changed.add(position)
-                return
-            now = hexdigest(data)
-            self.rehashed.append((position, (size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, now, hashed_at)))  # type: ignore[arg-type]
-            if now != digest:
-                self.changed.add(position)
+            self._rehashed(position, st, hashed_at, now)
 
     def finish(self) -> None:
         """Hash the large files set aside (threads read them at once)."""
