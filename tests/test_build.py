@@ -253,6 +253,35 @@ def test_exit_zero_without_output_fails(project):
     assert "rule train exited 0 but did not create models/best/" in result.err
 
 
+def test_an_output_of_the_wrong_kind_fails_the_job(project):
+    """A directory output that the command makes a file, or a file output that it makes a
+    directory, fails at once, naming the fix; never recorded, so never trusted."""
+    project.weavefile(
+        """
+        [rules.model]
+        outputs = ["model/"]
+        cmd = "echo weights > model"
+        [rules.table]
+        outputs = ["table"]
+        cmd = "mkdir table"
+        [rules.latest]
+        outputs = ["latest"]
+        cmd = "mkdir -p runs/1 && ln -s runs/1 latest"
+        """
+    )
+    result = project.run("build", "model/")
+    assert result.rc == 1
+    assert "rule model made model/ a file, not a directory" in result.err, result
+    assert not project.exists("model"), "a failed job's output is removed"
+    result = project.run("build", "table")
+    assert result.rc == 1
+    assert "rule table made table a directory: declare it as 'table/'" in result.err, result
+    # A symlink to a directory is a file output, as before.
+    result = project.run("build", "latest")
+    assert result.rc == 0, result
+    assert "nothing to do" in project.run("build", "latest").out
+
+
 def test_an_old_output_is_removed_before_its_job_runs(project):
     """A job that exits 0 without writing its output fails, even though an old file is there:
     outputs are removed before their job starts."""
@@ -476,6 +505,43 @@ def test_input_inside_directory_output_depends_on_it(project):
     assert result.rc == 0, result
     assert project.read("report.txt") == "m\n"
 
+
+_NESTED_READER = """
+[rules.use]
+inputs = ["{read}"]
+outputs = ["out.txt"]
+cmd = "cat {read_cmd} > {{outputs}}"
+[rules.make]
+inputs = ["src.txt"]
+outputs = ["model/"]
+cmd = "mkdir {{outputs}} && cp {{inputs}} {{outputs}}/w.txt && mkdir {{outputs}}/sub && cp {{inputs}} {{outputs}}/sub/v.txt"
+"""
+
+
+@pytest.mark.parametrize(
+    "read, read_cmd",
+    [("model/w.txt", "{inputs}"), ("model/sub/", "{inputs}/v.txt"), ("model/", "{inputs}/w.txt")],
+    ids=["file-inside", "subdirectory-inside", "the-directory"],
+)
+@pytest.mark.parametrize("settled", [True, False], ids=["after-no-op", "after-build"])
+def test_rebuilt_directory_output_reruns_what_reads_inside_it(project, read, read_cmd, settled):
+    """A job reading a file (or subdirectory) inside a directory output that is rebuilt reruns
+    in the same build, with the new content: the digests taken when the build started (or
+    trusted from the no-op stamp) do not outlive the rebuilt directory. And no false "changed
+    while the build was running" warning: the next build has nothing to do."""
+    project.weavefile(_NESTED_READER.format(read=read, read_cmd=read_cmd))
+    project.write("src.txt", "one\n")
+    assert project.run("build").rc == 0
+    if settled:
+        assert "nothing to do" in project.run("build").out
+    project.write("src.txt", "two\n")
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert result.started == ["make model/", "use out.txt"], result
+    assert "changed while the build was running" not in result.err, result
+    assert project.read("out.txt") == "two\n"
+    again = project.run("build")
+    assert again.rc == 0 and again.started == [] and "nothing to do" in again.out, again
 
 def test_python_api(project):
     make_pipeline(project)

@@ -185,6 +185,7 @@ class Builder:
         self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
         self._created_dirs: Set[str] = set()  # output parents this build made: nothing older is in them
         self._restarted: Set[str] = set()  # jobs cancelled because an input changed
+        self._rewritten: Dict[str, List[str]] = {}  # see _rewrites
         self._delays: Dict[Tuple[str, int], float] = {}
         self._last_flush = 0.0
         self._stopping = False  # the build is over: background helpers stop
@@ -476,9 +477,22 @@ class Builder:
             return None
         return _Running(job, grant, verdict, attempt, log_path, deadline)
 
+    def _rewrites(self, job: Job) -> List[str]:
+        """The paths whose digests a run of `job` makes stale: its outputs and, under a
+        directory output, the files and subdirectories other jobs of this build read (their
+        digests may have been taken before it ran, when its dependents were predicted)."""
+        if not any(job.dir_outputs):
+            return job.outputs
+        paths = self._rewritten.get(job.key)
+        if paths is None:
+            trees = tuple(output + "/" for output, is_dir in zip(job.outputs, job.dir_outputs) if is_dir)
+            nested = {path for dependent in job.dependents for path in dependent.inputs if path.startswith(trees)}
+            paths = self._rewritten[job.key] = list(job.outputs) + sorted(nested)
+        return paths
+
     def _prepare_outputs(self, job: Job) -> None:
         """Check outputs stay inside the project, remove stale ones, create parent dirs."""
-        self.files.forget(job.outputs)
+        self.files.forget(self._rewrites(job))
         for output, is_dir in zip(job.outputs, job.dir_outputs):
             full = os.path.join(self.root, output)
             parent = os.path.dirname(full)
@@ -520,7 +534,7 @@ class Builder:
                 raise UsageError(f"cannot prepare output '{output}': {exc.strerror or exc}") from None
 
     def _remove_outputs(self, job: Job) -> None:
-        self.files.forget(job.outputs)
+        self.files.forget(self._rewrites(job))
         for output, is_dir in zip(job.outputs, job.dir_outputs):
             full = os.path.join(self.root, output)
             try:
@@ -550,10 +564,20 @@ class Builder:
                     failure += " (command not found)"
         if failure is None:
             # Outputs are only looked at here; they are hashed later (_hash_outputs), once.
-            self.files.forget(job.outputs)
+            self.files.forget(self._rewrites(job))
             for output, is_dir in zip(job.outputs, job.dir_outputs):
                 if not self.files.exists(output):
                     failure = f"rule {job.rule.name} exited 0 but did not create {output}" + ("/" if is_dir else "")
+                    break
+                if self.files.is_directory(output) != is_dir and (
+                    is_dir or not os.path.islink(os.path.join(self.root, output))  # a link to a directory is a file
+                ):
+                    failure = (
+                        f"rule {job.rule.name} made {output}/ a file, not a directory"
+                        if is_dir
+                        else f"rule {job.rule.name} made {output} a directory: declare it as '{output}/'"
+                        " in outputs (a trailing slash marks a directory output)"
+                    )
                     break
         status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
         self._attempt_rows.append(

@@ -11,7 +11,7 @@ import errno
 import os
 import stat as stat_module
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import UsageError
 from .hashing import hash_file, hash_files, hash_tree
@@ -86,6 +86,9 @@ class FileState:
         # stamp's check), `_trusted_fingerprint` answers.
         self._read_as: Dict[str, Fingerprint] = {}
         self._trusted_fingerprint: Optional[Callable[[str], Optional[Fingerprint]]] = None
+        # Paths forgotten (rewritten by a job) since they were trusted: a digest taken again
+        # is not the one `_trusted_fingerprint` vouches for.
+        self._forgotten: Set[str] = set()
 
     def full_path(self, path: str) -> str:
         return path if path[:1] == os.sep else self._prefix + path
@@ -102,6 +105,14 @@ class FileState:
         # Keyed as digest() is asked: relative to the root (the resolver asks with full paths).
         self._stats[path[len(self._prefix) :] if path.startswith(self._prefix) else path] = st
         return True
+
+    def is_directory(self, path: str) -> bool:
+        """Whether `path` is a directory (or a symlink to one), from the stat exists() just
+        took if it kept one."""
+        st = self._stats.get(path)
+        if st is not None:
+            return stat_module.S_ISDIR(st.st_mode)
+        return os.path.isdir(self.full_path(path))
 
     def seen_as(self, path: str) -> Optional[Fingerprint]:
         """The (size, mtime, inode, ctime) that exists() last saw for `path` and kept for its
@@ -261,6 +272,8 @@ class FileState:
             self._memo.pop(path, None)
             self._stats.pop(path, None)
             self._read_as.pop(path, None)
+            if self._trusted_fingerprint is not None:
+                self._forgotten.add(path)
 
     def changed_since_read(self, paths: Sequence[str]) -> List[str]:
         """Those of `paths` (files whose digests this build took) that are no longer as they
@@ -276,8 +289,8 @@ class FileState:
             for path in paths:
                 then = self._read_as.get(path)
                 if then is None:
-                    if self._trusted_fingerprint is None or path not in self._memo:
-                        continue  # a directory (trees are not fingerprinted), or never read
+                    if self._trusted_fingerprint is None or path not in self._memo or path in self._forgotten:
+                        continue  # a directory (trees are not fingerprinted), never read, or re-read
                     then = self._trusted_fingerprint(path)
                     if then is None:
                         continue
