@@ -703,6 +703,33 @@ def test_alias_missing_item(tmp_path):
         build_graph(manifest, ["all"])
 
 
+def test_alias_items_take_literal_braces_and_globs_as_inputs_do(tmp_path):
+    """`{{`/`}}` are literal braces and a glob expands to the files it matches now, as in any
+    rule's inputs; the jobs of matched outputs are built, matched sources need nothing."""
+    touch(tmp_path, "data/a.csv", "data/b.csv", "out/x.o", "out/y.o")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.all]
+        inputs = ["out/{{literal}}.txt", "data/*.csv", "out/*.o"]
+        [rules.brace]
+        outputs = ["out/{{literal}}.txt"]
+        cmd = "x"
+        [rules.obj]
+        outputs = ["out/{name}.o"]
+        cmd = "y"
+        """,
+    )
+    assert keys(graph) == ["brace", "obj[name=x]", "obj[name=y]"]
+    assert graph.job("brace").outputs == ["out/{literal}.txt"]
+
+
+def test_alias_glob_matching_nothing_warns(tmp_path):
+    graph = graph_of(tmp_path, '[rules.all]\ninputs = ["plots/*.png"]\n')
+    assert keys(graph) == []
+    assert any("input glob 'plots/*.png' matches no file" in warning for warning in graph.warnings)
+
+
 def test_alias_naming_itself_is_a_cycle(tmp_path):
     manifest = manifest_in(tmp_path, '[rules.all]\ninputs = ["all"]\n')
     with pytest.raises(CycleError) as info:

@@ -199,6 +199,21 @@ class Resolver:
         self.queries.append(("exists", path, answer))
         return answer
 
+    def _expand_input(self, path: str, rule: RuleSpec) -> List[str]:
+        """An input path (wildcards and braces done): the files a glob matches now, sorted
+        (a path with glob characters that exists as it is written is that path), or the path."""
+        if paths.has_glob(path) and not self.exists(path):
+            listing = paths.listing_of(self.root, path)
+            matches = paths.expand_glob(self.root, path)
+            self._asked(("glob", path, tuple(matches)), listing)
+            if not matches:
+                self.warnings.append(
+                    f"rule '{rule.name}': input glob '{path}' matches no "
+                    "file (globs see existing files only, not other rules' outputs)"
+                )
+            return matches
+        return [paths.normalize(path)]
+
     def _asked(self, query: tuple, listing: Optional[paths.Listing]) -> None:
         self.queries.append(query)
         if listing is not None:
@@ -260,19 +275,7 @@ class Resolver:
             for combo in itertools.product(*value_lists):
                 bound = dict(wildcards)
                 bound.update(zip(unbound, combo))
-                path = paths.substitute(pattern, bound)
-                if paths.has_glob(paths.unescape(path)) and not self.exists(paths.unescape(path)):
-                    listing = paths.listing_of(self.root, paths.unescape(path))
-                    matches = paths.expand_glob(self.root, paths.unescape(path))
-                    self._asked(("glob", paths.unescape(path), tuple(matches)), listing)
-                    if not matches:
-                        self.warnings.append(
-                            f"rule '{rule.name}': input glob '{paths.unescape(path)}' matches no "
-                            "file (globs see existing files only, not other rules' outputs)"
-                        )
-                    group.extend(matches)
-                else:
-                    group.append(paths.normalize(paths.unescape(path)))
+                group.extend(self._expand_input(paths.unescape(paths.substitute(pattern, bound)), rule))
             groups.append(group)
         job.inputs = [p for group in groups for p in group]
         named_inputs = {
@@ -486,7 +489,12 @@ class Resolver:
         )
 
     def _resolve_alias_item(self, item: str, alias: RuleSpec) -> List[Job]:
-        path = paths.normalize(item)
+        literal = paths.unescape(item)
+        expanded = self._expand_input(literal, alias)
+        if expanded != [paths.normalize(literal)]:  # a glob: the jobs that make what it matched
+            jobs = (self.producer(match, {}) for match in expanded)
+            return [job for job in jobs if job is not None]
+        path = expanded[0]
         job = self.producer(path, {})
         if job is not None:
             return [job]
