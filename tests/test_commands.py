@@ -55,6 +55,7 @@ def test_list_shows_rules(project):
     out = project.run("list").out
     assert "default targets: all" in out
     assert "clean_sample (pattern rule)" in out and "wildcards: sample" in out
+    assert "merge (rule)" in out, "a foreach over inputs only is one fan-in job, not a pattern"
     assert "all (alias)" in out
 
 
@@ -120,3 +121,31 @@ def test_clean_removes_emptied_directories(project):
     assert project.run("clean").rc == 0
     assert not project.exists("clean") and not project.exists("models")
     assert project.exists("raw/a.txt")
+
+
+def test_status_and_plan_align_wide_characters(project):
+    """Reasons line up in a terminal when paths hold wide (CJK) characters: each takes two
+    columns."""
+    project.weavefile(
+        """
+        [rules.c]
+        inputs = ["日本.txt"]
+        outputs = ["clean/日本.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.d]
+        inputs = ["abcd.txt"]
+        outputs = ["clean/abcd.txt"]
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    project.write("日本.txt", "x\n")
+    project.write("abcd.txt", "y\n")
+    from weavebuild.reporter import text_width
+
+    for command in ("status", "plan"):
+        out = project.run(command, "clean/日本.txt", "clean/abcd.txt").out
+        rows = [line for line in out.splitlines() if "never built" in line]
+        assert len(rows) == 2, out
+        columns = {text_width(row[: row.index("never built")]) for row in rows}
+        assert len(columns) == 1, (command, rows)
+    assert text_width("日本") == 4 and text_width("e\u0301") == 1 and text_width("ab") == 2

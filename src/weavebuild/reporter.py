@@ -52,6 +52,24 @@ class Reporter:
     def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None: ...
 
 
+def text_width(text: str) -> int:
+    """Columns `text` takes in a terminal: wide (CJK) characters take two, combining marks
+    none; for aligning tables of paths."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
+def pad(text: str, width: int) -> str:
+    """`text` padded with spaces to `width` terminal columns (see text_width)."""
+    return text + " " * (width - text_width(text))
+
+
 # A failure report shows at most this much of a command: a fan-in over 10k paths makes a
 # command of megabytes, and the report is for reading.
 COMMAND_SHOWN = 600

@@ -15,6 +15,7 @@ from ..cli import (
     verbosity_options,
 )
 from ..invocation import run_build
+from ..reporter import pad, text_width
 
 
 def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:
@@ -45,10 +46,10 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
         click.echo(f"nothing to do ({len(fresh)} job{'s' if len(fresh) != 1 else ''} up to date)")
     else:
         click.echo(f"would run {len(stale)} of {len(graph.jobs)} jobs:")
-        width = min(48, max(len(job.display) for job in stale))
+        width = min(48, max(text_width(job.display) for job in stale))
         for index, job in enumerate(stale, 1):
             reasons = "; ".join(str(r) for r in verdicts[job.key].reasons)
-            click.echo(f"  [{index}/{len(stale)}] {job.display.ljust(width)}  ({reasons})")
+            click.echo(f"  [{index}/{len(stale)}] {pad(job.display, width)}  ({reasons})")
             if settings.verbosity >= 2:
                 click.echo("      $ " + job.cmd.replace("\n", "\n        "))
     if show_up_to_date and fresh:

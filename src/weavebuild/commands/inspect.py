@@ -8,6 +8,7 @@ from typing import Sequence
 import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option
+from ..reporter import pad, text_width
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -21,12 +22,12 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     rows = [job for job in graph.jobs if show_all or not verdicts[job.key].up_to_date]
     if rows:
-        width = min(50, max(len(job.display) for job in rows))
+        width = min(50, max(text_width(job.display) for job in rows))
         for job in rows:
             verdict = verdicts[job.key]
             state = "up to date" if verdict.up_to_date else "STALE"
             reason = "" if verdict.up_to_date else "  " + "; ".join(str(r) for r in verdict.reasons)
-            click.echo(f"{state:<10}  {job.display.ljust(width) if reason else job.display}{reason}")
+            click.echo(f"{state:<10}  {pad(job.display, width) if reason else job.display}{reason}")
     click.echo(
         f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
         + (f", {len(stale)} stale" if stale else "")

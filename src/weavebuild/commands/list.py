@@ -7,6 +7,7 @@ import os
 import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option
+from ..manifest import wildcard_names_in
 
 
 @click.command("list", context_settings=CONTEXT_SETTINGS)
@@ -31,7 +32,10 @@ def list_rules(settings: Settings) -> None:
             note = "  (--set)" if name in project.overrides else ""
             click.echo(f"  {name:<{width}} = {shown}{note}")
     for rule in manifest.rules.values():
-        kind = "alias" if rule.is_alias else ("pattern rule" if rule.wildcard_names else "rule")
+        # A pattern rule has a job per wildcard value; a foreach used only in the inputs is
+        # one fan-in job.
+        is_pattern = any(wildcard_names_in(output) for output in rule.outputs)
+        kind = "alias" if rule.is_alias else ("pattern rule" if is_pattern else "rule")
         click.echo(f"\n{rule.name} ({kind})" + (f": {rule.description}" if rule.description else ""))
         if rule.inputs:
             click.echo("  inputs:    " + " ".join(rule.inputs))
