@@ -122,6 +122,38 @@ def test_directory_outputs_are_stamped_and_checked(project):
     assert not project.exists("models/best/extra.txt")
 
 
+
+def test_hand_edit_inside_a_directory_output_read_by_another_job(project):
+    """A file inside a directory output that another job reads is edited by hand after a
+    no-op: the directory's job reruns (its output is modified) and restores it, and the
+    reader is cut off; the edited content is never trusted. (The stamp once reached only the
+    reader, whose own path the file is, and left the directory's job up to date.)"""
+    project.weavefile(
+        """
+        default = ["all"]
+        [rules.all]
+        inputs = ["d/", "e.txt"]
+        [rules.d]
+        inputs = ["a.txt"]
+        outputs = ["d/"]
+        cmd = "mkdir -p {outputs[0]}; cat {inputs} > {outputs[0]}/x.txt"
+        [rules.e]
+        inputs = ["d/x.txt"]
+        outputs = ["e.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    project.write("a.txt", "hello\n")
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # settles anything racy; stamps
+    assert fast_path_used(project.root)
+    with open(project.root / "d/x.txt", "a") as handle:
+        handle.write("junk\n")
+    result = project.run("build")
+    assert result.rc == 0 and result.started == ["d d/"], result
+    assert project.read("d/x.txt") == "hello\n" and project.read("e.txt") == "hello\n"
+    assert "nothing to do" in project.run("build").out
+
 def test_racy_entries_are_verified_by_content(project):
     """A file hashed within its timestamp window is stamped as racy: an equal fingerprint
     proves nothing, so the check re-reads it and sees a same-size rewrite."""

@@ -493,9 +493,20 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
     for position in changed:
         del unchanged[paths[position]]
     if "" in digests:  # directories: checked as trees, never "unchanged" as a whole
+        directories: Dict[str, int] = {}
         for position, digest in enumerate(digests):
             if not digest:
                 unchanged.pop(paths[position], None)
+                directories[paths[position]] = position
+        # A file changed inside a stamped tree changes the directories around it: the jobs
+        # that write or read those are reached too (the file may also be a job's own path,
+        # as an input inside a directory output, which alone would reach only its reader).
+        for position in list(changed):
+            inner, outer = paths[position], os.path.dirname(paths[position])
+            while outer and outer != inner:
+                if outer in directories:
+                    changed.add(directories[outer])
+                inner, outer = outer, os.path.dirname(outer)
     try:
         structure = marshal.loads(stamp.structure_blob)
         job_keys = result.job_keys
