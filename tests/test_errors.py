@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from conftest import assert_user_error
@@ -207,3 +209,176 @@ def test_common_toml_mistakes_come_with_a_hint(project, text, fragments):
     result = project.run("build")
     assert_user_error(result, *fragments)
     assert "\n  hint: " in result.err
+
+
+# -- values that load today and break later ------------------------------------------------------
+
+RULE = '[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n'
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ('[rules.a]\noutputs = ["a"]\ncmd = "touch a\\u0000"\n', ["Weavefile:3:", "rule 'a', key 'cmd'", "NUL"]),
+        ('[rules.a]\noutputs = ["a"]\ncmd = ["touch a", "echo \\u0000"]\n', ["Weavefile:3:", "key 'cmd'", "NUL"]),
+        (RULE + 'env = { X = "1\\u0000" }\n', ["Weavefile:4:", "key 'env'", "value of 'X' contains a NUL"]),
+        (RULE + 'env = { "X\\u0000" = "1" }\n', ["Weavefile:4:", "key 'env'", "not a valid environment variable name"]),
+        ('[vars]\nx = "a\\u0000"\n' + RULE, ["Weavefile:2:", "variable 'x' contains a NUL character"]),
+        ('[vars]\nx = ["a", "\\u0000"]\n' + RULE, ["Weavefile:2:", "variable 'x' contains a NUL character"]),
+    ],
+    ids=["cmd", "cmd-list", "env-value", "env-name", "var", "var-list"],
+)
+def test_nul_characters_are_refused_at_load(project, text, fragments):
+    """A NUL cannot reach a command line or the environment: refused at load, not at start."""
+    project.write("Weavefile", text, dedent=False)
+    assert_user_error(project.run("build"), *fragments)
+    assert not project.exists("a")
+
+
+@pytest.mark.parametrize("env", ['{ "A=B" = "1" }', '{ "" = "2" }'])
+def test_env_names_must_be_valid(project, env):
+    project.write("Weavefile", RULE + f"env = {env}\n", dedent=False)
+    assert_user_error(project.run("build"), "Weavefile:4:", "rule 'a', key 'env'", "not a valid environment variable name")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1979-05-27", "07:32:00", "1979-05-27T07:32:00Z", "1979-05-27T07:32:00", "{ a = 1 }", "[{ a = 1 }]", "[[1]]",
+     "nan", "inf", "-inf", "[1, nan]"],
+)
+def test_var_values_no_command_can_take_are_refused(project, value):
+    project.write("Weavefile", f"[vars]\nx = {value}\n" + RULE.replace("touch a", "echo {vars.x} > a"), dedent=False)
+    result = project.run("build")
+    assert_user_error(result, "Weavefile:2:", "variable 'x' must be a string, number, boolean or a list of those")
+    assert not project.exists("a")
+
+
+@pytest.mark.parametrize("setting", ["n=nan", "n=inf", "n=-inf", "n=1e999", "l=[1, nan]", "l=[[1]]", "l=[{a=1}]"])
+def test_set_refuses_what_the_weavefile_may_not_hold(project, setting):
+    project.write("Weavefile", "[vars]\nn = 3\nl = [1, 2]\n" + RULE.replace("touch a", "echo {vars.n} {vars.l} > a"), dedent=False)
+    assert_user_error(project.run("build", "--set", setting), f"--set {setting}:")
+    assert not project.exists("a")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("timeout = 1" + "0" * 400, "a duration must be a finite number of seconds"),
+        ('retry_delay = "1' + "0" * 400 + 's"', "a duration must be a finite number of seconds"),
+        ('timeout = "\u0663s"', "is not a duration"),  # ARABIC-INDIC DIGIT THREE
+        ('timeout = "\uff13"', "is not a duration"),  # FULLWIDTH DIGIT THREE
+    ],
+    ids=["huge-int", "huge-text", "arabic-indic", "fullwidth"],
+)
+def test_durations_too_large_or_not_in_ascii_digits(project, text, fragment):
+    project.write("Weavefile", RULE + text + "\n", dedent=False)
+    assert_user_error(project.run("list"), "Weavefile:4:", "rule 'a'", fragment)
+
+
+@pytest.mark.parametrize(
+    "amount", ["nan", "inf", "1e16", "2000000000000000", "1" + "0" * 400], ids=["nan", "inf", "1e16", "2e15", "1e400"]
+)
+def test_resource_amounts_must_be_finite_and_sensible(project, amount):
+    project.write("Weavefile", RULE + f"resources = {{ gpu = {amount} }}\n", dedent=False)
+    assert_user_error(project.run("build"), "Weavefile:4:", "rule 'a', key 'resources'", "resource 'gpu' must be a finite number")
+    project.write("Weavefile", f"[resources]\ngpu = {amount}\n" + RULE, dedent=False)
+    assert_user_error(project.run("build"), "Weavefile:1:", "key 'resources'", "resource 'gpu' must be a finite number")
+    project.write("Weavefile", RULE + f"cpus = {amount}\n", dedent=False)
+    assert_user_error(project.run("build"), "Weavefile:4:", "key 'cpus'")
+    assert not project.exists("a")
+
+
+@pytest.mark.parametrize(
+    "regex",
+    [
+        "(a)\\\\1",
+        pytest.param(
+            "(?i)a",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="a mid-pattern global flag is an error from 3.11"),
+        ),
+    ],
+)
+def test_wildcard_constraints_are_compiled_as_the_build_combines_them(project, regex):
+    """Alone each constraint compiles; inside the output's regex a backreference or a global
+    flag does not: refused at load, not as an internal error when a target is matched."""
+    project.write(
+        "Weavefile",
+        f'[rules.a]\noutputs = ["o/{{s}}"]\ncmd = "touch {{outputs}}"\nwildcards = {{ s = "{regex}" }}\n',
+        dedent=False,
+    )
+    assert_user_error(project.run("list"), "Weavefile:4:", "rule 'a', key 'wildcards'", "constraint for 's'", "backreferences")
+    assert_user_error(project.run("build", "o/a"), "key 'wildcards'")
+
+
+def test_names_ending_in_a_newline_are_refused(project):
+    project.write("Weavefile", '[rules."a\\n"]\noutputs = ["a"]\ncmd = "touch a"\n', dedent=False)
+    assert_user_error(project.run("list"), "rule names may contain only")
+    project.write("Weavefile", '[vars]\n"x\\n" = 1\n' + RULE, dedent=False)
+    assert_user_error(project.run("list"), "Weavefile:1:", "key 'vars'", "must be an identifier")
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        (
+            '[rules.a]\noutputs = ["o/"]\ncmd = "mkdir o"\n[rules.b]\noutputs = ["o/x"]\ncmd = "touch o/x"\n',
+            ["Weavefile:5:", "rule 'b', key 'outputs'", "output 'o/x' is inside directory output 'o/' of rule 'a'"],
+        ),
+        (
+            '[rules.a]\noutputs = ["o/"]\ncmd = "mkdir o"\n[rules.b]\noutputs = ["o/x/"]\ncmd = "mkdir -p o/x"\n',
+            ["Weavefile:5:", "rule 'b'", "output 'o/x/' is inside directory output 'o/' of rule 'a'"],
+        ),
+        (
+            '[rules.b]\noutputs = ["o/x/y"]\ncmd = "touch o/x/y"\n[rules.a]\noutputs = ["./o/"]\ncmd = "mkdir o"\n',
+            ["Weavefile:5:", "rule 'a'", "directory output './o/' contains output 'o/x/y' of rule 'b'"],
+        ),
+        (
+            '[rules.a]\noutputs = ["o/", "o/x"]\ncmd = "mkdir o"\n',
+            ["Weavefile:2:", "rule 'a'", "output 'o/x' is inside directory output 'o/' of rule 'a'"],
+        ),
+    ],
+    ids=["file-after-dir", "dir-after-dir", "dir-after-file", "same-rule"],
+)
+def test_outputs_inside_a_directory_output_are_refused(project, text, fragments):
+    project.write("Weavefile", text, dedent=False)
+    assert_user_error(project.run("list"), *fragments)
+
+
+def test_outputs_beside_a_directory_output_or_with_wildcards_are_fine(project):
+    project.weavefile(
+        '[rules.a]\noutputs = ["o/"]\ncmd = "mkdir o"\n'
+        '[rules.b]\noutputs = ["ox", "p/o/x"]\ncmd = "mkdir -p p/o; touch ox p/o/x"\n'
+        '[rules.c]\noutputs = ["q/{n}.txt"]\ncmd = "touch {outputs}"\n'
+    )
+    assert project.run("list").rc == 0
+
+
+@pytest.mark.parametrize(
+    "output, fragment",
+    [
+        (".", "output '.' is the project directory"),
+        ("./", "output './' is the project directory"),
+        ("Weavefile", "output 'Weavefile' is the Weavefile"),
+        ("./Weavefile", "output './Weavefile' is the Weavefile"),
+        (".weave/x", "output '.weave/x' is inside weave's state directory (.weave/)"),
+    ],
+)
+def test_protected_outputs_are_refused_at_load(project, output, fragment):
+    project.write("Weavefile", f'[rules.a]\noutputs = ["{output}"]\ncmd = "true"\n', dedent=False)
+    assert_user_error(project.run("list"), "Weavefile:2:", "rule 'a', key 'outputs'", fragment)
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ('rules.a.outputs = ["a"]\nrules.a.cmd = "touch a"\nrules.a.bogus = 1\n', ["Weavefile:3:", "rule 'a', key 'bogus'"]),
+        ('[vars]\nx = 1\n[rules]\na.outputs = ["a"]\na.cmd = "touch a"\na.bogus = 1\n', ["Weavefile:6:", "rule 'a', key 'bogus'"]),
+        ('[rules]\n"a.b".cmd = "touch a"\n"a.b".outputs = ["a"]\n"a.b".bogus = 1\n', ["Weavefile:4:", "rule 'a.b', key 'bogus'"]),
+        ('[vars]\nx = 1\n[rulez.a]\noutputs = ["a"]\n', ["Weavefile:3:", "key 'rulez': unknown top-level key"]),
+        ('rulez.a.cmd = "x"\n' + RULE, ["Weavefile:1:", "key 'rulez': unknown top-level key"]),
+    ],
+    ids=["top-level-dotted", "rules-table-dotted", "quoted-name-dotted", "mistyped-header", "mistyped-dotted"],
+)
+def test_dotted_keys_and_mistyped_headers_are_located(project, text, fragments):
+    project.write("Weavefile", text, dedent=False)
+    assert_user_error(project.run("list"), *fragments)

@@ -13,7 +13,15 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError, UsageError
-from .paths import GLOB_CHARS, WILDCARD_RE, compile_regex
+from .paths import (
+    GLOB_CHARS,
+    WILDCARD_RE,
+    compile_pattern,
+    compile_regex,
+    normalize,
+    protected_output,
+    unescape,
+)
 from .projectfile import overrides_key
 
 
@@ -43,8 +51,9 @@ RULE_KEYS = (
     "description",
 )
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RULE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# \Z, not $: `$` also matches before a final newline, which would let "x\n" through.
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+RULE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 DEFAULT_WILDCARD_REGEX = r"[^/]+"
 
 Value = Union[str, int, float, bool]
@@ -241,20 +250,30 @@ def _toml_hint(message: str) -> Optional[str]:
     return None
 
 
-_VAR_KIND_EXAMPLES = {"a boolean": "true", "a number": "3", "a list": "'[64, 32]' (a TOML array)"}
+_VAR_KIND_EXAMPLES = {"a boolean": "true", "a number": "3", "a list": "'[64, 32]' (a TOML array of strings, numbers or booleans)"}
 
 
 def _var_kind(value: Any) -> Optional[str]:
-    """What `--set` must give for a var with this value (booleans first: True is an int)."""
+    """What a var with this value holds, and so what `--set` must give for it (booleans first:
+    True is an int); None for what a var may not hold: tables, dates and times, nested lists,
+    nan and inf (no command could be given them as text, and the stamp could not record them)."""
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
         return "a number"
     if isinstance(value, str):
         return "text"
-    if isinstance(value, list):
+    if isinstance(value, list) and all(_var_kind(item) not in (None, "a list") for item in value):
         return "a list"
     return None
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a var's value (text, or text in a list) holds a NUL character, which no command
+    line or environment variable can carry: the job would fail to start."""
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return isinstance(value, str) and "\0" in value
 
 
 def override_var(name: str, text: str, default: Any, path: str, line: Optional[int]) -> Any:
@@ -263,12 +282,20 @@ def override_var(name: str, text: str, default: Any, path: str, line: Optional[i
     epochs=300` equals `epochs = 300` and reruns nothing)."""
     kind = _var_kind(default)
     if kind == "text":
-        return text
-    try:
-        value = _toml().loads(f"value = {text}")["value"]
-    except Exception:  # any parse failure means "not a value of this kind"
-        value = None
-    if _var_kind(value) != kind or (kind == "a list" and any(isinstance(item, dict) for item in value)):
+        value: Any = text
+    else:
+        try:
+            value = _toml().loads(f"value = {text}")["value"]
+        except Exception:  # any parse failure means "not a value of this kind"
+            value = None
+    if _has_nul(value):  # a TOML escape (\u0000) in a list, or text from the Python API
+        raise UsageError(
+            f"--set {name}=...: the value contains a NUL character",
+            hint="no command or environment variable can hold one",
+        )
+    if kind == "text":
+        return value
+    if _var_kind(value) != kind:
         where = f"{path}:{line}" if line else path
         raise UsageError(
             f"--set {name}={text}: '{name}' is {kind} in [vars] ({where}), and '{text}' is not",
@@ -279,7 +306,9 @@ def override_var(name: str, text: str, default: Any, path: str, line: Optional[i
     return value
 
 
-_INLINE_RULE_RE = re.compile(r"""^\s*(["']?)([A-Za-z0-9_.-]+)\1\s*=""")
+# The key of a `key = value` line: bare or quoted parts, dotted (`a.env`, `"a.b".env`).
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
+_KEY_LINE_RE = re.compile(r"\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=")
 
 
 class _Locator:
@@ -291,7 +320,9 @@ class _Locator:
     def __init__(self, text: str):
         self.lines = text.splitlines()
         self._headers: Optional[Dict[str, int]] = None
-        self._subtables: Dict[Tuple[str, str], int] = {}  # (rule, key) -> line of [rules.RULE.KEY]
+        # (rule, key) -> line of [rules.RULE.KEY], or of a dotted key `RULE.KEY = ...` under
+        # [rules] (or `rules.RULE.KEY = ...` at top level)
+        self._subtables: Dict[Tuple[str, str], int] = {}
 
     def _header_line(self, rule: Optional[str]) -> Optional[int]:
         if rule is None:
@@ -300,7 +331,7 @@ class _Locator:
             # One pass over the text, on first use: rules are looked up once each, so a
             # per-rule scan would make loading quadratic in the number of rules.
             self._headers = {}
-            inline: Dict[str, int] = {}  # rules written as `name = {...}` under [rules]
+            inline: Dict[str, int] = {}  # rules written as `name = {...}` (or `name.key = ...`)
             table = ""
             for number, line in enumerate(self.lines, 1):
                 stripped = line.strip()
@@ -312,10 +343,19 @@ class _Locator:
                         self._headers.setdefault(name, number)
                         if sub:  # [rules.NAME.KEY]: a key of the rule written as a sub-table
                             self._subtables.setdefault((name, sub), number)
-                elif table == "rules":
-                    match = _INLINE_RULE_RE.match(line)
-                    if match:
-                        inline.setdefault(match.group(2), number)
+                elif table in ("rules", "") and stripped[:1] not in ("", "#"):
+                    match = _KEY_LINE_RE.match(line)
+                    if match is None:
+                        continue
+                    key = re.sub(r"\s*\.\s*", ".", match.group(1))
+                    if table == "":  # at top level only `rules.NAME... = ...` names a rule
+                        if not key.startswith("rules."):
+                            continue
+                        key = key[len("rules.") :]
+                    name, sub = _split_rule_header(key)
+                    inline.setdefault(name, number)
+                    if sub:  # NAME.KEY = ...: a key of the rule written as a dotted key
+                        self._subtables.setdefault((name, sub), number)
             for name, number in inline.items():
                 self._headers.setdefault(name, number)
         return self._headers.get(rule)
@@ -360,6 +400,22 @@ class _Locator:
                 return index + 1
         return header
 
+    def find_top_level(self, key: str) -> Optional[int]:
+        """1-based line where the top-level key `key` first appears: `key = ...` or `key.sub = ...`
+        before the first table, or a table header [key], [key.sub] or [[key]] anywhere (for an
+        unknown key, such as a mistyped [rulez.a], that find() would not look for)."""
+        key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
+        table_re = re.compile(r'^\s*\[\[?\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[\].]')
+        at_top = True
+        for number, line in enumerate(self.lines, 1):
+            if line.lstrip().startswith("["):
+                if table_re.match(line):
+                    return number
+                at_top = False
+            elif at_top and key_re.match(line):
+                return number
+        return None
+
 
 def _split_rule_header(rest: str) -> Tuple[str, str]:
     """`a`, `a.env`, `"a.b"`, `"a.b".env` (what follows `rules.` in a table header) →
@@ -374,6 +430,9 @@ def _split_rule_header(rest: str) -> Tuple[str, str]:
     return name, tail.split(".")[0].strip("\"'")
 
 
+_NUL_HINT = "remove it: no command line or environment variable can hold one"
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
     import difflib
 
@@ -381,7 +440,8 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+# [0-9], not \d: \d (and float()) would also take other scripts' digits, such as '٣'.
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -390,18 +450,23 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            seconds = math.inf
+        if not math.isfinite(seconds):
             raise ValueError("a duration must be a finite number of seconds")
-        if value < 0:
+        if seconds < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
+        return seconds
     if not isinstance(value, str):
         raise ValueError("expected a duration such as '90s', '2h' or '1h30m'")
     text = value.strip().lower().replace(" ", "")
     if not text:
         raise ValueError("empty duration")
     try:
-        return parse_duration(float(text))
+        if text.isascii():
+            return parse_duration(float(text))
     except ValueError:
         pass
     position, total = 0, 0.0
@@ -412,7 +477,24 @@ def parse_duration(value: Any) -> float:
         position = match.end()
     if position != len(text):
         raise ValueError(f"'{value}' is not a duration such as '90s', '2h' or '1h30m'")
+    if not math.isfinite(total):  # so many digits that float() gave inf
+        raise ValueError("a duration must be a finite number of seconds")
     return total
+
+
+# The largest resource or cpus amount: beyond it a count means nothing, and far beyond it an
+# integer no longer fits the float that the scheduler's arithmetic turns it into.
+MAX_AMOUNT = 1e15
+
+
+def _amount_in_range(amount: Union[int, float]) -> bool:
+    """Not nan or inf, and at most MAX_AMOUNT (comparing a huge int with a float is exact)."""
+    return not (isinstance(amount, float) and math.isnan(amount)) and abs(amount) <= MAX_AMOUNT
+
+
+def _show_amount(amount: Union[int, float]) -> str:
+    text = repr(amount)
+    return text if isinstance(amount, float) or len(text) <= 20 else f"a {len(text)}-digit integer"
 
 
 def _type_name(value: Any) -> str:
@@ -463,11 +545,19 @@ class _Validator:
         line = self.locator.find(rule, key) if (rule or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
 
+    def var_error(self, name: str, message: str, hint: Optional[str] = None) -> ManifestError:
+        """An error about the value of var `name`, at its line in [vars]."""
+        return ManifestError(
+            message, path=self.path, line=self.locator.find_in_table("vars", name), key=name, hint=hint
+        )
+
     def manifest(self, data: Dict[str, Any], digest: str, overrides: Mapping[str, str]) -> Manifest:
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                raise self.error(
+                raise ManifestError(
                     "unknown top-level key",
+                    path=self.path,
+                    line=self.locator.find_top_level(key),
                     key=key,
                     hint=_did_you_mean(key, TOP_LEVEL_KEYS)
                     or f"valid top-level keys: {', '.join(TOP_LEVEL_KEYS)}",
@@ -479,12 +569,18 @@ class _Validator:
         for name, value in variables.items():
             if not NAME_RE.match(name):
                 raise self.error(f"variable name '{name}' must be an identifier", key="vars")
-            if isinstance(value, dict):
-                raise ManifestError(
-                    f"variable '{name}' must be a string, number, boolean or list",
-                    path=self.path,
-                    line=self.locator.find_in_table("vars", name),
-                    key=name,
+            if _var_kind(value) is None:
+                raise self.var_error(
+                    name,
+                    f"variable '{name}' must be a string, number, boolean or a list of those",
+                    hint=f"write a date or time as text ({name} = \"1979-05-27\"); nan, inf, tables "
+                    "and lists inside lists cannot be put in a command",
+                )
+            if _has_nul(value):
+                raise self.var_error(
+                    name,
+                    f"variable '{name}' contains a NUL character",
+                    hint="remove it: no command or environment variable can hold one",
                 )
         if overrides:
             variables = self.override_vars(variables, overrides)
@@ -540,6 +636,13 @@ class _Validator:
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
                 raise self.error(
                     f"resource '{name}' must be a non-negative number, got {amount!r}", rule, key
+                )
+            if not _amount_in_range(amount):
+                raise self.error(
+                    f"resource '{name}' must be a finite number of at most {MAX_AMOUNT:.0e}, got {_show_amount(amount)}",
+                    rule,
+                    key,
+                    hint="amounts are counts such as gpu = 1 or mem_gb = 64",
                 )
             result[name] = amount
         return result
@@ -609,6 +712,30 @@ class _Validator:
             self.check_braces(item, rule, key)
         return items, names
 
+    def check_patterns(self, spec: RuleSpec, constraints: Dict[str, str]) -> None:
+        """Compile the rule's output and foreach patterns with its constraints, as the build
+        will: a constraint that compiles alone may still break the combined regex."""
+        patterns = [o for o in spec.outputs if wildcard_names_in(o)]
+        patterns += [p for p in spec.foreach.values() if isinstance(p, str)]
+        for pattern in patterns:
+            try:
+                compile_pattern(pattern, spec.wildcard_regex)
+            except re.error as exc:
+                culprit = ""
+                for key, regex in constraints.items():
+                    try:
+                        compile_pattern(pattern, {key: regex})
+                    except re.error:
+                        culprit = f" for '{key}'"
+                        break
+                raise self.error(
+                    f"constraint{culprit} does not work inside pattern '{pattern}': {exc}",
+                    spec.name,
+                    "wildcards",
+                    hint="a constraint may not use backreferences (\\1) or global flags such as (?i); "
+                    "groups are fine, best as (?:...)",
+                ) from None
+
     def check_braces(self, pattern: str, rule: str, key: str) -> None:
         stripped = WILDCARD_RE.sub("", pattern)
         if "{" in stripped or "}" in stripped:
@@ -650,6 +777,8 @@ class _Validator:
                 raise self.error(f"must be a string (or a list of strings), got {_type_name(cmd)}", name, "cmd")
             if not cmd.strip():
                 raise self.error("is empty", name, "cmd")
+            if "\0" in cmd:
+                raise self.error("contains a NUL character", name, "cmd", hint=_NUL_HINT)
         spec.cmd = cmd
         if cmd is None:
             extra = [k for k in body if k not in ("inputs", "description")]
@@ -750,6 +879,8 @@ class _Validator:
         for key in all_wildcards:
             spec.wildcard_regex.setdefault(key, DEFAULT_WILDCARD_REGEX)
         spec.wildcard_names = tuple(all_wildcards)
+        if wildcard_table:  # only a user's constraint can fail to combine: the default cannot
+            self.check_patterns(spec, wildcard_table)
         for input_pattern in spec.inputs:
             for wildcard in wildcard_names_in(input_pattern):
                 if wildcard not in all_wildcards:
@@ -779,15 +910,26 @@ class _Validator:
         cpus = body.get("cpus", 1)
         if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
             raise self.error(f"must be a positive integer, got {cpus!r}", name, "cpus")
+        if not _amount_in_range(cpus):
+            raise self.error(f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, "cpus")
         spec.cpus = cpus
         env = body.get("env", {})
         if not isinstance(env, dict):
             raise self.error("must be a table of environment variables", name, "env")
         for key, value in env.items():
+            if not key or "=" in key or "\0" in key:
+                raise self.error(
+                    f"{key!r} is not a valid environment variable name",
+                    name,
+                    "env",
+                    hint="a name must be non-empty and hold no '=' or NUL character",
+                )
             if isinstance(value, bool):
                 value = "1" if value else "0"
             if not isinstance(value, (str, int, float)):
                 raise self.error(f"value of '{key}' must be a string or number", name, "env")
+            if isinstance(value, str) and "\0" in value:
+                raise self.error(f"value of '{key}' contains a NUL character", name, "env", hint=_NUL_HINT)
             spec.env[key] = str(value)
         retries = body.get("retries")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
@@ -909,12 +1051,27 @@ class _Validator:
         return Placeholder(kind, index, attr, "{" + body + "}")
 
     def check_unique_outputs(self, rules: Dict[str, RuleSpec]) -> None:
+        """Outputs without wildcards: none is weave's own (the project directory, the Weavefile,
+        .weave/), no two rules make the same one, and none lies inside a directory output.
+        Outputs with wildcards are checked for each job, when their values are known."""
+        weavefile_name = os.path.basename(self.path)
         seen: Dict[str, str] = {}
+        static: List[Tuple[str, str, str]] = []  # (rule, output as written, normalised)
+        has_dirs = False
         for rule in rules.values():
             if any(wildcard_names_in(output) for output in rule.outputs):
                 continue  # pattern outputs are checked when they are matched
             for output in rule.outputs:
-                key = os.path.normpath(output.replace("{{", "{").replace("}}", "}")).rstrip("/")
+                key = normalize(unescape(output)).rstrip("/")
+                protected = protected_output(key, weavefile_name)
+                if protected:
+                    raise self.error(
+                        f"output '{output}' {protected}",
+                        rule.name,
+                        "outputs",
+                        hint="a job may not write it, and weave never deletes it: "
+                        "name a file or directory inside the project",
+                    )
                 if key in seen and seen[key] != rule.name:
                     raise self.error(
                         f"output '{output}' is also produced by rule '{seen[key]}'",
@@ -923,3 +1080,38 @@ class _Validator:
                         hint="each file must be made by exactly one rule",
                     )
                 seen[key] = rule.name
+                static.append((rule.name, output, key))
+                has_dirs = has_dirs or output.endswith("/")
+        if has_dirs:  # most Weavefiles have none: no walk up every output's directories
+            self.check_directory_outputs(static)
+
+    def check_directory_outputs(self, static: List[Tuple[str, str, str]]) -> None:
+        """No output lies inside a directory output (`o/`): that rule would own its file. In
+        file order, so the error names the later rule; one lookup per output and per directory
+        above it, never a comparison of every pair."""
+        dirs: Dict[str, Tuple[str, str]] = {}  # directory output -> (rule, output as written)
+        above: Dict[str, Tuple[str, str]] = {}  # a directory above outputs -> the first (rule, output)
+        hint = "a directory output holds everything in it: list only the directory, or put the file elsewhere"
+        for rule, output, key in static:
+            parent = key
+            while "/" in parent:
+                parent = parent.rsplit("/", 1)[0]
+                if parent in dirs:
+                    owner, directory = dirs[parent]
+                    raise self.error(
+                        f"output '{output}' is inside directory output '{directory}' of rule '{owner}'",
+                        rule,
+                        "outputs",
+                        hint=hint,
+                    )
+                above.setdefault(parent, (rule, output))
+            if output.endswith("/"):
+                if key in above:
+                    owner, inner = above[key]
+                    raise self.error(
+                        f"directory output '{output}' contains output '{inner}' of rule '{owner}'",
+                        rule,
+                        "outputs",
+                        hint=hint,
+                    )
+                dirs.setdefault(key, (rule, output))
