@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from conftest import assert_user_error
 from test_build import make_pipeline
@@ -149,3 +152,75 @@ def test_status_and_plan_align_wide_characters(project):
         columns = {text_width(row[: row.index("never built")]) for row in rows}
         assert len(columns) == 1, (command, rows)
     assert text_width("日本") == 4 and text_width("e\u0301") == 1 and text_width("ab") == 2
+
+
+# -- what weave never touches, and inputs it cannot hash -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "weavefile, target, message",
+    [
+        ('[rules.mk]\noutputs = ["{name}/"]\ncmd = "mkdir -p {outputs}"\n', ".", "target '.' is the project directory"),
+        ('[rules.mk]\noutputs = ["{name}/"]\ncmd = "mkdir -p {outputs}"\n', "./", "target './' is the project directory"),
+        ('[rules.mk]\noutputs = ["{name}/"]\nforeach = { name = ["."] }\ncmd = "mkdir -p {outputs}"\n', "mk", "foreach value '.' for 'name' is '.'"),
+        ('[rules.mk]\noutputs = ["{p}"]\ncmd = "echo > {outputs}"\n', "Weavefile", "output 'Weavefile' is the Weavefile"),
+        ('[rules.mk]\noutputs = ["{p}/"]\ncmd = "mkdir -p {outputs}"\n', ".weave", "output '.weave' is weave's state directory"),
+        ('[rules.mk]\noutputs = ["{p}"]\nforeach = { p = ["Weavefile"] }\ncmd = "echo > {outputs}"\n', "mk", "output 'Weavefile' is the Weavefile"),
+        ('[rules.mk]\noutputs = ["x"]\ncmd = "echo > {outputs}"\n', "", "empty target"),
+    ],
+    ids=["dot", "dot-slash", "foreach-dot", "weavefile", "state-dir", "foreach-weavefile", "empty"],
+)
+def test_a_job_never_writes_the_project_directory_weavefile_or_state(project, weavefile, target, message):
+    """The project directory, the Weavefile and .weave/ can never be a job's output, whatever
+    the wildcards say: a build would delete them before the job runs. Nothing is touched."""
+    project.weavefile(weavefile)
+    project.write("src/data.txt", "precious\n")
+    before = project.read("Weavefile")
+    for command in ("build", "status"):
+        assert_user_error(project.run(command, target), message)
+    assert project.read("Weavefile") == before and project.read("src/data.txt") == "precious\n"
+
+
+def test_alias_cycle_is_reported(project):
+    project.weavefile('[rules.a]\ninputs = ["b"]\n[rules.b]\ninputs = ["c"]\n[rules.c]\ninputs = ["a"]\n')
+    assert_user_error(project.run("build", "a"), "dependency cycle: a -> b -> c -> a")
+    assert_user_error(project.run("status", "b"), "dependency cycle: b -> c -> a -> b")
+
+
+def test_inputs_that_are_devices_or_fifos_are_errors_not_hangs(project):
+    """Reading /dev/zero or a FIFO to hash it would never end: such an input is refused."""
+    os.mkfifo(project.root / "pipe")
+    project.weavefile(
+        """
+        [rules.zero]
+        inputs = ["/dev/zero"]
+        outputs = ["z"]
+        cmd = "touch {outputs}"
+        [rules.fifo]
+        inputs = ["pipe"]
+        outputs = ["f"]
+        cmd = "touch {outputs}"
+        """
+    )
+    assert_user_error(project.run("build", "z", timeout=60), "cannot read '/dev/zero': it is a device")
+    assert_user_error(project.run("build", "f", timeout=60), "cannot read 'pipe': it is a FIFO")
+
+
+def test_a_weavefile_that_is_not_a_file_is_named_as_such(project):
+    (project.root / "Weavefile").mkdir()
+    assert_user_error(project.run("build"), "Weavefile' is a directory")
+    (project.root / "Weavefile").rmdir()
+    (project.root / "Weavefile").symlink_to("missing")
+    assert_user_error(project.run("build"), "Weavefile' is a broken symlink")
+    assert_user_error(project.run("-f", "nope.toml", "build"), "nope.toml' not found")
+    assert_user_error(project.run("-f", "/dev/null", "build"), "Weavefile '/dev/null' is not a regular file")
+
+
+def test_out_of_range_numbers_on_the_command_line(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    assert project.run("build").rc == 0
+    result = project.run("history", "-n", "99999999999999999999")
+    assert result.rc == 0 and "weave build" in result.out, result
+    for option in ("--debounce", "--poll-interval"):
+        for value in ("nan", "inf"):
+            assert_user_error(project.run("watch", option, value, timeout=60), f"Invalid value for '{option}'")

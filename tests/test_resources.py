@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import assert_user_error
 from weavebuild import resources
 from weavebuild.errors import UsageError
 from weavebuild.resources import (
@@ -231,3 +232,12 @@ def test_make_pool_does_not_detect_when_no_job_needs_a_gpu(monkeypatch):
     pool = make_pool(2, {"mem_mb": 10}, {}, gpu_needed=False)
     assert pool.totals == {"mem_mb": 10}
     assert pool.free_gpu_ids == []
+
+
+def test_an_absurd_gpu_total_is_an_error_not_a_hang(project):
+    """Each GPU gets an id to hand out: a mistyped total (1e12) is refused at once."""
+    project.weavefile('[rules.a]\noutputs = ["a"]\nresources = { gpu = 1 }\ncmd = "touch a"\n')
+    assert_user_error(
+        project.run("--resources", "gpu=1000000000000", "build", timeout=60),
+        "gpu=1000000000000 is more GPUs than weave hands out",
+    )

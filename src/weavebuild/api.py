@@ -13,11 +13,11 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from . import graphcache, stamp
+from . import graphcache, paths, stamp
 from .errors import Interrupted, ManifestError, UsageError
 from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
-from .projectfile import MANIFEST_NAMES, find_manifest, overrides_key
+from .projectfile import MANIFEST_NAMES, find_manifest, overrides_key, why_not_a_file
 from .reporter import Reporter
 from .results import FAILED, RAN, UP_TO_DATE, BuildResult
 from .store import Store
@@ -91,12 +91,19 @@ class Project:
             path = weavefile if os.path.isabs(weavefile) else os.path.join(directory, weavefile)
             if not os.path.isfile(path):
                 raise UsageError(
-                    f"Weavefile '{path}' not found",
+                    f"Weavefile '{path}' {why_not_a_file(path)}",
                     hint="-f takes a path relative to the project directory (-C DIR, default .)",
                 )
         else:
             found = find_manifest(directory)
             if found is None:
+                for name in MANIFEST_NAMES:  # there, but not a file: say what it is
+                    candidate = os.path.join(directory, name)
+                    if os.path.lexists(candidate):
+                        raise UsageError(
+                            f"'{candidate}' {why_not_a_file(candidate)}",
+                            hint="the Weavefile must be a regular file (or a symlink to one), or use -f FILE",
+                        )
                 raise UsageError(
                     f"no Weavefile in {os.path.abspath(directory)}",
                     hint=f"create one ({' or '.join(MANIFEST_NAMES)}), run 'weave init', or use -C DIR / -f FILE",
@@ -424,10 +431,13 @@ class Project:
                     outputs.extend(store.recorded_outputs())
                 removed: List[str] = []
                 parents: set = set()
+                weavefile_name = os.path.basename(self.path)
                 for output in dict.fromkeys(outputs):
                     path = output.rstrip("/")
                     if path in sources:
                         continue  # now a source: never delete a user's file
+                    if paths.protected_output(paths.normalize(path), weavefile_name):
+                        continue  # recorded by a version that let a rule name it: never delete it
                     full = os.path.join(self.root, path)
                     if not os.path.lexists(full):
                         continue

@@ -33,6 +33,13 @@ def _parse_duration(ctx: click.Context, param: click.Parameter, value: Optional[
         raise click.BadParameter(str(exc)) from None
 
 
+def finite_seconds(ctx: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
+    """A FloatRange option's value, refusing nan and infinity (which its bounds let through)."""
+    if value is not None and (value != value or value in (float("inf"), float("-inf"))):
+        raise click.BadParameter("must be a finite number of seconds")
+    return value
+
+
 def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
     if value and isinstance(ctx.obj, Settings):
         ctx.obj.verbosity = max(ctx.obj.verbosity, 1) + value

@@ -56,12 +56,20 @@ _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_
 class UnreadableFile(UsageError):
     """A file weave must read but cannot (permissions): the user's to fix (exit 2)."""
 
-    def __init__(self, path: str, reason: str):
-        super().__init__(
-            f"cannot read '{path}': {reason}",
-            hint="weave reads every input and output to know its content: check its permissions",
-        )
+    def __init__(self, path: str, reason: str, hint: str = "weave reads every input and output to know its content: check its permissions"):
+        super().__init__(f"cannot read '{path}': {reason}", hint=hint)
         self.reason = reason
+
+
+def _special_kind(mode: int) -> Optional[str]:
+    """What a file that is neither a regular file nor a directory is (None for those two)."""
+    if stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode):
+        return None
+    if stat_module.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat_module.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat_module.S_ISCHR(mode) or stat_module.S_ISBLK(mode) else "not a regular file"
 
 
 class FileState:
@@ -137,6 +145,13 @@ class FileState:
                     st = os.stat(full)
                 if stat_module.S_ISDIR(st.st_mode):
                     digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
+                elif not stat_module.S_ISREG(st.st_mode):
+                    # A device or FIFO: reading it may never end (/dev/zero) or block forever.
+                    raise UnreadableFile(
+                        path,
+                        f"it is {_special_kind(st.st_mode)}",
+                        hint="inputs and outputs are regular files or directories, whose content weave hashes",
+                    )
                 else:
                     digest = self._file_digest(full, st, path)
                     self._read_as[path] = fingerprint(st)

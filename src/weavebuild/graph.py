@@ -182,6 +182,7 @@ class Resolver:
         self.manifest = manifest
         self.root = manifest.root
         self._exists_rel = exists
+        self._weavefile_name = os.path.basename(manifest.path)
         self._foreach: Dict[Tuple[str, str], List[str]] = {}
         self.jobs: Dict[str, Job] = {}
         # Every file-system question resolution asked, with its answer: the graph cache is
@@ -263,6 +264,12 @@ class Resolver:
                 raise UsageError(
                     f"rule '{rule.name}': output '{output}' is outside the project directory",
                     hint="outputs must stay inside the project; check the wildcard values",
+                )
+            protected = paths.protected_output(output, self._weavefile_name)
+            if protected:
+                raise UsageError(
+                    f"rule '{rule.name}': output '{output}' {protected}",
+                    hint="a job may not write (and weave never deletes) it: check the wildcard values",
                 )
         groups: List[List[str]] = []
         for pattern in rule.inputs:
@@ -426,17 +433,19 @@ class Resolver:
         ordered = {name: values[name] for name in rule.wildcard_names if name in values}
         return self.job_for(rule, ordered)
 
-    def resolve_target(self, target: str) -> List[Job]:
-        """The jobs a target names: a rule name (every job of a non-pattern rule) or a path."""
+    def resolve_target(self, target: str, aliases: Tuple[str, ...] = ()) -> List[Job]:
+        """The jobs a target names: a rule name (every job of a non-pattern rule) or a path.
+        `aliases`: the aliases being expanded that led here (an alias naming one of them is
+        a cycle)."""
         rules = self.manifest.rules
         if target in rules:
             rule = rules[target]
             if rule.is_alias:
+                if target in aliases:
+                    raise CycleError(list(aliases[aliases.index(target) :]) + [target])
                 jobs: List[Job] = []
                 for item in rule.inputs:
-                    if item == target:
-                        raise CycleError([target, target])
-                    jobs.extend(self._resolve_alias_item(item, rule))
+                    jobs.extend(self._resolve_alias_item(item, rule, aliases + (target,)))
                 return jobs
             entries = [
                 (r, w) for path, (r, w) in self.index.static.items() if r is rule
@@ -466,6 +475,8 @@ class Resolver:
                     seen.add(job.key)
                     jobs.append(job)
             return jobs
+        if not target.strip():
+            raise UsageError("empty target", hint="name a file or a rule; with no target weave builds the defaults")
         path = paths.normalize(target)
         if paths.is_outside(path) and not os.path.isabs(target):
             raise UsageError(f"target '{target}' is outside the project directory")
@@ -474,6 +485,11 @@ class Resolver:
             real = os.path.realpath(path)
             if real == root or real.startswith(root + os.sep):
                 path = paths.normalize(os.path.relpath(real, root))
+        if path == ".":
+            raise UsageError(
+                f"target '{target}' is the project directory, which no rule makes",
+                hint="name files or rules to build; with no target weave builds the defaults",
+            )
         job = self.producer(path, {})
         if job is not None:
             return [job]
@@ -488,7 +504,7 @@ class Resolver:
             hint=f"did you mean '{close[0]}'?" if close else "run 'weave list' to see the rules and their outputs",
         )
 
-    def _resolve_alias_item(self, item: str, alias: RuleSpec) -> List[Job]:
+    def _resolve_alias_item(self, item: str, alias: RuleSpec, aliases: Tuple[str, ...]) -> List[Job]:
         literal = paths.unescape(item)
         expanded = self._expand_input(literal, alias)
         if expanded != [paths.normalize(literal)]:  # a glob: the jobs that make what it matched
@@ -499,8 +515,8 @@ class Resolver:
         if job is not None:
             return [job]
         # A rule name wins over a file of the same name (the rule's outputs may exist already).
-        if item in self.manifest.rules and item != alias.name:
-            return self.resolve_target(item)
+        if item in self.manifest.rules:
+            return self.resolve_target(item, aliases)
         if self.exists(path):
             return []
         raise UsageError(

@@ -106,10 +106,31 @@ def bad_wildcard_value(value: str) -> Optional[str]:
         return "contains a NUL character"
     if not value:
         return "is empty"
-    if any(part == ".." for part in value.split("/")):
+    parts = value.split("/")
+    if ".." in parts:
         return "contains '..'"
     if value.startswith("/"):
         return "is an absolute path"
+    if "." in parts:  # 'x/{name}/' with '.' would name 'x' itself: the directory around it
+        return "is '.' or contains a './' step"
+    return None
+
+
+STATE_DIR = ".weave"
+
+
+def protected_output(path: str, weavefile_name: str) -> Optional[str]:
+    """Why weave must never write or delete the normalised project-relative `path` as a job's
+    output, or None: the project directory itself, the Weavefile (named `weavefile_name` in
+    the project directory), and weave's own state."""
+    if path in ("", "."):
+        return "is the project directory"
+    if path == weavefile_name:
+        return "is the Weavefile"
+    if path == STATE_DIR:
+        return f"is weave's state directory ({STATE_DIR}/)"
+    if path.startswith(STATE_DIR + "/"):
+        return f"is inside weave's state directory ({STATE_DIR}/)"
     return None
 
 

@@ -19,6 +19,22 @@ def find_manifest(directory: str) -> Optional[str]:
     return None
 
 
+def why_not_a_file(path: str) -> str:
+    """Why `path` cannot be read as a Weavefile (it is no regular file), in words."""
+    import errno
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if not os.path.lexists(path):
+            return "not found"
+        return "is a symlink loop" if exc.errno == errno.ELOOP else "is a broken symlink"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    return "is not a regular file"
+
+
 def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
     """The bytes that `--set` values add to a Weavefile's digest (none without overrides), so
     that graphs, caches and no-op stamps of different overrides never stand in for each other."""

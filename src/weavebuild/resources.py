@@ -138,6 +138,9 @@ class ResourcePool:
         return self.free_slots == self.slots
 
 
+MAX_GPUS = 65536
+
+
 def _id_order(value: str) -> Tuple[int, str]:
     return (int(value), "") if value.isdigit() else (1 << 30, value)
 
@@ -164,6 +167,11 @@ def make_pool(
     gpu_ids: List[str] = []
     if "gpu" in totals:
         count = int(totals["gpu"])
+        if count > MAX_GPUS:  # each GPU gets an id to hand out: a typo must not fill memory
+            raise UsageError(
+                f"gpu={_fmt(totals['gpu'])} is more GPUs than weave hands out (at most {MAX_GPUS})",
+                hint="set the gpu total to the number of GPUs of this machine",
+            )
         visible = visible_gpu_ids()
         if visible is None:
             gpu_ids = [str(i) for i in range(count)]

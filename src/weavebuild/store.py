@@ -15,10 +15,10 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import StoreError
+from .paths import STATE_DIR
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x57454156  # 'WEAV': tells our database from any other SQLite file
-STATE_DIR = ".weave"
 DB_NAME = "state.db"
 KEEP_RUNS = 1000
 

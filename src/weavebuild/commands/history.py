@@ -36,7 +36,7 @@ def history(settings: Settings, limit: int, as_json: bool) -> None:
     project = settings.project()
     store = project.open_store(readonly=True)
     try:
-        runs = load_runs(store, limit=limit)
+        runs = load_runs(store, limit=min(limit, 1 << 62))  # SQLite integers are 64-bit
     finally:
         store.close()
     if as_json:
