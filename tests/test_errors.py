@@ -382,3 +382,27 @@ def test_protected_outputs_are_refused_at_load(project, output, fragment):
 def test_dotted_keys_and_mistyped_headers_are_located(project, text, fragments):
     project.write("Weavefile", text, dedent=False)
     assert_user_error(project.run("list"), *fragments)
+
+
+def test_bad_foreach_values_are_located_and_blamed_on_set(project):
+    """A literal foreach list is checked when the file loads, at the foreach's line; values
+    that come from a var given with --set are blamed on the --set, not on the Weavefile."""
+    project.write(
+        "Weavefile",
+        '[vars]\nitems = ["a"]\nrun = "r1"\n[rules.a]\noutputs = ["o/{x}"]\ncmd = "echo > {outputs}"\n'
+        'foreach = { x = "{vars.items}" }\n[rules.b]\noutputs = ["o/{y}"]\ncmd = "echo > {outputs}"\n\n'
+        'foreach = { y = [".."] }\n',
+        dedent=False,
+    )
+    assert_user_error(project.run("list"), "Weavefile:12:", "rule 'b', key 'foreach'", "foreach value '..' for 'y' contains '..'")
+    project.write(
+        "Weavefile",
+        '[vars]\nitems = ["a"]\nrun = "r1"\n[rules.a]\noutputs = ["o/{x}"]\ncmd = "echo > {outputs}"\n'
+        'foreach = { x = "{vars.items}" }\n[rules.b]\noutputs = ["runs/{vars.run}/o.txt"]\ncmd = "echo > {outputs}"\n',
+        dedent=False,
+    )
+    result = project.run("build", "--set", "items=[true]")
+    assert_user_error(result, "--set items=[true]: rule 'a', key 'foreach'", "must be a glob pattern string or a list of values")
+    assert "Weavefile:" not in result.err
+    assert_user_error(project.run("build", "--set", 'items=["../x"]'), '--set items=["../x"]: rule \'a\'', "contains '..'")
+    assert_user_error(project.run("build", "--set", "run=.."), "output 'runs/../o.txt' has a '..' step", "--set values")

@@ -612,7 +612,7 @@ RULE_ERRORS = [
         'outputs = ["o"]\ncmd = "x"\nforeach = { s = ["a", ""] }',
         "foreach",
         4,
-        "value '' for 's' is empty or has NUL",
+        "foreach value '' for 's' is empty",
         None,
     ),
     (

@@ -16,8 +16,10 @@ from .errors import ManifestError, UsageError
 from .paths import (
     GLOB_CHARS,
     WILDCARD_RE,
+    bad_wildcard_value,
     compile_pattern,
     compile_regex,
+    is_outside,
     normalize,
     protected_output,
     unescape,
@@ -538,12 +540,20 @@ class _Validator:
         self.path = path
         self.locator = locator
         self._placeholders: Dict[str, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
+        self.overridden: Dict[str, str] = {}  # var name -> the text --set gave it
 
     def error(
         self, message: str, rule: Optional[str] = None, key: Optional[str] = None, hint: Optional[str] = None
     ) -> ManifestError:
         line = self.locator.find(rule, key) if (rule or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
+
+    def foreach_error(self, message: str, rule: str, var: Optional[str], hint: Optional[str] = None) -> UsageError:
+        """An error about a rule's foreach values; when they come from a var given with --set,
+        it names the --set, not the Weavefile's line."""
+        if var is not None and var in self.overridden:
+            return UsageError(f"--set {var}={self.overridden[var]}: rule '{rule}', key 'foreach': {message}", hint=hint)
+        return self.error(message, rule, "foreach", hint=hint)
 
     def var_error(self, name: str, message: str, hint: Optional[str] = None) -> ManifestError:
         """An error about the value of var `name`, at its line in [vars]."""
@@ -615,6 +625,7 @@ class _Validator:
                 )
             line = self.locator.find_in_table("vars", name)
             variables[name] = override_var(name, text, variables[name], self.path, line)
+            self.overridden[name] = text
         return variables
 
     def string_list(self, value: Any, rule: Optional[str], key: str) -> List[str]:
@@ -796,11 +807,13 @@ class _Validator:
         for output in spec.outputs:
             normalized = output.replace("\\", "/")
             if os.path.isabs(normalized) or normalized.split("/")[0] == ".." or "/../" in f"/{normalized}/":
+                escapes = os.path.isabs(normalized) or is_outside(normalize(normalized))
                 raise self.error(
-                    f"output '{output}' is outside the project directory",
+                    f"output '{output}' " + ("is outside the project directory" if escapes else "has a '..' step"),
                     name,
                     "outputs",
-                    hint="outputs must be relative paths inside the project",
+                    hint="outputs must be relative paths inside the project, without '..'"
+                    + (" (check the vars it uses, and --set values)" if self.overridden else ""),
                 )
         # Wildcards: names in outputs define them; foreach keys define them too.
         output_wildcards: List[str] = []
@@ -816,9 +829,11 @@ class _Validator:
         for key, values in foreach.items():
             if not NAME_RE.match(key):
                 raise self.error(f"'{key}' is not a valid wildcard name", name, "foreach")
+            source: Optional[str] = None  # the var the values come from, if one
             if isinstance(values, str):
                 whole = _WHOLE_VAR_RE.fullmatch(values.strip())
                 if whole is not None:  # the var's list of values, or its pattern
+                    source = whole.group(1)
                     values = self.var_value(whole.group(1), variables, name, "foreach", used)
                     if not isinstance(values, (str, list)):
                         raise self.error(
@@ -845,11 +860,17 @@ class _Validator:
             ):
                 values = [str(v) for v in values]
                 for value in values:
-                    if not value or "\0" in value:
-                        raise self.error(f"value {value!r} for '{key}' is empty or has NUL", name, "foreach")
+                    problem = bad_wildcard_value(value)
+                    if problem:
+                        raise self.foreach_error(
+                            f"foreach value {value!r} for '{key}' {problem}",
+                            name,
+                            source,
+                            hint="each value is put into the rule's paths: it must name a path inside the project",
+                        )
             else:
-                raise self.error(
-                    f"'{key}' must be a glob pattern string or a list of values", name, "foreach"
+                raise self.foreach_error(
+                    f"'{key}' must be a glob pattern string or a list of values (strings or integers)", name, source
                 )
             spec.foreach[key] = values
         wildcard_table = body.get("wildcards", {})
