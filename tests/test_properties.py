@@ -5,6 +5,8 @@ Minimality: the jobs that ran are exactly those a verifying-trace model says mus
 runs iff no success record matches its signature (command, the vars it uses, whether from the
 Weavefile or `--set`, and input contents), or its output no longer has the content recorded
 with that signature (early cutoff falls out of this).
+Some jobs make a directory output (`dirN/`, holding `f.txt`); later jobs read it either as
+the directory or as the file inside it, and edits corrupt, delete or add files in it.
 Builds run in-process through the Python API, with real files and real subprocesses.
 """
 
@@ -14,23 +16,29 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weavebuild import Project
 
-# Each job's command is one of these shell transforms of the concatenation of its inputs, and
-# the same transform written in Python for the model. Some lose information, so that changes
-# upstream are sometimes cut off.
+# Each job's command pipes the concatenation of its inputs through one of these shell
+# transforms, and the model applies the same transform written in Python. Some lose
+# information, so that changes upstream are sometimes cut off.
 TRANSFORMS = {
-    "concat": ("cat {inputs} > {outputs}", lambda data: data),
-    "length": ("cat {inputs} | wc -c | tr -d ' ' > {outputs}", lambda data: f"{len(data.encode())}\n"),
-    "nodigits": ("cat {inputs} | tr -d 0-9 > {outputs}", lambda data: "".join(c for c in data if not c.isdigit())),
-    "upper": ("cat {inputs} | tr a-z A-Z > {outputs}", lambda data: data.upper()),
+    "concat": ("cat", lambda data: data),
+    "length": ("wc -c | tr -d ' '", lambda data: f"{len(data.encode())}\n"),
+    "nodigits": ("tr -d 0-9", lambda data: "".join(c for c in data if not c.isdigit())),
+    "upper": ("tr a-z A-Z", lambda data: data.upper()),
 }
 ALPHABET = "ab12\n"
+INNER = "f.txt"  # the one file a directory output holds
+
+
+def content_path(path: str) -> str:
+    """The file whose content a path stands for: a directory output's inner file."""
+    return path + INNER if path.endswith("/") else path
 
 
 @st.composite
@@ -38,11 +46,17 @@ def dags(draw):
     source_count = draw(st.integers(1, 3))
     job_count = draw(st.integers(1, 6))
     jobs = []
+    candidates = [f"src{i}.txt" for i in range(source_count)]
     for index in range(job_count):
-        candidates = [f"src{i}.txt" for i in range(source_count)] + [f"out{j}.txt" for j in range(index)]
         inputs = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=3, unique=True))
         transform = draw(st.sampled_from(sorted(TRANSFORMS)))
-        jobs.append((f"job{index}", inputs, f"out{index}.txt", transform))
+        if draw(st.integers(0, 2)) == 0:  # a directory output, read as itself or as its file
+            output = f"dir{index}/"
+            candidates += [output, output + INNER]
+        else:
+            output = f"out{index}.txt"
+            candidates.append(output)
+        jobs.append((f"job{index}", inputs, output, transform))
     contents = [draw(st.text(ALPHABET, max_size=6)) for _ in range(source_count)]
     return jobs, contents
 
@@ -54,6 +68,7 @@ EDITS = st.one_of(
     st.tuples(st.just("edit_cmd"), st.integers(0, 5)),
     st.tuples(st.just("delete_output"), st.integers(0, 5)),
     st.tuples(st.just("corrupt_output"), st.integers(0, 5)),
+    st.tuples(st.just("add_to_output"), st.integers(0, 5)),  # a stray file in a directory output
     st.tuples(st.just("set_var"), st.integers(0, 2)),  # the next builds use --set k=N
 )
 
@@ -73,33 +88,43 @@ class Model:
         self.var = 0  # the value of `k` the builds use (0 is the Weavefile's; others via --set)
         # Success records keyed by signature: (job, command version, input contents) → output.
         self.records: Dict[Tuple[str, int, Optional[int], Tuple[str, ...]], str] = {}
+        self.strays: Set[str] = set()  # directory outputs holding a file their job did not make
 
     def build(self) -> List[str]:
         """A job is up to date iff a record with its current signature exists and its output
-        still has the recorded content (so reverting an input can make a job up to date)."""
+        still has the recorded content (so reverting an input can make a job up to date). A
+        directory input's content is its file's (a stray file is never read: its job reruns
+        before any reader and removes it)."""
         ran = []
         for name, inputs, output, transform in self.jobs:
-            values = tuple(self.files[i] or "" for i in inputs)
+            values = tuple(self.files[content_path(i)] or "" for i in inputs)
             signature = (name, self.commands[name], self.var if uses_var(name) else None, values)
             recorded = self.records.get(signature)
-            if recorded is None or self.files.get(output) != recorded:
+            if recorded is None or self.files.get(content_path(output)) != recorded or output in self.strays:
                 result = TRANSFORMS[transform][1]("".join(values))
-                self.files[output] = result
+                self.files[content_path(output)] = result
                 self.records[signature] = result
+                self.strays.discard(output)
                 ran.append(name)
         return ran
 
     def scratch(self) -> Dict[str, str]:
         files = {k: v for k, v in self.files.items() if k.startswith("src")}
         for _, inputs, output, transform in self.jobs:
-            files[output] = TRANSFORMS[transform][1]("".join(files[i] for i in inputs))
+            files[content_path(output)] = TRANSFORMS[transform][1]("".join(files[content_path(i)] for i in inputs))
         return files
 
 
 def write_weavefile(root: str, jobs, commands: Dict[str, int]) -> None:
     lines = ['default = ["all"]', "[vars]", "k = 0"]
     for name, inputs, output, transform in jobs:
-        cmd = f"echo {name} >> runs.log; " + TRANSFORMS[transform][0]
+        # Inputs are read by path (a directory input through its file), in the listed order.
+        reads = " ".join(content_path(i) for i in inputs)
+        cmd = f"echo {name} >> runs.log; "
+        if output.endswith("/"):
+            cmd += f"mkdir {{outputs}} && cat {reads} | {TRANSFORMS[transform][0]} > {{outputs}}/{INNER}"
+        else:
+            cmd += f"cat {reads} | {TRANSFORMS[transform][0]} > {{outputs}}"
         if commands[name]:
             cmd += f"  # version {commands[name]}"
         if uses_var(name):
@@ -155,6 +180,9 @@ def test_incremental_build_is_correct_and_minimal(dag, edit_rounds):
             for path, text in expected.items():
                 with open(os.path.join(root, path)) as handle:
                     assert handle.read() == text, path
+            for _, _, output, _ in jobs:
+                if output.endswith("/"):
+                    assert os.listdir(os.path.join(root, output)) == [INNER], output
             build(root, model)  # a second build right after a success runs nothing
             assert read_runs(root) == []
     finally:
@@ -182,14 +210,22 @@ def apply_edit(root: str, model: Model, jobs, edit) -> None:
         model.var = edit[1]
         return
     name, _, output, _ = jobs[edit[1] % len(jobs)]
+    path = os.path.join(root, output)
     if kind == "edit_cmd":
         model.commands[name] += 1
     elif kind == "delete_output":
-        path = os.path.join(root, output)
-        if os.path.exists(path):
+        if output.endswith("/"):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
             os.unlink(path)
-        model.files[output] = None
+        model.files[content_path(output)] = None
     elif kind == "corrupt_output":
-        with open(os.path.join(root, output), "w") as handle:
+        if output.endswith("/"):
+            os.makedirs(path, exist_ok=True)
+        with open(os.path.join(root, content_path(output)), "w") as handle:
             handle.write("corrupt!")
-        model.files[output] = "corrupt!"
+        model.files[content_path(output)] = "corrupt!"
+    elif kind == "add_to_output" and output.endswith("/") and os.path.isdir(path):
+        with open(os.path.join(path, "stray.txt"), "w") as handle:
+            handle.write("not made by the job\n")
+        model.strays.add(output)
