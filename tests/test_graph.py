@@ -534,6 +534,42 @@ def test_foreach_value_with_dotdot_is_refused(tmp_path):
         )
 
 
+def test_glob_characters_in_wildcard_values_are_literal(tmp_path):
+    """A value such as `s[1]` or `a*b` (a file name) fills an input pattern as it is: the path
+    is not re-read as a glob (which matched another file, or nothing, and ran the job without
+    the input); in a glob the user wrote, a value's glob characters match only themselves."""
+    touch(tmp_path, "raw/s1.txt", "raw/s[1].txt", "raw/a*b.txt", "data/s[1]/x.csv", "data/s1/y.csv")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.upper]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["up/{s}.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "x"
+        [rules.twice]
+        inputs = ["up/{s}.txt"]
+        outputs = ["up2/{s}.txt"]
+        cmd = "y"
+        [rules.merge]
+        inputs = ["up/{s}.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "z"
+        [rules.tables]
+        inputs = ["data/{s}/*.csv"]
+        outputs = ["tables/{s}.txt"]
+        cmd = "w"
+        """,
+        ["up2/s[1].txt", "merged.txt", "tables/s[1].txt"],
+    )
+    assert graph.job("twice[s=s[1]]").inputs == ["up/s[1].txt"]
+    assert graph.producers["up/s[1].txt"] is graph.job("upper[s=s[1]]")
+    assert graph.job("merge").inputs == ["up/a*b.txt", "up/s1.txt", "up/s[1].txt"]
+    assert graph.job("tables[s=s[1]]").inputs == ["data/s[1]/x.csv"]
+    assert not graph.warnings
+
+
 def test_glob_inputs_expand_sorted_and_are_recorded(tmp_path):
     touch(tmp_path, "src/b.c", "src/a.c", "src/x.h", "src/sub/deep.c")
     manifest = manifest_in(

@@ -8,6 +8,7 @@ files by definition); it never reads state and never runs anything.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import os
@@ -149,7 +150,7 @@ class _RuleIndex:
                 for combo in itertools.product(*value_lists):
                     bound = dict(zip(generated, combo))
                     for output in rule.outputs:
-                        path = paths.normalize(paths.unescape(paths.substitute(output, bound)))
+                        path = paths.normalize(paths.substitute(output, bound))
                         other = self.static.get(path)
                         if other is not None and other[0] is not rule:
                             raise ManifestError(
@@ -256,7 +257,7 @@ class Resolver:
             return job
         job = Job(key, rule, wildcards)
         job.outputs = [
-            paths.normalize(paths.unescape(paths.substitute(o, wildcards))) for o in rule.outputs
+            paths.normalize(paths.substitute(o, wildcards)) for o in rule.outputs
         ]
         job.dir_outputs = tuple(o.endswith("/") for o in rule.outputs)
         for output in job.outputs:
@@ -279,10 +280,16 @@ class Resolver:
             group: List[str] = []
             unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
             value_lists = [self.foreach_values(rule, n) for n in unbound]
+            is_glob = paths.has_glob(paths.WILDCARD_RE.sub("", pattern))  # as written, not from values
             for combo in itertools.product(*value_lists):
                 bound = dict(wildcards)
                 bound.update(zip(unbound, combo))
-                group.extend(self._expand_input(paths.unescape(paths.substitute(pattern, bound)), rule))
+                if is_glob:
+                    # A glob the user wrote: a value's own glob characters match only themselves.
+                    escaped = {name: glob.escape(value) for name, value in bound.items()}
+                    group.extend(self._expand_input(paths.substitute(pattern, escaped), rule))
+                else:  # a path: whatever characters the values hold (`s[1]`, `a*b`)
+                    group.append(paths.normalize(paths.substitute(pattern, bound)))
             groups.append(group)
         job.inputs = [p for group in groups for p in group]
         named_inputs = {
