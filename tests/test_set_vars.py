@@ -240,3 +240,35 @@ def test_clean_without_targets_removes_what_every_set_of_values_built(runs_proje
     project.clear_runs()
     assert project.run("build", "report").rc == 0
     assert sorted(project.runs_log()) == ["features", "features", "report"]
+
+
+def test_a_sample_added_to_a_foreach_var_runs_only_its_jobs(project):
+    """A var that only lists a foreach's values is not part of the jobs' commands: adding a
+    sample (with --set or in the file) runs the new sample's job and the fan-in over all of
+    them, not every existing sample's job again."""
+    project.weavefile(
+        """
+        default = ["merge"]
+        [vars]
+        samples = ["a", "b"]
+        [rules.features]
+        inputs = ["raw/{s}.csv"]
+        outputs = ["feat/{s}.csv"]
+        foreach = { s = "{vars.samples}" }
+        cmd = "cp {inputs} {outputs}"
+        [rules.merge]
+        inputs = ["feat/{s}.csv"]
+        outputs = ["all.csv"]
+        foreach = { s = "{vars.samples}" }
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    for sample in "abc":
+        project.write(f"raw/{sample}.csv", f"{sample}\n")
+    assert project.run("build").rc == 0
+    result = project.run("build", "--set", 'samples=["a", "b", "c"]')
+    assert result.rc == 0 and result.started == ["features feat/c.csv", "merge all.csv"], result
+    assert project.read("all.csv") == "a\nb\nc\n"
+    result = project.run("build")  # back to two samples: only the fan-in changes
+    assert result.rc == 0 and result.started == ["merge all.csv"], result
+    assert project.read("all.csv") == "a\nb\n"

@@ -826,6 +826,9 @@ class _Validator:
             raise self.error(
                 "must be a table such as { sample = \"raw/{sample}.txt\" }", name, "foreach"
             )
+        # Vars that only choose the foreach values are not part of the jobs' recipes: adding a
+        # sample to `samples` makes one new job and leaves the others' commands as they were.
+        foreach_vars: List[str] = []
         for key, values in foreach.items():
             if not NAME_RE.match(key):
                 raise self.error(f"'{key}' is not a valid wildcard name", name, "foreach")
@@ -834,7 +837,7 @@ class _Validator:
                 whole = _WHOLE_VAR_RE.fullmatch(values.strip())
                 if whole is not None:  # the var's list of values, or its pattern
                     source = whole.group(1)
-                    values = self.var_value(whole.group(1), variables, name, "foreach", used)
+                    values = self.var_value(whole.group(1), variables, name, "foreach", foreach_vars)
                     if not isinstance(values, (str, list)):
                         raise self.error(
                             f"'{key}' = '{{vars.{whole.group(1)}}}' must name a list of values or a pattern string",
@@ -842,7 +845,7 @@ class _Validator:
                             "foreach",
                         )
                 else:
-                    values = self.expand_vars(values, variables, name, "foreach", used)
+                    values = self.expand_vars(values, variables, name, "foreach", foreach_vars)
             if isinstance(values, str):
                 self.check_braces(values, name, "foreach")
                 if key not in wildcard_names_in(values):
