@@ -22,6 +22,8 @@ def test_plan_json_lists_reasons_and_up_to_date(project):
     assert len(data["run"]) == 6 and data["up_to_date"] == []
     first = data["run"][0]
     assert first["reasons"] == [{"kind": "never built", "detail": ""}]
+    outputs = {item["rule"]: item["outputs"] for item in data["run"]}
+    assert outputs["train"] == ["models/best/"] and outputs["merge"] == ["merged.txt"]
     assert project.run("build").rc == 0
     project.write("raw/a.txt", "changed\n")
     data = json.loads(project.run("plan", "--json").out)

@@ -31,7 +31,8 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
                 {
                     "job": job.key,
                     "rule": job.rule.name,
-                    "outputs": job.outputs,
+                    # As the Weavefile writes them: a directory output with its slash.
+                    "outputs": [o + "/" if d else o for o, d in zip(job.outputs, job.dir_outputs)],
                     "command": job.cmd,
                     "reasons": [r.to_json() for r in verdicts[job.key].reasons],
                     "deps": [dep.key for dep in job.deps],
