@@ -761,6 +761,29 @@ def test_alias_items_take_literal_braces_and_globs_as_inputs_do(tmp_path):
     assert graph.job("brace").outputs == ["out/{literal}.txt"]
 
 
+def test_alias_with_foreach_expands_its_inputs(tmp_path):
+    """Snakemake's `rule all: input: expand("calls/{s}.vcf", s=SAMPLES)`: an alias's input with
+    wildcards names one path per foreach value (values with glob characters stay literal)."""
+    touch(tmp_path, "raw/a.txt", "raw/b[1].txt", "raw/c.txt")
+    weavefile = """
+        [rules.all]
+        inputs = ["calls/{s}.vcf", "raw/{s}.txt"]
+        foreach = { s = ["a", "b[1]"] }
+        [rules.every]
+        inputs = ["calls/{s}.vcf"]
+        foreach = { s = "raw/{s}.txt" }
+        [rules.call]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["calls/{s}.vcf"]
+        cmd = "x"
+        """
+    graph = graph_of(tmp_path, weavefile, ["all"])
+    assert keys(graph) == ["call[s=a]", "call[s=b[1]]"]
+    assert graph.job("call[s=b[1]]").inputs == ["raw/b[1].txt"]
+    every = graph_of(tmp_path, weavefile, ["every"])
+    assert keys(every) == ["call[s=a]", "call[s=b[1]]", "call[s=c]"]
+
+
 def test_alias_glob_matching_nothing_warns(tmp_path):
     graph = graph_of(tmp_path, '[rules.all]\ninputs = ["plots/*.png"]\n')
     assert keys(graph) == []

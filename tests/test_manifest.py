@@ -536,7 +536,7 @@ RULE_ERRORS = [
         'inputs = ["i"]\ncpus = 2',
         "cpus",
         3,
-        "an alias rule (no cmd) takes only inputs; 'cpus'",
+        "an alias rule (no cmd) takes only inputs (and foreach); 'cpus'",
         None,
     ),
     ('inputs = [1]\ncmd = "x"', "inputs", 2, "must be a list of path strings", None),

@@ -452,7 +452,8 @@ class Resolver:
                     raise CycleError(list(aliases[aliases.index(target) :]) + [target])
                 jobs: List[Job] = []
                 for item in rule.inputs:
-                    jobs.extend(self._resolve_alias_item(item, rule, aliases + (target,)))
+                    for path, is_glob in self._alias_paths(item, rule):
+                        jobs.extend(self._resolve_alias_item(path, is_glob, item, rule, aliases + (target,)))
                 return jobs
             entries = [
                 (r, w) for path, (r, w) in self.index.static.items() if r is rule
@@ -511,13 +512,30 @@ class Resolver:
             hint=f"did you mean '{close[0]}'?" if close else "run 'weave list' to see the rules and their outputs",
         )
 
-    def _resolve_alias_item(self, item: str, alias: RuleSpec, aliases: Tuple[str, ...]) -> List[Job]:
-        literal = paths.unescape(item)
-        expanded = self._expand_input(literal, alias)
-        if expanded != [paths.normalize(literal)]:  # a glob: the jobs that make what it matched
-            jobs = (self.producer(match, {}) for match in expanded)
-            return [job for job in jobs if job is not None]
-        path = expanded[0]
+    def _alias_paths(self, item: str, alias: RuleSpec) -> List[Tuple[str, bool]]:
+        """An alias item with its braces unescaped, and whether it is a glob (glob characters
+        written in it, not brought by values); with wildcards, one path per combination of the
+        alias's foreach values (Snakemake's `expand`), filled as a rule's inputs are."""
+        is_glob = paths.has_glob(paths.WILDCARD_RE.sub("", item))
+        names = list(dict.fromkeys(wildcard_names_in(item)))
+        if not names:
+            return [(paths.unescape(item), is_glob)]
+        filled = []
+        for combo in itertools.product(*(self.foreach_values(alias, name) for name in names)):
+            values = dict(zip(names, (glob.escape(v) for v in combo) if is_glob else combo))
+            filled.append((paths.substitute(item, values), is_glob))
+        return filled
+
+    def _resolve_alias_item(
+        self, literal: str, is_glob: bool, item: str, alias: RuleSpec, aliases: Tuple[str, ...]
+    ) -> List[Job]:
+        """The jobs one alias item names (`literal`: the item with braces and wildcards done)."""
+        if is_glob:
+            expanded = self._expand_input(literal, alias)
+            if expanded != [paths.normalize(literal)]:  # the jobs that make what it matched
+                jobs = (self.producer(match, {}) for match in expanded)
+                return [job for job in jobs if job is not None]
+        path = paths.normalize(literal)
         job = self.producer(path, {})
         if job is not None:
             return [job]
@@ -527,7 +545,7 @@ class Resolver:
         if self.exists(path):
             return []
         raise UsageError(
-            f"missing source '{item}' needed by rule '{alias.name}'",
+            f"missing source '{literal}' needed by rule '{alias.name}'",
             hint="create the file, or add a rule that makes it",
         )
 

@@ -792,7 +792,7 @@ class _Validator:
                 raise self.error("contains a NUL character", name, "cmd", hint=_NUL_HINT)
         spec.cmd = cmd
         if cmd is None:
-            extra = [k for k in body if k not in ("inputs", "description")]
+            extra = [k for k in body if k not in ("inputs", "description", "foreach", "wildcards")]
             if spec.outputs:
                 raise self.error(
                     "has outputs but no cmd",
@@ -802,7 +802,7 @@ class _Validator:
                 )
             if extra:
                 raise self.error(
-                    f"an alias rule (no cmd) takes only inputs; '{extra[0]}' needs a cmd", name, extra[0]
+                    f"an alias rule (no cmd) takes only inputs (and foreach); '{extra[0]}' needs a cmd", name, extra[0]
                 )
         for output in spec.outputs:
             normalized = output.replace("\\", "/")

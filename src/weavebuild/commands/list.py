@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import click
@@ -21,8 +22,6 @@ def list_rules(settings: Settings) -> None:
     click.echo("default targets: " + " ".join(manifest.default_targets()))
     if manifest.vars:
         # What `--set NAME=VALUE` can change, with the values this run would use.
-        import json
-
         from ..manifest import format_value
 
         click.echo("vars:")
@@ -44,7 +43,9 @@ def list_rules(settings: Settings) -> None:
         if rule.wildcard_names:
             click.echo("  wildcards: " + " ".join(rule.wildcard_names))
         if rule.foreach:
-            click.echo("  foreach:   " + ", ".join(f"{k} = {v}" for k, v in rule.foreach.items()))
+            click.echo(
+                "  foreach:   " + ", ".join(f"{k} = {json.dumps(v) if isinstance(v, list) else v}" for k, v in rule.foreach.items())
+            )
         if rule.resources:
             click.echo("  resources: " + ", ".join(f"{k}={v}" for k, v in rule.resources.items()))
 
