@@ -518,6 +518,37 @@ cmd = "mkdir {{outputs}} && cp {{inputs}} {{outputs}}/w.txt && mkdir {{outputs}}
 """
 
 
+@pytest.mark.parametrize("change", ["add", "remove", "subdirectory"])
+def test_a_source_directory_that_gains_or_loses_an_entry_reruns_once(project, change):
+    """After a no-op (the stamp in use), a directory input whose entries change reruns its
+    reader once, with no false "changed while the build was running" warning (the stamp's
+    fingerprint of the directory was taken for the digest read again), and the next build has
+    nothing to do (the reader was never recorded and reran forever)."""
+    project.weavefile(
+        """
+        [rules.r]
+        inputs = ["d"]
+        outputs = ["out.txt"]
+        cmd = "ls -R d > {outputs}"
+        """
+    )
+    project.write("d/a", "a\n")
+    project.write("d/old", "old\n")
+    assert project.run("build").rc == 0
+    assert "nothing to do" in project.run("build").out
+    if change == "add":
+        project.write("d/b", "b\n")
+    elif change == "remove":
+        os.unlink(project.root / "d/old")
+    else:
+        (project.root / "d/sub").mkdir()
+    result = project.run("build")
+    assert result.rc == 0 and result.started == ["r out.txt"], result
+    assert "changed while the build was running" not in result.err, result
+    again = project.run("build")
+    assert again.rc == 0 and "nothing to do" in again.out, again
+
+
 @pytest.mark.parametrize(
     "read, read_cmd",
     [("model/w.txt", "{inputs}"), ("model/sub/", "{inputs}/v.txt"), ("model/", "{inputs}/w.txt")],

@@ -94,8 +94,10 @@ class FileState:
         # stamp's check), `_trusted_fingerprint` answers.
         self._read_as: Dict[str, Fingerprint] = {}
         self._trusted_fingerprint: Optional[Callable[[str], Optional[Fingerprint]]] = None
-        # Paths forgotten (rewritten by a job) since they were trusted: a digest taken again
-        # is not the one `_trusted_fingerprint` vouches for.
+        # The digests trust() took (their fingerprints are `_trusted_fingerprint`'s), and the
+        # paths forgotten since (rewritten by a job): a digest taken again is not one that
+        # `_trusted_fingerprint` vouches for, nor is any digest of a path never trusted.
+        self._trusted: Dict[str, str] = {}
         self._forgotten: Set[str] = set()
 
     def full_path(self, path: str) -> str:
@@ -280,6 +282,7 @@ class FileState:
         if self._memo:
             digests = {path: digest for path, digest in digests.items() if path not in self._memo}
         self._memo.update(digests)
+        self._trusted = digests
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop memoised digests of `paths` (outputs a job is about to rewrite)."""
@@ -304,7 +307,7 @@ class FileState:
             for path in paths:
                 then = self._read_as.get(path)
                 if then is None:
-                    if self._trusted_fingerprint is None or path not in self._memo or path in self._forgotten:
+                    if self._trusted_fingerprint is None or path not in self._trusted or path in self._forgotten:
                         continue  # a directory (trees are not fingerprinted), never read, or re-read
                     then = self._trusted_fingerprint(path)
                     if then is None:
