@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -421,6 +422,49 @@ def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
     assert second[1] == "ok", watch.output()
     assert project.read("b.out") == "b2\n"
     assert sorted(project.runs_log()) == ["a", "b", "b"]
+    assert watch.interrupt() == 130
+
+
+def test_restart_ignores_touches_and_same_bytes_and_kills_a_job_ignoring_sigterm(project, start_watch):
+    """--restart cancels a job only when an input's content changed: a touch, a save of the
+    same bytes or of the same Weavefile cancels nothing. A cancelled job that ignores SIGTERM is
+    killed after the grace period, as on Ctrl-C, instead of being waited for."""
+    weavefile = """
+        [rules.a]
+        inputs  = ["a.txt"]
+        outputs = ["a.out"]
+        cmd     = "echo a >> runs.log; while [ ! -f release_a ]; do sleep 0.05; done; cp {inputs} {outputs}"
+        [rules.b]
+        inputs  = ["b.txt"]
+        outputs = ["b.out"]
+        cmd     = "echo b >> runs.log; trap '' TERM; grep -q quick {inputs} || sleep 600; cp {inputs} {outputs}"
+        [rules.all]
+        inputs = ["a.out", "b.out"]
+    """
+    project.weavefile(weavefile)
+    project.write("a.txt", "a1\n")
+    project.write("b.txt", "b1\n")
+    watch = start_watch("--restart", "-j", "2", "all")
+    watch.wait_for(lambda: sorted(project.runs_log()) == ["a", "b"], "both jobs to start")
+    os.utime(project.root / "a.txt")
+    project.write("a.txt", "a1\n")  # the same bytes
+    replacement = project.root / "Weavefile.new"
+    replacement.write_text(textwrap.dedent(weavefile))  # an editor's save: the same bytes
+    os.replace(replacement, project.root / "Weavefile")
+    project.write("b.txt", "quick\n")  # a real change, seen after the others
+    watch.wait_for(lambda: "b.out: an input changed while it ran; cancelling it" in watch.output(),
+                   "b to be cancelled")
+    assert "a.out: an input changed" not in watch.output()
+    project.write("release_a", "")
+    first = watch.wait_result()  # b ignores SIGTERM: it is killed after the grace period
+    assert first[1] == "cancelled" and "1 job(s) whose inputs changed" in first[2], watch.output()
+    assert project.read("a.out") == "a1\n"
+    second = watch.wait_result(after=first[0])
+    assert second[1] == "ok", watch.output()
+    assert project.read("b.out") == "quick\n"
+    # `a` finished but was not recorded (an input touched while a job runs may have been
+    # edited and changed back: no tool can tell), so the second build ran it again.
+    assert sorted(project.runs_log()) == ["a", "a", "b", "b"]
     assert watch.interrupt() == 130
 
 

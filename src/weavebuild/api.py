@@ -119,6 +119,14 @@ class Project:
             project._manifest = project._parse()
         return project
 
+    def weavefile_unchanged(self) -> bool:
+        """Whether the Weavefile on disk still holds the bytes this project was loaded from."""
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read() == self._raw
+        except OSError:
+            return False
+
     def _parse(self) -> Manifest:
         try:
             text = self._raw.decode("utf-8")

@@ -122,7 +122,9 @@ def read_tail(path: str, lines: int = TAIL_LINES, max_bytes: int = 64 * 1024) ->
 
 
 class _Running:
-    __slots__ = ("job", "grant", "verdict", "attempt", "started", "started_wall", "deadline", "log_path", "log_offset")
+    __slots__ = (
+        "job", "grant", "verdict", "attempt", "started", "started_wall", "deadline", "kill_at", "log_path", "log_offset"
+    )
 
     def __init__(self, job: Job, grant: Grant, verdict: Verdict, attempt: int, log_path: str, deadline: Optional[float]):
         self.job = job
@@ -132,6 +134,7 @@ class _Running:
         self.started = time.monotonic()
         self.started_wall = time.time()
         self.deadline = deadline
+        self.kill_at: Optional[float] = None  # cancelled (an input changed): killed if still running then
         self.log_path = log_path
         self.log_offset = 0
 
@@ -674,6 +677,8 @@ class Builder:
         for entry in running.values():
             if entry.deadline is not None:
                 candidates.append(max(0.0, entry.deadline - now))
+            if entry.kill_at is not None:
+                candidates.append(max(0.0, entry.kill_at - now))
         for item in retry_at:
             candidates.append(max(0.0, item[0] - now))
         if grace is not None:
@@ -687,14 +692,23 @@ class Builder:
         return min(candidates)
 
     def _cancel_readers(self, running: Dict[str, _Running], changed: Set[str]) -> None:
+        """Cancel the running jobs whose inputs' content is no longer what they started with
+        (watch --restart); a touch or a save of the same bytes cancels nothing. A cancelled
+        job that is still running after the grace period is killed, as on Ctrl-C."""
         if not changed:
             return
         for entry in running.values():
             job = entry.job
-            if job.key not in self._restarted and not changed.isdisjoint(job.inputs):
-                self._restarted.add(job.key)
-                self.reporter.warning(f"{job.display}: an input changed while it ran; cancelling it")
-                self.executor.cancel(job.key)  # type: ignore[union-attr]
+            if job.key in self._restarted or changed.isdisjoint(job.inputs):
+                continue
+            started_with = dict(entry.verdict.inputs)
+            touched = changed.intersection(job.inputs)
+            if all(self.files.content_now(path) == started_with.get(path) for path in touched):
+                continue  # same content (it may still have changed and back: no record then)
+            self._restarted.add(job.key)
+            self.reporter.warning(f"{job.display}: an input changed while it ran; cancelling it")
+            self.executor.cancel(job.key)  # type: ignore[union-attr]
+            entry.kill_at = time.monotonic() + GRACE_SECONDS
 
     def _check_timeouts(self, running: Dict[str, _Running]) -> None:
         now = time.monotonic()
@@ -702,6 +716,9 @@ class Builder:
             if entry.deadline is not None and now >= entry.deadline:
                 entry.deadline = None
                 self.executor.cancel(entry.job.key, force=True, timed_out=True)  # type: ignore[call-arg, union-attr]
+            if entry.kill_at is not None and now >= entry.kill_at:
+                entry.kill_at = None
+                self.executor.cancel(entry.job.key, force=True)  # type: ignore[union-attr]
 
     def _stream(self, running: Dict[str, _Running]) -> None:
         if self.options.stream and len(running) == 1:

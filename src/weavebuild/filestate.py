@@ -174,6 +174,17 @@ class FileState:
         self._memo[path] = digest
         return digest
 
+    def content_now(self, path: str) -> Optional[str]:
+        """The digest of `path`'s content read now, past every cache and memo (None if it is
+        missing or unreadable): has a file the build already read really changed?"""
+        full = self.full_path(path)
+        try:
+            if os.path.isdir(full):
+                return hash_tree(full)
+            return hash_file(full)
+        except OSError:
+            return None
+
     def _file_digest(self, full: str, st: Optional[os.stat_result], key: Optional[str] = None) -> str:
         if key is None:
             prefix = self.root.rstrip(os.sep) + os.sep

@@ -416,6 +416,8 @@ class Watcher:
         rel = spec.relative(path)
         if not self._relevant(spec, rel, is_directory):
             return
+        if rel == spec.weavefile and self.project is not None and self.project.weavefile_unchanged():
+            return  # saved with the same bytes: nothing to reload, no build to restart
         self.changes.add(rel)
         if self.options.restart and self.building:
             if rel == spec.weavefile:
@@ -547,7 +549,7 @@ class Watcher:
             # XXX: a real Ctrl-C that lands in the same instant as a --restart cancel is taken
             # for the cancel; the next Ctrl-C stops watch mode.
             if self.options.restart and self.stop.is_set():
-                self._finish("cancelled", "a source changed during the build; restarting", started)
+                self._finish("cancelled", "the Weavefile changed during the build; restarting", started)
                 return
             raise
         except WeaveError as exc:  # locked by another weave, a graph error found at build time
