@@ -570,6 +570,23 @@ def test_glob_characters_in_wildcard_values_are_literal(tmp_path):
     assert not graph.warnings
 
 
+def test_a_glob_input_never_matches_the_jobs_own_outputs(tmp_path):
+    """`data/*.txt` making `data/summary.txt`: once the summary exists the glob matches it,
+    which made the job its own dependency (a cycle error on every build after the first)."""
+    touch(tmp_path, "data/a.txt", "data/summary.txt", "data/out/x.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.summary]
+        inputs = ["data/*.txt", "data/**/*.txt"]
+        outputs = ["data/summary.txt", "data/out/"]
+        cmd = "x"
+        """,
+        ["summary"],
+    )
+    assert graph.job("summary").inputs == ["data/a.txt", "data/a.txt"]
+
+
 def test_glob_inputs_expand_sorted_and_are_recorded(tmp_path):
     touch(tmp_path, "src/b.c", "src/a.c", "src/x.h", "src/sub/deep.c")
     manifest = manifest_in(

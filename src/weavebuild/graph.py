@@ -172,6 +172,14 @@ class _RuleIndex:
                         self.dir_patterns = True
 
 
+def _is_own_output(path: str, job: Job) -> bool:
+    """Whether `path` is one of `job`'s outputs or inside one of its directory outputs."""
+    for output, is_dir in zip(job.outputs, job.dir_outputs):
+        if path == output or (is_dir and path.startswith(output + "/")):
+            return True
+    return False
+
+
 class Resolver:
     """Instantiates jobs on demand, starting from the requested targets."""
 
@@ -287,7 +295,10 @@ class Resolver:
                 if is_glob:
                     # A glob the user wrote: a value's own glob characters match only themselves.
                     escaped = {name: glob.escape(value) for name, value in bound.items()}
-                    group.extend(self._expand_input(paths.substitute(pattern, escaped), rule))
+                    matches = self._expand_input(paths.substitute(pattern, escaped), rule)
+                    # Never the job's own outputs (`data/*.txt` making `data/summary.txt`): once
+                    # built, they would make the job its own dependency.
+                    group.extend(m for m in matches if not _is_own_output(m, job))
                 else:  # a path: whatever characters the values hold (`s[1]`, `a*b`)
                     group.append(paths.normalize(paths.substitute(pattern, bound)))
             groups.append(group)
