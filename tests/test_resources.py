@@ -241,3 +241,4 @@ def test_an_absurd_gpu_total_is_an_error_not_a_hang(project):
         project.run("--resources", "gpu=1000000000000", "build", timeout=60),
         "gpu=1000000000000 is more GPUs than weave hands out",
     )
+    assert_user_error(project.run("--resources", "gpu=1.5", "build", timeout=60), "gpu=1.5: GPUs are counted whole")

@@ -166,6 +166,11 @@ def make_pool(
             totals["gpu"] = detected
     gpu_ids: List[str] = []
     if "gpu" in totals:
+        if totals["gpu"] != int(totals["gpu"]):
+            raise UsageError(
+                f"gpu={_fmt(totals['gpu'])}: GPUs are counted whole",
+                hint="set the gpu total to the number of GPUs of this machine",
+            )
         count = int(totals["gpu"])
         if count > MAX_GPUS:  # each GPU gets an id to hand out: a typo must not fill memory
             raise UsageError(
