@@ -461,6 +461,23 @@ def test_foreach_output_of_a_value_not_found_is_not_made(tmp_path):
         graph_of(tmp_path, FOREACH, ["out/zz.o"])
 
 
+def test_foreach_with_a_constraint_spanning_directories_finds_nested_files(tmp_path):
+    """`wildcards = { name = ".+" }` lets a foreach value span directories, as it does for a
+    requested path: the scan reaches into subdirectories, and the constraint still filters."""
+    touch(tmp_path, "src/top.in", "src/a/b/k.in", "src/a/skip.txt", "other/z.in")
+    rule = """
+        [rules.count]
+        inputs = ["src/{name}.in"]
+        outputs = ["count.txt"]
+        foreach = { name = "src/{name}.in" }
+        wildcards = { name = "%s" }
+        cmd = "x"
+        """
+    assert graph_of(tmp_path, rule % ".+", ["count"]).job("count").inputs == ["src/a/b/k.in", "src/top.in"]
+    assert graph_of(tmp_path, rule % "[^/]+/.+", ["count"]).job("count").inputs == ["src/a/b/k.in"]
+    assert graph_of(tmp_path, rule % "[a-z]+", ["count"]).job("count").inputs == ["src/top.in"]
+
+
 def test_foreach_list_and_product(tmp_path):
     graph = graph_of(
         tmp_path,

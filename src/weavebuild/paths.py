@@ -145,13 +145,24 @@ def expand_glob(root: str, pattern: str) -> List[str]:
     return sorted(normalize(m[prefix:]) for m in matches)
 
 
+def may_match_slash(constraint: str) -> bool:
+    """Whether a wildcard constraint may match a '/' (a cheap over-approximation: erring
+    towards yes costs a wider scan or watch, the other way would miss files)."""
+    rest = constraint.replace("[^/]", "")  # a class that leaves out '/' (the default [^/]+)
+    return any(token in rest for token in ("/", ".", "\\S", "\\W", "\\D", "[^"))
+
+
 def foreach_glob(pattern: str, constraints: Dict[str, str]) -> str:
-    """The glob that finds the files a `foreach` pattern may name."""
-    glob_pattern = WILDCARD_RE.sub(lambda m: "*" if m.group(1) else m.group(0)[0], pattern)
-    # `**` lets a wildcard whose constraint allows '/' reach into subdirectories.
-    if any("/" in constraints.get(name, "") or "." in constraints.get(name, "") for name in _names(pattern)):
-        glob_pattern = glob_pattern.replace("*", "**")
-    return glob_pattern
+    """The glob that finds the files a `foreach` pattern may name. A wildcard whose constraint
+    may span directories (`.+`) makes it every file under the pattern's fixed leading
+    directories, recursively (`src/**/*` for `src/{name}.in`); the pattern's regex then picks
+    the files it names."""
+    if any(may_match_slash(constraints.get(name, "")) for name in _names(pattern)):
+        first = WILDCARD_RE.search(pattern)
+        literal = pattern[: first.start()] if first is not None else pattern
+        prefix = literal[: literal.rfind("/") + 1].replace("{{", "{").replace("}}", "}")
+        return _glob.escape(prefix) + "**/*"
+    return WILDCARD_RE.sub(lambda m: "*" if m.group(1) else m.group(0)[0], pattern)
 
 
 def foreach_values(root: str, key: str, pattern: str, constraints: Dict[str, str]) -> List[str]:

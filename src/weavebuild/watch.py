@@ -70,13 +70,6 @@ def _parent(rel: str) -> str:
     return rel.rsplit("/", 1)[0] if "/" in rel else "."
 
 
-def _may_match_slash(regex: str) -> bool:
-    """Whether a wildcard constraint may match '/' (a cheap over-approximation: erring towards
-    yes only costs a recursive watch)."""
-    rest = regex.replace("[^/]", "")
-    return any(token in rest for token in ("/", ".", "\\S", "\\W", "\\D", "[^"))
-
-
 def relative(root: str, path: str) -> str:
     """`path` (absolute) relative to `root` in the canonical spelling of `paths.normalize`."""
     path = os.path.normpath(path)
@@ -122,7 +115,7 @@ class ScanPattern:
             elif char == "{" and text.find("}", i) > i:
                 end = text.find("}", i)
                 constraint = constraints.get(text[i + 1 : end])
-                if constraint is not None and _may_match_slash(constraint):
+                if constraint is not None and paths.may_match_slash(constraint):
                     recursive = True
                 parts.append(f"(?:{constraint or '[^/]+'})")
                 special, i = True, end + 1
