@@ -336,6 +336,34 @@ def test_invalid_weavefile_at_start_and_a_missing_source(project, start_watch):
     assert watch.interrupt() == 130
 
 
+def test_a_source_missing_at_start_or_named_by_an_edit_is_watched_for(project, start_watch):
+    """A source that is missing when watch starts, or that an edit of the Weavefile names
+    (in a directory that does not exist yet), is watched for: creating it builds."""
+    project.weavefile("""
+        [rules.copy]
+        inputs  = ["in.txt"]
+        outputs = ["out.txt"]
+        cmd     = "cp {inputs} {outputs}"
+    """)
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "error" and "missing source 'in.txt'" in watch.output(), watch.output()
+    project.write("in.txt", "one\n")
+    watch.wait_for(lambda: read(project, "out.txt") == "one\n", "the build once the source exists")
+    built = watch.results()[-1]
+    project.weavefile("""
+        [rules.copy]
+        inputs  = ["new/in.txt"]
+        outputs = ["out.txt"]
+        cmd     = "cp {inputs} {outputs}"
+    """)
+    edited = watch.wait_cycle_for("Weavefile", after=built[0])
+    assert edited[1] == "error" and "missing source 'new/in.txt'" in watch.output(), watch.output()
+    project.write("new/in.txt", "two\n")
+    watch.wait_for(lambda: read(project, "out.txt") == "two\n", "the build once the new source exists")
+    assert watch.interrupt() == 130
+
+
 def test_failing_job_keeps_watching_and_hooks_run(project, start_watch):
     project.weavefile("""
         [rules.check]

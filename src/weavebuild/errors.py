@@ -28,6 +28,17 @@ class UsageError(WeaveError):
     """A mistake the user can fix: bad option, unknown target, missing source (exit 2)."""
 
 
+class MissingSource(UsageError):
+    """An input no rule makes does not exist; `path` is it, project-relative (watch mode
+    watches for it to appear)."""
+
+    def __init__(self, path: str, needed_by: str):
+        super().__init__(
+            f"missing source '{path}' needed by {needed_by}", hint="create the file, or add a rule that makes it"
+        )
+        self.path = path
+
+
 class ManifestError(UsageError):
     """An invalid Weavefile; carries the file, line, rule and key it concerns when known."""
 

@@ -16,7 +16,7 @@ import shlex
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import paths
-from .errors import CycleError, ManifestError, UsageError
+from .errors import CycleError, ManifestError, MissingSource, UsageError
 from .hashing import digest_strings
 from .manifest import Manifest, Placeholder, RuleSpec, Template, format_value, wildcard_names_in
 
@@ -555,10 +555,7 @@ class Resolver:
             return self.resolve_target(item, aliases)
         if self.exists(path):
             return []
-        raise UsageError(
-            f"missing source '{literal}' needed by rule '{alias.name}'",
-            hint="create the file, or add a rule that makes it",
-        )
+        raise MissingSource(paths.normalize(literal), f"rule '{alias.name}'")
 
     def resolve(self, targets: Sequence[str]) -> Graph:
         """Build the graph of every job needed for `targets` (default targets if empty)."""
@@ -589,10 +586,8 @@ class Resolver:
                     if dep is None:
                         if path not in sources:
                             if not self._exists_rel(os.path.join(self.root, path)):
-                                raise UsageError(
-                                    f"missing source '{path}' needed by rule '{job.rule.name}'"
-                                    + (f" (job {job.key})" if job.wildcards else ""),
-                                    hint="create the file, or add a rule that makes it",
+                                raise MissingSource(
+                                    path, f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else "")
                                 )
                             sources[path] = []
                         sources[path].append(job)

@@ -30,7 +30,7 @@ from typing import (
 
 from . import paths
 from .builder import ChangedPaths
-from .errors import BuildFailed, Interrupted, ManifestError, UsageError, WeaveError
+from .errors import BuildFailed, Interrupted, ManifestError, MissingSource, UsageError, WeaveError
 from .graph import Graph
 from .manifest import WILDCARD_RE
 from .projectfile import find_manifest
@@ -180,6 +180,15 @@ class WatchSet:
         self.patterns = tuple(patterns)
         # directory (project-relative) -> watch recursively?
         self.dirs: Dict[str, bool] = dict(dirs) if dirs is not None else {_parent(weavefile): False}
+
+    def with_source(self, rel: str) -> WatchSet:
+        """This set, also watching source `rel` (a missing one: its nearest existing directory
+        is watched until it appears)."""
+        if os.path.isabs(rel):
+            rel = relative(self.root, rel)
+        dirs = dict(self.dirs)
+        dirs.setdefault(_parent(rel), False)
+        return WatchSet(self.root, self.weavefile, self.sources | {rel}, self.outputs, self.patterns, dirs)
 
     def relative(self, path: str) -> str:
         """An observed absolute path, relative to the project root."""
@@ -511,8 +520,10 @@ class Watcher:
         try:
             graph = self.project.graph(self.targets)
         except WeaveError as exc:
-            if initial:
-                raise  # a typo in a target, a missing source: say so at once, as `weave build` does
+            if initial and not isinstance(exc, MissingSource):
+                raise  # a typo in a target: say so at once, as `weave build` does
+            if isinstance(exc, MissingSource):  # watch for it to appear, even if it is new
+                self.spec = spec.with_source(exc.path)
             self._report_error(exc)
             self._update_watches()
             self._finish("error", "cannot build; fix it and save", started)
