@@ -91,11 +91,21 @@ def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `weave build`, `weave watch` and `weave` without a command."""
+    return _with_build_options(func, dry_run_listed=True)
+
+
+def watch_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The build options of `weave watch`: -n is refused there (`weave -n watch` included),
+    so it is not listed in its help."""
+    return _with_build_options(func, dry_run_listed=False)
+
+
+def _with_build_options(func: Callable[..., Any], dry_run_listed: bool) -> Callable[..., Any]:
     options = [
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=BUILD_DEFAULTS["jobs"], help="Job slots (default: number of CPUs)."),
         click.option("--resources", "resources", multiple=True, metavar="NAME=N[,...]", help="Resource totals, e.g. gpu=2,mem_mb=16000 (repeatable)."),
         click.option("-k", "--keep-going", is_flag=True, default=BUILD_DEFAULTS["keep_going"], help="Keep building independent jobs after a failure."),
-        click.option("-n", "--dry-run", is_flag=True, default=BUILD_DEFAULTS["dry_run"], help="Print the jobs that would run, with reasons; run nothing."),
+        click.option("-n", "--dry-run", is_flag=True, default=BUILD_DEFAULTS["dry_run"], hidden=not dry_run_listed, help="Print the jobs that would run, with reasons; run nothing."),
         click.option("-B", "--force", is_flag=True, default=BUILD_DEFAULTS["force"], help="Rerun the named targets even if up to date."),
         click.option("--keep-failed", is_flag=True, default=BUILD_DEFAULTS["keep_failed"], help="Keep the outputs of failed jobs (never recorded as good)."),
         click.option("--retries", type=click.IntRange(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),

@@ -14,18 +14,18 @@ import click
 from ..cli import (
     CONTEXT_SETTINGS,
     Settings,
-    build_options,
     finite_seconds,
     merge_group_build_options,
     set_option,
     verbosity_options,
+    watch_build_options,
 )
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @set_option
 @click.argument("targets", nargs=-1)
-@build_options
+@watch_build_options
 @click.option("--restart", is_flag=True, default=False, help="Cancel a running build when a source changes, and start again.")
 @click.option("--clear", is_flag=True, default=False, help="Clear the screen before each build.")
 @click.option("--on-success", metavar="CMD", default=None, help="Run CMD (bash, in the project directory) after each successful build.")
