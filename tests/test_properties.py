@@ -6,7 +6,8 @@ runs iff no success record matches its signature (command, the vars it uses, whe
 Weavefile or `--set`, and input contents), or its output no longer has the content recorded
 with that signature (early cutoff falls out of this).
 Some jobs make a directory output (`dirN/`, holding `f.txt`); later jobs read it either as
-the directory or as the file inside it, and edits corrupt, delete or add files in it.
+the directory or as the file inside it, and edits corrupt, delete or add files in it. Jobs may
+also read a source directory (`srcdir/`) whose files edits add, change and remove.
 Builds run in-process through the Python API, with real files and real subprocesses.
 """
 
@@ -34,11 +35,13 @@ TRANSFORMS = {
 }
 ALPHABET = "ab12\n"
 INNER = "f.txt"  # the one file a directory output holds
+SRCDIR = "srcdir/"  # a source directory: its files are read in name order
+SRCDIR_NAMES = ("f0", "f1", "f2")
 
 
 def content_path(path: str) -> str:
     """The file whose content a path stands for: a directory output's inner file."""
-    return path + INNER if path.endswith("/") else path
+    return path + INNER if path.endswith("/") and path != SRCDIR else path
 
 
 @st.composite
@@ -46,7 +49,7 @@ def dags(draw):
     source_count = draw(st.integers(1, 3))
     job_count = draw(st.integers(1, 6))
     jobs = []
-    candidates = [f"src{i}.txt" for i in range(source_count)]
+    candidates = [f"src{i}.txt" for i in range(source_count)] + [SRCDIR]
     for index in range(job_count):
         inputs = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=3, unique=True))
         transform = draw(st.sampled_from(sorted(TRANSFORMS)))
@@ -69,6 +72,8 @@ EDITS = st.one_of(
     st.tuples(st.just("delete_output"), st.integers(0, 5)),
     st.tuples(st.just("corrupt_output"), st.integers(0, 5)),
     st.tuples(st.just("add_to_output"), st.integers(0, 5)),  # a stray file in a directory output
+    st.tuples(st.just("srcdir_write"), st.integers(0, 2), st.text(ALPHABET, max_size=4)),  # new or changed
+    st.tuples(st.just("srcdir_remove"), st.integers(0, 2)),
     st.tuples(st.just("set_var"), st.integers(0, 2)),  # the next builds use --set k=N
 )
 
@@ -89,6 +94,20 @@ class Model:
         # Success records keyed by signature: (job, command version, input contents) → output.
         self.records: Dict[Tuple[str, int, Optional[int], Tuple[str, ...]], str] = {}
         self.strays: Set[str] = set()  # directory outputs holding a file their job did not make
+        self.srcdir: Dict[str, str] = {"f0": "d0\n"}  # the source directory's files
+
+    def read(self, path: str) -> str:
+        """What a job reading `path` gets: a source directory's files, concatenated in name
+        order; otherwise the content of the file the path stands for."""
+        if path == SRCDIR:
+            return "".join(self.srcdir[name] for name in sorted(self.srcdir))
+        return self.files[content_path(path)] or ""
+
+    def value(self, path: str) -> str:
+        """What decides whether an input changed: its names and contents for a directory."""
+        if path == SRCDIR:
+            return json.dumps(sorted(self.srcdir.items()))
+        return self.files[content_path(path)] or ""
 
     def build(self) -> List[str]:
         """A job is up to date iff a record with its current signature exists and its output
@@ -97,11 +116,11 @@ class Model:
         before any reader and removes it)."""
         ran = []
         for name, inputs, output, transform in self.jobs:
-            values = tuple(self.files[content_path(i)] or "" for i in inputs)
+            values = tuple(self.value(i) for i in inputs)
             signature = (name, self.commands[name], self.var if uses_var(name) else None, values)
             recorded = self.records.get(signature)
             if recorded is None or self.files.get(content_path(output)) != recorded or output in self.strays:
-                result = TRANSFORMS[transform][1]("".join(values))
+                result = TRANSFORMS[transform][1]("".join(self.read(i) for i in inputs))
                 self.files[content_path(output)] = result
                 self.records[signature] = result
                 self.strays.discard(output)
@@ -109,17 +128,19 @@ class Model:
         return ran
 
     def scratch(self) -> Dict[str, str]:
-        files = {k: v for k, v in self.files.items() if k.startswith("src")}
-        for _, inputs, output, transform in self.jobs:
-            files[content_path(output)] = TRANSFORMS[transform][1]("".join(files[content_path(i)] for i in inputs))
-        return files
+        """Every output as a build from nothing would make it, from the sources now."""
+        scratch = Model(self.jobs, {k: v for k, v in self.files.items() if k.startswith("src")})
+        scratch.srcdir = dict(self.srcdir)
+        scratch.var = self.var
+        scratch.build()
+        return {k: v for k, v in scratch.files.items() if v is not None}
 
 
 def write_weavefile(root: str, jobs, commands: Dict[str, int]) -> None:
     lines = ['default = ["all"]', "[vars]", "k = 0"]
     for name, inputs, output, transform in jobs:
         # Inputs are read by path (a directory input through its file), in the listed order.
-        reads = " ".join(content_path(i) for i in inputs)
+        reads = " ".join(SRCDIR + "*" if i == SRCDIR else content_path(i) for i in inputs)
         cmd = f"echo {name} >> runs.log; "
         if output.endswith("/"):
             cmd += f"mkdir {{outputs}} && cat {reads} | {TRANSFORMS[transform][0]} > {{outputs}}/{INNER}"
@@ -167,6 +188,11 @@ def test_incremental_build_is_correct_and_minimal(dag, edit_rounds):
             with open(os.path.join(root, name), "w") as handle:
                 handle.write(text)
         model = Model(jobs, sources)
+        os.mkdir(os.path.join(root, SRCDIR))
+        for name, text in model.srcdir.items():
+            with open(os.path.join(root, SRCDIR, name), "w") as handle:
+                handle.write(text)
+        settle(os.path.join(root, SRCDIR))
         write_weavefile(root, jobs, model.commands)
         build(root, model)
         assert sorted(read_runs(root)) == sorted(model.build())
@@ -189,6 +215,14 @@ def test_incremental_build_is_correct_and_minimal(dag, edit_rounds):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def settle(directory: str) -> None:
+    """Date a directory's mtime 10 s back, as if its last change were long ago: the no-op
+    stamp then covers it (a directory changed within the racy window is never stamped), so
+    the next change is checked against the stamp, as between builds minutes apart."""
+    st = os.stat(directory)
+    os.utime(directory, ns=(st.st_atime_ns, st.st_mtime_ns - 10_000_000_000))
+
+
 def apply_edit(root: str, model: Model, jobs, edit) -> None:
     kind = edit[0]
     sources = sorted(k for k in model.files if k.startswith("src"))
@@ -208,6 +242,20 @@ def apply_edit(root: str, model: Model, jobs, edit) -> None:
         return
     if kind == "set_var":
         model.var = edit[1]
+        return
+    if kind == "srcdir_write":
+        name = SRCDIR_NAMES[edit[1]]
+        with open(os.path.join(root, SRCDIR, name), "w") as handle:
+            handle.write(edit[2])
+        model.srcdir[name] = edit[2]
+        settle(os.path.join(root, SRCDIR))
+        return
+    if kind == "srcdir_remove":
+        name = SRCDIR_NAMES[edit[1]]
+        if name in model.srcdir and len(model.srcdir) > 1:  # `cat srcdir/*` needs one file
+            os.unlink(os.path.join(root, SRCDIR, name))
+            del model.srcdir[name]
+            settle(os.path.join(root, SRCDIR))
         return
     name, _, output, _ = jobs[edit[1] % len(jobs)]
     path = os.path.join(root, output)
