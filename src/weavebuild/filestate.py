@@ -312,18 +312,33 @@ class FileState:
         made from other content. Each is added to `changed_after_read` (no stamp)."""
         moved: List[str] = []
         # The many inputs of a fan-in job are stat-ed relative to the open project directory:
-        # a shorter lookup than from the root of the file system (~1 µs less each).
+        # a shorter lookup than from the root of the file system (~1 µs less each). The loop
+        # is written out (no fingerprint tuples): a fan-in over 10k sources runs it 10k times
+        # after its job, on the path of a one-change rebuild.
         directory = os.open(self.root, _DIRECTORY_FLAGS) if len(paths) > 32 else None
+        read_as, trusted, forgotten = self._read_as, self._trusted, self._forgotten
+        trusted_fingerprint = self._trusted_fingerprint
+        stat = os.stat
         try:
             for path in paths:
-                then = self._read_as.get(path)
+                then = read_as.get(path)
                 if then is None:
-                    if self._trusted_fingerprint is None or path not in self._trusted or path in self._forgotten:
+                    if trusted_fingerprint is None or path not in trusted or path in forgotten:
                         continue  # a directory (trees are not fingerprinted), never read, or re-read
-                    then = self._trusted_fingerprint(path)
+                    then = trusted_fingerprint(path)
                     if then is None:
                         continue
-                if fingerprint_now(path if directory is not None else self.full_path(path), directory) != then:
+                try:
+                    st = stat(path, dir_fd=directory) if directory is not None else stat(self.full_path(path))
+                except OSError:
+                    st = None
+                if (
+                    st is None
+                    or st.st_mtime_ns != then[1]
+                    or st.st_ctime_ns != then[3]
+                    or st.st_ino != then[2]
+                    or st.st_size != then[0]
+                ):
                     moved.append(path)
                     self.changed_after_read[path] = None
         finally:
