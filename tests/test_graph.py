@@ -587,6 +587,26 @@ def test_glob_characters_in_wildcard_values_are_literal(tmp_path):
     assert not graph.warnings
 
 
+def test_a_pattern_output_inside_a_directory_output_is_refused(tmp_path):
+    """The Weavefile's check refuses written outputs inside a directory output; an output that
+    a wildcard value puts there is refused when the graph is built."""
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.all]
+        inputs = ["model/", "model/card.md"]
+        [rules.m]
+        outputs = ["model/"]
+        cmd = "mkdir -p model"
+        [rules.card]
+        outputs = ["{d}/card.md"]
+        cmd = "echo > {outputs}"
+        """,
+    )
+    with pytest.raises(UsageError, match="output 'model/card.md' of rule 'card' is inside directory output 'model/' of rule 'm'"):
+        build_graph(manifest, ["all"])
+
+
 def test_a_glob_input_never_matches_the_jobs_own_outputs(tmp_path):
     """`data/*.txt` making `data/summary.txt`: once the summary exists the glob matches it,
     which made the job its own dependency (a cycle error on every build after the first)."""

@@ -172,6 +172,28 @@ class _RuleIndex:
                         self.dir_patterns = True
 
 
+def _check_nesting(jobs: Sequence[Job]) -> None:
+    """No job's output lies inside another job's directory output (that job deletes and
+    remakes the directory); the Weavefile's check covers outputs without wildcards, this one
+    the outputs that wildcard values make."""
+    owners = {o: job for job in jobs for o, is_dir in zip(job.outputs, job.dir_outputs) if is_dir}
+    if not owners:
+        return
+    for job in jobs:
+        for output in job.outputs:
+            parent = os.path.dirname(output)
+            while parent:
+                owner = owners.get(parent)
+                if owner is not None and owner is not job:
+                    raise UsageError(
+                        f"output '{output}' of rule '{job.rule.name}' is inside directory output "
+                        f"'{parent}/' of rule '{owner.rule.name}'",
+                        hint="a directory output holds everything in it: read the file as an input instead, "
+                        "or put it elsewhere",
+                    )
+                parent = os.path.dirname(parent)
+
+
 def _is_own_output(path: str, job: Job) -> bool:
     """Whether `path` is one of `job`'s outputs or inside one of its directory outputs."""
     for output, is_dir in zip(job.outputs, job.dir_outputs):
@@ -619,6 +641,7 @@ class Resolver:
         for job in order:
             for dep in job.deps:
                 dep.dependents.append(job)
+        _check_nesting(order)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         graph.warnings = list(dict.fromkeys(self.warnings))
         graph.queries = self.queries
