@@ -249,3 +249,16 @@ def test_stripes_never_add_up_to_more_than_one():
     shares = [float(p.split(";")[1]) for p in parts[:-1]]
     assert all(share >= 0.01 for share in shares) and sum(shares) < 1
     assert visualize._fill(Counter({WILL_RUN: 3})) == ("filled", COLORS[WILL_RUN])
+
+
+def test_source_edges_are_drawn_after_a_build_too(project):
+    """After a build the graph comes from the graph cache: each source still has its edges to
+    the jobs that read it (they were dropped: sources drawn unconnected)."""
+    make_pipeline(project)
+    before = project.run("graph", "-o", "-")
+    assert before.rc == 0, before
+    edges = sorted(line.strip() for line in before.out.splitlines() if "->" in line)
+    assert any(line.startswith('"raw/a.txt" ->') for line in edges), before.out
+    assert project.run("build").rc == 0
+    after = project.run("graph", "-o", "-")
+    assert sorted(line.strip() for line in after.out.splitlines() if "->" in line) == edges

@@ -313,6 +313,11 @@ def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], target
         for dep in job.deps:
             dep.dependents.append(job)
     sources: Dict[str, List[Job]] = {source: [] for source in entry["sources"]}
+    for job in jobs:  # each source's readers, as resolution gives them (`weave graph` draws them)
+        for path in job.inputs:
+            readers = sources.get(path)
+            if readers is not None:
+                readers.append(job)
     summary = ManifestSummary(manifest_path, digest, list(entry["default"]), entry["resources"])
     graph = Graph(summary, jobs, targets, None, sources, list(entry["requested"]))  # type: ignore[arg-type]
     graph.warnings = list(entry.get("warnings", ()))
