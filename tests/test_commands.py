@@ -64,6 +64,24 @@ def test_list_shows_rules(project):
     assert "all (alias)" in out
 
 
+def test_clean_leaves_outputs_replaced_or_edited_since_weave_built_them(project):
+    """Clean removes what weave wrote and nothing else: an output a user replaced (a file
+    where a directory output was) or edited since is kept, with a warning."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    import shutil
+
+    shutil.rmtree(project.root / "models/best")
+    project.write("models/best", "my own file\n")
+    project.write("merged.txt", "edited by hand\n")
+    result = project.run("clean")
+    assert result.rc == 0, result
+    assert project.read("models/best") == "my own file\n" and project.read("merged.txt") == "edited by hand\n"
+    assert "kept models/best/: it was replaced or edited since weave built it" in result.err, result
+    assert "kept merged.txt" in result.err
+    assert not project.exists("count.txt") and not project.exists("clean/a.txt")  # weave's own: removed
+
+
 def test_clean_removes_only_produced_outputs(project):
     make_pipeline(project)
     project.write("clean/handmade.txt", "mine\n")

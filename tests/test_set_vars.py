@@ -242,6 +242,20 @@ def test_clean_without_targets_removes_what_every_set_of_values_built(runs_proje
     assert sorted(project.runs_log()) == ["features", "features", "report"]
 
 
+def test_a_targeted_clean_leaves_other_values_outputs_to_a_later_clean(runs_project):
+    """`weave clean report` removes this run's outputs and forgets only their records: the
+    outputs other --set values made stay known, and a later `weave clean` removes them."""
+    project = runs_project
+    assert project.run("build", "report").rc == 0
+    assert project.run("build", "report", "--set", "run=quick").rc == 0
+    result = project.run("clean", "report")
+    assert result.rc == 0 and not project.exists("runs/baseline/report.txt"), result
+    assert project.exists("runs/quick/report.txt")
+    result = project.run("clean")
+    assert result.rc == 0 and "removed runs/quick/report.txt" in result.out, result
+    assert not project.exists("runs")
+
+
 def test_a_sample_added_to_a_foreach_var_runs_only_its_jobs(project):
     """A var that only lists a foreach's values is not part of the jobs' commands: adding a
     sample (with --set or in the file) runs the new sample's job and the fan-in over all of

@@ -404,11 +404,16 @@ class Project:
                 follow(job, 0)
         return graph.targets, verdicts, chain
 
-    def clean(self, targets: Sequence[str] = (), dry_run: bool = False) -> List[str]:
+    def clean(
+        self, targets: Sequence[str] = (), dry_run: bool = False, kept: Optional[List[str]] = None
+    ) -> List[str]:
         """Remove outputs weave produced (never sources) and forget their records.
 
         With targets: those targets and every output built to make them (like `ninja -t clean
-        TARGETS`); without: every output recorded in the store. Returns the removed paths.
+        TARGETS`), as the current vars name them; without: every output recorded in the store
+        (under every set of `--set` values). Only files that still hold what weave wrote are
+        removed: one replaced or edited since is left alone and added to `kept`, if given.
+        Returns the removed paths.
         """
         import shutil
 
@@ -418,29 +423,31 @@ class Project:
             store = self.open_store()
             try:
                 latest = store.load_jobs()
-                outputs: List[str] = []
-                job_keys: List[str] = []
+                records = store.recorded_outputs()
                 sources: set = set()
                 if targets:
                     graph = self.graph(targets)
                     sources = set(graph.sources)
-                    for job in graph.jobs:
-                        if job.key in latest:
-                            job_keys.append(job.key)
-                            outputs.extend(recipe_of(job)["outputs"])  # type: ignore[arg-type]
+                    wanted = {job.key: recipe_of(job)["outputs"] for job in graph.jobs}
+                    # The records that made these outputs; those of other --set values name
+                    # other files, left for a later `weave clean`.
+                    records = [r for r in records if r[1] in wanted and [p for p, _ in r[2]] == wanted[r[1]]]
+                    latest_keys = [key for key in wanted if key in latest]
                 else:
                     try:
                         sources = set(self.graph().sources)
                     except UsageError:
                         sources = set()
-                    # Every record kept, not only each job's latest: outputs whose paths use
-                    # vars (`runs/{vars.run}/...`) differ from one set of values to the next.
-                    job_keys.extend(latest)
-                    outputs.extend(store.recorded_outputs())
+                    latest_keys = list(latest)
+                made: Dict[str, set] = {}  # output path -> the digests weave recorded for it
+                for _, _, outputs in records:
+                    for path, digest in outputs:
+                        made.setdefault(path, set()).add(digest)
+                files = FileState(self.root, store.load_files())
                 removed: List[str] = []
                 parents: set = set()
                 weavefile_name = os.path.basename(self.path)
-                for output in dict.fromkeys(outputs):
+                for output, digests in made.items():
                     path = output.rstrip("/")
                     if path in sources:
                         continue  # now a source: never delete a user's file
@@ -448,6 +455,14 @@ class Project:
                         continue  # recorded by a version that let a rule name it: never delete it
                     full = os.path.join(self.root, path)
                     if not os.path.lexists(full):
+                        continue
+                    try:
+                        now = files.digest(path)
+                    except UsageError:  # unreadable, a device: not a file weave wrote
+                        now = None
+                    if now not in digests:
+                        if kept is not None:
+                            kept.append(output)  # replaced or edited since: the user's now
                         continue
                     removed.append(output)
                     if dry_run:
@@ -468,7 +483,11 @@ class Project:
                             break
                         parent = os.path.dirname(parent)
                 if not dry_run:
-                    store.commit(forget_jobs=job_keys, forget_files=[o.rstrip("/") for o in outputs])
+                    store.commit(
+                        forget_records=[signature for signature, _, _ in records],
+                        forget_latest=latest_keys,
+                        forget_files=[o.rstrip("/") for o in made],
+                    )
                 return removed
             finally:
                 store.close()

@@ -288,6 +288,8 @@ class Store:
         forget_files: Iterable[str] = (),
         forget_jobs: Iterable[str] = (),
         attempts: Sequence[Tuple[Any, ...]] = (),
+        forget_records: Iterable[str] = (),
+        forget_latest: Iterable[str] = (),
     ) -> None:
         """Write records, file digests and attempt rows in one transaction (all or nothing)."""
         import json
@@ -299,9 +301,17 @@ class Store:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 forget_jobs = list(forget_jobs)
-                if records or forget_jobs:
+                forget_records = list(forget_records)
+                forget_latest = list(forget_latest)
+                if forget_latest:  # which record is each job's latest; its records stay
+                    connection.executemany("DELETE FROM jobs WHERE job_key = ?", [(key,) for key in forget_latest])
+                if records or forget_jobs or forget_records:
                     # Records changed: no no-op stamp may outlive them (see stamp.py).
                     connection.execute("DELETE FROM stamps")
+                if forget_records:
+                    connection.executemany(
+                        "DELETE FROM records WHERE signature = ?", [(signature,) for signature in forget_records]
+                    )
                 if forget_jobs:
                     connection.executemany(
                         "DELETE FROM jobs WHERE job_key = ?", [(key,) for key in forget_jobs]
@@ -373,26 +383,31 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 
-    def recorded_outputs(self) -> List[str]:
-        """The output paths of every record kept (each job's last few), oldest first: a job
-        whose output paths depend on vars has made different files over time."""
+    def recorded_outputs(self) -> List[Tuple[str, str, List[Tuple[str, str]]]]:
+        """(signature, job key, [(output path, its digest then)]) of every record kept (each
+        job's last few), oldest first: a job whose output paths depend on vars has made
+        different files over time."""
         import json
 
         if self.connection is None:
             return []
         try:
-            rows = self.connection.execute("SELECT recipe FROM records ORDER BY finished_at").fetchall()
+            rows = self.connection.execute(
+                "SELECT signature, job_key, recipe, outputs FROM records ORDER BY finished_at"
+            ).fetchall()
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return []
-        outputs: List[str] = []
-        for (recipe,) in rows:
+        found: List[Tuple[str, str, List[Tuple[str, str]]]] = []
+        for signature, job_key, recipe, outputs in rows:
             try:
                 paths = json.loads(recipe).get("outputs", [])
+                digests = outputs.split(" ") if outputs else []  # as commit() writes them
             except (ValueError, TypeError, AttributeError):
                 continue  # an unreadable record names nothing to remove
-            outputs.extend(path for path in paths if isinstance(path, str))
-        return outputs
+            if isinstance(paths, list) and isinstance(digests, list) and len(paths) == len(digests):
+                found.append((signature, job_key, [(p, d) for p, d in zip(paths, digests) if isinstance(p, str)]))
+        return found
 
     def prune_records(self, job_keys: Iterable[str], keep: int = 8) -> None:
         """Keep only the newest `keep` records of each job, bounding the store's growth."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Sequence
 
 import click
 
@@ -16,11 +16,14 @@ from ..cli import CONTEXT_SETTINGS, Settings, set_option
 @click.pass_obj
 def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
     """Remove outputs weave produced (TARGETS and what was built for them; all if none)."""
-    removed = settings.project().clean(targets, dry_run=dry_run)
+    kept: List[str] = []
+    removed = settings.project().clean(targets, dry_run=dry_run, kept=kept)
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         if settings.verbosity >= 1:
             click.echo(f"{verb} {path}")
+    for path in kept:
+        click.echo(f"weave: warning: kept {path}: it was replaced or edited since weave built it", err=True)
     if settings.verbosity >= 1:
         click.echo(f"weave: {verb} {len(removed)} output(s)")
 
