@@ -340,3 +340,17 @@ def test_formatting():
     assert format_duration(None) == "-" and format_duration(0.5) == "0.50s"
     assert format_duration(75) == "1m15s" and format_duration(7260) == "2h01m"
     assert format_bytes(512) == "512 B" and format_bytes(3 * 1024 * 1024) == "3.0 MiB"
+
+
+def test_history_and_report_work_while_the_weavefile_is_invalid(project):
+    """They read only the run history: a broken Weavefile (the moment one looks back at what
+    ran) does not stop them."""
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "touch a.txt"\n')
+    assert project.run("build").rc == 0
+    project.write("Weavefile", "x = 1\n")
+    result = project.run("history")
+    assert result.rc == 0 and "weave build" in result.out, result
+    result = project.run("report", "-o", "page.html")
+    assert result.rc == 0, result
+    assert "<html" in project.read("page.html").lower()
+    assert_user_error(project.run("build"), "unknown top-level key")

@@ -51,6 +51,20 @@ class Settings:
 
         return Project.load(self.directory, self.weavefile, self.overrides)
 
+    def history_store(self) -> Tuple[str, Any]:
+        """The project directory and its store, read-only, for the commands that read only
+        the run history (history, report): they work while the Weavefile is invalid too."""
+        from .errors import ManifestError
+        from .store import Store
+
+        try:
+            root = self.project().root
+        except ManifestError as exc:
+            if exc.path is None:
+                raise
+            root = os.path.dirname(os.path.abspath(exc.path))
+        return root, Store.open(root, readonly=True)
+
     def reporter(self) -> Any:
         from .reporter import ConsoleReporter
 

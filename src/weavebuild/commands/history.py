@@ -33,8 +33,7 @@ def history(settings: Settings, limit: int, as_json: bool) -> None:
     """
     from ..history import load_runs
 
-    project = settings.project()
-    store = project.open_store(readonly=True)
+    _, store = settings.history_store()
     try:
         runs = load_runs(store, limit=min(limit, 1 << 62))  # SQLite integers are 64-bit
     finally:

@@ -37,8 +37,7 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
     from ..report import render_report
 
     wanted = _parse_run_id(run_id)
-    project = settings.project()
-    store = project.open_store(readonly=True)
+    root, store = settings.history_store()
     try:
         # Statistics span every recorded run. XXX: this reads all attempts, one query per run;
         # fine for thousands of runs, and the store has no aggregate query to do better yet.
@@ -58,9 +57,9 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
     page = render_report(
         run,
         rule_stats(runs),
-        failures(run, runs, project.root),
+        failures(run, runs, root),
         len(runs),
-        os.path.abspath(project.root),
+        os.path.abspath(root),
         time.time(),
     )
     if output == "-":
@@ -68,7 +67,7 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
         return
     if output is None:
         # Like `weave graph`: the default lands next to the Weavefile, wherever weave was started.
-        output = os.path.join(project.root, "report.html")
+        output = os.path.join(root, "report.html")
     try:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(page)
