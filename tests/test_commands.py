@@ -118,6 +118,17 @@ def test_touch_adopts_hand_fixed_outputs(project):
     assert project.runs_log() == []
 
 
+def test_touch_exits_1_when_an_output_is_missing(project):
+    """Scripts can tell that touch did not record everything: a job whose output is missing
+    is named in a warning and the exit code is 1."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    os.unlink(project.root / "count.txt")
+    result = project.run("touch")
+    assert result.rc == 1 and "not recorded count count.txt" in result.err, result
+    assert "recorded 0 job(s) as up to date" in result.out  # the others were up to date
+
+
 def test_init_writes_valid_starter(project):
     result = project.run("init")
     assert result.rc == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import List, Sequence
 
 import click
@@ -33,7 +34,8 @@ def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
 @click.argument("targets", nargs=-1)
 @click.pass_obj
 def touch(settings: Settings, targets: Sequence[str]) -> None:
-    """Record the current outputs of TARGETS as up to date, without running anything."""
+    """Record the current outputs of TARGETS as up to date, without running anything; exit
+    code 1 if some could not be recorded (an output missing)."""
     recorded, skipped = settings.project().touch(targets)
     for job in recorded:
         if settings.verbosity >= 1:
@@ -42,3 +44,5 @@ def touch(settings: Settings, targets: Sequence[str]) -> None:
         click.echo(f"weave: warning: not recorded {job.display}: {why}", err=True)
     if settings.verbosity >= 1:
         click.echo(f"weave: recorded {len(recorded)} job(s) as up to date")
+    if skipped:
+        sys.exit(1)  # scripts can tell: not everything is recorded
