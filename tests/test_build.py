@@ -921,3 +921,16 @@ cmd = "echo about to fail; exit 3"
     assert "rule b exited 0 but did not create b.txt" in result.err
     assert "failed: c c.txt (log: .weave/logs/c.log)" in result.out
     assert project.read(".weave/logs/c.log") == "about to fail\n"
+
+
+def test_python_api_takes_one_target_as_a_string_and_refuses_zero_jobs(project):
+    from weavebuild import Project
+    from weavebuild.errors import UsageError
+
+    make_pipeline(project)
+    result = Project.load(str(project.root)).build("count.txt")
+    assert result.ok and project.read("count.txt") == "3\n"
+    graph, verdicts = Project.load(str(project.root)).plan("count.txt")
+    assert [job.key for job in graph.targets] == ["count"]
+    with pytest.raises(UsageError, match="jobs=0: at least one job slot"):
+        Project.load(str(project.root)).build(jobs=0)

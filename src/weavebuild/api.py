@@ -50,6 +50,12 @@ def cycle_collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _targets(targets: Sequence[str]) -> Sequence[str]:
+    """Targets as the API takes them: a list of paths or rule names; one name on its own is
+    one target (not its characters)."""
+    return [targets] if isinstance(targets, str) else targets
+
+
 class Project:
     """A directory with a Weavefile. Load with `Project.load(directory, weavefile=None)`."""
 
@@ -154,6 +160,7 @@ class Project:
     ) -> Graph:
         """The job graph for `targets`; from the graph cache when it is provably current.
         `known`: paths already seen to exist (no need to stat them again)."""
+        targets = _targets(targets)
         if files is not None:
             seen = known or {}
             cached = graphcache.load(
@@ -199,6 +206,7 @@ class Project:
         """Verdicts (up to date, or reasons to run) for every job the targets need.
 
         Takes no lock and writes no state (it may refresh the graph cache)."""
+        targets = _targets(targets)
         with cycle_collector_paused():
             return self._plan(targets, force, reporter)
 
@@ -248,6 +256,9 @@ class Project:
         to `changed` (from another thread) cancel the running jobs that read them; the build
         goes on and the result lists them as cancelled.
         """
+        targets = _targets(targets)
+        if jobs is not None and jobs < 1:
+            raise UsageError(f"jobs={jobs}: at least one job slot is needed")
         reporter = reporter or Reporter()
         with cycle_collector_paused(), ProjectLock(self.root, wait=wait_for_lock):
             store = self.open_store()
@@ -419,6 +430,7 @@ class Project:
 
         from .graph import recipe_of
 
+        targets = _targets(targets)
         with ProjectLock(self.root):
             store = self.open_store()
             try:
@@ -498,6 +510,8 @@ class Project:
         import time
 
         from .graph import recipe_of
+
+        targets = _targets(targets)
         from .scan import Scanner
         from .store import JobRow, Record
 
