@@ -170,7 +170,8 @@ def _option_row(option: click.Option) -> str:
         if bounds:
             notes.append(" and ".join(bounds).capitalize() + ".")
     if option.multiple:
-        notes.append("Repeatable.")
+        if "repeatable" not in (option.help or "").lower():
+            notes.append("Repeatable.")
     if option.count:
         notes.append("Repeatable (`-vv`).")
     default = option.default
