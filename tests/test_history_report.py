@@ -340,6 +340,7 @@ def test_formatting():
     assert format_duration(None) == "-" and format_duration(0.5) == "0.50s"
     assert format_duration(75) == "1m15s" and format_duration(7260) == "2h01m"
     assert format_bytes(512) == "512 B" and format_bytes(3 * 1024 * 1024) == "3.0 MiB"
+    assert format_bytes(0) == "-" and format_bytes(None) == "-"  # too short to measure: unknown
 
 
 def test_history_and_report_work_while_the_weavefile_is_invalid(project):

@@ -314,7 +314,9 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 def format_bytes(size: Optional[int]) -> str:
-    if size is None:
+    """A size for people; "-" when unknown (None, or the 0 that stands for a job too short to
+    measure: no process has zero bytes resident)."""
+    if not size:
         return "-"
     value = float(size)
     units = ("B", "KiB", "MiB", "GiB", "TiB")
