@@ -262,3 +262,24 @@ def test_source_edges_are_drawn_after_a_build_too(project):
     assert project.run("build").rc == 0
     after = project.run("graph", "-o", "-")
     assert sorted(line.strip() for line in after.out.splitlines() if "->" in line) == edges
+
+
+def test_grouped_sources_with_nothing_in_common_are_labelled_by_count(project):
+    """A script beside its data feeding one collapsed rule: the group's label is a count, not
+    a bare `*`; the edge to the rule is drawn."""
+    project.weavefile(
+        """
+        [rules.prep]
+        inputs = ["scripts/prep.py", "raw/{s}.txt"]
+        outputs = ["out/{s}.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "cp raw/{wildcards.s}.txt {outputs}"
+        """
+    )
+    project.write("scripts/prep.py", "\n")
+    for index in range(12):
+        project.write(f"raw/r{index:02d}.txt", "x\n")
+    result = project.run("graph", "--collapse", "-o", "-")
+    assert result.rc == 0, result
+    assert 'label="13 sources"' in result.out, result.out
+    assert '"* (13 sources)" -> "prep[*]"' in result.out

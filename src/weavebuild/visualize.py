@@ -216,7 +216,8 @@ def _add_sources(picture: Picture, graph: Graph, node_of: Mapping[str, str], gro
             pattern = _path_pattern(paths)
             node = picture.add(
                 f"{pattern} ({len(paths)} sources)",
-                f"{pattern}\n{len(paths)} sources",
+                # A bare "*" (nothing in common: a script beside its data) says nothing.
+                f"{pattern}\n{len(paths)} sources" if pattern != "*" else f"{len(paths)} sources",
                 tooltip="\n".join(paths[:10]) + (f"\n... {len(paths) - 10} more" if len(paths) > 10 else ""),
                 group=True,
             )
