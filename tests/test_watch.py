@@ -421,19 +421,31 @@ def test_restart_cancels_a_running_job_whose_input_changed(project, start_watch)
     assert watch.interrupt() == 130
 
 
-def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
-    project.weavefile("""
+# Two independent jobs for the --restart tests: `a` waits for release_a; `b` is filled in.
+TWO_JOBS = """
         [rules.a]
         inputs  = ["a.txt"]
         outputs = ["a.out"]
         cmd     = "echo a >> runs.log; while [ ! -f release_a ]; do sleep 0.05; done; cp {inputs} {outputs}"
+%s        [rules.all]
+        inputs = ["a.out", "b.out"]
+"""
+B_WAITS_FOR_RELEASE = """\
         [rules.b]
         inputs  = ["b.txt"]
         outputs = ["b.out"]
         cmd     = "echo b >> runs.log; while [ ! -f release_b ]; do sleep 0.05; done; cp {inputs} {outputs}"
-        [rules.all]
-        inputs = ["a.out", "b.out"]
-    """)
+"""
+B_IGNORES_SIGTERM = """\
+        [rules.b]
+        inputs  = ["b.txt"]
+        outputs = ["b.out"]
+        cmd     = "echo b >> runs.log; trap '' TERM; grep -q quick {inputs} || sleep 600; cp {inputs} {outputs}"
+"""
+
+
+def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
+    project.weavefile(TWO_JOBS % B_WAITS_FOR_RELEASE)
     project.write("a.txt", "a1\n")
     project.write("b.txt", "b1\n")
     watch = start_watch("--restart", "-j", "2", "all")
@@ -457,18 +469,7 @@ def test_restart_ignores_touches_and_same_bytes_and_kills_a_job_ignoring_sigterm
     """--restart cancels a job only when an input's content changed: a touch, a save of the
     same bytes or of the same Weavefile cancels nothing. A cancelled job that ignores SIGTERM is
     killed after the grace period, as on Ctrl-C, instead of being waited for."""
-    weavefile = """
-        [rules.a]
-        inputs  = ["a.txt"]
-        outputs = ["a.out"]
-        cmd     = "echo a >> runs.log; while [ ! -f release_a ]; do sleep 0.05; done; cp {inputs} {outputs}"
-        [rules.b]
-        inputs  = ["b.txt"]
-        outputs = ["b.out"]
-        cmd     = "echo b >> runs.log; trap '' TERM; grep -q quick {inputs} || sleep 600; cp {inputs} {outputs}"
-        [rules.all]
-        inputs = ["a.out", "b.out"]
-    """
+    weavefile = TWO_JOBS % B_IGNORES_SIGTERM
     project.weavefile(weavefile)
     project.write("a.txt", "a1\n")
     project.write("b.txt", "b1\n")

@@ -61,10 +61,8 @@ class UnreadableFile(UsageError):
         self.reason = reason
 
 
-def _special_kind(mode: int) -> Optional[str]:
-    """What a file that is neither a regular file nor a directory is (None for those two)."""
-    if stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode):
-        return None
+def _special_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a directory is, in words."""
     if stat_module.S_ISFIFO(mode):
         return "a FIFO"
     if stat_module.S_ISSOCK(mode):

@@ -8,7 +8,6 @@ files by definition); it never reads state and never runs anything.
 
 from __future__ import annotations
 
-import glob
 import itertools
 import json
 import os
@@ -310,19 +309,17 @@ class Resolver:
             group: List[str] = []
             unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
             value_lists = [self.foreach_values(rule, n) for n in unbound]
-            is_glob = paths.has_glob(paths.WILDCARD_RE.sub("", pattern))  # as written, not from values
+            is_glob = paths.is_written_glob(pattern)
             for combo in itertools.product(*value_lists):
                 bound = dict(wildcards)
                 bound.update(zip(unbound, combo))
+                path = paths.fill(pattern, bound, is_glob)
                 if is_glob:
-                    # A glob the user wrote: a value's own glob characters match only themselves.
-                    escaped = {name: glob.escape(value) for name, value in bound.items()}
-                    matches = self._expand_input(paths.substitute(pattern, escaped), rule)
                     # Never the job's own outputs (`data/*.txt` making `data/summary.txt`): once
                     # built, they would make the job its own dependency.
-                    group.extend(m for m in matches if not _is_own_output(m, job))
+                    group.extend(m for m in self._expand_input(path, rule) if not _is_own_output(m, job))
                 else:  # a path: whatever characters the values hold (`s[1]`, `a*b`)
-                    group.append(paths.normalize(paths.substitute(pattern, bound)))
+                    group.append(paths.normalize(path))
             groups.append(group)
         job.inputs = [p for group in groups for p in group]
         named_inputs = {
@@ -549,15 +546,12 @@ class Resolver:
         """An alias item with its braces unescaped, and whether it is a glob (glob characters
         written in it, not brought by values); with wildcards, one path per combination of the
         alias's foreach values (Snakemake's `expand`), filled as a rule's inputs are."""
-        is_glob = paths.has_glob(paths.WILDCARD_RE.sub("", item))
+        is_glob = paths.is_written_glob(item)
         names = list(dict.fromkeys(wildcard_names_in(item)))
         if not names:
             return [(paths.unescape(item), is_glob)]
-        filled = []
-        for combo in itertools.product(*(self.foreach_values(alias, name) for name in names)):
-            values = dict(zip(names, (glob.escape(v) for v in combo) if is_glob else combo))
-            filled.append((paths.substitute(item, values), is_glob))
-        return filled
+        value_lists = [self.foreach_values(alias, name) for name in names]
+        return [(paths.fill(item, dict(zip(names, combo)), is_glob), is_glob) for combo in itertools.product(*value_lists)]
 
     def _resolve_alias_item(
         self, literal: str, is_glob: bool, item: str, alias: RuleSpec, aliases: Tuple[str, ...]

@@ -38,6 +38,20 @@ def has_glob(pattern: str) -> bool:
     return not GLOB_CHARS.isdisjoint(pattern)
 
 
+def is_written_glob(pattern: str) -> bool:
+    """Whether glob characters are written in `pattern` itself, outside its `{wildcards}`
+    (values filled in later never make a path a glob)."""
+    return has_glob(WILDCARD_RE.sub("", pattern))
+
+
+def fill(pattern: str, values: Dict[str, str], glob: bool) -> str:
+    """`pattern` with its wildcards filled; in a glob (`glob`, see is_written_glob) the
+    values' own glob characters are escaped, so that they match only themselves."""
+    if glob:
+        values = {name: _glob.escape(value) for name, value in values.items()}
+    return substitute(pattern, values)
+
+
 def substitute(pattern: str, values: Dict[str, str]) -> str:
     """Fill the `{wildcards}` of a path pattern; names without a value are left as they are."""
     if "{" not in pattern and "}" not in pattern:

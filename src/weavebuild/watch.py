@@ -32,7 +32,6 @@ from . import paths
 from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, MissingSource, UsageError, WeaveError
 from .graph import Graph
-from .manifest import WILDCARD_RE
 from .projectfile import find_manifest
 
 # Paths under these directories are never sources: Weave's own state and version control.
@@ -233,7 +232,7 @@ def scan_patterns(graph: Graph) -> List[Tuple[str, Dict[str, str]]]:
     for job in graph.jobs:
         for pattern in job.rule.inputs:
             text = paths.substitute(pattern, job.wildcards)
-            if paths.has_glob(WILDCARD_RE.sub("", text)):
+            if paths.is_written_glob(text):
                 add(text, job.rule.wildcard_regex)
     return [(text, constraints) for (text, _), constraints in found.items()]
 
