@@ -32,6 +32,37 @@ def test_plan_json_lists_reasons_and_up_to_date(project):
     assert run["merge"]["reasons"][0]["kind"] == "upstream will rerun"
     assert "train" in data["up_to_date"]
 
+def test_plan_counts_many_up_to_date_jobs(project):
+    """A big project's plan is the jobs that would run, then a count of the others (listed
+    with -v); a few up-to-date jobs are named."""
+    project.weavefile(
+        """
+        [rules.copy]
+        inputs = ["src/{n}.txt"]
+        outputs = ["out/{n}.txt"]
+        foreach = { n = "src/{n}.txt" }
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    for n in range(25):
+        project.write(f"src/{n}.txt", f"{n}\n")
+    assert project.run("build").rc == 0
+    project.write("src/7.txt", "changed\n")
+    out = project.run("plan").out
+    assert "would run 1 of 25 jobs:" in out and "input changed: src/7.txt" in out
+    assert "24 more jobs up to date (`weave plan -v` lists them)" in out
+    assert "out/3.txt" not in out
+    verbose = project.run("plan", "-v").out
+    assert "up to date (24):" in verbose and "  copy out/3.txt" in verbose
+    assert "up to date" not in project.run("plan", "-q").out
+    project.write("src/7.txt", "7\n")
+    assert project.run("plan").out.strip() == "nothing to do (25 jobs up to date)"
+    for n in range(10, 25):
+        os.remove(project.root / f"src/{n}.txt")
+    out = project.run("plan").out  # 10 jobs: few enough to name
+    assert "up to date (10):" in out and "  copy out/3.txt" in out
+
+
 
 def test_status_exit_code(project):
     make_pipeline(project)

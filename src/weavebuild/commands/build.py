@@ -17,6 +17,9 @@ from ..cli import (
 from ..invocation import run_build
 from ..reporter import pad, text_width
 
+# `weave plan` names the up-to-date jobs when there are few; past this, a count (with -v, all).
+UP_TO_DATE_LISTED = 20
+
 
 def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:
     graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter())
@@ -53,10 +56,14 @@ def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: 
             click.echo(f"  [{index}/{len(stale)}] {pad(job.display, width)}  ({reasons})")
             if settings.verbosity >= 2:
                 click.echo("      $ " + job.cmd.replace("\n", "\n        "))
-    if show_up_to_date and fresh:
+    if not show_up_to_date or not fresh or settings.verbosity == 0:
+        return
+    if len(fresh) <= UP_TO_DATE_LISTED or settings.verbosity >= 2:
         click.echo(f"up to date ({len(fresh)}):")
         for job in fresh:
             click.echo(f"  {job.display}")
+    elif stale:
+        click.echo(f"{len(fresh)} more jobs up to date (`weave plan -v` lists them)")
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -79,7 +86,10 @@ def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
 @verbosity_options
 @click.pass_obj
 def plan(settings: Settings, targets: Sequence[str], force: bool, as_json: bool) -> None:
-    """Show the jobs that would run, in order, with their reasons (same as `build -n`)."""
+    """Show the jobs that would run, in order, with their reasons (same as `build -n`).
+
+    Then the jobs already up to date: by name when there are at most 20 (or with -v), else
+    their count; -q leaves them out."""
     print_plan(settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True)
 
 
