@@ -286,3 +286,62 @@ def test_out_of_range_numbers_on_the_command_line(project):
     for option in ("--debounce", "--poll-interval"):
         for value in ("nan", "inf"):
             assert_user_error(project.run("watch", option, value, timeout=60), f"Invalid value for '{option}'")
+
+
+# -- file names that are not UTF-8 ---------------------------------------------------------------
+
+
+def test_file_names_that_are_not_utf8(project, tmp_path):
+    """Linux file names are bytes: one that is not UTF-8 (Python keeps its bytes as lone
+    surrogates) is built, recorded, shown and cleaned like any other."""
+    import subprocess
+    import sys
+
+    name = os.fsdecode(b"b\xff")
+    try:
+        (project.root / "src").mkdir()
+        (project.root / "src" / f"{name}.txt").write_text("b\n")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    project.write("src/a.txt", "a\n")
+    project.weavefile(
+        """
+        [rules.each]
+        inputs = ["src/{n}.txt"]
+        outputs = ["out/{n}.o"]
+        foreach = { n = "src/{n}.txt" }
+        cmd = "cp {inputs} {outputs}"
+        [rules.all]
+        inputs = ["src/*.txt"]
+        outputs = ["all.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+
+    def weave(*args, **env):
+        process = subprocess.run(
+            [sys.executable, "-m", "weavebuild", *args], cwd=project.root, capture_output=True,
+            env=dict(os.environ, **env), timeout=120,
+        )
+        return process.returncode, process.stdout, process.stderr
+
+    rc, out, err = weave("build", "each", "all")
+    assert rc == 0 and b"internal error" not in err, err
+    assert b"[3/3]" in out and b"out/b\xff.o" in out
+    assert project.read(f"out/{name}.o") == "b\n" and project.read("all.txt") == "a\nb\n"
+    rc, out, err = weave("build", "each", "all")
+    assert rc == 0 and b"nothing to do (3 jobs up to date)" in err + out, (out, err)
+    (project.root / "src" / f"{name}.txt").write_text("B\n")
+    rc, out, err = weave("build", "each", "all")
+    assert rc == 0 and b"2 ran, 1 up to date" in out + err and b"out/a.o" not in out, (out, err)
+    assert weave("status", "each", "all")[0] == 0
+    assert weave("history")[0] == 0
+    rc, out, err = weave("report", "-o", str(tmp_path / "report.html"))
+    assert rc == 0, err
+    assert "\ufffd" in (tmp_path / "report.html").read_text(encoding="utf-8")  # as a terminal shows it
+    rc, out, err = weave("graph", "-o", str(tmp_path / "graph.dot"), "each")
+    assert rc == 0 and "\ufffd" in (tmp_path / "graph.dot").read_text(encoding="utf-8"), err
+    rc, out, err = weave("build", "-B", "each", PYTHONIOENCODING="ascii")
+    assert rc == 0 and b"out/b\\udcff.o" in out, (out, err)  # escaped, not a crash
+    rc, out, err = weave("clean")
+    assert rc == 0 and not (project.root / "out").exists() and not project.exists("all.txt"), err

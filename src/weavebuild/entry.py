@@ -19,6 +19,17 @@ import gc
 import sys
 
 
+def _tolerant_output() -> None:
+    """Print what cannot be encoded escaped rather than fail: a file name that is not UTF-8,
+    or any non-ASCII name under PYTHONIOENCODING=ascii (a build must not die printing it)."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot change
+                pass
+
+
 def main() -> None:
     if sys.argv[1:] == ["--version"]:  # what scripts probe most: answered as click would
         from ._version import __version__
@@ -26,6 +37,7 @@ def main() -> None:
         sys.stdout.write(f"weave {__version__}\n")
         return
     gc.disable()
+    _tolerant_output()
     try:
         try:
             from .invocation import parse_fast, run_fast

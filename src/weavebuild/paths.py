@@ -29,6 +29,14 @@ def normalize(path: str) -> str:
     return normalized
 
 
+def readable(text: str) -> str:
+    """`text` with the bytes of a non-UTF-8 file name (kept by Python as lone surrogates) shown
+    as U+FFFD, as a terminal shows them: for pages and pictures, which must be valid UTF-8."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def is_outside(path: str) -> bool:
     """True if a normalised relative path escapes the project directory."""
     return os.path.isabs(path) or path == ".." or path.startswith("../")

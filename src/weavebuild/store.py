@@ -52,6 +52,25 @@ CREATE TABLE IF NOT EXISTS stamps (key TEXT PRIMARY KEY, data BLOB) WITHOUT ROWI
 """
 
 
+def _text(name: str) -> Any:
+    """`name` (a path or job key) as SQLite stores it. TEXT must be UTF-8; a name from a file
+    system that holds other bytes keeps them as lone surrogates (Python's surrogateescape), and
+    is stored as a BLOB of those bytes instead: it reads back as the same name, and no BLOB
+    equals a TEXT, so it cannot collide with another name."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape")
+    return name
+
+
+def _name(stored: Any) -> Any:
+    """The inverse of _text (other values pass through)."""
+    return stored.decode("utf-8", "surrogateescape") if isinstance(stored, bytes) else stored
+
+
 class Record:
     """A job's success: the recipe and input digests it ran with and the outputs it made."""
 
@@ -207,7 +226,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return {}
-        return {row[0]: row[1:] for row in rows}
+        return {_name(row[0]): row[1:] for row in rows}
 
     def load_jobs(self, keys: Optional[Sequence[str]] = None) -> Dict[str, JobRow]:
         """The latest success of every job (or of the jobs in `keys`)."""
@@ -223,13 +242,13 @@ class Store:
             else:
                 rows = []
                 for start in range(0, len(keys), 500):  # SQLite limits the number of parameters
-                    chunk = list(keys[start : start + 500])
+                    chunk = [_text(key) for key in keys[start : start + 500]]
                     marks = ",".join("?" * len(chunk))
                     rows += self.connection.execute(f"{query} WHERE j.job_key IN ({marks})", chunk).fetchall()
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return {}
-        return {row[0]: JobRow(row[1], row[2], row[3]) for row in rows}
+        return {_name(row[0]): JobRow(row[1], row[2], row[3]) for row in rows}
 
     def record(self, signature: str) -> Optional[Record]:
         import json
@@ -256,7 +275,7 @@ class Store:
         try:
             return Record(
                 row[0],
-                row[1],
+                _name(row[1]),
                 row[2],
                 json.loads(row[3]),
                 [tuple(item) for item in json.loads(row[4])],  # type: ignore[misc]
@@ -278,7 +297,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return {}
-        return dict(rows)
+        return {_name(key): duration for key, duration in rows}
 
     # -- writing -----------------------------------------------------------------------------
     def commit(
@@ -304,7 +323,7 @@ class Store:
                 forget_records = list(forget_records)
                 forget_latest = list(forget_latest)
                 if forget_latest:  # which record is each job's latest; its records stay
-                    connection.executemany("DELETE FROM jobs WHERE job_key = ?", [(key,) for key in forget_latest])
+                    connection.executemany("DELETE FROM jobs WHERE job_key = ?", [(_text(key),) for key in forget_latest])
                 if records or forget_jobs or forget_records:
                     # Records changed: no no-op stamp may outlive them (see stamp.py).
                     connection.execute("DELETE FROM stamps")
@@ -313,20 +332,17 @@ class Store:
                         "DELETE FROM records WHERE signature = ?", [(signature,) for signature in forget_records]
                     )
                 if forget_jobs:
-                    connection.executemany(
-                        "DELETE FROM jobs WHERE job_key = ?", [(key,) for key in forget_jobs]
-                    )
-                    connection.executemany(
-                        "DELETE FROM records WHERE job_key = ?", [(key,) for key in forget_jobs]
-                    )
+                    keys = [(_text(key),) for key in forget_jobs]
+                    connection.executemany("DELETE FROM jobs WHERE job_key = ?", keys)
+                    connection.executemany("DELETE FROM records WHERE job_key = ?", keys)
                 forget_files = list(forget_files)
                 if forget_files:
                     connection.executemany(
-                        "DELETE FROM files WHERE path = ?", [(path,) for path in forget_files]
+                        "DELETE FROM files WHERE path = ?", [(_text(path),) for path in forget_files]
                     )
                 connection.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(path,) + tuple(row) for path, row in files],
+                    [(_text(path),) + tuple(row) for path, row in files],
                 )
                 if records:
                     self._no_records = False
@@ -338,7 +354,7 @@ class Store:
                         [
                             (
                                 r.signature,
-                                r.job_key,
+                                _text(r.job_key),
                                 r.rule,
                                 encode_recipe(r.recipe),
                                 encode(r.inputs),
@@ -351,11 +367,11 @@ class Store:
                     )
                     connection.executemany(
                         "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
-                        [(r.job_key, r.signature, r.duration, r.finished_at) for r in records],
+                        [(_text(r.job_key), r.signature, r.duration, r.finished_at) for r in records],
                     )
                 if attempts:
                     connection.executemany(
-                        "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", attempts
+                        "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _attempt_rows(attempts)
                     )
                 connection.execute("COMMIT")
             except BaseException:
@@ -400,6 +416,7 @@ class Store:
             return []
         found: List[Tuple[str, str, List[Tuple[str, str]]]] = []
         for signature, job_key, recipe, outputs in rows:
+            job_key = _name(job_key)
             try:
                 paths = json.loads(recipe).get("outputs", [])
                 digests = outputs.split(" ") if outputs else []  # as commit() writes them
@@ -417,7 +434,7 @@ class Store:
             self.connection.executemany(
                 "DELETE FROM records WHERE job_key = ?1 AND signature NOT IN "
                 "(SELECT signature FROM records WHERE job_key = ?1 ORDER BY finished_at DESC LIMIT ?2)",
-                [(key, keep) for key in job_keys],
+                [(_text(key), keep) for key in job_keys],
             )
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
@@ -460,7 +477,7 @@ class Store:
             return
         try:
             self.connection.executemany(
-                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _attempt_rows(rows)
             )
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
@@ -481,13 +498,19 @@ class Store:
         if self.connection is None:
             return []
         try:
-            return self.connection.execute(
+            rows = self.connection.execute(
                 "SELECT job_key, rule, attempt, started, duration, exit_code, status, peak_rss, "
                 "cpu_time, log FROM attempts WHERE run_id = ? ORDER BY started",
                 (run_id,),
             ).fetchall()
         except sqlite3.DatabaseError:
             return []
+        return [(_name(row[0]),) + row[1:9] + (_name(row[9]),) for row in rows]
+
+
+def _attempt_rows(rows: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
+    """Attempt rows with their job key (1) and log path (10) as _text stores them."""
+    return [row[:1] + (_text(row[1]),) + row[2:10] + (_text(row[10]) if row[10] else row[10],) for row in rows]
 
 
 class _Unusable(Exception):

@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import click
 
+from .. import paths
 from ..cli import CONTEXT_SETTINGS, Settings, set_option
 from ..errors import UsageError
 
@@ -88,7 +89,7 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
         picture = visualize.rule_picture(job_graph, states)
     else:
         picture = visualize.job_picture(job_graph, verdicts, states, collapse=collapse)
-    dot = visualize.to_dot(picture)
+    dot = paths.readable(visualize.to_dot(picture))  # dot wants UTF-8
     if output is None:
         output = os.path.join(project.root, f"weave-graph.{fmt}")
     if fmt == "dot":

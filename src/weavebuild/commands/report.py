@@ -13,6 +13,7 @@ from typing import Optional
 
 import click
 
+from .. import paths
 from ..cli import CONTEXT_SETTINGS, Settings
 from ..errors import UsageError
 
@@ -62,6 +63,7 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
         os.path.abspath(root),
         time.time(),
     )
+    page = paths.readable(page)  # the page is UTF-8
     if output == "-":
         sys.stdout.write(page)
         return
