@@ -36,8 +36,9 @@ weave [GLOBAL OPTIONS] [COMMAND] [ARGS]...
   `make -C`, weave changes into DIR first, so paths on the command line (targets, `-f`, `-o`)
   are relative to DIR.
 - Without a command, `weave` builds the default targets; the build options (`-j`,
-  `--resources`, `-k`, ...) are accepted there too, and build options given before a command
-  apply to it: `weave -j 4 build` is `weave build -j 4`.
+  `--resources`, `-k`, ...) are accepted there too, and build options given before `build`
+  or `watch` apply to it: `weave -j 4 build` is `weave build -j 4`. Before any other command
+  they are an error (`weave -n clean` would otherwise clean for real): write them after it.
 - Targets are output paths relative to the project directory (the directory of the
   Weavefile), or rule names.
 - `--set NAME=VALUE` replaces a `[vars]` value for one run, before or after the command

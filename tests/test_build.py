@@ -206,6 +206,21 @@ def test_group_options_build_default_targets(project):
     assert project.exists("count.txt") and project.exists("models/best/model.txt")
 
 
+def test_build_options_before_another_command_are_refused(project):
+    """`weave -n clean` used to clean for real (the -n was dropped): build options before any
+    command but build and watch are an error that says where they go."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    result = project.run("-n", "clean")
+    assert result.rc == 2 and "-n before 'clean' applies only to weave build and weave watch" in result.err
+    assert "weave clean -n" in result.err
+    assert project.exists("count.txt")
+    result = project.run("-j", "4", "status")
+    assert result.rc == 2 and "weave status has no -j option" in result.err
+    assert project.run("-B", "touch").rc == 2 and project.run("-k", "list").rc == 2
+    assert project.run("-j", "2", "-k", "build").rc == 0  # where they belong, still accepted
+
+
 def test_failure_exit_1_with_command_and_log_tail(project):
     project.weavefile(
         """

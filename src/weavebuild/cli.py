@@ -194,11 +194,37 @@ def cli(
             raise click.BadParameter(f"cannot change into '{directory}': {exc.strerror}", param_hint="-C") from None
         os.environ["PWD"] = os.getcwd()  # what a shell would say, for jobs started without one
         directory = "."
+    _refuse_misplaced_build_options(ctx, build)
     verbosity = 0 if quiet else 1 + verbose
     ctx.obj = Settings(directory, weavefile, verbosity, parse_sets(sets))
     ctx.obj.build_defaults = build
     if ctx.invoked_subcommand is None:
         run_build(ctx.obj, (), **build)
+
+
+# The commands that take the build options given before their name (`weave -j2 build`).
+BUILDING_COMMANDS = ("build", "watch")
+
+
+def _refuse_misplaced_build_options(ctx: click.Context, build: Dict[str, Any]) -> None:
+    """A build option before another command's name would be silently dropped: `weave -n
+    clean` would clean for real. An error instead, naming where the option belongs."""
+    command = ctx.invoked_subcommand
+    if command is None or command in BUILDING_COMMANDS:
+        return
+    for param in ctx.command.params:
+        if param.name in build and build[param.name] != BUILD_DEFAULTS[param.name]:
+            from .errors import UsageError
+
+            flag = min(param.opts, key=len)
+            own = ctx.command.get_command(ctx, command)  # type: ignore[attr-defined]
+            takes_it = own is not None and any(flag in p.opts for p in own.params)
+            raise UsageError(
+                f"{flag} before '{command}' applies only to weave build and weave watch",
+                hint=f"write it after the command: weave {command} {flag}"
+                if takes_it
+                else f"weave {command} has no {flag} option; see weave {command} --help",
+            )
 
 
 def merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
