@@ -129,7 +129,7 @@ def test_job_output_reaches_a_reporter_that_shows_it_and_not_quiet_builds(projec
         def __init__(self) -> None:
             self.data = b""
 
-        def job_output(self, data: bytes) -> None:
+        def job_output(self, display: str, data: bytes) -> None:
             self.data += data
 
     project.weavefile(

@@ -65,3 +65,68 @@ def test_verbose_prints_commands_and_reasons(project):
     result = project.run("-v", "build", "out/1.txt")
     assert "$ sleep 0.3; echo 1 > out/1.txt" in result.out
     assert "(never built)" in result.out
+
+
+def test_job_output_is_labelled_with_its_job(project):
+    """Output printed when a job ends sits under that job's start line, or under a header
+    naming the job (another job's start line came in between), never bare under another's."""
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a"]
+        cmd = "touch a.started; while [ ! -e b.started ]; do sleep 0.01; done; echo from-a; touch a"
+        [rules.b]
+        outputs = ["b"]
+        cmd = "touch b.started; while [ ! -e a.started ]; do sleep 0.01; done; echo from-b; touch b"
+        [rules.all]
+        inputs = ["a", "b"]
+        """
+    )
+    result = project.run("build", "-j", "2", "all")
+    assert result.rc == 0, result
+    lines = result.out.splitlines()
+    headers = 0
+    for job in ("a", "b"):
+        above = lines[lines.index(f"from-{job}") - 1]
+        assert above in (f"[1/2] {job} {job}", f"[2/2] {job} {job}", f"-- output of {job} {job}:"), lines
+        headers += above.startswith("-- output of")
+    assert headers >= 1, lines  # both ran at once: one output came after the other's start line
+
+
+def test_output_without_a_final_newline_does_not_swallow_the_next_line(project):
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a"]
+        cmd = "printf NO-NL; touch a"
+        [rules.b]
+        inputs = ["a"]
+        outputs = ["b"]
+        cmd = "printf partial; exit 3"
+        """
+    )
+    result = project.run("build", "-j", "1", "b")
+    assert result.rc == 1
+    assert "NO-NL\n[2/2] b b\npartial\n" in result.out, result
+
+
+def test_terminal_status_line_leaves_a_partial_line_alone(project):
+    """A progress bar redrawn with \\r (tqdm) stays on screen: the status line is not drawn
+    over it while the job runs, and resumes on the next line when it ends."""
+    project.weavefile(
+        """
+        [rules.bar]
+        outputs = ["bar"]
+        cmd = "printf '\\\\r50%%|###'; sleep 0.6; touch bar"
+        [rules.later]
+        inputs = ["bar"]
+        outputs = ["later"]
+        cmd = "sleep 0.3; touch later"
+        """
+    )
+    rc, text = run_in_terminal(project.root, "build", "later")
+    assert rc == 0, text
+    assert "-- output of bar bar:" in text and "50%|###" in text, text
+    after = text[text.index("50%|###") + len("50%|###") :]
+    assert after.startswith("\r\n"), text  # a new line, not "\r\x1b[K" erasing the bar
+    assert "running: later" in after and "weave: 2 ran" in after

@@ -551,7 +551,7 @@ class Builder:
 
     def _finish(self, entry: _Running, completion: Completion, results: Dict[str, JobResult], state: Dict[str, object]) -> str:
         job = entry.job
-        self._drain_output(entry)
+        self._end_output(entry)
         failure: Optional[str] = None
         if completion.cancelled and not completion.timed_out:
             failure = "interrupted"
@@ -742,7 +742,13 @@ class Builder:
         except OSError:
             return
         entry.log_offset += len(data)
-        self.reporter.job_output(data)
+        self.reporter.job_output(entry.job.display, data)
+
+    def _end_output(self, entry: _Running) -> None:
+        """The rest of a finished job's output, and the end of it."""
+        if self._wants_output:
+            self._drain_output(entry)
+            self.reporter.job_output_ended(entry.job.display)
 
     # -- state ----------------------------------------------------------------------------------
     def _flush(self, final: bool = False) -> None:

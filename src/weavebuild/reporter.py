@@ -22,7 +22,12 @@ class Reporter:
 
     def job_started(self, display: str, index: int, total: int, command: str, reasons: Sequence[object]) -> None: ...
 
-    def job_output(self, data: bytes) -> None: ...
+    def job_output(self, display: str, data: bytes) -> None:
+        """Output of job `display`: all of it when it ends, or chunks while it runs (streamed
+        when it is the only job running)."""
+
+    def job_output_ended(self, display: str) -> None:
+        """Job `display` has ended: no more job_output for it."""
 
     def job_retrying(self, display: str, attempt: int, attempts: int, delay: float, why: str) -> None: ...
 
@@ -114,6 +119,17 @@ class ConsoleReporter(Reporter):
         self.wants_reasons = verbosity >= VERBOSE
         self._status = ""
         self._last_draw = 0.0
+        # The job whose start line or output was printed last: another job's output gets a
+        # header naming it, so that no output reads as the job above's.
+        self._owner: Optional[str] = None
+        # Job output that ended mid-line (a prompt, a progress bar redrawn with \r): the next
+        # line must not run into it, and the status line must not erase it.
+        self._open_line = False
+
+    def _end_open_line(self) -> None:
+        if self._open_line:
+            self.out.write("\n")
+            self._open_line = False
 
     def _clear_status(self) -> None:
         if self._status:
@@ -122,11 +138,20 @@ class ConsoleReporter(Reporter):
 
     def _print(self, text: str) -> None:
         self._clear_status()
+        self._end_open_line()
         self.out.write(text + "\n")
         self.out.flush()
+        self._owner = None
+
+    def _before_err(self) -> None:
+        """Make way on the terminal for a message on stderr."""
+        self._clear_status()
+        self._end_open_line()
+        self.out.flush()
+        self._owner = None
 
     def progress(self, done: int, total: int, running: Sequence[str], elapsed: float, eta: Optional[float]) -> None:
-        if not self.live:
+        if not self.live or self._open_line:
             return
         now = time.monotonic()
         if now - self._last_draw < self.REFRESH and self._status:
@@ -157,34 +182,43 @@ class ConsoleReporter(Reporter):
             self._print(line)
             if self.verbosity >= VERBOSE:
                 self._print("  $ " + command.replace("\n", "\n    "))
+            self._owner = display
 
     @property
     def wants_output(self) -> bool:
         return self.verbosity >= NORMAL
 
-    def job_output(self, data: bytes) -> None:
-        if self.verbosity >= NORMAL and data:
-            self._clear_status()
+    def job_output(self, display: str, data: bytes) -> None:
+        if self.verbosity < NORMAL or not data:
+            return
+        self._clear_status()
+        if display != self._owner:
+            self._end_open_line()
+            self.out.write(f"-- output of {display}:\n")
+            self._owner = display
+        self.out.flush()
+        buffer = getattr(self.out, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:
+            self.out.write(data.decode("utf-8", "replace"))
             self.out.flush()
-            buffer = getattr(self.out, "buffer", None)
-            if buffer is not None:
-                buffer.write(data)
-                buffer.flush()
-            else:
-                self.out.write(data.decode("utf-8", "replace"))
-                self.out.flush()
+        self._open_line = not data.endswith(b"\n")
+
+    def job_output_ended(self, display: str) -> None:
+        if display == self._owner:
+            self._end_open_line()
 
     def job_retrying(self, display: str, attempt: int, attempts: int, delay: float, why: str) -> None:
-        self._clear_status()
-        self.out.flush()
+        self._before_err()
         self.err.write(
             f"weave: {display}: attempt {attempt}/{attempts} failed ({why}); retrying in {delay:.1f}s\n"
         )
         self.err.flush()
 
     def job_failed(self, display: str, message: str, command: str, log_path: Optional[str], tail: str) -> None:
-        self._clear_status()
-        self.out.flush()
+        self._before_err()
         lines: List[str] = [f"weave: FAILED {display}: {message}"]
         if command:
             lines.append("  command: " + _shorten(command).replace("\n", "\n           "))
@@ -197,8 +231,7 @@ class ConsoleReporter(Reporter):
         self.err.flush()
 
     def warning(self, message: str) -> None:
-        self._clear_status()
-        self.out.flush()
+        self._before_err()
         self.err.write(f"weave: warning: {message}\n")
         self.err.flush()
 
@@ -209,8 +242,7 @@ class ConsoleReporter(Reporter):
     def summary(
         self, ran: int, up_to_date: int, failed: int, skipped: int, seconds: float, cutoff: int = 0
     ) -> None:
-        self._clear_status()
-        self.out.flush()
+        self._before_err()
         if failed:
             text = f"weave: {failed} failed, {ran} ran, {up_to_date} up to date"
             if skipped:
