@@ -394,6 +394,22 @@ def test_long_running_job_gets_its_log_by_name_while_running(tmp_path):
     assert log.read_text() == "started\ndone\n"
 
 
+def test_long_silent_job_leaves_no_log(tmp_path):
+    """A job given its log file while it ran, that printed nothing after all, leaves none (as
+    a short silent job does)."""
+    executor = LocalExecutor()
+    log = tmp_path / "quiet.log"
+    release = tmp_path / "release"
+    executor.start("quiet", f"while [ ! -e {release} ]; do sleep 0.05; done", None, str(tmp_path), str(log))
+    done = _wait_until(executor, lambda: log.exists())  # promoted while it runs (empty)
+    assert not done and executor.running == 1
+    release.touch()
+    done = _wait_until(executor, lambda: executor.running == 0)
+    executor.close()
+    assert done["quiet"].returncode == 0 and not done["quiet"].log_written
+    assert not log.exists()
+
+
 def test_background_process_output_stays_in_its_job_log(tmp_path):
     """A job whose process group outlives it (a background child still writing) keeps its
     spool file as its log: the late output never lands in a later job's log."""

@@ -273,6 +273,11 @@ class LocalExecutor(Executor):
             return False
         os.close(fd)
         if running.promoted:
+            if empty and succeeded and not _lingering(running):
+                # Given its log file while it ran (for tail -f), and silent after all.
+                self._logs_present.discard(running.log_path)
+                _unlink(running.log_path)
+                return False
             return True
         try:
             os.replace(running.spool_path, running.log_path)
