@@ -286,3 +286,33 @@ def test_a_sample_added_to_a_foreach_var_runs_only_its_jobs(project):
     result = project.run("build")  # back to two samples: only the fan-in changes
     assert result.rc == 0 and result.started == ["merge all.csv"], result
     assert project.read("all.csv") == "a\nb\n"
+
+
+def test_older_record_that_matches_becomes_the_latest(project):
+    """After --set d=3 and back, r is up to date by its first record (t made the same line
+    count again); a later hand edit of r.txt is then explained as such, not as a change of
+    t.txt against the --set run."""
+    project.weavefile(
+        """
+        [vars]
+        d = 2
+        [rules.t]
+        outputs = ["t.txt"]
+        cmd = "echo {vars.d} > t.txt"
+        [rules.r]
+        inputs = ["t.txt"]
+        outputs = ["r.txt"]
+        cmd = "wc -l < t.txt > r.txt"
+        """
+    )
+    assert project.run("build", "r.txt").rc == 0
+    assert project.run("build", "r.txt", "--set", "d=3").rc == 0
+    result = project.run("build", "r.txt")
+    assert result.rc == 0 and result.started == ["t t.txt"], result
+    project.write("r.txt", "by hand\n")
+    out = project.run("plan", "r.txt").out
+    assert "(output modified: r.txt)" in out, out
+    assert "output modified: r.txt" in project.run("why", "r.txt").out
+    result = project.run("build", "r.txt")
+    assert result.started == ["r r.txt"] and project.read("r.txt").strip() == "1"
+    assert "nothing to do" in project.run("build", "r.txt").err + project.run("build", "r.txt").out

@@ -182,6 +182,7 @@ class Builder:
         # (record, job, when it ended, each output's fingerprint then: None for a directory).
         self._unhashed: List[Tuple[Record, Job, float, List[Optional[Fingerprint]]]] = []
         self._attempt_rows: List[tuple] = []
+        self._adopted: List[Tuple[str, str]] = []  # see _adopt
         self._real_root = os.path.realpath(self.root)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
         self._made_dirs: Set[str] = set()
@@ -240,6 +241,7 @@ class Builder:
         if to_run == 0:
             for job in self.graph.jobs:
                 results[job.key] = JobResult(job, UP_TO_DATE)
+                self._adopt(job.key, verdicts[job.key])
             self._flush(final=True)  # settles racy files, so that this no-op can be stamped
             self.reporter.nothing_to_do(len(results) + len(self.untouched))
             return BuildResult(results, time.monotonic() - started, self.untouched)
@@ -428,6 +430,7 @@ class Builder:
                 job, forced=job.key in self.forced, explain=self.reporter.wants_reasons
             )
         if verdict.up_to_date:
+            self._adopt(job.key, verdict)
             return JobResult(job, UP_TO_DATE)
         if verdict.reasons[0].kind == INPUT_MISSING:
             result = JobResult(job, FAILED, verdict.reasons)
@@ -435,6 +438,19 @@ class Builder:
             self.reporter.job_failed(job.display, result.message, job.cmd, None, "")
             return result
         return None
+
+    def _adopt(self, key: str, verdict: Verdict) -> None:
+        """A job up to date by a record older than its latest (its inputs went back to what
+        they were): that record becomes its latest, so that `plan` and `why` explain the next
+        change against the run that made the outputs on disk."""
+        if verdict.signature is None:
+            return  # vouched for by the stamp: its latest record is the one that matched
+        row = self.latest.get(key)
+        if row is None or row.signature != verdict.signature:
+            record = self.store.record(verdict.signature)
+            if record is not None:
+                self._adopted.append((key, verdict.signature))
+                self.latest[key] = JobRow(record.signature, " ".join(record.outputs), record.duration)
 
     def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
         for dependent in job.dependents:
@@ -761,9 +777,10 @@ class Builder:
         self._last_flush = time.monotonic()
         records, self._records = self._records, []
         rows, self._attempt_rows = self._attempt_rows, []
+        adopted, self._adopted = self._adopted, []
         files = self.files.take_dirty()
-        if records or files or rows:
-            self.store.commit(records, files, attempts=rows)
+        if records or files or rows or adopted:
+            self.store.commit(records, files, attempts=rows, adopt=adopted)
 
     def _hash_outputs(self, final: bool) -> None:
         """Hash the outputs of jobs that ended at least a racy window ago (all of them if

@@ -309,8 +309,10 @@ class Store:
         attempts: Sequence[Tuple[Any, ...]] = (),
         forget_records: Iterable[str] = (),
         forget_latest: Iterable[str] = (),
+        adopt: Sequence[Tuple[str, str]] = (),
     ) -> None:
-        """Write records, file digests and attempt rows in one transaction (all or nothing)."""
+        """Write records, file digests and attempt rows in one transaction (all or nothing).
+        `adopt`: (job key, signature of one of its records) to make that record its latest."""
         import json
 
         if self.connection is None or self.broken:
@@ -324,7 +326,7 @@ class Store:
                 forget_latest = list(forget_latest)
                 if forget_latest:  # which record is each job's latest; its records stay
                     connection.executemany("DELETE FROM jobs WHERE job_key = ?", [(_text(key),) for key in forget_latest])
-                if records or forget_jobs or forget_records:
+                if records or forget_jobs or forget_records or adopt:
                     # Records changed: no no-op stamp may outlive them (see stamp.py).
                     connection.execute("DELETE FROM stamps")
                 if forget_records:
@@ -368,6 +370,12 @@ class Store:
                     connection.executemany(
                         "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
                         [(_text(r.job_key), r.signature, r.duration, r.finished_at) for r in records],
+                    )
+                if adopt:
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO jobs SELECT job_key, signature, duration, finished_at "
+                        "FROM records WHERE signature = ?",
+                        [(signature,) for _, signature in adopt],
                     )
                 if attempts:
                     connection.executemany(
