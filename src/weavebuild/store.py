@@ -518,7 +518,10 @@ class Store:
 
 def _attempt_rows(rows: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
     """Attempt rows with their job key (1) and log path (10) as _text stores them."""
-    return [row[:1] + (_text(row[1]),) + row[2:10] + (_text(row[10]) if row[10] else row[10],) for row in rows]
+    return [
+        tuple(_text(value) if index in (1, 10) and isinstance(value, str) else value for index, value in enumerate(row))
+        for row in rows
+    ]
 
 
 class _Unusable(Exception):
