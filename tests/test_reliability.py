@@ -364,6 +364,60 @@ def test_kill_9_of_weave_alone_kills_its_orphans_on_next_build(project):
     assert "nothing to do" in project.run("build").out
 
 
+REAPING_DRIVER = r'''
+import ctypes, json, os, subprocess, sys, time
+# As a normal init (systemd) does: orphans are reparented to this process and reaped here.
+assert ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+weave = [sys.executable, "-m", "weavebuild", "build"]
+def wait_file(name):
+    deadline = time.time() + 60
+    while not os.path.exists(name):
+        assert time.time() < deadline, name
+        time.sleep(0.02)
+first = subprocess.Popen(weave, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wait_file("started")
+first.kill()  # weave alone, as the OOM killer would
+first.wait()
+shell, background = int(open("shell.pid").read()), int(open("bg.pid").read())
+open("go", "w").close()  # the job's shell finishes and exits; its background child lives on
+os.waitpid(shell, 0)  # reaped, as init would: the recorded pid no longer exists
+second = subprocess.run(weave, capture_output=True, text=True)
+deadline, killed = time.time() + 30, False
+while time.time() < deadline and not killed:
+    killed = os.waitpid(background, os.WNOHANG)[0] == background
+    time.sleep(0.05)
+if not killed:
+    os.kill(background, 9)
+print(json.dumps({"rc": second.returncode, "err": second.stderr, "killed": killed}))
+'''
+
+
+def test_kill_9_leftovers_of_a_reaped_job_are_killed(project):
+    """After kill -9 of weave, a job's shell that exited (reaped by init) left a background
+    process in its session: the next build finds it by the run id in its environment."""
+    project.weavefile(
+        """
+        [rules.o]
+        outputs = ["out.txt"]
+        cmd = '''
+        if [ ! -e first ]; then
+          touch first; (exec sleep 300) & echo $! > bg.pid; echo $$ > shell.pid; touch started
+          while [ ! -e go ]; do sleep 0.02; done
+        fi
+        echo done > out.txt
+        '''
+        """
+    )
+    project.write("driver.py", REAPING_DRIVER, dedent=False)
+    driver = subprocess.run([sys.executable, "driver.py"], cwd=project.root, capture_output=True, text=True, timeout=180)
+    assert driver.returncode == 0, driver.stderr
+    outcome = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert outcome["rc"] == 0, outcome
+    assert "killed 1 job(s) left running by a weave that was killed" in outcome["err"], outcome
+    assert outcome["killed"], "the background process of the killed weave's job was left running"
+    assert project.read("out.txt") == "done\n"
+
+
 EDITED_DURING_RUN = """
 [rules.copy]
 inputs = ["src.txt"]

@@ -38,6 +38,8 @@ SHORT_SLICE_AFTER = 16
 UNWATCHED_POLL = 0.05  # seconds between looks at children that have no pidfd (out of descriptors)
 # A job still running after this long gets its log file under its own name (for `tail -f`).
 PROMOTE_AFTER = 1.0
+# In every job's environment: the run of weave that started it (see kill_orphans).
+RUN_ID_VARIABLE = "WEAVE_RUN_ID"
 SPOOL_DIR = ".spool"  # beside the logs: the spool files of running jobs
 
 
@@ -136,6 +138,14 @@ class LocalExecutor(Executor):
         # what a weave killed with SIGKILL left running (see kill_orphans).
         self.registry = registry
         self._registry_fd: Optional[int] = None
+        # Every job of this executor inherits RUN_ID_VARIABLE (set in weave's own environment,
+        # so that jobs started with env=None get it too): after a kill -9, what is left of a
+        # job whose first process already exited is found by it (kill_orphans).
+        self.run_id = f"{os.getpid()}-{time.time_ns()}"
+        self._previous_run_id: Optional[str] = None
+        if registry is not None:
+            self._previous_run_id = os.environ.get(RUN_ID_VARIABLE)
+            os.environ[RUN_ID_VARIABLE] = self.run_id
         self.sample_interval = sample_interval
         self._sampler: Optional[threading.Thread] = None
         self._programs: Dict[Tuple[str, str, str], bool] = {}
@@ -318,6 +328,7 @@ class LocalExecutor(Executor):
                 self._registry_fd = os.open(
                     self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644
                 )
+                os.write(self._registry_fd, f"run {self.run_id}\n".encode())
             now = time.time()
             os.write(self._registry_fd, "".join(f"{p.pid} {now:.3f}\n" for p in running.processes).encode())
         self._by_token[running.token] = running
@@ -689,44 +700,81 @@ class LocalExecutor(Executor):
                 os.ftruncate(self._registry_fd, 0)  # every job is accounted for
             os.close(self._registry_fd)
             self._registry_fd = None
+        if self.registry is not None and os.environ.get(RUN_ID_VARIABLE) == self.run_id:
+            if self._previous_run_id is None:
+                del os.environ[RUN_ID_VARIABLE]
+            else:
+                os.environ[RUN_ID_VARIABLE] = self._previous_run_id
 
 
 def kill_orphans(registry: str) -> int:
     """Kill jobs that a weave which died (kill -9, OOM, power loss) left running, as listed in
     its registry; call with the project lock held, so no live weave owns them. Returns how many
-    process groups were killed. A pid counts only if its process started when it was recorded,
-    so a reused pid is never killed."""
+    jobs had processes killed. A recorded pid counts only if its process started when it was
+    recorded, so a reused pid is never killed. A job whose first process has exited (and was
+    reaped by init) may have left others in its session: those are found by the run's id in
+    their environment, so no other process is ever taken for one of them."""
     try:
         with open(registry) as handle:
             lines = handle.read().split("\n")
     except OSError:
         return 0
     entries = []
+    run_id = None
     for line in lines:
         parts = line.split()
-        if len(parts) == 2:
+        if len(parts) == 2 and parts[0] == "run":
+            run_id = parts[1]
+        elif len(parts) == 2:
             try:
                 entries.append((int(parts[0]), float(parts[1])))
             except ValueError:
                 continue
-    killed = 0
+    hit: Set[int] = set()
     if entries:
         import psutil
 
+        gone: Set[int] = set()
         for pid, started in entries:
             try:
                 process = psutil.Process(pid)
                 if abs(process.create_time() - started) > 2.0:
                     continue
+            except psutil.NoSuchProcess:
+                gone.add(pid)
+                continue
             except psutil.Error:
                 continue
             kill_tree(pid, signal.SIGKILL)
-            killed += 1
+            hit.add(pid)
+        if gone and run_id is not None:
+            hit.update(_kill_leftovers(gone, run_id))
     try:
         os.truncate(registry, 0)
     except OSError:
         pass
-    return killed
+    return len(hit)
+
+
+def _kill_leftovers(sessions: Set[int], run_id: str) -> Set[int]:
+    """SIGKILL each process in one of `sessions` (the pids of jobs' first processes, each its
+    own session) whose environment holds `run_id`; the sessions it found processes in."""
+    import psutil
+
+    found: Set[int] = set()
+    own_uid = os.getuid()
+    for process in psutil.process_iter(["uids"]):
+        try:
+            if process.info["uids"] is None or process.info["uids"].real != own_uid:
+                continue
+            session = os.getsid(process.pid)
+            if session not in sessions or process.environ().get(RUN_ID_VARIABLE) != run_id:
+                continue
+            process.kill()
+        except (psutil.Error, OSError):
+            continue
+        found.add(session)
+    return found
 
 
 def _own_maxrss() -> int:

@@ -114,12 +114,24 @@ def recipe_of(job: Job) -> Dict[str, object]:
     }
 
 
+def _as_rendered(value: object) -> object:
+    """A var's value as far as a command can tell: a float with no fractional part is inserted
+    as an integer (`2.0` becomes `2`), so `e = 300` edited to `e = 300.0` changes nothing."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_as_rendered(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_rendered(item) for key, item in value.items()}
+    return value
+
+
 def recipe_digest(job: Job) -> str:
     parts: List[str] = ["weave-recipe-1", job.cmd]
     for key in sorted(job.env):
         parts.append(f"env:{key}={job.env[key]}")
     for key in sorted(job.vars):
-        parts.append(f"var:{key}={json.dumps(job.vars[key], sort_keys=True)}")
+        parts.append(f"var:{key}={json.dumps(_as_rendered(job.vars[key]), sort_keys=True)}")
     for output, is_dir in zip(job.outputs, job.dir_outputs):
         parts.append("out:" + output + ("/" if is_dir else ""))
     return digest_strings(parts)
