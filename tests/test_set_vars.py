@@ -316,3 +316,16 @@ def test_older_record_that_matches_becomes_the_latest(project):
     result = project.run("build", "r.txt")
     assert result.started == ["r r.txt"] and project.read("r.txt").strip() == "1"
     assert "nothing to do" in project.run("build", "r.txt").err + project.run("build", "r.txt").out
+
+
+def test_a_var_edited_to_the_same_text_reruns_nothing(project):
+    """`e = 300` edited to `e = 300.0` inserts the same text (a zero fraction is dropped): the
+    job's recipe is unchanged, so nothing reruns (before: a rerun, reason 'never built')."""
+    rule = '[rules.o]\noutputs = ["o.txt"]\ncmd = "echo {vars.e} {vars.l} > o.txt"\n'
+    project.weavefile("[vars]\ne = 300\nl = [1, 2]\n" + rule)
+    assert project.run("build").rc == 0
+    project.weavefile("[vars]\ne = 300.0\nl = [1.0, 2]\n" + rule)
+    result = project.run("build")
+    assert result.rc == 0 and result.started == [], result
+    project.weavefile("[vars]\ne = 300.5\nl = [1.0, 2]\n" + rule)
+    assert "var changed: e" in project.run("plan").out
