@@ -355,3 +355,16 @@ def test_history_and_report_work_while_the_weavefile_is_invalid(project):
     assert result.rc == 0, result
     assert "<html" in project.read("page.html").lower()
     assert_user_error(project.run("build"), "unknown top-level key")
+
+
+def test_history_targets_are_as_asked(project):
+    """A build without targets is listed as "(default)" whether it ran jobs or found nothing
+    to do (the first was listed by the default's resolved names, the second not)."""
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0
+    assert project.run("build", "a.txt").rc == 0
+    runs = json.loads(project.run("history", "--json").out)["runs"]
+    assert [run["targets"] for run in runs] == [["a.txt"], [], []]
+    table = project.run("history").out.splitlines()
+    assert table[2].rstrip().endswith("(default)") and table[3].rstrip().endswith("(default)"), table

@@ -327,7 +327,7 @@ class Project:
                 for warning in graph.warnings:
                     reporter.warning(warning)
                 pool = self.pool(graph, options.jobs, resources or {})
-                run_id = store.start_run(command_line, graph.requested)
+                run_id = store.start_run(command_line, list(targets))  # as asked: [] is "(default)"
                 builder = Builder(
                     graph,
                     store,
