@@ -86,6 +86,57 @@ def test_why_follows_chain_to_changed_source(project):
     assert "source file" in project.run("why", "raw/a.txt").out
 
 
+def test_why_of_an_alias_points_back_at_what_it_explained(project):
+    """Two targets sharing a stale dependency: the second's line says where its cause is
+    instead of ending in a colon with nothing under it."""
+    project.weavefile(
+        """
+        [rules.a]
+        inputs = ["src.txt"]
+        outputs = ["a.txt"]
+        cmd = "cp src.txt a.txt"
+        [rules.b]
+        inputs = ["a.txt"]
+        outputs = ["sub/b.txt"]
+        cmd = "cp a.txt sub/b.txt"
+        [rules.all]
+        inputs = ["a.txt", "sub/b.txt"]
+        """
+    )
+    project.write("src.txt", "1\n")
+    assert project.run("build", "all").rc == 0
+    project.write("src.txt", "2\n")
+    lines = project.run("why", "all").out.splitlines()
+    assert lines == [
+        "all is stale: a a.txt must run: input changed: src.txt",
+        "all is stale: b sub/b.txt will rerun because a dependency will (a a.txt: above)",
+    ], lines
+    assert project.run("why", "sub").out.startswith("sub is stale: b sub/b.txt will rerun")  # holds an output
+    project.write("data/x.txt", "x\n")
+    assert project.run("why", "data").out.strip() == "data is a source directory: nothing builds it"
+
+
+def test_upstream_reason_counts_what_it_does_not_name(project):
+    project.weavefile(
+        """
+        [rules.part]
+        inputs = ["src.txt"]
+        outputs = ["p/{n}.txt"]
+        foreach = { n = ["1", "2", "3", "4", "5"] }
+        cmd = "cp src.txt {outputs}"
+        [rules.total]
+        inputs = ["p/1.txt", "p/2.txt", "p/3.txt", "p/4.txt", "p/5.txt"]
+        outputs = ["total.txt"]
+        cmd = "cat {inputs} > total.txt"
+        """
+    )
+    project.write("src.txt", "1\n")
+    assert project.run("build", "total.txt").rc == 0
+    project.write("src.txt", "2\n")
+    out = project.run("plan", "total.txt").out
+    assert "upstream will rerun: part p/1.txt, part p/2.txt, part p/3.txt, +2 more" in out, out
+
+
 def test_list_shows_rules(project):
     make_pipeline(project)
     out = project.run("list").out

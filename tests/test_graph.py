@@ -168,6 +168,53 @@ def test_target_outside_project(tmp_path):
         build_graph(manifest, ["../a"])
 
 
+def test_absolute_target_outside_project_is_refused_as_relative_ones_are(tmp_path):
+    outside = tmp_path / "outside.txt"
+    touch(tmp_path, "outside.txt")
+    (tmp_path / "p").mkdir()
+    manifest = manifest_in(tmp_path / "p", '[rules.a]\noutputs = ["a"]\ncmd = "x"\n')
+    for target in (str(outside), str(tmp_path / "missing")):  # existing or not, as for '../x'
+        with pytest.raises(UsageError, match="is outside the project directory"):
+            build_graph(manifest, [target])
+
+
+def test_directory_target_builds_every_output_under_it(tmp_path):
+    """`weave build out/` (or `out`): the jobs of every known output under the directory; a
+    source directory has none."""
+    touch(tmp_path, "src/x.txt")
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.each]
+        outputs = ["out/{n}.txt"]
+        foreach = { n = ["1", "2"] }
+        cmd = "x"
+        [rules.deep]
+        outputs = ["out/sub/d.txt", "elsewhere.txt"]
+        cmd = "x"
+        [rules.other]
+        outputs = ["outer.txt"]
+        cmd = "x"
+        """,
+    )
+    for target in ("out", "out/", "./out"):
+        graph = build_graph(manifest, [target])
+        assert sorted(job.key for job in graph.targets) == ["deep", "each[n=1]", "each[n=2]"]
+    assert [job.key for job in build_graph(manifest, ["out/sub"]).targets] == ["deep"]
+    assert build_graph(manifest, ["src"]).jobs == []
+
+
+def test_a_rule_name_that_is_also_an_output_path_warns(tmp_path):
+    manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["b"]\ncmd = "x"\n[rules.b]\noutputs = ["a"]\ncmd = "y"\n')
+    graph = build_graph(manifest, ["a"])
+    assert keys(graph) == ["a"]  # the rule, as documented
+    assert graph.warnings == [
+        "'a' names rule 'a' and is also an output of rule 'b': building the rule; write './a' for the file"
+    ]
+    graph = build_graph(manifest, ["./a"])
+    assert keys(graph) == ["b"] and graph.warnings == []
+
+
 def test_absolute_target_inside_project(tmp_path):
     manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["sub/a"]\ncmd = "x"\n')
     graph = build_graph(manifest, [str(tmp_path / "sub" / "." / "a")])

@@ -215,7 +215,9 @@ class Builder:
         for job in self.graph.jobs:
             upstream = [dep for dep in job.deps if dep.key in stale]
             if upstream:
-                verdict = Verdict(None, [], [Reason(UPSTREAM, ", ".join(d.display for d in upstream[:3]))])
+                named = ", ".join(d.display for d in upstream[:3])
+                more = f", +{len(upstream) - 3:,} more" if len(upstream) > 3 else ""
+                verdict = Verdict(None, [], [Reason(UPSTREAM, named + more)])
             elif (
                 unchanged is not None
                 and job.key not in self.forced

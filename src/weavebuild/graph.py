@@ -489,6 +489,12 @@ class Resolver:
         rules = self.manifest.rules
         if target in rules:
             rule = rules[target]
+            clash = self.index.static.get(target)
+            if clash is not None and clash[0] is not rule and not aliases:
+                self.warnings.append(
+                    f"'{target}' names rule '{target}' and is also an output of rule "
+                    f"'{clash[0].name}': building the rule; write './{target}' for the file"
+                )
             if rule.is_alias:
                 if target in aliases:
                     raise CycleError(list(aliases[aliases.index(target) :]) + [target])
@@ -535,6 +541,8 @@ class Resolver:
             real = os.path.realpath(path)
             if real == root or real.startswith(root + os.sep):
                 path = paths.normalize(os.path.relpath(real, root))
+            else:  # no rule makes anything outside the project, as for '../x'
+                raise UsageError(f"target '{target}' is outside the project directory")
         if path == ".":
             raise UsageError(
                 f"target '{target}' is the project directory, which no rule makes",
@@ -543,6 +551,16 @@ class Resolver:
         job = self.producer(path, {})
         if job is not None:
             return [job]
+        # A directory holding outputs (`weave build reports/`): every output known under it.
+        prefix = path + "/"
+        under = sorted(output for output in self.index.static if output.startswith(prefix))
+        if under:
+            found: Dict[str, Job] = {}
+            for output in under:
+                made_by = self.producer(output, {})
+                if made_by is not None:
+                    found.setdefault(made_by.key, made_by)
+            return list(found.values())
         if self.exists(path):
             return []  # a source: nothing to build
         choices = list(self.index.static) + list(rules)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -41,19 +42,24 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
 @click.pass_obj
 def why(settings: Settings, target: str) -> None:
     """Explain why TARGET is (or is not) stale, following the chain to the changed sources."""
-    jobs, verdicts, chain = settings.project().why(target)
+    project = settings.project()
+    jobs, verdicts, chain = project.why(target)
     if not jobs:
-        click.echo(f"{target} is a source file: nothing builds it")
+        kind = "directory" if os.path.isdir(os.path.join(project.root, target)) else "file"
+        click.echo(f"{target} is a source {kind}: nothing builds it")
         return
     if all(verdicts[job.key].up_to_date for job in jobs):
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
         return
-    for depth, job in chain:
+    for index, (depth, job) in enumerate(chain):
         indent = "  " * depth
         reasons = verdicts[job.key].reasons
         own = [r for r in reasons if r.kind != "upstream will rerun"]
         lead = f"{target} is stale: " if depth == 0 else ""
         if own:
             click.echo(f"{indent}{lead}{job.display} must run: " + "; ".join(str(r) for r in own))
-        else:
+        elif index + 1 < len(chain) and chain[index + 1][0] > depth:
             click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will:")
+        else:  # its stale dependencies were explained above, under another target
+            upstream = "; ".join(r.detail for r in reasons if r.kind == "upstream will rerun")
+            click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will ({upstream}: above)")
