@@ -931,11 +931,15 @@ cmd = "echo about to fail; exit 3"
     )
     result = project.run("-k", "build")
     assert result.rc == 1, result
-    assert "failed: a a.txt (log: .weave/logs/a.log)" in result.out  # silent, failed: a log
-    assert "failed: b b.txt\n" in result.out  # exited 0, no output, printed nothing: no log
+    # The list of failures follows the summary line that counts them, on stderr.
+    summary = result.err[result.err.index("weave: 3 failed") :]
+    assert "failed: a a.txt (log: .weave/logs/a.log)" in summary  # silent, failed: a log
+    assert "failed: b b.txt\n" in summary  # exited 0, no output, printed nothing: no log
     assert "rule b exited 0 but did not create b.txt" in result.err
-    assert "failed: c c.txt (log: .weave/logs/c.log)" in result.out
+    assert "failed: c c.txt (log: .weave/logs/c.log)" in summary
     assert project.read(".weave/logs/c.log") == "about to fail\n"
+    quiet = project.run("-q", "-k", "build")
+    assert quiet.rc == 1 and "failed: c c.txt (log: .weave/logs/c.log)" in quiet.err and quiet.out == ""
 
 
 def test_python_api_takes_one_target_as_a_string_and_refuses_zero_jobs(project):

@@ -391,9 +391,10 @@ class Builder:
             cutoff=int(state["cutoff"]),
         )
         if failed:
-            for item in failed if self.options.keep_going else ():
-                log = f" (log: {os.path.relpath(item.log_path)})" if item.log_path else ""
-                self.reporter.info(f"  failed: {item.job.display}{log}")
+            if self.options.keep_going:
+                self.reporter.failures(
+                    [item.job.display + (f" (log: {os.path.relpath(item.log_path)})" if item.log_path else "") for item in failed]
+                )
             error = BuildFailed(f"{len(failed)} job(s) failed", [item.job.key for item in failed])
             error.result = result  # type: ignore[attr-defined]
             raise error

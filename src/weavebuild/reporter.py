@@ -43,6 +43,9 @@ class Reporter:
 
     def nothing_to_do(self, up_to_date: int) -> None: ...
 
+    def failures(self, lines: Sequence[str]) -> None:
+        """After the summary of a -k build: each failed job (and its log)."""
+
     # A live status line, if the reporter shows one: the builder calls `progress` often.
     live = False
     # Whether job reasons are shown as jobs start (computing them costs a record lookup).
@@ -252,6 +255,12 @@ class ConsoleReporter(Reporter):
         elif self.verbosity >= NORMAL:
             note = f", {cutoff} by early cutoff" if cutoff else ""
             self._print(f"weave: {ran} ran, {up_to_date} up to date{note} ({seconds:.2f}s)")
+
+    def failures(self, lines: Sequence[str]) -> None:
+        # On stderr, under the summary line that counts them, even with -q (they are errors).
+        self._before_err()
+        self.err.write("".join(f"  failed: {line}\n" for line in lines))
+        self.err.flush()
 
     def nothing_to_do(self, up_to_date: int) -> None:
         if self.verbosity >= NORMAL:
