@@ -105,6 +105,17 @@ def test_no_weavefile(project):
     assert_user_error(project.run("build"), "no Weavefile in")
 
 
+def test_no_weavefile_hints_at_the_project_above_or_a_miscased_name(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    (project.root / "sub" / "deeper").mkdir(parents=True)
+    result = project.run("-C", "sub/deeper", "build")
+    assert_user_error(result, "no Weavefile in")
+    assert f"the project is in {project.root}: run 'weave -C ../.. ...'" in result.err
+    (project.root / "sub" / "deeper" / "weavefile").write_text("")
+    result = project.run("-C", "sub/deeper", "build")
+    assert "found 'weavefile': the name is case-sensitive" in result.err
+
+
 def test_bad_cli_values(project):
     project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
     assert_user_error(project.run("build", "-j", "0"), "-j")

@@ -110,10 +110,7 @@ class Project:
                             f"'{candidate}' {why_not_a_file(candidate)}",
                             hint="the Weavefile must be a regular file (or a symlink to one), or use -f FILE",
                         )
-                raise UsageError(
-                    f"no Weavefile in {os.path.abspath(directory)}",
-                    hint=f"create one ({' or '.join(MANIFEST_NAMES)}), run 'weave init', or use -C DIR / -f FILE",
-                )
+                raise UsageError(f"no Weavefile in {os.path.abspath(directory)}", hint=_missing_weavefile_hint(directory))
             path = found
         try:
             with open(path, "rb") as handle:
@@ -548,6 +545,26 @@ class Project:
                 return recorded, skipped
             finally:
                 store.close()
+
+
+def _missing_weavefile_hint(directory: str) -> str:
+    """What to do when `directory` has no Weavefile: rename one whose case differs, or use the
+    project above (weave does not search upwards by itself: where the project is, is explicit)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        names = []
+    for name in sorted(names):
+        if name.lower() in {n.lower() for n in MANIFEST_NAMES} and name not in MANIFEST_NAMES:
+            return f"found '{name}': the name is case-sensitive; rename it to Weavefile, or use -f {name}"
+    here = os.path.abspath(directory)
+    parent = os.path.dirname(here)
+    while parent != here:
+        if find_manifest(parent) is not None:
+            up = os.path.relpath(parent, os.path.abspath(directory))
+            return f"the project is in {parent}: run 'weave -C {up} ...' (targets relative to it) or cd there"
+        here, parent = parent, os.path.dirname(parent)
+    return f"create one ({' or '.join(MANIFEST_NAMES)}), run 'weave init', or use -C DIR / -f FILE"
 
 
 def _counts(result: Optional[BuildResult]) -> Tuple[int, int, int]:
