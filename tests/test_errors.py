@@ -116,6 +116,12 @@ def test_no_weavefile_hints_at_the_project_above_or_a_miscased_name(project):
     assert "found 'weavefile': the name is case-sensitive" in result.err
 
 
+def test_global_option_after_the_command_says_where_it_goes(project):
+    result = project.run("build", "-C", "..")
+    assert_user_error(result, "No such option '-C'")
+    assert "hint: -C goes before the command: weave -C ... build ..." in result.err
+
+
 def test_bad_cli_values(project):
     project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
     assert_user_error(project.run("build", "-j", "0"), "-j")

@@ -242,6 +242,10 @@ def merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Options of `weave` itself that no command takes after its name.
+_GLOBAL_ONLY = ("-C", "--directory", "-f", "--file")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the `weave` command; never lets a traceback reach a user for their error."""
     args = sys.argv[1:] if argv is None else argv
@@ -258,6 +262,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             message = exc.format_message()
             ctx = getattr(exc, "ctx", None)
             usage = f"\n  usage: {ctx.get_usage().replace('Usage: ', '')}" if ctx is not None else ""
+            if isinstance(exc, click.NoSuchOption) and exc.option_name in _GLOBAL_ONLY and ctx is not None and ctx.parent is not None:
+                usage = f"\n  hint: {exc.option_name} goes before the command: weave {exc.option_name} ... {ctx.info_name} ..."
             click.echo(f"weave: error: {message}{usage}", err=True)
             return 2
 
