@@ -130,3 +130,28 @@ def test_terminal_status_line_leaves_a_partial_line_alone(project):
     after = text[text.index("50%|###") + len("50%|###") :]
     assert after.startswith("\r\n"), text  # a new line, not "\r\x1b[K" erasing the bar
     assert "running: later" in after and "weave: 2 ran" in after
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_build(project):
+    """`weave build | head -1`: once the pipe is closed, output is dropped and the build still
+    runs every job and exits 0 (it stopped at the first line it could not print, exit 1)."""
+    project.weavefile(
+        """
+        [rules.step]
+        outputs = ["out/{i}.txt"]
+        foreach = { i = ["1", "2", "3", "4", "5", "6"] }
+        cmd = "echo talking about {wildcards.i}; echo {wildcards.i} > {outputs}"
+        """
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before weave writes its first line
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "weavebuild", "build", "-j", "2", "step"], cwd=project.root,
+            stdout=write_end, stderr=subprocess.PIPE, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert process.returncode == 0, process.stderr
+    assert b"Exception" not in process.stderr and b"Traceback" not in process.stderr
+    assert sorted(os.listdir(project.root / "out")) == [f"{i}.txt" for i in range(1, 7)]

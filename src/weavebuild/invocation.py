@@ -110,7 +110,12 @@ def run_guarded(command: Callable[[], Optional[int]]) -> None:
     except KeyboardInterrupt:
         _say("weave: interrupted")
         sys.exit(130)
-    except BrokenPipeError:
+    except BrokenPipeError:  # `weave plan | head`: the reader has what it wanted
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit goes nowhere
+        except (OSError, ValueError):
+            pass
         sys.exit(1)
     except Exception as exc:  # a bug in weave: still no traceback unless asked for
         if os.environ.get("WEAVE_DEBUG"):

@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import time
-from typing import IO, Dict, List, Optional, Sequence
+from typing import IO, Any, Dict, List, Optional, Sequence
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
@@ -98,6 +98,70 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class _Guarded:
+    """A stream whose reader may go away (`weave build | head`): once a write finds the pipe
+    closed, later output is dropped and the build goes on, ending as it would have (its exit
+    code tells how). The descriptor is pointed at /dev/null, so that Python's last flush of
+    the stream at exit has somewhere to go."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self.gone = False
+        raw = getattr(stream, "buffer", None)
+        self.buffer = _GuardedBytes(self, raw) if raw is not None else None
+
+    def write(self, text: str) -> None:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self.drop()
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self.drop()
+
+    def isatty(self) -> bool:
+        isatty = getattr(self._stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    def drop(self) -> None:
+        self.gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real descriptor (tests, StringIO)
+            pass
+
+
+class _GuardedBytes:
+    """The binary side of a _Guarded stream (job output is copied as bytes)."""
+
+    def __init__(self, owner: _Guarded, raw: IO[bytes]):
+        self._owner = owner
+        self._raw = raw
+
+    def write(self, data: bytes) -> None:
+        if not self._owner.gone:
+            try:
+                self._raw.write(data)
+            except BrokenPipeError:
+                self._owner.drop()
+
+    def flush(self) -> None:
+        if not self._owner.gone:
+            try:
+                self._raw.flush()
+            except BrokenPipeError:
+                self._owner.drop()
+
+
 class ConsoleReporter(Reporter):
     """Plain lines on a pipe or file (CI logs); on a terminal, a Ninja-style status line
     (`[done/total] running: train, eval … 12s, ETA 40s`) redrawn in place, with job output
@@ -113,8 +177,8 @@ class ConsoleReporter(Reporter):
         live: Optional[bool] = None,
     ):
         self.verbosity = verbosity
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        self.out: Any = _Guarded(out or sys.stdout)
+        self.err: Any = _Guarded(err or sys.stderr)
         if live is None:
             isatty = getattr(self.out, "isatty", None)
             live = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
