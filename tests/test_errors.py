@@ -116,6 +116,15 @@ def test_no_weavefile_hints_at_the_project_above_or_a_miscased_name(project):
     assert "found 'weavefile': the name is case-sensitive" in result.err
 
 
+def test_counts_on_the_command_line_are_explained_in_words(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    assert_user_error(project.run("build", "-j", "abc"), "'abc' is not a whole number")
+    assert_user_error(project.run("build", "-j", "2.5"), "'2.5' is not a whole number")
+    assert_user_error(project.run("-j", "0", "build"), "0 is too small: at least 1")
+    assert_user_error(project.run("build", "--retries", "-1"), "-1 is too small: at least 0")
+    assert_user_error(project.run("history", "-n", "0"), "0 is too small: at least 1")
+
+
 def test_global_option_after_the_command_says_where_it_goes(project):
     result = project.run("build", "-C", "..")
     assert_user_error(result, "No such option '-C'")

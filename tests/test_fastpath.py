@@ -149,4 +149,4 @@ def test_other_command_lines_still_work_through_the_console_script(project):
     assert result.returncode == 0 and "c-ran" in result.stdout, result
     assert "click-loaded=True" in result.stderr
     bad = subprocess.run([sys.executable, "-c", ENTRY, "-j", "0"], cwd=project.root, capture_output=True, text=True)
-    assert bad.returncode == 2 and "'-j' / '--jobs': 0 is not in the range" in bad.stderr, bad
+    assert bad.returncode == 2 and "'-j' / '--jobs': 0 is too small: at least 1" in bad.stderr, bad

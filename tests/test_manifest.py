@@ -756,7 +756,7 @@ def test_invalid_rule_name():
         cmd = "x"
         """
     )
-    assert "rule names may contain only letters, digits" in error.message
+    assert "rule names may contain only ASCII letters, digits" in error.message
     assert (error.rule, error.key, error.line) == ("a b", None, 2)
 
 

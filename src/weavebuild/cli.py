@@ -89,6 +89,21 @@ def set_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+class Count(click.IntRange):
+    """A whole number of at least `min`, with messages in plain words ("'abc' is not a whole
+    number", "0 is too small: at least 1") instead of click's "not a valid integer range"."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(str(value).strip())
+            except ValueError:
+                self.fail(f"'{value}' is not a whole number", param, ctx)
+        if self.min is not None and value < self.min:
+            self.fail(f"{value} is too small: at least {self.min}", param, ctx)
+        return value
+
+
 def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `weave build`, `weave watch` and `weave` without a command."""
     return _with_build_options(func, dry_run_listed=True)
@@ -102,13 +117,13 @@ def watch_build_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _with_build_options(func: Callable[..., Any], dry_run_listed: bool) -> Callable[..., Any]:
     options = [
-        click.option("-j", "--jobs", type=click.IntRange(min=1), default=BUILD_DEFAULTS["jobs"], help="Job slots (default: number of CPUs)."),
+        click.option("-j", "--jobs", type=Count(min=1), default=BUILD_DEFAULTS["jobs"], help="Job slots (default: number of CPUs)."),
         click.option("--resources", "resources", multiple=True, metavar="NAME=N[,...]", help="Resource totals, e.g. gpu=2,mem_mb=16000 (repeatable)."),
         click.option("-k", "--keep-going", is_flag=True, default=BUILD_DEFAULTS["keep_going"], help="Keep building independent jobs after a failure."),
         click.option("-n", "--dry-run", is_flag=True, default=BUILD_DEFAULTS["dry_run"], hidden=not dry_run_listed, help="Print the jobs that would run, with reasons; run nothing."),
         click.option("-B", "--force", is_flag=True, default=BUILD_DEFAULTS["force"], help="Rerun the named targets even if up to date."),
         click.option("--keep-failed", is_flag=True, default=BUILD_DEFAULTS["keep_failed"], help="Keep the outputs of failed jobs (never recorded as good)."),
-        click.option("--retries", type=click.IntRange(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),
+        click.option("--retries", type=Count(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),
         click.option("--timeout", callback=_parse_duration, default=BUILD_DEFAULTS["timeout"], metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),
         click.option("--wait", "wait_for_lock", is_flag=True, default=BUILD_DEFAULTS["wait_for_lock"], help="If another weave is building here, wait for it."),
     ]

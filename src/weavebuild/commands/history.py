@@ -10,14 +10,14 @@ from typing import List
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Count, Settings
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
     "-n",
     "limit",
-    type=click.IntRange(min=1),
+    type=Count(min=1),
     default=20,
     show_default=True,
     metavar="N",
