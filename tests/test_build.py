@@ -240,6 +240,23 @@ def test_failure_exit_1_with_command_and_log_tail(project):
     assert "Traceback" not in result.err
 
 
+def test_exit_codes_of_signals_are_explained(project):
+    project.weavefile(
+        """
+        [rules.pipe]
+        outputs = ["a"]
+        cmd = "yes | head -1 > a"
+        [rules.oom]
+        outputs = ["b"]
+        cmd = "bash -c 'kill -9 $$'; touch b"
+        """
+    )
+    result = project.run("-k", "build", "a", "b")
+    assert result.rc == 1
+    assert "exited with code 141 (SIGPIPE: a command wrote into a pipe whose reader had stopped" in result.err
+    assert "exited with code 137 (SIGKILL: killed, often by the out-of-memory killer)" in result.err
+
+
 def test_keep_failed_keeps_partial_outputs_but_never_trusts_them(project):
     project.weavefile(
         """

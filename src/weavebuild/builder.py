@@ -95,6 +95,25 @@ class BuildOptions:
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 
 
+def _exit_code_meaning(code: int) -> str:
+    """What a shell's exit code says beyond its number, in parentheses (or nothing)."""
+    if code == 127:
+        return " (command not found)"
+    if code == 128 + signal.SIGPIPE:
+        return (
+            " (SIGPIPE: a command wrote into a pipe whose reader had stopped, as `head` does;"
+            " jobs run with pipefail, so that fails the job)"
+        )
+    if code == 128 + signal.SIGKILL:
+        return " (SIGKILL: killed, often by the out-of-memory killer)"
+    if 128 < code < 128 + signal.NSIG:
+        try:
+            return f" ({signal.Signals(code - 128).name}: a process of the job was killed by it)"
+        except ValueError:
+            return ""
+    return ""
+
+
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
     """`.weave/logs/<job>.log` for a job's first attempt, `<job>.attempt<N>.log` for retries
     (so a retry does not overwrite the output of the failure it retries)."""
@@ -581,9 +600,7 @@ class Builder:
             if completion.returncode < 0:
                 failure = f"killed by signal {signal.Signals(-completion.returncode).name}"
             else:
-                failure = f"exited with code {completion.returncode}"
-                if completion.returncode == 127:
-                    failure += " (command not found)"
+                failure = f"exited with code {completion.returncode}" + _exit_code_meaning(completion.returncode)
         if failure is None:
             # Outputs are only looked at here; they are hashed later (_hash_outputs), once.
             self.files.forget(self._rewrites(job))
