@@ -155,3 +155,13 @@ def test_a_reader_that_goes_away_does_not_stop_the_build(project):
     assert process.returncode == 0, process.stderr
     assert b"Exception" not in process.stderr and b"Traceback" not in process.stderr
     assert sorted(os.listdir(project.root / "out")) == [f"{i}.txt" for i in range(1, 7)]
+
+
+def test_first_build_shows_no_eta_until_a_job_has_finished(project):
+    """With no earlier run to go by, an ETA would be a guess (it used to assume 1 s a job):
+    none until this run's first job ends, then one from this run's jobs."""
+    project.weavefile(STEPS)
+    rc, text = run_in_terminal(project.root, "build", "-j", "2", "step")
+    assert rc == 0, text
+    before = [line for line in text.split("\r\x1b[K") if line.startswith("[0/4]")]
+    assert before and not any("ETA" in line for line in before), before

@@ -202,6 +202,7 @@ class Builder:
         self._unhashed: List[Tuple[Record, Job, float, List[Optional[Fingerprint]]]] = []
         self._attempt_rows: List[tuple] = []
         self._adopted: List[Tuple[str, str]] = []  # see _adopt
+        self._finished_durations: List[float] = []  # of this run's jobs: a first build's ETA
         self._real_root = os.path.realpath(self.root)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
         self._made_dirs: Set[str] = set()
@@ -420,8 +421,12 @@ class Builder:
         return result
 
     def _estimates(self, durations: Dict[str, float]) -> Dict[str, float]:
+        """Each job's expected duration: its last one, else the median of those known. Empty
+        when no job has a history (a first build): the ETA then comes from this run's jobs."""
         known = sorted(d for d in durations.values() if d)
-        default = known[len(known) // 2] if known else 1.0
+        if not known:
+            return {}
+        default = known[len(known) // 2]
         return {job.key: durations.get(job.key) or default for job in self.graph.jobs}
 
     def _progress(self, running: Dict[str, _Running], state: Dict[str, object], queue: ReadyQueue, started: float, estimate: Dict[str, float]) -> None:
@@ -430,12 +435,22 @@ class Builder:
         now = time.monotonic()
         done = int(state["started"]) - len(running)
         total = int(state["total"])
-        left = sum(max(0.0, estimate[e.job.key] - (now - e.started)) for e in running.values())
-        left += sum(estimate[job.key] for job in queue.peek())
-        waiting = max(0, total - done - len(running) - len(queue))
-        left += waiting * (sum(estimate.values()) / max(1, len(estimate)))
-        eta = left / max(1, self.pool.slots)
         names = [e.job.rule.name for e in running.values()]
+        finished = self._finished_durations
+        if not estimate and not finished:
+            self.reporter.progress(done, total, names, now - started, None)  # nothing to go on yet
+            return
+        typical = sum(finished) / len(finished) if finished else 0.0
+
+        def expected(key: str) -> float:
+            return estimate.get(key, typical)
+
+        left = sum(max(0.0, expected(e.job.key) - (now - e.started)) for e in running.values())
+        left += sum(expected(job.key) for job in queue.peek())
+        waiting = max(0, total - done - len(running) - len(queue))
+        mean = sum(estimate.values()) / len(estimate) if estimate else typical
+        left += waiting * mean
+        eta = left / max(1, self.pool.slots)
         self.reporter.progress(done, total, names, now - started, eta)
 
     def _decide(self, job: Job, verdicts: Dict[str, Verdict], ran: Set[str], results: Dict[str, JobResult]) -> Optional[JobResult]:
@@ -590,6 +605,8 @@ class Builder:
     def _finish(self, entry: _Running, completion: Completion, results: Dict[str, JobResult], state: Dict[str, object]) -> str:
         job = entry.job
         self._end_output(entry)
+        if self.reporter.live:
+            self._finished_durations.append(completion.duration)
         failure: Optional[str] = None
         if completion.cancelled and not completion.timed_out:
             failure = "interrupted"
