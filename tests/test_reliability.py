@@ -215,6 +215,9 @@ def test_second_weave_is_refused_then_waits(project):
     second = project.run("build")
     assert_user_error(second, f"another weave (pid {first.pid}) is building in")
     assert project.run("plan").rc == 0  # read-only commands need no lock
+    dry = project.run("clean", "-n")
+    assert dry.rc == 0 and "would remove 0 output(s)" in dry.out + dry.err, dry  # nor does clean -n
+    assert_user_error(project.run("clean"), "another weave")
     waiter = start_weave(project.root, "build", "--wait")
     time.sleep(0.3)
     assert waiter.poll() is None

@@ -423,13 +423,16 @@ class Project:
         removed: one replaced or edited since is left alone and added to `kept`, if given.
         Returns the removed paths.
         """
+        import contextlib
         import shutil
 
         from .graph import recipe_of
 
         targets = _targets(targets)
-        with ProjectLock(self.root):
-            store = self.open_store()
+        # A dry run writes nothing: it reads the store as `weave plan` does, without the lock
+        # (so it works while a build runs).
+        with contextlib.nullcontext() if dry_run else ProjectLock(self.root):
+            store = self.open_store(readonly=dry_run)
             try:
                 latest = store.load_jobs()
                 records = store.recorded_outputs()
