@@ -116,6 +116,30 @@ def test_why_of_an_alias_points_back_at_what_it_explained(project):
     assert project.run("why", "data").out.strip() == "data is a source directory: nothing builds it"
 
 
+def test_why_stops_after_forty_jobs(project):
+    project.weavefile(
+        """
+        [rules.p]
+        inputs = ["s/{n}.txt"]
+        outputs = ["o/{n}.txt"]
+        foreach = { n = "s/{n}.txt" }
+        cmd = "cp {inputs} {outputs}"
+        [rules.t]
+        inputs = ["o/*.txt"]
+        outputs = ["t.txt"]
+        cmd = "cat {inputs} > t.txt"
+        """
+    )
+    for n in range(60):
+        project.write(f"s/{n}.txt", f"{n}\n")
+    assert project.run("build").rc == 0 and project.run("build", "t.txt").rc == 0
+    for n in range(60):
+        project.write(f"s/{n}.txt", f"changed {n}\n")
+    lines = project.run("why", "t.txt").out.splitlines()
+    assert len(lines) == 41 and lines[0].startswith("t.txt is stale: t t.txt will rerun"), lines[:3]
+    assert lines[-1] == "... and 21 more stale jobs (weave plan t.txt lists them all)"
+
+
 def test_upstream_reason_counts_what_it_does_not_name(project):
     project.weavefile(
         """

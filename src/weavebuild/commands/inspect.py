@@ -36,6 +36,10 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
     sys.exit(1 if stale else 0)
 
 
+# `weave why` explains at most this many jobs: past it, the cause is rarely in the tail.
+WHY_LINES = 40
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
 @set_option
 @click.argument("target")
@@ -52,6 +56,9 @@ def why(settings: Settings, target: str) -> None:
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
         return
     for index, (depth, job) in enumerate(chain):
+        if index == WHY_LINES and len(chain) > WHY_LINES + 1:
+            click.echo(f"... and {len(chain) - index:,} more stale jobs (weave plan {target} lists them all)")
+            break
         indent = "  " * depth
         reasons = verdicts[job.key].reasons
         own = [r for r in reasons if r.kind != "upstream will rerun"]
