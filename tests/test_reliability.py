@@ -228,6 +228,47 @@ def test_second_weave_is_refused_then_waits(project):
     assert "nothing to do" in out
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_while_waiting_for_the_lock_exits_with_its_code(project, signum):
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["slow.txt"]
+        cmd = "touch started; while [ ! -f release ]; do sleep 0.05; done; echo done > slow.txt"
+        """
+    )
+    first = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started"), what="first build to start")
+    waiter = start_weave(project.root, "build", "--wait")
+    assert waiter.stdout.readline().startswith(f"weave: waiting for another weave (pid {first.pid}) building in")
+    waiter.send_signal(signum)
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 128 + signum, (waiter.returncode, err)
+    assert f"interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
+    (project.root / "release").touch()
+    assert first.wait(timeout=60) == 0
+
+
+def test_sighup_stops_a_build_like_ctrl_c(project):
+    """A dropped ssh session (SIGHUP) stops the build and its jobs (exit 129); before, weave
+    died at once and left its jobs running."""
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["slow.txt"]
+        cmd = "echo $$ > job.pid; touch started; sleep 300; echo done > slow.txt"
+        """
+    )
+    process = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started"), what="job start")
+    job = int(project.read("job.pid"))
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 129, err
+    wait_for(lambda: not psutil.pid_exists(job) or psutil.Process(job).status() == psutil.STATUS_ZOMBIE, 30, "job to end")
+    assert not project.exists("slow.txt")
+
+
 def test_lock_of_killed_weave_does_not_block(project):
     project.weavefile('[rules.s]\noutputs = ["s.txt"]\ncmd = "touch started; sleep 60; touch s.txt"\n')
     process = start_weave(project.root, "build")

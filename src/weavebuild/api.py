@@ -257,7 +257,11 @@ class Project:
         if jobs is not None and jobs < 1:
             raise UsageError(f"jobs={jobs}: at least one job slot is needed")
         reporter = reporter or Reporter()
-        with cycle_collector_paused(), ProjectLock(self.root, wait=wait_for_lock):
+
+        def waiting(holder: str) -> None:
+            reporter.info(f"weave: waiting for another weave ({holder}) building in {self.root}")
+
+        with cycle_collector_paused(), ProjectLock(self.root, wait=wait_for_lock, on_wait=waiting):
             store = self.open_store()
             try:
                 for warning in store.warnings:

@@ -871,7 +871,9 @@ class Builder:
         def handler(signum: int, frame: object) -> None:
             self._interrupt.append(signum)
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a closed terminal (a dropped ssh session) stops the build as Ctrl-C
+        # does, instead of killing weave and leaving its jobs running.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(signum) == signal.SIG_IGN:
                 continue  # ignored by whoever started us (e.g. `nohup`, `cmd &`): keep it so
             previous[signum] = signal.signal(signum, handler)

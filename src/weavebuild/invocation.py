@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .errors import WeaveError
+from .errors import Interrupted, WeaveError
 
 # The values `weave build` passes for options not given (cli.build_options declares each
 # option with these defaults; a test checks that they agree).
@@ -98,10 +100,27 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _stop_on_termination() -> None:
+    """SIGTERM and SIGHUP outside a build (waiting for the lock, loading the graph) end weave
+    with their message and exit code (143, 129), as they do during one (the builder handles
+    them itself while jobs run), not as an unexplained death by signal. A signal ignored by
+    whoever started weave (nohup) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _raise_interrupted)
+
+
 def run_guarded(command: Callable[[], Optional[int]]) -> None:
     """Run `command` and exit with its code; a user's error becomes its message (exit 2, or 1
     for a failed job), Ctrl-C ends with `weave: interrupted` (130), and a bug in weave is one
     line too, unless WEAVE_DEBUG is set. Never returns."""
+    _stop_on_termination()
     try:
         code = command()
     except WeaveError as exc:

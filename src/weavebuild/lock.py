@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 from .errors import LockedError
 
@@ -25,10 +25,11 @@ except ImportError:  # pragma: no cover - Windows is not supported yet
 class ProjectLock:
     """`with ProjectLock(root, wait=False):` holds the build lock of the project at `root`."""
 
-    def __init__(self, root: str, wait: bool = False):
+    def __init__(self, root: str, wait: bool = False, on_wait: Optional[Callable[[str], None]] = None):
         self.root = root
         self.path = os.path.join(root, ".weave", "lock")
         self.wait = wait
+        self.on_wait = on_wait  # told who holds the lock, when `wait` has to wait for it
         self._fd: Optional[int] = None
 
     def acquire(self) -> None:
@@ -36,7 +37,15 @@ class ProjectLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as busy:
+                    if not self.wait or busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                    if self.on_wait is not None:
+                        holder = _read_pid(fd)
+                        self.on_wait(f"pid {holder}" if holder else "another process")
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError as exc:
                 holder = _read_pid(fd)
                 os.close(fd)
