@@ -242,3 +242,15 @@ def test_an_absurd_gpu_total_is_an_error_not_a_hang(project):
         "gpu=1000000000000 is more GPUs than weave hands out",
     )
     assert_user_error(project.run("--resources", "gpu=1.5", "build", timeout=60), "gpu=1.5: GPUs are counted whole")
+
+
+def test_a_bad_gpu_total_is_an_error_even_when_nothing_would_run(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # a no-op, answered by the stamp
+    assert_user_error(project.run("build", "--resources", "gpu=1.5"), "gpu=1.5: GPUs are counted whole")
+    assert_user_error(
+        project.run("build", "--resources", "gpu=2", env={"CUDA_VISIBLE_DEVICES": "0"}),
+        "gpu=2 but CUDA_VISIBLE_DEVICES lists 1 GPU(s)",
+    )
+    assert_user_error(project.run("build", "-n", "--resources", "gpu=1.5"), "GPUs are counted whole")

@@ -32,6 +32,8 @@ def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
                 )
             amount = float(match.group(2))
             totals[match.group(1)] = int(amount) if amount.is_integer() else amount
+    if "gpu" in totals:
+        gpu_ids_for(totals["gpu"])  # a bad total is an error even when nothing would run
     return totals
 
 
@@ -164,27 +166,30 @@ def make_pool(
         # (CUDA_VISIBLE_DEVICES=""), so a pipeline written for a GPU box works on a laptop.
         if detected:
             totals["gpu"] = detected
-    gpu_ids: List[str] = []
-    if "gpu" in totals:
-        if totals["gpu"] != int(totals["gpu"]):
-            raise UsageError(
-                f"gpu={_fmt(totals['gpu'])}: GPUs are counted whole",
-                hint="set the gpu total to the number of GPUs of this machine",
-            )
-        count = int(totals["gpu"])
-        if count > MAX_GPUS:  # each GPU gets an id to hand out: a typo must not fill memory
-            raise UsageError(
-                f"gpu={_fmt(totals['gpu'])} is more GPUs than weave hands out (at most {MAX_GPUS})",
-                hint="set the gpu total to the number of GPUs of this machine",
-            )
-        visible = visible_gpu_ids()
-        if visible is None:
-            gpu_ids = [str(i) for i in range(count)]
-        else:
-            if count > len(visible):
-                raise UsageError(
-                    f"gpu={count} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPU(s)",
-                    hint="lower --resources gpu or widen CUDA_VISIBLE_DEVICES",
-                )
-            gpu_ids = visible[:count]
+    gpu_ids = gpu_ids_for(totals["gpu"]) if "gpu" in totals else []
     return ResourcePool(slots, totals, gpu_ids)
+
+
+def gpu_ids_for(total: float) -> List[str]:
+    """The GPU ids a gpu total hands out (the first of CUDA_VISIBLE_DEVICES if set, else
+    0..N-1); UsageError for a total that is not whole, too large, or more than are visible."""
+    if total != int(total):
+        raise UsageError(
+            f"gpu={_fmt(total)}: GPUs are counted whole",
+            hint="set the gpu total to the number of GPUs of this machine",
+        )
+    count = int(total)
+    if count > MAX_GPUS:  # each GPU gets an id to hand out: a typo must not fill memory
+        raise UsageError(
+            f"gpu={_fmt(total)} is more GPUs than weave hands out (at most {MAX_GPUS})",
+            hint="set the gpu total to the number of GPUs of this machine",
+        )
+    visible = visible_gpu_ids()
+    if visible is None:
+        return [str(i) for i in range(count)]
+    if count > len(visible):
+        raise UsageError(
+            f"gpu={count} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPU(s)",
+            hint="lower --resources gpu or widen CUDA_VISIBLE_DEVICES",
+        )
+    return visible[:count]
