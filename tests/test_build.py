@@ -970,3 +970,16 @@ def test_python_api_takes_one_target_as_a_string_and_refuses_zero_jobs(project):
     assert [job.key for job in graph.targets] == ["count"]
     with pytest.raises(UsageError, match="jobs=0: at least one job slot"):
         Project.load(str(project.root)).build(jobs=0)
+
+
+def test_dash_c_through_a_symlink_keeps_the_logical_pwd(project, tmp_path):
+    """`weave -C link` sets PWD for jobs as `cd link` would: the path through the symlink."""
+    project.weavefile('[rules.a]\noutputs = ["pwd.txt"]\ncmd = "printenv PWD > pwd.txt"\n')
+    link = tmp_path / "link"
+    link.symlink_to(project.root)
+    result = subprocess.run(
+        [sys.executable, "-m", "weavebuild", "-C", "link", "build"], cwd=tmp_path, capture_output=True, text=True,
+        env=dict(os.environ, PWD=str(tmp_path)), timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert project.read("pwd.txt").strip() == str(link)

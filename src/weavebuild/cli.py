@@ -203,11 +203,14 @@ def cli(
     if directory != ".":
         # As make -C: run as if started in DIR, so paths on the command line (targets,
         # -f, -o) are relative to DIR.
+        logical = _logical_path(directory)
         try:
             os.chdir(directory)
         except OSError as exc:
             raise click.BadParameter(f"cannot change into '{directory}': {exc.strerror}", param_hint="-C") from None
-        os.environ["PWD"] = os.getcwd()  # what a shell would say, for jobs started without one
+        # What a shell's `cd DIR` would leave in PWD, for jobs started without one: the path
+        # through symlinks as written, when it names this directory.
+        os.environ["PWD"] = logical if logical and _same_directory(logical, ".") else os.getcwd()
         directory = "."
     _refuse_misplaced_build_options(ctx, build)
     verbosity = 0 if quiet else 1 + verbose
@@ -215,6 +218,23 @@ def cli(
     ctx.obj.build_defaults = build
     if ctx.invoked_subcommand is None:
         run_build(ctx.obj, (), **build)
+
+
+def _logical_path(directory: str) -> Optional[str]:
+    """`directory` joined to the shell's logical working directory (PWD), as `cd` makes it."""
+    if os.path.isabs(directory):
+        return os.path.normpath(directory)
+    here = os.environ.get("PWD")
+    if not here or not os.path.isabs(here) or not _same_directory(here, "."):
+        return None
+    return os.path.normpath(os.path.join(here, directory))
+
+
+def _same_directory(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 # The commands that take the build options given before their name (`weave -j2 build`).
