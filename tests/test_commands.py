@@ -161,6 +161,20 @@ def test_upstream_reason_counts_what_it_does_not_name(project):
     assert "upstream will rerun: part p/1.txt, part p/2.txt, part p/3.txt, +2 more" in out, out
 
 
+def test_status_and_why_say_how_the_last_attempt_ended(project):
+    """A job that failed is 'never built' by its records; status and why add that its last
+    attempt failed, with the exit code and the log to read."""
+    project.weavefile('[rules.c]\noutputs = ["c.txt"]\ncmd = "echo oops; exit 3"\n')
+    assert project.run("build").rc == 1
+    status = project.run("status")
+    assert status.rc == 1
+    assert "never built (last attempt failed in run 1: exit code 3; log .weave/logs/c.log)" in status.out, status
+    assert "(last attempt failed in run 1: exit code 3" in project.run("why", "c.txt").out
+    project.weavefile('[rules.c]\noutputs = ["c.txt"]\ncmd = "echo ok > c.txt"\n')
+    assert project.run("build").rc == 0
+    assert project.run("status").rc == 0
+
+
 def test_list_shows_rules(project):
     make_pipeline(project)
     out = project.run("list").out

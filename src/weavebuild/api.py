@@ -395,6 +395,22 @@ class Project:
         reporter.nothing_to_do(len(job_keys))
         return BuildResult({}, time.monotonic() - started, untouched=job_keys)
 
+    def last_failures(self) -> Dict[str, str]:
+        """For each job whose last attempt (in the recent runs) did not succeed: what happened,
+        in words (`failed in run 12: exit code 3; log .weave/logs/x.log`). Read-only."""
+        store = self.open_store(readonly=True)
+        try:
+            attempts = store.last_attempts()
+        finally:
+            store.close()
+        found: Dict[str, str] = {}
+        for key, (run_id, status, code, log) in attempts.items():
+            if status == "ok":
+                continue
+            what = f"{status} in run {run_id}" + (f": exit code {code}" if status == "failed" and code else "")
+            found[key] = what + (f"; log {log}" if log else "")
+        return found
+
     def why(self, target: str) -> Tuple[List[Job], Dict[str, Verdict], List[Tuple[int, Job]]]:
         """Why `target` is (or is not) stale: its jobs, the verdicts, and the chain of stale jobs
         leading to the changed sources, as (depth, job) pairs, following 'upstream' reasons."""

@@ -502,6 +502,20 @@ class Store:
         except sqlite3.DatabaseError:
             return []
 
+    def last_attempts(self, runs: int = 20) -> Dict[str, Tuple[int, str, Optional[int], Optional[str]]]:
+        """Each job's last attempt in the newest `runs` runs: (run id, status, exit code, log)."""
+        if self.connection is None:
+            return {}
+        try:
+            rows = self.connection.execute(
+                "SELECT job_key, run_id, status, exit_code, log FROM attempts "
+                "WHERE run_id > (SELECT coalesce(max(id), 0) FROM runs) - ? ORDER BY run_id, started",
+                (runs,),
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            return {}
+        return {_name(row[0]): (row[1], row[2], row[3], _name(row[4])) for row in rows}
+
     def attempts(self, run_id: int) -> List[Tuple[Any, ...]]:
         if self.connection is None:
             return []

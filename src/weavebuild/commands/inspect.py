@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from typing import Optional, Sequence
 
 import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option
 from ..reporter import pad, text_width
+
+
+def _reasons(reasons: Sequence[object], failure: Optional[str]) -> str:
+    """A job's reasons to run, and how its last attempt ended if it did not succeed."""
+    return "; ".join(str(r) for r in reasons) + (f" (last attempt {failure})" if failure else "")
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -19,15 +24,17 @@ from ..reporter import pad, text_width
 @click.pass_obj
 def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
     """Table of the jobs TARGETS need and their state; exit code 1 if anything is stale."""
-    graph, verdicts = settings.project().plan(targets, reporter=settings.reporter())
+    project = settings.project()
+    graph, verdicts = project.plan(targets, reporter=settings.reporter())
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     rows = [job for job in graph.jobs if show_all or not verdicts[job.key].up_to_date]
+    failures = project.last_failures() if stale else {}
     if rows:
         width = min(50, max(text_width(job.display) for job in rows))
         for job in rows:
             verdict = verdicts[job.key]
             state = "up to date" if verdict.up_to_date else "STALE"
-            reason = "" if verdict.up_to_date else "  " + "; ".join(str(r) for r in verdict.reasons)
+            reason = "" if verdict.up_to_date else "  " + _reasons(verdict.reasons, failures.get(job.key))
             click.echo(f"{state:<10}  {pad(job.display, width) if reason else job.display}{reason}")
     click.echo(
         f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
@@ -55,6 +62,7 @@ def why(settings: Settings, target: str) -> None:
     if all(verdicts[job.key].up_to_date for job in jobs):
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
         return
+    failures = project.last_failures()
     for index, (depth, job) in enumerate(chain):
         if index == WHY_LINES and len(chain) > WHY_LINES + 1:
             click.echo(f"... and {len(chain) - index:,} more stale jobs (weave plan {target} lists them all)")
@@ -64,7 +72,7 @@ def why(settings: Settings, target: str) -> None:
         own = [r for r in reasons if r.kind != "upstream will rerun"]
         lead = f"{target} is stale: " if depth == 0 else ""
         if own:
-            click.echo(f"{indent}{lead}{job.display} must run: " + "; ".join(str(r) for r in own))
+            click.echo(f"{indent}{lead}{job.display} must run: " + _reasons(own, failures.get(job.key)))
         elif index + 1 < len(chain) and chain[index + 1][0] > depth:
             click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will:")
         else:  # its stale dependencies were explained above, under another target
