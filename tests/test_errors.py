@@ -127,8 +127,7 @@ def test_counts_on_the_command_line_are_explained_in_words(project):
 
 def test_global_option_after_the_command_says_where_it_goes(project):
     result = project.run("build", "-C", "..")
-    assert_user_error(result, "No such option '-C'")
-    assert "hint: -C goes before the command: weave -C ... build ..." in result.err
+    assert_user_error(result, "No such option", "hint: -C goes before the command: weave -C ... build ...")
 
 
 def test_bad_cli_values(project):
