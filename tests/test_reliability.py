@@ -311,6 +311,36 @@ def test_corrupt_store_is_moved_aside(project, damage):
     assert "nothing to do" in project.run("build").out
 
 
+@pytest.mark.parametrize("table", ["runs", "records", "attempts"])
+def test_store_damaged_past_the_open_check_is_moved_aside_after_the_build(project, table):
+    """A page the open-time check does not read (the root of one table) zeroed: the build that
+    meets the damage warns and moves the store aside at its end; the next reruns every job
+    once, and the one after has nothing to do (before: every build reran everything, silently
+    and for ever)."""
+    import sqlite3
+
+    rule = '[rules.gen]\noutputs = ["out/{i}.txt"]\nforeach = { i = [1, 2, 3] }\ncmd = "echo %s {wildcards.i} > {outputs}"\n'
+    project.weavefile(rule % "v1")
+    assert project.run("build").rc == 0
+    db = project.root / ".weave" / "state.db"
+    connection = sqlite3.connect(db)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    connection.close()
+    with open(db, "r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(bytes(page_size))
+    project.weavefile(rule % "v2")
+    first = project.run("build")
+    assert first.rc == 0 and "Traceback" not in first.err, first
+    assert "moved the damaged state store to state.db.corrupt-" in first.err, first
+    assert any(p.name.startswith("state.db.corrupt-") for p in db.parent.iterdir())
+    second = project.run("build")
+    assert second.rc == 0 and len(second.started) == 3, second
+    assert "nothing to do" in project.run("build").out
+
+
 CRASH_DAG = """
 [rules.stage1]
 inputs = ["src/{i}.txt"]

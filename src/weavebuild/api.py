@@ -263,6 +263,7 @@ class Project:
 
         with cycle_collector_paused(), ProjectLock(self.root, wait=wait_for_lock, on_wait=waiting):
             store = self.open_store()
+            shown = len(store.warnings)
             try:
                 for warning in store.warnings:
                     reporter.warning(warning)
@@ -377,6 +378,8 @@ class Project:
                     store.end_run(run_id, outcome, *counts)
             finally:
                 store.close()
+                for warning in store.warnings[shown:]:  # met during the build (a damaged store)
+                    reporter.warning(warning)
 
     def _fast_noop(
         self,

@@ -111,11 +111,18 @@ class JobRow:
 class Store:
     """Open with `Store.open(project_root)`; every write is one short transaction."""
 
-    def __init__(self, connection: Optional[sqlite3.Connection], path: str, warnings: List[str]):
+    def __init__(
+        self, connection: Optional[sqlite3.Connection], path: str, warnings: List[str], readonly: bool = False
+    ):
         self.connection = connection
         self.path = path
         self.warnings = warnings
+        self.readonly = readonly
         self.broken = False
+        # Damage found after opening (a page the open-time check did not read): the file is
+        # moved aside when the store closes, so that the next build starts afresh instead of
+        # every build running without records.
+        self.damaged = False
         # True while the store holds no record at all (a first build): record() then answers
         # without a query per job. Builds hold the project lock, so no one else adds records.
         self._no_records: Optional[bool] = None
@@ -142,15 +149,11 @@ class Store:
         except _Unusable as exc:
             if readonly:
                 warnings.append(f"state store {path} is unusable ({exc}); treating everything as never built")
-                return cls(None, path, warnings)
-            aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    os.replace(path + suffix, aside + suffix)
-                except FileNotFoundError:
-                    pass
-                except OSError as move_error:
-                    raise StoreError(f"cannot move aside unusable state store {path}: {move_error}") from None
+                return cls(None, path, warnings, readonly=True)
+            try:
+                aside = _move_aside(path)
+            except OSError as move_error:
+                raise StoreError(f"cannot move aside unusable state store {path}: {move_error}") from None
             warnings.append(
                 f"state store was unusable ({exc}); moved it to {os.path.basename(aside)} "
                 "and started afresh: jobs will rerun as if never built"
@@ -159,7 +162,7 @@ class Store:
                 connection = cls._connect(path, readonly)
             except _Unusable as again:
                 raise StoreError(f"cannot create state store {path}: {again}") from None
-        return cls(connection, path, warnings)
+        return cls(connection, path, warnings, readonly=readonly)
 
     @staticmethod
     def _connect(path: str, readonly: bool) -> sqlite3.Connection:
@@ -207,8 +210,21 @@ class Store:
                 self.connection.close()
             finally:
                 self.connection = None
+        if self.damaged and not self.readonly:
+            self.damaged = False
+            try:
+                aside = _move_aside(self.path)
+            except OSError as exc:
+                self.warnings.append(f"cannot move aside the damaged state store {self.path}: {exc}")
+                return
+            self.warnings.append(
+                f"moved the damaged state store to {os.path.basename(aside)}: the next build starts "
+                "afresh and runs every job once"
+            )
 
     def _fail(self, exc: Exception) -> None:
+        if _is_damage(exc):
+            self.damaged = True
         if not self.broken:
             self.broken = True
             self.warnings.append(
@@ -536,6 +552,26 @@ def _attempt_rows(rows: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
         tuple(_text(value) if index in (1, 10) and isinstance(value, str) else value for index, value in enumerate(row))
         for row in rows
     ]
+
+
+def _move_aside(path: str) -> str:
+    """Rename the store (and its WAL files) to `path.corrupt-TIME`; the new name."""
+    aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.replace(path + suffix, aside + suffix)
+        except FileNotFoundError:
+            pass
+    return aside
+
+
+def _is_damage(exc: Exception) -> bool:
+    """Whether an SQLite error says the file itself is damaged (not busy, full or read-only)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return True
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "no such table" in text
 
 
 class _Unusable(Exception):
