@@ -94,8 +94,10 @@ def test_defaults_are_the_click_commands_defaults():
 
 def _normalise(text: str) -> str:
     """Durations out; lines sorted: with `-j 2`, a job's output and the next job's start line
-    come in the order the jobs happen to end (the order is the engine's, not the CLI's)."""
-    return "".join(sorted(re.sub(r"\(\d+\.\d+s\)", "(T)", text).splitlines(keepends=True)))
+    come in the order the jobs happen to end (the order is the engine's, not the CLI's), and so
+    does whether a job's output needs its `-- output of JOB:` header."""
+    lines = re.sub(r"\(\d+\.\d+s\)", "(T)", text).splitlines(keepends=True)
+    return "".join(sorted(line for line in lines if not line.startswith("-- output of ")))
 
 
 def _run(code: str, root, args):
