@@ -444,6 +444,34 @@ B_IGNORES_SIGTERM = """\
 """
 
 
+def test_an_input_changed_only_in_its_metadata_while_read_starts_another_cycle(project, start_watch):
+    """A chmod of an input while its job reads it: the job is not recorded (it might have read
+    other content), and watch mode builds again, though chmod brings no event it acts on
+    (it idled with the job stale)."""
+    project.weavefile(
+        """
+        [rules.slow]
+        inputs = ["data/a.txt"]
+        outputs = ["out/a.txt"]
+        cmd = "echo slow >> runs.log; while [ ! -f go ]; do sleep 0.05; done; cat {inputs} > {outputs}"
+        [rules.all]
+        inputs = ["out/a.txt"]
+        """
+    )
+    project.write("data/a.txt", "hi\n")
+    watch = start_watch("all")
+    watch.wait_for(lambda: project.runs_log() == ["slow"], "the job to start")
+    os.chmod(project.root / "data" / "a.txt", 0o600)
+    project.write("go", "")
+    first = watch.wait_result()
+    assert first[1] == "ok", watch.output()
+    assert "changed while the build was running" in watch.output()
+    second = watch.wait_result(after=first[0])
+    assert second[1] == "ok" and "1 ran" in second[2], watch.output()
+    assert project.runs_log() == ["slow", "slow"]
+    assert project.run("status", "all").rc == 0
+
+
 def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
     project.weavefile(TWO_JOBS % B_WAITS_FOR_RELEASE)
     project.write("a.txt", "a1\n")

@@ -351,6 +351,7 @@ class Project:
                     if files.changed_after_read:  # edited while the build ran: no stamp
                         data = None
                         moved = list(files.changed_after_read)
+                        result.changed_during = moved
                         reporter.warning(
                             f"{', '.join(moved[:3])}{' and others' if len(moved) > 3 else ''} changed "
                             "while the build was running; the next build checks what read them"

@@ -44,6 +44,9 @@ class BuildResult:
         self._results = results
         self._untouched = untouched
         self.seconds = seconds
+        # Inputs found changed after a job read them (so that job was not recorded): the
+        # next build reruns what read them; watch mode starts it.
+        self.changed_during: List[str] = []
 
     @property
     def results(self) -> Dict[str, JobResult]:

@@ -561,6 +561,10 @@ class Watcher:
             return
         finally:
             self.building = False
+        for path in result.changed_during:
+            # Changed while a job read it (a chmod, a touch, an edit that the events of this
+            # build's window did not bring): that job was not recorded; build again.
+            self.changes.add(path)
         ran, fresh = len(result.ran), len(result.up_to_date)
         detail = f"{ran} ran, {fresh} up to date" if ran else f"nothing ran ({fresh} up to date)"
         cancelled = [r for r in result.results.values() if r.outcome == "cancelled"]
