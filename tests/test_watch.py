@@ -472,6 +472,24 @@ def test_an_input_changed_only_in_its_metadata_while_read_starts_another_cycle(p
     assert project.run("status", "all").rc == 0
 
 
+def test_ctrl_c_while_a_restart_winds_down_stops_watch(project, start_watch):
+    """--restart: a Weavefile edit cancels the build; a Ctrl-C while its jobs wind down (one
+    cleaning up on SIGTERM) ends watch mode with 130, not taken for part of the restart."""
+    weavefile = """
+        [rules.train]
+        inputs = ["data/a.txt"]
+        outputs = ["model.txt"]
+        cmd = "trap 'touch terminating; sleep 30; exit 1' TERM; echo train >> runs.log; sleep 300 & wait; cat {inputs} > {outputs}"
+        """
+    project.weavefile(weavefile)
+    project.write("data/a.txt", "a\n")
+    watch = start_watch("--restart")
+    watch.wait_for(lambda: project.runs_log() == ["train"], "the job to start")
+    project.weavefile(weavefile + "# an edit\n")
+    watch.wait_for(lambda: project.exists("terminating"), "the job to get SIGTERM")
+    assert watch.interrupt() == 130, watch.output()
+
+
 def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
     project.weavefile(TWO_JOBS % B_WAITS_FOR_RELEASE)
     project.write("a.txt", "a1\n")

@@ -196,6 +196,7 @@ class Builder:
         # build, see stamp.Partial): reported as up to date, never loaded.
         self.untouched = untouched
         self._interrupt: List[int] = []
+        self._signalled: List[int] = []  # the real signals among them (not a `stop` request)
         self._records: List[Record] = []
         # Records of jobs that succeeded, waiting for their outputs' digests (_hash_outputs):
         # (record, job, when it ended, each output's fingerprint then: None for a directory).
@@ -398,7 +399,10 @@ class Builder:
         seconds = time.monotonic() - started
         result = BuildResult(results, seconds, self.untouched)
         if self._interrupt:
-            interrupted = Interrupted(self._interrupt[0])
+            # A signal that came on top of a `stop` request (watch --restart) is what ended
+            # the build: its code, and the caller can tell it from the request.
+            interrupted = Interrupted(self._signalled[0] if self._signalled else self._interrupt[0])
+            interrupted.signalled = self._signalled[0] if self._signalled else None  # type: ignore[attr-defined]
             interrupted.result = result  # type: ignore[attr-defined]
             raise interrupted
         failed = result.failed
@@ -870,6 +874,7 @@ class Builder:
 
         def handler(signum: int, frame: object) -> None:
             self._interrupt.append(signum)
+            self._signalled.append(signum)
 
         # SIGHUP too: a closed terminal (a dropped ssh session) stops the build as Ctrl-C
         # does, instead of killing weave and leaving its jobs running.

@@ -548,10 +548,10 @@ class Watcher:
         except BuildFailed as exc:
             self._finish("FAILED", exc.message, started)
             return
-        except Interrupted:
-            # XXX: a real Ctrl-C that lands in the same instant as a --restart cancel is taken
-            # for the cancel; the next Ctrl-C stops watch mode.
-            if self.options.restart and self.stop.is_set():
+        except Interrupted as exc:
+            # The build stopped for the Weavefile edit (--restart), unless a real Ctrl-C or
+            # SIGTERM came meanwhile (while the jobs were winding down): that one ends watch.
+            if self.options.restart and self.stop.is_set() and getattr(exc, "signalled", None) is None:
                 self._finish("cancelled", "the Weavefile changed during the build; restarting", started)
                 return
             raise
