@@ -459,3 +459,44 @@ def test_the_sampler_thread_leaves_sigchld_to_the_main_thread(tmp_path):
         assert blocked & sigchld
     finally:
         executor.close()
+
+
+def test_kill_orphans_matches_each_job_with_its_own_run(tmp_path):
+    """A registry may hold entries of two runs (a watch cycle's executor after another's that
+    could not clear it): a leftover of the first run's job, whose first process is gone, is
+    found by the first run's id, not the last one named."""
+    import subprocess
+
+    import psutil
+
+    from weavebuild.executor import RUN_ID_VARIABLE, kill_orphans
+
+    marker = tmp_path / "bg.pid"
+    shell = subprocess.Popen(
+        ["bash", "-c", f"sleep 300 & echo $! > {marker}"], start_new_session=True,
+        env=dict(os.environ, **{RUN_ID_VARIABLE: "run-a"}),
+    )
+    started = time.time()
+    shell.wait()  # the job's first process is gone (reaped); its background sleep lives on
+    background = int(marker.read_text())
+    registry = tmp_path / "running"
+    registry.write_text(f"run run-a\n{shell.pid} {started:.3f}\nrun run-b\n999999999 {started:.3f}\n")
+    try:
+        assert kill_orphans(str(registry)) == 1
+
+        def gone() -> bool:
+            try:
+                return psutil.Process(background).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        deadline = time.monotonic() + 30
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(), "the first run's leftover is still running"
+    finally:
+        try:
+            os.kill(background, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert registry.read_text() == ""

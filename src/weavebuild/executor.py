@@ -720,35 +720,36 @@ def kill_orphans(registry: str) -> int:
     except OSError:
         return 0
     entries = []
-    run_id = None
+    run_id = None  # each entry belongs to the run named last above it
     for line in lines:
         parts = line.split()
         if len(parts) == 2 and parts[0] == "run":
             run_id = parts[1]
         elif len(parts) == 2:
             try:
-                entries.append((int(parts[0]), float(parts[1])))
+                entries.append((int(parts[0]), float(parts[1]), run_id))
             except ValueError:
                 continue
     hit: Set[int] = set()
     if entries:
         import psutil
 
-        gone: Set[int] = set()
-        for pid, started in entries:
+        gone: Dict[str, Set[int]] = {}  # run id -> its jobs whose first process has exited
+        for pid, started, run in entries:
             try:
                 process = psutil.Process(pid)
                 if abs(process.create_time() - started) > 2.0:
                     continue
             except psutil.NoSuchProcess:
-                gone.add(pid)
+                if run is not None:
+                    gone.setdefault(run, set()).add(pid)
                 continue
             except psutil.Error:
                 continue
             kill_tree(pid, signal.SIGKILL)
             hit.add(pid)
-        if gone and run_id is not None:
-            hit.update(_kill_leftovers(gone, run_id))
+        if gone:
+            hit.update(_kill_leftovers(gone))
     try:
         os.truncate(registry, 0)
     except OSError:
@@ -756,11 +757,13 @@ def kill_orphans(registry: str) -> int:
     return len(hit)
 
 
-def _kill_leftovers(sessions: Set[int], run_id: str) -> Set[int]:
-    """SIGKILL each process in one of `sessions` (the pids of jobs' first processes, each its
-    own session) whose environment holds `run_id`; the sessions it found processes in."""
+def _kill_leftovers(sessions: Dict[str, Set[int]]) -> Set[int]:
+    """SIGKILL each process in a session of `sessions[run]` (the pids of a run's jobs' first
+    processes, each its own session) whose environment holds that run's id; the sessions it
+    found processes in."""
     import psutil
 
+    run_of = {session: run for run, members in sessions.items() for session in members}
     found: Set[int] = set()
     own_uid = os.getuid()
     for process in psutil.process_iter(["uids"]):
@@ -768,7 +771,8 @@ def _kill_leftovers(sessions: Set[int], run_id: str) -> Set[int]:
             if process.info["uids"] is None or process.info["uids"].real != own_uid:
                 continue
             session = os.getsid(process.pid)
-            if session not in sessions or process.environ().get(RUN_ID_VARIABLE) != run_id:
+            run = run_of.get(session)
+            if run is None or process.environ().get(RUN_ID_VARIABLE) != run:
                 continue
             process.kill()
         except (psutil.Error, OSError):
