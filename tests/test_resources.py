@@ -254,3 +254,14 @@ def test_a_bad_gpu_total_is_an_error_even_when_nothing_would_run(project):
         "gpu=2 but CUDA_VISIBLE_DEVICES lists 1 GPU(s)",
     )
     assert_user_error(project.run("build", "-n", "--resources", "gpu=1.5"), "GPUs are counted whole")
+
+
+def test_dry_run_refuses_what_the_build_would(project):
+    """`build -n` is the build's plan: a job needing more than the total is refused as the
+    build refuses it (it was listed as 'would run')."""
+    project.weavefile('[rules.a]\noutputs = ["a"]\nresources = { gpu = 2 }\ncmd = "touch a"\n')
+    message = "rule 'a' needs gpu=2 but only gpu=1 is available"
+    assert_user_error(project.run("build", "--resources", "gpu=1", "a"), message)
+    assert_user_error(project.run("build", "-n", "--resources", "gpu=1", "a"), message)
+    result = project.run("build", "-n", "--resources", "gpu=2", "a")
+    assert result.rc == 0 and "would run 1 of 1 jobs" in result.out

@@ -83,7 +83,10 @@ def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> Non
     if dry_run:
         from .commands.build import print_plan
 
-        print_plan(settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False)
+        print_plan(
+            settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False,
+            check=lambda graph: project.pool(graph, options["jobs"], resources),  # as the build would
+        )
         return
     project.build(targets, resources=resources, reporter=settings.reporter(), argv=sys.argv, **options)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import click
 
@@ -21,8 +21,20 @@ from ..reporter import pad, text_width
 UP_TO_DATE_LISTED = 20
 
 
-def print_plan(settings: Settings, project: Any, targets: Sequence[str], force: bool, as_json: bool, show_up_to_date: bool) -> None:
+def print_plan(
+    settings: Settings,
+    project: Any,
+    targets: Sequence[str],
+    force: bool,
+    as_json: bool,
+    show_up_to_date: bool,
+    check: Optional[Callable[[Any], object]] = None,
+) -> None:
+    """Print what a build would run. `check(graph)`, if given, runs first and may refuse the
+    plan as the build would (`build -n` checks the resource totals)."""
     graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter())
+    if check is not None:
+        check(graph)
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
     if as_json:
