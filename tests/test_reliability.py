@@ -202,14 +202,16 @@ def test_timeout_kills_process_tree(project):
     wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10, "tree to die")
 
 
+# One job that runs until `release` exists: its build holds the lock meanwhile.
+HOLDS_THE_LOCK = """
+[rules.slow]
+outputs = ["slow.txt"]
+cmd = "touch started; while [ ! -f release ]; do sleep 0.05; done; echo done > slow.txt"
+"""
+
+
 def test_second_weave_is_refused_then_waits(project):
-    project.weavefile(
-        """
-        [rules.slow]
-        outputs = ["slow.txt"]
-        cmd = "touch started; while [ ! -f release ]; do sleep 0.05; done; echo done > slow.txt"
-        """
-    )
+    project.weavefile(HOLDS_THE_LOCK)
     first = start_weave(project.root, "build")
     wait_for(lambda: project.exists("started"), what="first build to start")
     second = project.run("build")
@@ -230,13 +232,7 @@ def test_second_weave_is_refused_then_waits(project):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_while_waiting_for_the_lock_exits_with_its_code(project, signum):
-    project.weavefile(
-        """
-        [rules.slow]
-        outputs = ["slow.txt"]
-        cmd = "touch started; while [ ! -f release ]; do sleep 0.05; done; echo done > slow.txt"
-        """
-    )
+    project.weavefile(HOLDS_THE_LOCK)
     first = start_weave(project.root, "build")
     wait_for(lambda: project.exists("started"), what="first build to start")
     waiter = start_weave(project.root, "build", "--wait")

@@ -581,8 +581,9 @@ def _missing_weavefile_hint(directory: str) -> str:
         names = os.listdir(directory)
     except OSError:
         names = []
+    expected = {name.lower() for name in MANIFEST_NAMES}
     for name in sorted(names):
-        if name.lower() in {n.lower() for n in MANIFEST_NAMES} and name not in MANIFEST_NAMES:
+        if name.lower() in expected and name not in MANIFEST_NAMES:
             return f"found '{name}': the name is case-sensitive; rename it to Weavefile, or use -f {name}"
     here = os.path.abspath(directory)
     parent = os.path.dirname(here)

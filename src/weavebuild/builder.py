@@ -401,8 +401,10 @@ class Builder:
         if self._interrupt:
             # A signal that came on top of a `stop` request (watch --restart) is what ended
             # the build: its code, and the caller can tell it from the request.
-            interrupted = Interrupted(self._signalled[0] if self._signalled else self._interrupt[0])
-            interrupted.signalled = self._signalled[0] if self._signalled else None  # type: ignore[attr-defined]
+            if self._signalled:
+                interrupted = Interrupted(self._signalled[0])
+            else:
+                interrupted = Interrupted(self._interrupt[0], requested=True)
             interrupted.result = result  # type: ignore[attr-defined]
             raise interrupted
         failed = result.failed

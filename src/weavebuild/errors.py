@@ -100,12 +100,16 @@ class BuildFailed(WeaveError):
 
 
 class Interrupted(WeaveError):
-    """The build was stopped by SIGINT/SIGTERM; exit code 130 or 143."""
+    """The build was stopped by SIGINT/SIGTERM/SIGHUP; exit code 130, 143 or 129.
 
-    def __init__(self, signum: int):
+    `requested`: stopped on request (the `stop` event of Project.build, as watch --restart
+    sets it) and by no signal."""
+
+    def __init__(self, signum: int, requested: bool = False):
         import signal
 
         self.signum = signum
+        self.requested = requested
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
         super().__init__(f"interrupted by {name}")

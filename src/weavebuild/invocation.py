@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -114,9 +113,13 @@ def _stop_on_termination() -> None:
     whoever started weave (nohup) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) == signal.SIG_DFL:
-            signal.signal(signum, _raise_interrupted)
+    try:  # the C module under `signal`: its enums cost a no-op build ~0.7 ms to import
+        import _signal as signals
+    except ImportError:  # pragma: no cover - an interpreter without it
+        import signal as signals  # type: ignore[no-redef]
+    for signum in (signals.SIGTERM, signals.SIGHUP):
+        if signals.getsignal(signum) == signals.SIG_DFL:
+            signals.signal(signum, _raise_interrupted)
 
 
 def run_guarded(command: Callable[[], Optional[int]]) -> None:
@@ -133,11 +136,9 @@ def run_guarded(command: Callable[[], Optional[int]]) -> None:
         _say("weave: interrupted")
         sys.exit(130)
     except BrokenPipeError:  # `weave plan | head`: the reader has what it wanted
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # Python's last flush at exit goes nowhere
-        except (OSError, ValueError):
-            pass
+        from .reporter import point_at_devnull
+
+        point_at_devnull(sys.stdout)
         sys.exit(1)
     except Exception as exc:  # a bug in weave: still no traceback unless asked for
         if os.environ.get("WEAVE_DEBUG"):

@@ -43,14 +43,12 @@ class ProjectLock:
                     if not self.wait or busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise
                     if self.on_wait is not None:
-                        holder = _read_pid(fd)
-                        self.on_wait(f"pid {holder}" if holder else "another process")
+                        self.on_wait(_holder(fd))
                     fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError as exc:
-                holder = _read_pid(fd)
+                who = _holder(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    who = f"pid {holder}" if holder else "another process"
                     raise LockedError(
                         f"another weave ({who}) is building in {self.root}",
                         hint="wait for it to finish, or pass --wait to queue behind it",
@@ -75,6 +73,12 @@ class ProjectLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, in words: `pid 4242`, as its holder wrote it."""
+    pid = _read_pid(fd)
+    return f"pid {pid}" if pid else "another process"
 
 
 def _read_pid(fd: int) -> Optional[int]:

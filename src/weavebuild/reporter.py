@@ -98,6 +98,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def point_at_devnull(stream: object) -> None:
+    """Point the descriptor under `stream` at /dev/null (its reader has gone away), so that
+    what is still buffered, and Python's last flush at exit, go nowhere without an error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())  # type: ignore[attr-defined]
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real descriptor (tests, StringIO)
+        pass
+
+
 class _Guarded:
     """A stream whose reader may go away (`weave build | head`): once a write finds the pipe
     closed, later output is dropped and the build goes on, ending as it would have (its exit
@@ -130,14 +143,7 @@ class _Guarded:
 
     def drop(self) -> None:
         self.gone = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, self._stream.fileno())
-            finally:
-                os.close(devnull)
-        except (OSError, ValueError, AttributeError):  # not a real descriptor (tests, StringIO)
-            pass
+        point_at_devnull(self._stream)
 
 
 class _GuardedBytes:

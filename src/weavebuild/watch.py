@@ -551,7 +551,7 @@ class Watcher:
         except Interrupted as exc:
             # The build stopped for the Weavefile edit (--restart), unless a real Ctrl-C or
             # SIGTERM came meanwhile (while the jobs were winding down): that one ends watch.
-            if self.options.restart and self.stop.is_set() and getattr(exc, "signalled", None) is None:
+            if self.options.restart and self.stop.is_set() and exc.requested:
                 self._finish("cancelled", "the Weavefile changed during the build; restarting", started)
                 return
             raise
