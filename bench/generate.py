@@ -274,6 +274,10 @@ def write_snakemake(wl: Workload, root: Path) -> None:
             constraint = r"out/.+\.o"
         else:
             constraint = "|".join(re.escape(j.output) for j in jobs)
+        if wl.shape == "deep":
+            # Snakemake builds its DAG recursively, a few frames per link of the chain: a few
+            # hundred links in, Python's default limit (1000) stops it with a RecursionError.
+            lines += ["import sys", f"sys.setrecursionlimit(max(sys.getrecursionlimit(), {20 * wl.n}))", ""]
         lines += [f"INPUTS = {table!r}", ""]
         if agg.kind == "agg":
             lines += [

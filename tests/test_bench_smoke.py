@@ -26,6 +26,28 @@ def test_bench_smoke(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     text = report.read_text()
     assert "weave" in text and "ninja" in text and "make" in text
+    assert "FAIL" not in text and "peer failed" not in text, text
+    assert f"weavebuild from {ROOT / 'src' / 'weavebuild'}" in text, text
+
+
+def test_a_relative_pythonpath_names_the_checkout_not_each_workload(tmp_path):
+    # PYTHONPATH=src from the checkout: the builds run inside the workloads, each with a src/
+    # of its own. -S: no site-packages, so weavebuild can only come from that entry.
+    import site
+
+    report = tmp_path / "bench.md"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(["src"] + site.getsitepackages()))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--shapes", "wide", "--tools", "weave",
+         "--no-startup", "--weave-cmd", f"{sys.executable} -S -m weavebuild", "--out", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"weavebuild from {ROOT / 'src' / 'weavebuild'}" in report.read_text()
 
 
 def test_pyenv_shims_are_measured_as_the_program_they_run(tmp_path, monkeypatch):
