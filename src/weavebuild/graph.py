@@ -151,6 +151,7 @@ class _RuleIndex:
         self.static_dirs: Set[str] = set()
         self.patterns: List[Tuple[object, int, RuleSpec]] = []
         self.dir_patterns = False
+        self._by_rule: Optional[Dict[str, List[Tuple[RuleSpec, Dict[str, str]]]]] = None
         for rule in resolver.manifest.rules.values():
             if rule.is_alias:
                 continue
@@ -181,6 +182,15 @@ class _RuleIndex:
                     self.patterns.append((regex, literal, rule))
                     if output.endswith("/"):
                         self.dir_patterns = True
+
+    def entries_of(self, rule: RuleSpec) -> List[Tuple[RuleSpec, Dict[str, str]]]:
+        """(rule, wildcards) of each exact output of `rule`, in index order. Grouped in one
+        pass on first use: an alias naming 20k rules would otherwise scan every output per rule."""
+        if self._by_rule is None:
+            self._by_rule = {}
+            for made_by, bound in self.static.values():
+                self._by_rule.setdefault(made_by.name, []).append((made_by, bound))
+        return self._by_rule.get(rule.name, [])
 
 
 def _check_nesting(jobs: Sequence[Job]) -> None:
@@ -503,9 +513,7 @@ class Resolver:
                     for path, is_glob in self._alias_paths(item, rule):
                         jobs.extend(self._resolve_alias_item(path, is_glob, item, rule, aliases + (target,)))
                 return jobs
-            entries = [
-                (r, w) for path, (r, w) in self.index.static.items() if r is rule
-            ]
+            entries = list(self.index.entries_of(rule))
             if not rule.outputs:
                 entries = [(rule, {})]  # a command-only rule: one job, run when requested
             output_wildcards = {w for output in rule.outputs for w in wildcard_names_in(output)}
@@ -607,9 +615,11 @@ class Resolver:
         """Build the graph of every job needed for `targets` (default targets if empty)."""
         requested = list(targets) or self.manifest.default_targets()
         roots: List[Job] = []
+        root_keys: Set[str] = set()  # a rule or directory target may name 100k jobs
         for target in requested:
             for job in self.resolve_target(target):
-                if job not in roots:
+                if job.key not in root_keys:
+                    root_keys.add(job.key)
                     roots.append(job)
         order: List[Job] = []
         state: Dict[str, int] = {}  # 0 = on the stack, 1 = done
