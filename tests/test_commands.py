@@ -140,6 +140,24 @@ def test_why_stops_after_forty_jobs(project):
     assert lines[-1] == "... and 21 more stale jobs (weave plan t.txt lists them all)"
 
 
+def test_why_follows_a_chain_deeper_than_pythons_recursion_limit(project):
+    # 1,500 stale jobs in a chain (never built): why used to recurse once per job.
+    count = 1500
+    rules = ['[rules.c0]\ninputs = ["seed.txt"]\noutputs = ["c/0.txt"]\ncmd = "cp {inputs} {outputs}"']
+    rules += [
+        f'[rules.c{i}]\ninputs = ["c/{i - 1}.txt"]\noutputs = ["c/{i}.txt"]\ncmd = "cp {{inputs}} {{outputs}}"'
+        for i in range(1, count)
+    ]
+    project.weavefile("\n".join(rules))
+    project.write("seed.txt", "x\n")
+    result = project.run("why", f"c/{count - 1}.txt")
+    assert result.rc == 0, result
+    lines = result.out.splitlines()
+    assert lines[0].startswith(f"c/{count - 1}.txt is stale: c{count - 1} c/{count - 1}.txt will rerun"), lines[:3]
+    assert lines[-1] == f"... and {count - 40:,} more stale jobs (weave plan c/{count - 1}.txt lists them all)"
+    assert "c1498" in lines[1] and "c1497" in lines[2], lines[:3]  # each job before the one it needs
+
+
 def test_upstream_reason_counts_what_it_does_not_name(project):
     project.weavefile(
         """

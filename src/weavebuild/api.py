@@ -421,19 +421,24 @@ class Project:
         graph, verdicts = self.plan([target])
         chain: List[Tuple[int, Job]] = []
         seen: set = set()
-
-        def follow(job: Job, depth: int) -> None:
-            if job.key in seen:
-                return
-            seen.add(job.key)
-            chain.append((depth, job))
-            for dep in job.deps:
-                if not verdicts[dep.key].up_to_date:
-                    follow(dep, depth + 1)
-
-        for job in graph.targets:
-            if not verdicts[job.key].up_to_date:
-                follow(job, 0)
+        # Depth first, each job before its stale deps, in their order; with a stack of its
+        # own: a chain of thousands of stale jobs is deeper than Python's recursion limit.
+        for top in graph.targets:
+            if top.key in seen or verdicts[top.key].up_to_date:
+                continue
+            seen.add(top.key)
+            chain.append((0, top))
+            stack = [(iter(top.deps), 1)]
+            while stack:
+                deps, depth = stack[-1]
+                for dep in deps:
+                    if dep.key not in seen and not verdicts[dep.key].up_to_date:
+                        seen.add(dep.key)
+                        chain.append((depth, dep))
+                        stack.append((iter(dep.deps), depth + 1))
+                        break
+                else:
+                    stack.pop()
         return graph.targets, verdicts, chain
 
     def clean(
