@@ -928,6 +928,38 @@ def test_an_output_gone_before_it_is_recorded_is_not_recorded(project):
     assert project.read(f"{first}.txt") == f"{first}\n" and project.read(f"{second}.txt") == f"{second}\n"
 
 
+def test_keep_going_summary_names_the_first_twenty_failures_and_counts_the_rest(project):
+    project.weavefile(
+        """
+        [rules.bad]
+        foreach = { n = [%s] }
+        outputs = ["bad/{n}.txt"]
+        cmd = "exit 1"
+        """
+        % ", ".join(f'"{n:02d}"' for n in range(25))
+    )
+    result = project.run("-k", "-q", "-j1", "build")
+    assert result.rc == 1, result
+    summary = result.err[result.err.index("weave: 25 failed") :].splitlines()
+    assert summary[1:21] == [f"  failed: bad bad/{n:02d}.txt (log: .weave/logs/bad[n={n:02d}].log)" for n in range(20)], summary
+    assert summary[21] == "  ... and 5 more failed jobs (weave status lists them)"
+
+
+def test_failure_report_keeps_colours_but_not_other_control_characters(project):
+    # Binary output (shift-out, screen clears) replayed in the report would act on the terminal.
+    project.weavefile(
+        r"""
+        [rules.noisy]
+        outputs = ["noisy.txt"]
+        cmd = '''printf 'bin\016\033[2Jary \033[31mred\n'; exit 1'''
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1, result
+    report = result.err[result.err.index("last lines of output:") :]
+    assert "    bin\ufffd\ufffd[2Jary \x1b[31mred\x1b[0m\n" in report, repr(report)
+
+
 def test_keep_going_summary_lists_every_failure_with_its_log_if_any(project):
     project.weavefile(
         """

@@ -81,6 +81,30 @@ def pad(text: str, width: int) -> str:
 # A failure report shows at most this much of a command: a fan-in over 10k paths makes a
 # command of megabytes, and the report is for reading.
 COMMAND_SHOWN = 600
+# The summary of `weave -k build` names this many failed jobs (each was reported as it failed).
+FAILURES_LISTED = 20
+# In the tail of a failed job's output, replayed in its failure report: colours (SGR) are
+# kept, and line breaks; any other control character (binary output: shift-out, bells) would act
+# on the terminal and is shown as U+FFFD.
+_CONTROLS = r"\x1b\[[0-9;]*m|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def _inert(text: str) -> str:
+    """`text` with the control characters that are not colours replaced, and colours reset at
+    its end if it set any."""
+    import re  # only when a job failed with output to show
+
+    colours = False
+
+    def keep_colours(match: re.Match) -> str:
+        nonlocal colours
+        if len(match.group()) > 1:
+            colours = True
+            return match.group()
+        return "\ufffd"
+
+    text = re.sub(_CONTROLS, keep_colours, text)
+    return text + "\x1b[0m" if colours else text
 
 
 def _shorten(command: str) -> str:
@@ -299,7 +323,7 @@ class ConsoleReporter(Reporter):
             lines.append(f"  log: {os.path.relpath(log_path)}")
         if tail:
             lines.append("  last lines of output:")
-            lines.extend("    " + line for line in tail.rstrip("\n").splitlines())
+            lines.extend("    " + line for line in _inert(tail.rstrip("\n")).splitlines())
         self.err.write("\n".join(lines) + "\n")
         self.err.flush()
 
@@ -327,9 +351,14 @@ class ConsoleReporter(Reporter):
             self._print(f"weave: {ran} ran, {up_to_date} up to date{note} ({seconds:.2f}s)")
 
     def failures(self, lines: Sequence[str]) -> None:
-        # On stderr, under the summary line that counts them, even with -q (they are errors).
+        # On stderr, under the summary line that counts them, even with -q (they are errors);
+        # the first few: each was reported as it failed, and 10k lines would bury the count.
         self._before_err()
-        self.err.write("".join(f"  failed: {line}\n" for line in lines))
+        shown = lines if len(lines) <= FAILURES_LISTED + 1 else lines[:FAILURES_LISTED]
+        text = "".join(f"  failed: {line}\n" for line in shown)
+        if len(shown) < len(lines):
+            text += f"  ... and {len(lines) - len(shown):,} more failed jobs (weave status lists them)\n"
+        self.err.write(text)
         self.err.flush()
 
     def nothing_to_do(self, up_to_date: int) -> None:
