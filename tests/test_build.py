@@ -929,14 +929,14 @@ def test_an_output_gone_before_it_is_recorded_is_not_recorded(project):
 
 
 def test_keep_going_summary_names_the_first_twenty_failures_and_counts_the_rest(project):
+    values = ", ".join(f'"{n:02d}"' for n in range(25))
     project.weavefile(
-        """
+        f"""
         [rules.bad]
-        foreach = { n = [%s] }
-        outputs = ["bad/{n}.txt"]
+        foreach = {{ n = [{values}] }}
+        outputs = ["bad/{{n}}.txt"]
         cmd = "exit 1"
         """
-        % ", ".join(f'"{n:02d}"' for n in range(25))
     )
     result = project.run("-k", "-q", "-j1", "build")
     assert result.rc == 1, result
