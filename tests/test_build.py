@@ -839,6 +839,16 @@ def test_fan_in_longer_than_bash_takes(project):
     assert len(command_line) < 800 and command_line.endswith("more characters)"), command_line
 
 
+def test_an_inline_script_too_long_to_start_is_told_to_move_to_a_file(project):
+    # Not a fan-in: the hint about listing inputs in a file would not help.
+    body = "\n".join(f"echo line {i} of a long inline script that grew and grew" for i in range(3000))
+    project.write("Weavefile", '[rules.long]\noutputs = ["long.txt"]\ncmd = """' + body + '\ntouch {outputs}"""\n', dedent=False)
+    result = project.run("build", "long")
+    assert result.rc == 1, result
+    assert "FAILED long long.txt: cannot start: Argument list too long" in result.err
+    assert "put the script in a file of its own" in result.err and "list the inputs" not in result.err
+
+
 def test_each_output_is_read_once_by_a_build(project, monkeypatch):
     """Outputs are hashed once they have left the racy window (or when a dependent needs
     them), not right after the job and again at the end of the build: a from-scratch build

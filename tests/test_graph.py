@@ -527,6 +527,26 @@ def test_foreach_with_a_constraint_spanning_directories_finds_nested_files(tmp_p
     assert graph_of(tmp_path, rule % "[a-z]+", ["count"]).job("count").inputs == ["src/top.in"]
 
 
+def test_foreach_pattern_matches_directories_too_and_a_trailing_slash_only_them(tmp_path):
+    touch(tmp_path, "in/a.txt", "in/sub/x")
+    (tmp_path / "in" / "empty").mkdir()
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.paths]
+        foreach = { x = "in/{x}" }
+        outputs = ["p/{x}"]
+        cmd = "touch {outputs}"
+        [rules.dirs]
+        foreach = { x = "in/{x}/" }
+        outputs = ["d/{x}"]
+        cmd = "touch {outputs}"
+        """,
+        ["paths", "dirs"],
+    )
+    assert keys(graph) == ["paths[x=a.txt]", "paths[x=empty]", "paths[x=sub]", "dirs[x=empty]", "dirs[x=sub]"]
+
+
 def test_foreach_list_and_product(tmp_path):
     graph = graph_of(
         tmp_path,

@@ -529,11 +529,18 @@ class Builder:
         except OSError as exc:
             message = f"cannot start: {exc.strerror or exc}"
             if exc.errno == errno.E2BIG:
+                size = len(job.cmd.encode())
+                listed = sum(len(path.encode()) + 1 for path in job.inputs + job.outputs)
+                fix = (
+                    "list the inputs in a file, or let the script find them (a directory input, or"
+                    " a glob in it)"
+                    if listed * 2 > size  # mostly paths: a fan-in spelled out on the command line
+                    else "put the script in a file of its own, listed in the rule's inputs, and run"
+                    " that file"
+                )
                 message += (
-                    f" (the command is {len(job.cmd.encode()):,} bytes: more than a program may be"
-                    " started with, which is 128 KiB for a command bash runs, about 2 MB for a plain"
-                    " one): list the inputs in a file, or let the script find them (a directory"
-                    " input, or a glob in it)"
+                    f" (the command is {size:,} bytes: more than a program may be started with,"
+                    f" which is 128 KiB for a command bash runs, about 2 MB for a plain one): {fix}"
                 )
             self.reporter.job_failed(job.display, message, job.cmd, None, "")
             return None
