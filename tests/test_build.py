@@ -1025,3 +1025,21 @@ def test_dash_c_through_a_symlink_keeps_the_logical_pwd(project, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert project.read("pwd.txt").strip() == str(link)
+
+
+def test_files_named_like_options_reach_commands_as_files(project):
+    # `cat -E.txt` would take -E as an option (show line ends); `./-E.txt` is the same file.
+    project.write("-E.txt", "dash\n")
+    project.write("n/-n.txt", "nested\n")
+    project.weavefile(
+        """
+        [rules.cat]
+        inputs = { first = "-E.txt", rest = ["n/-n.txt"] }
+        outputs = ["-out.txt"]
+        cmd = "cat {inputs.first} {inputs.rest} > {outputs}; cat {inputs[0]} >> {outputs[0]}"
+        """
+    )
+    result = project.run("-v", "build", "./-out.txt")
+    assert result.rc == 0, result
+    assert project.read("-out.txt") == "dash\nnested\ndash\n"
+    assert "cat ./-E.txt n/-n.txt > ./-out.txt; cat ./-E.txt >> ./-out.txt" in result.out, result.out

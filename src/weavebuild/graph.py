@@ -137,6 +137,12 @@ def recipe_digest(job: Job) -> str:
     return digest_strings(parts)
 
 
+def _not_an_option(path: str) -> str:
+    """`path` as a command may take it: a file named like an option (`-E.txt`) would be read
+    by `cat` as one, so it is written `./-E.txt`."""
+    return "./" + path if path[:1] == "-" else path
+
+
 def _quote_join(items: Sequence[str]) -> str:
     if len(items) == 1:
         return shlex.quote(items[0])
@@ -402,7 +408,7 @@ class Resolver:
             items = job.inputs if kind == "inputs" else job.outputs
             if part.index is not None:
                 try:
-                    return one(items[part.index])
+                    return one(_not_an_option(items[part.index]) if quote else items[part.index])
                 except IndexError:
                     raise ManifestError(
                         f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}",
@@ -412,9 +418,11 @@ class Resolver:
                         key=key,
                     ) from None
             if part.attr is not None:
-                named = named_inputs if kind == "inputs" else named_outputs
-                return join(named[part.attr])
-            return join(items)
+                items = named_inputs[part.attr] if kind == "inputs" else named_outputs[part.attr]
+            text = join(items)
+            if quote and (text[:1] == "-" or " -" in text):  # one scan of the text, in C
+                text = join([_not_an_option(item) for item in items])
+            return text
         if kind == "wildcards":
             name = part.attr or ""
             if name in job.wildcards:
