@@ -22,6 +22,21 @@ def test_cached_weavefile_is_not_parsed_for_a_noop(project):
     assert Project.load(str(project.root))._manifest is not None  # new bytes: parsed at once
 
 
+def test_commands_without_a_build_take_the_graph_from_the_cache_too(project):
+    # `weave clean -n`, `why`, and each watch cycle ask for the graph alone: a 100k-job
+    # project re-parsed and re-resolved its Weavefile for them every time (~9 s).
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    loaded = Project.load(str(project.root))
+    graph = loaded.graph()
+    assert loaded._manifest is None and "clean_sample[sample=c]" in [job.key for job in graph.jobs]
+    (project.root / "raw/c.txt").unlink()  # a question the resolution asked gets a new answer
+    again = Project.load(str(project.root))
+    assert "clean_sample[sample=c]" not in [job.key for job in again.graph().jobs]
+    assert again._manifest is not None  # resolved anew
+    assert project.run("clean", "-n").rc == 0
+
+
 def test_deleted_source_still_reported_as_user_error(project):
     make_pipeline(project)
     assert project.run("build").rc == 0

@@ -156,19 +156,17 @@ class Project:
         known: Optional[Mapping[str, str]] = None,
     ) -> Graph:
         """The job graph for `targets`; from the graph cache when it is provably current.
-        `known`: paths already seen to exist (no need to stat them again)."""
+        `files`: the build's view of the file system, whose answers the graph then shares (else
+        the file system is asked directly). `known`: paths already seen to exist."""
         targets = _targets(targets)
+        seen = known or {}
         if files is not None:
-            seen = known or {}
-            cached = graphcache.load(
-                self.root,
-                self.digest,
-                targets,
-                self.path,
-                lambda source: source in seen or files.digest(source) is not None,
-            )
-            if cached is not None:
-                return cached
+            source_exists = lambda source: source in seen or files.digest(source) is not None  # noqa: E731
+        else:
+            source_exists = lambda source: source in seen or os.path.exists(os.path.join(self.root, source))  # noqa: E731
+        cached = graphcache.load(self.root, self.digest, targets, self.path, source_exists)
+        if cached is not None:
+            return cached
         from .graph import Resolver
 
         exists = (lambda full: files.exists(full)) if files is not None else os.path.exists
