@@ -136,8 +136,30 @@ def test_why_stops_after_forty_jobs(project):
     for n in range(60):
         project.write(f"s/{n}.txt", f"changed {n}\n")
     lines = project.run("why", "t.txt").out.splitlines()
-    assert len(lines) == 41 and lines[0].startswith("t.txt is stale: t t.txt will rerun"), lines[:3]
-    assert lines[-1] == "... and 21 more stale jobs (weave plan t.txt lists them all)"
+    assert len(lines) == 52 and lines[0].startswith("t.txt is stale: t t.txt will rerun"), lines[:3]
+    assert lines[40] == (
+        "... and 21 more stale jobs (weave plan t.txt lists them all), of which these must run for changes of their own:"
+    )
+    # Which 21 were left out depends on the order of the glob; each is named by its change.
+    assert all(line.startswith("  p o/") and "(depth 1) must run: input changed: s/" in line for line in lines[41:51]), lines
+    assert lines[-1] == "  ... and 11 more"
+
+
+def test_why_of_a_long_chain_names_the_change_at_its_far_end(project):
+    rules = ['[rules.c0]\ninputs = ["seed.txt"]\noutputs = ["c/0.txt"]\ncmd = "cp {inputs} {outputs}"']
+    rules += [
+        f'[rules.c{i}]\ninputs = ["c/{i - 1}.txt"]\noutputs = ["c/{i}.txt"]\ncmd = "cp {{inputs}} {{outputs}}"'
+        for i in range(1, 60)
+    ]
+    project.weavefile("\n".join(rules))
+    project.write("seed.txt", "x\n")
+    assert project.run("-q", "build", "c/59.txt").rc == 0
+    project.write("seed.txt", "y\n")
+    lines = project.run("why", "c/59.txt").out.splitlines()
+    assert lines[-2:] == [
+        "... and 20 more stale jobs (weave plan c/59.txt lists them all), of which these must run for changes of their own:",
+        "  c0 c/0.txt (depth 59) must run: input changed: seed.txt",
+    ], lines[-3:]
 
 
 def test_why_follows_a_chain_deeper_than_pythons_recursion_limit(project):
@@ -154,7 +176,11 @@ def test_why_follows_a_chain_deeper_than_pythons_recursion_limit(project):
     assert result.rc == 0, result
     lines = result.out.splitlines()
     assert lines[0].startswith(f"c/{count - 1}.txt is stale: c{count - 1} c/{count - 1}.txt will rerun"), lines[:3]
-    assert lines[-1] == f"... and {count - 40:,} more stale jobs (weave plan c/{count - 1}.txt lists them all)"
+    assert lines[40] == (
+        f"... and {count - 40:,} more stale jobs (weave plan c/{count - 1}.txt lists them all), of which these"
+        " must run for changes of their own:"
+    )
+    assert lines[41:] == [f"  c0 c/0.txt (depth {count - 1}) must run: never built"]  # the rest: upstream
     assert "c1498" in lines[1] and "c1497" in lines[2], lines[:3]  # each job before the one it needs
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Tuple
 
 import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option
 from ..reporter import pad, text_width
+
+if TYPE_CHECKING:
+    from ..graph import Job
+    from ..scan import Verdict
 
 
 def _reasons(reasons: Sequence[object], failure: Optional[str]) -> str:
@@ -43,8 +47,11 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
     sys.exit(1 if stale else 0)
 
 
-# `weave why` explains at most this many jobs: past it, the cause is rarely in the tail.
+# `weave why` explains at most this many jobs in its tree, and then names at most WHY_CAUSES
+# of the rest that must run for a change of their own (in a long chain, the change that
+# started it all is at the far end).
 WHY_LINES = 40
+WHY_CAUSES = 10
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -65,7 +72,7 @@ def why(settings: Settings, target: str) -> None:
     failures = project.last_failures()
     for index, (depth, job) in enumerate(chain):
         if index == WHY_LINES and len(chain) > WHY_LINES + 1:
-            click.echo(f"... and {len(chain) - index:,} more stale jobs (weave plan {target} lists them all)")
+            _why_rest(target, chain[index:], verdicts, failures)
             break
         indent = "  " * depth
         reasons = verdicts[job.key].reasons
@@ -78,3 +85,22 @@ def why(settings: Settings, target: str) -> None:
         else:  # its stale dependencies were explained above, under another target
             upstream = "; ".join(r.detail for r in reasons if r.kind == "upstream will rerun")
             click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will ({upstream}: above)")
+
+
+def _why_rest(target: str, rest: Sequence[Tuple[int, Job]], verdicts: Mapping[str, Verdict], failures: Mapping[str, str]) -> None:
+    """The end of a long `why`: how many jobs were left out, and those of them that must run
+    for a change of their own (the causes), with how deep they are."""
+    causes = []
+    for depth, job in rest:
+        own = [r for r in verdicts[job.key].reasons if r.kind != "upstream will rerun"]
+        if own:
+            causes.append((depth, job, own))
+    line = f"... and {len(rest):,} more stale jobs (weave plan {target} lists them all)"
+    if not causes:
+        click.echo(line)
+        return
+    click.echo(line + ", of which these must run for changes of their own:")
+    for depth, job, own in causes[:WHY_CAUSES]:
+        click.echo(f"  {job.display} (depth {depth}) must run: " + _reasons(own, failures.get(job.key)))
+    if len(causes) > WHY_CAUSES:
+        click.echo(f"  ... and {len(causes) - WHY_CAUSES:,} more")
