@@ -953,6 +953,12 @@ def test_keep_going_summary_names_the_first_twenty_failures_and_counts_the_rest(
     summary = result.err[result.err.index("weave: 25 failed") :].splitlines()
     assert summary[1:21] == [f"  failed: bad bad/{n:02d}.txt (log: .weave/logs/bad[n={n:02d}].log)" for n in range(20)], summary
     assert summary[21] == "  ... and 5 more failed jobs (weave status lists them)"
+    # As they happened: the first 20 in full (with the command), then one line each.
+    reports = result.err[: result.err.index("weave: 25 failed")].splitlines()
+    assert reports.count("  command: exit 1") == 20
+    assert reports[-6:] == [
+        "weave: more than 20 jobs failed: one line each from here (their logs hold their output)"
+    ] + [f"weave: FAILED bad bad/{n}.txt: exited with code 1 (log: .weave/logs/bad[n={n}].log)" for n in range(20, 25)]
 
 
 def test_failure_report_keeps_colours_but_not_other_control_characters(project):

@@ -83,6 +83,9 @@ def pad(text: str, width: int) -> str:
 COMMAND_SHOWN = 600
 # The summary of `weave -k build` names this many failed jobs (each was reported as it failed).
 FAILURES_LISTED = 20
+# A build reports this many failures in full (command, log, tail of the output); past them,
+# one line each: with -k, thousands of jobs failing the same way would print pages apiece.
+FAILURES_IN_FULL = 20
 # In the tail of a failed job's output, replayed in its failure report: colours (SGR) are
 # kept, and line breaks; any other control character (binary output: shift-out, bells) would act
 # on the terminal and is shown as U+FFFD.
@@ -222,6 +225,10 @@ class ConsoleReporter(Reporter):
         # Job output that ended mid-line (a prompt, a progress bar redrawn with \r): the next
         # line must not run into it, and the status line must not erase it.
         self._open_line = False
+        self._failures_reported = 0  # in this build
+
+    def build_started(self, to_run: int, total: int) -> None:
+        self._failures_reported = 0
 
     def _end_open_line(self) -> None:
         if self._open_line:
@@ -316,6 +323,18 @@ class ConsoleReporter(Reporter):
 
     def job_failed(self, display: str, message: str, command: str, log_path: Optional[str], tail: str) -> None:
         self._before_err()
+        self._failures_reported += 1
+        if self._failures_reported > FAILURES_IN_FULL:
+            note = (
+                f"weave: more than {FAILURES_IN_FULL} jobs failed: one line each from here (their logs"
+                " hold their output)\n"
+                if self._failures_reported == FAILURES_IN_FULL + 1
+                else ""
+            )
+            where = f" (log: {os.path.relpath(log_path)})" if log_path else ""
+            self.err.write(f"{note}weave: FAILED {display}: {message}{where}\n")
+            self.err.flush()
+            return
         lines: List[str] = [f"weave: FAILED {display}: {message}"]
         if command:
             lines.append("  command: " + _shorten(command).replace("\n", "\n           "))
