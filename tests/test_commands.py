@@ -205,6 +205,36 @@ def test_upstream_reason_counts_what_it_does_not_name(project):
     assert "upstream will rerun: part p/1.txt, part p/2.txt, part p/3.txt, +2 more" in out, out
 
 
+def test_status_counts_a_long_list_of_stale_jobs_by_rule(project):
+    project.weavefile(
+        """
+        [rules.p]
+        foreach = { n = "s/{n}.txt" }
+        inputs = ["s/{n}.txt"]
+        outputs = ["o/{n}.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.q]
+        foreach = { n = ["1", "2", "3"] }
+        outputs = ["q/{n}.txt"]
+        cmd = "touch {outputs}"
+        [rules.all]
+        inputs = ["o/{n}.txt", "q/1.txt", "q/2.txt", "q/3.txt"]
+        foreach = { n = "s/{n}.txt" }
+        outputs = ["all.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    for n in range(25):
+        project.write(f"s/{n:02d}.txt", f"{n}\n")
+    result = project.run("status", "all.txt")
+    assert result.rc == 1
+    lines = result.out.splitlines()
+    assert len(lines) == 29 + 2  # one line per job, then the counts
+    assert lines[-2:] == ["stale by rule: p 25, q 3, all 1", "0 of 29 jobs up to date, 29 stale"]
+    few = project.run("status", "q")
+    assert few.out.splitlines()[-1] == "0 of 3 jobs up to date, 3 stale" and "by rule" not in few.out
+
+
 def test_status_and_why_say_how_the_last_attempt_ended(project):
     """A job that failed is 'never built' by its records; status and why add that its last
     attempt failed, with the exit code and the log to read."""

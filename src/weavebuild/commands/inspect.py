@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
 
 import click
 
@@ -40,12 +40,22 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
             state = "up to date" if verdict.up_to_date else "STALE"
             reason = "" if verdict.up_to_date else "  " + _reasons(verdict.reasons, failures.get(job.key))
             click.echo(f"{state:<10}  {pad(job.display, width) if reason else job.display}{reason}")
+    if len(stale) > STATUS_BY_RULE_AFTER:
+        # A long table: which rules the stale jobs belong to, most first.
+        by_rule: Dict[str, int] = {}
+        for job in stale:
+            by_rule[job.rule.name] = by_rule.get(job.rule.name, 0) + 1
+        counts = sorted(by_rule.items(), key=lambda item: (-item[1], item[0]))
+        click.echo("stale by rule: " + ", ".join(f"{name} {count:,}" for name, count in counts))
     click.echo(
         f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
         + (f", {len(stale)} stale" if stale else "")
     )
     sys.exit(1 if stale else 0)
 
+
+# `weave status` adds a count of the stale jobs by rule when there are more than this many.
+STATUS_BY_RULE_AFTER = 20
 
 # `weave why` explains at most this many jobs in its tree, and then names at most WHY_CAUSES
 # of the rest that must run for a change of their own (in a long chain, the change that
