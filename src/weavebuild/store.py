@@ -455,10 +455,12 @@ class Store:
         if self.connection is None or self.broken:
             return
         try:
+            # Plain `?` placeholders: numbered ones (`?1`) bound from a sequence are deprecated
+            # from Python 3.12 and an error from 3.14.
             self.connection.executemany(
-                "DELETE FROM records WHERE job_key = ?1 AND signature NOT IN "
-                "(SELECT signature FROM records WHERE job_key = ?1 ORDER BY finished_at DESC LIMIT ?2)",
-                [(_text(key), keep) for key in job_keys],
+                "DELETE FROM records WHERE job_key = ? AND signature NOT IN "
+                "(SELECT signature FROM records WHERE job_key = ? ORDER BY finished_at DESC LIMIT ?)",
+                [(_text(key), _text(key), keep) for key in job_keys],
             )
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
