@@ -246,6 +246,20 @@ def weave_location(weave_cmd: list[str]) -> str:
     return text if ok else "an unknown place"
 
 
+def uncompiled_modules(weave_cmd: list[str]) -> int:
+    """How many of weavebuild's modules have no bytecode cache for the interpreter that runs
+    Weave (with PYTHONDONTWRITEBYTECODE set, each start then compiles them: tens of ms)."""
+    python = weave_cmd[: weave_cmd.index("-m")] if "-m" in weave_cmd else [_python_of(weave_cmd)]
+    code = (
+        "import glob, importlib.util, os, weavebuild\n"
+        "top = os.path.dirname(weavebuild.__file__)\n"
+        "sources = glob.glob(os.path.join(top, '**', '*.py'), recursive=True)\n"
+        "print(sum(not os.path.exists(importlib.util.cache_from_source(p)) for p in sources))\n"
+    )
+    ok, text = _probe(python + ["-c", code])
+    return int(text) if ok and text.isdigit() else 0
+
+
 # --------------------------------------------------------------------------- file state
 
 
@@ -796,12 +810,25 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: no tool to run", file=sys.stderr)
         return 2
 
+    stale_bytecode = ""
+    if any(t.name == "weave" for t in tools) and os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        missing = uncompiled_modules(weave_cmd)
+        if missing:
+            stale_bytecode = (
+                f"PYTHONDONTWRITEBYTECODE is set and {missing} of weavebuild's modules have no "
+                "bytecode cache: every Weave start compiles them (tens of ms); run "
+                "`python -m compileall -q src/weavebuild` first"
+            )
+            print(f"bench: warning: {stale_bytecode}", file=sys.stderr)
+
     if args.workdir:
         workdir = args.workdir.resolve()
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="weave-bench-"))
     bench = Bench(tools, reps, timeout, workdir, verbose=not args.quiet, rss=not args.no_rss)
+    if stale_bytecode:
+        bench.warnings.append(stale_bytecode)
     workloads: list[tuple[str, gen.Workload]] = []
     started = time.perf_counter()
     try:

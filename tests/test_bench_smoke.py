@@ -50,8 +50,7 @@ def test_a_relative_pythonpath_names_the_checkout_not_each_workload(tmp_path):
     assert f"weavebuild from {ROOT / 'src' / 'weavebuild'}" in report.read_text()
 
 
-def test_pyenv_shims_are_measured_as_the_program_they_run(tmp_path, monkeypatch):
-    """A pyenv shim costs 20-40 ms per call: the bench runs the real program instead."""
+def _bench_module(monkeypatch):
     import importlib.util
 
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # run.py imports its sibling generate.py
@@ -59,6 +58,27 @@ def test_pyenv_shims_are_measured_as_the_program_they_run(tmp_path, monkeypatch)
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_run", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_modules_without_bytecode_are_counted(tmp_path, monkeypatch):
+    # Under PYTHONDONTWRITEBYTECODE the bench warns that each Weave start would compile them.
+    import compileall
+    import site
+
+    bench = _bench_module(monkeypatch)
+    copy = tmp_path / "src" / "weavebuild"
+    shutil.copytree(ROOT / "src" / "weavebuild", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(copy.parent)] + site.getsitepackages()))
+    weave = [sys.executable, "-S", "-m", "weavebuild"]  # -S: not the installed weavebuild
+    assert bench.uncompiled_modules(weave) == len(list(copy.rglob("*.py")))
+    compileall.compile_dir(str(copy), quiet=1)
+    assert bench.uncompiled_modules(weave) == 0
+
+
+def test_pyenv_shims_are_measured_as_the_program_they_run(tmp_path, monkeypatch):
+    """A pyenv shim costs 20-40 ms per call: the bench runs the real program instead."""
+    bench = _bench_module(monkeypatch)
     real = tmp_path / "versions" / "mytool"
     shims = tmp_path / "shims"
     bindir = tmp_path / "bin"
