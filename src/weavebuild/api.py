@@ -160,10 +160,14 @@ class Project:
         the file system is asked directly). `known`: paths already seen to exist."""
         targets = _targets(targets)
         seen = known or {}
-        if files is not None:
-            source_exists = lambda source: source in seen or files.digest(source) is not None  # noqa: E731
-        else:
-            source_exists = lambda source: source in seen or os.path.exists(os.path.join(self.root, source))  # noqa: E731
+
+        def source_exists(source: str) -> bool:
+            if source in seen:
+                return True
+            if files is not None:
+                return files.digest(source) is not None
+            return os.path.exists(os.path.join(self.root, source))
+
         cached = graphcache.load(self.root, self.digest, targets, self.path, source_exists)
         if cached is not None:
             return cached

@@ -460,7 +460,7 @@ class Store:
             self.connection.executemany(
                 "DELETE FROM records WHERE job_key = ? AND signature NOT IN "
                 "(SELECT signature FROM records WHERE job_key = ? ORDER BY finished_at DESC LIMIT ?)",
-                [(_text(key), _text(key), keep) for key in job_keys],
+                [(key, key, keep) for key in map(_text, job_keys)],
             )
         except sqlite3.DatabaseError as exc:
             self._fail(exc)

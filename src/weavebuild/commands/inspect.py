@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option
 from ..reporter import pad, text_width
+from ..scan import UPSTREAM
 
 if TYPE_CHECKING:
     from ..graph import Job
-    from ..scan import Verdict
+    from ..scan import Reason, Verdict
+
+
+def _own(reasons: Sequence[Reason]) -> List[Reason]:
+    """A job's reasons of its own: not the jobs upstream that will rerun."""
+    return [r for r in reasons if r.kind != UPSTREAM]
 
 
 def _reasons(reasons: Sequence[object], failure: Optional[str]) -> str:
@@ -86,14 +92,14 @@ def why(settings: Settings, target: str) -> None:
             break
         indent = "  " * depth
         reasons = verdicts[job.key].reasons
-        own = [r for r in reasons if r.kind != "upstream will rerun"]
+        own = _own(reasons)
         lead = f"{target} is stale: " if depth == 0 else ""
         if own:
             click.echo(f"{indent}{lead}{job.display} must run: " + _reasons(own, failures.get(job.key)))
         elif index + 1 < len(chain) and chain[index + 1][0] > depth:
             click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will:")
         else:  # its stale dependencies were explained above, under another target
-            upstream = "; ".join(r.detail for r in reasons if r.kind == "upstream will rerun")
+            upstream = "; ".join(r.detail for r in reasons if r.kind == UPSTREAM)
             click.echo(f"{indent}{lead}{job.display} will rerun because a dependency will ({upstream}: above)")
 
 
@@ -102,7 +108,7 @@ def _why_rest(target: str, rest: Sequence[Tuple[int, Job]], verdicts: Mapping[st
     for a change of their own (the causes), with how deep they are."""
     causes = []
     for depth, job in rest:
-        own = [r for r in verdicts[job.key].reasons if r.kind != "upstream will rerun"]
+        own = _own(verdicts[job.key].reasons)
         if own:
             causes.append((depth, job, own))
     line = f"... and {len(rest):,} more stale jobs (weave plan {target} lists them all)"
