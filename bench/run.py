@@ -236,27 +236,30 @@ def find_tools(names: list[str], weave_cmd: list[str], jobs: int) -> tuple[list[
     return tools, skipped
 
 
+def _weave_python(weave_cmd: list[str]) -> list[str]:
+    """The interpreter that runs Weave: `python [flags]` of `python [flags] -m weavebuild`,
+    else the one a script's #! names."""
+    return weave_cmd[: weave_cmd.index("-m")] if "-m" in weave_cmd else [_python_of(weave_cmd)]
+
+
 def weave_location(weave_cmd: list[str]) -> str:
     """Where the interpreter that runs Weave imports weavebuild from: with an editable install
     elsewhere, `python -m weavebuild` in a checkout measures that other tree."""
-    # `python [flags] -m weavebuild`: that interpreter with those flags; else a script's #!.
-    python = weave_cmd[: weave_cmd.index("-m")] if "-m" in weave_cmd else [_python_of(weave_cmd)]
     code = "import os, weavebuild; print(os.path.dirname(weavebuild.__file__))"
-    ok, text = _probe(python + ["-c", code])
+    ok, text = _probe(_weave_python(weave_cmd) + ["-c", code])
     return text if ok else "an unknown place"
 
 
 def uncompiled_modules(weave_cmd: list[str]) -> int:
     """How many of weavebuild's modules have no bytecode cache for the interpreter that runs
     Weave (with PYTHONDONTWRITEBYTECODE set, each start then compiles them: tens of ms)."""
-    python = weave_cmd[: weave_cmd.index("-m")] if "-m" in weave_cmd else [_python_of(weave_cmd)]
     code = (
         "import glob, importlib.util, os, weavebuild\n"
         "top = os.path.dirname(weavebuild.__file__)\n"
         "sources = glob.glob(os.path.join(top, '**', '*.py'), recursive=True)\n"
         "print(sum(not os.path.exists(importlib.util.cache_from_source(p)) for p in sources))\n"
     )
-    ok, text = _probe(python + ["-c", code])
+    ok, text = _probe(_weave_python(weave_cmd) + ["-c", code])
     return int(text) if ok and text.isdigit() else 0
 
 
