@@ -1049,3 +1049,46 @@ def test_files_named_like_options_reach_commands_as_files(project):
     assert result.rc == 0, result
     assert project.read("-out.txt") == "dash\nnested\ndash\n"
     assert "cat ./-E.txt n/-n.txt > ./-out.txt; cat ./-E.txt >> ./-out.txt" in result.out, result.out
+
+
+def test_units_per_sample_found_by_foreach_follow_new_and_removed_files(project):
+    """A foreach pattern that names the job's own wildcard is scanned per job, and the scan is
+    asked again by later builds (graph cache and no-op stamp): a new unit of one sample reruns
+    that sample's merge only; removing it reruns it again."""
+    project.weavefile(
+        """
+        [rules.all]
+        inputs  = ["merged/{sample}.txt"]
+        foreach = { sample = "samples/{sample}_1.txt" }
+        [rules.merge]
+        inputs  = ["samples/{sample}_{unit}.txt"]
+        outputs = ["merged/{sample}.txt"]
+        foreach = { unit = "samples/{sample}_{unit}.txt" }
+        cmd     = "cat {inputs} > {outputs} && echo {wildcards.sample} >> runs.log"
+        [rules.pairs]
+        inputs  = ["samples/{s}_{u}.txt"]
+        outputs = ["pairs.txt"]
+        foreach = { s = "samples/{s}_{u}.txt", u = "samples/{s}_{u}.txt" }
+        cmd     = "cat {inputs} > {outputs} && echo pairs >> runs.log"
+        """
+    )
+    project.write("samples/A_1.txt", "a1\n")
+    project.write("samples/A_2.txt", "a2\n")
+    project.write("samples/B_1.txt", "b1\n")
+    assert project.run("build", "all", "pairs.txt").rc == 0
+    assert sorted(project.runs_log()) == ["A", "B", "pairs"]
+    assert project.read("merged/A.txt") == "a1\na2\n"
+    assert project.read("pairs.txt") == "a1\na2\nb1\n"
+    project.clear_runs()
+    assert project.run("build", "all", "pairs.txt").rc == 0
+    assert project.runs_log() == []
+    project.write("samples/B_7.txt", "b7\n")
+    assert project.run("build", "all", "pairs.txt").rc == 0
+    assert sorted(project.runs_log()) == ["B", "pairs"]
+    assert project.read("merged/B.txt") == "b1\nb7\n"
+    assert project.read("pairs.txt") == "a1\na2\nb1\nb7\n"
+    project.clear_runs()
+    (project.root / "samples/B_7.txt").unlink()
+    assert project.run("build", "all", "pairs.txt").rc == 0
+    assert sorted(project.runs_log()) == ["B", "pairs"]
+    assert project.read("merged/B.txt") == "b1\n"

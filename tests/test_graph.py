@@ -763,7 +763,8 @@ def test_foreach_queries_are_recorded(tmp_path):
     touch(tmp_path, "raw/a.txt")
     resolver = Resolver(manifest_in(tmp_path, FOREACH))
     resolver.resolve(["report.txt"])
-    assert ("foreach", "s", "raw/{s}.txt", (("s", "[^/]+"),), ("a",)) in resolver.queries
+    # (kind, keys, pattern, constraints, the job's own wildcards filled in, answer)
+    assert ("foreach", ("s",), "raw/{s}.txt", (("s", "[^/]+"),), (), (("a",),)) in resolver.queries
 
 
 def test_inputs_inside_directory_outputs(tmp_path):
@@ -1151,3 +1152,94 @@ def test_deep_cycle_without_recursion(tmp_path):
     assert len(cycle) == 5001
     assert cycle[:3] == ["s0 f0", "s4999 f4999", "s4998 f4998"]
     assert cycle[-1] == "s0 f0"
+
+
+def test_foreach_keys_read_from_one_pattern_come_in_the_pairs_that_exist(tmp_path):
+    """Snakemake's glob_wildcards + expand(zip=...): sample and unit read from the same files
+    give the three (sample, unit) pairs that exist, not the four of a product."""
+    touch(tmp_path, "samples/A_1.txt", "samples/A_2.txt", "samples/B_1.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.merge_all]
+        inputs  = ["samples/{sample}_{unit}.txt"]
+        outputs = ["all.txt"]
+        foreach = { sample = "samples/{sample}_{unit}.txt", unit = "samples/{sample}_{unit}.txt" }
+        cmd     = "cat {inputs} > {outputs}"
+        [rules.per_pair]
+        outputs = ["out/{sample}-{unit}.txt"]
+        foreach = { sample = "samples/{sample}_{unit}.txt", unit = "samples/{sample}_{unit}.txt" }
+        cmd     = "echo {wildcards.sample} {wildcards.unit} > {outputs}"
+        """,
+        ["all.txt", "per_pair"],
+    )
+    assert graph.job("merge_all").inputs == ["samples/A_1.txt", "samples/A_2.txt", "samples/B_1.txt"]
+    assert sorted(k for k in keys(graph) if k.startswith("per_pair")) == [
+        "per_pair[sample=A,unit=1]",
+        "per_pair[sample=A,unit=2]",
+        "per_pair[sample=B,unit=1]",
+    ]
+
+
+def test_a_foreach_pattern_may_use_the_jobs_own_wildcards_and_other_keys(tmp_path):
+    """The units of each sample: a foreach pattern that names the job's output wildcard is
+    scanned for that job's value; one that names another foreach key, once per value of it."""
+    touch(tmp_path, "samples/A_1.txt", "samples/A_2.txt", "samples/B_1.txt", "samples/C_9.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.all]
+        inputs  = ["merged/{sample}.txt"]
+        foreach = { sample = ["A", "B"] }
+        [rules.merge_units]
+        inputs  = ["samples/{sample}_{unit}.txt"]
+        outputs = ["merged/{sample}.txt"]
+        foreach = { unit = "samples/{sample}_{unit}.txt" }
+        cmd     = "cat {inputs} > {outputs} # {wildcards.unit}"
+        [rules.nested]
+        inputs  = ["samples/{sample}_{unit}.txt"]
+        outputs = ["nested.txt"]
+        foreach = { sample = ["B", "A"], unit = "samples/{sample}_{unit}.txt" }
+        cmd     = "cat {inputs} > {outputs}"
+        """,
+        ["all", "nested.txt"],
+    )
+    assert graph.job("merge_units[sample=A]").inputs == ["samples/A_1.txt", "samples/A_2.txt"]
+    assert graph.job("merge_units[sample=A]").cmd.endswith("# 1 2")
+    assert graph.job("merge_units[sample=B]").inputs == ["samples/B_1.txt"]
+    assert graph.job("merge_units[sample=B]").cmd.endswith("# 1")
+    # In the order of the listed samples, each with its own units; C (not listed) is left out.
+    assert graph.job("nested").inputs == ["samples/B_1.txt", "samples/A_1.txt", "samples/A_2.txt"]
+
+
+def test_a_bound_value_with_glob_and_brace_characters_is_matched_literally(tmp_path):
+    touch(tmp_path, "samples/s[1]_a.txt", "samples/s1_b.txt", "samples/x{y}_c.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.merge_units]
+        inputs  = ["samples/{sample}_{unit}.txt"]
+        outputs = ["merged/{sample}.txt"]
+        foreach = { unit = "samples/{sample}_{unit}.txt" }
+        cmd     = "cat {inputs} > {outputs}"
+        """,
+        ["merged/s[1].txt", "merged/x{y}.txt"],
+    )
+    assert graph.job("merge_units[sample=s[1]]").inputs == ["samples/s[1]_a.txt"]
+    assert graph.job("merge_units[sample=x{y}]").inputs == ["samples/x{y}_c.txt"]
+
+
+def test_a_foreach_pattern_naming_a_wildcard_of_nothing_is_refused(tmp_path):
+    with pytest.raises(ManifestError) as info:
+        manifest_in(
+            tmp_path,
+            """
+            [rules.merge]
+            inputs  = ["samples/{unit}.txt"]
+            outputs = ["merged.txt"]
+            foreach = { unit = "samples/{sample}_{unit}.txt" }
+            cmd     = "cat {inputs} > {outputs}"
+            """,
+        )
+    assert "unknown wildcard 'sample'" in str(info.value)
+    assert "output wildcards" in (info.value.hint or "")

@@ -8,7 +8,6 @@ files by definition); it never reads state and never runs anything.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shlex
@@ -164,9 +163,7 @@ class _RuleIndex:
             output_wildcards = [w for o in rule.outputs for w in wildcard_names_in(o)]
             generated = [w for w in dict.fromkeys(output_wildcards) if w in rule.foreach]
             if all(w in rule.foreach for w in output_wildcards):
-                value_lists = [resolver.foreach_values(rule, w) for w in generated]
-                for combo in itertools.product(*value_lists):
-                    bound = dict(zip(generated, combo))
+                for bound in resolver.foreach_combos(rule, generated):
                     for output in rule.outputs:
                         path = paths.normalize(paths.substitute(output, bound))
                         other = self.static.get(path)
@@ -241,7 +238,7 @@ class Resolver:
         self.root = manifest.root
         self._exists_rel = exists
         self._weavefile_name = os.path.basename(manifest.path)
-        self._foreach: Dict[Tuple[str, str], List[str]] = {}
+        self._foreach: Dict[tuple, List[Tuple[str, ...]]] = {}
         self.jobs: Dict[str, Job] = {}
         # Every file-system question resolution asked, with its answer: the graph cache is
         # valid as long as each one still gets the same answer.
@@ -278,27 +275,75 @@ class Resolver:
         if listing is not None:
             self.listings.append((query, listing))
 
-    def foreach_values(self, rule: RuleSpec, key: str) -> List[str]:
-        cached = self._foreach.get((rule.name, key))
-        if cached is None:
-            spec = rule.foreach[key]
-            if isinstance(spec, list):
-                cached = list(dict.fromkeys(spec))
-            else:
-                listing = paths.listing_of(self.root, paths.foreach_glob(spec, rule.wildcard_regex))
-                cached = paths.foreach_values(self.root, key, spec, rule.wildcard_regex)
-                self._asked(("foreach", key, spec, tuple(sorted(rule.wildcard_regex.items())), tuple(cached)), listing)
-            for value in cached:
-                problem = paths.bad_wildcard_value(value)
-                if problem:
-                    raise ManifestError(
-                        f"foreach value {value!r} for '{key}' {problem}",
-                        path=self.manifest.path,
-                        line=rule.line,
-                        rule=rule.name,
-                        key="foreach",
+    def foreach_values(self, rule: RuleSpec, key: str, bound: Optional[Dict[str, str]] = None) -> List[str]:
+        """The values of wildcard `key` from the rule's `foreach` (for the job whose own
+        wildcards are `bound`), in order, unique."""
+        return list(dict.fromkeys(combo[key] for combo in self.foreach_combos(rule, [key], bound)))
+
+    def foreach_combos(
+        self, rule: RuleSpec, names: Sequence[str], bound: Optional[Dict[str, str]] = None
+    ) -> List[Dict[str, str]]:
+        """The combinations of values the rule's `foreach` gives wildcards `names`, for the
+        job whose own wildcards are `bound`: keys read from one pattern come in the pairs that
+        exist; a pattern that uses the job's wildcards, or keys with values of their own, is
+        scanned once per combination of those (the units of each sample); what is left
+        combines as a product."""
+        bound = bound or {}
+        combos: List[Dict[str, str]] = [{}]
+        todo = [name for name in dict.fromkeys(names) if name not in bound]
+        while todo:
+            chosen: Optional[List[str]] = None
+            for key in todo:
+                spec = rule.foreach[key]
+                if isinstance(spec, list):
+                    chosen = [key]
+                    break
+                group = [other for other in todo if rule.foreach.get(other) == spec]
+                if not any(w in todo and w not in group for w in wildcard_names_in(spec)):
+                    chosen = group
+                    break
+            if chosen is None:  # patterns that use each other's keys: each on its own
+                chosen = [todo[0]]
+            spec = rule.foreach[chosen[0]]
+            expanded: List[Dict[str, str]] = []
+            for combo in combos:
+                if isinstance(spec, list):
+                    rows: Sequence[Tuple[str, ...]] = [(value,) for value in dict.fromkeys(spec)]
+                else:
+                    context = {**bound, **combo}
+                    rows = self._foreach_rows(
+                        rule, tuple(chosen), spec, {w: context[w] for w in wildcard_names_in(spec) if w in context}
                     )
-            self._foreach[(rule.name, key)] = cached
+                expanded.extend({**combo, **dict(zip(chosen, row))} for row in rows)
+            combos = expanded
+            todo = [name for name in todo if name not in chosen]
+        return combos
+
+    def _foreach_rows(
+        self, rule: RuleSpec, keys: Tuple[str, ...], spec: str, bound: Dict[str, str]
+    ) -> List[Tuple[str, ...]]:
+        memo_key = (rule.name, keys, spec, tuple(bound.items()))
+        cached = self._foreach.get(memo_key)
+        if cached is None:
+            constraints = rule.wildcard_regex
+            listing = paths.listing_of(self.root, paths.foreach_glob(spec, constraints, bound))
+            cached = paths.foreach_tuples(self.root, keys, spec, constraints, bound)
+            self._asked(
+                ("foreach", keys, spec, tuple(sorted(constraints.items())), tuple(sorted(bound.items())), tuple(cached)),
+                listing,
+            )
+            for row in cached:
+                for key, value in zip(keys, row):
+                    problem = paths.bad_wildcard_value(value)
+                    if problem:
+                        raise ManifestError(
+                            f"foreach value {value!r} for '{key}' {problem}",
+                            path=self.manifest.path,
+                            line=rule.line,
+                            rule=rule.name,
+                            key="foreach",
+                        )
+            self._foreach[memo_key] = cached
         return cached
 
     def _error(self, message: str, hint: Optional[str] = None) -> UsageError:
@@ -336,11 +381,10 @@ class Resolver:
                 continue
             group: List[str] = []
             unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
-            value_lists = [self.foreach_values(rule, n) for n in unbound]
             is_glob = paths.is_written_glob(pattern)
-            for combo in itertools.product(*value_lists):
+            for combo in self.foreach_combos(rule, unbound, wildcards):
                 bound = dict(wildcards)
-                bound.update(zip(unbound, combo))
+                bound.update(combo)
                 path = paths.fill(pattern, bound, is_glob)
                 if is_glob:
                     # Never the job's own outputs (`data/*.txt` making `data/summary.txt`): once
@@ -427,7 +471,7 @@ class Resolver:
             name = part.attr or ""
             if name in job.wildcards:
                 return one(job.wildcards[name])
-            return join(self.foreach_values(job.rule, name))
+            return join(self.foreach_values(job.rule, name, job.wildcards))
         if kind == "vars":
             return format_value(self.manifest.vars[part.attr or ""])
         if kind == "resources":
@@ -596,8 +640,7 @@ class Resolver:
         names = list(dict.fromkeys(wildcard_names_in(item)))
         if not names:
             return [(paths.unescape(item), is_glob)]
-        value_lists = [self.foreach_values(alias, name) for name in names]
-        return [(paths.fill(item, dict(zip(names, combo)), is_glob), is_glob) for combo in itertools.product(*value_lists)]
+        return [(paths.fill(item, combo, is_glob), is_glob) for combo in self.foreach_combos(alias, names)]
 
     def _resolve_alias_item(
         self, literal: str, is_glob: bool, item: str, alias: RuleSpec, aliases: Tuple[str, ...]

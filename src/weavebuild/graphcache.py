@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 5
+FORMAT = 6
 MAX_ENTRIES = 8
 
 
@@ -106,8 +106,8 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
                 if os.path.exists(path) != query[2]:
                     return False
                 continue
-            if kind not in ("glob", "foreach"):
-                return False
+            if kind not in ("glob", "foreach") or (kind == "foreach" and len(query) != 6):
+                return False  # not a question this weave asks (an older one's foreach: ask again)
             if listings is None:
                 listings = _read_listings(root)
             question, answer = tuple(query[:-1]), query[-1]
@@ -115,7 +115,7 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
             if _vouched(root, listings.get(question), digest):
                 continue
             # The directory's stat is taken before the scan: a change during the scan shows.
-            pattern = query[1] if kind == "glob" else paths.foreach_glob(query[2], dict(query[3]))
+            pattern = query[1] if kind == "glob" else paths.foreach_glob(query[2], dict(query[3]), dict(query[4]))
             listing = paths.listing_of(root, pattern)
             if _scan(root, query) != answer:
                 return False
@@ -149,15 +149,18 @@ def _vouched(root: str, seen: object, digest: bytes) -> bool:
 
 
 def _answer_digest(answer: tuple) -> bytes:
-    return xxhash.xxh3_128_digest(marshal.dumps(answer))  # xxhash: loaded anyway, hashlib is not
+    # repr, not marshal: marshal's bytes for equal tuples differ with how the objects are
+    # shared and interned (an answer just computed against one loaded from the cache).
+    # xxhash: loaded anyway, hashlib is not.
+    return xxhash.xxh3_128_digest(repr(answer).encode("utf-8", "surrogatepass"))
 
 
 def _scan(root: str, query: tuple) -> tuple:
     """The answer a glob or foreach question gets now."""
     if query[0] == "glob":
         return tuple(paths.expand_glob(root, query[1]))
-    _, key, spec, constraints, _ = query
-    return tuple(paths.foreach_values(root, key, spec, dict(constraints)))
+    _, keys, spec, constraints, bound, _ = query
+    return tuple(paths.foreach_tuples(root, keys, spec, dict(constraints), dict(bound)))
 
 
 def _read_listings(root: str) -> Dict:

@@ -855,9 +855,16 @@ class _Validator:
                         "foreach",
                         hint=f"e.g. foreach = {{ {key} = \"data/{{{key}}}.csv\" }}, or a list of values",
                     )
-                others = [w for w in wildcard_names_in(values) if w != key and w not in foreach]
+                others = [
+                    w for w in wildcard_names_in(values) if w != key and w not in foreach and w not in output_wildcards
+                ]
                 if others:
-                    raise self.error(f"pattern '{values}' uses unknown wildcard '{others[0]}'", name, "foreach")
+                    raise self.error(
+                        f"pattern '{values}' uses unknown wildcard '{others[0]}'",
+                        name,
+                        "foreach",
+                        hint="a foreach pattern may use its own key, the rule's other foreach keys and its output wildcards",
+                    )
             elif isinstance(values, list) and all(
                 isinstance(v, (str, int)) and not isinstance(v, bool) for v in values
             ):

@@ -11,7 +11,7 @@ import glob as _glob
 import os
 import re
 import time
-from typing import Dict, Iterable, List, Optional, Pattern, Tuple
+from typing import Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
 
 # A wildcard in a path pattern: {name}. Doubled braces are literal.
 WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -174,11 +174,20 @@ def may_match_slash(constraint: str) -> bool:
     return any(token in rest for token in ("/", ".", "\\S", "\\W", "\\D", "[^"))
 
 
-def foreach_glob(pattern: str, constraints: Dict[str, str]) -> str:
+def foreach_glob(pattern: str, constraints: Dict[str, str], bound: Optional[Dict[str, str]] = None) -> str:
     """The glob that finds the files a `foreach` pattern may name. A wildcard whose constraint
     may span directories (`.+`) makes it every file under the pattern's fixed leading
     directories, recursively (`src/**/*` for `src/{name}.in`); the pattern's regex then picks
-    the files it names."""
+    the files it names. `bound`: wildcards whose values are known (the job's own), put in as
+    literal text (their glob characters escaped)."""
+    if bound:
+        # NUL cannot occur in a pattern or a value: it marks where each value goes, so that
+        # only the values are glob-escaped, once, whichever way the glob is made.
+        marks = {name: f"\0{number}\0" for number, name in enumerate(bound)}
+        glob = foreach_glob(substitute(pattern, marks), constraints)
+        for name, mark in marks.items():
+            glob = glob.replace(mark, _glob.escape(bound[name]))
+        return glob
     if any(may_match_slash(constraints.get(name, "")) for name in _names(pattern)):
         first = WILDCARD_RE.search(pattern)
         literal = pattern[: first.start()] if first is not None else pattern
@@ -187,15 +196,27 @@ def foreach_glob(pattern: str, constraints: Dict[str, str]) -> str:
     return WILDCARD_RE.sub(lambda m: "*" if m.group(1) else m.group(0)[0], pattern)
 
 
-def foreach_values(root: str, key: str, pattern: str, constraints: Dict[str, str]) -> List[str]:
-    """Values of wildcard `key` for which `pattern` names an existing file, sorted, unique."""
-    regex, _ = compile_pattern(pattern, constraints)
-    values = set()
-    for path in expand_glob(root, foreach_glob(pattern, constraints)):
+def foreach_tuples(
+    root: str,
+    keys: Sequence[str],
+    pattern: str,
+    constraints: Dict[str, str],
+    bound: Optional[Dict[str, str]] = None,
+) -> List[Tuple[str, ...]]:
+    """The combinations of values of wildcards `keys` for which `pattern` (with the `bound`
+    wildcards filled in) names an existing path: sorted, unique. Keys read from one pattern
+    come in the pairs that exist (`{sample}_{unit}` over A_1, A_2, B_1 gives three, not the
+    four of a product); the pattern's other wildcards match anything."""
+    filled = pattern
+    if bound:
+        filled = substitute(pattern, {name: value.replace("{", "{{").replace("}", "}}") for name, value in bound.items()})
+    regex, _ = compile_pattern(filled, constraints)
+    found = set()
+    for path in expand_glob(root, foreach_glob(pattern, constraints, bound)):
         match = regex.match(path)
         if match:
-            values.add(match.group(key))
-    return sorted(values)
+            found.add(tuple(match.group(key) for key in keys))
+    return sorted(found)
 
 
 # A directory's stat vouches for the names in it (adding, removing or renaming an entry
