@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import GC_PROBE, assert_user_error
+from conftest import GC_PROBE, Project, assert_user_error
 
 PIPELINE = """
     default = ["all"]
@@ -308,6 +308,18 @@ def test_an_output_of_the_wrong_kind_fails_the_job(project):
     result = project.run("build", "table")
     assert result.rc == 1
     assert "rule table made table a directory: declare it as 'table/'" in result.err, result
+    assert not project.exists("table"), "the directory the failed job made is removed"
+    # Fixed, the job runs: its leftover is not in the way.
+    project.write("Weavefile", project.read("Weavefile").replace('cmd = "mkdir table"', 'cmd = "echo t > table"'), dedent=False)
+    assert project.run("build", "table").rc == 0
+    assert project.read("table") == "t\n"
+    # A FIFO (or socket, device) could never be read to know its content: a failure too,
+    # removed, also when nothing reads it.
+    project.write("Weavefile", project.read("Weavefile") + '[rules.pipe]\noutputs = ["pipe"]\ncmd = "mkfifo pipe"\n', dedent=False)
+    result = project.run("build", "pipe")
+    assert result.rc == 1, result
+    assert "rule pipe made pipe a FIFO, not a regular file" in result.err, result
+    assert not os.path.lexists(project.root / "pipe")
     # A symlink to a directory is a file output, as before.
     result = project.run("build", "latest")
     assert result.rc == 0, result
@@ -473,6 +485,28 @@ def test_env_and_wildcards_placeholder(project):
     )
     assert project.run("build", "out/s1.txt").rc == 0
     assert project.read("out/s1.txt") == "42 s1 s1\n"
+
+
+def test_env_values_take_dollar_names_from_weaves_environment(project):
+    """`PATH = "./bin:$PATH"` puts a project tool first (the value was passed literally, and the
+    job then found no command at all); `$$` is a literal `$`. The signature keeps the text as
+    written: another PATH outside reruns nothing."""
+    project.write("bin/greet", "#!/bin/sh\necho hello from bin\n")
+    (project.root / "bin/greet").chmod(0o755)
+    project.weavefile(
+        """
+        [rules.w]
+        outputs = ["out.txt"]
+        env = { PATH = "./bin:$PATH", WHO = "${{WEAVE_TEST_WHO}}-$NOT_SET_ANYWHERE-$$HOME-$1" }
+        cmd = 'greet > {outputs}; echo "$WHO" >> {outputs}; echo ran >> runs.log'
+        """
+    )
+    result = project.run("build", env={"WEAVE_TEST_WHO": "me"})
+    assert result.rc == 0, result
+    assert project.read("out.txt") == "hello from bin\nme--$HOME-$1\n"
+    result = project.run("build", env={"WEAVE_TEST_WHO": "someone else", "PATH": "/usr/bin:/bin"})
+    assert result.rc == 0 and "nothing to do" in result.out, result
+    assert project.runs_log() == ["ran"]
 
 
 def test_glob_inputs(project):
@@ -1092,3 +1126,58 @@ def test_units_per_sample_found_by_foreach_follow_new_and_removed_files(project)
     assert project.run("build", "all", "pairs.txt").rc == 0
     assert sorted(project.runs_log()) == ["B", "pairs"]
     assert project.read("merged/B.txt") == "b1\n"
+
+
+CHECKPOINT = """
+default = ["summary.txt"]
+[rules.split]
+inputs  = ["data.txt"]
+outputs = ["chunks/"]
+cmd     = "echo split >> runs.log; mkdir -p chunks && split -l 4 data.txt chunks/part_"
+[rules.process]
+inputs  = ["chunks/{c}"]
+outputs = ["processed/{c}.txt"]
+cmd     = "echo process >> runs.log; wc -l < {inputs} | tr -d ' ' > {outputs}"
+[rules.summary]
+inputs  = ["processed/{c}.txt"]
+outputs = ["summary.txt"]
+foreach = { c = "chunks/{c}" }
+cmd     = "echo summary >> runs.log; cat {inputs} > {outputs}"
+[rules.listing]
+inputs  = ["chunks/*"]
+outputs = ["listing.txt"]
+cmd     = "echo listing >> runs.log; cat {inputs} | wc -l | tr -d ' ' > {outputs}"
+"""
+
+
+def test_a_foreach_over_another_rules_directory_output_builds_that_directory_first(project):
+    """Snakemake's checkpoint: the values of `c` are the files split makes. The build makes
+    chunks/ first, then resolves again; a later change of what split makes is followed
+    (through the no-op stamp's partial path too), and the result is what a build from
+    scratch gives."""
+    project.weavefile(CHECKPOINT)
+    project.write("data.txt", "".join(f"{n}\n" for n in range(1, 11)))
+    result = project.run("build", "summary.txt", "listing.txt")
+    assert result.rc == 0, result
+    assert "building chunks/ first" in result.err + result.out
+    assert sorted(project.runs_log()) == ["listing", "process", "process", "process", "split", "summary"]
+    assert project.read("summary.txt") == "4\n4\n2\n"
+    assert project.read("listing.txt") == "10\n"
+    for _ in range(2):  # the second no-op is the stamp's (chunks/ was written just before the first)
+        project.clear_runs()
+        result = project.run("build", "summary.txt", "listing.txt")
+        assert result.rc == 0 and project.runs_log() == [], result
+        assert "first" not in result.err + result.out
+    project.write("data.txt", "".join(f"{n}\n" for n in range(1, 14)))
+    result = project.run("build", "summary.txt", "listing.txt")
+    assert result.rc == 0, result
+    assert sorted(project.runs_log()) == ["listing", "process", "process", "split", "summary"]
+    assert project.read("summary.txt") == "4\n4\n4\n1\n"
+    assert project.read("listing.txt") == "13\n"
+    scratch = project.root.parent / "scratch"
+    scratch.mkdir()
+    (scratch / "Weavefile").write_text(CHECKPOINT)
+    (scratch / "data.txt").write_text(project.read("data.txt"))
+    assert Project(scratch).run("build", "summary.txt", "listing.txt").rc == 0
+    for name in ("summary.txt", "listing.txt"):
+        assert (scratch / name).read_text() == project.read(name)

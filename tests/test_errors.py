@@ -187,7 +187,9 @@ def test_output_path_is_a_directory(project):
     result = project.run("build")
     assert result.rc == 1, result
     assert "FAILED r result.txt: output 'result.txt' is a directory, but the rule declares a file" in result.err
+    assert "remove it" in result.err and "write 'result.txt/' in outputs" in result.err
     assert "Traceback" not in result.err
+    assert (project.root / "result.txt").is_dir(), "a directory weave did not make is never deleted"
 
 
 def test_output_parent_is_a_file(project):
@@ -227,6 +229,9 @@ def test_keys_written_as_sub_tables_are_located(project):
         ('[rules.a]\noutputs = ["a"]\ncmd = "sed s/\\./_/ x"\n', ["Weavefile:3:", "literal string '...'"]),
         ('[rules.a]\noutputs = ["a"]\noutputs = ["b"]\ncmd = "touch a"\n', ["Weavefile:3:", "set twice"]),
         ('[rules.a]\ncmd = "x"\n[rules.a]\ncmd = "y"\n', ["Weavefile:3:", "declared once"]),
+        # A shell's ${NAME}: braces are weave's placeholders.
+        ('[rules.a]\noutputs = ["a"]\ncmd = "echo ${HOME} > a"\n', ["Weavefile:3:", "'${HOME}'", "${{HOME}} or $HOME"]),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "echo ${x:-d} > a"\n', ["'${x:-d}'", "write ${{x:-d}} for"]),
     ],
 )
 def test_common_toml_mistakes_come_with_a_hint(project, text, fragments):

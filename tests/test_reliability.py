@@ -230,7 +230,7 @@ def test_second_weave_is_refused_then_waits(project):
     assert "nothing to do" in out
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
 def test_signal_while_waiting_for_the_lock_exits_with_its_code(project, signum):
     project.weavefile(HOLDS_THE_LOCK)
     first = start_weave(project.root, "build")
@@ -245,9 +245,10 @@ def test_signal_while_waiting_for_the_lock_exits_with_its_code(project, signum):
     assert first.wait(timeout=60) == 0
 
 
-def test_sighup_stops_a_build_like_ctrl_c(project):
-    """A dropped ssh session (SIGHUP) stops the build and its jobs (exit 129); before, weave
-    died at once and left its jobs running."""
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT])
+def test_sighup_and_sigquit_stop_a_build_like_ctrl_c(project, signum):
+    """A dropped ssh session (SIGHUP) or Ctrl-\\ (SIGQUIT) stops the build and its jobs (exit
+    129, 131); before, weave died at once and left its jobs running."""
     project.weavefile(
         """
         [rules.slow]
@@ -258,9 +259,9 @@ def test_sighup_stops_a_build_like_ctrl_c(project):
     process = start_weave(project.root, "build")
     wait_for(lambda: project.exists("started"), what="job start")
     job = int(project.read("job.pid"))
-    process.send_signal(signal.SIGHUP)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 129, err
+    assert process.returncode == 128 + signum, err
     wait_for(lambda: not psutil.pid_exists(job) or psutil.Process(job).status() == psutil.STATUS_ZOMBIE, 30, "job to end")
     assert not project.exists("slow.txt")
 
@@ -432,6 +433,35 @@ def test_kill_9_of_weave_alone_kills_its_orphans_on_next_build(project):
     assert_all_gone(orphans)
     assert project.read("b.txt") == "partial\ndone\n"
     assert "nothing to do" in project.run("build").out
+
+
+def test_building_a_copy_of_a_project_leaves_the_original_builds_jobs_alone(project, tmp_path):
+    """A copy made while a build runs (cp -a, a backup restored) holds the original's list of
+    running jobs; its lock is its own, so only the recorded weave being alive tells that those
+    jobs are not orphans. Building the copy must not kill them."""
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["b.txt"]
+        cmd = "touch started; while [ ! -e go ]; do sleep 0.05; done; echo done > {outputs}"
+        """
+    )
+    original = start_weave(project.root, "build")
+    try:
+        wait_for(lambda: project.exists("started"), what="job start")
+        jobs = psutil.Process(original.pid).children()  # the job's shell (its sleeps come and go)
+        assert jobs
+        copy = tmp_path / "copy"
+        subprocess.run(["cp", "-a", str(project.root), str(copy)], check=True)
+        (copy / "go").write_text("")
+        result = subprocess.run([sys.executable, "-m", "weavebuild", "build"], cwd=copy, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "killed" not in result.stderr
+        assert all(job.is_running() for job in jobs), "the copy's build killed the original's job"
+    finally:
+        project.write("go", "")  # whatever happened, the original build can end
+    assert original.wait(timeout=60) == 0
+    assert project.read("b.txt") == "done\n"
 
 
 REAPING_DRIVER = r'''

@@ -25,7 +25,7 @@ from .store import Store
 # builder, executor, graph, manifest, resources and scan are imported where they are used: a no-op
 # build proven by its stamp needs none of them, and start-up time is the no-op's largest cost.
 if TYPE_CHECKING:  # pragma: no cover
-    from .builder import ChangedPaths
+    from .builder import BuildOptions, ChangedPaths
     from .graph import Graph, Job
     from .manifest import Manifest
     from .resources import ResourcePool
@@ -311,6 +311,8 @@ class Project:
                         self.root, self.digest, targets, self.path, partial.indices,
                         partial.job_keys, partial.queries,
                     )
+                    if graph is not None and graph.first:
+                        graph = None  # scans read other jobs' outputs: the whole graph, below
                 if graph is not None:
                     # Files outside the reached jobs are never looked at: no need for the
                     # whole digest cache, nor for the records of the other jobs.
@@ -328,27 +330,40 @@ class Project:
                     files.trust(checked.unchanged, checked.fingerprint)
                 if graph is None:
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None)
-                for warning in graph.warnings:
-                    reporter.warning(warning)
                 pool = self.pool(graph, options.jobs, resources or {})
                 run_id = store.start_run(command_line, list(targets))  # as asked: [] is "(default)"
-                builder = Builder(
-                    graph,
-                    store,
-                    files,
-                    latest,
-                    pool,
-                    options,
-                    reporter,
-                    forced=graph.targets,
-                    run_id=run_id,
-                    unchanged=checked.unchanged if checked is not None else None,
-                    untouched=untouched,
-                )
+                unchanged = checked.unchanged if checked is not None else None
+                builder: Optional[Builder] = None
+                first: Optional[BuildResult] = None
                 outcome = "failed"
                 result: Optional[BuildResult] = None
                 try:
+                    if graph.first:
+                        first = self._build_first(graph, store, files, latest, options, reporter, resources, run_id)
+                        if first.ran:  # what the scans list may have changed: look again
+                            files = FileState(self.root, store.load_files())
+                            latest = store.load_jobs()
+                            unchanged = None
+                            graph = self.graph(targets, files)
+                            pool = self.pool(graph, options.jobs, resources or {})
+                    for warning in graph.warnings:
+                        reporter.warning(warning)
+                    builder = Builder(
+                        graph,
+                        store,
+                        files,
+                        latest,
+                        pool,
+                        options,
+                        reporter,
+                        forced=graph.targets,
+                        run_id=run_id,
+                        unchanged=unchanged,
+                        untouched=untouched,
+                    )
                     result = builder.run()
+                    if first is not None:
+                        result.include(first)
                     outcome = "ok"
                     if files.changed_after_read:  # edited while the build ran: no stamp
                         data = None
@@ -375,7 +390,7 @@ class Project:
                     result = getattr(exc, "result", None)
                     raise
                 finally:
-                    if builder.executor is not None:
+                    if builder is not None and builder.executor is not None:
                         builder.executor.close()
                     counts = _counts(result)
                     store.end_run(run_id, outcome, *counts)
@@ -383,6 +398,49 @@ class Project:
                 store.close()
                 for warning in store.warnings[shown:]:  # met during the build (a damaged store)
                     reporter.warning(warning)
+
+    def _build_first(
+        self,
+        graph: Graph,
+        store: Store,
+        files: FileState,
+        latest: dict,
+        options: BuildOptions,
+        reporter: Reporter,
+        resources: Optional[Mapping[str, float]],
+        run_id: Optional[int],
+    ) -> BuildResult:
+        """Bring the directory outputs that `graph`'s foreach scans and globs read up to date
+        (Snakemake's checkpoints): the graph was resolved from what they hold now, which their
+        jobs may be about to change."""
+        from .builder import Builder
+
+        needed = self.graph(graph.first, files)
+        for warning in needed.warnings:
+            reporter.warning(warning)
+        builder = Builder(
+            needed,
+            store,
+            files,
+            latest,
+            self.pool(needed, options.jobs, resources or {}),
+            options,
+            reporter,
+            forced=needed.targets,
+            run_id=run_id,
+        )
+        verdicts = builder.predict()
+        if all(verdict.up_to_date for verdict in verdicts.values()):
+            return BuildResult({}, 0.0)  # the main build finds them up to date too
+        reporter.info(
+            f"weave: building {', '.join(path + '/' for path in graph.first)} first, then looking "
+            "again at what it holds (foreach patterns or globs read it)"
+        )
+        try:
+            return builder.run(verdicts)
+        finally:
+            if builder.executor is not None:
+                builder.executor.close()
 
     def _fast_noop(
         self,

@@ -114,6 +114,24 @@ def _exit_code_meaning(code: int) -> str:
     return ""
 
 
+_ENV_REFERENCE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def expand_environment(value: str) -> str:
+    """An `env` value with `$NAME` and `${NAME}` replaced by weave's own environment (empty if
+    unset) and `$$` by `$`: `PATH = "./bin:$PATH"` prepends, as a shell would. The signature
+    keeps the text as written, so a different PATH outside does not rerun anything."""
+    if "$" not in value:
+        return value
+
+    def replace(match: re.Match) -> str:
+        if match.group(1):
+            return "$"
+        return os.environ.get(match.group(2) or match.group(3), "")
+
+    return _ENV_REFERENCE.sub(replace, value)
+
+
 def log_path_for(root: str, job: Job, attempt: int = 1) -> str:
     """`.weave/logs/<job>.log` for a job's first attempt, `<job>.attempt<N>.log` for retries
     (so a retry does not overwrite the output of the failure it retries)."""
@@ -511,7 +529,7 @@ class Builder:
         env: Optional[Dict[str, str]] = None  # None: inherit weave's environment (cheapest)
         if job.env or "gpu" in job.resources:
             env = dict(os.environ)
-            env.update(job.env)
+            env.update({name: expand_environment(value) for name, value in job.env.items()})
             if "gpu" in job.resources:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpu_ids)
         log_path = log_path_for(self.root, job, attempt)
@@ -585,8 +603,8 @@ class Builder:
                 if mode is not None and stat_module.S_ISDIR(mode):
                     if not is_dir:
                         raise UsageError(
-                            f"output '{output}' is a directory, but the rule declares a file "
-                            "(write it with a trailing slash for a directory output)"
+                            f"output '{output}' is a directory, but the rule declares a file: remove it "
+                            f"if it is left over, or write '{output}/' in outputs if the rule makes a directory"
                         )
                     shutil.rmtree(full)
                 elif mode is not None:
@@ -603,13 +621,15 @@ class Builder:
                 raise UsageError(f"cannot prepare output '{output}': {exc.strerror or exc}") from None
 
     def _remove_outputs(self, job: Job) -> None:
+        """Remove what a job that did not succeed left at its outputs. Called only after it
+        ran, and _prepare_outputs left nothing at them before, so whatever is there is the
+        job's: a directory where a file is declared too (else no later build could run it)."""
         self.files.forget(self._rewrites(job))
-        for output, is_dir in zip(job.outputs, job.dir_outputs):
+        for output in job.outputs:
             full = os.path.join(self.root, output)
             try:
                 if os.path.isdir(full) and not os.path.islink(full):
-                    if is_dir:
-                        shutil.rmtree(full, ignore_errors=True)
+                    shutil.rmtree(full, ignore_errors=True)
                 elif os.path.lexists(full):
                     os.unlink(full)
             except OSError:
@@ -647,6 +667,10 @@ class Builder:
                         else f"rule {job.rule.name} made {output} a directory: declare it as '{output}/'"
                         " in outputs (a trailing slash marks a directory output)"
                     )
+                    break
+                special = None if is_dir else self.files.special_kind(output)
+                if special is not None:  # weave could never read it to know its content
+                    failure = f"rule {job.rule.name} made {output} a {special}, not a regular file"
                     break
         status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
         self._attempt_rows.append(
@@ -886,8 +910,9 @@ class Builder:
             self._signalled.append(signum)
 
         # SIGHUP too: a closed terminal (a dropped ssh session) stops the build as Ctrl-C
-        # does, instead of killing weave and leaving its jobs running.
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        # does, instead of killing weave and leaving its jobs running; and SIGQUIT (Ctrl-\),
+        # which make also treats as fatal: its default would leave the jobs running.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             if signal.getsignal(signum) == signal.SIG_IGN:
                 continue  # ignored by whoever started us (e.g. `nohup`, `cmd &`): keep it so
             previous[signum] = signal.signal(signum, handler)

@@ -100,7 +100,7 @@ class BuildFailed(WeaveError):
 
 
 class Interrupted(WeaveError):
-    """The build was stopped by SIGINT/SIGTERM/SIGHUP; exit code 130, 143 or 129.
+    """The build was stopped by SIGINT/SIGTERM/SIGHUP/SIGQUIT; exit code 130, 143, 129 or 131.
 
     `requested`: stopped on request (the `stop` event of Project.build, as watch --restart
     sets it) and by no signal."""

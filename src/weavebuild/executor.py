@@ -328,7 +328,11 @@ class LocalExecutor(Executor):
                 self._registry_fd = os.open(
                     self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644
                 )
-                os.write(self._registry_fd, f"run {self.run_id}\n".encode())
+                # The run's line names this weave (pid, start time) too: a copy of the project
+                # made while it builds has this registry, and must not take its jobs for orphans.
+                owner = _start_ticks(os.getpid())
+                owner_text = f" {os.getpid()} {owner}" if owner is not None else ""
+                os.write(self._registry_fd, f"run {self.run_id}{owner_text}\n".encode())
             now = time.time()
             os.write(self._registry_fd, "".join(f"{p.pid} {now:.3f}\n" for p in running.processes).encode())
         self._by_token[running.token] = running
@@ -707,9 +711,22 @@ class LocalExecutor(Executor):
                 os.environ[RUN_ID_VARIABLE] = self._previous_run_id
 
 
+def _start_ticks(pid: int) -> Optional[str]:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat field 22): with
+    the pid, names one process for good. None where there is no /proc, or no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+        return data[data.rindex(b")") + 2 :].split()[19].decode()  # the name may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def kill_orphans(registry: str) -> int:
     """Kill jobs that a weave which died (kill -9, OOM, power loss) left running, as listed in
-    its registry; call with the project lock held, so no live weave owns them. Returns how many
+    its registry; call with the project lock held, so no live weave of this project owns them
+    (the jobs of a weave still running, which a registry copied with the project names, are
+    left alone). Returns how many
     jobs had processes killed. A recorded pid counts only if its process started when it was
     recorded, so a reused pid is never killed. A job whose first process has exited (and was
     reaped by init) may have left others in its session: those are found by the run's id in
@@ -721,10 +738,14 @@ def kill_orphans(registry: str) -> int:
         return 0
     entries = []
     run_id = None  # each entry belongs to the run named last above it
+    alive_owner = False  # that run's weave still runs: a copy of a project being built
     for line in lines:
         parts = line.split()
-        if len(parts) == 2 and parts[0] == "run":
+        if len(parts) in (2, 4) and parts[0] == "run":
             run_id = parts[1]
+            alive_owner = len(parts) == 4 and parts[2].isdigit() and _start_ticks(int(parts[2])) == parts[3]
+        elif alive_owner:
+            continue  # its jobs are that weave's, in the project it builds
         elif len(parts) == 2:
             try:
                 entries.append((int(parts[0]), float(parts[1]), run_id))

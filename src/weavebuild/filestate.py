@@ -122,6 +122,24 @@ class FileState:
             return stat_module.S_ISDIR(st.st_mode)
         return os.path.isdir(self.full_path(path))
 
+    def special_kind(self, path: str) -> Optional[str]:
+        """What `path` is if neither a regular file nor a directory (a FIFO, a socket, a
+        device), from the stat exists() just took if it kept one; else None."""
+        st = self._stats.get(path)
+        if st is None:
+            try:
+                st = os.stat(self.full_path(path))
+            except (OSError, ValueError):
+                return None
+        mode = st.st_mode
+        if stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode):
+            return None
+        if stat_module.S_ISFIFO(mode):
+            return "FIFO"
+        if stat_module.S_ISSOCK(mode):
+            return "socket"
+        return "device file"
+
     def seen_as(self, path: str) -> Optional[Fingerprint]:
         """The (size, mtime, inode, ctime) that exists() last saw for `path` and kept for its
         digest, if any."""

@@ -85,6 +85,9 @@ class Graph:
         self.requested = requested
         self.warnings: List[str] = []  # e.g. globs matching nothing; shown by the API
         self.queries: List[tuple] = []  # file-system questions asked to resolve it (graphcache)
+        # Directory outputs whose contents a foreach scan or an input glob read: a build makes
+        # them first, then resolves again (their jobs are in `jobs`, not in `targets`).
+        self.first: List[str] = []
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -246,6 +249,8 @@ class Resolver:
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
+        # The directories scans listed (foreach patterns, input globs), for Graph.first.
+        self.scanned: Dict[str, None] = {}
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -259,6 +264,7 @@ class Resolver:
         """An input path (wildcards and braces done): the files a glob matches now, sorted
         (a path with glob characters that exists as it is written is that path), or the path."""
         if paths.has_glob(path) and not self.exists(path):
+            self.scanned[paths.scan_root(path)] = None
             listing = paths.listing_of(self.root, path)
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
@@ -326,7 +332,9 @@ class Resolver:
         cached = self._foreach.get(memo_key)
         if cached is None:
             constraints = rule.wildcard_regex
-            listing = paths.listing_of(self.root, paths.foreach_glob(spec, constraints, bound))
+            glob = paths.foreach_glob(spec, constraints, bound)
+            self.scanned[paths.scan_root(glob)] = None
+            listing = paths.listing_of(self.root, glob)
             cached = paths.foreach_tuples(self.root, keys, spec, constraints, bound)
             self._asked(
                 ("foreach", keys, spec, tuple(sorted(constraints.items())), tuple(sorted(bound.items())), tuple(cached)),
@@ -677,9 +685,8 @@ class Resolver:
         producers: Dict[str, Job] = {}
         sources: Dict[str, List[Job]] = {}
         active_rules: Dict[str, int] = {}
-        for root in roots:
-            if root.key in state:
-                continue
+
+        def visit(root: Job) -> None:
             state[root.key] = 0
             active_rules[root.rule.name] = active_rules.get(root.rule.name, 0) + 1
             stack: List[Tuple[Job, Iterator[str], Set[str]]] = [(root, iter(root.inputs), set())]
@@ -723,6 +730,27 @@ class Resolver:
                         producers[output] = job
                     order.append(job)
                     stack.pop()
+        for root in roots:
+            if root.key not in state:
+                visit(root)
+        # Directory outputs whose contents a scan read: their jobs join the graph (the build
+        # makes them first, then resolves again), with what they need.
+        first: List[str] = []
+        looked: Set[str] = set()
+        while True:
+            more = [directory for directory in self.scanned if directory and directory not in looked]
+            if not more:
+                break
+            for directory in more:
+                looked.add(directory)
+                found = self._directory_output_of(directory)
+                if found is None:
+                    continue
+                job, output = found
+                if output not in first:
+                    first.append(output)
+                if job.key not in state:
+                    visit(job)
         for job in order:
             for dep in job.deps:
                 dep.dependents.append(job)
@@ -730,7 +758,22 @@ class Resolver:
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         graph.warnings = list(dict.fromkeys(self.warnings))
         graph.queries = self.queries
+        graph.first = first
         return graph
+
+    def _directory_output_of(self, directory: str) -> Optional[Tuple[Job, str]]:
+        """The job whose directory output is or holds `directory`, and that output; None if
+        no job makes it (a source directory)."""
+        try:
+            job = self.producer(directory, {})
+        except (UsageError, ManifestError):  # ambiguous patterns: resolution itself reports them
+            return None
+        if job is None:
+            return None
+        for output, is_dir in zip(job.outputs, job.dir_outputs):
+            if is_dir and (directory == output or directory.startswith(output + "/")):
+                return job, output
+        return None
 
 
 def build_graph(

@@ -277,6 +277,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
         "default": tuple(manifest.default_targets()),
         "resources": dict(manifest.resources),
         "warnings": tuple(graph.warnings),
+        "first": tuple(graph.first),
     }
 
 
@@ -325,6 +326,7 @@ def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], target
     graph = Graph(summary, jobs, targets, None, sources, list(entry["requested"]))  # type: ignore[arg-type]
     graph.warnings = list(entry.get("warnings", ()))
     graph.queries = list(entry["queries"])
+    graph.first = list(entry.get("first", ()))
     return graph
 
 

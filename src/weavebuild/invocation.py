@@ -107,8 +107,8 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 def _stop_on_termination() -> None:
-    """SIGTERM and SIGHUP outside a build (waiting for the lock, loading the graph) end weave
-    with their message and exit code (143, 129), as they do during one (the builder handles
+    """SIGTERM, SIGHUP and SIGQUIT outside a build (waiting for the lock, loading the graph) end
+    weave with their message and exit code (143, 129, 131), as they do during one (the builder handles
     them itself while jobs run), not as an unexplained death by signal. A signal ignored by
     whoever started weave (nohup) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
@@ -117,7 +117,7 @@ def _stop_on_termination() -> None:
         import _signal as signals
     except ImportError:  # pragma: no cover - an interpreter without it
         import signal as signals  # type: ignore[no-redef]
-    for signum in (signals.SIGTERM, signals.SIGHUP):
+    for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT):
         if signals.getsignal(signum) == signals.SIG_DFL:
             signals.signal(signum, _raise_interrupted)
 

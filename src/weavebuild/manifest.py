@@ -79,6 +79,7 @@ Template = Tuple[Union[str, Placeholder], ...]
 _PLACEHOLDER_RE = re.compile(
     r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*))?$"
 )
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus")
 
 
@@ -1000,7 +1001,18 @@ class _Validator:
             if token == "}}":
                 literal.append("}")
                 continue
-            placeholder = self.placeholder(match.group(1).strip(), spec, variables, key)
+            body = match.group(1).strip()
+            parsed = _PLACEHOLDER_RE.match(body)
+            if match.start() and text[match.start() - 1] == "$" and (parsed is None or parsed.group("kind") not in PLACEHOLDER_KINDS):
+                # `${HOME}`, as a shell writes it: the braces are weave's placeholder syntax.
+                simple = f" or ${body}" if _ENV_NAME_RE.fullmatch(body) else ""
+                raise self.error(
+                    f"'${{{body}}}': braces are weave's placeholders",
+                    spec.name,
+                    key,
+                    hint=f"write ${{{{{body}}}}}{simple} for the shell's (or environment's) ${{{body}}}",
+                )
+            placeholder = self.placeholder(body, spec, variables, key)
             if placeholder.kind == "vars":
                 used.append(placeholder.attr or "")
             if literal:

@@ -46,6 +46,17 @@ def has_glob(pattern: str) -> bool:
     return not GLOB_CHARS.isdisjoint(pattern)
 
 
+def scan_root(glob_pattern: str) -> str:
+    """The deepest directory a glob lists from: its leading components without glob
+    characters ('' for the project directory)."""
+    parts: List[str] = []
+    for part in glob_pattern.split("/")[:-1]:
+        if has_glob(part):
+            break
+        parts.append(part)
+    return "/".join(parts)
+
+
 def is_written_glob(pattern: str) -> bool:
     """Whether glob characters are written in `pattern` itself, outside its `{wildcards}`
     (values filled in later never make a path a glob)."""

@@ -80,3 +80,11 @@ class BuildResult:
     @property
     def ok(self) -> bool:
         return not any(r.outcome in (FAILED, SKIPPED, CANCELLED) for r in self._results.values())
+
+    def include(self, earlier: BuildResult) -> None:
+        """Count the jobs `earlier` ran (a build made first, in the same run) as run by this
+        one: the main build then finds them up to date."""
+        for key, result in earlier._results.items():
+            if result.outcome == RAN:
+                self._results[key] = result
+        self.seconds += earlier.seconds
