@@ -508,3 +508,20 @@ def test_file_names_that_are_not_utf8(project, tmp_path):
     assert rc == 0 and b"out/b\\udcff.o" in out, (out, err)  # escaped, not a crash
     rc, out, err = weave("clean")
     assert rc == 0 and not (project.root / "out").exists() and not project.exists("all.txt"), err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "-q"], ["status", "-v"], ["why", "-q", "count.txt"], ["list", "-v"], ["plan", "-q"],
+        ["clean", "-n", "-q"], ["graph", "-q", "-o", "g.dot"], ["history", "-v"], ["touch", "-q", "count.txt"],
+    ],
+)
+def test_quiet_and_verbose_are_taken_after_every_command(project, args):
+    """`weave status -q` as `weave build -q`: the global options after the command name too
+    (they were 'No such option' for every command but build and watch)."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    result = project.run(*args)
+    assert result.rc in (0, 1), result
+    assert "No such option" not in result.err

@@ -85,6 +85,31 @@ def test_missing_source_names_rule(project):
     assert_user_error(project.run("build"), "missing source 'data/train.csv' needed by rule 'train'")
 
 
+def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
+    """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
+    project.weavefile(
+        """
+        [rules.prep]
+        outputs = ["p.txt"]
+        cmd = "echo p > {outputs}"
+        [rules.everything]
+        inputs = ["p.txt"]
+        [rules.train]
+        inputs = ["prep"]
+        outputs = ["t.txt"]
+        cmd = "cat p.txt > {outputs}"
+        [rules.train2]
+        inputs = ["everything"]
+        outputs = ["t2.txt"]
+        cmd = "cat p.txt > {outputs}"
+        """
+    )
+    result = project.run("build", "train")
+    assert_user_error(result, "missing source 'prep' needed by rule 'train'", "'prep' is a rule", 'list its outputs instead ("p.txt")')
+    assert "create the file" not in result.err
+    assert_user_error(project.run("build", "train2"), "'everything' is a rule", '("p.txt")')
+
+
 def test_output_outside_project(project):
     project.weavefile('[rules.a]\noutputs = ["../escape.txt"]\ncmd = "touch ../escape.txt"\n')
     assert_user_error(project.run("build"), "outside the project directory")
@@ -229,6 +254,11 @@ def test_keys_written_as_sub_tables_are_located(project):
         ('[rules.a]\noutputs = ["a"]\ncmd = "sed s/\\./_/ x"\n', ["Weavefile:3:", "literal string '...'"]),
         ('[rules.a]\noutputs = ["a"]\noutputs = ["b"]\ncmd = "touch a"\n', ["Weavefile:3:", "set twice"]),
         ('[rules.a]\ncmd = "x"\n[rules.a]\ncmd = "y"\n', ["Weavefile:3:", "declared once"]),
+        # Habits from other tools and nested vars.
+        ('[vars.prepare]\nsplit = 0.2\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n', ["Weavefile:1:", "vars are not nested", "{vars.prepare_split}"]),
+        ('[rules.a]\noutputs = ["a"]\nthreads = 4\ncmd = "touch a"\n', ["Weavefile:3:", "did you mean 'cpus'"]),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "make -j{threads} > a"\n', ["unknown placeholder '{threads}'", "did you mean 'cpus'"]),
+        ('[rules.a]\noutputs = ["o/{s}.txt"]\ncmd = "echo {wildcards.x} > {outputs}"\n', ["no wildcard 'x'", "this rule's wildcards: s"]),
         # A shell's ${NAME}: braces are weave's placeholders.
         ('[rules.a]\noutputs = ["a"]\ncmd = "echo ${HOME} > a"\n', ["Weavefile:3:", "'${HOME}'", "${{HOME}} or $HOME"]),
         ('[rules.a]\noutputs = ["a"]\ncmd = "echo ${x:-d} > a"\n', ["'${x:-d}'", "write ${{x:-d}} for"]),

@@ -1017,6 +1017,33 @@ def test_rendering_resources_and_env(tmp_path):
     assert job.cpus == 3 and job.resources == {"gpu": 1, "mem_mb": 1500.5}
 
 
+def test_one_path_of_a_named_group(tmp_path):
+    """Snakemake's {input.reads[0]}: an index into a named group of inputs or outputs, also
+    when the group comes from a foreach (its length known per job)."""
+    touch(tmp_path, "r1.fq", "r2.fq", "ref.fa", "s/a.txt", "s/b.txt")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.align]
+        inputs  = { reads = ["r1.fq", "r2.fq"], ref = "ref.fa" }
+        outputs = { bam = "x.bam", log = ["x.log", "y.log"] }
+        cmd     = "align {inputs.ref[0]} {inputs.reads[1]} {inputs.reads[-2]} > {outputs.bam[0]} 2> {outputs.log[-1]}"
+        [rules.fan]
+        inputs  = { some = "s/{n}.txt", ref = "ref.fa" }
+        outputs = ["fan.txt"]
+        foreach = { n = "s/{n}.txt" }
+        cmd     = "cat {inputs.some[1]} > {outputs}"
+        """,
+        ["x.bam", "fan.txt"],
+    )
+    assert graph.job("align").cmd == "align ref.fa r2.fq r1.fq > x.bam 2> y.log"
+    assert graph.job("fan").cmd == "cat s/b.txt > fan.txt"
+    with pytest.raises(ManifestError, match=r"'\{inputs.reads\[2\]\}' is out of range: the rule has 2 inputs named 'reads'"):
+        manifest_in(tmp_path, '[rules.a]\ninputs = { reads = ["x", "y"] }\noutputs = ["o"]\ncmd = "cat {inputs.reads[2]}"\n')
+    with pytest.raises(ManifestError, match=r"'\{vars.x\[0\]\}' takes no index"):
+        manifest_in(tmp_path, '[vars]\nx = 1\n[rules.a]\noutputs = ["o"]\ncmd = "echo {vars.x[0]}"\n')
+
+
 def test_env_paths_are_not_shell_quoted(tmp_path):
     graph = graph_of(
         tmp_path,

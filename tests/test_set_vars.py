@@ -232,6 +232,10 @@ def test_clean_without_targets_removes_what_every_set_of_values_built(runs_proje
     # With a target and values: that run's outputs only.
     dry = project.run("clean", "-n", "report", "--set", "run=quick")
     assert "runs/quick/report.txt" in dry.out and "runs/baseline" not in dry.out, dry
+    # With values and no target: the default targets' outputs as those values name them
+    # (before, every run's: not what `--set run=quick` asks for).
+    dry = project.run("clean", "-n", "--set", "run=quick")
+    assert "would remove runs/quick/" in dry.out and "runs/baseline" not in dry.out, dry
     # Without targets: every output weave recorded, whatever the values were.
     result = project.run("clean")
     assert result.rc == 0, result

@@ -507,8 +507,9 @@ class Project:
         """Remove outputs weave produced (never sources) and forget their records.
 
         With targets: those targets and every output built to make them (like `ninja -t clean
-        TARGETS`), as the current vars name them; without: every output recorded in the store
-        (under every set of `--set` values). Only files that still hold what weave wrote are
+        TARGETS`), as the current vars name them; without targets but with `--set` values
+        (overrides): the default targets as those values name them; else every output recorded
+        in the store (under every set of `--set` values). Only files that still hold what weave wrote are
         removed: one replaced or edited since is left alone and added to `kept`, if given.
         Returns the removed paths.
         """
@@ -526,7 +527,7 @@ class Project:
                 latest = store.load_jobs()
                 records = store.recorded_outputs()
                 sources: set = set()
-                if targets:
+                if targets or self.overrides:  # `clean --set run=quick`: that run's outputs only
                     graph = self.graph(targets)
                     sources = set(graph.sources)
                     wanted = {job.key: recipe_of(job)["outputs"] for job in graph.jobs}

@@ -32,9 +32,9 @@ class MissingSource(UsageError):
     """An input no rule makes does not exist; `path` is it, project-relative (watch mode
     watches for it to appear)."""
 
-    def __init__(self, path: str, needed_by: str):
+    def __init__(self, path: str, needed_by: str, hint: Optional[str] = None):
         super().__init__(
-            f"missing source '{path}' needed by {needed_by}", hint="create the file, or add a rule that makes it"
+            f"missing source '{path}' needed by {needed_by}", hint=hint or "create the file, or add a rule that makes it"
         )
         self.path = path
 

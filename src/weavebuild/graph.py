@@ -458,19 +458,20 @@ class Resolver:
         kind = part.kind
         if kind in ("inputs", "outputs"):
             items = job.inputs if kind == "inputs" else job.outputs
+            if part.attr is not None:
+                items = named_inputs[part.attr] if kind == "inputs" else named_outputs[part.attr]
             if part.index is not None:
                 try:
                     return one(_not_an_option(items[part.index]) if quote else items[part.index])
                 except IndexError:
                     raise ManifestError(
-                        f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}",
+                        f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}"
+                        + (f" named '{part.attr}'" if part.attr is not None else ""),
                         path=self.manifest.path,
                         line=job.rule.line,
                         rule=job.rule.name,
                         key=key,
                     ) from None
-            if part.attr is not None:
-                items = named_inputs[part.attr] if kind == "inputs" else named_outputs[part.attr]
             text = join(items)
             if quote and (text[:1] == "-" or " -" in text):  # one scan of the text, in C
                 text = join([_not_an_option(item) for item in items])
@@ -701,7 +702,9 @@ class Resolver:
                         if path not in sources:
                             if not self._exists_rel(os.path.join(self.root, path)):
                                 raise MissingSource(
-                                    path, f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else "")
+                                    path,
+                                    f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),
+                                    hint=self._rule_named_hint(path),
                                 )
                             sources[path] = []
                         sources[path].append(job)
@@ -760,6 +763,20 @@ class Resolver:
         graph.queries = self.queries
         graph.first = first
         return graph
+
+    def _rule_named_hint(self, path: str) -> Optional[str]:
+        """For a missing input that is a rule's name (make's `train: prep`): what to write."""
+        rule = self.manifest.rules.get(path)
+        if rule is None:
+            return None
+        if rule.outputs or rule.is_alias:
+            listed = rule.outputs or rule.inputs  # an alias: the files (or rules) it names
+            shown = ", ".join(f'"{item}"' for item in listed[:3]) + (", ..." if len(listed) > 3 else "")
+            return f"'{path}' is a rule, and inputs are files: list its outputs instead ({shown})"
+        return (
+            f"'{path}' is a rule, and inputs are files: a rule's job runs before another only if "
+            "it makes a file that one reads; give it an output"
+        )
 
     def _directory_output_of(self, directory: str) -> Optional[Tuple[Job, str]]:
         """The job whose directory output is or holds `directory`, and that output; None if

@@ -64,7 +64,8 @@ Value = Union[str, int, float, bool]
 class Placeholder:
     """One `{...}` in a command: `kind` is inputs/outputs/wildcards/vars/resources/rule/cpus.
 
-    `index` is set for `{inputs[i]}`, `attr` for `{inputs.NAME}` / `{vars.NAME}` etc.
+    `index` is set for `{inputs[i]}`, `attr` for `{inputs.NAME}` / `{vars.NAME}` etc., both
+    for `{inputs.NAME[i]}` (one path of a named group).
     """
 
     __slots__ = ("kind", "index", "attr", "text")
@@ -77,7 +78,8 @@ class Placeholder:
 Template = Tuple[Union[str, Placeholder], ...]
 
 _PLACEHOLDER_RE = re.compile(
-    r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*))?$"
+    r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<attr_index>-?\d+)\])?)?$"
 )
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus")
@@ -364,7 +366,12 @@ class _Locator:
         return self._headers.get(rule)
 
     def find_in_table(self, table: str, key: str) -> Optional[int]:
-        """1-based line of `key` inside the top-level table `[table]`, else its header's line."""
+        """1-based line of `key` inside the top-level table `[table]` (or of its own sub-table
+        `[table.key]`), else the table's header's line."""
+        sub_re = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\.\s*(?:" + re.escape(key) + r'|"' + re.escape(key) + r'")\s*\]')
+        for index, line in enumerate(self.lines):
+            if sub_re.match(line):
+                return index + 1
         header_re = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
         key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*=')
         header: Optional[int] = None
@@ -436,16 +443,60 @@ def _split_rule_header(rest: str) -> Tuple[str, str]:
 _NUL_HINT = "remove it: no command line or environment variable can hold one"
 
 
+def _first_key(table: Dict[str, Any]) -> str:
+    """A table's first key, if it is a name a var could end with (for an example); else 'x'."""
+    key = next(iter(table), "x")
+    return key if NAME_RE.match(key) else "x"
+
+
+# What users of Snakemake, make and CI files write for a key or placeholder weave spells
+# otherwise: the hint names weave's word.
+_SYNONYMS = {
+    "threads": "cpus",
+    "shell": "cmd",
+    "command": "cmd",
+    "run": "cmd",
+    "script": "cmd",
+    "input": "inputs",
+    "output": "outputs",
+    "deps": "inputs",
+    "depends": "inputs",
+    "depends_on": "inputs",
+    "targets": "outputs",
+    "params": "vars",
+    "config": "vars",
+    "wildcard_constraints": "wildcards",
+    "environment": "env",
+    "envvars": "env",
+    "message": "description",
+    "doc": "description",
+}
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
     import difflib
 
+    synonym = _SYNONYMS.get(word.lower())
+    if synonym in choices:
+        return f"did you mean '{synonym}'?"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 
 # [0-9], not \d: \d (and float()) would also take other scripts' digits, such as '٣'.
-_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
+# Longer spellings first: alternatives are tried in order ('min' before 'm', 'ms' before 'm').
+_DURATION_RE = re.compile(
+    r"([0-9]+(?:\.[0-9]+)?)\s*(milliseconds?|msecs?|ms|minutes?|mins?|m|seconds?|secs?|s|hours?|hrs?|h|days?|d)"
+)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration_unit(spelled: str) -> float:
+    if spelled.startswith(("ms", "milli")):
+        return _DURATION_UNITS["ms"]
+    if spelled.startswith("mi") or spelled == "m":
+        return _DURATION_UNITS["m"]
+    return _DURATION_UNITS[spelled[0]]
 
 
 def parse_duration(value: Any) -> float:
@@ -476,7 +527,7 @@ def parse_duration(value: Any) -> float:
     for match in _DURATION_RE.finditer(text):
         if match.start() != position:
             break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        total += float(match.group(1)) * _duration_unit(match.group(2))
         position = match.end()
     if position != len(text):
         raise ValueError(f"'{value}' is not a duration such as '90s', '2h' or '1h30m'")
@@ -584,8 +635,13 @@ class _Validator:
                 raise self.var_error(
                     name,
                     f"variable '{name}' must be a string, number, boolean or a list of those",
-                    hint=f"write a date or time as text ({name} = \"1979-05-27\"); nan, inf, tables "
-                    "and lists inside lists cannot be put in a command",
+                    hint=(
+                        f"vars are not nested: write flat names under [vars] ({name}_{_first_key(value)} = ...) "
+                        f"and use them as {{vars.{name}_{_first_key(value)}}}"
+                        if isinstance(value, dict)
+                        else f"write a date or time as text ({name} = \"1979-05-27\"); nan, inf, tables "
+                        "and lists inside lists cannot be put in a command"
+                    ),
                 )
             if _has_nul(value):
                 raise self.var_error(
@@ -1034,8 +1090,9 @@ class _Validator:
         parsed = self._placeholders.get(body)
         if parsed is None:  # the same few placeholders recur in every rule: parse each once
             match = _PLACEHOLDER_RE.match(body)
+            number = match.group("index") or match.group("attr_index") if match else None
             parsed = (
-                (match.group("kind"), None if match.group("index") is None else int(match.group("index")), match.group("attr"))
+                (match.group("kind"), None if number is None else int(number), match.group("attr"))
                 if match
                 else (None, None, None)
             )
@@ -1057,17 +1114,6 @@ class _Validator:
         if kind in ("inputs", "outputs"):
             items = spec.inputs if kind == "inputs" else spec.outputs
             names = spec.input_names if kind == "inputs" else spec.output_names
-            if (
-                index is not None
-                and not (-len(items) <= index < len(items))
-                # inputs that expand (globs, foreach) have a length known only per job
-                and not (kind == "inputs" and (bool(spec.foreach) or any(not GLOB_CHARS.isdisjoint(i) for i in items)))
-            ):
-                raise self.error(
-                    f"'{{{body}}}' is out of range: the rule has {len(items)} {kind}",
-                    spec.name,
-                    key,
-                )
             if attr is not None and attr not in names:
                 raise self.error(
                     f"'{{{body}}}': no {kind[:-1]} named '{attr}'",
@@ -1075,9 +1121,25 @@ class _Validator:
                     key,
                     hint=_did_you_mean(attr, list(names)) or f"name {kind} with a table: {kind} = {{ {attr} = \"path\" }}",
                 )
+            if attr is not None:
+                items = [items[i] for i in names[attr]]  # {inputs.NAME[i]}: within the group
+            if (
+                index is not None
+                and not (-len(items) <= index < len(items))
+                # inputs that expand (globs, foreach) have a length known only per job
+                and not (kind == "inputs" and (bool(spec.foreach) or any(not GLOB_CHARS.isdisjoint(i) for i in items)))
+            ):
+                raise self.error(
+                    f"'{{{body}}}' is out of range: the rule has {len(items)} {kind}"
+                    + (f" named '{attr}'" if attr is not None else ""),
+                    spec.name,
+                    key,
+                )
         elif kind in ("wildcards", "vars", "resources"):
             if attr is None:
                 raise self.error(f"'{{{body}}}' needs a name: {{{kind}.NAME}}", spec.name, key)
+            if index is not None:
+                raise self.error(f"'{{{body}}}' takes no index", spec.name, key)
             if kind == "vars":
                 self.var_value(attr, variables, spec.name, key, [])  # template() records its use
             else:
@@ -1087,7 +1149,8 @@ class _Validator:
                         f"unknown placeholder '{{{body}}}': no {kind[:-1]} '{attr}' in this rule",
                         spec.name,
                         key,
-                        hint=_did_you_mean(attr, list(known)),
+                        hint=_did_you_mean(attr, list(known))
+                        or (f"this rule's {kind}: {', '.join(known)}" if known else f"this rule has no {kind}"),
                     )
         elif index is not None or attr is not None:
             raise self.error(f"'{{{kind}}}' takes no index or name", spec.name, key)

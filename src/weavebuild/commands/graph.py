@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Sequence
 import click
 
 from .. import paths
-from ..cli import CONTEXT_SETTINGS, Settings, set_option
+from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
 from ..errors import UsageError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -66,6 +66,7 @@ def _write(data: bytes, output: str) -> None:
 
 
 @click.command("graph", context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @set_option
 @click.argument("targets", nargs=-1)
 @click.option("-o", "--output", default=None, metavar="FILE",

@@ -10,10 +10,11 @@ from typing import List
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Count, Settings
+from ..cli import CONTEXT_SETTINGS, Count, Settings, verbosity_options
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @click.option(
     "-n",
     "limit",

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Settings, verbosity_options
 from ..errors import UsageError
 
 STARTER = '''\
@@ -27,9 +27,9 @@ outputs = ["data/train.csv", "data/val.csv"]
 cmd     = "python scripts/preprocess.py {inputs[0]} {outputs}"
 
 [rules.train]
-inputs    = ["data/train.csv", "scripts/train.py"]
+inputs    = { data = "data/train.csv", script = "scripts/train.py" }   # named: {inputs.data}
 outputs   = ["models/model/"]           # trailing slash: a directory output
-cmd       = "python scripts/train.py --epochs {vars.epochs} --out {outputs[0]}"
+cmd       = "python {inputs.script} --data {inputs.data} --epochs {vars.epochs} --out {outputs[0]}"
 # resources = { gpu = 1 }              # the job gets CUDA_VISIBLE_DEVICES set to its GPU
 
 [rules.evaluate]
@@ -40,6 +40,7 @@ cmd     = "python {inputs.script} {inputs.model} {inputs.data} > {outputs}"
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @click.option("--force", is_flag=True, default=False, help="Overwrite an existing Weavefile.")
 @click.pass_obj
 def init(settings: Settings, force: bool) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings, set_option
+from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
 from ..reporter import pad, text_width
 from ..scan import UPSTREAM
 
@@ -28,6 +28,7 @@ def _reasons(reasons: Sequence[object], failure: Optional[str]) -> str:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @set_option
 @click.argument("targets", nargs=-1)
 @click.option("--all", "show_all", is_flag=True, default=False, help="List up-to-date jobs too.")
@@ -71,6 +72,7 @@ WHY_CAUSES = 10
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @set_option
 @click.argument("target")
 @click.pass_obj

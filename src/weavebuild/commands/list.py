@@ -7,11 +7,12 @@ import os
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings, set_option
+from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
 from ..manifest import wildcard_names_in
 
 
 @click.command("list", context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @set_option
 @click.pass_obj
 def list_rules(settings: Settings) -> None:

@@ -7,16 +7,18 @@ from typing import List, Sequence
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings, set_option
+from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @set_option
 @click.argument("targets", nargs=-1)
 @click.option("-n", "--dry-run", is_flag=True, default=False, help="Only print what would be removed.")
 @click.pass_obj
 def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
-    """Remove outputs weave produced (TARGETS and what was built for them; all if none)."""
+    """Remove outputs weave produced (TARGETS and what was built for them; all if none; with
+    --set and no TARGETS, the default targets' as those values name them)."""
     kept: List[str] = []
     removed = settings.project().clean(targets, dry_run=dry_run, kept=kept)
     verb = "would remove" if dry_run else "removed"
@@ -30,6 +32,7 @@ def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @set_option
 @click.argument("targets", nargs=-1)
 @click.pass_obj

@@ -14,11 +14,12 @@ from typing import Optional
 import click
 
 from .. import paths
-from ..cli import CONTEXT_SETTINGS, Settings
+from ..cli import CONTEXT_SETTINGS, Settings, verbosity_options
 from ..errors import UsageError
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
+@verbosity_options
 @click.argument("run_id", metavar="[RUN]", required=False)
 @click.option(
     "-o",
