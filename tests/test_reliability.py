@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -462,6 +463,34 @@ def test_building_a_copy_of_a_project_leaves_the_original_builds_jobs_alone(proj
         project.write("go", "")  # whatever happened, the original build can end
     assert original.wait(timeout=60) == 0
     assert project.read("b.txt") == "done\n"
+
+
+def test_status_during_a_build_shows_the_running_job_as_running(project):
+    """`weave status` in another terminal while a build runs: the job being built is RUNNING
+    (it was 'STALE output modified': the job had just rewritten its output)."""
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["b.txt"]
+        cmd = "echo partial > {outputs}; touch started; while [ ! -e go ]; do sleep 0.05; done; echo done > {outputs}"
+        [rules.other]
+        outputs = ["c.txt"]
+        cmd = "echo c > {outputs}"
+        """
+    )
+    build = start_weave(project.root, "build", "b.txt")
+    try:
+        wait_for(lambda: project.exists("started"), what="job start")
+        status = project.run("status", "b.txt", "c.txt")
+        assert status.rc == 1, status
+        assert re.search(rf"^RUNNING +slow b.txt +being built now \(weave pid {build.pid}\)$", status.out, re.M), status
+        assert re.search(r"^STALE +other c.txt +never built$", status.out, re.M), status
+        assert "0 of 2 jobs up to date, 1 stale, 1 running" in status.out, status
+    finally:
+        project.write("go", "")
+    assert build.wait(timeout=60) == 0
+    status = project.run("status", "b.txt")
+    assert status.rc == 0 and "RUNNING" not in status.out, status
 
 
 REAPING_DRIVER = r'''

@@ -459,6 +459,13 @@ class Project:
         reporter.nothing_to_do(len(job_keys))
         return BuildResult({}, time.monotonic() - started, untouched=job_keys)
 
+    def running_jobs(self) -> Dict[str, int]:
+        """Job key -> pid of the weave running it, for the jobs a build (another weave, now)
+        is running in this project."""
+        from .executor import running_jobs
+
+        return running_jobs(os.path.join(self.root, RUNNING_REGISTRY))
+
     def last_failures(self) -> Dict[str, str]:
         """For each job whose last attempt (in the recent runs) did not succeed: what happened,
         in words (`failed in run 12: exit code 3; log .weave/logs/x.log`). Read-only."""

@@ -334,7 +334,11 @@ class LocalExecutor(Executor):
                 owner_text = f" {os.getpid()} {owner}" if owner is not None else ""
                 os.write(self._registry_fd, f"run {self.run_id}{owner_text}\n".encode())
             now = time.time()
-            os.write(self._registry_fd, "".join(f"{p.pid} {now:.3f}\n" for p in running.processes).encode())
+            # The job's key last (it may hold spaces): `weave status` tells running jobs by it.
+            os.write(
+                self._registry_fd,
+                "".join(f"{p.pid} {now:.3f} {running.token}\n" for p in running.processes).encode("utf-8", "surrogateescape"),
+            )
         self._by_token[running.token] = running
         for process in running.processes:
             self._by_pid[process.pid] = running
@@ -722,6 +726,32 @@ def _start_ticks(pid: int) -> Optional[str]:
         return None
 
 
+def running_jobs(registry: str) -> Dict[str, int]:
+    """Job key -> pid of the jobs a weave that is still running lists in `registry` as started
+    and whose process is alive: what a build is running now (for `weave status`)."""
+    try:
+        with open(registry, encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().split("\n")
+    except OSError:
+        return {}
+    found: Dict[str, int] = {}
+    alive_owner = False
+    for line in lines:
+        parts = line.split()
+        if parts and parts[0] == "run":
+            alive_owner = len(parts) == 4 and parts[2].isdigit() and _start_ticks(int(parts[2])) == parts[3]
+            if alive_owner:
+                owner = int(parts[2])
+        elif alive_owner and len(parts) >= 3 and parts[0].isdigit():
+            key = line.split(maxsplit=2)[2]
+            try:
+                os.kill(int(parts[0]), 0)
+            except (ProcessLookupError, PermissionError):
+                continue  # ended (a job is running while any of its processes is)
+            found[key] = owner
+    return found
+
+
 def kill_orphans(registry: str) -> int:
     """Kill jobs that a weave which died (kill -9, OOM, power loss) left running, as listed in
     its registry; call with the project lock held, so no live weave of this project owns them
@@ -732,7 +762,7 @@ def kill_orphans(registry: str) -> int:
     reaped by init) may have left others in its session: those are found by the run's id in
     their environment, so no other process is ever taken for one of them."""
     try:
-        with open(registry) as handle:
+        with open(registry, encoding="utf-8", errors="surrogateescape") as handle:
             lines = handle.read().split("\n")
     except OSError:
         return 0
@@ -746,7 +776,7 @@ def kill_orphans(registry: str) -> int:
             alive_owner = len(parts) == 4 and parts[2].isdigit() and _start_ticks(int(parts[2])) == parts[3]
         elif alive_owner:
             continue  # its jobs are that weave's, in the project it builds
-        elif len(parts) == 2:
+        elif len(parts) >= 2:  # pid, start time, and the job's key (from 0.1.x on)
             try:
                 entries.append((int(parts[0]), float(parts[1]), run_id))
             except ValueError:

@@ -40,12 +40,17 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     rows = [job for job in graph.jobs if show_all or not verdicts[job.key].up_to_date]
     failures = project.last_failures() if stale else {}
+    running = project.running_jobs() if stale else {}  # a build in another terminal
     if rows:
         width = min(50, max(text_width(job.display) for job in rows))
         for job in rows:
             verdict = verdicts[job.key]
-            state = "up to date" if verdict.up_to_date else "STALE"
-            reason = "" if verdict.up_to_date else "  " + _reasons(verdict.reasons, failures.get(job.key))
+            if verdict.up_to_date:
+                state, reason = "up to date", ""
+            elif job.key in running:
+                state, reason = "RUNNING", f"  being built now (weave pid {running[job.key]})"
+            else:
+                state, reason = "STALE", "  " + _reasons(verdict.reasons, failures.get(job.key))
             click.echo(f"{state:<10}  {pad(job.display, width) if reason else job.display}{reason}")
     if len(stale) > STATUS_BY_RULE_AFTER:
         # A long table: which rules the stale jobs belong to, most first.
@@ -54,9 +59,11 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
             by_rule[job.rule.name] = by_rule.get(job.rule.name, 0) + 1
         counts = sorted(by_rule.items(), key=lambda item: (-item[1], item[0]))
         click.echo("stale by rule: " + ", ".join(f"{name} {count:,}" for name, count in counts))
+    now = sum(1 for job in stale if job.key in running)
     click.echo(
         f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
-        + (f", {len(stale)} stale" if stale else "")
+        + (f", {len(stale) - now} stale" if len(stale) > now else "")
+        + (f", {now} running" if now else "")
     )
     sys.exit(1 if stale else 0)
 
