@@ -1181,3 +1181,30 @@ def test_a_foreach_over_another_rules_directory_output_builds_that_directory_fir
     assert Project(scratch).run("build", "summary.txt", "listing.txt").rc == 0
     for name in ("summary.txt", "listing.txt"):
         assert (scratch / name).read_text() == project.read(name)
+
+
+def test_a_failing_build_counts_early_cutoffs_too(project):
+    """The summary of a build with a failure says how many jobs early cutoff spared, as the
+    summary of a successful one does."""
+    project.weavefile(
+        """
+        [rules.t]
+        inputs  = ["s/{x}.txt", "t.sh"]
+        outputs = ["t/{x}.txt"]
+        foreach = { x = ["A", "B"] }
+        cmd     = "bash t.sh {inputs[0]} {outputs}"
+        [rules.n]
+        inputs  = ["t/{x}.txt"]
+        outputs = ["n/{x}.txt"]
+        foreach = { x = ["A", "B"] }
+        cmd     = "wc -c < {inputs} > {outputs}"
+        """
+    )
+    project.write("s/A.txt", "a\n")
+    project.write("s/B.txt", "b\n")
+    project.write("t.sh", 'cp "$1" "$2"\n')
+    assert project.run("build", "n").rc == 0
+    project.write("t.sh", '# v2\ngrep -q b "$1" && exit 1\ncp "$1" "$2"\n')
+    result = project.run("build", "-k", "-j", "1", "n")
+    assert result.rc == 1, result
+    assert "weave: 1 failed, 1 ran, 1 up to date (1 by early cutoff), 1 not run" in result.err, result

@@ -361,6 +361,8 @@ class ConsoleReporter(Reporter):
         self._before_err()
         if failed:
             text = f"weave: {failed} failed, {ran} ran, {up_to_date} up to date"
+            if cutoff:
+                text += f" ({cutoff} by early cutoff)"
             if skipped:
                 text += f", {skipped} not run"
             self.err.write(f"{text} ({seconds:.2f}s)\n")
