@@ -283,3 +283,19 @@ def test_grouped_sources_with_nothing_in_common_are_labelled_by_count(project):
     assert result.rc == 0, result
     assert 'label="13 sources"' in result.out, result.out
     assert '"* (13 sources)" -> "prep[*]"' in result.out
+
+
+def test_a_missing_source_is_drawn_as_missing_not_refused(project):
+    """While a pipeline is written its data may not be there yet: the picture is drawn anyway
+    (as `dvc dag` does), each missing source marked, with a warning; builds still refuse."""
+    make_pipeline(project)
+    (project.root / "raw/b.txt").unlink()
+    project.write("Weavefile", project.read("Weavefile").replace('foreach = { sample = "raw/{sample}.txt" }', 'foreach = { sample = ["a", "b", "c"] }'), dedent=False)
+    result = project.run("graph", "-o", "g.svg")
+    assert result.rc == 0, result
+    assert "weave: warning: missing source(s) raw/b.txt: drawn as missing" in result.err
+    nodes = svg_nodes(project.root / "g.svg")
+    assert "(missing)" in text_of(nodes["raw/b.txt"]) and "(missing)" not in text_of(nodes["raw/a.txt"])
+    dot = project.run("graph", "-o", "-").out
+    assert "missing source: 1 file" in dot
+    assert project.run("build").rc == 2  # a build still stops at the missing source

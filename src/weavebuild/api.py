@@ -200,24 +200,35 @@ class Project:
 
     # -- commands ----------------------------------------------------------------------------------
     def plan(
-        self, targets: Sequence[str] = (), force: bool = False, reporter: Optional[Reporter] = None
+        self,
+        targets: Sequence[str] = (),
+        force: bool = False,
+        reporter: Optional[Reporter] = None,
+        missing_ok: bool = False,
     ) -> Tuple[Graph, Dict[str, Verdict]]:
         """Verdicts (up to date, or reasons to run) for every job the targets need.
 
+        `missing_ok`: sources that do not exist are listed in `graph.missing` (their readers'
+        reason: input missing) instead of raising MissingSource; for `weave graph`.
         Takes no lock and writes no state (it may refresh the graph cache)."""
         targets = _targets(targets)
         with cycle_collector_paused():
-            return self._plan(targets, force, reporter)
+            return self._plan(targets, force, reporter, missing_ok)
 
     def _plan(
-        self, targets: Sequence[str], force: bool, reporter: Optional[Reporter]
+        self, targets: Sequence[str], force: bool, reporter: Optional[Reporter], missing_ok: bool = False
     ) -> Tuple[Graph, Dict[str, Verdict]]:
         store, files, latest = self._session(readonly=True)
         try:
             from .builder import Builder, BuildOptions
             from .resources import ResourcePool
 
-            graph = self.graph(targets, files)
+            if missing_ok:
+                from .graph import Resolver
+
+                graph = Resolver(self.manifest, files.exists, missing_ok=True).resolve(targets)
+            else:
+                graph = self.graph(targets, files)
             for warning in graph.warnings:
                 (reporter or Reporter()).warning(warning)
             options = BuildOptions(force=force)

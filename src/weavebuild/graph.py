@@ -88,6 +88,8 @@ class Graph:
         # Directory outputs whose contents a foreach scan or an input glob read: a build makes
         # them first, then resolves again (their jobs are in `jobs`, not in `targets`).
         self.first: List[str] = []
+        # Sources that do not exist, in a graph resolved to be drawn (Resolver missing_ok).
+        self.missing: List[str] = []
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -236,10 +238,15 @@ class Resolver:
         self,
         manifest: Manifest,
         exists: Callable[[str], bool] = os.path.exists,
+        missing_ok: bool = False,
     ):
         self.manifest = manifest
         self.root = manifest.root
         self._exists_rel = exists
+        # Missing sources are noted (Graph.missing) instead of raised: for a picture of a
+        # project whose data is not there yet. Such a graph is never built nor cached.
+        self._missing_ok = missing_ok
+        self.missing: Dict[str, None] = {}
         self._weavefile_name = os.path.basename(manifest.path)
         self._foreach: Dict[tuple, List[Tuple[str, ...]]] = {}
         self.jobs: Dict[str, Job] = {}
@@ -701,6 +708,11 @@ class Resolver:
                     if dep is None:
                         if path not in sources:
                             if not self._exists_rel(os.path.join(self.root, path)):
+                                if self._missing_ok:
+                                    self.missing[path] = None
+                                    sources[path] = []
+                                    sources[path].append(job)
+                                    continue
                                 raise MissingSource(
                                     path,
                                     f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),
@@ -762,6 +774,7 @@ class Resolver:
         graph.warnings = list(dict.fromkeys(self.warnings))
         graph.queries = self.queries
         graph.first = first
+        graph.missing = list(self.missing)
         return graph
 
     def _rule_named_hint(self, path: str) -> Optional[str]:

@@ -19,7 +19,8 @@ UP_TO_DATE = "up to date"
 WILL_RUN = "will run"
 FAILED = "failed last time"
 SOURCE = "source"
-STATES = (UP_TO_DATE, WILL_RUN, FAILED, SOURCE)
+MISSING = "missing source"
+STATES = (UP_TO_DATE, WILL_RUN, FAILED, SOURCE, MISSING)
 
 # Pastel fills keep black labels legible; red/amber/green are also told apart by lightness.
 COLORS = {
@@ -27,6 +28,7 @@ COLORS = {
     WILL_RUN: "#ffd685",
     FAILED: "#f3a0a0",
     SOURCE: "#e3e3e3",
+    MISSING: "#ffffff",
 }
 
 # Above this many jobs the picture groups each pattern rule's jobs into one node: dot's layout
@@ -173,7 +175,8 @@ def job_picture(
     per_rule = Counter(job.rule.name for job in graph.jobs if job.wildcards)
     grouped = {name for name, count in per_rule.items() if count > 1} if collapse else set()
     picture = Picture(len(graph.jobs), Counter(states.values()), bool(grouped), rules=False)
-    picture.counts[SOURCE] = len(graph.sources)
+    picture.counts[SOURCE] = len(graph.sources) - len(graph.missing)
+    picture.counts[MISSING] = len(graph.missing)
     node_of: Dict[str, str] = {}
     rule_nodes: Dict[str, Node] = {}
     failed: Dict[str, List[str]] = {}
@@ -208,8 +211,15 @@ def _add_sources(picture: Picture, graph: Graph, node_of: Mapping[str, str], gro
     # Group by the exact set of nodes a source feeds, so a group's edges are the same edges its
     # members would have had: a thousand raw/*.txt files feeding one collapsed rule become one node.
     by_consumers: Dict[Tuple[str, ...], List[str]] = {}
+    missing = set(graph.missing)
     for path, consumers in graph.sources.items():
         heads = tuple(sorted({node_of[job.key] for job in consumers}))
+        if path in missing:  # drawn one by one, never in a group: each is to be made
+            node = picture.add(path, path + "\n(missing)", tooltip=f"{path}\n{MISSING}")
+            node.mix[MISSING] = 1
+            for head in heads:
+                picture.connect(node.id, head)
+            continue
         by_consumers.setdefault(heads, []).append(path)
     for heads, paths in by_consumers.items():
         if group and len(paths) >= SOURCE_GROUP_MIN:
@@ -265,7 +275,7 @@ def _quote(text: str) -> str:
 
 def _fill(mix: Counter) -> Tuple[str, str]:
     """(style, fillcolor): one colour, or stripes sized by share, failures first to catch the eye."""
-    present = [state for state in (FAILED, WILL_RUN, UP_TO_DATE, SOURCE) if mix[state]]
+    present = [state for state in (FAILED, WILL_RUN, UP_TO_DATE, SOURCE, MISSING) if mix[state]]
     if len(present) == 1:
         return "filled", COLORS[present[0]]
     total = sum(mix.values())
@@ -285,10 +295,12 @@ def _attrs(**attrs: str) -> str:
 def _legend(picture: Picture) -> str:
     rows = ['<TR><TD COLSPAN="2"><B>weave graph</B></TD></TR>']
     for state in STATES:
-        if state == SOURCE and picture.rules:
+        if state in (SOURCE, MISSING) and picture.rules:
             continue  # the rule graph draws no sources
         count = picture.counts.get(state, 0)
-        noun = ("file" if state == SOURCE else "job") + ("" if count == 1 else "s")
+        if state == MISSING and not count:
+            continue  # a row only when something is missing
+        noun = ("file" if state in (SOURCE, MISSING) else "job") + ("" if count == 1 else "s")
         rows.append(
             f'<TR><TD BGCOLOR="{COLORS[state]}" WIDTH="18"> </TD>'
             f'<TD ALIGN="LEFT">{html.escape(state)}: {count} {noun}</TD></TR>'
@@ -319,8 +331,11 @@ def to_dot(picture: Picture) -> str:
             attrs["tooltip"] = _quote(node.tooltip)
         if node.group:
             attrs["peripheries"] = "2"
-        if node.mix[SOURCE] and len(node.mix) == 1:
+        if (node.mix[SOURCE] or node.mix[MISSING]) and len(node.mix) == 1:
             attrs["shape"] = "note"
+        if node.mix[MISSING]:  # a file to be made or fetched: a dashed red outline
+            attrs["style"] = _quote("filled,dashed")
+            attrs["color"] = _quote("#c03030")
         lines.append(f"  {_quote(node.id)} {_attrs(**attrs)}")
     for (tail, head), count in picture.edges.items():
         suffix = f" {_attrs(tooltip=_quote(f'{count} dependencies'))}" if count > 1 else ""

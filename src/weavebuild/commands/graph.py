@@ -14,7 +14,7 @@ import click
 
 from .. import paths
 from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
-from ..errors import UsageError
+from ..errors import MissingSource, UsageError
 
 FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -84,7 +84,14 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
 
     fmt = _choose_format(fmt, output)
     project = settings.project()
-    job_graph, verdicts = project.plan(targets, reporter=settings.reporter())
+    try:
+        job_graph, verdicts = project.plan(targets, reporter=settings.reporter())
+    except MissingSource:
+        # Draw it anyway (as `dvc dag` does), with the missing files marked: the picture is
+        # most wanted while a pipeline is being written, before its data is all there.
+        job_graph, verdicts = project.plan(targets, reporter=settings.reporter(), missing_ok=True)
+        shown = ", ".join(job_graph.missing[:3]) + (f" and {len(job_graph.missing) - 3} more" if len(job_graph.missing) > 3 else "")
+        click.echo(f"weave: warning: missing source(s) {shown}: drawn as missing", err=True)
     states = visualize.job_states(job_graph, verdicts, _last_status(project))
     if rules:
         picture = visualize.rule_picture(job_graph, states)
