@@ -500,3 +500,25 @@ def test_kill_orphans_matches_each_job_with_its_own_run(tmp_path):
         except ProcessLookupError:
             pass
     assert registry.read_text() == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_peak_memory_is_sampled_over_the_whole_tree_of_each_job(tmp_path):
+    """Each job's peak RSS covers its session and descendants (a grandchild that left the
+    session, whose parent waits for it, too), one /proc pass per round for all jobs; a job
+    never counts another's processes."""
+    import sys
+
+    hold = "import time; x = bytearray({mb} << 20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1.5)"
+    big = f"{sys.executable} -c \"{hold.format(mb=120)}\""
+    small = f"{sys.executable} -c \"{hold.format(mb=10)}\""
+    executor = LocalExecutor(sample_interval=0.1)
+    try:
+        # The big one runs in a grandchild that left the job's session; bash waits for it.
+        executor.start("big", f"setsid {big} & wait", None, str(tmp_path), str(tmp_path / "big.log"))
+        executor.start("small", f"{small} & wait", None, str(tmp_path), str(tmp_path / "small.log"))
+        done = _collect(executor, 2)
+    finally:
+        executor.close()
+    assert done["big"].peak_rss > 120 << 20, done["big"].peak_rss
+    assert 10 << 20 < done["small"].peak_rss < 100 << 20, done["small"].peak_rss

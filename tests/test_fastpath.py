@@ -152,3 +152,14 @@ def test_other_command_lines_still_work_through_the_console_script(project):
     assert "click-loaded=True" in result.stderr
     bad = subprocess.run([sys.executable, "-c", ENTRY, "-j", "0"], cwd=project.root, capture_output=True, text=True)
     assert bad.returncode == 2 and "'-j' / '--jobs': 0 is too small: at least 1" in bad.stderr, bad
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the /proc sampler is Linux's")
+def test_sampling_the_memory_of_running_jobs_does_not_import_psutil(project):
+    """Jobs that run past the sampling interval are sampled from /proc: a build of a few
+    seconds no longer imports psutil (~30 ms, in a thread that holds the GIL) to do it."""
+    project.write("Weavefile", '[rules.a]\noutputs = ["a.txt"]\ncmd = "sleep 0.8; echo a > {outputs}"\n')
+    probe = entry_probe('psutil-loaded={"psutil" in sys.modules}')
+    result = subprocess.run([sys.executable, "-c", probe, "build"], cwd=project.root, capture_output=True, text=True)
+    assert result.returncode == 0, result
+    assert "psutil-loaded=False" in result.stderr, result.stderr
