@@ -497,13 +497,15 @@ def test_env_values_take_dollar_names_from_weaves_environment(project):
         """
         [rules.w]
         outputs = ["out.txt"]
-        env = { PATH = "./bin:$PATH", WHO = "${{WEAVE_TEST_WHO}}-$NOT_SET_ANYWHERE-$$HOME-$1" }
-        cmd = 'greet > {outputs}; echo "$WHO" >> {outputs}; echo ran >> runs.log'
+        env = { PATH = "./bin:$PATH", WHO = "${{WEAVE_TEST_WHO}}-$NOT_SET_ANYWHERE-$$HOME-$1", PRICE = "{vars.price}" }
+        cmd = 'greet > {outputs}; echo "$WHO $PRICE" >> {outputs}; echo ran >> runs.log'
+        [vars]
+        price = "5$HOME"   # what a placeholder puts in is not expanded
         """
     )
     result = project.run("build", env={"WEAVE_TEST_WHO": "me"})
     assert result.rc == 0, result
-    assert project.read("out.txt") == "hello from bin\nme--$HOME-$1\n"
+    assert project.read("out.txt") == "hello from bin\nme--$HOME-$1 5$HOME\n"
     result = project.run("build", env={"WEAVE_TEST_WHO": "someone else", "PATH": "/usr/bin:/bin"})
     assert result.rc == 0 and "nothing to do" in result.out, result
     assert project.runs_log() == ["ran"]
@@ -1208,3 +1210,81 @@ def test_a_failing_build_counts_early_cutoffs_too(project):
     result = project.run("build", "-k", "-j", "1", "n")
     assert result.rc == 1, result
     assert "weave: 1 failed, 1 ran, 1 up to date (1 by early cutoff), 1 not run" in result.err, result
+
+
+def test_nested_directory_outputs_are_made_innermost_first_in_one_build(project):
+    """A second checkpoint made from what the first one made (chunks/ -> proc/ -> chunks2/ ->
+    proc2/ -> total2): one build settles both, innermost first, and equals a build from
+    scratch; after an edit that removes a chunk, too. Before, it took two builds, and the
+    second stopped at the removed chunk's input."""
+    weavefile = """
+        default = ["total2.txt"]
+        [rules.split]
+        inputs  = ["data.txt"]
+        outputs = ["chunks/"]
+        cmd     = "mkdir -p chunks; while read -r k v; do echo $v >> chunks/$k.txt; done < data.txt"
+        [rules.proc]
+        inputs  = ["chunks/{c}.txt"]
+        outputs = ["proc/{c}.txt"]
+        cmd     = "tr a-z A-Z < {inputs} > {outputs}"
+        [rules.split2]
+        inputs  = ["proc/{c}.txt"]
+        outputs = ["chunks2/"]
+        foreach = { c = "chunks/{c}.txt" }
+        cmd     = "mkdir -p chunks2; cat {inputs} | while read -r w; do echo $w >> chunks2/${{w:0:1}}.txt; done"
+        [rules.proc2]
+        inputs  = ["chunks2/{x}.txt"]
+        outputs = ["proc2/{x}.txt"]
+        cmd     = "sort {inputs} > {outputs}"
+        [rules.total2]
+        inputs  = ["proc2/{x}.txt"]
+        outputs = ["total2.txt"]
+        foreach = { x = "chunks2/{x}.txt" }
+        cmd     = "echo {wildcards.x} > {outputs}; cat /dev/null {inputs} >> {outputs}"
+        """
+    project.weavefile(weavefile)
+    for data, expected in (
+        ("a apple\nb kiwi\na zebra\n", "A K Z\nAPPLE\nKIWI\nZEBRA\n"),
+        ("a apple\nc mm\n", "A M\nAPPLE\nMM\n"),
+    ):
+        project.write("data.txt", data)
+        result = project.run("build")
+        assert result.rc == 0, result
+        assert project.read("total2.txt") == expected, result
+        assert "nothing to do" in project.run("build").out
+        scratch = Project(project.root.parent / f"scratch{len(data)}")
+        scratch.root.mkdir()
+        scratch.weavefile(weavefile)
+        scratch.write("data.txt", data)
+        assert scratch.run("build").rc == 0
+        assert scratch.read("total2.txt") == expected
+
+
+def test_a_glob_above_a_directory_output_makes_it_first_and_minus_b_does_not_force_it(project):
+    """`data/**/*.txt` reaches into data/gen/, which rule split makes: it is made first (it was
+    never made, and after an edit the build stopped at a file split no longer makes). -B names
+    the build's targets, not the directories read on the way."""
+    project.weavefile(
+        """
+        default = ["g.txt"]
+        [rules.split]
+        inputs  = ["in.txt"]
+        outputs = ["data/gen/"]
+        cmd     = "mkdir -p data/gen; for w in $(cat in.txt); do echo $w > data/gen/$w.txt; done; echo split >> runs.log"
+        [rules.g]
+        inputs  = ["data/**/*.txt"]
+        outputs = ["g.txt"]
+        cmd     = "echo {inputs} > {outputs}; echo g >> runs.log"
+        """
+    )
+    project.write("data/src.txt", "s\n")
+    project.write("in.txt", "a b\n")
+    assert project.run("build").rc == 0
+    assert project.read("g.txt") == "data/gen/a.txt data/gen/b.txt data/src.txt\n"
+    project.write("in.txt", "d\n")
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert project.read("g.txt") == "data/gen/d.txt data/src.txt\n"
+    project.clear_runs()
+    assert project.run("build", "-B", "g.txt").rc == 0
+    assert project.runs_log() == ["g"]

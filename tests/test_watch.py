@@ -614,3 +614,37 @@ def test_missing_weavefile_is_an_error(project):
     result = project.run("watch")
     assert result.rc == 2 and "no Weavefile" in result.err, result
 
+
+
+def test_a_directory_output_read_by_a_foreach_starts_no_extra_cycle(project, start_watch):
+    """A build that makes (or remakes) a directory output whose contents a foreach reads: the
+    directory appearing, or going and coming back, is the build's own write, not a change
+    (it started a second, empty cycle after every such build)."""
+    project.weavefile(
+        """
+        default = ["total.txt"]
+        [rules.split]
+        inputs  = ["data.txt"]
+        outputs = ["chunks/"]
+        cmd     = "mkdir -p chunks; while read -r k v; do echo $v >> chunks/$k.txt; done < data.txt"
+        [rules.total]
+        inputs  = ["chunks/{c}.txt"]
+        outputs = ["total.txt"]
+        foreach = { c = "chunks/{c}.txt" }
+        cmd     = "cat /dev/null {inputs} > {outputs}"
+        """
+    )
+    project.write("data.txt", "a apple\nb kiwi\n")
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok" and first[2].startswith("2 ran"), watch.output()
+    project.write("data.txt", "c q\n")
+    cycle = watch.wait_cycle_for("data.txt", after=first[0])
+    assert cycle[1] == "ok" and cycle[2].startswith("2 ran"), watch.output()
+    assert project.read("total.txt") == "q\n"
+    # A last edit shows that no cycle came between: the next one is the next number.
+    project.write("data.txt", "d r\n")
+    last = watch.wait_cycle_for("data.txt", after=cycle[0])
+    assert last[0] == cycle[0] + 1, watch.output()
+    assert set(watch.changed()) == {"data.txt"}, watch.output()
+    assert watch.interrupt() == 130

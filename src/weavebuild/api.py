@@ -11,7 +11,7 @@ import gc
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import graphcache, paths, stamp
 from .errors import Interrupted, ManifestError, UsageError
@@ -54,6 +54,11 @@ def _targets(targets: Sequence[str]) -> Sequence[str]:
     """Targets as the API takes them: a list of paths or rule names; one name on its own is
     one target (not its characters)."""
     return [targets] if isinstance(targets, str) else targets
+
+
+# How many times a build may bring a scanned directory output up to date and look again
+# before it goes on with what it has (directories whose jobs keep changing each other's).
+FIRST_ROUNDS_MAX = 50
 
 
 class Project:
@@ -350,12 +355,10 @@ class Project:
                 result: Optional[BuildResult] = None
                 try:
                     if graph.first:
-                        first = self._build_first(graph, store, files, latest, options, reporter, resources, run_id)
-                        if first.ran:  # what the scans list may have changed: look again
-                            files = FileState(self.root, store.load_files())
-                            latest = store.load_jobs()
+                        settled = self._settle_first(graph, targets, store, files, latest, options, reporter, resources, run_id)
+                        if settled is not None:  # what the scans list may have changed: looked again
+                            graph, files, latest, first = settled
                             unchanged = None
-                            graph = self.graph(targets, files)
                             pool = self.pool(graph, options.jobs, resources or {})
                     for warning in graph.warnings:
                         reporter.warning(warning)
@@ -410,9 +413,59 @@ class Project:
                 for warning in store.warnings[shown:]:  # met during the build (a damaged store)
                     reporter.warning(warning)
 
-    def _build_first(
+    def _settle_first(
         self,
         graph: Graph,
+        targets: Sequence[str],
+        store: Store,
+        files: FileState,
+        latest: dict,
+        options: BuildOptions,
+        reporter: Reporter,
+        resources: Optional[Mapping[str, float]],
+        run_id: Optional[int],
+    ) -> Optional[Tuple[Graph, FileState, dict, BuildResult]]:
+        """Bring the directory outputs that `graph`'s foreach scans and globs read up to date
+        (Snakemake's checkpoints) before the build: the graph was resolved from what they hold
+        now, which their jobs may be about to change. Innermost first (directories whose own
+        jobs' scans read no unsettled directory), resolving again after a round that ran
+        something, until every one is up to date as the graph now stands. Returns the graph
+        resolved again, its file state, records and what ran; None if nothing did."""
+        from .graph import Resolver
+
+        ran = BuildResult({}, 0.0)
+        settled: Set[str] = set()  # up to date since the last job ran
+        for _ in range(FIRST_ROUNDS_MAX):
+            pending = [directory for directory in graph.first if directory not in settled]
+            if not pending:
+                break
+            # Resolved afresh, not through the graph cache: these small graphs come and go.
+            leaves = [
+                directory
+                for directory in pending
+                if all(
+                    inner in settled or inner == directory
+                    for inner in Resolver(self.manifest, files.exists).resolve([directory]).first
+                )
+            ] or pending[:1]  # scans that read each other's directories: one at a time
+            needed = Resolver(self.manifest, files.exists).resolve(leaves)
+            result = self._build_first(needed, leaves, store, files, latest, options, reporter, resources, run_id)
+            if not result.ran:
+                settled.update(leaves)
+                continue
+            ran.include(result)
+            settled.clear()  # what it wrote may change what the others' scans find
+            files = FileState(self.root, store.load_files())
+            latest = store.load_jobs()
+            graph = self.graph(targets, files)
+        if not ran.ran:
+            return None
+        return graph, files, latest, ran
+
+    def _build_first(
+        self,
+        needed: Graph,
+        directories: Sequence[str],
         store: Store,
         files: FileState,
         latest: dict,
@@ -421,12 +474,9 @@ class Project:
         resources: Optional[Mapping[str, float]],
         run_id: Optional[int],
     ) -> BuildResult:
-        """Bring the directory outputs that `graph`'s foreach scans and globs read up to date
-        (Snakemake's checkpoints): the graph was resolved from what they hold now, which their
-        jobs may be about to change."""
+        """Build `needed` (the jobs that make `directories`), if anything in it must run."""
         from .builder import Builder
 
-        needed = self.graph(graph.first, files)
         for warning in needed.warnings:
             reporter.warning(warning)
         builder = Builder(
@@ -437,15 +487,18 @@ class Project:
             self.pool(needed, options.jobs, resources or {}),
             options,
             reporter,
-            forced=needed.targets,
+            forced=[],  # -B names the build's targets, not the directories read on the way
             run_id=run_id,
         )
         verdicts = builder.predict()
         if all(verdict.up_to_date for verdict in verdicts.values()):
-            return BuildResult({}, 0.0)  # the main build finds them up to date too
+            return BuildResult({}, 0.0)
+        named = ", ".join(directory + "/" for directory in directories[:3])
+        if len(directories) > 3:
+            named += f" and {len(directories) - 3} more directories"
         reporter.info(
-            f"weave: building {', '.join(path + '/' for path in graph.first)} first, then looking "
-            "again at what it holds (foreach patterns or globs read it)"
+            f"weave: building {named} first, then looking again at what "
+            + ("it holds (foreach patterns or globs read it)" if len(directories) == 1 else "they hold (foreach patterns or globs read them)")
         )
         try:
             return builder.run(verdicts)

@@ -256,7 +256,7 @@ class Resolver:
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
-        # The directories scans listed (foreach patterns, input globs), for Graph.first.
+        # The globs scans ran (foreach patterns, input globs), for Graph.first.
         self.scanned: Dict[str, None] = {}
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
@@ -271,7 +271,7 @@ class Resolver:
         """An input path (wildcards and braces done): the files a glob matches now, sorted
         (a path with glob characters that exists as it is written is that path), or the path."""
         if paths.has_glob(path) and not self.exists(path):
-            self.scanned[paths.scan_root(path)] = None
+            self.scanned[path] = None
             listing = paths.listing_of(self.root, path)
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
@@ -340,7 +340,7 @@ class Resolver:
         if cached is None:
             constraints = rule.wildcard_regex
             glob = paths.foreach_glob(spec, constraints, bound)
-            self.scanned[paths.scan_root(glob)] = None
+            self.scanned[glob] = None
             listing = paths.listing_of(self.root, glob)
             cached = paths.foreach_tuples(self.root, keys, spec, constraints, bound)
             self._asked(
@@ -448,7 +448,10 @@ class Resolver:
             if isinstance(part, str):
                 out.append(part)
             else:
-                out.append(self._placeholder(part, job, named_inputs, named_outputs, key, quote))
+                text = self._placeholder(part, job, named_inputs, named_outputs, key, quote)
+                # An env value's `$NAME` is expanded as the job starts; what a placeholder
+                # puts in (a path, a var's text) stays as it is.
+                out.append(text.replace("$", "$$") if key == "env" else text)
         return "".join(out)
 
     def _placeholder(
@@ -748,24 +751,30 @@ class Resolver:
         for root in roots:
             if root.key not in state:
                 visit(root)
-        # Directory outputs whose contents a scan read: their jobs join the graph (the build
-        # makes them first, then resolves again), with what they need.
+        # Directory outputs whose contents a scan read: the one its glob lists from (or one
+        # holding it), and those below it that the glob reaches (`data/**/*.txt` and a rule
+        # making `data/gen/`). Their jobs join the graph (the build makes them first, then
+        # resolves again), with what they need.
         first: List[str] = []
         looked: Set[str] = set()
         while True:
-            more = [directory for directory in self.scanned if directory and directory not in looked]
+            more = [glob for glob in self.scanned if glob not in looked]
             if not more:
                 break
-            for directory in more:
-                looked.add(directory)
-                found = self._directory_output_of(directory)
-                if found is None:
-                    continue
-                job, output = found
-                if output not in first:
-                    first.append(output)
-                if job.key not in state:
-                    visit(job)
+            for glob in more:
+                looked.add(glob)
+                root = paths.scan_root(glob)
+                directories = [root] if root else []
+                directories += [d for d in sorted(self.index.static_dirs) if d != root and paths.glob_may_reach(glob, d)]
+                for directory in directories:
+                    found = self._directory_output_of(directory)
+                    if found is None:
+                        continue
+                    job, output = found
+                    if output not in first:
+                        first.append(output)
+                    if job.key not in state:
+                        visit(job)
         for job in order:
             for dep in job.deps:
                 dep.dependents.append(job)

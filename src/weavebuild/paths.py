@@ -7,6 +7,7 @@ replacement of weave's own state files.
 
 from __future__ import annotations
 
+import fnmatch
 import glob as _glob
 import os
 import re
@@ -55,6 +56,20 @@ def scan_root(glob_pattern: str) -> str:
             break
         parts.append(part)
     return "/".join(parts)
+
+
+def glob_may_reach(glob_pattern: str, directory: str) -> bool:
+    """Whether `glob_pattern` may match a path inside `directory` (both project-relative):
+    its components match the directory's, one by one, and it goes deeper, or a `**` lets
+    it reach anything below."""
+    glob_parts = glob_pattern.split("/")
+    directory_parts = directory.split("/")
+    if "**" in glob_parts:
+        fixed = glob_parts[: glob_parts.index("**")]
+        return all(fnmatch.fnmatchcase(d, g) for d, g in zip(directory_parts, fixed))
+    if len(glob_parts) <= len(directory_parts):
+        return False
+    return all(fnmatch.fnmatchcase(d, g) for d, g in zip(directory_parts, glob_parts))
 
 
 def is_written_glob(pattern: str) -> bool:

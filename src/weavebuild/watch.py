@@ -433,6 +433,8 @@ class Watcher:
             return True
         if not is_directory or is_noise(rel):
             return False
+        if rel in spec.outputs or any(a in spec.outputs for a in _ancestors(rel)):
+            return False  # a directory output the build (re)made: its own write, not a change
         # A directory we wanted but could not watch (it did not exist) appeared, or a watched
         # one went away: the next cycle re-schedules watches (and builds, usually a no-op).
         for wanted in self.pending_dirs:
