@@ -1288,3 +1288,41 @@ def test_a_glob_above_a_directory_output_makes_it_first_and_minus_b_does_not_for
     project.clear_runs()
     assert project.run("build", "-B", "g.txt").rc == 0
     assert project.runs_log() == ["g"]
+
+
+def test_a_directory_output_per_chunk_of_another_follows_its_chunks(project):
+    """cparts/{c}/ for each chunk that split makes in chunks/: when an edit removes a chunk,
+    its cparts job is not built alongside split from the old listing (it failed: its input
+    was gone), but after split, from the new one."""
+    project.weavefile(
+        """
+        default = ["call.txt"]
+        [rules.split]
+        inputs  = ["data.txt"]
+        outputs = ["chunks/"]
+        cmd     = "mkdir -p chunks; while read -r k v; do echo $v >> chunks/$k.txt; done < data.txt"
+        [rules.csplit]
+        inputs  = ["chunks/{c}.txt"]
+        outputs = ["cparts/{c}/"]
+        cmd     = "mkdir -p {outputs}; i=0; while read -r w; do i=$((i+1)); echo $w > {outputs}/p$i.txt; done < {inputs}"
+        [rules.cmerge]
+        inputs  = ["cparts/{c}/{p}.txt"]
+        outputs = ["cmerge/{c}.txt"]
+        foreach = { p = "cparts/{c}/{p}.txt" }
+        cmd     = "echo {wildcards.p} > {outputs}; cat /dev/null {inputs} >> {outputs}"
+        [rules.call]
+        inputs  = ["cmerge/{c}.txt"]
+        outputs = ["call.txt"]
+        foreach = { c = "chunks/{c}.txt" }
+        cmd     = "cat /dev/null {inputs} > {outputs}"
+        """
+    )
+    for data, expected in (
+        ("a apple\nb kiwi\na zebra\n", "p1 p2\napple\nzebra\np1\nkiwi\n"),
+        ("a apple\nc mm\nc nn\n", "p1\napple\np1 p2\nmm\nnn\n"),
+    ):
+        project.write("data.txt", data)
+        result = project.run("build")
+        assert result.rc == 0, result
+        assert project.read("call.txt") == expected, result
+        assert "nothing to do" in project.run("build").out

@@ -75,7 +75,8 @@ def test_svg_has_every_job_source_and_legend_coloured_by_state(project):
         assert fills(nodes[key]) == {COLORS[WILL_RUN]}, key
     for path in SOURCES:
         assert fills(nodes[path]) == {COLORS[SOURCE]}, path
-    assert len(set(COLORS.values())) == 4
+    assert len(set(COLORS.values())) == len(COLORS)  # one colour per state
+    assert "missing source" not in legend  # a row only when something is missing
 
 
 def test_failed_last_time_until_it_succeeds(project):

@@ -439,15 +439,12 @@ class Project:
             pending = [directory for directory in graph.first if directory not in settled]
             if not pending:
                 break
-            # Resolved afresh, not through the graph cache: these small graphs come and go.
-            leaves = [
-                directory
-                for directory in pending
-                if all(
-                    inner in settled or inner == directory
-                    for inner in Resolver(self.manifest, files.exists).resolve([directory]).first
-                )
-            ] or pending[:1]  # scans that read each other's directories: one at a time
+            # A directory is built in this round if nothing it needs waits on another unsettled
+            # one: neither its jobs' scans (their `first`) nor its jobs' inputs (a job making
+            # another pending directory is among them). Resolved afresh, not through the graph
+            # cache: these small graphs come and go.
+            waiting = set(pending)
+            leaves = [d for d in pending if self._first_ready(d, waiting, files)] or pending[:1]
             needed = Resolver(self.manifest, files.exists).resolve(leaves)
             result = self._build_first(needed, leaves, store, files, latest, options, reporter, resources, run_id)
             if not result.ran:
@@ -461,6 +458,15 @@ class Project:
         if not ran.ran:
             return None
         return graph, files, latest, ran
+
+    def _first_ready(self, directory: str, waiting: Set[str], files: FileState) -> bool:
+        """Whether the jobs that make `directory` need no other directory in `waiting`."""
+        from .graph import Resolver
+
+        needed = Resolver(self.manifest, files.exists).resolve([directory])
+        if any(inner in waiting and inner != directory for inner in needed.first):
+            return False
+        return not any(output in waiting and output != directory for job in needed.jobs for output in job.outputs)
 
     def _build_first(
         self,
