@@ -1270,3 +1270,24 @@ def test_a_foreach_pattern_naming_a_wildcard_of_nothing_is_refused(tmp_path):
         )
     assert "unknown wildcard 'sample'" in str(info.value)
     assert "output wildcards" in (info.value.hint or "")
+
+
+def test_a_cycle_through_a_scanned_directory_output_is_refused_before_anything_runs(tmp_path):
+    """g lists what split makes in chunks/ (so it will depend on split), and split needs g's
+    output: a cycle, found when the graph is resolved (it was found only after split had
+    run, once the directory held files)."""
+    touch(tmp_path, "data.txt")
+    text = """
+        [rules.split]
+        inputs  = ["data.txt", "g.txt"]
+        outputs = ["chunks/"]
+        cmd     = "mkdir -p chunks; cp data.txt chunks/a.txt"
+        [rules.g]
+        inputs  = ["chunks/*.txt"]
+        outputs = ["g.txt"]
+        cmd     = "cat /dev/null {inputs} > {outputs}"
+        """
+    with pytest.raises(CycleError, match=r"dependency cycle: g g.txt -> split chunks/ -> g g.txt"):
+        graph_of(tmp_path, text, ["split"])
+    # Reading the directory without being needed by its maker is no cycle.
+    assert "split" in keys(graph_of(tmp_path, text.replace('"data.txt", "g.txt"', '"data.txt"'), ["g.txt"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import paths
 from .errors import CycleError, ManifestError, MissingSource, UsageError
@@ -256,8 +256,11 @@ class Resolver:
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
-        # The globs scans ran (foreach patterns, input globs), for Graph.first.
+        # The globs scans ran (foreach patterns, input globs), for Graph.first, and the rules
+        # whose jobs' inputs each one gave (a cycle through a directory output shows there).
         self.scanned: Dict[str, None] = {}
+        self.scanned_by: Dict[str, Set[str]] = {}
+        self._expanding: Optional[str] = None  # the rule whose job's inputs are being expanded
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -267,11 +270,16 @@ class Resolver:
         self.queries.append(("exists", path, answer))
         return answer
 
+    def _scanned(self, glob: str) -> None:
+        self.scanned[glob] = None
+        if self._expanding is not None:
+            self.scanned_by.setdefault(glob, set()).add(self._expanding)
+
     def _expand_input(self, path: str, rule: RuleSpec) -> List[str]:
         """An input path (wildcards and braces done): the files a glob matches now, sorted
         (a path with glob characters that exists as it is written is that path), or the path."""
         if paths.has_glob(path) and not self.exists(path):
-            self.scanned[path] = None
+            self._scanned(path)
             listing = paths.listing_of(self.root, path)
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
@@ -340,7 +348,7 @@ class Resolver:
         if cached is None:
             constraints = rule.wildcard_regex
             glob = paths.foreach_glob(spec, constraints, bound)
-            self.scanned[glob] = None
+            self._scanned(glob)
             listing = paths.listing_of(self.root, glob)
             cached = paths.foreach_tuples(self.root, keys, spec, constraints, bound)
             self._asked(
@@ -397,16 +405,20 @@ class Resolver:
             group: List[str] = []
             unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
             is_glob = paths.is_written_glob(pattern)
-            for combo in self.foreach_combos(rule, unbound, wildcards):
-                bound = dict(wildcards)
-                bound.update(combo)
-                path = paths.fill(pattern, bound, is_glob)
-                if is_glob:
-                    # Never the job's own outputs (`data/*.txt` making `data/summary.txt`): once
-                    # built, they would make the job its own dependency.
-                    group.extend(m for m in self._expand_input(path, rule) if not _is_own_output(m, job))
-                else:  # a path: whatever characters the values hold (`s[1]`, `a*b`)
-                    group.append(paths.normalize(path))
+            self._expanding = rule.name
+            try:
+                for combo in self.foreach_combos(rule, unbound, wildcards):
+                    bound = dict(wildcards)
+                    bound.update(combo)
+                    path = paths.fill(pattern, bound, is_glob)
+                    if is_glob:
+                        # Never the job's own outputs (`data/*.txt` making `data/summary.txt`):
+                        # once built, they would make the job its own dependency.
+                        group.extend(m for m in self._expand_input(path, rule) if not _is_own_output(m, job))
+                    else:  # a path: whatever characters the values hold (`s[1]`, `a*b`)
+                        group.append(paths.normalize(path))
+            finally:
+                self._expanding = None
             groups.append(group)
         job.inputs = [p for group in groups for p in group]
         named_inputs = {
@@ -775,6 +787,7 @@ class Resolver:
                         first.append(output)
                     if job.key not in state:
                         visit(job)
+                    self._check_latent_cycle(job, self.scanned_by.get(glob, ()))
         for job in order:
             for dep in job.deps:
                 dep.dependents.append(job)
@@ -785,6 +798,25 @@ class Resolver:
         graph.first = first
         graph.missing = list(self.missing)
         return graph
+
+    def _check_latent_cycle(self, producer: Job, readers: Iterable[str]) -> None:
+        """A job of a rule in `readers` lists what `producer` makes in a directory, so it will
+        depend on it once the directory is made: if `producer` needs that job (its job or its
+        ancestor), that is a cycle, to be refused before anything runs."""
+        readers = set(readers)
+        if not readers:
+            return
+        seen: Set[str] = set()
+        stack: List[Tuple[Job, List[str]]] = [(producer, [producer.display])]
+        while stack:
+            job, trail = stack.pop()
+            for dep in job.deps:
+                if dep.key in seen:
+                    continue
+                seen.add(dep.key)
+                if dep.rule.name in readers:
+                    raise CycleError([dep.display] + list(reversed(trail)) + [dep.display])
+                stack.append((dep, trail + [dep.display]))
 
     def _rule_named_hint(self, path: str) -> Optional[str]:
         """For a missing input that is a rule's name (make's `train: prep`): what to write."""
