@@ -720,7 +720,27 @@ def test_glob_inputs_expand_sorted_and_are_recorded(tmp_path):
     assert graph.sources["src/a.c"] == [prog, tree]
     assert graph.warnings == [
         "rule 'prog': input glob 'nothing/*.zz' matches no file "
-        "(globs see existing files only, not other rules' outputs)"
+        "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
+    ]
+
+
+def test_the_empty_globs_of_a_pattern_rules_jobs_are_one_warning(tmp_path):
+    """5,000 jobs whose glob matches nothing yet printed 5,000 warnings: one line per rule."""
+    touch(tmp_path, "work/s0/raw/a.csv")
+    graph = graph_of(
+        tmp_path,
+        """
+        [rules.use]
+        inputs  = ["work/{s}/raw/*.csv"]
+        outputs = ["res/{s}.txt"]
+        foreach = { s = ["s0", "s1", "s2", "s3"] }
+        cmd     = "cat /dev/null {inputs} > {outputs}"
+        """,
+        ["use"],
+    )
+    assert graph.warnings == [
+        "rule 'use': input glob 'work/s1/raw/*.csv' matches no file (and 2 more of its jobs' globs) "
+        "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
     ]
 
 

@@ -8,6 +8,8 @@ files by definition); it never reads state and never runs anything.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 import shlex
@@ -261,6 +263,8 @@ class Resolver:
         self.scanned: Dict[str, None] = {}
         self.scanned_by: Dict[str, Set[str]] = {}
         self._expanding: Optional[str] = None  # the rule whose job's inputs are being expanded
+        self._sorted_dirs: Optional[List[str]] = None
+        self._empty_globs: Dict[str, Dict[str, None]] = {}  # rule -> its input globs that matched nothing
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -284,10 +288,7 @@ class Resolver:
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
             if not matches:
-                self.warnings.append(
-                    f"rule '{rule.name}': input glob '{path}' matches no "
-                    "file (globs see existing files only, not other rules' outputs)"
-                )
+                self._empty_globs.setdefault(rule.name, {})[path] = None
             return matches
         return [paths.normalize(path)]
 
@@ -777,7 +778,7 @@ class Resolver:
                 looked.add(glob)
                 root = paths.scan_root(glob)
                 directories = [root] if root else []
-                directories += [d for d in sorted(self.index.static_dirs) if d != root and paths.glob_may_reach(glob, d)]
+                directories += [d for d in self._static_dirs_below(root) if paths.glob_may_reach(glob, d)]
                 for directory in directories:
                     found = self._directory_output_of(directory)
                     if found is None:
@@ -793,11 +794,37 @@ class Resolver:
                 dep.dependents.append(job)
         _check_nesting(order)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
+        for name, globs in self._empty_globs.items():
+            # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches
+            # nothing yet, are one thing to say.
+            first_glob = next(iter(globs))
+            more = f" (and {len(globs) - 1:,} more of its jobs' globs)" if len(globs) > 1 else ""
+            self.warnings.append(
+                f"rule '{name}': input glob '{first_glob}' matches no file{more} "
+                "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
+            )
         graph.warnings = list(dict.fromkeys(self.warnings))
         graph.queries = self.queries
         graph.first = first
         graph.missing = list(self.missing)
         return graph
+
+    def _static_dirs_below(self, root: str) -> List[str]:
+        """The exact directory outputs strictly inside `root` ('' for the project directory):
+        a range of the sorted list, so that thousands of jobs' globs do not each test every
+        directory output."""
+        if self._sorted_dirs is None:
+            self._sorted_dirs = sorted(self.index.static_dirs)
+        if not root:
+            return self._sorted_dirs
+        prefix = root + "/"
+        start = bisect.bisect_left(self._sorted_dirs, prefix)
+        found: List[str] = []
+        for directory in itertools.islice(self._sorted_dirs, start, None):
+            if not directory.startswith(prefix):
+                break
+            found.append(directory)
+        return found
 
     def _check_latent_cycle(self, producer: Job, readers: Iterable[str]) -> None:
         """A job of a rule in `readers` lists what `producer` makes in a directory, so it will
