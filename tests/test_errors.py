@@ -466,3 +466,30 @@ def test_bad_foreach_values_are_located_and_blamed_on_set(project):
     assert "Weavefile:" not in result.err
     assert_user_error(project.run("build", "--set", 'items=["../x"]'), '--set items=["../x"]: rule \'a\'', "contains '..'")
     assert_user_error(project.run("build", "--set", "run=.."), "output 'runs/../o.txt' has a '..' step", "--set values")
+
+
+def test_a_path_a_constraint_refuses_names_the_rule_and_the_constraint(project):
+    """A foreach value that a pattern rule's wildcard constraint refuses: 'missing source,
+    create the file' sent the user looking for the wrong thing."""
+    project.write("books/good.txt", "x\n")
+    project.write("books/The_Bad.txt", "y\n")
+    project.weavefile(
+        """
+        [rules.count_words]
+        inputs = ["books/{book}.txt"]
+        outputs = ["counts/{book}.tsv"]
+        wildcards = { book = "[a-z_]+" }
+        cmd = "wc -w < {inputs} > {outputs}"
+        [rules.summarize]
+        inputs = ["counts/{book}.tsv"]
+        outputs = ["summary.tsv"]
+        foreach = { book = "books/{book}.txt" }
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    assert_user_error(
+        project.run("build", "summary.tsv"),
+        "missing source 'counts/The_Bad.tsv' needed by rule 'summarize'",
+        "rule 'count_words' makes paths like 'counts/{book}.tsv', but book = 'The_Bad' does not match "
+        "its constraint wildcards.book = '[a-z_]+'",
+    )

@@ -3,6 +3,7 @@ without click, and give exactly what the click CLI gives for the same line."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -163,3 +164,21 @@ def test_sampling_the_memory_of_running_jobs_does_not_import_psutil(project):
     result = subprocess.run([sys.executable, "-c", probe, "build"], cwd=project.root, capture_output=True, text=True)
     assert result.returncode == 0, result
     assert "psutil-loaded=False" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_is_clicks_even_for_a_bare_weave(project, shell):
+    """`eval "$(_WEAVE_COMPLETE=bash_source weave)"` (docs/cli.md) printed a build's output: a
+    bare `weave` took the fast path and built. It prints the completion script, and a
+    completion request completes."""
+    project.write("Weavefile", WEAVEFILE)
+    project.write("src.txt", "hello\n")
+    env = dict(os.environ, _WEAVE_COMPLETE=f"{shell}_source")
+    script = subprocess.run([sys.executable, "-c", ENTRY], cwd=project.root, capture_output=True, text=True, env=env)
+    assert script.returncode == 0, script
+    assert "_weave_completion" in script.stdout or "complete" in script.stdout, script.stdout
+    assert not (project.root / "a.txt").exists(), "completion built the project"
+    if shell == "bash":
+        env = dict(os.environ, _WEAVE_COMPLETE="bash_complete", COMP_WORDS="weave bu", COMP_CWORD="1")
+        request = subprocess.run([sys.executable, "-c", ENTRY], cwd=project.root, capture_output=True, text=True, env=env)
+        assert request.stdout.strip() == "plain,build", request

@@ -16,6 +16,7 @@ or -v, skip click (see `invocation.parse_fast`): ~15 ms less start-up.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 
@@ -42,7 +43,9 @@ def main() -> None:
         try:
             from .invocation import parse_fast, run_fast
 
-            fast = parse_fast(sys.argv[1:])
+            # Shell completion (`eval "$(_WEAVE_COMPLETE=bash_source weave)"`) is click's: a bare
+            # `weave` must not take the fast path and build.
+            fast = None if "_WEAVE_COMPLETE" in os.environ else parse_fast(sys.argv[1:])
             if fast is None:  # anything but the plainest builds: the click CLI
                 from .cli import main as cli_main
         except KeyboardInterrupt:

@@ -732,7 +732,7 @@ class Resolver:
                                 raise MissingSource(
                                     path,
                                     f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),
-                                    hint=self._rule_named_hint(path),
+                                    hint=self._rule_named_hint(path) or self._constraint_hint(path),
                                 )
                             sources[path] = []
                         sources[path].append(job)
@@ -844,6 +844,26 @@ class Resolver:
                 if dep.rule.name in readers:
                     raise CycleError([dep.display] + list(reversed(trail)) + [dep.display])
                 stack.append((dep, trail + [dep.display]))
+
+    def _constraint_hint(self, path: str) -> Optional[str]:
+        """For a missing input that a pattern rule would make but for a wildcard constraint
+        (a foreach value the rule's `wildcards` regex refuses): which rule, which value."""
+        for rule in self.manifest.rules.values():
+            for output in rule.outputs:
+                if "{" not in output:
+                    continue
+                loose, _ = paths.compile_pattern(output, {})
+                match = loose.match(path)
+                if match is None:
+                    continue
+                for name, value in match.groupdict().items():
+                    constraint = rule.wildcard_regex.get(name)
+                    if constraint and paths.compile_regex(constraint).fullmatch(value) is None:
+                        return (
+                            f"rule '{rule.name}' makes paths like '{output}', but {name} = '{value}' "
+                            f"does not match its constraint wildcards.{name} = '{constraint}'"
+                        )
+        return None
 
     def _rule_named_hint(self, path: str) -> Optional[str]:
         """For a missing input that is a rule's name (make's `train: prep`): what to write."""
