@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import assert_user_error
+from conftest import Project, assert_user_error
 from test_build import make_pipeline
 
 
@@ -525,3 +525,22 @@ def test_quiet_and_verbose_are_taken_after_every_command(project, args):
     result = project.run(*args)
     assert result.rc in (0, 1), result
     assert "No such option" not in result.err
+
+
+def test_a_renamed_rules_job_says_who_made_its_outputs(project):
+    """After `count` is renamed `count_bases` and its command edited, its job is new to weave
+    (a rename alone finds the same record by signature); plan, why and status say its
+    outputs were made by the old job, not just 'never built'."""
+    project.write("in.txt", "acgt\n")
+    project.write("Weavefile", '[rules.count]\ninputs = ["in.txt"]\noutputs = ["a.txt"]\ncmd = "wc -c < in.txt > a.txt"\n')
+    assert project.run("build").rc == 0
+    project.write("Weavefile", project.read("Weavefile").replace("rules.count]", "rules.count_bases]").replace("wc -c", "wc -m"))
+    expected = "never built: not under this name; its outputs were made by job 'count' (a renamed rule?)"
+    assert expected in project.run("why", "a.txt").out
+    assert expected in project.run("status").out
+    assert expected in project.run("plan").out
+    fresh = project.root / "fresh"
+    fresh.mkdir()
+    (fresh / "in.txt").write_text("x\n")
+    (fresh / "Weavefile").write_text(project.read("Weavefile"))
+    assert "not under this name" not in Project(fresh).run("status").out  # truly never built

@@ -243,7 +243,9 @@ class Project:
             )
             for warning in store.warnings:
                 (reporter or Reporter()).warning(warning)
-            return graph, builder.predict()
+            verdicts = builder.predict()
+            _name_earlier_makers(graph, verdicts, latest, store)
+            return graph, verdicts
         finally:
             store.close()
 
@@ -742,3 +744,29 @@ def _counts(result: Optional[BuildResult]) -> Tuple[int, int, int]:
     if result is None:
         return (0, 0, 0)
     return (result.count(RAN), result.count(FAILED), result.count(UP_TO_DATE))
+
+
+def _name_earlier_makers(graph: Graph, verdicts: Dict[str, Verdict], latest: dict, store: Store) -> None:
+    """For plan, why and status: a job never built under its key whose outputs a record of
+    another key made (a renamed rule, other wildcard values) says so; 'never built' alone
+    reads as if those files had never been made."""
+    from .scan import NEVER_BUILT, Reason
+
+    fresh = [
+        job
+        for job in graph.jobs
+        if job.key not in latest and [reason.kind for reason in verdicts[job.key].reasons] == [NEVER_BUILT]
+        and not verdicts[job.key].reasons[0].detail
+    ]
+    if not fresh:
+        return
+    made_by: Dict[str, str] = {}
+    for _, key, outputs in store.recorded_outputs():  # oldest first: the last maker wins
+        for path, _ in outputs:
+            made_by[path] = key
+    for job in fresh:
+        other = next((made_by[o] for o in job.outputs if made_by.get(o, job.key) != job.key), None)
+        if other is not None:
+            verdicts[job.key].reasons[0] = Reason(
+                NEVER_BUILT, f"not under this name; its outputs were made by job '{other}' (a renamed rule?)"
+            )
