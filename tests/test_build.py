@@ -1212,6 +1212,16 @@ def test_a_failing_build_counts_early_cutoffs_too(project):
     assert "weave: 1 failed, 1 ran, 1 up to date (1 by early cutoff), 1 not run" in result.err, result
 
 
+def assert_one_build_makes(project, data: str, output: str, expected: str) -> None:
+    """With data.txt holding `data`, one build makes `output` hold `expected`, and the next
+    has nothing to do."""
+    project.write("data.txt", data)
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert project.read(output) == expected, result
+    assert "nothing to do" in project.run("build").out
+
+
 def test_nested_directory_outputs_are_made_innermost_first_in_one_build(project):
     """A second checkpoint made from what the first one made (chunks/ -> proc/ -> chunks2/ ->
     proc2/ -> total2): one build settles both, innermost first, and equals a build from
@@ -1247,17 +1257,11 @@ def test_nested_directory_outputs_are_made_innermost_first_in_one_build(project)
         ("a apple\nb kiwi\na zebra\n", "A K Z\nAPPLE\nKIWI\nZEBRA\n"),
         ("a apple\nc mm\n", "A M\nAPPLE\nMM\n"),
     ):
-        project.write("data.txt", data)
-        result = project.run("build")
-        assert result.rc == 0, result
-        assert project.read("total2.txt") == expected, result
-        assert "nothing to do" in project.run("build").out
+        assert_one_build_makes(project, data, "total2.txt", expected)
         scratch = Project(project.root.parent / f"scratch{len(data)}")
         scratch.root.mkdir()
         scratch.weavefile(weavefile)
-        scratch.write("data.txt", data)
-        assert scratch.run("build").rc == 0
-        assert scratch.read("total2.txt") == expected
+        assert_one_build_makes(scratch, data, "total2.txt", expected)
 
 
 def test_a_glob_above_a_directory_output_makes_it_first_and_minus_b_does_not_force_it(project):
@@ -1321,8 +1325,4 @@ def test_a_directory_output_per_chunk_of_another_follows_its_chunks(project):
         ("a apple\nb kiwi\na zebra\n", "p1 p2\napple\nzebra\np1\nkiwi\n"),
         ("a apple\nc mm\nc nn\n", "p1\napple\np1 p2\nmm\nnn\n"),
     ):
-        project.write("data.txt", data)
-        result = project.run("build")
-        assert result.rc == 0, result
-        assert project.read("call.txt") == expected, result
-        assert "nothing to do" in project.run("build").out
+        assert_one_build_makes(project, data, "call.txt", expected)

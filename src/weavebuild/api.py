@@ -433,7 +433,39 @@ class Project:
         jobs' scans read no unsettled directory), resolving again after a round that ran
         something, until every one is up to date as the graph now stands. Returns the graph
         resolved again, its file state, records and what ran; None if nothing did."""
+        from .builder import Builder
         from .graph import Resolver
+
+        def build(needed: Graph, directories: Sequence[str], files: FileState, latest: dict) -> BuildResult:
+            """Build `needed` (the jobs that make `directories`), if anything in it must run."""
+            for warning in needed.warnings:
+                reporter.warning(warning)
+            builder = Builder(
+                needed,
+                store,
+                files,
+                latest,
+                self.pool(needed, options.jobs, resources or {}),
+                options,
+                reporter,
+                forced=[],  # -B names the build's targets, not the directories read on the way
+                run_id=run_id,
+            )
+            verdicts = builder.predict()
+            if all(verdict.up_to_date for verdict in verdicts.values()):
+                return BuildResult({}, 0.0)
+            named = ", ".join(directory + "/" for directory in directories[:3])
+            if len(directories) > 3:
+                named += f" and {len(directories) - 3} more directories"
+            reporter.info(
+                f"weave: building {named} first, then looking again at what "
+                + ("it holds (foreach patterns or globs read it)" if len(directories) == 1 else "they hold (foreach patterns or globs read them)")
+            )
+            try:
+                return builder.run(verdicts)
+            finally:
+                if builder.executor is not None:
+                    builder.executor.close()
 
         ran = BuildResult({}, 0.0)
         settled: Set[str] = set()  # up to date since the last job ran
@@ -448,7 +480,7 @@ class Project:
             waiting = set(pending)
             leaves = [d for d in pending if self._first_ready(d, waiting, files)] or pending[:1]
             needed = Resolver(self.manifest, files.exists).resolve(leaves)
-            result = self._build_first(needed, leaves, store, files, latest, options, reporter, resources, run_id)
+            result = build(needed, leaves, files, latest)
             if not result.ran:
                 settled.update(leaves)
                 continue
@@ -469,50 +501,6 @@ class Project:
         if any(inner in waiting and inner != directory for inner in needed.first):
             return False
         return not any(output in waiting and output != directory for job in needed.jobs for output in job.outputs)
-
-    def _build_first(
-        self,
-        needed: Graph,
-        directories: Sequence[str],
-        store: Store,
-        files: FileState,
-        latest: dict,
-        options: BuildOptions,
-        reporter: Reporter,
-        resources: Optional[Mapping[str, float]],
-        run_id: Optional[int],
-    ) -> BuildResult:
-        """Build `needed` (the jobs that make `directories`), if anything in it must run."""
-        from .builder import Builder
-
-        for warning in needed.warnings:
-            reporter.warning(warning)
-        builder = Builder(
-            needed,
-            store,
-            files,
-            latest,
-            self.pool(needed, options.jobs, resources or {}),
-            options,
-            reporter,
-            forced=[],  # -B names the build's targets, not the directories read on the way
-            run_id=run_id,
-        )
-        verdicts = builder.predict()
-        if all(verdict.up_to_date for verdict in verdicts.values()):
-            return BuildResult({}, 0.0)
-        named = ", ".join(directory + "/" for directory in directories[:3])
-        if len(directories) > 3:
-            named += f" and {len(directories) - 3} more directories"
-        reporter.info(
-            f"weave: building {named} first, then looking again at what "
-            + ("it holds (foreach patterns or globs read it)" if len(directories) == 1 else "they hold (foreach patterns or globs read them)")
-        )
-        try:
-            return builder.run(verdicts)
-        finally:
-            if builder.executor is not None:
-                builder.executor.close()
 
     def _fast_noop(
         self,

@@ -783,30 +783,43 @@ def _start_ticks(pid: int) -> Optional[str]:
         return None
 
 
-def running_jobs(registry: str) -> Dict[str, int]:
-    """Job key -> pid of the jobs a weave that is still running lists in `registry` as started
-    and whose process is alive: what a build is running now (for `weave status`)."""
+def _read_registry(registry: str) -> Optional[List[Tuple[int, float, str, Optional[str], Optional[int]]]]:
+    """The jobs a registry lists: (pid, start time, job key, run id, the pid of that run's
+    weave if it still runs, else None); None if it cannot be read. Each job line belongs to
+    the run line above it; a run line names its weave (pid, /proc start ticks) from 0.1.x on,
+    a job line its key."""
     try:
         with open(registry, encoding="utf-8", errors="surrogateescape") as handle:
             lines = handle.read().split("\n")
     except OSError:
-        return {}
-    found: Dict[str, int] = {}
-    alive_owner = False
+        return None
+    entries: List[Tuple[int, float, str, Optional[str], Optional[int]]] = []
+    run_id: Optional[str] = None
+    owner: Optional[int] = None
     for line in lines:
-        parts = line.split()
-        if parts and parts[0] == "run":
-            alive_owner = len(parts) == 4 and parts[2].isdigit() and _start_ticks(int(parts[2])) == parts[3]
-            if alive_owner:
-                owner = int(parts[2])
-        elif alive_owner and len(parts) >= 3 and parts[0].isdigit():
-            key = line.split(maxsplit=2)[2]
+        parts = line.split(maxsplit=2)
+        if parts[:1] == ["run"]:
+            fields = line.split()
+            run_id = fields[1] if len(fields) > 1 else None
+            alive = len(fields) == 4 and fields[2].isdigit() and _start_ticks(int(fields[2])) == fields[3]
+            owner = int(fields[2]) if alive else None
+        elif len(parts) >= 2:
             try:
-                os.kill(int(parts[0]), 0)
-            except (ProcessLookupError, PermissionError):
-                continue  # ended (a job is running while any of its processes is)
-            found[key] = owner
-    return found
+                entries.append((int(parts[0]), float(parts[1]), parts[2] if len(parts) > 2 else "", run_id, owner))
+            except ValueError:
+                continue
+    return entries
+
+
+def running_jobs(registry: str) -> Dict[str, int]:
+    """Job key -> pid of the jobs a weave that is still running lists in `registry` as started
+    and whose process is alive (a job runs while any of its processes does): what a build is
+    running now (for `weave status`)."""
+    return {
+        key: owner
+        for pid, _, key, _, owner in _read_registry(registry) or []
+        if owner is not None and key and _alive(pid)
+    }
 
 
 def kill_orphans(registry: str) -> int:
@@ -818,26 +831,11 @@ def kill_orphans(registry: str) -> int:
     recorded, so a reused pid is never killed. A job whose first process has exited (and was
     reaped by init) may have left others in its session: those are found by the run's id in
     their environment, so no other process is ever taken for one of them."""
-    try:
-        with open(registry, encoding="utf-8", errors="surrogateescape") as handle:
-            lines = handle.read().split("\n")
-    except OSError:
+    listed = _read_registry(registry)
+    if listed is None:
         return 0
-    entries = []
-    run_id = None  # each entry belongs to the run named last above it
-    alive_owner = False  # that run's weave still runs: a copy of a project being built
-    for line in lines:
-        parts = line.split()
-        if len(parts) in (2, 4) and parts[0] == "run":
-            run_id = parts[1]
-            alive_owner = len(parts) == 4 and parts[2].isdigit() and _start_ticks(int(parts[2])) == parts[3]
-        elif alive_owner:
-            continue  # its jobs are that weave's, in the project it builds
-        elif len(parts) >= 2:  # pid, start time, and the job's key (from 0.1.x on)
-            try:
-                entries.append((int(parts[0]), float(parts[1]), run_id))
-            except ValueError:
-                continue
+    # A live weave's jobs are that weave's, in the project it builds (this is a copy).
+    entries = [(pid, started, run) for pid, started, _, run, owner in listed if owner is None]
     hit: Set[int] = set()
     if entries:
         import psutil

@@ -81,7 +81,6 @@ _PLACEHOLDER_RE = re.compile(
     r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)"
     r"(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<attr_index>-?\d+)\])?)?$"
 )
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus")
 
 
@@ -1058,10 +1057,9 @@ class _Validator:
                 literal.append("}")
                 continue
             body = match.group(1).strip()
-            parsed = _PLACEHOLDER_RE.match(body)
-            if match.start() and text[match.start() - 1] == "$" and (parsed is None or parsed.group("kind") not in PLACEHOLDER_KINDS):
+            if match.start() and text[match.start() - 1] == "$" and body.split(".")[0].split("[")[0] not in PLACEHOLDER_KINDS:
                 # `${HOME}`, as a shell writes it: the braces are weave's placeholder syntax.
-                simple = f" or ${body}" if _ENV_NAME_RE.fullmatch(body) else ""
+                simple = f" or ${body}" if NAME_RE.match(body) else ""
                 raise self.error(
                     f"'${{{body}}}': braces are weave's placeholders",
                     spec.name,

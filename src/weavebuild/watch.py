@@ -203,12 +203,15 @@ class WatchSet:
             return False
         if rel == self.weavefile:
             return True
-        # The build's own outputs (and anything inside a directory output) never trigger it.
-        if rel in self.outputs or any(a in self.outputs for a in _ancestors(rel)):
+        if self.is_output(rel):  # the build's own writes never trigger it
             return False
         if rel in self.sources or any(a in self.sources for a in _ancestors(rel)):
             return True  # a source file, or something inside a source directory
         return any(pattern.matches(rel) for pattern in self.patterns)
+
+    def is_output(self, rel: str) -> bool:
+        """An output of the build, or anything inside a directory output."""
+        return rel in self.outputs or any(a in self.outputs for a in _ancestors(rel))
 
     def describe(self) -> str:
         files = len(self.sources) + 1
@@ -433,7 +436,7 @@ class Watcher:
             return True
         if not is_directory or is_noise(rel):
             return False
-        if rel in spec.outputs or any(a in spec.outputs for a in _ancestors(rel)):
+        if spec.is_output(rel):
             return False  # a directory output the build (re)made: its own write, not a change
         # A directory we wanted but could not watch (it did not exist) appeared, or a watched
         # one went away: the next cycle re-schedules watches (and builds, usually a no-op).
