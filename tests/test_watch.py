@@ -648,3 +648,29 @@ def test_a_directory_output_read_by_a_foreach_starts_no_extra_cycle(project, sta
     assert last[0] == cycle[0] + 1, watch.output()
     assert set(watch.changed()) == {"data.txt"}, watch.output()
     assert watch.interrupt() == 130
+
+
+def test_an_included_file_is_watched_like_the_weavefile(project, start_watch):
+    project.weavefile('include = ["rules/copy.toml"]\n')
+    project.write("rules/copy.toml", '[rules.copy]\ninputs = ["in.txt"]\noutputs = ["out.txt"]\ncmd = "cp in.txt out.txt"\n')
+    project.write("in.txt", "one\n")
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok" and read(project, "out.txt") == "one\n", watch.output()
+    # A new command in the included file: the rules are reloaded and the job runs again.
+    project.write("rules/copy.toml", '[rules.copy]\ninputs = ["in.txt"]\noutputs = ["out.txt"]\ncmd = "sort -r in.txt in.txt > out.txt"\n')
+    watch.wait_for(lambda: read(project, "out.txt") == "one\none\n", "a build with the edited included file")
+    # A mistake there is reported with its file; its fix is seen.
+    ok = max(r[0] for r in watch.results())
+    project.write("rules/copy.toml", "[rules.copy\n")
+    broken = watch.wait_result(after=ok)
+    assert broken[1] == "error" and "rules/copy.toml:1" in watch.output(), watch.output()
+    project.write("rules/copy.toml", '[rules.copy]\ninputs = ["in.txt"]\noutputs = ["out.txt"]\ncmd = "cat in.txt in.txt in.txt > out.txt"\n')
+    watch.wait_for(lambda: read(project, "out.txt") == "one\none\none\n", "a build with the fixed included file")
+    # A file newly included, with a mistake at once, is watched until it is fixed.
+    project.write("rules/more.toml", "[rules.more\n")
+    project.weavefile('include = ["rules/copy.toml", "rules/more.toml"]\ndefault = ["more.txt"]\n')
+    watch.wait_for(lambda: "rules/more.toml:1" in watch.output(), "the error in the newly included file")
+    project.write("rules/more.toml", '[rules.more]\ninputs = ["out.txt"]\noutputs = ["more.txt"]\ncmd = "wc -l < out.txt > more.txt"\n')
+    watch.wait_for(lambda: (read(project, "more.txt") or "").strip() == "3", "the newly included rule built")
+    assert watch.interrupt() == 130

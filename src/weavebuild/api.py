@@ -17,7 +17,14 @@ from . import graphcache, paths, stamp
 from .errors import Interrupted, ManifestError, UsageError
 from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
-from .projectfile import MANIFEST_NAMES, find_manifest, overrides_key, why_not_a_file
+from .projectfile import (
+    MANIFEST_NAMES,
+    find_manifest,
+    known_includes,
+    project_digest,
+    remember_includes,
+    why_not_a_file,
+)
 from .reporter import Reporter
 from .results import FAILED, RAN, UP_TO_DATE, BuildResult
 from .store import Store
@@ -70,16 +77,17 @@ class Project:
         raw: bytes,
         manifest: Optional[Manifest] = None,
         overrides: Optional[Mapping[str, str]] = None,
+        included: Sequence[Tuple[str, bytes]] = (),
     ):
-        from .hashing import digest_bytes
-
         self.path = path
         self.root = os.path.dirname(os.path.abspath(path))
         self._raw = raw
+        # The files the Weavefile includes: (project-relative path, bytes), depth first.
+        self._included = list(manifest.included if manifest is not None else included)
         self.overrides: Dict[str, str] = dict(overrides or {})
         # Keys the graph cache and the no-op stamps: the same Weavefile with other --set values
-        # is another project as far as they are concerned.
-        self.digest = digest_bytes(raw + overrides_key(self.overrides))
+        # (or other included files) is another project as far as they are concerned.
+        self.digest = project_digest(raw, self._included, self.overrides)
         self._manifest = manifest
 
     @classmethod
@@ -122,18 +130,32 @@ class Project:
                 raw = handle.read()
         except OSError as exc:
             raise ManifestError(f"cannot read: {exc.strerror}", path=path) from None
-        project = cls(path, raw, overrides=overrides)
+        root = os.path.dirname(os.path.abspath(path))
+        included = known_includes(root, raw)
+        if included is None:  # includes other files, and which is not known without parsing
+            return cls(path, raw, cls(path, raw, overrides=overrides)._parse(), overrides)
+        project = cls(path, raw, overrides=overrides, included=included)
         if project.digest not in graphcache.known_digests(project.root):
             project._manifest = project._parse()
         return project
 
+    @property
+    def weavefiles(self) -> List[str]:
+        """The project-relative paths of the Weavefile and of the files it includes."""
+        return [os.path.basename(self.path)] + [name for name, _ in self._included]
+
     def weavefile_unchanged(self) -> bool:
-        """Whether the Weavefile on disk still holds the bytes this project was loaded from."""
+        """Whether the Weavefile (and every file it includes) on disk still holds the bytes this
+        project was loaded from."""
+        expected = [(self.path, self._raw)] + [(os.path.join(self.root, name), raw) for name, raw in self._included]
         try:
-            with open(self.path, "rb") as handle:
-                return handle.read() == self._raw
+            for path, raw in expected:
+                with open(path, "rb") as handle:
+                    if handle.read() != raw:
+                        return False
         except OSError:
             return False
+        return True
 
     def _parse(self) -> Manifest:
         try:
@@ -143,8 +165,26 @@ class Project:
             raise ManifestError("not valid UTF-8 text", path=self.path, line=line) from None
         from .manifest import parse_manifest  # only when the Weavefile must be parsed
 
+        known = dict(self._included)
+
+        def read(name: str) -> bytes:
+            # The bytes this project's digest was taken from, so that the parse and the digest
+            # agree even if a file changes meanwhile.
+            if name in known:
+                return known[name]
+            with open(os.path.join(self.root, name), "rb") as handle:
+                return handle.read()
+
         with cycle_collector_paused():
-            return parse_manifest(text, self.path, digest_source=self._raw, overrides=self.overrides)
+            manifest = parse_manifest(text, self.path, digest_source=self._raw, overrides=self.overrides, read=read)
+        self._remember_includes(manifest)
+        return manifest
+
+    def _remember_includes(self, manifest: Manifest) -> None:
+        """Note which files each file of `manifest` includes, so that the next command can take
+        the project's digest without parsing (only once .weave/ exists: a first build parses
+        before making it, and notes them when it caches the graph)."""
+        remember_includes(self.root, manifest.include_lists)
 
     @property
     def manifest(self) -> Manifest:
@@ -183,6 +223,7 @@ class Project:
         graph = resolver.resolve(targets)
         graphcache.save(self.root, self.digest, targets, graph, resolver.queries)
         graphcache.record_listings(self.root, resolver.listings)
+        self._remember_includes(self.manifest)
         return graph
 
     def open_store(self, readonly: bool = False) -> Store:
@@ -615,12 +656,12 @@ class Project:
                 files = FileState(self.root, store.load_files())
                 removed: List[str] = []
                 parents: set = set()
-                weavefile_name = os.path.basename(self.path)
+                weavefiles = self.weavefiles
                 for output, digests in made.items():
                     path = output.rstrip("/")
                     if path in sources:
                         continue  # now a source: never delete a user's file
-                    if paths.protected_output(paths.normalize(path), weavefile_name):
+                    if paths.protected_output(paths.normalize(path), weavefiles):
                         continue  # recorded by a version that let a rule name it: never delete it
                     full = os.path.join(self.root, path)
                     if not os.path.lexists(full):

@@ -177,7 +177,7 @@ class _RuleIndex:
                         if other is not None and other[0] is not rule:
                             raise ManifestError(
                                 f"output '{path}' is also produced by rule '{other[0].name}'",
-                                path=resolver.manifest.path,
+                                path=rule.path or resolver.manifest.path,
                                 line=rule.line,
                                 rule=rule.name,
                                 key="outputs",
@@ -249,7 +249,7 @@ class Resolver:
         # project whose data is not there yet. Such a graph is never built nor cached.
         self._missing_ok = missing_ok
         self.missing: Dict[str, None] = {}
-        self._weavefile_name = os.path.basename(manifest.path)
+        self._weavefiles = manifest.files
         self._foreach: Dict[tuple, List[Tuple[str, ...]]] = {}
         self.jobs: Dict[str, Job] = {}
         # Every file-system question resolution asked, with its answer: the graph cache is
@@ -362,7 +362,7 @@ class Resolver:
                     if problem:
                         raise ManifestError(
                             f"foreach value {value!r} for '{key}' {problem}",
-                            path=self.manifest.path,
+                            path=rule.path or self.manifest.path,
                             line=rule.line,
                             rule=rule.name,
                             key="foreach",
@@ -392,7 +392,7 @@ class Resolver:
                     f"rule '{rule.name}': output '{output}' is outside the project directory",
                     hint="outputs must stay inside the project; check the wildcard values",
                 )
-            protected = paths.protected_output(output, self._weavefile_name)
+            protected = paths.protected_output(output, self._weavefiles)
             if protected:
                 raise UsageError(
                     f"rule '{rule.name}': output '{output}' {protected}",
@@ -490,7 +490,7 @@ class Resolver:
                     raise ManifestError(
                         f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}"
                         + (f" named '{part.attr}'" if part.attr is not None else ""),
-                        path=self.manifest.path,
+                        path=job.rule.path or self.manifest.path,
                         line=job.rule.line,
                         rule=job.rule.name,
                         key=key,

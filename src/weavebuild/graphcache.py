@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 6
+FORMAT = 7
 MAX_ENTRIES = 8
 
 
@@ -232,6 +232,7 @@ _RULE_FIELDS = (
     "timeout",
     "description",
     "line",
+    "path",
 )
 
 

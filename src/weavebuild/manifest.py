@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError, UsageError
 from .paths import (
@@ -24,7 +24,7 @@ from .paths import (
     protected_output,
     unescape,
 )
-from .projectfile import overrides_key
+from .projectfile import INCLUDE_WORD, project_digest
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
@@ -37,7 +37,7 @@ def _toml():  # imported on first parse: a Weavefile known to be valid is never 
     return toml
 
 
-TOP_LEVEL_KEYS = ("default", "vars", "resources", "rules")
+TOP_LEVEL_KEYS = ("default", "vars", "resources", "include", "rules")
 RULE_KEYS = (
     "inputs",
     "outputs",
@@ -108,6 +108,7 @@ class RuleSpec:
         "description",
         "vars_used",
         "line",
+        "path",
     )
 
     def __init__(self, name: str):
@@ -131,6 +132,7 @@ class RuleSpec:
         self.description: Optional[str] = None
         self.vars_used: Tuple[str, ...] = ()
         self.line: Optional[int] = None
+        self.path: Optional[str] = None  # the file it is written in: the Weavefile or an included one
 
     @property
     def is_alias(self) -> bool:
@@ -152,6 +154,8 @@ class Manifest:
         variables: Dict[str, Any],
         resources: Dict[str, float],
         digest: str,
+        included: Sequence[Tuple[str, bytes]] = (),
+        include_lists: Sequence[Tuple[bytes, List[str]]] = (),
     ):
         self.path = path
         self.root = os.path.dirname(os.path.abspath(path))
@@ -160,6 +164,15 @@ class Manifest:
         self.vars = variables
         self.resources = resources
         self.digest = digest
+        # The files the Weavefile includes (project-relative path, bytes), depth first; and for
+        # each file that includes others, (its bytes, the paths it includes).
+        self.included = list(included)
+        self.include_lists = list(include_lists)
+
+    @property
+    def files(self) -> List[str]:
+        """The project-relative paths of the Weavefile and of every file it includes."""
+        return [os.path.basename(self.path)] + [path for path, _ in self.included]
 
     def default_targets(self) -> List[str]:
         """The targets built when none are named: `default`, else the first rule."""
@@ -195,16 +208,47 @@ def parse_manifest(
     path: str = "Weavefile",
     digest_source: Optional[bytes] = None,
     overrides: Optional[Mapping[str, str]] = None,
+    read: Optional[Callable[[str], bytes]] = None,
 ) -> Manifest:
-    """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest.
+    """Parse Weavefile `text` (read from `path`, used in messages) into a Manifest, with the
+    files it includes (read with `read(project-relative path)`, from disk by default).
 
     `overrides`: var values given on the command line (`--set NAME=VALUE`), as typed; each
     replaces the `[vars]` value of that name (see `override_var`)."""
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a UTF-8 byte order mark, as some Windows editors write: not TOML, harmless
+    root = os.path.dirname(os.path.abspath(path))
+    raw = digest_source if digest_source is not None else text.encode()
+    main = _Part(path, os.path.basename(path), raw, text)
+    parts = [main]
+    _read_includes(main, parts, root, read or (lambda name: _read_file(os.path.join(root, name))))
+    included = [(part.name, part.raw) for part in parts[1:]]
+    return _merge(parts, project_digest(raw, included, overrides), overrides or {})
+
+
+class _Part:
+    """One file of a Weavefile: the Weavefile itself or a file it includes, parsed."""
+
+    def __init__(self, path: str, name: str, raw: bytes, text: str, by: Optional[Tuple[_Part, int]] = None):
+        self.path = path  # as messages show it
+        self.name = name  # project-relative
+        self.raw = raw
+        self.by = by  # (the part that includes it, the line of its `include`)
+        if text.startswith("\ufeff"):
+            text = text[1:]  # a UTF-8 byte order mark, as some Windows editors write: not TOML, harmless
+        self.data = _parse_toml(text, path)
+        self.locator = _Locator(text)
+        self.validator = _Validator(path, self.locator)
+        self.includes: List[str] = []
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _parse_toml(text: str, path: str) -> Dict[str, Any]:
     tomllib = _toml()
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_POS_RE.search(message)
@@ -221,13 +265,141 @@ def parse_manifest(
         ) from None
     except (ValueError, RecursionError) as exc:  # tomllib may raise these on odd inputs
         raise ManifestError(f"invalid TOML: {exc}", path=path) from None
-    locator = _Locator(text)
-    import xxhash
 
-    digest = xxhash.xxh3_128_hexdigest(
-        (digest_source if digest_source is not None else text.encode()) + overrides_key(overrides)
+
+def _read_includes(part: _Part, parts: List[_Part], root: str, read: Callable[[str], bytes]) -> None:
+    """Parse the files `part` includes, and theirs, depth first, appending them to `parts`."""
+    if "include" not in part.data:
+        return
+    validator = part.validator
+    line = part.locator.find_top_level("include")
+    if INCLUDE_WORD not in part.raw:
+        # projectfile.known_includes looks for the word to tell a file that includes nothing
+        raise ManifestError("write the key 'include' plainly (not with escapes)", path=part.path, line=line, key="include")
+    names = validator.string_list(part.data["include"], None, "include")
+    for written in names:
+        name = normalize(written.strip()) if written.strip() and "\0" not in written else ""
+        problem = None
+        if not name:
+            problem = "an empty path" if "\0" not in written else "a NUL character"
+        elif os.path.isabs(name) or is_outside(name):
+            problem = f"'{written}' is outside the project directory"
+        elif any(char in name for char in GLOB_CHARS):
+            problem = f"'{written}' is a pattern"
+        if problem:
+            raise ManifestError(
+                f"{problem}",
+                path=part.path,
+                line=line,
+                key="include",
+                hint="include takes the paths of files inside the project, relative to its directory"
+                " (the Weavefile's), such as include = [\"rules/train.toml\"]",
+            )
+        earlier = next((other for other in parts if other.name == name), None)
+        if earlier is not None:
+            if earlier is parts[0]:
+                why = "is the Weavefile itself"
+            elif earlier.by is not None:
+                why = f"is already included by {earlier.by[0].path}" + (f":{earlier.by[1]}" if earlier.by[1] else "")
+            else:  # pragma: no cover - every part but the first is included by one
+                why = "is already included"
+            raise ManifestError(
+                f"'{written}' {why}",
+                path=part.path,
+                line=line,
+                key="include",
+                hint="each file is included once: remove this entry",
+            )
+        full = os.path.join(os.path.dirname(parts[0].path), name)
+        try:
+            raw = read(name)
+        except OSError as exc:
+            from .projectfile import why_not_a_file
+
+            reason = why_not_a_file(full) if not isinstance(exc, PermissionError) else "cannot be read (permission denied)"
+            raise ManifestError(
+                f"included file '{written}' {reason}",
+                path=part.path,
+                line=line,
+                key="include",
+                hint="paths in include are relative to the project directory (the Weavefile's)",
+            ) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError("not valid UTF-8 text", path=full, line=raw[: exc.start].count(b"\n") + 1) from None
+        part.includes.append(name)
+        included = _Part(full, name, raw, text, by=(part, line or 0))
+        parts.append(included)
+        _read_includes(included, parts, root, read)
+
+
+def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Manifest:
+    """The Manifest of a Weavefile's parts: their vars, resources and rules, each defined in one
+    file; `default` only in the Weavefile itself."""
+    main = parts[0]
+    # Every part's validator reports a rule's mistakes at that rule's file and line.
+    owners: Dict[str, _Validator] = {}
+    overridden: Dict[str, str] = {}
+    for part in parts:
+        part.validator.rule_owners = owners
+        part.validator.overridden = overridden
+        part.validator.check_top_level(part.data, main=part is main)
+    default = main.validator.string_list(main.data.get("default", []), None, "default")
+    variables: Dict[str, Any] = {}
+    var_owners: Dict[str, _Validator] = {}
+    resources: Dict[str, float] = {}
+    resource_owners: Dict[str, _Validator] = {}
+    for part in parts:
+        for name, value in part.validator.vars_table(part.data).items():
+            if name in variables:
+                raise part.validator.var_error(
+                    name,
+                    f"var '{name}' is also set in {var_owners[name].where_var(name)}",
+                    hint="each var is set in one file: remove one",
+                )
+            variables[name], var_owners[name] = value, part.validator
+        for name, amount in part.validator.resource_table(part.data.get("resources", {}), None, "resources").items():
+            if name in resources:
+                raise part.validator.error(
+                    f"resource '{name}' is also set in {resource_owners[name].path}",
+                    key="resources",
+                    hint="each resource total is set in one file: remove one",
+                )
+            resources[name], resource_owners[name] = amount, part.validator
+    if overrides:
+        variables = dict(variables)
+        for name, text in overrides.items():
+            variables[name] = var_owners.get(name, main.validator).override_var(name, text, variables)
+    rules: Dict[str, RuleSpec] = {}
+    for part in parts:
+        for name, body in part.validator.rules_table(part.data).items():
+            if name in rules:
+                first = rules[name]
+                raise ManifestError(  # at this file's line, not the first definition's
+                    f"also defined in {first.path}" + (f":{first.line}" if first.line else ""),
+                    path=part.path,
+                    line=part.locator.find(name),
+                    rule=name,
+                    hint="rule names are unique across the Weavefile and the files it includes: rename one",
+                )
+            owners[name] = part.validator
+            rules[name] = part.validator.rule(name, body, variables)
+    if not rules:
+        raise main.validator.error(
+            "no rules defined", hint="add a rule, e.g. [rules.hello] with outputs and cmd"
+        )
+    main.validator.check_unique_outputs(rules, [part.name for part in parts])
+    return Manifest(
+        main.path,
+        rules,
+        default,
+        variables,
+        resources,
+        digest,
+        included=[(part.name, part.raw) for part in parts[1:]],
+        include_lists=[(part.raw, part.includes) for part in parts if part.includes],
     )
-    return _Validator(path, locator).manifest(data, digest, overrides or {})
 
 
 # The parser's words for the mistakes people make most, and what to do about each.
@@ -591,11 +763,15 @@ class _Validator:
         self.path = path
         self.locator = locator
         self._placeholders: Dict[str, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
-        self.overridden: Dict[str, str] = {}  # var name -> the text --set gave it
+        self.overridden: Dict[str, str] = {}  # var name -> the text --set gave it (shared by a Weavefile's files)
+        self.rule_owners: Dict[str, _Validator] = {}  # rule name -> the validator of its file
 
     def error(
         self, message: str, rule: Optional[str] = None, key: Optional[str] = None, hint: Optional[str] = None
     ) -> ManifestError:
+        owner = self.rule_owners.get(rule) if rule is not None else None
+        if owner is not None and owner is not self:  # a rule written in another file
+            return owner.error(message, rule, key, hint)
         line = self.locator.find(rule, key) if (rule or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
 
@@ -612,7 +788,7 @@ class _Validator:
             message, path=self.path, line=self.locator.find_in_table("vars", name), key=name, hint=hint
         )
 
-    def manifest(self, data: Dict[str, Any], digest: str, overrides: Mapping[str, str]) -> Manifest:
+    def check_top_level(self, data: Dict[str, Any], main: bool) -> None:
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 raise ManifestError(
@@ -623,7 +799,16 @@ class _Validator:
                     hint=_did_you_mean(key, TOP_LEVEL_KEYS)
                     or f"valid top-level keys: {', '.join(TOP_LEVEL_KEYS)}",
                 )
-        default = self.string_list(data.get("default", []), None, "default")
+            if key == "default" and not main:
+                raise ManifestError(
+                    "may be set only in the Weavefile itself, not in a file it includes",
+                    path=self.path,
+                    line=self.locator.find_top_level(key),
+                    key=key,
+                    hint="move it to the Weavefile",
+                )
+
+    def vars_table(self, data: Dict[str, Any]) -> Dict[str, Any]:
         variables = data.get("vars", {})
         if not isinstance(variables, dict):
             raise self.error(f"must be a table, got {_type_name(variables)}", key="vars")
@@ -648,9 +833,13 @@ class _Validator:
                     f"variable '{name}' contains a NUL character",
                     hint="remove it: no command or environment variable can hold one",
                 )
-        if overrides:
-            variables = self.override_vars(variables, overrides)
-        resources = self.resource_table(data.get("resources", {}), None, "resources")
+        return variables
+
+    def where_var(self, name: str) -> str:
+        line = self.locator.find_in_table("vars", name)
+        return f"{self.path}:{line}" if line else self.path
+
+    def rules_table(self, data: Dict[str, Any]) -> Dict[str, Any]:
         rules_data = data.get("rules", {})
         if not isinstance(rules_data, dict):
             raise self.error(
@@ -659,30 +848,21 @@ class _Validator:
                 hint="write each rule as its own table: [rules.NAME]"
                 + (" (not [[rules]])" if isinstance(rules_data, list) else ""),
             )
-        rules: Dict[str, RuleSpec] = {}
-        for name, body in rules_data.items():
-            rules[name] = self.rule(name, body, variables)
-        if not rules:
-            raise self.error(
-                "no rules defined", hint="add a rule, e.g. [rules.hello] with outputs and cmd"
-            )
-        self.check_unique_outputs(rules)
-        return Manifest(self.path, rules, default, variables, resources, digest)
+        return rules_data
 
-    def override_vars(self, variables: Dict[str, Any], overrides: Mapping[str, str]) -> Dict[str, Any]:
-        variables = dict(variables)
-        for name, text in overrides.items():
-            if name not in variables:
-                known = ", ".join(sorted(variables)) or "none"
-                raise UsageError(
-                    f"--set {name}=...: {self.path} has no var '{name}' in [vars]",
-                    hint=_did_you_mean(name, sorted(variables))
-                    or f"its vars: {known}; declare a var (with its default) in [vars] to set it",
-                )
-            line = self.locator.find_in_table("vars", name)
-            variables[name] = override_var(name, text, variables[name], self.path, line)
-            self.overridden[name] = text
-        return variables
+    def override_var(self, name: str, text: str, variables: Dict[str, Any]) -> Any:
+        """The value `--set NAME=TEXT` gives var `name`, which this file sets."""
+        if name not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            raise UsageError(
+                f"--set {name}=...: {self.path} has no var '{name}' in [vars]",
+                hint=_did_you_mean(name, sorted(variables))
+                or f"its vars: {known}; declare a var (with its default) in [vars] to set it",
+            )
+        line = self.locator.find_in_table("vars", name)
+        value = override_var(name, text, variables[name], self.path, line)
+        self.overridden[name] = text
+        return value
 
     def string_list(self, value: Any, rule: Optional[str], key: str) -> List[str]:
         if isinstance(value, str):
@@ -825,6 +1005,7 @@ class _Validator:
             raise self.error(f"must be a table, got {_type_name(body)}", name)
         spec = RuleSpec(name)
         spec.line = self.locator.find(name)
+        spec.path = self.path
         for key in body:
             if key not in RULE_KEYS:
                 raise self.error(
@@ -1154,11 +1335,11 @@ class _Validator:
             raise self.error(f"'{{{kind}}}' takes no index or name", spec.name, key)
         return Placeholder(kind, index, attr, "{" + body + "}")
 
-    def check_unique_outputs(self, rules: Dict[str, RuleSpec]) -> None:
-        """Outputs without wildcards: none is weave's own (the project directory, the Weavefile,
-        .weave/), no two rules make the same one, and none lies inside a directory output.
-        Outputs with wildcards are checked for each job, when their values are known."""
-        weavefile_name = os.path.basename(self.path)
+    def check_unique_outputs(self, rules: Dict[str, RuleSpec], weavefiles: Collection[str]) -> None:
+        """Outputs without wildcards: none is weave's own (the project directory, the Weavefile
+        and the files it includes, .weave/), no two rules make the same one, and none lies
+        inside a directory output. Outputs with wildcards are checked for each job, when their
+        values are known."""
         seen: Dict[str, str] = {}
         static: List[Tuple[str, str, str]] = []  # (rule, output as written, normalised)
         has_dirs = False
@@ -1167,7 +1348,7 @@ class _Validator:
                 continue  # pattern outputs are checked when they are matched
             for output in rule.outputs:
                 key = normalize(unescape(output)).rstrip("/")
-                protected = protected_output(key, weavefile_name)
+                protected = protected_output(key, weavefiles)
                 if protected:
                     raise self.error(
                         f"output '{output}' {protected}",

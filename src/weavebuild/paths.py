@@ -12,7 +12,7 @@ import glob as _glob
 import os
 import re
 import time
-from typing import Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
+from typing import Collection, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
 
 # A wildcard in a path pattern: {name}. Doubled braces are literal.
 WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -167,14 +167,14 @@ def bad_wildcard_value(value: str) -> Optional[str]:
 STATE_DIR = ".weave"
 
 
-def protected_output(path: str, weavefile_name: str) -> Optional[str]:
+def protected_output(path: str, weavefiles: Collection[str]) -> Optional[str]:
     """Why weave must never write or delete the normalised project-relative `path` as a job's
-    output, or None: the project directory itself, the Weavefile (named `weavefile_name` in
-    the project directory), and weave's own state."""
+    output, or None: the project directory itself, the Weavefile and the files it includes
+    (`weavefiles`: project-relative, the Weavefile first), and weave's own state."""
     if path in ("", "."):
         return "is the project directory"
-    if path == weavefile_name:
-        return "is the Weavefile"
+    if path in weavefiles:
+        return "is the Weavefile" if path == next(iter(weavefiles)) else "is a file the Weavefile includes"
     if path == STATE_DIR:
         return f"is weave's state directory ({STATE_DIR}/)"
     if path.startswith(STATE_DIR + "/"):

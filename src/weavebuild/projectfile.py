@@ -5,7 +5,7 @@ which a no-op build never loads."""
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 MANIFEST_NAMES = ("Weavefile", "weave.toml")
 
@@ -41,3 +41,97 @@ def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
     if not overrides:
         return b""
     return b"\0--set\0" + "\0".join(f"{name}={overrides[name]}" for name in sorted(overrides)).encode()
+
+
+# Which files each version of a Weavefile includes, as parses found them: {digest of the
+# including file's bytes: [included paths]}. It lets a build identify a project whose
+# Weavefile includes others without parsing anything (the included bytes are part of its
+# digest); a version never parsed, or a file that cannot be read, means: parse.
+INCLUDES_NAME = os.path.join(".weave", "includes")
+INCLUDES_KEPT = 64
+INCLUDE_WORD = b"include"
+
+
+def project_digest(raw: bytes, included: Sequence[Tuple[str, bytes]], overrides: Optional[Mapping[str, str]]) -> str:
+    """What identifies a project's rules: the Weavefile's bytes, the path and bytes of every
+    file it includes, and the `--set` values. A Weavefile that includes nothing keeps the
+    digest of its bytes alone."""
+    import xxhash
+
+    data = raw
+    for path, content in included:
+        data += b"\0--include\0" + path.encode() + b"\0" + xxhash.xxh3_128_digest(content)
+    return xxhash.xxh3_128_hexdigest(data + overrides_key(overrides))
+
+
+def known_includes(root: str, raw: bytes) -> Optional[List[Tuple[str, bytes]]]:
+    """The files the Weavefile `raw` includes (directly or through other included files),
+    with their bytes, in the parser's order (depth first): [] when it includes none, None
+    when that is not known without parsing it (a version never parsed, or a file gone)."""
+    if INCLUDE_WORD not in raw:
+        return []  # the parser refuses an `include` key that is not spelled out
+    memo = _read_includes(root)
+    found: List[Tuple[str, bytes]] = []
+    seen = set()
+
+    def walk(content: bytes) -> bool:
+        if INCLUDE_WORD not in content:
+            return True
+        import xxhash
+
+        names = memo.get(xxhash.xxh3_128_hexdigest(content))
+        if not isinstance(names, list):
+            return False
+        for name in names:
+            if not isinstance(name, str) or name in seen:
+                return False  # the parser reports it
+            seen.add(name)
+            try:
+                with open(os.path.join(root, name), "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                return False
+            found.append((name, data))
+            if not walk(data):
+                return False
+        return True
+
+    return found if walk(raw) else None
+
+
+def remember_includes(root: str, lists: Sequence[Tuple[bytes, List[str]]]) -> None:
+    """Keep, for each (file bytes, paths it includes) a parse found, the paths under the
+    digest of the bytes (best effort: a build that cannot write it parses next time; none
+    before .weave/ exists)."""
+    if not lists or not os.path.isdir(os.path.join(root, ".weave")):
+        return
+    import json
+
+    import xxhash
+
+    memo = _read_includes(root)
+    changed = False
+    for content, names in lists:
+        key = xxhash.xxh3_128_hexdigest(content)
+        if memo.get(key) != names:
+            memo.pop(key, None)
+            memo[key] = list(names)
+            changed = True
+    if not changed:
+        return
+    while len(memo) > INCLUDES_KEPT:
+        memo.pop(next(iter(memo)))
+    from .paths import replace_file
+
+    replace_file(os.path.join(root, INCLUDES_NAME), json.dumps(memo).encode())
+
+
+def _read_includes(root: str) -> dict:
+    import json
+
+    try:
+        with open(os.path.join(root, INCLUDES_NAME), "rb") as handle:
+            memo = json.loads(handle.read())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}

@@ -17,6 +17,7 @@ import time
 from typing import (
     IO,
     Any,
+    Collection,
     Dict,
     FrozenSet,
     Iterator,
@@ -171,16 +172,21 @@ class WatchSet:
         outputs: FrozenSet[str] = frozenset(),
         patterns: Sequence[ScanPattern] = (),
         dirs: Optional[Mapping[str, bool]] = None,
+        weavefiles: Collection[str] = (),
     ):
         self.root = root
         # FSEvents (macOS) reports resolved paths: /private/var/... for a project in /var/...
         self.real_root = os.path.realpath(root)
         self.weavefile = weavefile
+        # The Weavefile and the files it includes: a change to any of them reloads the rules.
+        self.weavefiles = frozenset(weavefiles) | {weavefile}
         self.sources = sources
         self.outputs = outputs
         self.patterns = tuple(patterns)
         # directory (project-relative) -> watch recursively?
-        self.dirs: Dict[str, bool] = dict(dirs) if dirs is not None else {_parent(weavefile): False}
+        if dirs is None:
+            dirs = {_parent(name): False for name in sorted(self.weavefiles)}
+        self.dirs: Dict[str, bool] = dict(dirs)
 
     def with_source(self, rel: str) -> WatchSet:
         """This set, also watching source `rel` (a missing one: its nearest existing directory
@@ -189,7 +195,16 @@ class WatchSet:
             rel = relative(self.root, rel)
         dirs = dict(self.dirs)
         dirs.setdefault(_parent(rel), False)
-        return WatchSet(self.root, self.weavefile, self.sources | {rel}, self.outputs, self.patterns, dirs)
+        return WatchSet(self.root, self.weavefile, self.sources | {rel}, self.outputs, self.patterns, dirs, self.weavefiles)
+
+    def with_weavefile(self, rel: str) -> WatchSet:
+        """This set, also watching `rel` as a file of the Weavefile (one with a mistake, which
+        the last good version did not include yet)."""
+        dirs = dict(self.dirs)
+        dirs.setdefault(_parent(rel), False)
+        return WatchSet(
+            self.root, self.weavefile, self.sources, self.outputs, self.patterns, dirs, self.weavefiles | {rel}
+        )
 
     def relative(self, path: str) -> str:
         """An observed absolute path, relative to the project root."""
@@ -201,7 +216,7 @@ class WatchSet:
         """True if a change of `rel` can change what the build does."""
         if is_noise(rel):
             return False
-        if rel == self.weavefile:
+        if rel in self.weavefiles:
             return True
         if self.is_output(rel):  # the build's own writes never trigger it
             return False
@@ -254,7 +269,9 @@ def watch_set(graph: Graph, manifest: Manifest) -> WatchSet:
 
     # Directories, never files, are watched: an editor's write-rename replaces the file (and
     # inotify's watch on it), but the directory sees the new name arrive.
-    want(_parent(weavefile), False)
+    weavefiles = [weavefile] + [name for name, _ in manifest.included]
+    for name in weavefiles:
+        want(_parent(name), False)
     sources = set()
     for path in graph.sources:
         full = os.path.join(root, path)
@@ -276,7 +293,7 @@ def watch_set(graph: Graph, manifest: Manifest) -> WatchSet:
         patterns.append(pattern)
         want(pattern.directory, pattern.recursive)
     outputs = {relative(root, os.path.join(root, o)) for job in graph.jobs for o in job.outputs}
-    return WatchSet(root, weavefile, frozenset(sources), frozenset(outputs), patterns, dirs)
+    return WatchSet(root, weavefile, frozenset(sources), frozenset(outputs), patterns, dirs, weavefiles)
 
 
 class ChangeQueue:
@@ -422,11 +439,11 @@ class Watcher:
         rel = spec.relative(path)
         if not self._relevant(spec, rel, is_directory):
             return
-        if rel == spec.weavefile and self.project is not None and self.project.weavefile_unchanged():
+        if rel in spec.weavefiles and self.project is not None and self.project.weavefile_unchanged():
             return  # saved with the same bytes: nothing to reload, no build to restart
         self.changes.add(rel)
         if self.options.restart and self.building:
-            if rel == spec.weavefile:
+            if rel in spec.weavefiles:
                 self.stop.set()  # the rules themselves changed: restart the whole build
             else:
                 self.changed_paths.add(rel)  # cancel only the running jobs that read it
@@ -457,7 +474,7 @@ class Watcher:
             self.root = self.project.root
             initial_error: Optional[WeaveError] = None
         except ManifestError as exc:
-            self.root = os.path.dirname(os.path.abspath(exc.path or self._weavefile_path()))
+            self.root = os.path.dirname(os.path.abspath(self._weavefile_path()))
             initial_error = exc
         self.root = os.path.abspath(self.root)
         # Absolute from here on: reloads must read the same file whatever `directory` was.
@@ -512,7 +529,7 @@ class Watcher:
         started = time.monotonic()
         self._begin("building" if initial else "changed: " + _summarize(changed))
         # 1. The Weavefile: reload when it changed, or while the last version was invalid.
-        if self.project is None or spec.weavefile in changed:
+        if self.project is None or any(rel in spec.weavefiles for rel in changed):
             try:
                 self.project = Project.load(self.root, self.weavefile, self.overrides)
             except UsageError as exc:  # invalid, or gone: keep the last good watch set
@@ -619,6 +636,12 @@ class Watcher:
             self.out.flush()
 
     def _report_error(self, exc: WeaveError) -> None:
+        path = getattr(exc, "path", None)
+        if isinstance(exc, ManifestError) and path and self.spec is not None:
+            # A mistake in a file the Weavefile includes (perhaps newly): watch it to see the fix.
+            rel = relative(self.root, os.path.abspath(path))
+            if not paths.is_outside(rel) and rel not in self.spec.weavefiles:
+                self.spec = self.spec.with_weavefile(rel)
         text = f"weave: error: {exc.message}"
         if exc.hint:
             text += f"\n  hint: {exc.hint}"

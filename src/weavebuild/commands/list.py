@@ -20,6 +20,8 @@ def list_rules(settings: Settings) -> None:
     project = settings.project()
     manifest = project.manifest
     click.echo(f"Weavefile: {os.path.relpath(manifest.path)}")
+    if manifest.included:
+        click.echo("includes: " + " ".join(os.path.relpath(os.path.join(manifest.root, name)) for name, _ in manifest.included))
     click.echo("default targets: " + " ".join(manifest.default_targets()))
     if manifest.vars:
         # What `--set NAME=VALUE` can change, with the values this run would use.
@@ -36,6 +38,8 @@ def list_rules(settings: Settings) -> None:
         # one fan-in job.
         is_pattern = any(wildcard_names_in(output) for output in rule.outputs)
         kind = "alias" if rule.is_alias else ("pattern rule" if is_pattern else "rule")
+        if rule.path and rule.path != manifest.path:
+            kind += f", in {os.path.relpath(rule.path)}"
         click.echo(f"\n{rule.name} ({kind})" + (f": {rule.description}" if rule.description else ""))
         if rule.inputs:
             click.echo("  inputs:    " + " ".join(rule.inputs))

@@ -1,0 +1,151 @@
+"""`include`: a Weavefile split over several files, with real weave processes in temp projects.
+The included files' bytes are part of what identifies the project, so an edit to one must void
+the graph cache and the no-op stamp exactly as an edit to the Weavefile does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import assert_user_error
+
+MAIN = """
+    include = ["rules/prep.toml", "rules/train.toml"]
+    default = ["model.txt"]
+
+    [vars]
+    epochs = 3
+"""
+
+PREP = """
+    [rules.prep]
+    inputs = ["data.txt"]
+    outputs = ["clean.txt"]
+    cmd = "echo prep >> runs.log; sort {inputs} > {outputs}"
+"""
+
+TRAIN = """
+    [vars]
+    lr = 0.1
+
+    [rules.train]
+    inputs = ["clean.txt"]
+    outputs = ["model.txt"]
+    cmd = "echo train >> runs.log; echo epochs={vars.epochs} lr={vars.lr} > {outputs}; cat {inputs} >> {outputs}"
+"""
+
+
+def split_project(project) -> None:
+    project.weavefile(MAIN)
+    project.write("rules/prep.toml", PREP)
+    project.write("rules/train.toml", TRAIN)
+    project.write("data.txt", "b\na\n")
+
+
+def imports_manifest(project, *args: str) -> bool:
+    """Whether `weave build ARGS` parsed a Weavefile (imported the TOML parser) in this run."""
+    process = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "weavebuild", "build", *args],
+        cwd=project.root, capture_output=True, text=True, timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    return any(line.rstrip().endswith((" tomli", " tomllib")) for line in process.stderr.splitlines())
+
+
+def test_rules_and_vars_from_included_files_build_together(project):
+    split_project(project)
+    first = project.run("build")
+    assert first.rc == 0, first
+    assert project.read("model.txt") == "epochs=3 lr=0.1\na\nb\n"
+    assert project.runs_log() == ["prep", "train"]
+    # A var set in an included file takes --set like any other.
+    project.clear_runs()
+    changed = project.run("build", "--set", "lr=0.5")
+    assert changed.rc == 0 and project.runs_log() == ["train"], changed
+    assert project.read("model.txt").startswith("epochs=3 lr=0.5\n")
+    listing = project.run("list")
+    assert "includes: rules/prep.toml rules/train.toml" in listing.out, listing
+    assert "prep (rule, in rules/prep.toml)" in listing.out, listing
+
+
+def test_an_edit_to_an_included_file_reruns_what_it_changed_and_nothing_else(project):
+    split_project(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    # The no-op is proven from the stamp: no file is parsed (the included files' bytes are
+    # read and hashed, which is how an edit to one is seen).
+    assert not imports_manifest(project)
+    assert project.runs_log() == []
+    project.write("rules/train.toml", TRAIN.replace("lr = 0.1", "lr = 0.2"))
+    again = project.run("build")
+    assert again.rc == 0 and project.runs_log() == ["train"], again
+    assert project.read("model.txt").startswith("epochs=3 lr=0.2\n")
+    # A comment is a new version of the file (parsed once), and runs nothing.
+    project.clear_runs()
+    project.write("rules/prep.toml", PREP + "# a note\n")
+    assert imports_manifest(project)
+    assert not imports_manifest(project)
+    assert project.runs_log() == []
+    # A command edited in the other included file.
+    project.write("rules/prep.toml", PREP.replace("sort {inputs}", "sort -r {inputs}"))
+    third = project.run("build")
+    assert third.rc == 0 and project.runs_log() == ["prep", "train"], third
+    assert project.read("model.txt") == "epochs=3 lr=0.2\nb\na\n"
+
+
+def test_nested_includes_and_a_removed_included_file(project):
+    project.weavefile('include = "rules/all.toml"\n')
+    project.write("rules/all.toml", 'include = ["rules/prep.toml", "rules/train.toml"]\n[vars]\nepochs = 7\n')
+    project.write("rules/prep.toml", PREP)
+    project.write("rules/train.toml", TRAIN)
+    project.write("data.txt", "b\na\n")
+    built = project.run("build", "model.txt")
+    assert built.rc == 0 and project.read("model.txt").startswith("epochs=7 lr=0.1\n"), built
+    # Its first rule is the default target when the Weavefile has none of its own.
+    assert project.run("build").rc == 0
+    assert project.run("plan").out.startswith("nothing to do"), project.run("plan")
+    # A file the last good version included is gone: an error, never a stale no-op.
+    (project.root / "rules/train.toml").unlink()
+    gone = project.run("build", "model.txt")
+    assert_user_error(gone, "rules/all.toml:1", "key 'include'", "included file 'rules/train.toml' not found")
+
+
+def test_the_includes_memo_is_only_a_shortcut(project):
+    split_project(project)
+    assert project.run("build").rc == 0
+    (project.root / ".weave/includes").write_text("{not json")
+    project.write("rules/train.toml", TRAIN.replace("lr = 0.1", "lr = 0.3"))
+    again = project.run("build")
+    assert again.rc == 0 and project.read("model.txt").startswith("epochs=3 lr=0.3\n"), again
+    assert not imports_manifest(project)  # the memo was written again
+
+
+def test_mistakes_in_included_files_name_that_file_and_line(project):
+    split_project(project)
+    project.write("rules/train.toml", TRAIN.replace("{vars.lr}", "{vars.nope}"))
+    assert_user_error(project.run("build"), "rules/train.toml:8: rule 'train', key 'cmd'", "{vars.nope}")
+    project.write("rules/train.toml", "\n[rules.prep]\noutputs = ['x']\ncmd = 'touch x'\n", dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:2: rule 'prep'", "also defined in", "rules/prep.toml:2")
+    project.write("rules/train.toml", "[vars]\nepochs = 4\n", dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:2", "var 'epochs' is also set in", "Weavefile:6")
+    project.write("rules/train.toml", 'default = ["x"]\n', dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:1", "key 'default'", "only in the Weavefile itself")
+    project.write("rules/train.toml", "[rules.t]\noutputs = ['rules/prep.toml']\ncmd = 'true'\n", dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:2", "is a file the Weavefile includes")
+    project.write("rules/train.toml", "include = ['rules/prep.toml']\n", dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:1", "already included by", "Weavefile:2")
+    project.write("rules/train.toml", "include = 'Weavefile'\n", dedent=False)
+    assert_user_error(project.run("build"), "is the Weavefile itself")
+    project.write("rules/train.toml", "[rules.t\n", dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:1:", "invalid TOML")
+    project.write("rules/train.toml", TRAIN)
+    for written, problem in [
+        ("rules/nope.toml", "included file 'rules/nope.toml' not found"),
+        ("../elsewhere.toml", "is outside the project directory"),
+        ("rules/*.toml", "is a pattern"),
+        ("rules", "included file 'rules' is a directory"),
+    ]:
+        project.weavefile(MAIN.replace("rules/train.toml", written))
+        assert_user_error(project.run("build"), "Weavefile:2: key 'include'", problem)
+    project.weavefile(MAIN)
+    assert project.run("build").rc == 0
