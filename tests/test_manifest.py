@@ -1042,3 +1042,24 @@ def test_locator_is_single_pass_for_many_rules():
     locator = _Locator(text)
     assert locator.find("r2999") == 2999 * 3 + 1
     assert locator.find("r1500", "cmd") == 1500 * 3 + 3
+
+
+def test_foreach_takes_numbers_as_vars_insert_them():
+    manifest = parse(
+        """
+        [vars]
+        lrs = [0.1, 0.001, 1.0]
+        [rules.sweep]
+        outputs = ["runs/lr_{lr}.txt"]
+        foreach = { lr = "{vars.lrs}" }
+        cmd = "train --lr {wildcards.lr} > {outputs}"
+        [rules.seeds]
+        outputs = ["runs/seed_{seed}.txt"]
+        foreach = { seed = [1, 2.5, "x"] }
+        cmd = "touch {outputs}"
+        """
+    )
+    assert manifest.rules["sweep"].foreach == {"lr": ["0.1", "0.001", "1"]}
+    assert manifest.rules["seeds"].foreach == {"seed": ["1", "2.5", "x"]}
+    with pytest.raises(ManifestError, match=r"list of values \(strings or numbers\); the list holds a boolean, True"):
+        parse('[rules.a]\noutputs = ["o_{x}"]\nforeach = { x = [1, true] }\ncmd = "touch {outputs}"\n')

@@ -875,3 +875,22 @@ def _assert_converged(tmp_path: Path, root: Path, rules: list, contents: list, t
         again = subprocess.run([sys.executable, "-m", "weavebuild", "build", *targets], cwd=root, capture_output=True, text=True)
         assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
     return built, expected
+
+
+@pytest.mark.parametrize("with_up_to_date_job", [False, True])
+def test_history_counts_a_job_ctrl_c_stopped_as_neither_ran_nor_failed(project, with_up_to_date_job):
+    rules = '[rules.slow]\ninputs = ["pre.txt"]\noutputs = ["slow.txt"]\ncmd = "touch started; sleep 60; cp pre.txt slow.txt"\n'
+    if with_up_to_date_job:
+        rules += '[rules.pre]\noutputs = ["pre.txt"]\ncmd = "echo pre > pre.txt"\n'
+    project.weavefile(rules)
+    if with_up_to_date_job:
+        assert project.run("build", "pre.txt").rc == 0
+    else:
+        project.write("pre.txt", "pre\n")
+    process = start_weave(project.root, "build", "slow.txt")
+    wait_for(lambda: project.exists("started"), what="the job to start")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    runs = json.loads(project.run("history", "--json").out)["runs"]
+    assert runs[0]["outcome"] == "interrupted" and runs[0]["failed"] == 0 and runs[0]["ran"] == 0, runs[0]

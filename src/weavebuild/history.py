@@ -185,7 +185,8 @@ def _fill_counts(run: Run) -> None:
         return
     final = _final_attempts(run.attempts)
     run.ran = sum(1 for a in final.values() if a.status == OK)
-    failed = sum(1 for a in final.values() if a.status != OK)
+    # A job Ctrl-C stopped (cancelled) did not fail: counted as a finished run counts it.
+    failed = sum(1 for a in final.values() if a.status in (FAILED, TIMEOUT))
     # A failed run without a failed attempt failed before starting a job: count unknown.
     run.failed = None if run.outcome == FAILED and not failed else failed
     run.up_to_date = None

@@ -733,6 +733,13 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _foreach_value_ok(value: Any) -> bool:
+    """A value a foreach list may hold: text or a finite number (put into paths as text)."""
+    if isinstance(value, str):
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def format_value(value: object) -> str:
     """A var's value as inserted into a command or path: lists space-separated, booleans
     lowercase, floats without a zero fraction."""
@@ -1102,10 +1109,8 @@ class _Validator:
                         "foreach",
                         hint="a foreach pattern may use its own key, the rule's other foreach keys and its output wildcards",
                     )
-            elif isinstance(values, list) and all(
-                isinstance(v, (str, int)) and not isinstance(v, bool) for v in values
-            ):
-                values = [str(v) for v in values]
+            elif isinstance(values, list) and all(_foreach_value_ok(v) for v in values):
+                values = [format_value(v) for v in values]  # as {vars.NAME} inserts a number: 1.0 is 1
                 for value in values:
                     problem = bad_wildcard_value(value)
                     if problem:
@@ -1116,8 +1121,16 @@ class _Validator:
                             hint="each value is put into the rule's paths: it must name a path inside the project",
                         )
             else:
+                if isinstance(values, list):
+                    bad = next(v for v in values if not _foreach_value_ok(v))
+                    got = f"the list holds {_type_name(bad)}, {bad!r}"
+                else:
+                    got = f"got {_type_name(values)}"
                 raise self.foreach_error(
-                    f"'{key}' must be a glob pattern string or a list of values (strings or integers)", name, source
+                    f"'{key}' must be a pattern string (such as \"data/{{{key}}}.csv\") or a list of values"
+                    f" (strings or numbers); {got}" + (f" (from var '{source}')" if source else ""),
+                    name,
+                    source,
                 )
             spec.foreach[key] = values
         wildcard_table = body.get("wildcards", {})
