@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -1183,6 +1184,24 @@ def test_a_foreach_over_another_rules_directory_output_builds_that_directory_fir
     assert Project(scratch).run("build", "summary.txt", "listing.txt").rc == 0
     for name in ("summary.txt", "listing.txt"):
         assert (scratch / name).read_text() == project.read(name)
+
+
+def test_plan_of_a_checkpoint_before_its_first_build_lists_the_directory_job_first(project):
+    """Before chunks/ exists, the plan lists split first, says the jobs that read chunks/ are
+    decided once it is made, and the glob into it does not warn that it matches nothing."""
+    project.weavefile(CHECKPOINT)
+    project.write("data.txt", "1\n2\n")
+    plan = project.run("plan", "summary.txt", "listing.txt")
+    assert plan.rc == 0, plan
+    lines = plan.out.splitlines()
+    assert lines[1].startswith("  [1/3] split chunks/"), plan
+    assert "then: the jobs that read chunks/" in plan.out, plan
+    assert "matches no file" not in plan.err, plan
+    data = json.loads(project.run("plan", "--json", "summary.txt", "listing.txt").out)
+    assert [job["rule"] for job in data["run"]][0] == "split" and data["decided_after"] == ["chunks/"], data
+    assert project.run("build", "summary.txt", "listing.txt").rc == 0
+    again = project.run("plan", "summary.txt", "listing.txt")
+    assert again.out.startswith("nothing to do") and "then:" not in again.out, again
 
 
 def test_a_failing_build_counts_early_cutoffs_too(project):

@@ -770,6 +770,7 @@ class Resolver:
         # resolves again), with what they need.
         first: List[str] = []
         looked: Set[str] = set()
+        waiting: Set[str] = set()  # globs into a directory output not made yet: empty for now
         while True:
             more = [glob for glob in self.scanned if glob not in looked]
             if not more:
@@ -789,15 +790,32 @@ class Resolver:
                     if job.key not in state:
                         visit(job)
                     self._check_latent_cycle(job, self.scanned_by.get(glob, ()))
+                    if not self.exists(output):
+                        waiting.add(glob)
+        if first:
+            # The jobs that make those directories, and what they need, come first: the order
+            # they run in (and `weave plan` lists them in), still dependencies first.
+            early: Set[str] = set()
+            pending = [producers[output] for output in first if output in producers]
+            while pending:
+                job = pending.pop()
+                if job.key not in early:
+                    early.add(job.key)
+                    pending.extend(job.deps)
+            order = [job for job in order if job.key in early] + [job for job in order if job.key not in early]
         for job in order:
             for dep in job.deps:
                 dep.dependents.append(job)
         _check_nesting(order)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
-        for name, globs in self._empty_globs.items():
+        for name, all_globs in self._empty_globs.items():
             # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches
-            # nothing yet, are one thing to say.
-            first_glob = next(iter(globs))
+            # nothing yet, are one thing to say. A glob into a directory the build makes first
+            # is read again once it is made.
+            globs = [glob for glob in all_globs if glob not in waiting]
+            if not globs:
+                continue
+            first_glob = globs[0]
             more = f" (and {len(globs) - 1:,} more of its jobs' globs)" if len(globs) > 1 else ""
             self.warnings.append(
                 f"rule '{name}': input glob '{first_glob}' matches no file{more} "

@@ -37,6 +37,10 @@ def print_plan(
         check(graph)
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
+    # Directories whose contents decide jobs (checkpoints) and that this build would make:
+    # what reads them is planned from what they hold now, and looked at again once they are made.
+    made_first = {output for job in stale for output in job.outputs}
+    first = [directory + "/" for directory in graph.first if directory in made_first]
     if as_json:
         import json  # only here: `weave build` should not pay for it
 
@@ -55,6 +59,7 @@ def print_plan(
                 for job in stale
             ],
             "up_to_date": [job.key for job in fresh],
+            "decided_after": first,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -68,6 +73,11 @@ def print_plan(
             click.echo(f"  [{index}/{len(stale)}] {pad(job.display, width)}  ({reasons})")
             if settings.verbosity >= 2:
                 click.echo("      $ " + job.cmd.replace("\n", "\n        "))
+        if first:
+            click.echo(
+                f"then: the jobs that read {', '.join(first)} (foreach patterns, globs) are planned"
+                " from what it holds now, and decided again once it is made"
+            )
     if not show_up_to_date or not fresh or settings.verbosity == 0:
         return
     if len(fresh) <= UP_TO_DATE_LISTED or settings.verbosity >= 2:
