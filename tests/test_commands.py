@@ -301,6 +301,18 @@ def test_clean_target_and_its_inputs(project):
     assert project.exists("count.txt") and project.exists("models/best/model.txt")
 
 
+def test_clean_only_removes_the_targets_own_outputs(project):
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    result = project.run("clean", "--only", "merged.txt")
+    assert result.rc == 0, result
+    assert not project.exists("merged.txt") and project.exists("clean/a.txt") and project.exists("clean/b.txt")
+    rebuilt = project.run("build")
+    assert rebuilt.rc == 0 and project.runs_log() == ["merge"], rebuilt
+    assert_user_error(project.run("clean", "--only"), "--only needs TARGETS")
+
+
 def test_touch_adopts_hand_fixed_outputs(project):
     make_pipeline(project)
     assert project.run("build").rc == 0

@@ -610,12 +610,17 @@ class Project:
         return graph.targets, verdicts, chain
 
     def clean(
-        self, targets: Sequence[str] = (), dry_run: bool = False, kept: Optional[List[str]] = None
+        self,
+        targets: Sequence[str] = (),
+        dry_run: bool = False,
+        kept: Optional[List[str]] = None,
+        only: bool = False,
     ) -> List[str]:
         """Remove outputs weave produced (never sources) and forget their records.
 
         With targets: those targets and every output built to make them (like `ninja -t clean
-        TARGETS`), as the current vars name them; without targets but with `--set` values
+        TARGETS`; with `only`, the outputs of the targets' own jobs), as the current vars name
+        them; without targets but with `--set` values
         (overrides): the default targets as those values name them; else every output recorded
         in the store (under every set of `--set` values). Only files that still hold what weave wrote are
         removed: one replaced or edited since is left alone and added to `kept`, if given.
@@ -638,7 +643,8 @@ class Project:
                 if targets or self.overrides:  # `clean --set run=quick`: that run's outputs only
                     graph = self.graph(targets)
                     sources = set(graph.sources)
-                    wanted = {job.key: recipe_of(job)["outputs"] for job in graph.jobs}
+                    jobs = graph.targets if only and targets else graph.jobs
+                    wanted = {job.key: recipe_of(job)["outputs"] for job in jobs}
                     # The records that made these outputs; those of other --set values name
                     # other files, left for a later `weave clean`.
                     records = [r for r in records if r[1] in wanted and [p for p, _ in r[2]] == wanted[r[1]]]

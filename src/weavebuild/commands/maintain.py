@@ -15,12 +15,20 @@ from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
 @set_option
 @click.argument("targets", nargs=-1)
 @click.option("-n", "--dry-run", is_flag=True, default=False, help="Only print what would be removed.")
+@click.option(
+    "--only", is_flag=True, default=False, help="Remove the outputs of the TARGETS' own jobs, not what was built for them."
+)
 @click.pass_obj
-def clean(settings: Settings, targets: Sequence[str], dry_run: bool) -> None:
-    """Remove outputs weave produced (TARGETS and what was built for them; all if none; with
-    --set and no TARGETS, the default targets' as those values name them)."""
+def clean(settings: Settings, targets: Sequence[str], dry_run: bool, only: bool) -> None:
+    """Remove outputs weave produced (TARGETS and what was built for them, or with --only the
+    TARGETS' own; all if none; with --set and no TARGETS, the default targets' as those values
+    name them)."""
+    if only and not targets:
+        from ..errors import UsageError
+
+        raise UsageError("--only needs TARGETS", hint="e.g. weave clean --only reports/metrics.json")
     kept: List[str] = []
-    removed = settings.project().clean(targets, dry_run=dry_run, kept=kept)
+    removed = settings.project().clean(targets, dry_run=dry_run, kept=kept, only=only)
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         if settings.verbosity >= 1:
