@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -247,6 +248,13 @@ def test_status_and_why_say_how_the_last_attempt_ended(project):
     project.weavefile('[rules.c]\noutputs = ["c.txt"]\ncmd = "echo ok > c.txt"\n')
     assert project.run("build").rc == 0
     assert project.run("status").rc == 0
+    # A timeout is said in words; a deleted directory output is shown with its slash.
+    project.weavefile('[rules.c]\noutputs = ["c.txt"]\ncmd = "sleep 30"\ntimeout = 0.2\n[rules.d]\noutputs = ["d/"]\ncmd = "mkdir -p d && touch d/x"\n')
+    assert project.run("build", "c.txt").rc == 1
+    assert "(last attempt timed out in run 3" in project.run("why", "c.txt").out
+    assert project.run("build", "d").rc == 0
+    shutil.rmtree(project.root / "d")
+    assert "output missing: d/" in project.run("plan", "d").out
 
 
 def test_list_shows_rules(project):

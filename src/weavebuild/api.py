@@ -579,7 +579,8 @@ class Project:
         for key, (run_id, status, code, log) in attempts.items():
             if status == "ok":
                 continue
-            what = f"{status} in run {run_id}" + (f": exit code {code}" if status == "failed" and code else "")
+            said = {"timeout": "timed out", "cancelled": "interrupted"}.get(status, status)
+            what = f"{said} in run {run_id}" + (f": exit code {code}" if status == "failed" and code else "")
             found[key] = what + (f"; log {log}" if log else "")
         return found
 

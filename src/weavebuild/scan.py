@@ -136,12 +136,13 @@ class Scanner:
         if len(recorded) != len(job.outputs):
             return [Reason(RECORD_MISMATCH)]
         reasons: List[Reason] = []
-        for path, expected in zip(job.outputs, recorded):
+        for path, is_dir, expected in zip(job.outputs, job.dir_outputs, recorded):
             current = self.files.digest(path)
+            shown = path + "/" if is_dir else path  # as the Weavefile writes a directory output
             if current is None:
-                reasons.append(Reason(OUTPUT_MISSING, path))
+                reasons.append(Reason(OUTPUT_MISSING, shown))
             elif current != expected:
-                reasons.append(Reason(OUTPUT_MODIFIED, path))
+                reasons.append(Reason(OUTPUT_MODIFIED, shown))
         return reasons
 
     def explain_new_signature(

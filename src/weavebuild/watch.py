@@ -616,7 +616,9 @@ class Watcher:
         seconds = time.monotonic() - started
         line = f"weave watch: [{self.cycle}] {status}: {detail} in {seconds:.2f}s"
         if status == "cancelled":
-            self._info(line)
+            # "...; restarting in 2.26s" read as a delay: the seconds are the cycle's, so before it.
+            what, _, then = detail.rpartition("; ")
+            self._info(f"weave watch: [{self.cycle}] {status}: {what} after {seconds:.2f}s; {then}")
             return
         if self._watched_summary:
             line += f"; watching {self._watched_summary} (Ctrl-C to stop)"
