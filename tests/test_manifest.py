@@ -632,14 +632,14 @@ RULE_ERRORS = [
         'outputs = ["o"]\ncmd = "x"\nforeach = { s = [true] }',
         "foreach",
         4,
-        "'s' must be a glob pattern string or a list",
+        "'s' must be a pattern string (such as \"data/{s}.csv\") or a list",
         None,
     ),
     (
         'outputs = ["o"]\ncmd = "x"\nforeach = { s = 3 }',
         "foreach",
         4,
-        "'s' must be a glob pattern string or a list",
+        "'s' must be a pattern string (such as \"data/{s}.csv\") or a list",
         None,
     ),
     (

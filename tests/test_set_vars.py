@@ -334,3 +334,38 @@ def test_a_var_edited_to_the_same_text_reruns_nothing(project):
     assert result.rc == 0 and result.started == [], result
     project.weavefile("[vars]\ne = 300.5\nl = [1.0, 2]\n" + rule)
     assert "var changed: e" in project.run("plan").out
+
+
+def test_cpus_and_resource_amounts_from_vars(project):
+    """cpus = "{vars.threads}" (Snakemake's threads from the config): --set changes it; only
+    jobs whose command uses {cpus} run again (the slots a job takes are scheduling, not
+    what it makes)."""
+    project.weavefile(
+        """
+        [vars]
+        threads = 2
+        mem = 100
+        [rules.a]
+        outputs = ["a.txt"]
+        cpus = "{vars.threads}"
+        resources = { mem_mb = "{vars.mem}" }
+        cmd = "echo a >> runs.log; echo {cpus} > a.txt"
+        [rules.b]
+        outputs = ["b.txt"]
+        cpus = "{vars.threads}"
+        cmd = "echo b >> runs.log; echo b > b.txt"
+        """
+    )
+    assert project.run("build", "a.txt", "b.txt").rc == 0
+    assert project.read("a.txt") == "2\n"
+    project.clear_runs()
+    changed = project.run("build", "--set", "threads=3", "a.txt", "b.txt")
+    assert changed.rc == 0 and project.runs_log() == ["a"], changed
+    assert project.read("a.txt") == "3\n"
+    # More slots than -j gives: the job runs alone rather than never.
+    assert project.run("build", "-j", "2", "--set", "threads=5", "a.txt").rc == 0
+    assert project.read("a.txt") == "5\n"
+    assert_user_error(project.run("build", "--set", "threads=0", "a.txt"), "key 'cpus'", "must be a positive integer, got 0")
+    assert_user_error(project.run("build", "--set", "mem=-1", "a.txt"), "key 'resources'", "non-negative")
+    project.write("Weavefile", project.read("Weavefile").replace("threads = 2", 'threads = "two"'), dedent=False)
+    assert_user_error(project.run("build", "a.txt"), "key 'cpus'", "var 'threads' is a string")

@@ -871,6 +871,24 @@ class _Validator:
         self.overridden[name] = text
         return value
 
+    def amount_var(self, value: Any, variables: Dict[str, Any], rule: str, key: str) -> Any:
+        """`cpus` or a resource amount written as "{vars.NAME}": the var's number (so that
+        `--set threads=8` sets it). Only scheduling: not part of the jobs' recipes."""
+        if not isinstance(value, str):
+            return value
+        whole = _WHOLE_VAR_RE.fullmatch(value.strip())
+        if whole is None:
+            return value  # the type check says what is wrong
+        number = self.var_value(whole.group(1), variables, rule, key, [])
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise self.error(
+                f"'{value}' must name a number, and var '{whole.group(1)}' is {_type_name(number)}",
+                rule,
+                key,
+                hint=f"set it to a number in [vars] ({whole.group(1)} = 4)",
+            )
+        return number
+
     def string_list(self, value: Any, rule: Optional[str], key: str) -> List[str]:
         if isinstance(value, str):
             return [value]
@@ -1187,8 +1205,11 @@ class _Validator:
                     "outputs",
                     hint="outputs must be exact paths or {wildcard} patterns",
                 )
-        spec.resources = self.resource_table(body.get("resources", {}), name, "resources")
-        cpus = body.get("cpus", 1)
+        amounts = body.get("resources", {})
+        if isinstance(amounts, dict):
+            amounts = {key: self.amount_var(value, variables, name, "resources") for key, value in amounts.items()}
+        spec.resources = self.resource_table(amounts, name, "resources")
+        cpus = self.amount_var(body.get("cpus", 1), variables, name, "cpus")
         if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
             raise self.error(f"must be a positive integer, got {cpus!r}", name, "cpus")
         if not _amount_in_range(cpus):
