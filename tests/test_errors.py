@@ -493,3 +493,12 @@ def test_a_path_a_constraint_refuses_names_the_rule_and_the_constraint(project):
         "rule 'count_words' makes paths like 'counts/{book}.tsv', but book = 'The_Bad' does not match "
         "its constraint wildcards.book = '[a-z_]+'",
     )
+
+
+def test_missing_source_beside_a_weavefile_given_in_a_subdirectory(project):
+    """`weave -f exp/fast.toml`: the project directory is exp/, so data/x.csv, which exists in
+    the current directory, is missing there; the hint says why."""
+    project.write("data/x.csv", "1\n")
+    project.write("exp/fast.toml", '[rules.a]\ninputs = ["data/x.csv"]\noutputs = ["o.txt"]\ncmd = "cp {inputs} {outputs}"\n')
+    result = project.run("-f", "exp/fast.toml")
+    assert_user_error(result, "missing source 'data/x.csv'", "relative to the directory it is in (exp/)")

@@ -732,7 +732,9 @@ class Resolver:
                                 raise MissingSource(
                                     path,
                                     f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),
-                                    hint=self._rule_named_hint(path) or self._constraint_hint(path),
+                                    hint=self._rule_named_hint(path)
+                                    or self._constraint_hint(path)
+                                    or self._elsewhere_hint(path),
                                 )
                             sources[path] = []
                         sources[path].append(job)
@@ -882,6 +884,22 @@ class Resolver:
                             f"does not match its constraint wildcards.{name} = '{constraint}'"
                         )
         return None
+
+    def _elsewhere_hint(self, path: str) -> Optional[str]:
+        """A missing source that exists relative to the current directory, when the Weavefile
+        is elsewhere (`weave -f exp/fast.toml`): its paths are relative to its own directory."""
+        try:
+            here = os.getcwd()
+        except OSError:
+            return None
+        if os.path.realpath(here) == os.path.realpath(self.root) or not os.path.exists(os.path.join(here, path)):
+            return None
+        where = os.path.relpath(self.root, here)
+        return (
+            f"'{path}' is in the current directory, but the paths in a Weavefile are relative to the directory"
+            f" it is in ({where}/): keep a variant of the Weavefile at the top of the project (weave -f"
+            f" fast.toml), or write the path from {where}/"
+        )
 
     def _rule_named_hint(self, path: str) -> Optional[str]:
         """For a missing input that is a rule's name (make's `train: prep`): what to write."""
