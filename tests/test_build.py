@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -1163,6 +1164,10 @@ def test_a_foreach_over_another_rules_directory_output_builds_that_directory_fir
     result = project.run("build", "summary.txt", "listing.txt")
     assert result.rc == 0, result
     assert "building chunks/ first" in result.err + result.out
+    # One summary for the whole build, counting what the first phase ran.
+    assert re.findall(r"^weave: .*(?:ran|nothing to do).*$", result.out + result.err, re.M) == [
+        "weave: 6 ran, 0 up to date" + re.search(r" \([0-9.]+s\)$", result.out + result.err, re.M).group(0)
+    ], result
     assert sorted(project.runs_log()) == ["listing", "process", "process", "process", "split", "summary"]
     assert project.read("summary.txt") == "4\n4\n2\n"
     assert project.read("listing.txt") == "10\n"
@@ -1171,6 +1176,14 @@ def test_a_foreach_over_another_rules_directory_output_builds_that_directory_fir
         result = project.run("build", "summary.txt", "listing.txt")
         assert result.rc == 0 and project.runs_log() == [], result
         assert "first" not in result.err + result.out
+    # A chunk deleted: split runs again and makes the same chunks; nothing else runs, and the
+    # summary says so (not "1 ran" then "nothing to do").
+    os.unlink(project.root / "chunks/part_aa")
+    project.clear_runs()
+    result = project.run("build", "summary.txt", "listing.txt")
+    assert result.rc == 0 and project.runs_log() == ["split"], result
+    assert "weave: 1 ran, 5 up to date" in result.out and "nothing to do" not in result.out, result
+    project.clear_runs()
     project.write("data.txt", "".join(f"{n}\n" for n in range(1, 14)))
     result = project.run("build", "summary.txt", "listing.txt")
     assert result.rc == 0, result

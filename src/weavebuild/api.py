@@ -417,6 +417,7 @@ class Project:
                         run_id=run_id,
                         unchanged=unchanged,
                         untouched=untouched,
+                        earlier=first,
                     )
                     result = builder.run()
                     if first is not None:
@@ -491,6 +492,7 @@ class Project:
                 reporter,
                 forced=[],  # -B names the build's targets, not the directories read on the way
                 run_id=run_id,
+                summarize=False,  # the build's summary counts what this phase ran
             )
             verdicts = builder.predict()
             if all(verdict.up_to_date for verdict in verdicts.values()):

@@ -193,6 +193,8 @@ class Builder:
         run_id: Optional[int] = None,
         unchanged: Optional[Mapping[str, str]] = None,
         untouched: Sequence[str] = (),
+        earlier: Optional[BuildResult] = None,
+        summarize: bool = True,
     ):
         self.graph = graph
         self.root = graph.manifest.root
@@ -213,6 +215,12 @@ class Builder:
         # Keys of jobs left out of `graph` because the stamp proved them up to date (a partial
         # build, see stamp.Partial): reported as up to date, never loaded.
         self.untouched = untouched
+        # The jobs an earlier phase of the same build ran (directories whose contents decide
+        # jobs, made first): its summary counts them as run, not up to date. A phase itself
+        # does not summarize (summarize=False) unless it fails: the build's summary says it all.
+        self._ran_before: Set[str] = {item.job.key for item in earlier.ran} if earlier is not None else set()
+        self._seconds_before = earlier.seconds if earlier is not None else 0.0
+        self.summarize = summarize
         self._interrupt: List[int] = []
         self._signalled: List[int] = []  # the real signals among them (not a `stop` request)
         self._records: List[Record] = []
@@ -284,7 +292,17 @@ class Builder:
                 results[job.key] = JobResult(job, UP_TO_DATE)
                 self._adopt(job.key, verdicts[job.key])
             self._flush(final=True)  # settles racy files, so that this no-op can be stamped
-            self.reporter.nothing_to_do(len(results) + len(self.untouched))
+            if self._ran_before:
+                before = len(self._ran_before & results.keys())
+                self.reporter.summary(
+                    len(self._ran_before),
+                    len(results) + len(self.untouched) - before,
+                    0,
+                    0,
+                    self._seconds_before + time.monotonic() - started,
+                )
+            elif self.summarize:
+                self.reporter.nothing_to_do(len(results) + len(self.untouched))
             return BuildResult(results, time.monotonic() - started, self.untouched)
         if self.executor is None:
             self.executor = LocalExecutor(registry=os.path.join(self.root, RUNNING_REGISTRY))
@@ -426,14 +444,16 @@ class Builder:
             interrupted.result = result  # type: ignore[attr-defined]
             raise interrupted
         failed = result.failed
-        self.reporter.summary(
-            result.count(RAN),
-            result.count(UP_TO_DATE),
-            len(failed),
-            result.count(SKIPPED),
-            seconds,
-            cutoff=int(state["cutoff"]),
-        )
+        if self.summarize or failed:
+            before = sum(1 for key in self._ran_before if key in results and results[key].outcome == UP_TO_DATE)
+            self.reporter.summary(
+                result.count(RAN) + before,
+                result.count(UP_TO_DATE) - before,
+                len(failed),
+                result.count(SKIPPED),
+                self._seconds_before + seconds,
+                cutoff=int(state["cutoff"]),
+            )
         if failed:
             if self.options.keep_going:
                 self.reporter.failures(
