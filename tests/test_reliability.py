@@ -171,6 +171,9 @@ def test_flaky_command_and_retries(project):
     assert result.rc == 0, result
     assert project.read("f.txt") == "ok\n" and project.read("count") == "3\n"
     assert "attempt 2/3 failed" in result.err
+    # Each attempt is announced, so its output does not read as another job's.
+    assert "[attempt 2/3] flaky f.txt\n" in result.out and "[attempt 3/3] flaky f.txt\n" in result.out, result
+    assert "-- output of" not in result.out, result
 
 
 def test_cli_retries_default(project):

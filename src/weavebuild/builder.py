@@ -559,6 +559,9 @@ class Builder:
             self._made_dirs.add(log_dir)
         if attempt == 1:
             self.reporter.job_started(job.display, int(state["started"]), int(state["total"]), job.cmd, verdict.reasons)
+        else:
+            retries = job.rule.retries if job.rule.retries is not None else (self.options.retries or 0)
+            self.reporter.job_retried(job.display, attempt, retries + 1)
         timeout = job.rule.timeout if job.rule.timeout is not None else self.options.timeout
         deadline = time.monotonic() + timeout if timeout else None
         assert self.executor is not None

@@ -31,6 +31,9 @@ class Reporter:
 
     def job_retrying(self, display: str, attempt: int, attempts: int, delay: float, why: str) -> None: ...
 
+    def job_retried(self, display: str, attempt: int, attempts: int) -> None:
+        """Attempt `attempt` (2 or more) of job `display` has started."""
+
     def job_failed(self, display: str, message: str, command: str, log_path: Optional[str], tail: str) -> None: ...
 
     def warning(self, message: str) -> None: ...
@@ -313,6 +316,12 @@ class ConsoleReporter(Reporter):
     def job_output_ended(self, display: str) -> None:
         if display == self._owner:
             self._end_open_line()
+
+    def job_retried(self, display: str, attempt: int, attempts: int) -> None:
+        if self.live or self.verbosity < NORMAL:
+            return
+        self._print(f"[attempt {attempt}/{attempts}] {display}")
+        self._owner = display  # its output follows without a header, as the first attempt's
 
     def job_retrying(self, display: str, attempt: int, attempts: int, delay: float, why: str) -> None:
         self._before_err()
