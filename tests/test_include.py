@@ -149,3 +149,19 @@ def test_mistakes_in_included_files_name_that_file_and_line(project):
         assert_user_error(project.run("build"), "Weavefile:2: key 'include'", problem)
     project.weavefile(MAIN)
     assert project.run("build").rc == 0
+
+
+def test_the_word_include_in_a_command_costs_no_parse(project):
+    """A Weavefile (or an included file) that says `include` without including anything, such
+    as a compiler's -Iinclude, is parsed once per version, like any other."""
+    project.weavefile('[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "echo cc -Iinclude -c a.c > a.o"\n')
+    project.write("a.c", "int x;\n")
+    assert project.run("build").rc == 0
+    assert not imports_manifest(project)
+    project.weavefile('include = []\n[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "echo cc -Iinclude -c a.c > a.o"\n')
+    assert imports_manifest(project)
+    assert not imports_manifest(project)
+    project.weavefile('include = ["c.toml"]\n')
+    project.write("c.toml", '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "echo cc -Iinclude -c a.c > a.o"\n')
+    assert imports_manifest(project)
+    assert not imports_manifest(project)

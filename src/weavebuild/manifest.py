@@ -165,7 +165,7 @@ class Manifest:
         self.resources = resources
         self.digest = digest
         # The files the Weavefile includes (project-relative path, bytes), depth first; and for
-        # each file that includes others, (its bytes, the paths it includes).
+        # each file holding the word `include`, (its bytes, the paths it includes, if any).
         self.included = list(included)
         self.include_lists = list(include_lists)
 
@@ -398,7 +398,9 @@ def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Man
         resources,
         digest,
         included=[(part.name, part.raw) for part in parts[1:]],
-        include_lists=[(part.raw, part.includes) for part in parts if part.includes],
+        # Every file holding the word, with or without includes (`-Iinclude` in a command):
+        # projectfile.known_includes asks the memo about each.
+        include_lists=[(part.raw, part.includes) for part in parts if INCLUDE_WORD in part.raw],
     )
 
 

@@ -48,7 +48,7 @@ def overrides_key(overrides: Optional[Mapping[str, str]]) -> bytes:
 # Weavefile includes others without parsing anything (the included bytes are part of its
 # digest); a version never parsed, or a file that cannot be read, means: parse.
 INCLUDES_NAME = os.path.join(".weave", "includes")
-INCLUDES_KEPT = 64
+INCLUDES_KEPT = 1000  # versions of files (a project may hold hundreds that say "include")
 INCLUDE_WORD = b"include"
 
 
