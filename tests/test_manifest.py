@@ -480,7 +480,7 @@ def test_invalid_toml_later_line():
         ("defualt = 3\n", 1, "defualt", "unknown top-level key", "did you mean 'default'?"),
         ("zzz = 3\n", 1, "zzz", "unknown top-level key", "valid top-level keys: default,"),
         ("default = 3\n", 1, "default", "must be a list of strings, got an integer", None),
-        ("default = [1]\n", 1, "default", "must be a list of strings, got a list", None),
+        ("default = [1]\n", 1, "default", "must be a list of strings; it holds an integer, 1", None),
         ("vars = 3\n", 1, "vars", "must be a table, got an integer", None),
         ('[vars]\n"a-b" = 1\n', 1, "vars", "variable name 'a-b' must be an identifier", None),
         ("resources = 3\n", 1, "resources", "must be a table such as { gpu = 1 }, got an", None),

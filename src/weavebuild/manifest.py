@@ -894,8 +894,11 @@ class _Validator:
     def string_list(self, value: Any, rule: Optional[str], key: str) -> List[str]:
         if isinstance(value, str):
             return [value]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        if not isinstance(value, list):
             raise self.error(f"must be a list of strings, got {_type_name(value)}", rule, key)
+        for item in value:
+            if not isinstance(item, str):
+                raise self.error(f"must be a list of strings; it holds {_type_name(item)}, {item!r}", rule, key)
         return list(value)
 
     def resource_table(self, value: Any, rule: Optional[str], key: str) -> Dict[str, float]:
