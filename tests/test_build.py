@@ -201,6 +201,43 @@ def test_force_reruns_named_target_only(project):
     assert project.runs_log() == ["merge"]
 
 
+def test_force_rule_reruns_every_job_of_a_pattern_rule(project):
+    """Snakemake's -R RULE: every job of the rule the targets need reruns; what reads their
+    outputs reruns only if those changed (early cutoff); a rule the targets do not need, or
+    no rule of that name, is an error."""
+    project.weavefile(
+        """
+        [rules.all]
+        inputs = ["out/{s}.txt"]
+        foreach = { s = ["a", "b", "c"] }
+        [rules.map]
+        inputs = ["in/{s}.txt"]
+        outputs = ["mid/{s}.txt"]
+        cmd = "echo map >> runs.log; cp {inputs} {outputs}"
+        [rules.fin]
+        inputs = ["mid/{s}.txt"]
+        outputs = ["out/{s}.txt"]
+        cmd = "echo fin >> runs.log; cp {inputs} {outputs}"
+        [rules.other]
+        outputs = ["o.txt"]
+        cmd = "touch o.txt"
+        """
+    )
+    for sample in "abc":
+        project.write(f"in/{sample}.txt", f"{sample}\n")
+    assert project.run("build").rc == 0
+    project.clear_runs()
+    plan = project.run("plan", "-R", "map")
+    assert plan.rc == 0 and plan.out.count("(forced)") == 3, plan
+    result = project.run("build", "-R", "map")
+    assert result.rc == 0 and project.runs_log() == ["map"] * 3, result
+    assert project.run("build").out.startswith("weave: nothing to do"), "a forced run leaves a no-op"
+    project.clear_runs()
+    assert project.run("-R", "map", "-j", "2").rc == 0 and project.runs_log() == ["map"] * 3
+    assert_user_error(project.run("build", "-R", "mpa"), "-R mpa: no rule 'mpa'", "did you mean 'map'?")
+    assert_user_error(project.run("build", "-R", "other"), "none of the jobs the targets need is of rule 'other'")
+
+
 def test_group_options_build_default_targets(project):
     make_pipeline(project)
     result = project.run("--jobs", "2", "--resources", "gpu=4")

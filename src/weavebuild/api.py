@@ -144,6 +144,28 @@ class Project:
         """The project-relative paths of the Weavefile and of the files it includes."""
         return [os.path.basename(self.path)] + [name for name, _ in self._included]
 
+    def _forced_jobs(self, graph: Graph, force: bool, force_rules: Sequence[str]) -> List[Job]:
+        """The jobs a build reruns even if up to date: the targets' own (-B), and every job of
+        the rules named with -R that the targets need."""
+        forced = list(graph.targets) if force else []
+        for name in dict.fromkeys(force_rules):
+            jobs = [job for job in graph.jobs if job.rule.name == name]
+            if not jobs:
+                from .manifest import _did_you_mean
+
+                rules = self.manifest.rules
+                if name not in rules:
+                    raise UsageError(
+                        f"-R {name}: no rule '{name}'",
+                        hint=_did_you_mean(name, list(rules)) or "weave list shows the rules",
+                    )
+                raise UsageError(
+                    f"-R {name}: none of the jobs the targets need is of rule '{name}'",
+                    hint="name a target that needs it (weave build -R RULE TARGET)",
+                )
+            forced.extend(job for job in jobs if job not in forced)
+        return forced
+
     def weavefile_unchanged(self) -> bool:
         """Whether the Weavefile (and every file it includes) on disk still holds the bytes this
         project was loaded from."""
@@ -251,18 +273,25 @@ class Project:
         force: bool = False,
         reporter: Optional[Reporter] = None,
         missing_ok: bool = False,
+        force_rules: Sequence[str] = (),
     ) -> Tuple[Graph, Dict[str, Verdict]]:
-        """Verdicts (up to date, or reasons to run) for every job the targets need.
+        """Verdicts (up to date, or reasons to run) for every job the targets need (`force`:
+        as if the targets' own jobs were forced; `force_rules`: every job of these rules).
 
         `missing_ok`: sources that do not exist are listed in `graph.missing` (their readers'
         reason: input missing) instead of raising MissingSource; for `weave graph`.
         Takes no lock and writes no state (it may refresh the graph cache)."""
         targets = _targets(targets)
         with cycle_collector_paused():
-            return self._plan(targets, force, reporter, missing_ok)
+            return self._plan(targets, force, reporter, missing_ok, force_rules)
 
     def _plan(
-        self, targets: Sequence[str], force: bool, reporter: Optional[Reporter], missing_ok: bool = False
+        self,
+        targets: Sequence[str],
+        force: bool,
+        reporter: Optional[Reporter],
+        missing_ok: bool = False,
+        force_rules: Sequence[str] = (),
     ) -> Tuple[Graph, Dict[str, Verdict]]:
         store, files, latest = self._session(readonly=True)
         try:
@@ -277,10 +306,11 @@ class Project:
                 graph = self.graph(targets, files)
             for warning in graph.warnings:
                 (reporter or Reporter()).warning(warning)
-            options = BuildOptions(force=force)
+            forced = self._forced_jobs(graph, force, force_rules)
+            options = BuildOptions(force=bool(forced))
             builder = Builder(
                 graph, store, files, latest, ResourcePool(1, {}, []), options, reporter or Reporter(),
-                forced=graph.targets,
+                forced=forced,
             )
             for warning in store.warnings:
                 (reporter or Reporter()).warning(warning)
@@ -306,8 +336,10 @@ class Project:
         argv: Optional[Sequence[str]] = None,
         stop: Optional[threading.Event] = None,
         changed: Optional[ChangedPaths] = None,
+        force_rules: Sequence[str] = (),
     ) -> BuildResult:
-        """Bring `targets` (default targets if empty) up to date.
+        """Bring `targets` (default targets if empty) up to date; `force` reruns the targets'
+        own jobs, `force_rules` every job of those rules that the targets need.
 
         Raises BuildFailed if a job fails, Interrupted on SIGINT/SIGTERM or when `stop` is set
         (from another thread), and UsageError/ManifestError for the user's mistakes. Paths added
@@ -341,7 +373,7 @@ class Project:
                     )
                 command_line = list(argv if argv is not None else sys.argv)
                 stamp_key = stamp.key(self.digest, targets)
-                checked = None if force else stamp.check(store, self.root, stamp_key)
+                checked = None if force or force_rules else stamp.check(store, self.root, stamp_key)
                 if checked is not None and checked.noop:
                     # Touched files, same content: the refreshed stamp remembers their new
                     # stats (the digest cache keeps the old ones; a build that does not go
@@ -354,7 +386,7 @@ class Project:
                 options = BuildOptions(
                     jobs=jobs,
                     keep_going=keep_going,
-                    force=force,
+                    force=force or bool(force_rules),
                     keep_failed=keep_failed,
                     retries=retries,
                     retry_delay=retry_delay,
@@ -413,7 +445,7 @@ class Project:
                         pool,
                         options,
                         reporter,
-                        forced=graph.targets,
+                        forced=self._forced_jobs(graph, force, force_rules),
                         run_id=run_id,
                         unchanged=unchanged,
                         untouched=untouched,

@@ -122,6 +122,7 @@ def _with_build_options(func: Callable[..., Any], dry_run_listed: bool) -> Calla
         click.option("-k", "--keep-going", is_flag=True, default=BUILD_DEFAULTS["keep_going"], help="Keep building independent jobs after a failure."),
         click.option("-n", "--dry-run", is_flag=True, default=BUILD_DEFAULTS["dry_run"], hidden=not dry_run_listed, help="Print the jobs that would run, with reasons; run nothing."),
         click.option("-B", "--force", is_flag=True, default=BUILD_DEFAULTS["force"], help="Rerun the named targets even if up to date."),
+        click.option("-R", "--force-rule", "force_rules", multiple=True, metavar="RULE", default=BUILD_DEFAULTS["force_rules"], help="Rerun every job of RULE the targets need, even if up to date (repeatable)."),
         click.option("--keep-failed", is_flag=True, default=BUILD_DEFAULTS["keep_failed"], help="Keep the outputs of failed jobs (never recorded as good)."),
         click.option("--retries", type=Count(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),
         click.option("--timeout", callback=_parse_duration, default=BUILD_DEFAULTS["timeout"], metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),

@@ -29,6 +29,7 @@ BUILD_DEFAULTS: Dict[str, Any] = {
     "keep_going": False,
     "dry_run": False,
     "force": False,
+    "force_rules": (),
     "keep_failed": False,
     "retries": None,
     "timeout": None,
@@ -84,6 +85,7 @@ def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> Non
 
         print_plan(
             settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False,
+            force_rules=options["force_rules"],
             check=lambda graph: project.pool(graph, options["jobs"], resources),  # as the build would
         )
         return

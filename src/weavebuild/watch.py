@@ -560,7 +560,8 @@ class Watcher:
         #    runs nothing.
         kwargs = dict(self.build_kwargs)
         if not initial:
-            kwargs["force"] = False  # -B forces the first build only
+            kwargs["force"] = False  # -B (and -R) force the first build only
+            kwargs["force_rules"] = ()
         self.stop.clear()
         self.building = True
         try:

@@ -29,10 +29,11 @@ def print_plan(
     as_json: bool,
     show_up_to_date: bool,
     check: Optional[Callable[[Any], object]] = None,
+    force_rules: Sequence[str] = (),
 ) -> None:
     """Print what a build would run. `check(graph)`, if given, runs first and may refuse the
     plan as the build would (`build -n` checks the resource totals)."""
-    graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter())
+    graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter(), force_rules=force_rules)
     if check is not None:
         check(graph)
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
@@ -104,14 +105,17 @@ def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
 @set_option
 @click.argument("targets", nargs=-1)
 @click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
+@click.option("-R", "--force-rule", "force_rules", multiple=True, metavar="RULE", help="Plan as if every job of RULE were forced (repeatable).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
 @verbosity_options
 @click.pass_obj
-def plan(settings: Settings, targets: Sequence[str], force: bool, as_json: bool) -> None:
+def plan(settings: Settings, targets: Sequence[str], force: bool, force_rules: Sequence[str], as_json: bool) -> None:
     """Show the jobs that would run, in order, with their reasons (same as `build -n`).
 
     Then the jobs already up to date: by name when there are at most 20 (or with -v), else
     their count; -q leaves them out."""
-    print_plan(settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True)
+    print_plan(
+        settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True, force_rules=force_rules
+    )
 
 
