@@ -219,7 +219,7 @@ def parse_manifest(
     raw = digest_source if digest_source is not None else text.encode()
     main = _Part(path, os.path.basename(path), raw, text)
     parts = [main]
-    _read_includes(main, parts, root, read or (lambda name: _read_file(os.path.join(root, name))))
+    _read_includes(main, parts, read or (lambda name: _read_file(os.path.join(root, name))))
     included = [(part.name, part.raw) for part in parts[1:]]
     return _merge(parts, project_digest(raw, included, overrides), overrides or {})
 
@@ -267,7 +267,7 @@ def _parse_toml(text: str, path: str) -> Dict[str, Any]:
         raise ManifestError(f"invalid TOML: {exc}", path=path) from None
 
 
-def _read_includes(part: _Part, parts: List[_Part], root: str, read: Callable[[str], bytes]) -> None:
+def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]) -> None:
     """Parse the files `part` includes, and theirs, depth first, appending them to `parts`."""
     if "include" not in part.data:
         return
@@ -331,7 +331,7 @@ def _read_includes(part: _Part, parts: List[_Part], root: str, read: Callable[[s
         part.includes.append(name)
         included = _Part(full, name, raw, text, by=(part, line or 0))
         parts.append(included)
-        _read_includes(included, parts, root, read)
+        _read_includes(included, parts, read)
 
 
 def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Manifest:
