@@ -238,6 +238,25 @@ def test_force_rule_reruns_every_job_of_a_pattern_rule(project):
     assert_user_error(project.run("build", "-R", "other"), "none of the jobs the targets need is of rule 'other'")
 
 
+def test_force_rule_of_a_checkpoint_runs_it_once_before_its_readers(project):
+    """-R split after a change weave cannot see (the chunk size in a file split does not
+    declare): split runs once, first, and what reads chunks/ follows what it now holds."""
+    project.weavefile(CHECKPOINT.replace("split -l 4", "split -l $(cat size)"))
+    project.write("size", "4\n")
+    project.write("data.txt", "".join(f"{n}\n" for n in range(1, 11)))
+    assert project.run("build", "summary.txt").rc == 0
+    assert project.read("summary.txt") == "4\n4\n2\n"
+    project.write("size", "5\n")
+    project.clear_runs()
+    result = project.run("build", "-R", "split", "summary.txt")
+    assert result.rc == 0 and sorted(project.runs_log()) == ["process", "process", "split", "summary"], result
+    assert project.read("summary.txt") == "5\n5\n", result
+    assert project.run("build", "summary.txt").out.startswith("weave: nothing to do")
+    project.clear_runs()
+    result = project.run("build", "-R", "split", "-R", "summary", "summary.txt")
+    assert result.rc == 0 and sorted(project.runs_log()) == ["split", "summary"], result
+
+
 def test_group_options_build_default_targets(project):
     make_pipeline(project)
     result = project.run("--jobs", "2", "--resources", "gpu=4")

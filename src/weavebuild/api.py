@@ -430,7 +430,9 @@ class Project:
                 result: Optional[BuildResult] = None
                 try:
                     if graph.first:
-                        settled = self._settle_first(graph, targets, store, files, latest, options, reporter, resources, run_id)
+                        settled = self._settle_first(
+                            graph, targets, store, files, latest, options, reporter, resources, run_id, force_rules
+                        )
                         if settled is not None:  # what the scans list may have changed: looked again
                             graph, files, latest, first = settled
                             unchanged = None
@@ -445,7 +447,12 @@ class Project:
                         pool,
                         options,
                         reporter,
-                        forced=self._forced_jobs(graph, force, force_rules),
+                        # A job the first phase ran is fresh from this build: not forced again.
+                        forced=[
+                            job
+                            for job in self._forced_jobs(graph, force, force_rules)
+                            if first is None or job.key not in first.results
+                        ],
                         run_id=run_id,
                         unchanged=unchanged,
                         untouched=untouched,
@@ -500,13 +507,15 @@ class Project:
         reporter: Reporter,
         resources: Optional[Mapping[str, float]],
         run_id: Optional[int],
+        force_rules: Sequence[str] = (),
     ) -> Optional[Tuple[Graph, FileState, dict, BuildResult]]:
         """Bring the directory outputs that `graph`'s foreach scans and globs read up to date
         (Snakemake's checkpoints) before the build: the graph was resolved from what they hold
         now, which their jobs may be about to change. Innermost first (directories whose own
         jobs' scans read no unsettled directory), resolving again after a round that ran
-        something, until every one is up to date as the graph now stands. Returns the graph
-        resolved again, its file state, records and what ran; None if nothing did."""
+        something, until every one is up to date as the graph now stands. A job of a rule in
+        `force_rules` runs in the first round that meets it, once. Returns the graph resolved
+        again, its file state, records and what ran; None if nothing did."""
         from .builder import Builder
         from .graph import Resolver
 
@@ -522,10 +531,13 @@ class Project:
                 self.pool(needed, options.jobs, resources or {}),
                 options,
                 reporter,
-                forced=[],  # -B names the build's targets, not the directories read on the way
+                # -B names the build's targets, not the directories read on the way; -R RULE
+                # forces RULE's jobs once (each round would otherwise run them again).
+                forced=[job for job in needed.jobs if job.rule.name in force_rules and job.key not in forced_once],
                 run_id=run_id,
                 summarize=False,  # the build's summary counts what this phase ran
             )
+            forced_once.update(builder.forced)
             verdicts = builder.predict()
             if all(verdict.up_to_date for verdict in verdicts.values()):
                 return BuildResult({}, 0.0)
@@ -543,6 +555,7 @@ class Project:
                     builder.executor.close()
 
         ran = BuildResult({}, 0.0)
+        forced_once: Set[str] = set()
         settled: Set[str] = set()  # up to date since the last job ran
         for _ in range(FIRST_ROUNDS_MAX):
             pending = [directory for directory in graph.first if directory not in settled]
