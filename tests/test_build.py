@@ -252,6 +252,11 @@ def test_force_rule_of_a_checkpoint_runs_it_once_before_its_readers(project):
     assert result.rc == 0 and sorted(project.runs_log()) == ["process", "process", "split", "summary"], result
     assert project.read("summary.txt") == "5\n5\n", result
     assert project.run("build", "summary.txt").out.startswith("weave: nothing to do")
+    # -B naming the directory too: the same.
+    project.write("size", "3\n")
+    project.clear_runs()
+    result = project.run("build", "-B", "chunks/", "summary.txt")
+    assert result.rc == 0 and project.read("summary.txt") == "3\n3\n3\n1\n", result
     project.clear_runs()
     result = project.run("build", "-R", "split", "-R", "summary", "summary.txt")
     assert result.rc == 0 and sorted(project.runs_log()) == ["split", "summary"], result

@@ -11,7 +11,18 @@ import gc
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Collection,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from . import graphcache, paths, stamp
 from .errors import Interrupted, ManifestError, UsageError
@@ -430,8 +441,10 @@ class Project:
                 result: Optional[BuildResult] = None
                 try:
                     if graph.first:
+                        forced_targets = {job.key for job in graph.targets} if force else set()
                         settled = self._settle_first(
-                            graph, targets, store, files, latest, options, reporter, resources, run_id, force_rules
+                            graph, targets, store, files, latest, options, reporter, resources, run_id,
+                            force_rules, forced_targets,
                         )
                         if settled is not None:  # what the scans list may have changed: looked again
                             graph, files, latest, first = settled
@@ -508,14 +521,16 @@ class Project:
         resources: Optional[Mapping[str, float]],
         run_id: Optional[int],
         force_rules: Sequence[str] = (),
+        forced_targets: Collection[str] = (),
     ) -> Optional[Tuple[Graph, FileState, dict, BuildResult]]:
         """Bring the directory outputs that `graph`'s foreach scans and globs read up to date
         (Snakemake's checkpoints) before the build: the graph was resolved from what they hold
         now, which their jobs may be about to change. Innermost first (directories whose own
         jobs' scans read no unsettled directory), resolving again after a round that ran
         something, until every one is up to date as the graph now stands. A job of a rule in
-        `force_rules` runs in the first round that meets it, once. Returns the graph resolved
-        again, its file state, records and what ran; None if nothing did."""
+        `force_rules`, or named in `forced_targets` (-B), runs in the first round that meets
+        it, once. Returns the graph resolved again, its file state, records and what ran; None
+        if nothing did."""
         from .builder import Builder
         from .graph import Resolver
 
@@ -531,9 +546,13 @@ class Project:
                 self.pool(needed, options.jobs, resources or {}),
                 options,
                 reporter,
-                # -B names the build's targets, not the directories read on the way; -R RULE
-                # forces RULE's jobs once (each round would otherwise run them again).
-                forced=[job for job in needed.jobs if job.rule.name in force_rules and job.key not in forced_once],
+                # -B forces the build's targets (not the directories read on the way to them),
+                # -R RULE the rule's jobs: once (each round would otherwise run them again).
+                forced=[
+                    job
+                    for job in needed.jobs
+                    if (job.rule.name in force_rules or job.key in forced_targets) and job.key not in forced_once
+                ],
                 run_id=run_id,
                 summarize=False,  # the build's summary counts what this phase ran
             )
