@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+from typing import List
 
 import pytest
 
@@ -502,3 +506,63 @@ def test_missing_source_beside_a_weavefile_given_in_a_subdirectory(project):
     project.write("exp/fast.toml", '[rules.a]\ninputs = ["data/x.csv"]\noutputs = ["o.txt"]\ncmd = "cp {inputs} {outputs}"\n')
     result = project.run("-f", "exp/fast.toml")
     assert_user_error(result, "missing source 'data/x.csv'", "relative to the directory it is in (exp/)")
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda root: (root / ".weave").write_text("x"), "cannot use '.weave': File exists"),
+        (lambda root: (root / ".weave/lock").mkdir(parents=True), "cannot use '.weave/lock': Is a directory"),
+        (lambda root: (root / ".weave/running").mkdir(parents=True), "cannot use '.weave/running': Is a directory"),
+        (lambda root: (root / ".weave/logs").mkdir(parents=True) or (root / ".weave/logs/.spool").write_text("x"),
+         "cannot use '.weave/logs/.spool'"),
+    ],
+)
+def test_something_in_the_way_in_weaves_state_directory_is_a_message(project, damage, named):
+    """Not an internal error, and not a job failure: the path, the reason and what to do."""
+    project.weavefile('[rules.a]\noutputs = ["o"]\ncmd = "touch o"\n')
+    damage(project.root)
+    result = project.run("build")
+    assert_user_error(result, named, "something else is in the way there")
+    assert "FAILED" not in result.err and "internal error" not in result.err, result
+
+
+def _without_root_override() -> List[str]:
+    """A prefix that runs a command without root's permission to read anything (so that a
+    chmod'ed file is refused, as for every other user); [] when not root."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv: permissions cannot be tested")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def _run_as_user(project, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*_without_root_override(), sys.executable, "-m", "weavebuild", *args],
+        cwd=project.root, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_permissions_are_said_as_permissions(project):
+    """An unreadable state store is not a damaged one (it was moved aside, losing its
+    history); a source under an unsearchable directory is not 'missing'."""
+    project.weavefile('[rules.a]\ninputs = ["scripts/s.sh"]\noutputs = ["o"]\ncmd = "cp scripts/s.sh o"\n')
+    project.write("scripts/s.sh", "echo\n")
+    os.chmod(project.root / "scripts", 0o000)
+    try:
+        result = _run_as_user(project, "build")
+        assert result.returncode == 2 and "cannot read 'scripts/s.sh': Permission denied" in result.stderr, result
+        assert "create the file" not in result.stderr
+    finally:
+        os.chmod(project.root / "scripts", 0o755)
+    assert project.run("build").rc == 0
+    os.chmod(project.root / ".weave/state.db", 0o000)
+    try:
+        result = _run_as_user(project, "build")
+        assert result.returncode == 2 and "cannot read and write .weave/state.db: permission denied" in result.stderr, result
+    finally:
+        os.chmod(project.root / ".weave/state.db", 0o644)
+    assert not [name for name in os.listdir(project.root / ".weave") if "corrupt" in name]
+    assert project.run("build").out.startswith("weave: nothing to do")

@@ -30,6 +30,7 @@ from .executor import Completion, Executor, LocalExecutor
 from .filestate import RACY_WINDOW_NS, FileState, Fingerprint, UnreadableFile, fingerprint_now
 from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
+from .paths import STATE_DIR
 from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
@@ -232,6 +233,7 @@ class Builder:
         self._finished_durations: List[float] = []  # of this run's jobs: a first build's ETA
         self._real_root = os.path.realpath(self.root)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
+        self._state_prefix = os.path.join(self.root, STATE_DIR, "")
         self._made_dirs: Set[str] = set()
         self._safe_dirs: Set[str] = set()  # output parents checked to resolve inside the project
         self._created_dirs: Set[str] = set()  # output parents this build made: nothing older is in them
@@ -568,6 +570,8 @@ class Builder:
         try:
             self.executor.start(job.key, job.cmd, env, self.root, log_path)
         except OSError as exc:
+            if exc.filename and os.fsdecode(exc.filename).startswith(self._state_prefix):
+                raise  # weave's own file (a log, the registry) is in the way: not the job's fault
             message = f"cannot start: {exc.strerror or exc}"
             if exc.errno == errno.E2BIG:
                 size = len(job.cmd.encode())

@@ -203,6 +203,20 @@ class _RuleIndex:
         return self._by_rule.get(rule.name, [])
 
 
+def _refuse_unreadable(full: str, path: str) -> None:
+    """A source that seems missing because a directory above it may not be searched: say so,
+    rather than "create the file"."""
+    try:
+        os.stat(full)
+    except PermissionError as exc:
+        raise UsageError(
+            f"cannot read '{path}': {exc.strerror}",
+            hint="weave reads every input to know its content: check the permissions of the directories above it",
+        ) from None
+    except OSError:
+        pass
+
+
 def _check_nesting(jobs: Sequence[Job]) -> None:
     """No job's output lies inside another job's directory output (that job deletes and
     remakes the directory); the Weavefile's check covers outputs without wildcards, this one
@@ -729,6 +743,7 @@ class Resolver:
                                     sources[path] = []
                                     sources[path].append(job)
                                     continue
+                                _refuse_unreadable(os.path.join(self.root, path), path)
                                 raise MissingSource(
                                     path,
                                     f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),

@@ -142,15 +142,47 @@ def run_guarded(command: Callable[[], Optional[int]]) -> None:
 
         point_at_devnull(sys.stdout)
         sys.exit(1)
-    except Exception as exc:  # a bug in weave: still no traceback unless asked for
-        if os.environ.get("WEAVE_DEBUG"):
-            raise
-        _say(
-            f"weave: internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug in weave; rerun with WEAVE_DEBUG=1 for the traceback and report it"
-        )
+    except OSError as exc:
+        if os.environ.get("WEAVE_DEBUG") or not exc.filename:
+            _internal_error(exc)
+        # The file system refused a path weave needs (its .weave/ state, the Weavefile):
+        # something in the way, or permissions. The user's to fix, so a message, not a bug.
+        _say(format_error(environment_error(exc)))
         sys.exit(2)
+    except Exception as exc:  # a bug in weave: still no traceback unless asked for
+        _internal_error(exc)
     sys.exit(code or 0)
+
+
+def environment_error(exc: OSError) -> WeaveError:
+    """A UsageError for `exc`, an OSError about a path weave needed, with what to do."""
+    import errno
+
+    from .errors import UsageError
+
+    path = os.fsdecode(exc.filename)
+    shown = os.path.relpath(path) if os.path.isabs(path) and not os.path.relpath(path).startswith("..") else path
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "check the permissions of that path (weave writes its state in .weave/ in the project directory)"
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        hint = "something else is in the way there; if it is in .weave/, remove it (weave makes its own files again)"
+    elif exc.errno == errno.ENOSPC:
+        hint = "free some space on that file system"
+    else:
+        hint = None
+    return UsageError(f"cannot use '{shown}': {what}", hint=hint)
+
+
+def _internal_error(exc: BaseException) -> None:
+    """A bug in weave: one line and exit 2, or the traceback with WEAVE_DEBUG (never returns)."""
+    if os.environ.get("WEAVE_DEBUG"):
+        raise exc
+    _say(
+        f"weave: internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug in weave; rerun with WEAVE_DEBUG=1 for the traceback and report it"
+    )
+    sys.exit(2)
 
 
 _FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose", "-k": "keep_going", "--keep-going": "keep_going"}

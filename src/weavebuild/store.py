@@ -144,6 +144,15 @@ class Store:
             os.makedirs(state_dir, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {state_dir}: {exc.strerror}") from None
+        # A store weave may not read or write is not a damaged one: never moved aside (its
+        # history would be lost for a permission).
+        wanted = os.R_OK if readonly else os.R_OK | os.W_OK
+        for needed in ([path] if os.path.exists(path) else []) + ([] if readonly else [state_dir]):
+            if not os.access(needed, wanted if needed == path else os.W_OK | os.X_OK):
+                raise StoreError(
+                    f"cannot {'read' if readonly else 'read and write'} {os.path.relpath(needed)}: permission denied",
+                    hint="check its permissions (and its owner): weave keeps its records there",
+                )
         try:
             connection = cls._connect(path, readonly)
         except _Unusable as exc:
@@ -170,6 +179,11 @@ class Store:
         try:
             if readonly:
                 uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+                if not os.access(os.path.dirname(path), os.W_OK):
+                    # A read-only .weave/: SQLite cannot make the shared-memory file a reader of
+                    # a WAL store needs. Read the file as it is (a closed store has its WAL
+                    # checkpointed into it).
+                    uri += "&immutable=1"
                 connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             else:
                 connection = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
