@@ -346,7 +346,7 @@ def test_resource_amounts_must_be_finite_and_sensible(project, amount):
     project.write("Weavefile", RULE + f"resources = {{ gpu = {amount} }}\n", dedent=False)
     assert_user_error(project.run("build"), "Weavefile:4:", "rule 'a', key 'resources'", "resource 'gpu' must be a finite number")
     project.write("Weavefile", f"[resources]\ngpu = {amount}\n" + RULE, dedent=False)
-    assert_user_error(project.run("build"), "Weavefile:1:", "key 'resources'", "resource 'gpu' must be a finite number")
+    assert_user_error(project.run("build"), "Weavefile:2:", "key 'resources'", "resource 'gpu' must be a finite number")
     project.write("Weavefile", RULE + f"cpus = {amount}\n", dedent=False)
     assert_user_error(project.run("build"), "Weavefile:4:", "key 'cpus'")
     assert not project.exists("a")

@@ -484,22 +484,23 @@ def test_invalid_toml_later_line():
         ("vars = 3\n", 1, "vars", "must be a table, got an integer", None),
         ('[vars]\n"a-b" = 1\n', 1, "vars", "variable name 'a-b' must be an identifier", None),
         ("resources = 3\n", 1, "resources", "must be a table such as { gpu = 1 }, got an", None),
-        (
+        (  # an amount's mistake is at its own line
             '[resources]\n"g-p" = 1\n',
-            1,
+            2,
             "resources",
             "resource name 'g-p' must be an identifier",
             None,
         ),
         (
             "[resources]\ngpu = -1\n",
-            1,
+            2,
             "resources",
             "resource 'gpu' must be a non-negative number, got -1",
             None,
         ),
-        ("[resources]\ngpu = true\n", 1, "resources", "got True", None),
-        ('[resources]\ngpu = "2"\n', 1, "resources", "got '2'", None),
+        ("[resources]\ngpu = true\n", 2, "resources", "got True", None),
+        ('[resources]\ngpu = "2"\n', 2, "resources", "got '2'", None),
+        ('[vars]\nx = 1\n\n[resources]\nmem = 1\ngpu = -1\n', 6, "resources", "got -1", None),
         ("rules = 3\n", 1, "rules", "must be a table of rules, got an integer", None),
     ],
 )
@@ -1063,3 +1064,20 @@ def test_foreach_takes_numbers_as_vars_insert_them():
     assert manifest.rules["seeds"].foreach == {"seed": ["1", "2.5", "x"]}
     with pytest.raises(ManifestError, match=r"list of values \(strings or numbers\); the list holds a boolean, True"):
         parse('[rules.a]\noutputs = ["o_{x}"]\nforeach = { x = [1, true] }\ncmd = "touch {outputs}"\n')
+
+
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        # U+2028 is a line break to splitlines(), not to TOML
+        ('# pasted \u2028 text\n[rules.a]\noutputs = ["o"]\ncmd = "touch {nope}"\n', 4, "key 'cmd'"),
+        # lines of a multi-line command are neither table headers nor keys
+        ('[rules.a]\ncmd = """\n[ -f x ] || true\noutputs=$(ls)\n"""\noutputs = ["o*"]\n', 6, "key 'outputs'"),
+        ("[rules.a]\noutputs = [\"o\"]\n'cmd' = \"touch {nope}\"\n", 3, "key 'cmd'"),  # a literal-quoted key
+        ('vars.x = [[1]]\n[rules.a]\noutputs = ["o"]\ncmd = "touch o"\n', 1, "variable 'x'"),  # dotted at the top
+        ('[rules.""]\noutputs = ["o"]\ncmd = "touch o"\n', 1, "rule names may contain only"),
+    ],
+)
+def test_error_lines_where_the_text_is_unusual(text, line, fragment):
+    error = error_of(text)
+    assert error.line == line and fragment in error.message, error.message

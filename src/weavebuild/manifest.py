@@ -258,7 +258,7 @@ def _parse_toml(text: str, path: str) -> Dict[str, Any]:
             message = message[: match.start()].strip()
         elif message.endswith("(at end of document)"):
             # Something opened was never closed: point at the last line, where the parser gave up.
-            line = max(1, len(text.splitlines()))
+            line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
             message = message[: -len("(at end of document)")].strip() + " before the end of the file"
         raise ManifestError(
             f"invalid TOML: {message}", path=path, line=line, col=col, hint=_toml_hint(message)
@@ -489,6 +489,39 @@ _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
 _KEY_LINE_RE = re.compile(r"\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=")
 
 
+def _spellings(key: str) -> str:
+    """A regex for `key` as TOML may write it: bare, "quoted" or 'literal'."""
+    escaped = re.escape(key)
+    return escaped + '|"' + escaped + '"|' + "'" + escaped + "'"
+
+
+def _outside_multiline_strings(lines: List[str]) -> List[str]:
+    """`lines`, with those that begin inside a multi-line string (three quotes of either kind)
+    replaced by empty ones."""
+    marks = ("'" * 3, '"' * 3)
+    if not any(marks[0] in line or marks[1] in line for line in lines):
+        return lines
+    result: List[str] = []
+    delimiter: Optional[str] = None  # of the multi-line string open at the end of the line
+    for line in lines:
+        result.append("" if delimiter is not None else line)
+        position = 0
+        while True:
+            if delimiter is None:
+                found = [(line.find(mark, position), mark) for mark in marks]
+                found = [(index, mark) for index, mark in found if index >= 0]
+                if not found:
+                    break
+                index, delimiter = min(found)
+            else:
+                index = line.find(delimiter, position)
+                if index < 0:
+                    break
+                delimiter = None
+            position = index + 3
+    return result
+
+
 class _Locator:
     """Finds the line of a table or key in the Weavefile text, for error messages.
 
@@ -496,7 +529,10 @@ class _Locator:
     """
 
     def __init__(self, text: str):
-        self.lines = text.splitlines()
+        # Lines as TOML counts them (splitlines() also breaks at U+2028, U+0085, ...), with
+        # the lines inside a multi-line string blanked: a `[ -f x ]` or `outputs=$(ls)` line of
+        # a shell script in `cmd` is neither a table header nor a key.
+        self.lines = _outside_multiline_strings(text.split("\n"))
         self._headers: Optional[Dict[str, int]] = None
         # (rule, key) -> line of [rules.RULE.KEY], or of a dotted key `RULE.KEY = ...` under
         # [rules] (or `rules.RULE.KEY = ...` at top level)
@@ -541,12 +577,12 @@ class _Locator:
     def find_in_table(self, table: str, key: str) -> Optional[int]:
         """1-based line of `key` inside the top-level table `[table]` (or of its own sub-table
         `[table.key]`), else the table's header's line."""
-        sub_re = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\.\s*(?:" + re.escape(key) + r'|"' + re.escape(key) + r'")\s*\]')
+        sub_re = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\.\s*(?:" + _spellings(key) + r")\s*\]")
         for index, line in enumerate(self.lines):
             if sub_re.match(line):
                 return index + 1
         header_re = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
-        key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*=')
+        key_re = re.compile(r'^\s*(?:' + _spellings(key) + r")\s*=")
         header: Optional[int] = None
         for index, line in enumerate(self.lines):
             if header is None:
@@ -557,6 +593,13 @@ class _Locator:
                 break
             if key_re.match(line):
                 return index + 1
+        if header is None:  # written as dotted keys at the top: `vars.x = ...`
+            dotted_re = re.compile(r"^\s*" + re.escape(table) + r"\s*\.\s*(?:" + _spellings(key) + r")\s*=")
+            for index, line in enumerate(self.lines):
+                if line.lstrip().startswith("["):
+                    break
+                if dotted_re.match(line):
+                    return index + 1
         return header
 
     def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
@@ -568,7 +611,7 @@ class _Locator:
             return self._subtables[(rule, key)]
         if rule is not None and header is None:
             return None
-        key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
+        key_re = re.compile(r'^\s*(?:' + _spellings(key) + r")\s*[=.]")
         table_re = re.compile(r"^\s*\[\[?\s*" + re.escape(key) + r"\s*\]")  # [key] or [[key]]
         for index in range(header or 0, len(self.lines)):
             line = self.lines[index]
@@ -587,8 +630,8 @@ class _Locator:
         """1-based line where the top-level key `key` first appears: `key = ...` or `key.sub = ...`
         before the first table, or a table header [key], [key.sub] or [[key]] anywhere (for an
         unknown key, such as a mistyped [rulez.a], that find() would not look for)."""
-        key_re = re.compile(r'^\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
-        table_re = re.compile(r'^\s*\[\[?\s*(?:' + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[\].]')
+        key_re = re.compile(r'^\s*(?:' + _spellings(key) + r")\s*[=.]")
+        table_re = re.compile(r'^\s*\[\[?\s*(?:' + _spellings(key) + r")\s*[\].]")
         at_top = True
         for number, line in enumerate(self.lines, 1):
             if line.lstrip().startswith("["):
@@ -781,7 +824,7 @@ class _Validator:
         owner = self.rule_owners.get(rule) if rule is not None else None
         if owner is not None and owner is not self:  # a rule written in another file
             return owner.error(message, rule, key, hint)
-        line = self.locator.find(rule, key) if (rule or key) else None
+        line = self.locator.find(rule, key) if (rule is not None or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
 
     def foreach_error(self, message: str, rule: str, var: Optional[str], hint: Optional[str] = None) -> UsageError:
@@ -908,21 +951,28 @@ class _Validator:
             )
         result: Dict[str, float] = {}
         for name, amount in value.items():
-            if not NAME_RE.match(name):
-                raise self.error(f"resource name '{name}' must be an identifier", rule, key)
-            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
-                raise self.error(
-                    f"resource '{name}' must be a non-negative number, got {amount!r}", rule, key
-                )
-            if not _amount_in_range(amount):
-                raise self.error(
-                    f"resource '{name}' must be a finite number of at most {MAX_AMOUNT:.0e}, got {_show_amount(amount)}",
-                    rule,
-                    key,
-                    hint="amounts are counts such as gpu = 1 or mem_gb = 64",
-                )
-            result[name] = amount
+            result[name] = self._amount(name, amount, rule, key)
         return result
+
+    def _amount(self, name: str, amount: Any, rule: Optional[str], key: str) -> float:
+        """Resource `name`'s amount, checked; a mistake in the top-level [resources] is
+        reported at the amount's own line."""
+
+        def fail(message: str, hint: Optional[str] = None) -> ManifestError:
+            if rule is None:
+                return ManifestError(message, path=self.path, line=self.locator.find_in_table(key, name), key=key, hint=hint)
+            return self.error(message, rule, key, hint=hint)
+
+        if not NAME_RE.match(name):
+            raise fail(f"resource name '{name}' must be an identifier")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise fail(f"resource '{name}' must be a non-negative number, got {amount!r}")
+        if not _amount_in_range(amount):
+            raise fail(
+                f"resource '{name}' must be a finite number of at most {MAX_AMOUNT:.0e}, got {_show_amount(amount)}",
+                hint="amounts are counts such as gpu = 1 or mem_gb = 64",
+            )
+        return amount
 
     def var_value(self, name: str, variables: Dict[str, Any], rule: str, key: str, used: List[str]) -> Any:
         """The value of var `name` for `{vars.NAME}` in a command, env, path or foreach."""
