@@ -566,3 +566,22 @@ def test_permissions_are_said_as_permissions(project):
         os.chmod(project.root / ".weave/state.db", 0o644)
     assert not [name for name in os.listdir(project.root / ".weave") if "corrupt" in name]
     assert project.run("build").out.startswith("weave: nothing to do")
+
+
+def test_the_failure_report_shows_a_long_line_as_a_terminal_would(project):
+    """A progress bar redrawn with carriage returns shows its last state; one huge line its
+    end, not 300 KB of stderr."""
+    project.write(
+        "job.sh",
+        "head -c 300000 /dev/zero | tr '\\0' x\n"
+        "echo\nprintf '10%%\\r50%%\\rdone 100%%\\n'\n"
+        "echo oops\nexit 3\n",
+        dedent=False,
+    )
+    project.weavefile('[rules.a]\ninputs = ["job.sh"]\noutputs = ["o"]\ncmd = "bash job.sh"\n')
+    result = project.run("build")
+    assert result.rc == 1, result
+    tail = result.err
+    assert "done 100%" in tail and "10%" not in tail, tail[:2000]
+    assert "oops" in tail and len(tail) < 5000, len(tail)
+    assert max(len(line) for line in tail.splitlines()) < 700

@@ -643,6 +643,20 @@ RULE_ERRORS = [
         "'s' must be a pattern string (such as \"data/{s}.csv\") or a list",
         None,
     ),
+    (  # a listed value the rule's own constraint refuses
+        'outputs = ["o/{x}"]\nforeach = { x = ["a", "1"] }\nwildcards = { x = "[a-z]+" }\ncmd = "x"',
+        "foreach",
+        3,
+        "value '1' for 'x' does not match its constraint '[a-z]+'",
+        "widen the constraint",
+    ),
+    (
+        'outputs = { a = "o", b = "./o" }\ncmd = "x"',
+        "outputs",
+        2,
+        "output './o' is listed twice (also as 'o')",
+        None,
+    ),
     (
         'outputs = ["o"]\ncmd = "x"\nwildcards = 3',
         "wildcards",

@@ -156,7 +156,22 @@ def read_tail(path: str, lines: int = TAIL_LINES, max_bytes: int = 64 * 1024) ->
     except OSError:
         return ""
     text = data.decode("utf-8", "replace")
-    return "\n".join(text.splitlines()[-lines:])
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()  # the newline that ends the last line
+    return "\n".join(_as_shown(line) for line in parts[-lines:])
+
+
+TAIL_LINE_CHARS = 500
+
+
+def _as_shown(line: str) -> str:
+    """A log line as a terminal left it (a progress bar redrawn with carriage returns: its last
+    state), and at most TAIL_LINE_CHARS of its end: one long line must not flood the report."""
+    line = line.rstrip("\r").rsplit("\r", 1)[-1]
+    if len(line) > TAIL_LINE_CHARS:
+        return "…" + line[-TAIL_LINE_CHARS:]
+    return line
 
 
 class _Running:

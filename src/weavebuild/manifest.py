@@ -1146,6 +1146,7 @@ class _Validator:
         # Vars that only choose the foreach values are not part of the jobs' recipes: adding a
         # sample to `samples` makes one new job and leaves the others' commands as they were.
         foreach_vars: List[str] = []
+        self._foreach_sources: Dict[str, Optional[str]] = {}  # foreach key -> the var its values came from
         for key, values in foreach.items():
             if not NAME_RE.match(key):
                 raise self.error(f"'{key}' is not a valid wildcard name", name, "foreach")
@@ -1206,6 +1207,7 @@ class _Validator:
                     source,
                 )
             spec.foreach[key] = values
+            self._foreach_sources[key] = source
         wildcard_table = body.get("wildcards", {})
         if not isinstance(wildcard_table, dict):
             raise self.error("must be a table of regular expressions", name, "wildcards")
@@ -1230,6 +1232,16 @@ class _Validator:
                 )
             # Unnamed groups are harmless: wildcards are read back by name.
             spec.wildcard_regex[key] = regex
+            values = spec.foreach.get(key)
+            if isinstance(values, list):  # listed values must be ones the rule accepts
+                for value in values:
+                    if not compiled.fullmatch(value):
+                        raise self.foreach_error(
+                            f"value {value!r} for '{key}' does not match its constraint {regex!r} (in wildcards)",
+                            name,
+                            self._foreach_sources.get(key),
+                            hint="fix the value, or widen the constraint",
+                        )
         for key in all_wildcards:
             spec.wildcard_regex.setdefault(key, DEFAULT_WILDCARD_REGEX)
         spec.wildcard_names = tuple(all_wildcards)
@@ -1433,6 +1445,18 @@ class _Validator:
         static: List[Tuple[str, str, str]] = []  # (rule, output as written, normalised)
         has_dirs = False
         for rule in rules.values():
+            if len(rule.outputs) > 1:
+                mine: Dict[str, str] = {}
+                for output in rule.outputs:
+                    key = normalize(unescape(output)).rstrip("/")
+                    if key in mine:
+                        raise self.error(
+                            f"output '{output}' is listed twice (also as '{mine[key]}')",
+                            rule.name,
+                            "outputs",
+                            hint="list each output once",
+                        )
+                    mine[key] = output
             if any(wildcard_names_in(output) for output in rule.outputs):
                 continue  # pattern outputs are checked when they are matched
             for output in rule.outputs:
