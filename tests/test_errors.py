@@ -585,3 +585,12 @@ def test_the_failure_report_shows_a_long_line_as_a_terminal_would(project):
     assert "done 100%" in tail and "10%" not in tail, tail[:2000]
     assert "oops" in tail and len(tail) < 5000, len(tail)
     assert max(len(line) for line in tail.splitlines()) < 700
+
+
+def test_a_misspelt_default_target_says_where_it_comes_from(project):
+    project.weavefile('# metrics\ndefault = ["reports/metric.json"]\n[rules.r]\noutputs = ["reports/metrics.json"]\ncmd = "true"\n')
+    result = project.run("build")
+    assert_user_error(result, "no rule makes 'reports/metric.json'", "(in default, ./Weavefile:2)", "did you mean 'reports/metrics.json'?")
+    named = project.run("build", "reports/metric.json")  # named on the command line: no 'in default'
+    assert_user_error(named, "no rule makes 'reports/metric.json'")
+    assert "in default" not in named.err

@@ -203,6 +203,17 @@ class _RuleIndex:
         return self._by_rule.get(rule.name, [])
 
 
+def _default_line(path: str, key: str) -> Optional[int]:
+    """The line of top-level `key` in the Weavefile at `path` (for a message; None if unknown)."""
+    from .manifest import top_level_line
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return top_level_line(handle.read(), key)
+    except (OSError, ValueError):
+        return None
+
+
 def _refuse_unreadable(full: str, path: str) -> None:
     """A source that seems missing because a directory above it may not be searched: say so,
     rather than "create the file"."""
@@ -714,7 +725,16 @@ class Resolver:
         roots: List[Job] = []
         root_keys: Set[str] = set()  # a rule or directory target may name 100k jobs
         for target in requested:
-            for job in self.resolve_target(target):
+            try:
+                jobs = self.resolve_target(target)
+            except UsageError as exc:
+                if targets or not self.manifest.default or isinstance(exc, ManifestError):
+                    raise
+                # A target the Weavefile's `default` names: say where it comes from.
+                line = _default_line(self.manifest.path, "default")
+                where = f"{self.manifest.path}:{line}" if line else self.manifest.path
+                raise UsageError(f"{exc.message} (in default, {where})", hint=exc.hint) from None
+            for job in jobs:
                 if job.key not in root_keys:
                     root_keys.add(job.key)
                     roots.append(job)
