@@ -594,3 +594,13 @@ def test_a_misspelt_default_target_says_where_it_comes_from(project):
     named = project.run("build", "reports/metric.json")  # named on the command line: no 'in default'
     assert_user_error(named, "no rule makes 'reports/metric.json'")
     assert "in default" not in named.err
+
+
+def test_a_target_inside_a_directory_output_that_was_not_made_fails_the_build(project):
+    project.weavefile('[rules.train]\noutputs = ["models/m/"]\ncmd = "mkdir -p models/m && echo w > models/m/model.json"\n')
+    assert project.run("build").rc == 0
+    assert project.run("build", "models/m/model.json").rc == 0
+    result = project.run("build", "models/m/nope.json")
+    assert result.rc == 1, result
+    assert "target 'models/m/nope.json' was not made: rule 'train' made models/m/ without it" in result.err, result
+    assert project.run("build", "models/m/nope.json").rc == 1  # never stamped as a no-op

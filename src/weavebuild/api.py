@@ -25,7 +25,7 @@ from typing import (
 )
 
 from . import graphcache, paths, stamp
-from .errors import Interrupted, ManifestError, UsageError
+from .errors import BuildFailed, Interrupted, ManifestError, UsageError
 from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
 from .projectfile import (
@@ -66,6 +66,28 @@ def cycle_collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _check_inside_targets(graph: Graph, root: str) -> None:
+    """A target inside a directory output (`weave build models/m/best.json`) that the
+    directory's job, run or up to date, did not make: the build did not do what was asked."""
+    for path in graph.inside:
+        if os.path.lexists(os.path.join(root, path)):
+            continue
+        maker = next(
+            (
+                (job, output)
+                for job in graph.jobs
+                for output, is_dir in zip(job.outputs, job.dir_outputs)
+                if is_dir and path.startswith(output + "/")
+            ),
+            None,
+        )
+        made = f": rule '{maker[0].rule.name}' made {maker[1]}/ without it" if maker else ""
+        raise BuildFailed(
+            f"target '{path}' was not made{made}",
+            [maker[0].key] if maker else [],
+        )
 
 
 def _targets(targets: Sequence[str]) -> Sequence[str]:
@@ -474,6 +496,7 @@ class Project:
                     result = builder.run()
                     if first is not None:
                         result.include(first)
+                    _check_inside_targets(graph, self.root)
                     outcome = "ok"
                     if files.changed_after_read:  # edited while the build ran: no stamp
                         data = None

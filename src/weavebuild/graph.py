@@ -92,6 +92,9 @@ class Graph:
         self.first: List[str] = []
         # Sources that do not exist, in a graph resolved to be drawn (Resolver missing_ok).
         self.missing: List[str] = []
+        # Targets that name a path inside a directory output: its job cannot promise them, so
+        # a build checks that they exist once it is done.
+        self.inside: List[str] = []
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -290,6 +293,7 @@ class Resolver:
         self._expanding: Optional[str] = None  # the rule whose job's inputs are being expanded
         self._sorted_dirs: Optional[List[str]] = None
         self._empty_globs: Dict[str, Dict[str, None]] = {}  # rule -> its input globs that matched nothing
+        self.inside_targets: List[str] = []  # see Graph.inside
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -667,6 +671,8 @@ class Resolver:
             )
         job = self.producer(path, {})
         if job is not None:
+            if path not in job.outputs:
+                self.inside_targets.append(path)
             return [job]
         # A directory holding outputs (`weave build reports/`): every output known under it.
         prefix = path + "/"
@@ -862,6 +868,7 @@ class Resolver:
         graph.queries = self.queries
         graph.first = first
         graph.missing = list(self.missing)
+        graph.inside = list(dict.fromkeys(self.inside_targets))
         return graph
 
     def _static_dirs_below(self, root: str) -> List[str]:

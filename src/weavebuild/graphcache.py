@@ -279,6 +279,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
         "resources": dict(manifest.resources),
         "warnings": tuple(graph.warnings),
         "first": tuple(graph.first),
+        "inside": tuple(graph.inside),
     }
 
 
@@ -328,6 +329,7 @@ def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], target
     graph.warnings = list(entry.get("warnings", ()))
     graph.queries = list(entry["queries"])
     graph.first = list(entry.get("first", ()))
+    graph.inside = list(entry.get("inside", ()))
     return graph
 
 
