@@ -52,8 +52,23 @@ def test_parse_resource_args_good():
 def test_parse_resource_args_bad(value):
     with pytest.raises(UsageError) as info:
         parse_resource_args([f"ok=1,{value}"])
-    assert str(info.value) == f"invalid --resources value '{value}'"
+    assert str(info.value).startswith(f"invalid --resources value '{value}'")
     assert "NAME=AMOUNT" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("gpu=-1", "invalid --resources value 'gpu=-1': '-1' is not an amount (a number of 0 or more)"),
+        ("gpu=nan", "invalid --resources value 'gpu=nan': 'nan' is not an amount"),
+        ("mem_mb=99999999999999999", "invalid --resources value 'mem_mb=99999999999999999': at most 1e+15"),
+        ("gpu=1,gpu=2", "--resources 'gpu=1,gpu=2' gives 'gpu' twice"),
+    ],
+)
+def test_parse_resource_args_says_what_is_wrong(value, message):
+    with pytest.raises(UsageError) as info:
+        parse_resource_args([value])
+    assert str(info.value).startswith(message), str(info.value)
 
 
 # -- the pool ----------------------------------------------------------------------------------

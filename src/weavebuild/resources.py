@@ -14,24 +14,34 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
 
+MAX_TOTAL = 1e15  # as manifest.MAX_AMOUNT: larger amounts are typos, and lose precision
 _ITEM_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9]+(?:\.[0-9]*)?)\s*$")
 
 
 def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
     """'gpu=4,mem_mb=16000' (repeatable) → {'gpu': 4, 'mem_mb': 16000}; UsageError if malformed."""
     totals: Dict[str, float] = {}
+    example = "write NAME=AMOUNT, e.g. --resources gpu=2,mem_mb=16000"
     for value in values:
-        for item in value.split(","):
-            if not item.strip():
-                continue
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        given: Dict[str, float] = {}  # in this value (a later --resources may override one)
+        for item in items:
             match = _ITEM_RE.match(item)
             if not match:
+                name, equals, text = item.partition("=")
+                why = ""
+                if equals and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+                    why = f": '{text.strip()}' is not an amount (a number of 0 or more)"
+                raise UsageError(f"invalid --resources value '{item}'{why}", hint=example)
+            name, amount = match.group(1), float(match.group(2))
+            if amount > MAX_TOTAL:
                 raise UsageError(
-                    f"invalid --resources value '{item.strip()}'",
-                    hint="write NAME=AMOUNT, e.g. --resources gpu=2,mem_mb=16000",
+                    f"invalid --resources value '{item}': at most {MAX_TOTAL:.0e}",
+                    hint="amounts are counts such as gpu=2 or mem_mb=16000",
                 )
-            amount = float(match.group(2))
-            totals[match.group(1)] = int(amount) if amount.is_integer() else amount
+            if name in given:
+                raise UsageError(f"--resources '{value}' gives '{name}' twice", hint="give each resource once")
+            given[name] = totals[name] = int(amount) if amount.is_integer() else amount
     if "gpu" in totals:
         gpu_ids_for(totals["gpu"])  # a bad total is an error even when nothing would run
     return totals
