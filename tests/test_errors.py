@@ -604,3 +604,8 @@ def test_a_target_inside_a_directory_output_that_was_not_made_fails_the_build(pr
     assert result.rc == 1, result
     assert "target 'models/m/nope.json' was not made: rule 'train' made models/m/ without it" in result.err, result
     assert project.run("build", "models/m/nope.json").rc == 1  # never stamped as a no-op
+
+
+def test_a_placeholder_out_of_range_for_a_job_points_at_the_cmd_line(project):
+    project.weavefile('[rules.a]\ninputs = ["data/*.csv"]\noutputs = ["o"]\ncmd = "cat {inputs[0]} > o"\n')
+    assert_user_error(project.run("build"), "Weavefile:4: rule 'a', key 'cmd'", "'{inputs[0]}' is out of range")

@@ -181,7 +181,7 @@ class _RuleIndex:
                             raise ManifestError(
                                 f"output '{path}' is also produced by rule '{other[0].name}'",
                                 path=rule.path or resolver.manifest.path,
-                                line=rule.line,
+                                line=_key_line(rule, "outputs", resolver.manifest.path),
                                 rule=rule.name,
                                 key="outputs",
                                 hint="each file must be made by exactly one rule",
@@ -204,6 +204,18 @@ class _RuleIndex:
             for made_by, bound in self.static.values():
                 self._by_rule.setdefault(made_by.name, []).append((made_by, bound))
         return self._by_rule.get(rule.name, [])
+
+
+def _key_line(rule: RuleSpec, key: str, weavefile: str) -> Optional[int]:
+    """The line of `key` in `rule`, read again from its file (a mistake found while resolving
+    jobs, when the text is long gone); the rule's own line if that fails."""
+    from .manifest import key_line
+
+    try:
+        with open(rule.path or weavefile, encoding="utf-8") as handle:
+            return key_line(handle.read(), rule.name, key) or rule.line
+    except (OSError, ValueError):
+        return rule.line
 
 
 def _default_line(path: str, key: str) -> Optional[int]:
@@ -392,7 +404,7 @@ class Resolver:
                         raise ManifestError(
                             f"foreach value {value!r} for '{key}' {problem}",
                             path=rule.path or self.manifest.path,
-                            line=rule.line,
+                            line=_key_line(rule, "foreach", self.manifest.path),
                             rule=rule.name,
                             key="foreach",
                         )
@@ -520,7 +532,7 @@ class Resolver:
                         f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}"
                         + (f" named '{part.attr}'" if part.attr is not None else ""),
                         path=job.rule.path or self.manifest.path,
-                        line=job.rule.line,
+                        line=_key_line(job.rule, key, self.manifest.path),
                         rule=job.rule.name,
                         key=key,
                     ) from None

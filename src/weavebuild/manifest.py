@@ -489,6 +489,11 @@ _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
 _KEY_LINE_RE = re.compile(r"\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=")
 
 
+def key_line(text: str, rule: str, key: str) -> Optional[int]:
+    """1-based line of `key` in rule `rule` of Weavefile `text` (for messages about it)."""
+    return _Locator(text).find(rule, key)
+
+
 def top_level_line(text: str, key: str) -> Optional[int]:
     """1-based line of top-level `key` in Weavefile `text` (for messages about it)."""
     return _Locator(text).find_top_level(key)
