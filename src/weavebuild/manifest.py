@@ -1478,7 +1478,8 @@ class _Validator:
                         rule.name,
                         "outputs",
                         hint="a job may not write it, and weave never deletes it: "
-                        "name a file or directory inside the project",
+                        "name a file or directory inside the project"
+                        + (" (check the vars it uses, and --set values)" if self.overridden else ""),
                     )
                 if key in seen and seen[key] != rule.name:
                     raise self.error(
