@@ -238,6 +238,54 @@ def test_force_rule_reruns_every_job_of_a_pattern_rule(project):
     assert_user_error(project.run("build", "-R", "other"), "none of the jobs the targets need is of rule 'other'")
 
 
+UNRELATED_CHECKPOINT = """
+default = ["count", "other"]
+[rules.split]
+inputs  = ["src/a.txt"]
+outputs = ["out/chunks/"]
+cmd     = "echo split >> runs.log; mkdir -p out/chunks && split -l 1 src/a.txt out/chunks/part_ && test ! -e broken"
+[rules.count]
+inputs  = ["out/chunks/{c}"]
+outputs = ["out/counts/{c}.txt"]
+foreach = { c = "out/chunks/{c}" }
+cmd     = "echo count >> runs.log; wc -l < {inputs} > {outputs}"
+[rules.other]
+inputs  = ["src/b.txt"]
+outputs = ["out/other.txt"]
+cmd     = "echo other >> runs.log; cp src/b.txt out/other.txt"
+"""
+
+
+def test_a_checkpoint_only_an_unrequested_rule_reads_is_left_alone(project):
+    """`weave build other` indexes count's outputs, which lists out/chunks/, but needs
+    nothing from it: split is not built first (it ran, and failed the build, before)."""
+    project.weavefile(UNRELATED_CHECKPOINT)
+    project.write("src/a.txt", "a\nb\n")
+    project.write("src/b.txt", "x\n")
+    project.write("broken", "")
+    result = project.run("build", "other")
+    assert result.rc == 0 and project.runs_log() == ["other"], result
+    assert project.run("plan", "other").out.startswith("nothing to do")
+
+
+def test_keep_going_builds_what_a_failed_checkpoint_does_not_hold_back(project):
+    """With -k, a directory job that fails in the first phase is not run again, what reads it
+    is not built, and the independent jobs are."""
+    project.weavefile(UNRELATED_CHECKPOINT)
+    project.write("src/a.txt", "a\nb\n")
+    project.write("src/b.txt", "x\n")
+    project.write("broken", "")
+    result = project.run("build", "-k")
+    assert result.rc == 1, result
+    assert project.runs_log() == ["split", "other"], result
+    assert project.exists("out/other.txt")
+    assert result.out.count("failed, ") + result.err.count("failed, ") == 1, result  # one summary
+    os.unlink(project.root / "broken")
+    project.clear_runs()
+    fixed = project.run("build", "-k")
+    assert fixed.rc == 0 and sorted(project.runs_log()) == ["count", "count", "split"], fixed
+
+
 def test_force_rule_of_a_checkpoint_runs_it_once_before_its_readers(project):
     """-R split after a change weave cannot see (the chunk size in a file split does not
     declare): split runs once, first, and what reads chunks/ follows what it now holds."""

@@ -578,6 +578,7 @@ class Project:
                 ],
                 run_id=run_id,
                 summarize=False,  # the build's summary counts what this phase ran
+                earlier=ran,  # with -k, jobs that failed in an earlier round are not run again
             )
             forced_once.update(builder.forced)
             verdicts = builder.predict()
@@ -599,8 +600,9 @@ class Project:
         ran = BuildResult({}, 0.0)
         forced_once: Set[str] = set()
         settled: Set[str] = set()  # up to date since the last job ran
+        given_up: Set[str] = set()  # directories whose job failed (-k): left as they are
         for _ in range(FIRST_ROUNDS_MAX):
-            pending = [directory for directory in graph.first if directory not in settled]
+            pending = [directory for directory in graph.first if directory not in settled and directory not in given_up]
             if not pending:
                 break
             # A directory is built in this round if nothing it needs waits on another unsettled
@@ -610,16 +612,29 @@ class Project:
             waiting = set(pending)
             leaves = [d for d in pending if self._first_ready(d, waiting, files)] or pending[:1]
             needed = Resolver(self.manifest, files.exists).resolve(leaves)
-            result = build(needed, leaves, files, latest)
-            if not result.ran:
-                settled.update(leaves)
-                continue
-            ran.include(result)
-            settled.clear()  # what it wrote may change what the others' scans find
+            try:
+                result = build(needed, leaves, files, latest)
+            except BuildFailed as exc:
+                # With -k the build goes on: these directories stay as they are, the jobs that
+                # failed are not run again (in later rounds or the main build), and what does
+                # not depend on them is built.
+                failed = getattr(exc, "result", None)
+                if not options.keep_going or failed is None:
+                    raise
+                ran.include(failed, failures=True)
+                given_up.update(leaves)
+                if not failed.ran:
+                    continue
+            else:
+                if not result.ran:
+                    settled.update(leaves)
+                    continue
+                ran.include(result)
+                settled.clear()  # what it wrote may change what the others' scans find
             files = FileState(self.root, store.load_files())
             latest = store.load_jobs()
             graph = self.graph(targets, files)
-        if not ran.ran:
+        if not ran.ran and not ran.failed:
             return None
         return graph, files, latest, ran
 

@@ -235,6 +235,8 @@ class Builder:
         # jobs, made first): its summary counts them as run, not up to date. A phase itself
         # does not summarize (summarize=False) unless it fails: the build's summary says it all.
         self._ran_before: Set[str] = {item.job.key for item in earlier.ran} if earlier is not None else set()
+        # Jobs that failed in an earlier phase of a -k build: failed here too, not run again.
+        self._failed_before: Dict[str, JobResult] = {item.job.key: item for item in earlier.failed} if earlier else {}
         self._seconds_before = earlier.seconds if earlier is not None else 0.0
         self.summarize = summarize
         self._interrupt: List[int] = []
@@ -461,7 +463,10 @@ class Builder:
             interrupted.result = result  # type: ignore[attr-defined]
             raise interrupted
         failed = result.failed
-        if self.summarize or failed:
+        # A phase summarizes only when its failure ends the build (with -k the build goes on,
+        # and its summary counts the failure).
+        speaks = self.summarize or (bool(failed) and not self.options.keep_going)
+        if speaks:
             before = sum(1 for key in self._ran_before if key in results and results[key].outcome == UP_TO_DATE)
             self.reporter.summary(
                 result.count(RAN) + before,
@@ -472,7 +477,7 @@ class Builder:
                 cutoff=int(state["cutoff"]),
             )
         if failed:
-            if self.options.keep_going:
+            if self.options.keep_going and speaks:
                 self.reporter.failures(
                     [item.job.display + (f" (log: {os.path.relpath(item.log_path)})" if item.log_path else "") for item in failed]
                 )
@@ -516,6 +521,8 @@ class Builder:
 
     def _decide(self, job: Job, verdicts: Dict[str, Verdict], ran: Set[str], results: Dict[str, JobResult]) -> Optional[JobResult]:
         """Settle a ready job as up to date / not run, or return None if it must run."""
+        if job.key in self._failed_before:
+            return self._failed_before[job.key]
         for dep in job.deps:
             outcome = results[dep.key].outcome
             if outcome not in (UP_TO_DATE, RAN):

@@ -302,6 +302,10 @@ class Resolver:
         # whose jobs' inputs each one gave (a cycle through a directory output shows there).
         self.scanned: Dict[str, None] = {}
         self.scanned_by: Dict[str, Set[str]] = {}
+        # glob -> the rules (or aliases) whose values or inputs it gave: a scan made to index a
+        # rule the targets do not need (its outputs' values) leaves the graph alone.
+        self.scanned_for: Dict[str, Set[str]] = {}
+        self._rules_named: Set[str] = set()  # rules and aliases named as targets
         self._expanding: Optional[str] = None  # the rule whose job's inputs are being expanded
         self._sorted_dirs: Optional[List[str]] = None
         self._empty_globs: Dict[str, Dict[str, None]] = {}  # rule -> its input globs that matched nothing
@@ -315,8 +319,9 @@ class Resolver:
         self.queries.append(("exists", path, answer))
         return answer
 
-    def _scanned(self, glob: str) -> None:
+    def _scanned(self, glob: str, rule: RuleSpec) -> None:
         self.scanned[glob] = None
+        self.scanned_for.setdefault(glob, set()).add(rule.name)
         if self._expanding is not None:
             self.scanned_by.setdefault(glob, set()).add(self._expanding)
 
@@ -324,7 +329,7 @@ class Resolver:
         """An input path (wildcards and braces done): the files a glob matches now, sorted
         (a path with glob characters that exists as it is written is that path), or the path."""
         if paths.has_glob(path) and not self.exists(path):
-            self._scanned(path)
+            self._scanned(path, rule)
             listing = paths.listing_of(self.root, path)
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
@@ -390,7 +395,7 @@ class Resolver:
         if cached is None:
             constraints = rule.wildcard_regex
             glob = paths.foreach_glob(spec, constraints, bound)
-            self._scanned(glob)
+            self._scanned(glob, rule)
             listing = paths.listing_of(self.root, glob)
             cached = paths.foreach_tuples(self.root, keys, spec, constraints, bound)
             self._asked(
@@ -623,6 +628,7 @@ class Resolver:
         a cycle)."""
         rules = self.manifest.rules
         if target in rules:
+            self._rules_named.add(target)  # its scans count even if they give it no job yet
             rule = rules[target]
             clash = self.index.static.get(target)
             if clash is not None and clash[0] is not rule and not aliases:
@@ -827,7 +833,8 @@ class Resolver:
         looked: Set[str] = set()
         waiting: Set[str] = set()  # globs into a directory output not made yet: empty for now
         while True:
-            more = [glob for glob in self.scanned if glob not in looked]
+            needed = {job.rule.name for job in order} | self._rules_named
+            more = [glob for glob in self.scanned if glob not in looked and self.scanned_for[glob] & needed]
             if not more:
                 break
             for glob in more:

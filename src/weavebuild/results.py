@@ -81,10 +81,11 @@ class BuildResult:
     def ok(self) -> bool:
         return not any(r.outcome in (FAILED, SKIPPED, CANCELLED) for r in self._results.values())
 
-    def include(self, earlier: BuildResult) -> None:
+    def include(self, earlier: BuildResult, failures: bool = False) -> None:
         """Count the jobs `earlier` ran (a build made first, in the same run) as run by this
-        one: the main build then finds them up to date."""
+        one: the main build then finds them up to date (and, with `failures`, those that
+        failed as failed)."""
         for key, result in earlier._results.items():
-            if result.outcome == RAN:
+            if result.outcome == RAN or (failures and result.outcome == FAILED):
                 self._results[key] = result
         self.seconds += earlier.seconds
