@@ -286,6 +286,46 @@ def test_keep_going_builds_what_a_failed_checkpoint_does_not_hold_back(project):
     assert fixed.rc == 0 and sorted(project.runs_log()) == ["count", "count", "split"], fixed
 
 
+def test_a_checkpoint_behind_another_builds_each_job_once_with_its_real_inputs(project):
+    """split -> count per chunk -> total over the chunks -> split2 -> count2 per chunk of
+    split2: from scratch, total must not run before chunks/ exists (it ran with no inputs,
+    and a command that needs one failed the build)."""
+    project.weavefile(
+        """
+        default = ["count2"]
+        [rules.split]
+        inputs  = ["src/a.txt"]
+        outputs = ["out/chunks/"]
+        cmd     = "echo split >> runs.log; mkdir -p out/chunks && split -l 1 src/a.txt out/chunks/part_"
+        [rules.count]
+        inputs  = ["out/chunks/{c}"]
+        outputs = ["out/counts/{c}.txt"]
+        foreach = { c = "out/chunks/{c}" }
+        cmd     = "echo count >> runs.log; cat {inputs} > {outputs}"
+        [rules.total]
+        inputs  = ["out/counts/{c}.txt"]
+        outputs = ["out/total.txt"]
+        foreach = { c = "out/chunks/{c}" }
+        cmd     = "echo total >> runs.log; cat {inputs} > {outputs} && test -s {outputs}"
+        [rules.split2]
+        inputs  = ["out/total.txt"]
+        outputs = ["out/chunks2/"]
+        cmd     = "echo split2 >> runs.log; mkdir -p out/chunks2 && split -l 2 out/total.txt out/chunks2/p_"
+        [rules.count2]
+        inputs  = ["out/chunks2/{d}"]
+        outputs = ["out/counts2/{d}.txt"]
+        foreach = { d = "out/chunks2/{d}" }
+        cmd     = "echo count2 >> runs.log; wc -l < {inputs} | tr -d ' ' > {outputs}"
+        """
+    )
+    project.write("src/a.txt", "a\nb\nc\n")
+    result = project.run("build", "-j", "2")
+    assert result.rc == 0, result
+    assert sorted(project.runs_log()) == sorted(["split", "count", "count", "count", "total", "split2", "count2", "count2"])
+    assert project.read("out/counts2/p_aa.txt") == "2\n" and project.read("out/counts2/p_ab.txt") == "1\n"
+    assert project.run("build").out.startswith("weave: nothing to do")
+
+
 def test_force_rule_of_a_checkpoint_runs_it_once_before_its_readers(project):
     """-R split after a change weave cannot see (the chunk size in a file split does not
     declare): split runs once, first, and what reads chunks/ follows what it now holds."""
