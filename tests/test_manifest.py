@@ -1090,6 +1090,7 @@ def test_foreach_takes_numbers_as_vars_insert_them():
         ("[rules.a]\noutputs = [\"o\"]\n'cmd' = \"touch {nope}\"\n", 3, "key 'cmd'"),  # a literal-quoted key
         ('vars.x = [[1]]\n[rules.a]\noutputs = ["o"]\ncmd = "touch o"\n', 1, "variable 'x'"),  # dotted at the top
         ('[rules.""]\noutputs = ["o"]\ncmd = "touch o"\n', 1, "rule names may contain only"),
+        ('# x\n[rules."x\\u00e9"]\noutputs = ["o"]\ncmd = "touch o"\n', 2, "rule 'x\u00e9': rule names"),
     ],
 )
 def test_error_lines_where_the_text_is_unusual(text, line, fragment):

@@ -653,6 +653,15 @@ class _Locator:
         return None
 
 
+def _unescape_basic(text: str) -> str:
+    """A TOML basic string's escapes (`\\u00e9`, `\\t`, ...) decoded, for matching a quoted
+    rule name in a header to the name the parser gave (rare: names written with escapes)."""
+    try:
+        return _toml().loads(f'v = "{text}"')["v"]
+    except Exception:  # not a valid string after all: the parser said so already
+        return text
+
+
 def _split_rule_header(rest: str) -> Tuple[str, str]:
     """`a`, `a.env`, `"a.b"`, `"a.b".env` (what follows `rules.` in a table header) →
     (rule name, first sub-key or "")."""
@@ -660,6 +669,8 @@ def _split_rule_header(rest: str) -> Tuple[str, str]:
         end = rest.find(rest[0], 1)
         if end > 0:
             name, tail = rest[1:end], rest[end + 1 :]
+            if rest[0] == '"' and "\\" in name:
+                name = _unescape_basic(name)
             return name, tail.lstrip(".").split(".")[0].strip("\"'")
         return rest.strip("\"'"), ""
     name, _, tail = rest.partition(".")
