@@ -566,6 +566,12 @@ def test_permissions_are_said_as_permissions(project):
         os.chmod(project.root / ".weave/state.db", 0o644)
     assert not [name for name in os.listdir(project.root / ".weave") if "corrupt" in name]
     assert project.run("build").out.startswith("weave: nothing to do")
+    os.chmod(project.root / "o", 0o000)
+    try:
+        result = _run_as_user(project, "clean", "-n")
+        assert "kept o: cannot read it (Permission denied)" in result.stderr, result
+    finally:
+        os.chmod(project.root / "o", 0o644)
 
 
 def test_the_failure_report_shows_a_long_line_as_a_terminal_would(project):

@@ -718,7 +718,7 @@ class Project:
         self,
         targets: Sequence[str] = (),
         dry_run: bool = False,
-        kept: Optional[List[str]] = None,
+        kept: Optional[List[Tuple[str, str]]] = None,
         only: bool = False,
     ) -> List[str]:
         """Remove outputs weave produced (never sources) and forget their records.
@@ -728,7 +728,8 @@ class Project:
         them; without targets but with `--set` values
         (overrides): the default targets as those values name them; else every output recorded
         in the store (under every set of `--set` values). Only files that still hold what weave wrote are
-        removed: one replaced or edited since is left alone and added to `kept`, if given.
+        removed: one replaced or edited since (or unreadable) is left alone and added to
+        `kept`, if given, as (path, why).
         Returns the removed paths.
         """
         import contextlib
@@ -779,11 +780,13 @@ class Project:
                         continue
                     try:
                         now = files.digest(path)
-                    except UsageError:  # unreadable, a device: not a file weave wrote
-                        now = None
+                    except UsageError as exc:  # unreadable, a device: weave cannot tell
+                        if kept is not None:
+                            kept.append((output, f"cannot read it ({exc.message.split(': ', 1)[-1]})"))
+                        continue
                     if now not in digests:
                         if kept is not None:
-                            kept.append(output)  # replaced or edited since: the user's now
+                            kept.append((output, "it was replaced or edited since weave built it"))  # the user's now
                         continue
                     removed.append(output)
                     if dry_run:

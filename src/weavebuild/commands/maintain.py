@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import click
 
@@ -27,14 +27,14 @@ def clean(settings: Settings, targets: Sequence[str], dry_run: bool, only: bool)
         from ..errors import UsageError
 
         raise UsageError("--only needs TARGETS", hint="e.g. weave clean --only reports/metrics.json")
-    kept: List[str] = []
+    kept: List[Tuple[str, str]] = []
     removed = settings.project().clean(targets, dry_run=dry_run, kept=kept, only=only)
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         if settings.verbosity >= 1:
             click.echo(f"{verb} {path}")
-    for path in kept:
-        click.echo(f"weave: warning: kept {path}: it was replaced or edited since weave built it", err=True)
+    for path, why in kept:
+        click.echo(f"weave: warning: kept {path}: {why}", err=True)
     if settings.verbosity >= 1:
         click.echo(f"weave: {verb} {len(removed)} output(s)")
 
