@@ -369,3 +369,10 @@ def test_cpus_and_resource_amounts_from_vars(project):
     assert_user_error(project.run("build", "--set", "mem=-1", "a.txt"), "key 'resources'", "non-negative")
     project.write("Weavefile", project.read("Weavefile").replace("threads = 2", 'threads = "two"'), dedent=False)
     assert_user_error(project.run("build", "a.txt"), "key 'cpus'", "var 'threads' is a string")
+
+
+def test_a_huge_set_value_is_shortened_in_the_message(project):
+    project.weavefile('[vars]\nn = 3\n[rules.a]\noutputs = ["a"]\ncmd = "echo {vars.n} > a"\n')
+    result = project.run("build", "--set", "n=" + "x" * 5000)
+    assert_user_error(result, "'n' is a number in [vars]", "(5,000 characters)")
+    assert len(result.err) < 500, len(result.err)
