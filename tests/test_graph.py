@@ -402,7 +402,7 @@ def test_rule_with_wildcards_cannot_be_named(tmp_path):
         UsageError, match="rule 'any' has wildcards; name one of its outputs"
     ) as info:
         graph_of(tmp_path, PATTERNS, ["any"])
-    assert info.value.hint == "e.g. weave build {x}.o"
+    assert info.value.hint == "e.g. weave build {x}.o; to rerun every job of it that the targets need: weave build -R any"
 
 
 def test_source_outside_the_project_is_not_matched_by_a_permissive_pattern(tmp_path):

@@ -660,7 +660,8 @@ class Resolver:
                 example = rule.outputs[0] if rule.outputs else ""
                 raise UsageError(
                     f"rule '{target}' has wildcards; name one of its outputs instead",
-                    hint=f"e.g. weave build {example}" if example else None,
+                    hint=(f"e.g. weave build {example}; " if example else "")
+                    + f"to rerun every job of it that the targets need: weave build -R {target}",
                 )
             jobs = []
             seen: Set[str] = set()
