@@ -1091,6 +1091,7 @@ def test_foreach_takes_numbers_as_vars_insert_them():
         ('vars.x = [[1]]\n[rules.a]\noutputs = ["o"]\ncmd = "touch o"\n', 1, "variable 'x'"),  # dotted at the top
         ('[rules.""]\noutputs = ["o"]\ncmd = "touch o"\n', 1, "rule names may contain only"),
         ('# x\n[rules."x\\u00e9"]\noutputs = ["o"]\ncmd = "touch o"\n', 2, "rule 'x\u00e9': rule names"),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n\n[[rules.x]]\noutputs = ["b"]\n', 5, "rule 'x': must be a table"),
     ],
 )
 def test_error_lines_where_the_text_is_unusual(text, line, fragment):

@@ -564,8 +564,10 @@ class _Locator:
             table = ""
             for number, line in enumerate(self.lines, 1):
                 stripped = line.strip()
-                if stripped.startswith("[") and not stripped.startswith("[[") and "]" in stripped:
-                    header = re.sub(r"\s*\.\s*", ".", stripped[1 : stripped.find("]")].strip())
+                if stripped.startswith("[") and "]" in stripped:
+                    # [rules.x], or [[rules.x]] (an array of tables: a mistake, reported at it)
+                    start = 2 if stripped.startswith("[[") else 1
+                    header = re.sub(r"\s*\.\s*", ".", stripped[start : stripped.find("]")].strip())
                     table = header
                     if header.startswith("rules."):
                         name, sub = _split_rule_header(header[len("rules.") :])
