@@ -610,6 +610,9 @@ def test_a_target_inside_a_directory_output_that_was_not_made_fails_the_build(pr
     assert result.rc == 1, result
     assert "target 'models/m/nope.json' was not made: rule 'train' made models/m/ without it" in result.err, result
     assert project.run("build", "models/m/nope.json").rc == 1  # never stamped as a no-op
+    why = project.run("why", "models/m/nope.json")
+    assert why.rc == 1 and "models/m/nope.json does not exist: train models/m/ is up to date and did not make it" in why.out, why
+    assert project.run("why", "models/m/model.json").rc == 0
 
 
 def test_a_placeholder_out_of_range_for_a_job_points_at_the_cmd_line(project):

@@ -92,6 +92,12 @@ def why(settings: Settings, target: str) -> None:
         click.echo(f"{target} is a source {kind}: nothing builds it")
         return
     if all(verdicts[job.key].up_to_date for job in jobs):
+        path = os.path.join(project.root, target)
+        if not os.path.lexists(path) and target not in project.manifest.rules:
+            # A path inside a directory output its (up to date) job did not make.
+            maker = jobs[0]
+            click.echo(f"{target} does not exist: {maker.display} is up to date and did not make it")
+            sys.exit(1)
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
         return
     failures = project.last_failures()
