@@ -213,12 +213,10 @@ class Project:
         return True
 
     def _parse(self) -> Manifest:
-        try:
-            text = self._raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = self._raw[: exc.start].count(b"\n") + 1
-            raise ManifestError("not valid UTF-8 text", path=self.path, line=line) from None
-        from .manifest import parse_manifest  # only when the Weavefile must be parsed
+        # Imported only when the Weavefile must be parsed: a no-op never loads the parser.
+        from .manifest import decode_weavefile, parse_manifest
+
+        text = decode_weavefile(self._raw, self.path)
 
         known = dict(self._included)
 
@@ -232,14 +230,11 @@ class Project:
 
         with cycle_collector_paused():
             manifest = parse_manifest(text, self.path, digest_source=self._raw, overrides=self.overrides, read=read)
-        self._remember_includes(manifest)
-        return manifest
-
-    def _remember_includes(self, manifest: Manifest) -> None:
-        """Note which files each file of `manifest` includes, so that the next command can take
-        the project's digest without parsing (only once .weave/ exists: a first build parses
-        before making it, and notes them when it caches the graph)."""
+        # Which files each file includes, so that the next command takes the project's digest
+        # without parsing (noted once .weave/ exists: a first build parses before making it,
+        # and notes them when it caches the graph).
         remember_includes(self.root, manifest.include_lists)
+        return manifest
 
     @property
     def manifest(self) -> Manifest:
@@ -278,7 +273,7 @@ class Project:
         graph = resolver.resolve(targets)
         graphcache.save(self.root, self.digest, targets, graph, resolver.queries)
         graphcache.record_listings(self.root, resolver.listings)
-        self._remember_includes(self.manifest)
+        remember_includes(self.root, self.manifest.include_lists)
         return graph
 
     def open_store(self, readonly: bool = False) -> Store:
@@ -486,7 +481,7 @@ class Project:
                         forced=[
                             job
                             for job in self._forced_jobs(graph, force, force_rules)
-                            if first is None or job.key not in first.results
+                            if first is None or first.outcome(job.key) is None
                         ],
                         run_id=run_id,
                         unchanged=unchanged,
@@ -725,11 +720,10 @@ class Project:
 
         With targets: those targets and every output built to make them (like `ninja -t clean
         TARGETS`; with `only`, the outputs of the targets' own jobs), as the current vars name
-        them; without targets but with `--set` values
-        (overrides): the default targets as those values name them; else every output recorded
-        in the store (under every set of `--set` values). Only files that still hold what weave wrote are
-        removed: one replaced or edited since (or unreadable) is left alone and added to
-        `kept`, if given, as (path, why).
+        them; without targets but with `--set` values (overrides): the default targets as those
+        values name them; else every output recorded in the store (under every set of `--set`
+        values). Only files that still hold what weave wrote are removed: one replaced or edited
+        since (or unreadable) is left alone and added to `kept`, if given, as (path, why).
         Returns the removed paths.
         """
         import contextlib
@@ -782,7 +776,7 @@ class Project:
                         now = files.digest(path)
                     except UsageError as exc:  # unreadable, a device: weave cannot tell
                         if kept is not None:
-                            kept.append((output, f"cannot read it ({exc.message.split(': ', 1)[-1]})"))
+                            kept.append((output, f"cannot read it ({getattr(exc, 'reason', exc.message)})"))
                         continue
                     if now not in digests:
                         if kept is not None:

@@ -234,10 +234,11 @@ class Builder:
         # The jobs an earlier phase of the same build ran (directories whose contents decide
         # jobs, made first): its summary counts them as run, not up to date. A phase itself
         # does not summarize (summarize=False) unless it fails: the build's summary says it all.
-        self._ran_before: Set[str] = {item.job.key for item in earlier.ran} if earlier is not None else set()
+        earlier = earlier if earlier is not None else BuildResult({}, 0.0)
+        self._ran_before: Set[str] = {item.job.key for item in earlier.ran}
         # Jobs that failed in an earlier phase of a -k build: failed here too, not run again.
-        self._failed_before: Dict[str, JobResult] = {item.job.key: item for item in earlier.failed} if earlier else {}
-        self._seconds_before = earlier.seconds if earlier is not None else 0.0
+        self._failed_before: Dict[str, JobResult] = {item.job.key: item for item in earlier.failed}
+        self._seconds_before = earlier.seconds
         self.summarize = summarize
         self._interrupt: List[int] = []
         self._signalled: List[int] = []  # the real signals among them (not a `stop` request)
@@ -312,14 +313,7 @@ class Builder:
                 self._adopt(job.key, verdicts[job.key])
             self._flush(final=True)  # settles racy files, so that this no-op can be stamped
             if self._ran_before:
-                before = len(self._ran_before & results.keys())
-                self.reporter.summary(
-                    len(self._ran_before),
-                    len(results) + len(self.untouched) - before,
-                    0,
-                    0,
-                    self._seconds_before + time.monotonic() - started,
-                )
+                self._summary(BuildResult(results, time.monotonic() - started, self.untouched))
             elif self.summarize:
                 self.reporter.nothing_to_do(len(results) + len(self.untouched))
             return BuildResult(results, time.monotonic() - started, self.untouched)
@@ -467,15 +461,7 @@ class Builder:
         # and its summary counts the failure).
         speaks = self.summarize or (bool(failed) and not self.options.keep_going)
         if speaks:
-            before = sum(1 for key in self._ran_before if key in results and results[key].outcome == UP_TO_DATE)
-            self.reporter.summary(
-                result.count(RAN) + before,
-                result.count(UP_TO_DATE) - before,
-                len(failed),
-                result.count(SKIPPED),
-                self._seconds_before + seconds,
-                cutoff=int(state["cutoff"]),
-            )
+            self._summary(result, cutoff=int(state["cutoff"]))
         if failed:
             if self.options.keep_going and speaks:
                 self.reporter.failures(
@@ -485,6 +471,22 @@ class Builder:
             error.result = result  # type: ignore[attr-defined]
             raise error
         return result
+
+    def _summary(self, result: BuildResult, cutoff: int = 0) -> None:
+        """The build's summary line; jobs an earlier phase ran, up to date here, count as run."""
+        before = sum(1 for key in self._ran_before if result.outcome(key) == UP_TO_DATE)
+        self.reporter.summary(
+            result.count(RAN) + before,
+            result.count(UP_TO_DATE) - before,
+            len(result.failed),
+            result.count(SKIPPED),
+            self._seconds_before + result.seconds,
+            cutoff=cutoff,
+        )
+
+    def _retries(self, job: Job) -> int:
+        """How many times a failed job of `job`'s rule is tried again."""
+        return job.rule.retries if job.rule.retries is not None else (self.options.retries or 0)
 
     def _estimates(self, durations: Dict[str, float]) -> Dict[str, float]:
         """Each job's expected duration: its last one, else the median of those known. Empty
@@ -584,8 +586,7 @@ class Builder:
         if attempt == 1:
             self.reporter.job_started(job.display, int(state["started"]), int(state["total"]), job.cmd, verdict.reasons)
         else:
-            retries = job.rule.retries if job.rule.retries is not None else (self.options.retries or 0)
-            self.reporter.job_retried(job.display, attempt, retries + 1)
+            self.reporter.job_retried(job.display, attempt, self._retries(job) + 1)
         timeout = job.rule.timeout if job.rule.timeout is not None else self.options.timeout
         deadline = time.monotonic() + timeout if timeout else None
         assert self.executor is not None
@@ -769,7 +770,7 @@ class Builder:
             result.message = failure
             results[job.key] = result
             return CANCELLED
-        retries = job.rule.retries if job.rule.retries is not None else (self.options.retries or 0)
+        retries = self._retries(job)
         if entry.attempt <= retries and not self._interrupt and not state.get("stopping"):
             self._remove_outputs(job)
             delay = self._retry_delay(job, entry.attempt)

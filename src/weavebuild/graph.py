@@ -18,7 +18,15 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 from . import paths
 from .errors import CycleError, ManifestError, MissingSource, UsageError
 from .hashing import digest_strings
-from .manifest import Manifest, Placeholder, RuleSpec, Template, format_value, wildcard_names_in
+from .manifest import (
+    Manifest,
+    Placeholder,
+    RuleSpec,
+    Template,
+    format_value,
+    line_in_file,
+    wildcard_names_in,
+)
 
 
 class Job:
@@ -207,26 +215,8 @@ class _RuleIndex:
 
 
 def _key_line(rule: RuleSpec, key: str, weavefile: str) -> Optional[int]:
-    """The line of `key` in `rule`, read again from its file (a mistake found while resolving
-    jobs, when the text is long gone); the rule's own line if that fails."""
-    from .manifest import key_line
-
-    try:
-        with open(rule.path or weavefile, encoding="utf-8") as handle:
-            return key_line(handle.read(), rule.name, key) or rule.line
-    except (OSError, ValueError):
-        return rule.line
-
-
-def _default_line(path: str, key: str) -> Optional[int]:
-    """The line of top-level `key` in the Weavefile at `path` (for a message; None if unknown)."""
-    from .manifest import top_level_line
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return top_level_line(handle.read(), key)
-    except (OSError, ValueError):
-        return None
+    """The line of `key` in `rule`, read again from its file; else the rule's own line."""
+    return line_in_file(rule.path or weavefile, rule.name, key) or rule.line
 
 
 def _refuse_unreadable(full: str, path: str) -> None:
@@ -756,7 +746,7 @@ class Resolver:
                 if targets or not self.manifest.default or isinstance(exc, ManifestError):
                     raise
                 # A target the Weavefile's `default` names: say where it comes from.
-                line = _default_line(self.manifest.path, "default")
+                line = line_in_file(self.manifest.path, None, "default")
                 where = f"{self.manifest.path}:{line}" if line else self.manifest.path
                 raise UsageError(f"{exc.message} (in default, {where})", hint=exc.hint) from None
             for job in jobs:

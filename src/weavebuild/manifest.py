@@ -25,6 +25,7 @@ from .paths import (
     unescape,
 )
 from .projectfile import INCLUDE_WORD, project_digest
+from .resources import MAX_AMOUNT
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
@@ -192,12 +193,16 @@ def load_manifest(path: str) -> Manifest:
         raise ManifestError("file not found", path=path) from None
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror}", path=path) from None
+    return parse_manifest(decode_weavefile(raw, path), path, digest_source=raw)
+
+
+def decode_weavefile(raw: bytes, path: str) -> str:
+    """The text of a Weavefile (or a file it includes) read as `raw` from `path`."""
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ManifestError("not valid UTF-8 text", path=path, line=line) from None
-    return parse_manifest(text, path, digest_source=raw)
 
 
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -271,13 +276,15 @@ def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]
     """Parse the files `part` includes, and theirs, depth first, appending them to `parts`."""
     if "include" not in part.data:
         return
-    validator = part.validator
     line = part.locator.find_top_level("include")
+
+    def refuse(message: str, hint: Optional[str] = None) -> ManifestError:
+        return ManifestError(message, path=part.path, line=line, key="include", hint=hint)
+
     if INCLUDE_WORD not in part.raw:
         # projectfile.known_includes looks for the word to tell a file that includes nothing
-        raise ManifestError("write the key 'include' plainly (not with escapes)", path=part.path, line=line, key="include")
-    names = validator.string_list(part.data["include"], None, "include")
-    for written in names:
+        raise refuse("write the key 'include' plainly (not with escapes)")
+    for written in part.validator.string_list(part.data["include"], None, "include"):
         name = normalize(written.strip()) if written.strip() and "\0" not in written else ""
         problem = None
         if not name:
@@ -287,49 +294,32 @@ def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]
         elif any(char in name for char in GLOB_CHARS):
             problem = f"'{written}' is a pattern"
         if problem:
-            raise ManifestError(
-                f"{problem}",
-                path=part.path,
-                line=line,
-                key="include",
-                hint="include takes the paths of files inside the project, relative to its directory"
+            raise refuse(
+                problem,
+                "include takes the paths of files inside the project, relative to its directory"
                 " (the Weavefile's), such as include = [\"rules/train.toml\"]",
             )
         earlier = next((other for other in parts if other.name == name), None)
         if earlier is not None:
-            if earlier is parts[0]:
+            if earlier.by is None:
                 why = "is the Weavefile itself"
-            elif earlier.by is not None:
-                why = f"is already included by {earlier.by[0].path}" + (f":{earlier.by[1]}" if earlier.by[1] else "")
-            else:  # pragma: no cover - every part but the first is included by one
-                why = "is already included"
-            raise ManifestError(
-                f"'{written}' {why}",
-                path=part.path,
-                line=line,
-                key="include",
-                hint="each file is included once: remove this entry",
-            )
+            else:
+                including, at = earlier.by
+                why = f"is already included by {including.path}" + (f":{at}" if at else "")
+            raise refuse(f"'{written}' {why}", "each file is included once: remove this entry")
         full = os.path.join(os.path.dirname(parts[0].path), name)
         try:
             raw = read(name)
         except OSError as exc:
             from .projectfile import why_not_a_file
 
-            reason = why_not_a_file(full) if not isinstance(exc, PermissionError) else "cannot be read (permission denied)"
-            raise ManifestError(
+            reason = "cannot be read (permission denied)" if isinstance(exc, PermissionError) else why_not_a_file(full)
+            raise refuse(
                 f"included file '{written}' {reason}",
-                path=part.path,
-                line=line,
-                key="include",
-                hint="paths in include are relative to the project directory (the Weavefile's)",
+                "paths in include are relative to the project directory (the Weavefile's)",
             ) from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ManifestError("not valid UTF-8 text", path=full, line=raw[: exc.start].count(b"\n") + 1) from None
         part.includes.append(name)
-        included = _Part(full, name, raw, text, by=(part, line or 0))
+        included = _Part(full, name, raw, decode_weavefile(raw, full), by=(part, line or 0))
         parts.append(included)
         _read_includes(included, parts, read)
 
@@ -494,14 +484,15 @@ _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
 _KEY_LINE_RE = re.compile(r"\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=")
 
 
-def key_line(text: str, rule: str, key: str) -> Optional[int]:
-    """1-based line of `key` in rule `rule` of Weavefile `text` (for messages about it)."""
-    return _Locator(text).find(rule, key)
-
-
-def top_level_line(text: str, key: str) -> Optional[int]:
-    """1-based line of top-level `key` in Weavefile `text` (for messages about it)."""
-    return _Locator(text).find_top_level(key)
+def line_in_file(path: str, rule: Optional[str], key: str) -> Optional[int]:
+    """1-based line of `key` in rule `rule` (None: at the top) of the Weavefile at `path`, read
+    again for a mistake found after parsing (resolving jobs); None if it cannot be told."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            locator = _Locator(handle.read())
+    except (OSError, ValueError):
+        return None
+    return locator.find(rule, key) if rule is not None else locator.find_top_level(key)
 
 
 def _spellings(key: str) -> str:
@@ -780,9 +771,6 @@ def parse_duration(value: Any) -> float:
     return total
 
 
-# The largest resource or cpus amount: beyond it a count means nothing, and far beyond it an
-# integer no longer fits the float that the scheduler's arithmetic turns it into.
-MAX_AMOUNT = 1e15
 
 
 def _amount_in_range(amount: Union[int, float]) -> bool:
@@ -1174,7 +1162,7 @@ class _Validator:
         # Vars that only choose the foreach values are not part of the jobs' recipes: adding a
         # sample to `samples` makes one new job and leaves the others' commands as they were.
         foreach_vars: List[str] = []
-        self._foreach_sources: Dict[str, Optional[str]] = {}  # foreach key -> the var its values came from
+        foreach_sources: Dict[str, Optional[str]] = {}  # foreach key -> the var its values came from
         for key, values in foreach.items():
             if not NAME_RE.match(key):
                 raise self.error(f"'{key}' is not a valid wildcard name", name, "foreach")
@@ -1235,7 +1223,7 @@ class _Validator:
                     source,
                 )
             spec.foreach[key] = values
-            self._foreach_sources[key] = source
+            foreach_sources[key] = source
         wildcard_table = body.get("wildcards", {})
         if not isinstance(wildcard_table, dict):
             raise self.error("must be a table of regular expressions", name, "wildcards")
@@ -1267,7 +1255,7 @@ class _Validator:
                         raise self.foreach_error(
                             f"value {value!r} for '{key}' does not match its constraint {regex!r} (in wildcards)",
                             name,
-                            self._foreach_sources.get(key),
+                            foreach_sources.get(key),
                             hint="fix the value, or widen the constraint",
                         )
         for key in all_wildcards:

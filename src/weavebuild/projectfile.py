@@ -56,12 +56,12 @@ def project_digest(raw: bytes, included: Sequence[Tuple[str, bytes]], overrides:
     """What identifies a project's rules: the Weavefile's bytes, the path and bytes of every
     file it includes, and the `--set` values. A Weavefile that includes nothing keeps the
     digest of its bytes alone."""
-    import xxhash
+    from .hashing import digest_bytes
 
     data = raw
     for path, content in included:
-        data += b"\0--include\0" + path.encode() + b"\0" + xxhash.xxh3_128_digest(content)
-    return xxhash.xxh3_128_hexdigest(data + overrides_key(overrides))
+        data += b"\0--include\0" + path.encode() + b"\0" + digest_bytes(content).encode()
+    return digest_bytes(data + overrides_key(overrides))
 
 
 def known_includes(root: str, raw: bytes) -> Optional[List[Tuple[str, bytes]]]:
@@ -70,16 +70,16 @@ def known_includes(root: str, raw: bytes) -> Optional[List[Tuple[str, bytes]]]:
     when that is not known without parsing it (a version never parsed, or a file gone)."""
     if INCLUDE_WORD not in raw:
         return []  # the parser refuses an `include` key that is not spelled out
-    memo = _read_includes(root)
+    from .hashing import digest_bytes
+
+    memo = _read_memo(root)
     found: List[Tuple[str, bytes]] = []
     seen = set()
 
     def walk(content: bytes) -> bool:
         if INCLUDE_WORD not in content:
             return True
-        import xxhash
-
-        names = memo.get(xxhash.xxh3_128_hexdigest(content))
+        names = memo.get(digest_bytes(content))
         if not isinstance(names, list):
             return False
         for name in names:
@@ -107,12 +107,12 @@ def remember_includes(root: str, lists: Sequence[Tuple[bytes, List[str]]]) -> No
         return
     import json
 
-    import xxhash
+    from .hashing import digest_bytes
 
-    memo = _read_includes(root)
+    memo = _read_memo(root)
     changed = False
     for content, names in lists:
-        key = xxhash.xxh3_128_hexdigest(content)
+        key = digest_bytes(content)
         if memo.get(key) != names:
             memo.pop(key, None)
             memo[key] = list(names)
@@ -126,7 +126,7 @@ def remember_includes(root: str, lists: Sequence[Tuple[bytes, List[str]]]) -> No
     replace_file(os.path.join(root, INCLUDES_NAME), json.dumps(memo).encode())
 
 
-def _read_includes(root: str) -> dict:
+def _read_memo(root: str) -> dict:
     import json
 
     try:

@@ -14,8 +14,12 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
 
-MAX_TOTAL = 1e15  # as manifest.MAX_AMOUNT: larger amounts are typos, and lose precision
-_ITEM_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9]+(?:\.[0-9]*)?)\s*$")
+# The largest resource or cpus amount, in the Weavefile and on the command line: beyond it a
+# count means nothing, and far beyond it an integer no longer fits the float that the
+# scheduler's arithmetic turns it into.
+MAX_AMOUNT = 1e15
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_ITEM_RE = re.compile(r"^\s*(" + _NAME + r")\s*=\s*([0-9]+(?:\.[0-9]*)?)\s*$")
 
 
 def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
@@ -30,13 +34,13 @@ def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
             if not match:
                 name, equals, text = item.partition("=")
                 why = ""
-                if equals and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+                if equals and re.fullmatch(_NAME, name.strip()):
                     why = f": '{text.strip()}' is not an amount (a number of 0 or more)"
                 raise UsageError(f"invalid --resources value '{item}'{why}", hint=example)
             name, amount = match.group(1), float(match.group(2))
-            if amount > MAX_TOTAL:
+            if amount > MAX_AMOUNT:
                 raise UsageError(
-                    f"invalid --resources value '{item}': at most {MAX_TOTAL:.0e}",
+                    f"invalid --resources value '{item}': at most {MAX_AMOUNT:.0e}",
                     hint="amounts are counts such as gpu=2 or mem_mb=16000",
                 )
             if name in given:

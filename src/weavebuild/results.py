@@ -56,6 +56,13 @@ class BuildResult:
             self._results, self._untouched = merged, ()
         return self._results
 
+    def outcome(self, key: str) -> Optional[str]:
+        """The outcome of job `key` in this build, or None if it was not part of it."""
+        found = self._results.get(key)
+        if found is not None:
+            return found.outcome
+        return UP_TO_DATE if key in self._untouched else None
+
     def _with(self, outcome: str) -> List[JobResult]:
         results = self.results if outcome == UP_TO_DATE else self._results  # untouched: up to date
         return [r for r in results.values() if r.outcome == outcome]

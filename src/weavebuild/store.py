@@ -146,13 +146,16 @@ class Store:
             raise StoreError(f"cannot create {state_dir}: {exc.strerror}") from None
         # A store weave may not read or write is not a damaged one: never moved aside (its
         # history would be lost for a permission).
-        wanted = os.R_OK if readonly else os.R_OK | os.W_OK
-        for needed in ([path] if os.path.exists(path) else []) + ([] if readonly else [state_dir]):
-            if not os.access(needed, wanted if needed == path else os.W_OK | os.X_OK):
-                raise StoreError(
-                    f"cannot {'read' if readonly else 'read and write'} {os.path.relpath(needed)}: permission denied",
-                    hint="check its permissions (and its owner): weave keeps its records there",
-                )
+        refused = None
+        if os.path.exists(path) and not os.access(path, os.R_OK if readonly else os.R_OK | os.W_OK):
+            refused = path
+        elif not readonly and not os.access(state_dir, os.W_OK | os.X_OK):
+            refused = state_dir  # SQLite writes its journal files beside the store
+        if refused is not None:
+            raise StoreError(
+                f"cannot {'read' if readonly else 'read and write'} {os.path.relpath(refused)}: permission denied",
+                hint="check its permissions (and its owner): weave keeps its records there",
+            )
         try:
             connection = cls._connect(path, readonly)
         except _Unusable as exc:

@@ -269,7 +269,7 @@ def watch_set(graph: Graph, manifest: Manifest) -> WatchSet:
 
     # Directories, never files, are watched: an editor's write-rename replaces the file (and
     # inotify's watch on it), but the directory sees the new name arrive.
-    weavefiles = [weavefile] + [name for name, _ in manifest.included]
+    weavefiles = manifest.files  # the Weavefile (`weavefile`) first, then the files it includes
     for name in weavefiles:
         want(_parent(name), False)
     sources = set()
