@@ -674,3 +674,36 @@ def test_an_included_file_is_watched_like_the_weavefile(project, start_watch):
     project.write("rules/more.toml", '[rules.more]\ninputs = ["out.txt"]\noutputs = ["more.txt"]\ncmd = "wc -l < out.txt > more.txt"\n')
     watch.wait_for(lambda: (read(project, "more.txt") or "").strip() == "3", "the newly included rule built")
     assert watch.interrupt() == 130
+
+
+def test_temporary_outputs_deleted_in_watch_start_no_cycle(project, start_watch):
+    project.weavefile(
+        """
+        default = ["report.txt"]
+        [rules.unpack]
+        inputs = ["raw.txt"]
+        outputs = ["big.txt"]
+        temp = true
+        cmd = "echo unpack >> runs.log; tr a-z A-Z < raw.txt > big.txt"
+        [rules.count]
+        inputs = ["big.txt", "param.txt"]
+        outputs = ["report.txt"]
+        cmd = "echo count >> runs.log; cat big.txt param.txt > report.txt"
+        """
+    )
+    project.write("raw.txt", "hello\n")
+    project.write("param.txt", "1\n")
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok", watch.output()
+    assert not project.exists("big.txt")
+    # A change to the reader's own input: the temporary file is made again for it, then
+    # deleted again; neither the deletion nor the remake starts a cycle of its own.
+    project.write("param.txt", "2\n")
+    cycle = watch.wait_cycle_for("param.txt", after=first[0])
+    assert cycle[1] == "ok", watch.output()
+    assert project.read("report.txt") == "HELLO\n2\n"
+    assert not project.exists("big.txt")
+    assert project.runs_log() == ["unpack", "count", "unpack", "count"]
+    assert set(watch.changed()) == {"param.txt"}, watch.output()
+    assert watch.interrupt() == 130

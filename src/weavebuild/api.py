@@ -356,6 +356,7 @@ class Project:
         keep_going: bool = False,
         force: bool = False,
         keep_failed: bool = False,
+        keep_temp: bool = False,
         retries: Optional[int] = None,
         retry_delay: Optional[float] = None,
         timeout: Optional[float] = None,
@@ -367,7 +368,8 @@ class Project:
         force_rules: Sequence[str] = (),
     ) -> BuildResult:
         """Bring `targets` (default targets if empty) up to date; `force` reruns the targets'
-        own jobs, `force_rules` every job of those rules that the targets need.
+        own jobs, `force_rules` every job of those rules that the targets need; `keep_temp`
+        keeps temporary outputs that would be deleted after use.
 
         Raises BuildFailed if a job fails, Interrupted on SIGINT/SIGTERM or when `stop` is set
         (from another thread), and UsageError/ManifestError for the user's mistakes. Paths added
@@ -400,7 +402,9 @@ class Project:
                         "their outputs will be rebuilt"
                     )
                 command_line = list(argv if argv is not None else sys.argv)
-                stamp_key = stamp.key(self.digest, targets)
+                # A build that keeps temporary outputs vouches for them being there: its stamp
+                # is not one a build that deletes them may take as a no-op.
+                stamp_key = stamp.key(self.digest, targets) + ("\0--keep-temp" if keep_temp else "")
                 checked = None if force or force_rules else stamp.check(store, self.root, stamp_key)
                 if checked is not None and checked.noop:
                     # Touched files, same content: the refreshed stamp remembers their new
@@ -416,6 +420,7 @@ class Project:
                     keep_going=keep_going,
                     force=force or bool(force_rules),
                     keep_failed=keep_failed,
+                    keep_temp=keep_temp,
                     retries=retries,
                     retry_delay=retry_delay,
                     timeout=timeout,
@@ -504,7 +509,7 @@ class Project:
                     elif partial is not None:
                         data = partial.restamp(files.cache) if result.ok else None
                     else:
-                        data = stamp.make(graph, files)
+                        data = stamp.make(graph, files, builder.absent_temps())
                     if data is not None:
                         stamp.save(store, self.root, stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
@@ -836,12 +841,12 @@ class Project:
                     if verdict.signature is None:
                         skipped.append((job, str(verdict.reasons[0])))
                         continue
+                    if verdict.up_to_date:  # (a gone temporary output included)
+                        continue
                     digests = [files.digest(output) for output in job.outputs]
                     missing = [o for o, d in zip(job.outputs, digests) if d is None]
                     if missing:
                         skipped.append((job, f"output missing: {missing[0]}"))
-                        continue
-                    if verdict.up_to_date:
                         continue
                     record = Record(
                         verdict.signature, job.key, job.rule.name, recipe_of(job), verdict.inputs,

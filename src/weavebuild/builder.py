@@ -37,6 +37,8 @@ from .resources import Grant, ResourcePool
 from .results import CANCELLED, FAILED, RAN, SKIPPED, UP_TO_DATE, BuildResult, JobResult
 from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict
 from .store import JobRow, Record, Store
+from .temps import TempOutputs, demand
+from .temps import delete as delete_temp
 
 GRACE_SECONDS = 3.0
 FLUSH_INTERVAL = 0.2
@@ -79,6 +81,7 @@ class BuildOptions:
         stream: bool = True,
         stop: Optional[threading.Event] = None,
         changed: Optional[ChangedPaths] = None,
+        keep_temp: bool = False,
     ):
         self.jobs = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
         self.keep_going = keep_going
@@ -91,6 +94,7 @@ class BuildOptions:
         # Set from another thread (watch mode) to cancel the build as Ctrl-C would.
         self.stop = stop
         self.changed = changed
+        self.keep_temp = keep_temp  # temporary outputs are not deleted after use
 
 
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
@@ -260,6 +264,9 @@ class Builder:
         self._delays: Dict[Tuple[str, int], float] = {}
         self._last_flush = 0.0
         self._stopping = False  # the build is over: background helpers stop
+        self._temps: Optional[TempOutputs] = None  # what may be deleted after use (temps.py)
+        self._needed: Dict[str, Reason] = {}  # jobs whose gone temporary outputs are needed
+        self._results: Dict[str, JobResult] = {}
         self._wants_output = reporter.wants_output  # else job logs are never read back
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
@@ -298,7 +305,19 @@ class Builder:
             verdicts[job.key] = verdict
             if not verdict.up_to_date:
                 stale.add(job.key)
+        # Gone temporary outputs that a job predicted to run reads: their jobs run first.
+        self._needed = demand(self.graph, verdicts, self.files.exists)
         return verdicts
+
+    def absent_temps(self) -> Dict[str, str]:
+        """The temporary outputs that are gone while their jobs are up to date, with the
+        digest each job's record holds for them (for the no-op stamp)."""
+        root = self.root
+        return {
+            path: digest
+            for path, digest in self.scanner.virtual.items()
+            if not os.path.lexists(os.path.join(root, path))
+        }
 
     # -- the build -----------------------------------------------------------------------------
     def run(self, verdicts: Optional[Dict[str, Verdict]] = None) -> BuildResult:
@@ -306,11 +325,16 @@ class Builder:
         if verdicts is None:
             verdicts = self.predict()
         results: Dict[str, JobResult] = {}
+        self._results = results
+        if not self.options.keep_temp and any(job.rule.temp for job in self.graph.jobs):
+            self._temps = TempOutputs(self.graph) or None
         to_run = sum(1 for v in verdicts.values() if not v.up_to_date)
         if to_run == 0:
             for job in self.graph.jobs:
                 results[job.key] = JobResult(job, UP_TO_DATE)
                 self._adopt(job.key, verdicts[job.key])
+                if self._temps is not None:
+                    self._temps.settled(job, True)
             self._flush(final=True)  # settles racy files, so that this no-op can be stamped
             if self._ran_before:
                 self._summary(BuildResult(results, time.monotonic() - started, self.untouched))
@@ -536,6 +560,10 @@ class Builder:
             verdict = verdicts[job.key] = self.scanner.check(
                 job, forced=job.key in self.forced, explain=self.reporter.wants_reasons
             )
+            if verdict.up_to_date and job.key in self._needed and any(
+                path in self.scanner.virtual for path in job.temp_outputs
+            ):  # up to date, but a job that must run reads its temporary output, now gone
+                verdict = verdicts[job.key] = Verdict(verdict.signature, verdict.inputs, [self._needed[job.key]])
         if verdict.up_to_date:
             self._adopt(job.key, verdict)
             return JobResult(job, UP_TO_DATE)
@@ -560,6 +588,8 @@ class Builder:
                 self.latest[key] = JobRow(record.signature, " ".join(record.outputs), record.duration)
 
     def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
+        if self._temps is not None:
+            self._temps.settled(job, self._results[job.key].outcome in (RAN, UP_TO_DATE))
         for dependent in job.dependents:
             pending[dependent.key] -= 1
             if pending[dependent.key] == 0:
@@ -567,6 +597,9 @@ class Builder:
 
     # -- starting and finishing jobs ------------------------------------------------------------
     def _start(self, job: Job, grant: Grant, verdict: Verdict, attempt: int, state: Dict[str, object]) -> Optional[_Running]:
+        if job.rule.temp and self.scanner.virtual:
+            for path in job.temp_outputs:  # made again: its readers read the new file
+                self.scanner.virtual.pop(path, None)
         try:
             self._prepare_outputs(job)
         except UsageError as exc:
@@ -898,6 +931,8 @@ class Builder:
         self._hash_outputs(final)
         if final:
             self.files.settle_racy()
+        if self._temps is not None:
+            self._delete_temps()
         self._last_flush = time.monotonic()
         records, self._records = self._records, []
         rows, self._attempt_rows = self._attempt_rows, []
@@ -905,6 +940,23 @@ class Builder:
         files = self.files.take_dirty()
         if records or files or rows or adopted:
             self.store.commit(records, files, attempts=rows, adopt=adopted)
+
+    def _delete_temps(self) -> None:
+        """Delete the temporary outputs no job of this build needs any more. Their jobs'
+        records are complete by then (hashing an output needs the file); the digest each
+        holds stands in for the file from now on (Scanner.virtual, the no-op stamp)."""
+        assert self._temps is not None
+        busy = {job.key for _, job, _, _ in self._unhashed}
+        for path, is_dir in self._temps.take_due(busy):
+            try:
+                digest = self.files.digest(path)
+            except UnreadableFile:
+                continue  # not weave's to judge: left as it is
+            if digest is None:
+                continue
+            if delete_temp(self.root, path, is_dir):
+                self.files.removed(path, is_dir)
+                self.scanner.virtual[path] = digest
 
     def _hash_outputs(self, final: bool) -> None:
         """Hash the outputs of jobs that ended at least a racy window ago (all of them if

@@ -124,6 +124,7 @@ def _with_build_options(func: Callable[..., Any], dry_run_listed: bool) -> Calla
         click.option("-B", "--force", is_flag=True, default=BUILD_DEFAULTS["force"], help="Rerun the named targets even if up to date."),
         click.option("-R", "--force-rule", "force_rules", multiple=True, metavar="RULE", default=BUILD_DEFAULTS["force_rules"], help="Rerun every job of RULE the targets need, even if up to date (repeatable)."),
         click.option("--keep-failed", is_flag=True, default=BUILD_DEFAULTS["keep_failed"], help="Keep the outputs of failed jobs (never recorded as good)."),
+        click.option("--keep-temp", is_flag=True, default=BUILD_DEFAULTS["keep_temp"], help="Keep temporary outputs (a rule's `temp`) instead of deleting them after use."),
         click.option("--retries", type=Count(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),
         click.option("--timeout", callback=_parse_duration, default=BUILD_DEFAULTS["timeout"], metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),
         click.option("--wait", "wait_for_lock", is_flag=True, default=BUILD_DEFAULTS["wait_for_lock"], help="If another weave is building here, wait for it."),

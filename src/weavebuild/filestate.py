@@ -320,6 +320,19 @@ class FileState:
             if self._trusted_fingerprint is not None:
                 self._forgotten.add(path)
 
+    def removed(self, path: str, is_dir: bool) -> None:
+        """Weave itself deleted `path` (a temporary output): forget all it knew of it (and of
+        the files in it), and take it as missing."""
+        self.forget((path,))
+        for table in (self.cache, self.dirty, self.racy):
+            table.pop(path, None)  # type: ignore[attr-defined]
+        if is_dir:
+            prefix = path + "/"
+            for table in (self.cache, self.dirty, self.racy, self._memo):
+                for key in [key for key in table if key.startswith(prefix)]:  # type: ignore[attr-defined]
+                    del table[key]  # type: ignore[attr-defined]
+        self._memo[path] = _MISSING
+
     def changed_since_read(self, paths: Sequence[str]) -> List[str]:
         """Those of `paths` (files whose digests this build took) that are no longer as they
         were then: edited, replaced or deleted since, for instance while a job read them. A

@@ -71,6 +71,11 @@ class Job:
     def name(self) -> str:
         return self.rule.name
 
+    @property
+    def temp_outputs(self) -> List[str]:
+        """Its temporary outputs (see RuleSpec.temp)."""
+        return [self.outputs[index] for index in self.rule.temp]
+
     def __repr__(self) -> str:
         return f"Job({self.key!r})"
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 7
+FORMAT = 8
 MAX_ENTRIES = 8
 
 
@@ -233,6 +233,7 @@ _RULE_FIELDS = (
     "description",
     "line",
     "path",
+    "temp",
 )
 
 

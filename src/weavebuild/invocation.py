@@ -31,6 +31,7 @@ BUILD_DEFAULTS: Dict[str, Any] = {
     "force": False,
     "force_rules": (),
     "keep_failed": False,
+    "keep_temp": False,
     "retries": None,
     "timeout": None,
     "wait_for_lock": False,

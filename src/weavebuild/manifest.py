@@ -52,6 +52,7 @@ RULE_KEYS = (
     "retry_delay",
     "timeout",
     "description",
+    "temp",
 )
 
 # \Z, not $: `$` also matches before a final newline, which would let "x\n" through.
@@ -110,6 +111,7 @@ class RuleSpec:
         "vars_used",
         "line",
         "path",
+        "temp",
     )
 
     def __init__(self, name: str):
@@ -134,6 +136,10 @@ class RuleSpec:
         self.vars_used: Tuple[str, ...] = ()
         self.line: Optional[int] = None
         self.path: Optional[str] = None  # the file it is written in: the Weavefile or an included one
+        # Positions in `outputs` of the temporary ones: deleted once the jobs that read them are
+        # done, made again only when one of those must run (Snakemake's temp(), make's
+        # intermediate files).
+        self.temp: Tuple[int, ...] = ()
 
     @property
     def is_alias(self) -> bool:
@@ -1055,6 +1061,37 @@ class _Validator:
             self.check_braces(item, rule, key)
         return items, names
 
+    def temp_outputs(self, value: Any, spec: RuleSpec, variables: Dict[str, Any]) -> Tuple[int, ...]:
+        """`temp`: true (every output), false, or a list of the rule's outputs (as written,
+        or by their names in a table of outputs): their positions in `spec.outputs`."""
+        if isinstance(value, bool):
+            return tuple(range(len(spec.outputs))) if value else ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.error(
+                f"must be true, false or a list of the rule's outputs, got {_type_name(value)}",
+                spec.name,
+                "temp",
+            )
+        positions: List[int] = []
+        for item in value:
+            if item in spec.output_names:
+                found = spec.output_names[item]
+            else:
+                expanded = self.expand_vars(item, variables, spec.name, "temp", [])
+                found = [index for index, output in enumerate(spec.outputs) if output == expanded]
+            if not found:
+                shown = ", ".join(f"'{output}'" for output in spec.outputs[:5]) or "none"
+                raise self.error(
+                    f"'{item}' is not one of the rule's outputs",
+                    spec.name,
+                    "temp",
+                    hint=f"list outputs exactly as `outputs` writes them (or their names); the outputs are: {shown}",
+                )
+            positions.extend(index for index in found if index not in positions)
+        return tuple(sorted(positions))
+
     def check_patterns(self, spec: RuleSpec, constraints: Dict[str, str]) -> None:
         """Compile the rule's output and foreach patterns with its constraints, as the build
         will: a constraint that compiles alone may still break the combined regex."""
@@ -1331,6 +1368,8 @@ class _Validator:
         if description is not None and not isinstance(description, str):
             raise self.error("must be a string", name, "description")
         spec.description = description
+        if "temp" in body:
+            spec.temp = self.temp_outputs(body["temp"], spec, variables)
         if cmd is not None:
             spec.cmd_template = self.template(cmd, spec, variables, "cmd", used)
             for key, value in spec.env.items():

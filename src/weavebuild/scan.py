@@ -27,6 +27,7 @@ VAR_CHANGED = "var changed"
 ENV_CHANGED = "env changed"
 FORCED = "forced"
 UPSTREAM = "upstream will rerun"
+TEMP_NEEDED = "temporary output needed"  # a job that reads it must run (temps.demand)
 ALWAYS = "no outputs (always runs)"
 RECORD_MISMATCH = "recorded result differs"
 CHANGED = "inputs or recipe changed"  # when no one asked for the details (see Scanner.check)
@@ -90,6 +91,9 @@ class Scanner:
         self.files = files
         self.store = store
         self.latest = latest
+        # Temporary outputs that are gone while the job that makes them is up to date: the
+        # digest its record holds for each (see temps.py). Their readers are checked with it.
+        self.virtual: Dict[str, str] = {}
 
     def recipe(self, job: Job) -> str:
         digest = job.recipe
@@ -106,7 +110,9 @@ class Scanner:
         for path in job.inputs:
             digest = digest_of(path)
             if digest is None:
-                return Verdict(None, inputs, [Reason(INPUT_MISSING, path)])
+                digest = self.virtual.get(path)
+                if digest is None:
+                    return Verdict(None, inputs, [Reason(INPUT_MISSING, path)])
             inputs.append((path, digest))
         if not job.outputs:
             return Verdict(None, inputs, [Reason(ALWAYS)])
@@ -136,10 +142,13 @@ class Scanner:
         if len(recorded) != len(job.outputs):
             return [Reason(RECORD_MISMATCH)]
         reasons: List[Reason] = []
-        for path, is_dir, expected in zip(job.outputs, job.dir_outputs, recorded):
+        temp = job.rule.temp
+        for index, (path, is_dir, expected) in enumerate(zip(job.outputs, job.dir_outputs, recorded)):
             current = self.files.digest(path)
             shown = path + "/" if is_dir else path  # as the Weavefile writes a directory output
-            if current is None:
+            if current is None and index in temp:
+                self.virtual[path] = expected  # deleted after use: not a reason to run
+            elif current is None:
                 reasons.append(Reason(OUTPUT_MISSING, shown))
             elif current != expected:
                 reasons.append(Reason(OUTPUT_MODIFIED, shown))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
-FORMAT = "stamp-4"
+FORMAT = "stamp-5"
 STAMP_DIR = os.path.join(".weave", "stamps")
 TOKEN_BYTES = 16
 
@@ -42,9 +42,14 @@ def key(weavefile_digest: str, targets: Sequence[str]) -> str:
     return "\0".join((FORMAT, __version__, weavefile_digest) + tuple(targets))
 
 
-def make(graph: Graph, files: FileState) -> Optional[bytes]:
+# The fingerprint of a temporary output that is gone (temps.py): it must still be gone.
+ABSENT = (-1, -1, -1, -1)
+
+
+def make(graph: Graph, files: FileState, absent: Optional[Dict[str, str]] = None) -> Optional[bytes]:
     """The stamp of a graph whose jobs were all just verified up to date, or None when it
     cannot be stamped (command-only jobs, unhashed files, directories modified just now).
+    `absent`: the temporary outputs that are gone, with their recorded digests.
 
     A directory (a directory output, or an input that is a directory) is stamped as the
     fingerprints of every file in its tree plus the (mtime, inode, ctime) of every directory in
@@ -58,6 +63,9 @@ def make(graph: Graph, files: FileState) -> Optional[bytes]:
         for paths in (job.inputs, job.outputs):
             for path in paths:
                 if path in entries:
+                    continue
+                if absent and path in absent:
+                    entries[path] = ABSENT + (absent[path], 0)
                     continue
                 row = cache.get(path)
                 if row is None:
@@ -87,7 +95,7 @@ def make(graph: Graph, files: FileState) -> Optional[bytes]:
 
 
 def _is_racy(row: tuple) -> bool:
-    return row[4] is not None and row[5] - row[1] <= racy_window(row[1])
+    return row[4] is not None and row[1] != -1 and row[5] - row[1] <= racy_window(row[1])
 
 
 def _pack(
@@ -411,8 +419,11 @@ def _compare(directory: int, stamp: _Stamp) -> Optional[_Comparison]:
     for path in paths:
         try:
             st: Optional[os.stat_result] = stat(path, dir_fd=directory)
-        except OSError:
+        except OSError as exc:
             st = None
+            if fingerprints[index + 1] == -1 and isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                index += 4  # a temporary output, still gone
+                continue
         if (
             st is None
             or st.st_mtime_ns != fingerprints[index + 1]
@@ -492,6 +503,14 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
     unchanged = result.unchanged = dict(zip(paths, digests))
     for position in changed:
         del unchanged[paths[position]]
+    mtimes = stamp.fingerprints[1::4]
+    absent = -1 in mtimes
+    if absent:
+        # Gone temporary outputs are not files with a digest: their jobs are checked, which
+        # tells their readers the recorded digest (Scanner.virtual), or makes them again.
+        for position, mtime in enumerate(mtimes):
+            if mtime == -1:
+                unchanged.pop(paths[position], None)
     if "" in digests:  # directories: checked as trees, never "unchanged" as a whole
         directories: Dict[str, int] = {}
         for position, digest in enumerate(digests):
@@ -512,7 +531,7 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
         job_keys = result.job_keys
     except (EOFError, ValueError, TypeError):
         return result
-    if len(structure) == len(job_keys):
+    if len(structure) == len(job_keys) and not absent:  # (a reached reader may need its temp made)
         reached = _reached(structure, changed)
         if reached is not None and all(
             digests[position]

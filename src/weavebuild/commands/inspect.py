@@ -10,7 +10,7 @@ import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
 from ..reporter import pad, text_width
-from ..scan import UPSTREAM
+from ..scan import TEMP_NEEDED, UPSTREAM
 
 if TYPE_CHECKING:
     from ..graph import Job
@@ -100,6 +100,13 @@ def why(settings: Settings, target: str) -> None:
             sys.exit(1)
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
         return
+    reasons = verdicts[jobs[0].key].reasons
+    if len(jobs) == 1 and [r.kind for r in reasons] == [TEMP_NEEDED] and reasons[0].detail.endswith("(a target)"):
+        click.echo(
+            f"{target} is a temporary output, deleted once the jobs that read it were done: "
+            f"{jobs[0].display} is up to date, and makes it again when it is built (or read by a job that must run)"
+        )
+        sys.exit(1)
     failures = project.last_failures()
     for index, (depth, job) in enumerate(chain):
         if index == WHY_LINES and len(chain) > WHY_LINES + 1:

@@ -45,6 +45,8 @@ def list_rules(settings: Settings) -> None:
             click.echo("  inputs:    " + " ".join(rule.inputs))
         if rule.outputs:
             click.echo("  outputs:   " + " ".join(rule.outputs))
+        if rule.temp:
+            click.echo("  temp:      " + " ".join(rule.outputs[index] for index in rule.temp))
         if rule.wildcard_names:
             click.echo("  wildcards: " + " ".join(rule.wildcard_names))
         if rule.foreach:

@@ -1,0 +1,177 @@
+"""Temporary outputs (a rule's `temp`): deleted once every job of the build that reads them
+is done, and made again only when a job that reads them must run (Snakemake's temp(), make's
+intermediate files).
+
+A job whose temporary output is gone is still up to date while the record of its last run
+matches: the digest that record holds for the output stands in for the file
+(`Scanner.virtual`), so the jobs reading it are checked as if it were there. When one of
+them must run after all, the job that makes the file runs first. `demand` works that out
+before the build starts, from the prediction, which never predicts fewer jobs than will run:
+a job predicted up to date is decided from unchanged files, so it cannot turn stale later.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
+
+from .paths import normalize
+from .scan import TEMP_NEEDED, UPSTREAM, Reason, Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import Graph, Job
+
+
+def wanted(graph: Graph) -> Set[str]:
+    """The paths that must stay: those the build was asked for (a path target names itself,
+    an alias its inputs, a rule name every output of its jobs), and the directories whose
+    contents decide which jobs there are (read by a foreach pattern or a glob)."""
+    requested = set(graph.requested)
+    paths = {normalize(target) for target in graph.requested}
+    paths.update(graph.first)
+    for job in graph.targets:
+        if job.rule.is_alias:
+            paths.update(job.inputs)
+        elif job.rule.name in requested:
+            paths.update(job.outputs)
+    return paths
+
+
+def _is_kept(path: str, kept: Set[str]) -> bool:
+    """Whether `path` is asked for, or holds (as a directory) a path that is."""
+    if path in kept:
+        return True
+    prefix = path + "/"
+    return any(item.startswith(prefix) for item in kept)
+
+
+def _temp_of(path: str, temps: Mapping[str, object]) -> Optional[str]:
+    """The temporary output `path` is or lies inside, if any."""
+    while path:
+        if path in temps:
+            return path
+        path = os.path.dirname(path)
+    return None
+
+
+def demand(graph: Graph, verdicts: Dict[str, Verdict], exists: Callable[[str], bool]) -> Dict[str, Reason]:
+    """The jobs that must make their gone temporary outputs again, with why: those whose
+    outputs a job predicted to run reads (or the build asks for), and so on upstream. Their
+    verdicts become stale, and everything downstream is predicted to run ('upstream will
+    rerun'), to be decided again once they have. A job predicted to run only because of its
+    dependencies may turn out up to date once they have run (early cutoff); the temporary
+    files it reads are made all the same. Linear in the graph: each job turns stale once."""
+    needed: Dict[str, Reason] = {}
+    temps = {path: job for job in graph.jobs if job.rule.temp for path in job.temp_outputs}
+    if not temps:
+        return needed
+    stale: Deque[Job] = collections.deque(job for job in graph.jobs if not verdicts[job.key].up_to_date)
+
+    def need(path: str, by: str) -> None:
+        producer = temps[path]
+        if producer.key in needed or exists(path):
+            return
+        reason = needed[producer.key] = Reason(TEMP_NEEDED, f"{path} (read by {by})" if by else f"{path} (a target)")
+        verdict = verdicts[producer.key]
+        if verdict.up_to_date:
+            verdicts[producer.key] = Verdict(verdict.signature, verdict.inputs, [reason])
+            stale.append(producer)
+
+    kept = wanted(graph)
+    for path in temps:
+        if _is_kept(path, kept):
+            need(path, "")
+    done: Set[str] = set()
+    while stale:
+        job = stale.popleft()
+        if job.key in done:
+            continue
+        done.add(job.key)
+        for path in job.inputs:
+            temp = _temp_of(path, temps)
+            if temp is not None and temps[temp] is not job:
+                need(temp, job.display)
+        for dependent in job.dependents:
+            if verdicts[dependent.key].up_to_date:
+                verdicts[dependent.key] = Verdict(None, [], [Reason(UPSTREAM, job.display)])
+                stale.append(dependent)
+    return needed
+
+
+class TempOutputs:
+    """Which temporary outputs of a build may be deleted, and when: once the job that makes
+    each and every job of the build that reads it have succeeded or were up to date. A
+    failure anywhere among them keeps the file (the next build would need it again)."""
+
+    def __init__(self, graph: Graph):
+        kept = wanted(graph)
+        # temp path -> jobs still to succeed before it may go (its producer and readers);
+        # None once one of them did not succeed
+        self._waiting: Dict[str, Optional[int]] = {}
+        self._is_dir: Dict[str, bool] = {}
+        self._producer: Dict[str, str] = {}
+        self._reads: Dict[str, List[str]] = {}  # job key -> the temporary outputs it reads
+        for job in graph.jobs:
+            for index in job.rule.temp:
+                path = job.outputs[index]
+                if not _is_kept(path, kept):
+                    self._waiting[path] = 1
+                    self._is_dir[path] = job.dir_outputs[index]
+                    self._producer[path] = job.key
+        self._due: List[str] = []
+        if not self._waiting:
+            return
+        dirs = any(self._is_dir.values())
+        for job in graph.jobs:
+            read: List[str] = []
+            for path in job.inputs:
+                temp = _temp_of(path, self._waiting) if dirs else (path if path in self._waiting else None)
+                if temp is not None and temp not in read and self._producer[temp] != job.key:
+                    read.append(temp)
+            if read:
+                self._reads[job.key] = read
+                for temp in read:
+                    self._waiting[temp] += 1  # type: ignore[operator]
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    def settled(self, job: Job, succeeded: bool) -> None:
+        """`job` is done: it ran and succeeded or was up to date (`succeeded`), or not."""
+        for path in self._reads.get(job.key, []) + job.temp_outputs:
+            left = self._waiting.get(path)
+            if left is None:
+                continue
+            if not succeeded:
+                self._waiting[path] = None
+            elif left == 1:
+                self._waiting[path] = None
+                self._due.append(path)
+            else:
+                self._waiting[path] = left - 1
+
+    def take_due(self, busy: Set[str]) -> List[Tuple[str, bool]]:
+        """The temporary outputs that may be deleted now, as (path, is a directory): those
+        whose producer's record is complete (its key not in `busy`: its outputs are still
+        to be hashed, which needs them)."""
+        ready = [path for path in self._due if self._producer[path] not in busy]
+        if ready:
+            self._due = [path for path in self._due if self._producer[path] in busy]
+        return [(path, self._is_dir[path]) for path in ready]
+
+
+def delete(root: str, path: str, is_dir: bool) -> bool:
+    """Remove a temporary output; False if it could not be (it stays, and is kept track of)."""
+    full = os.path.join(root, path)
+    try:
+        if is_dir and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.unlink(full)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
