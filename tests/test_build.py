@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import GC_PROBE, Project, assert_user_error
+from conftest import GC_PROBE, Project, assert_user_error, entry_probe
 
 PIPELINE = """
     default = ["all"]
@@ -853,6 +853,23 @@ def test_weave_process_runs_without_the_cycle_collector_and_skips_the_final_scan
         [sys.executable, "-c", GC_PROBE, "build", "no-such-target"], cwd=project.root, capture_output=True, text=True
     )
     assert failed.returncode == 2 and "gc-probe enabled=False frozen=True" in failed.stderr, failed
+
+
+SIGNAL_PROBE = entry_probe(
+    "signal-probe default={all(__import__(\"signal\").getsignal(getattr(__import__(\"signal\"), name))"
+    " == __import__(\"signal\").SIG_DFL for name in (\"SIGTERM\", \"SIGHUP\", \"SIGQUIT\", \"SIGINT\"))}"
+)
+
+
+def test_weave_process_ends_with_default_signal_handlers(project):
+    """Once its command is over, weave's handlers are gone: a SIGTERM or Ctrl-C arriving while
+    the interpreter shuts down ends it as any program, not with a traceback from
+    threading._shutdown (seen when a signal came just as a build finished)."""
+    make_pipeline(project)
+    for args in (["build"], ["build", "--keep-failed"], ["list"], ["build", "no-such-target"]):
+        result = subprocess.run([sys.executable, "-c", SIGNAL_PROBE, *args], cwd=project.root, capture_output=True, text=True)
+        assert result.returncode in (0, 2), result
+        assert "signal-probe default=True" in result.stderr, (args, result)
 
 
 def test_missing_source_named_at_build(project):

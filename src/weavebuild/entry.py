@@ -56,4 +56,7 @@ def main() -> None:
         else:
             cli_main()
     finally:
+        invocation = sys.modules.get("weavebuild.invocation")
+        if invocation is not None:
+            invocation.default_signals()
         gc.freeze()

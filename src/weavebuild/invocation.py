@@ -109,6 +109,23 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
 
+def default_signals() -> None:
+    """For the console script, once its command is over: a signal ends the process as it
+    would any other program's. Raised as an exception while the interpreter shuts down, it
+    would print a traceback ("Exception ignored in threading._shutdown") and change nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        import _signal as signals
+    except ImportError:  # pragma: no cover - an interpreter without it
+        import signal as signals  # type: ignore[no-redef]
+    for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT):
+        if signals.getsignal(signum) is _raise_interrupted:
+            signals.signal(signum, signals.SIG_DFL)
+    if signals.getsignal(signals.SIGINT) is signals.default_int_handler:
+        signals.signal(signals.SIGINT, signals.SIG_DFL)
+
+
 def _stop_on_termination() -> None:
     """SIGTERM, SIGHUP and SIGQUIT outside a build (waiting for the lock, loading the graph) end
     weave with their message and exit code (143, 129, 131), as they do during one (the builder handles
