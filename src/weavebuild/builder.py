@@ -931,8 +931,6 @@ class Builder:
         self._hash_outputs(final)
         if final:
             self.files.settle_racy()
-        if self._temps is not None:
-            self._delete_temps()
         self._last_flush = time.monotonic()
         records, self._records = self._records, []
         rows, self._attempt_rows = self._attempt_rows, []
@@ -940,11 +938,13 @@ class Builder:
         files = self.files.take_dirty()
         if records or files or rows or adopted:
             self.store.commit(records, files, attempts=rows, adopt=adopted)
+        if self._temps is not None:  # after the commit: the records vouching for them are in
+            self._delete_temps()
 
     def _delete_temps(self) -> None:
         """Delete the temporary outputs no job of this build needs any more. Their jobs'
-        records are complete by then (hashing an output needs the file); the digest each
-        holds stands in for the file from now on (Scanner.virtual, the no-op stamp)."""
+        records are complete (hashing an output needs the file) and committed by then; the
+        digest each holds stands in for the file from now on (Scanner.virtual, the stamp)."""
         assert self._temps is not None
         busy = {job.key for _, job, _, _ in self._unhashed}
         for path, is_dir in self._temps.take_due(busy):
