@@ -507,9 +507,11 @@ class Project:
                             "while the build was running; the next build checks what read them"
                         )
                     elif partial is not None:
-                        data = partial.restamp(files.cache) if result.ok else None
+                        # A job whose depfile listed other files than the stamp has: no stamp
+                        # then (the next build checks everything, and stamps afresh).
+                        data = partial.restamp(files.cache) if result.ok and not builder.relisted else None
                     else:
-                        data = stamp.make(graph, files, builder.absent_temps())
+                        data = stamp.make(graph, files, builder.absent_temps(), builder.listed())
                     if data is not None:
                         stamp.save(store, self.root, stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
@@ -670,6 +672,15 @@ class Project:
         from .executor import running_jobs
 
         return running_jobs(os.path.join(self.root, RUNNING_REGISTRY))
+
+    def listed_files(self, keys: Sequence[str]) -> List[str]:
+        """The files the depfiles of these jobs listed when each last succeeded. Read-only."""
+        store = self.open_store(readonly=True)
+        try:
+            rows = store.load_jobs(list(keys))
+        finally:
+            store.close()
+        return list(dict.fromkeys(path for row in rows.values() for path, _ in row.discovered))
 
     def last_failures(self) -> Dict[str, str]:
         """For each job whose last attempt (in the recent runs) did not succeed: what happened,
@@ -848,9 +859,13 @@ class Project:
                     if missing:
                         skipped.append((job, f"output missing: {missing[0]}"))
                         continue
+                    # A job with a depfile keeps the files it listed last time, as they are now.
+                    row = latest.get(job.key) if job.depfile else None
+                    listed = [(path, files.digest(path)) for path, _ in row.discovered] if row is not None else []
                     record = Record(
                         verdict.signature, job.key, job.rule.name, recipe_of(job), verdict.inputs,
                         digests, 0.0, time.time(),  # type: ignore[arg-type]
+                        [(path, digest) for path, digest in listed if digest is not None],  # type: ignore[misc]
                     )
                     records.append(record)
                     latest[job.key] = JobRow(record.signature, " ".join(record.outputs), None)

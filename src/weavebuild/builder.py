@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from . import depfile
 from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
 from .filestate import RACY_WINDOW_NS, FileState, Fingerprint, UnreadableFile, fingerprint_now
@@ -266,6 +267,7 @@ class Builder:
         self._stopping = False  # the build is over: background helpers stop
         self._temps: Optional[TempOutputs] = None  # what may be deleted after use (temps.py)
         self._needed: Dict[str, Reason] = {}  # jobs whose gone temporary outputs are needed
+        self.relisted = False  # a job's depfile listed other files than its last run's did
         self._results: Dict[str, JobResult] = {}
         self._wants_output = reporter.wants_output  # else job logs are never read back
 
@@ -298,6 +300,7 @@ class Builder:
                 and job.outputs
                 and all(path in unchanged for path in job.inputs)
                 and all(path in unchanged for path in job.outputs)
+                and (not job.depfile or self._listed_unchanged(job, unchanged))
             ):
                 verdict = Verdict(None, [], [])
             else:
@@ -308,6 +311,21 @@ class Builder:
         # Gone temporary outputs that a job predicted to run reads: their jobs run first.
         self._needed = demand(self.graph, verdicts, self.files.exists)
         return verdicts
+
+    def _listed_unchanged(self, job: Job, unchanged: Mapping[str, str]) -> bool:
+        """Whether the files a job's depfile listed last time are unchanged (known)."""
+        row = self.latest.get(job.key)
+        return row is not None and all(path in unchanged for path, _ in row.discovered)
+
+    def listed(self) -> Dict[str, List[str]]:
+        """For each job with a depfile, the files it listed when last verified (the stamp
+        covers them, as inputs)."""
+        latest = self.latest
+        return {
+            job.key: [path for path, _ in latest[job.key].discovered]
+            for job in self.graph.jobs
+            if job.depfile and job.key in latest
+        }
 
     def absent_temps(self) -> Dict[str, str]:
         """The temporary outputs that are gone while their jobs are up to date, with the
@@ -623,6 +641,15 @@ class Builder:
         timeout = job.rule.timeout if job.rule.timeout is not None else self.options.timeout
         deadline = time.monotonic() + timeout if timeout else None
         assert self.executor is not None
+        if job.depfile:  # never read one a previous run left
+            try:
+                os.unlink(os.path.join(self.root, job.depfile))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.reporter.job_failed(job.display, f"cannot remove its old depfile {job.depfile}: {exc.strerror}", job.cmd, None, "")
+                return None
+        launched = time.time()
         try:
             self.executor.start(job.key, job.cmd, env, self.root, log_path)
         except OSError as exc:
@@ -645,7 +672,9 @@ class Builder:
                 )
             self.reporter.job_failed(job.display, message, job.cmd, None, "")
             return None
-        return _Running(job, grant, verdict, attempt, log_path, deadline)
+        running = _Running(job, grant, verdict, attempt, log_path, deadline)
+        running.started_wall = launched
+        return running
 
     def _rewrites(self, job: Job) -> List[str]:
         """The paths whose digests a run of `job` makes stale: its outputs and, under a
@@ -708,7 +737,7 @@ class Builder:
         ran, and _prepare_outputs left nothing at them before, so whatever is there is the
         job's: a directory where a file is declared too (else no later build could run it)."""
         self.files.forget(self._rewrites(job))
-        for output in job.outputs:
+        for output in job.outputs + ([job.depfile] if job.depfile else []):
             full = os.path.join(self.root, output)
             try:
                 if os.path.isdir(full) and not os.path.islink(full):
@@ -755,6 +784,9 @@ class Builder:
                 if special is not None:  # weave could never read it to know its content
                     failure = f"rule {job.rule.name} made {output} a {special}, not a regular file"
                     break
+        discovered: List[str] = []
+        if failure is None and job.depfile:
+            discovered, failure = self._read_depfile(job)
         status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
         self._attempt_rows.append(
             (
@@ -780,7 +812,8 @@ class Builder:
             # record would not name (if the input changed back before the next build). No
             # record, so it runs again; the build warns and writes no stamp.
             unsure = bool(job.inputs) and bool(self.files.changed_since_read(job.inputs))
-            if entry.verdict.signature is not None and job.outputs and not unsure:
+            found: Optional[List[Tuple[str, str]]] = [] if not discovered else self._discovered_digests(job, discovered, entry.started_wall)
+            if entry.verdict.signature is not None and job.outputs and not unsure and found is not None:
                 record = Record(
                     entry.verdict.signature,
                     job.key,
@@ -790,10 +823,15 @@ class Builder:
                     [],  # the outputs' digests, filled in by _hash_outputs
                     completion.duration,
                     time.time(),
+                    found,
                 )
                 seen = [None if is_dir else self.files.seen_as(output) for output, is_dir in zip(job.outputs, job.dir_outputs)]
                 self._unhashed.append((record, job, completion.ended, seen))
-                self.latest[job.key] = JobRow(record.signature, None, record.duration)
+                if job.depfile:
+                    before = self.latest.get(job.key)
+                    if before is None or [path for path, _ in before.discovered] != [path for path, _ in found or ()]:
+                        self.relisted = True
+                self.latest[job.key] = JobRow(record.signature, None, record.duration, found)
             results[job.key] = result
             return RAN
         # Failure: never recorded; partial outputs removed.
@@ -818,6 +856,81 @@ class Builder:
             job.display, failure, job.cmd, result.log_path, read_tail(result.log_path) if result.log_path else ""
         )
         return FAILED
+
+    def _read_depfile(self, job: Job) -> Tuple[List[str], Optional[str]]:
+        """The files a job's depfile lists (see depfile.py), and the failure if it cannot be
+        read. The depfile itself is removed: the record keeps what it said."""
+        full = os.path.join(self.root, job.depfile)
+        try:
+            with open(full, encoding="utf-8", errors="surrogateescape") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return [], f"rule {job.rule.name} exited 0 but did not write its depfile {job.depfile}"
+        except OSError as exc:
+            return [], f"cannot read its depfile {job.depfile}: {exc.strerror or exc}"
+        try:
+            listed = depfile.parse(text)
+        except depfile.DepfileError as exc:
+            return [], f"its depfile {job.depfile} is not in make's syntax ({exc})"
+        if job.depfile not in job.outputs:
+            try:
+                os.unlink(full)
+            except OSError:
+                pass
+        return depfile.project_paths(listed, self.root, job.inputs + job.outputs + [job.depfile]), None
+
+    def _discovered_digests(self, job: Job, paths: List[str], started: float) -> Optional[List[Tuple[str, str]]]:
+        """(path, digest) of each file a job's depfile listed, or None when one is missing or
+        was written while the job ran (its content then may not be what the job read): no
+        record, and the job runs again next time. A file the build makes that is not among
+        the job's dependencies is named in a warning: it may be made after the job read it."""
+        found: List[Tuple[str, str]] = []
+        # Written while it ran: modified between its start and now (a date beyond now is a
+        # clock's doing, or `touch -d`, not an edit during the run).
+        since, until = int(started * 1e9), time.time_ns()
+        files = self.files
+        for path in paths:
+            try:
+                digest = files.digest(path)
+            except UnreadableFile:
+                digest = None
+            then = files.hashed_as(path)
+            if digest is None or (then is not None and since <= then[1] <= until):
+                self.reporter.warning(
+                    f"{job.display}: '{path}', which its depfile lists, "
+                    + ("is missing" if digest is None else "changed while it ran")
+                    + "; it is not recorded and the job will run again"
+                )
+                files.changed_after_read[path] = None  # this build is no proof of anything: no stamp
+                return None
+            found.append((path, digest))
+        moved = files.changed_since_read(paths)  # digests taken before it ran, then edited
+        if moved:
+            self.reporter.warning(
+                f"{job.display}: '{moved[0]}', which its depfile lists, changed while it ran; "
+                "it is not recorded and the job will run again"
+            )
+            return None
+        producers = self.graph.producers
+        made = [path for path in paths if path in producers and not self._is_upstream(producers[path], job)]
+        if made:
+            self.reporter.warning(
+                f"{job.display}: its depfile lists {made[0]}, which {producers[made[0]].display} makes; "
+                "list it in the rule's inputs, so that it is made before the job reads it"
+            )
+        return found
+
+    def _is_upstream(self, maker: Job, job: Job) -> bool:
+        """Whether `maker` is among `job`'s dependencies, at any depth."""
+        stack, seen = list(job.deps), set()
+        while stack:
+            dep = stack.pop()
+            if dep is maker:
+                return True
+            if dep.key not in seen:
+                seen.add(dep.key)
+                stack.extend(dep.deps)
+        return False
 
     def _failed_result(self, job: Job, verdict: Verdict, attempts: int, message: str) -> JobResult:
         result = JobResult(job, FAILED, verdict.reasons)

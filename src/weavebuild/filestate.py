@@ -333,6 +333,14 @@ class FileState:
                     del table[key]  # type: ignore[attr-defined]
         self._memo[path] = _MISSING
 
+    def hashed_as(self, path: str) -> Optional[Fingerprint]:
+        """The (size, mtime, inode, ctime) `path` had when this build took its digest, if
+        known (not for a directory)."""
+        then = self._read_as.get(path)
+        if then is None and self._trusted_fingerprint is not None and path in self._trusted and path not in self._forgotten:
+            then = self._trusted_fingerprint(path)
+        return then
+
     def changed_since_read(self, paths: Sequence[str]) -> List[str]:
         """Those of `paths` (files whose digests this build took) that are no longer as they
         were then: edited, replaced or deleted since, for instance while a job read them. A

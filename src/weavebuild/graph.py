@@ -48,6 +48,7 @@ class Job:
         "dependents",
         "display",
         "recipe",
+        "depfile",
     )
 
     def __init__(self, key: str, rule: RuleSpec, wildcards: Dict[str, str]):
@@ -66,6 +67,9 @@ class Job:
         self.dependents: List[Job] = []
         self.display = ""
         self.recipe: Optional[str] = None  # digest of the recipe, set by the scanner (cached)
+        # Where the command writes the other files it read, in make's syntax (`cc -MMD`), or
+        # "": read after each successful run, its files join the job's record (builder.py).
+        self.depfile = ""
 
     @property
     def name(self) -> str:
@@ -128,12 +132,15 @@ class Graph:
 
 def recipe_of(job: Job) -> Dict[str, object]:
     """What the store repeats of a job's recipe, to tell which part of it changed."""
-    return {
+    recipe: Dict[str, object] = {
         "cmd": job.cmd,
         "env": job.env,
         "vars": job.vars,
         "outputs": [o + ("/" if d else "") for o, d in zip(job.outputs, job.dir_outputs)],
     }
+    if job.depfile:
+        recipe["depfile"] = job.depfile
+    return recipe
 
 
 def _as_rendered(value: object) -> object:
@@ -156,6 +163,8 @@ def recipe_digest(job: Job) -> str:
         parts.append(f"var:{key}={json.dumps(_as_rendered(job.vars[key]), sort_keys=True)}")
     for output, is_dir in zip(job.outputs, job.dir_outputs):
         parts.append("out:" + output + ("/" if is_dir else ""))
+    if job.depfile:  # (a job that never listed its files must run once to list them)
+        parts.append("depfile:" + job.depfile)
     return digest_strings(parts)
 
 
@@ -476,6 +485,21 @@ class Resolver:
             name: self.render(template, job, named_inputs, named_outputs, "env", quote=False)
             for name, template in rule.env_templates.items()
         }
+        if rule.depfile_template:
+            depfile = paths.normalize(self.render(rule.depfile_template, job, named_inputs, named_outputs, "depfile", quote=False))
+            problem = None
+            if os.path.isabs(depfile) or paths.is_outside(depfile):
+                problem = "is outside the project directory"
+            elif depfile in job.inputs:
+                problem = "is one of the job's inputs (weave removes a depfile before the job runs)"
+            else:
+                problem = paths.protected_output(depfile, self._weavefiles)
+            if problem:
+                raise UsageError(
+                    f"rule '{rule.name}': depfile '{depfile}' {problem}",
+                    hint="write it next to an output, e.g. depfile = \"{outputs[0]}.d\"",
+                )
+            job.depfile = depfile
         first = job.outputs[0] if job.outputs else ""
         if rule.is_alias:
             job.display = rule.name

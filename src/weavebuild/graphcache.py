@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 8
+FORMAT = 9
 MAX_ENTRIES = 8
 
 
@@ -234,6 +234,7 @@ _RULE_FIELDS = (
     "line",
     "path",
     "temp",
+    "depfile",
 )
 
 
@@ -265,6 +266,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
                     tuple(index[dep.key] for dep in job.deps),
                     job.display,
                     job.recipe or "",
+                    job.depfile,
                 )
             )
         )
@@ -300,7 +302,7 @@ def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, Rule
 def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
     from .graph import Job
 
-    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe = data
+    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe, depfile = data
     job = Job(key, rules[rule_name], wildcards)
     job.inputs = list(inputs)
     job.outputs = list(outputs)
@@ -310,6 +312,7 @@ def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
     job.vars = variables
     job.display = display
     job.recipe = recipe or None
+    job.depfile = depfile
     return job, deps
 
 

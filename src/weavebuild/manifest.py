@@ -53,6 +53,7 @@ RULE_KEYS = (
     "timeout",
     "description",
     "temp",
+    "depfile",
 )
 
 # \Z, not $: `$` also matches before a final newline, which would let "x\n" through.
@@ -112,6 +113,8 @@ class RuleSpec:
         "line",
         "path",
         "temp",
+        "depfile",
+        "depfile_template",
     )
 
     def __init__(self, name: str):
@@ -140,6 +143,9 @@ class RuleSpec:
         # done, made again only when one of those must run (Snakemake's temp(), make's
         # intermediate files).
         self.temp: Tuple[int, ...] = ()
+        # A file the command writes listing what else it read (`cc -MMD`): see Job.depfile.
+        self.depfile: Optional[str] = None
+        self.depfile_template: Template = ()
 
     @property
     def is_alias(self) -> bool:
@@ -1370,10 +1376,23 @@ class _Validator:
         spec.description = description
         if "temp" in body:
             spec.temp = self.temp_outputs(body["temp"], spec, variables)
+        depfile = body.get("depfile")
+        if depfile is not None:
+            if not isinstance(depfile, str) or not depfile.strip():
+                raise self.error(
+                    f"must be a path such as \"{{outputs[0]}}.d\", got {_type_name(depfile) if not isinstance(depfile, str) else 'an empty string'}",
+                    name,
+                    "depfile",
+                )
+            if "\0" in depfile:
+                raise self.error("contains a NUL character", name, "depfile")
+            spec.depfile = depfile
         if cmd is not None:
             spec.cmd_template = self.template(cmd, spec, variables, "cmd", used)
             for key, value in spec.env.items():
                 spec.env_templates[key] = self.template(value, spec, variables, "env", used)
+            if spec.depfile is not None:
+                spec.depfile_template = self.template(spec.depfile, spec, variables, "depfile", used)
         spec.vars_used = tuple(sorted(set(used)))
         return spec
 

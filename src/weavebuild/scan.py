@@ -121,14 +121,25 @@ class Scanner:
             return Verdict(signature, inputs, [Reason(FORCED)])
         latest = self.latest.get(job.key)
         recorded: Optional[List[str]] = None
+        discovered: List[Tuple[str, str]] = []
         if latest is not None and latest.signature == signature:
             recorded = latest.outputs
+            if job.depfile:
+                discovered = latest.discovered
         else:
             record = self.store.record(signature)
             if record is not None:
                 recorded = record.outputs
+                discovered = record.discovered
         if recorded is not None:
             reasons = self._compare_outputs(job, recorded)
+            if discovered:  # the files its depfile listed, as they were when it ran
+                changed = [path for path, digest in discovered if digest_of(path) != digest]
+                reasons[:0] = [Reason(INPUT_CHANGED, path) for path in changed[:CHANGED_INPUTS_NAMED]]
+                if len(changed) > CHANGED_INPUTS_NAMED:
+                    reasons.insert(CHANGED_INPUTS_NAMED, Reason(INPUTS_CHANGED, f"{len(changed) - CHANGED_INPUTS_NAMED:,} more"))
+                if changed:
+                    return Verdict(signature, inputs, reasons)
             if reasons and latest is not None and latest.signature != signature:
                 # An older record matches (inputs were reverted) but the outputs on disk come
                 # from the latest run: explain the difference from that run instead.

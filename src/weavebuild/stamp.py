@@ -46,10 +46,16 @@ def key(weavefile_digest: str, targets: Sequence[str]) -> str:
 ABSENT = (-1, -1, -1, -1)
 
 
-def make(graph: Graph, files: FileState, absent: Optional[Dict[str, str]] = None) -> Optional[bytes]:
+def make(
+    graph: Graph,
+    files: FileState,
+    absent: Optional[Dict[str, str]] = None,
+    listed: Optional[Dict[str, List[str]]] = None,
+) -> Optional[bytes]:
     """The stamp of a graph whose jobs were all just verified up to date, or None when it
     cannot be stamped (command-only jobs, unhashed files, directories modified just now).
-    `absent`: the temporary outputs that are gone, with their recorded digests.
+    `absent`: the temporary outputs that are gone, with their recorded digests; `listed`:
+    by job key, the files a job's depfile listed (stamped as its inputs).
 
     A directory (a directory output, or an input that is a directory) is stamped as the
     fingerprints of every file in its tree plus the (mtime, inode, ctime) of every directory in
@@ -57,10 +63,11 @@ def make(graph: Graph, files: FileState, absent: Optional[Dict[str, str]] = None
     entries: Dict[str, tuple] = {}
     cache = files.cache
     now = time.time_ns()
+    listed = listed or {}
     for job in graph.jobs:
         if not job.outputs:
             return None
-        for paths in (job.inputs, job.outputs):
+        for paths in (job.inputs, job.outputs, listed.get(job.key, ())):
             for path in paths:
                 if path in entries:
                     continue
@@ -75,7 +82,10 @@ def make(graph: Graph, files: FileState, absent: Optional[Dict[str, str]] = None
                 entries[path] = row
     position = {path: index for index, path in enumerate(entries)}
     structure = tuple(
-        (tuple([position[p] for p in job.inputs]), tuple([position[p] for p in job.outputs]))
+        (
+            tuple([position[p] for p in (job.inputs + listed[job.key] if job.key in listed else job.inputs)]),
+            tuple([position[p] for p in job.outputs]),
+        )
         for job in graph.jobs
     )
     rows = list(entries.values())

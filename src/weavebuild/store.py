@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .errors import StoreError
 from .paths import STATE_DIR
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x57454156  # 'WEAV': tells our database from any other SQLite file
 DB_NAME = "state.db"
 KEEP_RUNS = 1000
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS records (
     signature TEXT PRIMARY KEY, job_key TEXT NOT NULL, rule TEXT NOT NULL,
     recipe TEXT NOT NULL, inputs TEXT NOT NULL, outputs TEXT NOT NULL,
-    duration REAL, finished_at REAL
+    duration REAL, finished_at REAL, discovered TEXT
 );
 CREATE INDEX IF NOT EXISTS records_by_job ON records(job_key);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,9 +72,10 @@ def _name(stored: Any) -> Any:
 
 
 class Record:
-    """A job's success: the recipe and input digests it ran with and the outputs it made."""
+    """A job's success: the recipe and input digests it ran with and the outputs it made, and
+    the digests of the other files its depfile said it read (`discovered`)."""
 
-    __slots__ = ("signature", "job_key", "rule", "recipe", "inputs", "outputs", "duration", "finished_at")
+    __slots__ = ("signature", "job_key", "rule", "recipe", "inputs", "outputs", "duration", "finished_at", "discovered")
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class Record:
         outputs: List[str],
         duration: float,
         finished_at: float,
+        discovered: Optional[List[Tuple[str, str]]] = None,
     ):
         self.signature = signature
         self.job_key = job_key
@@ -95,17 +97,35 @@ class Record:
         self.outputs = outputs
         self.duration = duration
         self.finished_at = finished_at
+        self.discovered = discovered or []
 
 
 class JobRow:
-    """The latest success of a job (by job key): its signature and output digests."""
+    """The latest success of a job (by job key): its signature, output digests and, for a job
+    with a depfile, the (path, digest) of each file it listed."""
 
-    __slots__ = ("signature", "outputs", "duration")
+    __slots__ = ("signature", "outputs", "duration", "_discovered")
 
-    def __init__(self, signature: str, outputs: Optional[str], duration: Optional[float]):
+    def __init__(
+        self, signature: str, outputs: Optional[str], duration: Optional[float], discovered: object = None
+    ):
         self.signature = signature
         self.outputs = outputs.split(" ") if outputs else []
         self.duration = duration
+        self._discovered = discovered  # JSON text as stored (decoded on first use), or a list
+
+    @property
+    def discovered(self) -> List[Tuple[str, str]]:
+        value = self._discovered
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = [tuple(item) for item in json.loads(value)]
+            except (ValueError, TypeError):
+                value = None  # unreadable: as if the job had never listed its files
+            self._discovered = value
+        return value or []  # type: ignore[return-value]
 
 
 class Store:
@@ -196,6 +216,18 @@ class Store:
             tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables and application_id != APPLICATION_ID:
                 raise _Unusable("not a weave state store")
+            if tables and version == 2 and not readonly:
+                # 2 -> 3 adds a column that older records leave empty.
+                connection.executescript(
+                    "BEGIN; ALTER TABLE records ADD COLUMN discovered TEXT;"
+                    f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
+                version = SCHEMA_VERSION
+            if tables and version == 2 and readonly:
+                # Read as it is (the next build adds the column): the records seen through a
+                # view that has the column, empty.
+                connection.execute("CREATE TEMP VIEW records AS SELECT *, NULL AS discovered FROM main.records")
+                version = SCHEMA_VERSION
             if tables and version != SCHEMA_VERSION:
                 # Older versions are rebuilt rather than migrated: the store is a cache of
                 # facts that a build re-derives, so rebuilding costs only extra work.
@@ -266,7 +298,7 @@ class Store:
         if self.connection is None:
             return {}
         query = (
-            "SELECT j.job_key, j.signature, r.outputs, j.duration FROM jobs j "
+            "SELECT j.job_key, j.signature, r.outputs, j.duration, r.discovered FROM jobs j "
             "LEFT JOIN records r ON r.signature = j.signature"
         )
         try:
@@ -281,7 +313,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return {}
-        return {_name(row[0]): JobRow(row[1], row[2], row[3]) for row in rows}
+        return {_name(row[0]): JobRow(row[1], row[2], row[3], row[4]) for row in rows}
 
     def record(self, signature: str) -> Optional[Record]:
         import json
@@ -296,7 +328,7 @@ class Store:
             if self._no_records:
                 return None
             row = self.connection.execute(
-                "SELECT signature, job_key, rule, recipe, inputs, outputs, duration, finished_at "
+                "SELECT signature, job_key, rule, recipe, inputs, outputs, duration, finished_at, discovered "
                 "FROM records WHERE signature = ?",
                 (signature,),
             ).fetchone()
@@ -315,6 +347,7 @@ class Store:
                 row[5].split(" ") if row[5] else [],
                 row[6] or 0.0,
                 row[7] or 0.0,
+                [tuple(item) for item in json.loads(row[8])] if row[8] else None,  # type: ignore[misc]
             )
         except (ValueError, TypeError) as exc:
             self._fail(exc)
@@ -385,7 +418,7 @@ class Store:
                     encode_recipe = json.JSONEncoder(sort_keys=True).encode
                     encode = json.JSONEncoder().encode
                     connection.executemany(
-                        "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             (
                                 r.signature,
@@ -396,6 +429,7 @@ class Store:
                                 " ".join(r.outputs),
                                 r.duration,
                                 r.finished_at,
+                                encode(r.discovered) if r.discovered else None,
                             )
                             for r in records
                         ],

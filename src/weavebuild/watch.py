@@ -197,6 +197,18 @@ class WatchSet:
         dirs.setdefault(_parent(rel), False)
         return WatchSet(self.root, self.weavefile, self.sources | {rel}, self.outputs, self.patterns, dirs, self.weavefiles)
 
+    def with_sources(self, rels: Collection[str]) -> WatchSet:
+        """This set, also watching the project files `rels` (what jobs' depfiles listed)."""
+        added = [rel for rel in rels if rel not in self.sources and not os.path.isabs(rel)]
+        if not added:
+            return self
+        dirs = dict(self.dirs)
+        for rel in added:
+            dirs.setdefault(_parent(rel), False)
+        return WatchSet(
+            self.root, self.weavefile, self.sources | frozenset(added), self.outputs, self.patterns, dirs, self.weavefiles
+        )
+
     def with_weavefile(self, rel: str) -> WatchSet:
         """This set, also watching `rel` as a file of the Weavefile (one with a mistake, which
         the last good version did not include yet)."""
@@ -555,6 +567,9 @@ class Watcher:
             self._finish("error", "cannot build; fix it and save", started)
             return
         self.spec = watch_set(graph, manifest)
+        listing = [job.key for job in graph.jobs if job.depfile]
+        if listing:  # the files their depfiles listed last time, as sources
+            self.spec = self.spec.with_sources(self.project.listed_files(listing))
         self._update_watches()
         # 3. The build. It decides from content hashes what is stale: a save without a change
         #    runs nothing.
@@ -589,6 +604,11 @@ class Watcher:
             return
         finally:
             self.building = False
+        if listing:  # what the jobs that ran listed now
+            spec = self.spec.with_sources(self.project.listed_files(listing))
+            if spec is not self.spec:
+                self.spec = spec
+                self._update_watches()
         for path in result.changed_during:
             # Changed while a job read it (a chmod, a touch, an edit that the events of this
             # build's window did not bring): that job was not recorded; build again.

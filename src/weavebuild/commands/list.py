@@ -47,6 +47,8 @@ def list_rules(settings: Settings) -> None:
             click.echo("  outputs:   " + " ".join(rule.outputs))
         if rule.temp:
             click.echo("  temp:      " + " ".join(rule.outputs[index] for index in rule.temp))
+        if rule.depfile:
+            click.echo("  depfile:   " + rule.depfile)
         if rule.wildcard_names:
             click.echo("  wildcards: " + " ".join(rule.wildcard_names))
         if rule.foreach:

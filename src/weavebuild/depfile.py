@@ -1,0 +1,97 @@
+"""Depfiles: the files a command says it read, in make's syntax, as `cc -MMD -MF out.d` writes
+them (and Ninja's `depfile`). A rule's `depfile` names where its command writes one; after a
+successful run the builder reads it, and the files it lists (a C file's headers) join the
+job's record with their digests: the job is stale when one of them changes, as when a declared
+input does. Only this parser lives here; the builder and scanner do the rest.
+
+The syntax read: `targets: prerequisites`, lines continued with a backslash, several rules
+(`-MP` adds an empty rule per header), `\\ ` and `\\#` for a space or `#` in a name, `$$` for
+`$`. Targets are ignored (a compiler names its output; what matters is what it read).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Sequence
+
+from .paths import normalize
+
+
+class DepfileError(ValueError):
+    """A depfile that does not read as make's syntax."""
+
+
+def parse(text: str) -> List[str]:
+    """The prerequisites a depfile lists, in order, each once."""
+    found: List[str] = []
+    seen = set()
+    logical = text.replace("\\\r\n", " ").replace("\\\n", " ")
+    for number, line in enumerate(logical.splitlines(), 1):
+        words = _words(line)
+        if not words:
+            continue
+        colon = next((index for index, (word, ends) in enumerate(words) if ends), None)
+        if colon is None:
+            raise DepfileError(f"line {number}: no ':' after the target")
+        for word, _ in words[colon + 1 :]:
+            if word and word not in seen:
+                seen.add(word)
+                found.append(word)
+    return found
+
+
+def _words(line: str) -> List[tuple]:
+    """The words of a logical line, unescaped, each with whether a target list ends with it
+    (its ':' seen). A '#' that is not escaped starts a comment."""
+    words: List[tuple] = []
+    word: List[str] = []
+    index = 0
+    ended = False  # the ':' has been seen
+
+    def finish(colon: bool) -> None:
+        if word or colon:
+            words.append(("".join(word), colon))
+        word.clear()
+
+    while index < len(line):
+        char = line[index]
+        if char == "\\" and index + 1 < len(line) and line[index + 1] in " #\\:":
+            word.append(line[index + 1])
+            index += 2
+            continue
+        if char == "$" and line[index + 1 : index + 2] == "$":
+            word.append("$")
+            index += 2
+            continue
+        if char == "#":
+            break
+        if char in " \t":
+            finish(False)
+        elif char == ":" and not ended and (index + 1 == len(line) or line[index + 1] in " \t"):
+            finish(True)
+            ended = True
+        else:
+            word.append(char)
+        index += 1
+    finish(False)
+    return words
+
+
+def project_paths(listed: Sequence[str], root: str, skip: Sequence[str]) -> List[str]:
+    """The listed files as weave names them: relative to the project directory when inside
+    it (a compiler run there writes `src/a.h`, or an absolute path), absolute otherwise (a
+    system header), without those in `skip` (the job's declared inputs and outputs) and
+    without weave's own `.weave/`."""
+    prefix = os.path.join(root, "")
+    skipped = set(skip)
+    paths: List[str] = []
+    for item in listed:
+        if os.path.isabs(item):
+            path = normalize(item[len(prefix) :]) if item.startswith(prefix) else os.path.normpath(item)
+        else:
+            path = normalize(item)
+        if path in skipped or path == ".weave" or path.startswith(".weave/"):
+            continue
+        skipped.add(path)
+        paths.append(path)
+    return paths

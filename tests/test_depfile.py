@@ -1,0 +1,415 @@
+"""Depfiles (a rule's `depfile`): the files a command says it read join its record. The parser
+as a unit, then real `weave` processes with a stand-in compiler (bash) that follows
+`#include "X"` lines and writes a make-syntax depfile, as `cc -MMD -MF` does."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import Project, assert_user_error
+from test_stamp import fast_path_used
+from weavebuild import Project as ApiProject
+from weavebuild.depfile import DepfileError, parse, project_paths
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def test_parse_gcc_output():
+    text = "obj/a.o: src/a.c include/util.h \\\n include/other.h\ninclude/util.h:\n\ninclude/other.h:\n"
+    assert parse(text) == ["src/a.c", "include/util.h", "include/other.h"]
+
+
+def test_parse_escapes_comments_and_several_targets():
+    text = "a.o b.o : my\\ file.h dollar$$sign.h \\#hash.h # a comment\nc.o: my\\ file.h\r\n"
+    assert parse(text) == ["my file.h", "dollar$sign.h", "#hash.h"]
+    assert parse("") == [] and parse("out.o:\n") == []
+    assert parse("out.o: a.h\\\r\n b.h\n") == ["a.h", "b.h"]
+
+
+def test_parse_refuses_a_line_without_a_target():
+    with pytest.raises(DepfileError, match="line 2"):
+        parse("a.o: a.h\njust words\n")
+
+
+def test_project_paths(tmp_path):
+    root = str(tmp_path)
+    listed = ["src/a.c", "./include//u.h", f"{root}/include/v.h", "/usr/include/stdio.h", "obj/a.o", ".weave/x"]
+    assert project_paths(listed, root, ["src/a.c", "obj/a.o"]) == ["include/u.h", "include/v.h", "/usr/include/stdio.h"]
+
+
+# -- builds ---------------------------------------------------------------------------------------
+
+# A stand-in compiler: the output is the source with each `#include "X"` line replaced by
+# include/X (one level), the depfile names the source and the headers it read. `SLOW_AFTER_READ`
+# makes it wait (and say so in started.txt) after reading, before writing.
+CC = r"""#!/bin/bash
+set -euo pipefail
+src=$1; out=$2; dep=$3
+echo "cc $src" >> runs.log
+deps="$src"
+: > "$out.tmp"
+while IFS= read -r line; do
+  if [[ $line =~ ^\#include\ \"(.*)\"$ ]]; then
+    header="include/${BASH_REMATCH[1]}"
+    cat "$header" >> "$out.tmp"
+    deps="$deps $header"
+  else
+    printf '%s\n' "$line" >> "$out.tmp"
+  fi
+done < "$src"
+if [ -n "${SLOW_AFTER_READ:-}" ]; then touch started.txt; while [ ! -f release.txt ]; do sleep 0.05; done; fi
+mv "$out.tmp" "$out"
+[ -n "${NO_DEPFILE:-}" ] && exit 0
+printf '%s: %s\n' "$out" "$deps" > "$dep"
+"""
+
+WEAVEFILE = """\
+default = ["app.txt"]
+
+[rules.compile]
+inputs  = ["src/{name}.c", "cc.sh"]
+outputs = ["obj/{name}.o"]
+depfile = "{outputs[0]}.d"
+cmd     = "bash cc.sh {inputs[0]} {outputs} {outputs[0]}.d"
+
+[rules.link]
+inputs  = ["obj/{name}.o"]
+foreach = { name = "src/{name}.c" }
+outputs = ["app.txt"]
+cmd     = "echo link >> runs.log; cat {inputs} > app.txt"
+"""
+
+
+def _project(project: Project) -> None:
+    project.weavefile(WEAVEFILE)
+    project.write("cc.sh", CC, dedent=False)
+    project.write("include/util.h", "int twice;\n")
+    project.write("include/other.h", "int other;\n")
+    project.write("src/main.c", '#include "util.h"\nint main;\n')
+    project.write("src/util.c", '#include "util.h"\n#include "other.h"\nint body;\n')
+
+
+def _ran(project: Project):
+    """The jobs that ran since the last call, from runs.log lines ("cc src/main.c", "link")."""
+    path = project.root / "runs.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    project.clear_runs()
+    return sorted(lines)
+
+
+def test_a_listed_header_change_reruns_the_jobs_that_read_it(project: Project) -> None:
+    _project(project)
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c", "link"]
+    assert not project.exists("obj/main.o.d") and not project.exists("obj/util.o.d")  # read, then removed
+    assert project.run("build").rc == 0 and _ran(project) == []
+    project.write("include/other.h", "int other2;\n")
+    plan = project.run("plan")
+    assert "compile obj/util.o  (input changed: include/other.h)" in plan.out, plan
+    assert "obj/main.o" not in plan.out.split("up to date")[0], plan
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/util.c", "link"]
+    assert project.read("app.txt") == "int twice;\nint main;\nint twice;\nint other2;\nint body;\n"
+    assert project.run("build").rc == 0 and _ran(project) == []
+
+
+def test_a_comment_in_a_header_stops_at_the_object_when_it_comes_out_the_same(project: Project) -> None:
+    _project(project)
+    project.write("cc.sh", CC.replace('cat "$header" >> "$out.tmp"', 'grep -v "^//" "$header" >> "$out.tmp" || true'), dedent=False)
+    assert project.run("build").rc == 0
+    _ran(project)
+    project.write("include/util.h", "int twice2;\n")
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c", "link"]
+    project.write("include/other.h", "int other;\n// a comment\n")
+    result = project.run("build")
+    assert result.rc == 0 and "1 by early cutoff" in result.err + result.out, result
+    assert _ran(project) == ["cc src/util.c"]
+
+
+def test_a_new_include_is_picked_up_and_a_removed_one_forgotten(project: Project) -> None:
+    _project(project)
+    assert project.run("build").rc == 0
+    _ran(project)
+    project.write("src/main.c", '#include "util.h"\n#include "other.h"\nint main;\n')
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "link"]
+    assert project.run("build").rc == 0 and _ran(project) == []  # stamps the new listing
+    assert fast_path_used(project.root)
+    project.write("include/other.h", "int changed;\n")
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c", "link"]
+    project.write("src/util.c", "int body;\n")  # no longer includes anything
+    assert project.run("build").rc == 0
+    _ran(project)
+    project.write("include/util.h", "int again;\n")
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "link"]
+
+
+def test_noop_is_proven_by_the_stamp_and_a_header_edit_voids_it(project: Project) -> None:
+    _project(project)
+    assert project.run("build").rc == 0
+    assert fast_path_used(project.root)
+    project.clear_runs()
+    for round_ in range(2):  # twice: the stamp written after the first edit covers the headers too
+        project.write("include/other.h", f"int other{round_};\n")
+        result = ApiProject.load(str(project.root)).build()
+        assert [item.job.key for item in result.ran] == ["compile[name=util]", "link"], round_
+        assert fast_path_used(project.root)
+
+
+def test_missing_or_malformed_depfile_fails_the_job(project: Project) -> None:
+    _project(project)
+    result = project.run("build", env={"NO_DEPFILE": "1"})
+    assert result.rc == 1, result
+    assert "exited 0 but did not write its depfile obj/main.o.d" in result.err, result
+    assert not project.exists("obj/main.o")  # a failed job's outputs are removed
+    project.write("cc.sh", CC.replace("printf '%s: %s\\n'", "printf '%s %s\\n'"), dedent=False)
+    result = project.run("build")
+    assert result.rc == 1 and "is not in make's syntax" in result.err, result
+
+
+def test_a_stale_depfile_is_never_read(project: Project) -> None:
+    _project(project)
+    project.write("obj/main.o.d", "obj/main.o: include/other.h\n")  # main.c does not read it
+    assert project.run("build").rc == 0
+    _ran(project)
+    project.write("include/other.h", "x\n")
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/util.c", "link"]
+
+
+def test_a_header_edited_while_the_job_runs_is_not_recorded(project: Project) -> None:
+    _project(project)
+    project.write("src/util.c", "int body;\n")  # only main.c includes a header
+    env = dict(os.environ, SLOW_AFTER_READ="1")
+    weave = subprocess.Popen(
+        [sys.executable, "-m", "weavebuild", "build", "-j1", "obj/main.o"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not project.exists("started.txt"):
+            assert time.monotonic() < deadline and weave.poll() is None, weave.communicate()
+            time.sleep(0.05)
+        project.write("include/util.h", "int edited;\n")
+        project.write("release.txt", "")
+        out, err = weave.communicate(timeout=60)
+    finally:
+        if weave.poll() is None:
+            weave.kill()
+    assert weave.returncode == 0, err
+    assert "'include/util.h', which its depfile lists, changed while it ran" in err, err
+    _ran(project)
+    assert project.run("build", "obj/main.o").rc == 0
+    assert _ran(project) == ["cc src/main.c"]  # not recorded: it runs again
+    assert project.read("obj/main.o") == "int edited;\nint main;\n"
+
+
+def test_a_generated_header_not_among_the_inputs_is_warned_about(project: Project) -> None:
+    _project(project)
+    project.weavefile(
+        WEAVEFILE
+        + """
+[rules.gen]
+inputs  = ["gen.txt"]
+outputs = ["include/gen.h"]
+cmd     = "cp gen.txt include/gen.h"
+
+[rules.all]
+inputs = ["app.txt", "include/gen.h"]
+"""
+    )
+    project.write("gen.txt", "int generated;\n")
+    assert project.run("build", "include/gen.h").rc == 0
+    project.write("src/main.c", '#include "gen.h"\nint main;\n')
+    result = project.run("build", "all")
+    assert result.rc == 0, result
+    assert "its depfile lists include/gen.h, which gen include/gen.h makes; list it in the rule's inputs" in result.err
+
+
+def test_depfile_mistakes_are_user_errors(project: Project) -> None:
+    project.write("a.c", "")
+    base = '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "cp a.c a.o"\n'
+    project.weavefile(base + "depfile = 3\n")
+    assert_user_error(project.run("build", "a.o"), "Weavefile:5", "key 'depfile'", "must be a path")
+    project.weavefile(base + 'depfile = "../a.d"\n')
+    assert_user_error(project.run("build", "a.o"), "depfile '../a.d' is outside the project directory")
+    project.weavefile('[rules.c]\ninputs = ["a.c"]\ndepfile = "a.d"\n')
+    assert_user_error(project.run("build", "c"), "depfile", "needs a cmd")
+    project.weavefile(base + 'depfile = "{outputs[5]}.d"\n')
+    assert_user_error(project.run("build", "a.o"), "depfile")
+    project.weavefile(base + 'depfile = "{inputs[0]}"\n')
+    assert_user_error(project.run("build", "a.o"), "depfile 'a.c' is one of the job's inputs")
+    project.weavefile(base + 'depfile = "Weavefile"\n')
+    assert_user_error(project.run("build", "a.o"), "depfile 'Weavefile'")
+    assert project.exists("Weavefile") and project.exists("a.c")
+
+
+def test_adding_a_depfile_reruns_the_jobs_once(project: Project) -> None:
+    _project(project)
+    project.weavefile(WEAVEFILE.replace('depfile = "{outputs[0]}.d"\n', ""))
+    assert project.run("build").rc == 0
+    _ran(project)
+    project.weavefile(WEAVEFILE)
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c"]  # the same objects: no link
+    assert project.run("build").rc == 0 and _ran(project) == []
+    listed = project.run("list")
+    assert 'depfile:   {outputs[0]}.d' in listed.out, listed
+
+
+def test_a_version_2_store_gains_the_column_and_keeps_its_records(tmp_path):
+    """A store from before depfiles (schema 2) is brought up to date in place: nothing reruns."""
+    from weavebuild.store import Store
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "Weavefile").write_text('[rules.x]\ninputs = ["a"]\noutputs = ["b"]\ncmd = "cp a b"\n')
+    (root / "a").write_text("1\n")
+    assert ApiProject.load(str(root)).build().ok
+    db = root / ".weave" / "state.db"
+    connection = sqlite3.connect(db)
+    connection.execute("ALTER TABLE records DROP COLUMN discovered")
+    connection.execute("PRAGMA user_version = 2")
+    connection.commit()
+    connection.close()
+    (root / ".weave" / "stamps").rename(root / ".weave" / "stamps.old")  # no fast path
+    readonly = Store.open(str(root), readonly=True)  # `weave plan` before any build: read as it is
+    try:
+        assert readonly.load_jobs()["x"].discovered == []
+    finally:
+        readonly.close()
+    result = ApiProject.load(str(root)).build()
+    assert result.ran == [] and result.ok
+    connection = sqlite3.connect(db)
+    try:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert "discovered" in [row[1] for row in connection.execute("PRAGMA table_info(records)")]
+    finally:
+        connection.close()
+
+
+def test_watch_rebuilds_when_a_listed_header_changes(project: Project, tmp_path) -> None:
+    from test_watch import Watch
+
+    _project(project)
+    watch = Watch(project)
+    try:
+        first = watch.wait_result()
+        assert first[1] == "ok", watch.output()
+        project.write("include/other.h", "int watched;\n")
+        cycle = watch.wait_cycle_for("include/other.h", after=first[0])
+        assert cycle[1] == "ok", watch.output()
+        assert "int watched;" in project.read("app.txt")
+        assert watch.interrupt() == 130
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+
+
+# -- the contract over random projects ------------------------------------------------------------
+# Random sources including random headers, under random edits of headers and sources (includes
+# added and dropped) and touches. After every build the objects and the linked file equal a
+# from-scratch build, and the jobs that ran are exactly those the model says: a compile runs iff
+# no record of its source's content holds, one of the headers that record lists changed, or
+# its object is not the one that record made; the link iff its objects changed.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+HEADERS = ("a.h", "b.h", "c.h")
+
+
+def _source_text(includes, body):
+    return "".join(f'#include "{name}"\n' for name in includes) + body + "\n"
+
+
+class CompileModel:
+    def __init__(self, sources, headers):
+        self.sources = dict(sources)  # name -> (includes, body)
+        self.headers = dict(headers)  # name -> content
+        self.records = {}  # (source, its text) -> (headers read with their content, object)
+        self.objects = {}
+        self.link_record = None
+
+    def compile(self, name):
+        includes, body = self.sources[name]
+        return "".join(self.headers[h] for h in includes) + body + "\n"
+
+    def build(self):
+        ran = []
+        for name in sorted(self.sources):
+            text = _source_text(*self.sources[name])
+            record = self.records.get((name, text))
+            fresh = (
+                record is not None
+                and all(self.headers[h] == content for h, content in record[0])
+                and self.objects.get(name) == record[1]
+            )
+            if not fresh:
+                obj = self.compile(name)
+                self.objects[name] = obj
+                self.records[(name, text)] = (tuple((h, self.headers[h]) for h in dict.fromkeys(self.sources[name][0])), obj)
+                ran.append(f"cc src/{name}.c")
+        linked = tuple(self.objects[name] for name in sorted(self.sources))
+        if linked != self.link_record:
+            self.link_record = linked
+            ran.append("link")
+        return sorted(ran)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.lists(st.sampled_from(HEADERS), max_size=3), st.sampled_from(["x", "y"])), min_size=1, max_size=3),
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("header"), st.sampled_from(HEADERS), st.sampled_from(["1", "2", "3"])),
+            st.tuples(st.just("touch"), st.sampled_from(HEADERS)),
+            st.tuples(st.just("source"), st.integers(0, 2), st.lists(st.sampled_from(HEADERS), max_size=3), st.sampled_from(["x", "y"])),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_header_dependencies_correct_and_minimal(tmp_path_factory, sources, edits):
+    root = tmp_path_factory.mktemp("depfile-prop")
+    project = Project(root)
+    project.weavefile(WEAVEFILE)
+    project.write("cc.sh", CC, dedent=False)
+    model = CompileModel({f"s{i}": spec for i, spec in enumerate(sources)}, {h: "0\n" for h in HEADERS})
+    for name, content in model.headers.items():
+        project.write(f"include/{name}", content)
+    for name, (includes, body) in model.sources.items():
+        project.write(f"src/{name}.c", _source_text(includes, body))
+
+    def build_and_check():
+        assert ApiProject.load(str(root)).build(jobs=2).ok
+        assert _ran(project) == model.build(), edits
+        for name in model.sources:
+            assert project.read(f"obj/{name}.o") == model.compile(name)
+        assert project.read("app.txt") == "".join(model.compile(name) for name in sorted(model.sources))
+
+    build_and_check()
+    for edit in edits:
+        if edit[0] == "header":
+            project.write(f"include/{edit[1]}", edit[2] + "\n")
+            model.headers[edit[1]] = edit[2] + "\n"
+        elif edit[0] == "touch":
+            path = root / "include" / edit[1]
+            stat = path.stat()
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+        else:
+            name = sorted(model.sources)[edit[1] % len(model.sources)]
+            model.sources[name] = (edit[2], edit[3])
+            project.write(f"src/{name}.c", _source_text(edit[2], edit[3]))
+        build_and_check()
+    assert ApiProject.load(str(root)).build().ran == []
