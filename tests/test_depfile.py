@@ -278,9 +278,12 @@ def test_a_version_2_store_gains_the_column_and_keeps_its_records(tmp_path):
     assert ApiProject.load(str(root)).build().ok
     db = root / ".weave" / "state.db"
     connection = sqlite3.connect(db)
-    connection.execute("ALTER TABLE records DROP COLUMN discovered")
-    connection.execute("PRAGMA user_version = 2")
-    connection.commit()
+    connection.executescript(  # the table as schema 2 had it (no DROP COLUMN before SQLite 3.35)
+        "BEGIN;"
+        "CREATE TABLE old AS SELECT signature, job_key, rule, recipe, inputs, outputs, duration, finished_at FROM records;"
+        "DROP TABLE records; ALTER TABLE old RENAME TO records;"
+        "CREATE INDEX records_by_job ON records(job_key); PRAGMA user_version = 2; COMMIT;"
+    )
     connection.close()
     (root / ".weave" / "stamps").rename(root / ".weave" / "stamps.old")  # no fast path
     readonly = Store.open(str(root), readonly=True)  # `weave plan` before any build: read as it is
