@@ -32,6 +32,10 @@ def test_parse_escapes_comments_and_several_targets():
     assert parse("out.o: a.h\\\r\n b.h\n") == ["a.h", "b.h"]
 
 
+def test_parse_ignores_a_backslash_at_the_very_end():
+    assert parse("out.o: a.h \\") == ["a.h"]
+
+
 def test_parse_refuses_a_line_without_a_target():
     with pytest.raises(DepfileError, match="line 2"):
         parse("a.o: a.h\njust words\n")
@@ -41,6 +45,15 @@ def test_project_paths(tmp_path):
     root = str(tmp_path)
     listed = ["src/a.c", "./include//u.h", f"{root}/include/v.h", "/usr/include/stdio.h", "obj/a.o", ".weave/x"]
     assert project_paths(listed, root, ["src/a.c", "obj/a.o"]) == ["include/u.h", "include/v.h", "/usr/include/stdio.h"]
+
+
+def test_project_paths_through_dotdot_and_symlinks(tmp_path):
+    root = tmp_path / "proj"
+    (root / "include").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(root)
+    listed = ["../proj/include/x.h", f"{tmp_path}/link/include/y.h", ".", "/usr/include/stdio.h"]
+    assert project_paths(listed, str(root), []) == ["include/x.h", "include/y.h", "/usr/include/stdio.h"]
+    assert project_paths(["include/x.h", f"{root}/include/y.h"], str(tmp_path / "link"), []) == ["include/x.h", "include/y.h"]
 
 
 # -- builds ---------------------------------------------------------------------------------------
@@ -416,3 +429,137 @@ def test_header_dependencies_correct_and_minimal(tmp_path_factory, sources, edit
             project.write(f"src/{name}.c", _source_text(edit[2], edit[3]))
         build_and_check()
     assert ApiProject.load(str(root)).build().ran == []
+
+
+def test_an_undeclared_generated_header_never_hides_a_stale_job_behind_the_stamp(project: Project) -> None:
+    # The generator is not among the compile's inputs: the compile may read the old header in
+    # a build (it is warned about), but no build may then claim everything is up to date.
+    _project(project)
+    project.weavefile(
+        WEAVEFILE
+        + """
+[rules.gen]
+inputs  = ["VERSION"]
+outputs = ["include/version.h"]
+cmd     = "cp VERSION include/version.h"
+
+[rules.all]
+inputs = ["include/version.h", "app.txt"]
+"""
+    )
+    project.write("VERSION", "int v1;\n")
+    project.write("src/main.c", '#include "version.h"\nint main;\n')
+    assert project.run("build", "include/version.h").rc == 0
+    for _ in range(2):
+        assert project.run("build", "all").rc == 0
+    _ran(project)
+    project.write("VERSION", "int v2;\n")
+    project.run("build", "all")  # the header is made anew after the compile was decided
+    for _ in range(3):
+        assert project.run("build", "all").rc == 0
+    assert "int v2;" in project.read("obj/main.o")
+    status = project.run("status", "all")
+    assert status.rc == 0, status
+
+
+def test_depfile_collisions_are_user_errors(project: Project) -> None:
+    _project(project)
+    project.weavefile(WEAVEFILE.replace('depfile = "{outputs[0]}.d"', 'depfile = "obj/deps.d"'))
+    assert_user_error(project.run("build"), "depfile 'obj/deps.d'", "is the depfile of", "each job needs its own")
+    # A depfile path where another file lies (read by a rule this build does not need): the
+    # job does not write it, and weave neither reads nor removes what is there.
+    project.write("notes.d", "keep me\n")
+    project.weavefile(WEAVEFILE.replace('depfile = "{outputs[0]}.d"', 'depfile = "notes.d"'))
+    result = project.run("build", "obj/main.o")
+    assert result.rc == 1 and "did not write its depfile notes.d (the file there is older than this run)" in result.err, result
+    assert project.read("notes.d") == "keep me\n"
+
+
+def test_a_depfile_read_by_another_job_is_refused(project: Project) -> None:
+    project.write("a.c", "")
+    project.write("notes.d", "keep me\n")
+    project.weavefile(
+        """\
+        [rules.c]
+        inputs = ["a.c"]
+        outputs = ["a.o"]
+        depfile = "notes.d"
+        cmd = "cp a.c a.o"
+        [rules.r]
+        inputs = ["notes.d", "a.o"]
+        outputs = ["r.txt"]
+        cmd = "cat notes.d > r.txt"
+        """
+    )
+    assert_user_error(project.run("build", "r.txt"), "depfile 'notes.d'", "is read by r r.txt")
+    assert project.read("notes.d") == "keep me\n"
+
+
+def test_a_depfile_through_a_symlink_out_of_the_project_is_refused(project: Project, tmp_path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.d").write_text("precious\n")
+    (project.root / "deps").symlink_to(elsewhere)
+    project.write("a.c", "")
+    project.weavefile('[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ndepfile = "deps/a.d"\ncmd = "cp a.c a.o"\n')
+    result = project.run("build", "a.o")
+    assert result.rc == 1 and "resolves outside the project directory (through a symlink)" in result.err, result
+    assert (elsewhere / "a.d").read_text() == "precious\n"
+
+
+def test_touch_refuses_a_depfile_job_that_never_listed_its_files(project: Project) -> None:
+    _project(project)
+    project.weavefile(WEAVEFILE.replace('depfile = "{outputs[0]}.d"\n', ""))
+    assert project.run("build").rc == 0
+    project.weavefile(WEAVEFILE)
+    touched = project.run("touch")
+    assert touched.rc == 1 and "has not been read yet: build it once" in touched.err, touched
+    _ran(project)
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c"]  # they run once, to list their headers
+    project.write("include/util.h", "int touched;\n")
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c", "link"]
+
+
+def test_a_listed_file_that_is_missing_is_one_warning(project: Project) -> None:
+    _project(project)
+    project.write("cc.sh", CC.replace("printf '%s: %s\\n' \"$out\" \"$deps\"", "printf '%s: %s gone.h\\n' \"$out\" \"$deps\""), dedent=False)
+    result = project.run("build", "obj/main.o")
+    assert result.rc == 0, result
+    assert result.err.count("warning") == 1 and "'gone.h', which its depfile lists, is missing" in result.err, result
+    _ran(project)
+    assert project.run("build", "obj/main.o").rc == 0
+    assert _ran(project) == ["cc src/main.c"]  # not recorded: it runs again
+    assert "obj/main.o" in project.run("plan", "obj/main.o").out
+
+
+def test_a_new_header_replaced_by_an_older_file_while_read_is_caught(project: Project) -> None:
+    _project(project)
+    project.write("src/util.c", "int body;\n")
+    assert project.run("build", "obj/util.o").rc == 0
+    project.write("src/util.c", '#include "other.h"\nint body;\n')  # a header it never read before
+    env = dict(os.environ, SLOW_AFTER_READ="1")
+    weave = subprocess.Popen(
+        [sys.executable, "-m", "weavebuild", "build", "obj/util.o"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not project.exists("started.txt"):
+            assert time.monotonic() < deadline and weave.poll() is None, weave.communicate()
+            time.sleep(0.05)
+        replacement = project.root / "replacement.h"
+        replacement.write_text("int replaced;\n")
+        os.utime(replacement, ns=(1_000_000_000, 1_000_000_000))  # as `cp -p` or `tar x` leave it
+        os.replace(replacement, project.root / "include" / "other.h")
+        project.write("release.txt", "")
+        out, err = weave.communicate(timeout=60)
+    finally:
+        if weave.poll() is None:
+            weave.kill()
+    assert weave.returncode == 0, err
+    assert "'include/other.h', which its depfile lists, changed while it ran" in err, err
+    os.unlink(project.root / "started.txt")
+    assert project.run("build", "obj/util.o").rc == 0
+    assert project.read("obj/util.o") == "int replaced;\nint body;\n"

@@ -509,9 +509,11 @@ class Project:
                     elif partial is not None:
                         # A job whose depfile listed other files than the stamp has: no stamp
                         # then (the next build checks everything, and stamps afresh).
-                        data = partial.restamp(files.cache) if result.ok and not builder.relisted else None
+                        listed = builder.listed()
+                        data = partial.restamp(files.cache) if result.ok and not builder.relisted and listed is not None else None
                     else:
-                        data = stamp.make(graph, files, builder.absent_temps(), builder.listed())
+                        listed = builder.listed()
+                        data = stamp.make(graph, files, builder.absent_temps(), listed) if listed is not None else None
                     if data is not None:
                         stamp.save(store, self.root, stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
@@ -859,13 +861,18 @@ class Project:
                     if missing:
                         skipped.append((job, f"output missing: {missing[0]}"))
                         continue
-                    # A job with a depfile keeps the files it listed last time, as they are now.
+                    # A job with a depfile keeps the files it listed last time, as they are now
+                    # (one that never listed them must run to: recorded now, header edits
+                    # would never rerun it).
                     row = latest.get(job.key) if job.depfile else None
+                    if job.depfile and (row is None or not row.has_listing):
+                        skipped.append((job, "it has a depfile that has not been read yet: build it once"))
+                        continue
                     listed = [(path, files.digest(path)) for path, _ in row.discovered] if row is not None else []
                     record = Record(
                         verdict.signature, job.key, job.rule.name, recipe_of(job), verdict.inputs,
                         digests, 0.0, time.time(),  # type: ignore[arg-type]
-                        [(path, digest) for path, digest in listed if digest is not None],  # type: ignore[misc]
+                        [(path, digest) for path, digest in listed if digest is not None] if job.depfile else None,  # type: ignore[misc]
                     )
                     records.append(record)
                     latest[job.key] = JobRow(record.signature, " ".join(record.outputs), None)

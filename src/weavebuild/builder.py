@@ -28,7 +28,14 @@ from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from . import depfile
 from .errors import BuildFailed, Interrupted, UsageError
 from .executor import Completion, Executor, LocalExecutor
-from .filestate import RACY_WINDOW_NS, FileState, Fingerprint, UnreadableFile, fingerprint_now
+from .filestate import (
+    RACY_WINDOW_NS,
+    FileState,
+    Fingerprint,
+    UnreadableFile,
+    fingerprint_now,
+    racy_window,
+)
 from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
 from .paths import STATE_DIR
@@ -268,6 +275,9 @@ class Builder:
         self._temps: Optional[TempOutputs] = None  # what may be deleted after use (temps.py)
         self._needed: Dict[str, Reason] = {}  # jobs whose gone temporary outputs are needed
         self.relisted = False  # a job's depfile listed other files than its last run's did
+        # A job ran but could not be recorded for what its depfile listed: no stamp may say
+        # this build left everything up to date.
+        self.unproven = False
         self._results: Dict[str, JobResult] = {}
         self._wants_output = reporter.wants_output  # else job logs are never read back
 
@@ -317,15 +327,27 @@ class Builder:
         row = self.latest.get(job.key)
         return row is not None and all(path in unchanged for path, _ in row.discovered)
 
-    def listed(self) -> Dict[str, List[str]]:
+    def listed(self) -> Optional[Dict[str, List[str]]]:
         """For each job with a depfile, the files it listed when last verified (the stamp
-        covers them, as inputs)."""
-        latest = self.latest
-        return {
-            job.key: [path for path, _ in latest[job.key].discovered]
-            for job in self.graph.jobs
-            if job.depfile and job.key in latest
-        }
+        covers them, as inputs); None when this build proves nothing for them: a job could
+        not be recorded, or a listed file no longer has the content recorded with the job
+        (another job rewrote it after this one was decided: a generated header the rule does
+        not declare), so a stamp now would hide a stale job."""
+        if self.unproven:
+            return None
+        latest, digest = self.latest, self.files.digest
+        listed: Dict[str, List[str]] = {}
+        for job in self.graph.jobs:
+            row = latest.get(job.key) if job.depfile else None
+            if row is None:
+                continue
+            try:
+                if any(digest(path) != recorded for path, recorded in row.discovered):
+                    return None
+            except UnreadableFile:
+                return None
+            listed[job.key] = [path for path, _ in row.discovered]
+        return listed
 
     def absent_temps(self) -> Dict[str, str]:
         """The temporary outputs that are gone while their jobs are up to date, with the
@@ -641,13 +663,10 @@ class Builder:
         timeout = job.rule.timeout if job.rule.timeout is not None else self.options.timeout
         deadline = time.monotonic() + timeout if timeout else None
         assert self.executor is not None
-        if job.depfile:  # never read one a previous run left
-            try:
-                os.unlink(os.path.join(self.root, job.depfile))
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                self.reporter.job_failed(job.display, f"cannot remove its old depfile {job.depfile}: {exc.strerror}", job.cmd, None, "")
+        if job.depfile:
+            problem = self._depfile_problem(job)
+            if problem is not None:
+                self.reporter.job_failed(job.display, problem, job.cmd, None, "")
                 return None
         launched = time.time()
         try:
@@ -737,7 +756,7 @@ class Builder:
         ran, and _prepare_outputs left nothing at them before, so whatever is there is the
         job's: a directory where a file is declared too (else no later build could run it)."""
         self.files.forget(self._rewrites(job))
-        for output in job.outputs + ([job.depfile] if job.depfile else []):
+        for output in job.outputs:
             full = os.path.join(self.root, output)
             try:
                 if os.path.isdir(full) and not os.path.islink(full):
@@ -786,7 +805,7 @@ class Builder:
                     break
         discovered: List[str] = []
         if failure is None and job.depfile:
-            discovered, failure = self._read_depfile(job)
+            discovered, failure = self._read_depfile(job, entry.started_wall)
         status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
         self._attempt_rows.append(
             (
@@ -812,8 +831,11 @@ class Builder:
             # record would not name (if the input changed back before the next build). No
             # record, so it runs again; the build warns and writes no stamp.
             unsure = bool(job.inputs) and bool(self.files.changed_since_read(job.inputs))
-            found: Optional[List[Tuple[str, str]]] = [] if not discovered else self._discovered_digests(job, discovered, entry.started_wall)
-            if entry.verdict.signature is not None and job.outputs and not unsure and found is not None:
+            found: Optional[List[Tuple[str, str]]] = None  # what its depfile listed, with digests
+            if job.depfile:
+                found = self._discovered_digests(job, discovered, entry.started_wall) if discovered else []
+                unsure = unsure or found is None
+            if entry.verdict.signature is not None and job.outputs and not unsure:
                 record = Record(
                     entry.verdict.signature,
                     job.key,
@@ -857,15 +879,35 @@ class Builder:
         )
         return FAILED
 
-    def _read_depfile(self, job: Job) -> Tuple[List[str], Optional[str]]:
+    def _depfile_problem(self, job: Job) -> Optional[str]:
+        """Why weave may not remove or read `job`'s depfile, if so: its directory leads out
+        of the project (through a symlink), where nothing is weave's to delete."""
+        parent = os.path.dirname(os.path.join(self.root, job.depfile))
+        if parent not in self._safe_dirs:
+            real_parent = os.path.realpath(parent)
+            if real_parent != self._real_root and not real_parent.startswith(self._real_root + os.sep):
+                return f"depfile '{job.depfile}' resolves outside the project directory (through a symlink)"
+            self._safe_dirs.add(parent)
+        return None
+
+    def _read_depfile(self, job: Job, started: float) -> Tuple[List[str], Optional[str]]:
         """The files a job's depfile lists (see depfile.py), and the failure if it cannot be
         read. The depfile itself is removed: the record keeps what it said."""
         full = os.path.join(self.root, job.depfile)
+        problem = self._depfile_problem(job)
+        if problem is not None:
+            return [], problem
+        missing = f"rule {job.rule.name} exited 0 but did not write its depfile {job.depfile}"
         try:
             with open(full, encoding="utf-8", errors="surrogateescape") as handle:
+                st = os.fstat(handle.fileno())
+                # Written by this run, or not its depfile: weave never removes a file there
+                # before the job runs (it may be anyone's), so an older one is not read.
+                if st.st_ctime_ns < int(started * 1e9) - racy_window(st.st_ctime_ns):
+                    return [], missing + " (the file there is older than this run)"
                 text = handle.read()
         except FileNotFoundError:
-            return [], f"rule {job.rule.name} exited 0 but did not write its depfile {job.depfile}"
+            return [], missing
         except OSError as exc:
             return [], f"cannot read its depfile {job.depfile}: {exc.strerror or exc}"
         try:
@@ -895,13 +937,14 @@ class Builder:
             except UnreadableFile:
                 digest = None
             then = files.hashed_as(path)
-            if digest is None or (then is not None and since <= then[1] <= until):
+            # (the ctime too: a file replaced by one with an old mtime, `cp -p`, has a new ctime)
+            if digest is None or (then is not None and (since <= then[1] <= until or since <= then[3] <= until)):
                 self.reporter.warning(
                     f"{job.display}: '{path}', which its depfile lists, "
                     + ("is missing" if digest is None else "changed while it ran")
                     + "; it is not recorded and the job will run again"
                 )
-                files.changed_after_read[path] = None  # this build is no proof of anything: no stamp
+                self.unproven = True
                 return None
             found.append((path, digest))
         moved = files.changed_since_read(paths)  # digests taken before it ran, then edited
@@ -910,6 +953,7 @@ class Builder:
                 f"{job.display}: '{moved[0]}', which its depfile lists, changed while it ran; "
                 "it is not recorded and the job will run again"
             )
+            self.unproven = True
             return None
         producers = self.graph.producers
         made = [path for path in paths if path in producers and not self._is_upstream(producers[path], job)]

@@ -59,6 +59,8 @@ def _words(line: str) -> List[tuple]:
             word.append(line[index + 1])
             index += 2
             continue
+        if char == "\\" and index + 1 == len(line):  # a continuation at the very end of the file
+            break
         if char == "$" and line[index + 1 : index + 2] == "$":
             word.append("$")
             index += 2
@@ -79,18 +81,26 @@ def _words(line: str) -> List[tuple]:
 
 def project_paths(listed: Sequence[str], root: str, skip: Sequence[str]) -> List[str]:
     """The listed files as weave names them: relative to the project directory when inside
-    it (a compiler run there writes `src/a.h`, or an absolute path), absolute otherwise (a
-    system header), without those in `skip` (the job's declared inputs and outputs) and
-    without weave's own `.weave/`."""
-    prefix = os.path.join(root, "")
+    it (however the command spelled them: `src/a.h`, `../proj/src/a.h`, an absolute path,
+    one through a symlink to the project), absolute otherwise (a system header); without
+    those in `skip` (the job's declared inputs and outputs), the project directory itself
+    and weave's own `.weave/`."""
+    roots = [os.path.join(root, "")]
+    real = os.path.join(os.path.realpath(root), "")
+    if real != roots[0]:
+        roots.append(real)
     skipped = set(skip)
     paths: List[str] = []
     for item in listed:
-        if os.path.isabs(item):
-            path = normalize(item[len(prefix) :]) if item.startswith(prefix) else os.path.normpath(item)
-        else:
-            path = normalize(item)
-        if path in skipped or path == ".weave" or path.startswith(".weave/"):
+        full = os.path.normpath(item if os.path.isabs(item) else os.path.join(root, item))
+        inside = next((prefix for prefix in roots if (full + os.sep).startswith(prefix)), None)
+        if inside is None:
+            real_full = os.path.realpath(full)  # a path through a symlink into the project
+            inside = next((prefix for prefix in roots if (real_full + os.sep).startswith(prefix)), None)
+            if inside is not None:
+                full = real_full
+        path = normalize(full[len(inside) :] or ".") if inside is not None else full
+        if path in skipped or path == "." or path == ".weave" or path.startswith(".weave/"):
             continue
         skipped.add(path)
         paths.append(path)

@@ -269,6 +269,28 @@ def _check_nesting(jobs: Sequence[Job]) -> None:
                 parent = os.path.dirname(parent)
 
 
+def _check_depfiles(jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]]) -> None:
+    """A depfile is removed before its job runs and after it is read: it must be that job's
+    own file, not another job's depfile or output, nor a file some job reads."""
+    owners: Dict[str, Job] = {}
+    for job in jobs:
+        if not job.depfile:
+            continue
+        other = owners.setdefault(job.depfile, job)
+        if other is not job:
+            problem = f"is the depfile of {other.display} too: each job needs its own"
+        elif job.depfile in producers and producers[job.depfile] is not job:
+            problem = f"is an output of {producers[job.depfile].display}"
+        elif job.depfile in sources:
+            problem = f"is read by {sources[job.depfile][0].display if sources[job.depfile] else 'a job'}"
+        else:
+            continue
+        raise UsageError(
+            f"rule '{job.rule.name}': depfile '{job.depfile}' of {job.display} {problem}",
+            hint="name it after the job's own output, e.g. depfile = \"{outputs[0]}.d\"",
+        )
+
+
 def _is_own_output(path: str, job: Job) -> bool:
     """Whether `path` is one of `job`'s outputs or inside one of its directory outputs."""
     for output, is_dir in zip(job.outputs, job.dir_outputs):
@@ -889,6 +911,7 @@ class Resolver:
             for dep in job.deps:
                 dep.dependents.append(job)
         _check_nesting(order)
+        _check_depfiles(order, producers, sources)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         for name, all_globs in self._empty_globs.items():
             # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches

@@ -130,11 +130,15 @@ class Scanner:
             record = self.store.record(signature)
             if record is not None:
                 recorded = record.outputs
-                discovered = record.discovered
+                discovered = record.discovered or []
         if recorded is not None:
             reasons = self._compare_outputs(job, recorded)
             if discovered:  # the files its depfile listed, as they were when it ran
-                changed = [path for path, digest in discovered if digest_of(path) != digest]
+                changed = []
+                for path, digest in discovered:
+                    now = digest_of(path)
+                    if now != digest:
+                        changed.append(path if now is not None else f"{path} (gone)")
                 reasons[:0] = [Reason(INPUT_CHANGED, path) for path in changed[:CHANGED_INPUTS_NAMED]]
                 if len(changed) > CHANGED_INPUTS_NAMED:
                     reasons.insert(CHANGED_INPUTS_NAMED, Reason(INPUTS_CHANGED, f"{len(changed) - CHANGED_INPUTS_NAMED:,} more"))

@@ -97,7 +97,8 @@ class Record:
         self.outputs = outputs
         self.duration = duration
         self.finished_at = finished_at
-        self.discovered = discovered or []
+        # None for a job without a depfile; a list (maybe empty) for one with a depfile
+        self.discovered = discovered
 
 
 class JobRow:
@@ -113,6 +114,11 @@ class JobRow:
         self.outputs = outputs.split(" ") if outputs else []
         self.duration = duration
         self._discovered = discovered  # JSON text as stored (decoded on first use), or a list
+
+    @property
+    def has_listing(self) -> bool:
+        """Whether the run recorded what its depfile listed (if only nothing)."""
+        return self._discovered is not None
 
     @property
     def discovered(self) -> List[Tuple[str, str]]:
@@ -429,7 +435,7 @@ class Store:
                                 " ".join(r.outputs),
                                 r.duration,
                                 r.finished_at,
-                                encode(r.discovered) if r.discovered else None,
+                                encode(r.discovered) if r.discovered is not None else None,
                             )
                             for r in records
                         ],
