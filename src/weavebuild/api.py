@@ -583,6 +583,7 @@ class Project:
                 run_id=run_id,
                 summarize=False,  # the build's summary counts what this phase ran
                 earlier=ran,  # with -k, jobs that failed in an earlier round are not run again
+                delete_temps=False,  # the next phase may read them: its build deletes them
             )
             forced_once.update(builder.forced)
             verdicts = builder.predict()

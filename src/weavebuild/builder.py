@@ -223,6 +223,7 @@ class Builder:
         untouched: Sequence[str] = (),
         earlier: Optional[BuildResult] = None,
         summarize: bool = True,
+        delete_temps: bool = True,
     ):
         self.graph = graph
         self.root = graph.manifest.root
@@ -252,6 +253,9 @@ class Builder:
         self._failed_before: Dict[str, JobResult] = {item.job.key: item for item in earlier.failed}
         self._seconds_before = earlier.seconds
         self.summarize = summarize
+        # A phase that makes directories first (api._settle_first) keeps temporary outputs:
+        # jobs of the next phase may read them.
+        self.delete_temps = delete_temps
         self._interrupt: List[int] = []
         self._signalled: List[int] = []  # the real signals among them (not a `stop` request)
         self._records: List[Record] = []
@@ -366,7 +370,7 @@ class Builder:
             verdicts = self.predict()
         results: Dict[str, JobResult] = {}
         self._results = results
-        if not self.options.keep_temp and any(job.rule.temp for job in self.graph.jobs):
+        if self.delete_temps and not self.options.keep_temp and any(job.rule.temp for job in self.graph.jobs):
             self._temps = TempOutputs(self.graph) or None
         to_run = sum(1 for v in verdicts.values() if not v.up_to_date)
         if to_run == 0:

@@ -112,6 +112,9 @@ class Graph:
         # Targets that name a path inside a directory output: its job cannot promise them, so
         # a build checks that they exist once it is done.
         self.inside: List[str] = []
+        # The paths the targets ask for: a path target, the items of an alias, the outputs of
+        # a rule named as a target (a temporary output among them is kept, temps.py).
+        self.wanted: List[str] = []
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -336,6 +339,7 @@ class Resolver:
         self._sorted_dirs: Optional[List[str]] = None
         self._empty_globs: Dict[str, Dict[str, None]] = {}  # rule -> its input globs that matched nothing
         self.inside_targets: List[str] = []  # see Graph.inside
+        self.wanted_paths: List[str] = []  # see Graph.wanted
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -711,6 +715,7 @@ class Resolver:
                 if job.key not in seen:
                     seen.add(job.key)
                     jobs.append(job)
+                    self.wanted_paths.extend(job.outputs)
             return jobs
         if not target.strip():
             raise UsageError("empty target", hint="name a file or a rule; with no target weave builds the defaults")
@@ -733,11 +738,13 @@ class Resolver:
         if job is not None:
             if path not in job.outputs:
                 self.inside_targets.append(path)
+            self.wanted_paths.append(path)
             return [job]
         # A directory holding outputs (`weave build reports/`): every output known under it.
         prefix = path + "/"
         under = sorted(output for output in self.index.static if output.startswith(prefix))
         if under:
+            self.wanted_paths.extend(under)
             found: Dict[str, Job] = {}
             for output in under:
                 made_by = self.producer(output, {})
@@ -772,11 +779,13 @@ class Resolver:
         if is_glob:
             expanded = self._expand_input(literal, alias)
             if expanded != [paths.normalize(literal)]:  # the jobs that make what it matched
+                self.wanted_paths.extend(expanded)
                 jobs = (self.producer(match, {}) for match in expanded)
                 return [job for job in jobs if job is not None]
         path = paths.normalize(literal)
         job = self.producer(path, {})
         if job is not None:
+            self.wanted_paths.append(path)
             return [job]
         # A rule name wins over a file of the same name (the rule's outputs may exist already).
         if item in self.manifest.rules:
@@ -931,6 +940,7 @@ class Resolver:
         graph.first = first
         graph.missing = list(self.missing)
         graph.inside = list(dict.fromkeys(self.inside_targets))
+        graph.wanted = list(dict.fromkeys(self.wanted_paths))
         return graph
 
     def _static_dirs_below(self, root: str) -> List[str]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 9
+FORMAT = 10
 MAX_ENTRIES = 8
 
 
@@ -283,6 +283,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
         "warnings": tuple(graph.warnings),
         "first": tuple(graph.first),
         "inside": tuple(graph.inside),
+        "wanted": tuple(graph.wanted),
     }
 
 
@@ -334,6 +335,7 @@ def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], target
     graph.queries = list(entry["queries"])
     graph.first = list(entry.get("first", ()))
     graph.inside = list(entry.get("inside", ()))
+    graph.wanted = list(entry.get("wanted", ()))
     return graph
 
 

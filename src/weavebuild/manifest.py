@@ -1074,12 +1074,15 @@ class _Validator:
             return tuple(range(len(spec.outputs))) if value else ()
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        if not isinstance(value, list):
             raise self.error(
-                f"must be true, false or a list of the rule's outputs, got {_type_name(value)}",
-                spec.name,
-                "temp",
+                f"must be true, false or a list of the rule's outputs, got {_type_name(value)}", spec.name, "temp"
             )
+        for item in value:
+            if not isinstance(item, str):
+                raise self.error(
+                    f"must list the rule's outputs as strings, got {_type_name(item)} in the list", spec.name, "temp"
+                )
         positions: List[int] = []
         for item in value:
             if item in spec.output_names:

@@ -17,7 +17,6 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
-from .paths import normalize
 from .scan import TEMP_NEEDED, UPSTREAM, Reason, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,18 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def wanted(graph: Graph) -> Set[str]:
-    """The paths that must stay: those the build was asked for (a path target names itself,
-    an alias its inputs, a rule name every output of its jobs), and the directories whose
-    contents decide which jobs there are (read by a foreach pattern or a glob)."""
-    requested = set(graph.requested)
-    paths = {normalize(target) for target in graph.requested}
-    paths.update(graph.first)
-    for job in graph.targets:
-        if job.rule.is_alias:
-            paths.update(job.inputs)
-        elif job.rule.name in requested:
-            paths.update(job.outputs)
-    return paths
+    """The paths that must stay: those the build was asked for (Graph.wanted: a path target,
+    the items of an alias, the outputs of a rule named as a target), and the directories
+    whose contents decide which jobs there are (read by a foreach pattern or a glob)."""
+    return set(graph.wanted) | set(graph.first)
 
 
 def _is_kept(path: str, kept: Set[str]) -> bool:
@@ -124,16 +115,23 @@ class TempOutputs:
         if not self._waiting:
             return
         dirs = any(self._is_dir.values())
+        inside: Set[str] = set()  # temporary directories some job reads a file in
         for job in graph.jobs:
             read: List[str] = []
             for path in job.inputs:
                 temp = _temp_of(path, self._waiting) if dirs else (path if path in self._waiting else None)
                 if temp is not None and temp not in read and self._producer[temp] != job.key:
                     read.append(temp)
+                    if temp != path:
+                        inside.add(temp)
             if read:
                 self._reads[job.key] = read
                 for temp in read:
                     self._waiting[temp] += 1  # type: ignore[operator]
+        # Kept: only a directory read as a whole has a digest (its record's) to stand in for
+        # it; a file inside it has none once it is gone, and its reader would make it again.
+        for temp in inside:
+            del self._waiting[temp]
 
     def __bool__(self) -> bool:
         return bool(self._waiting)

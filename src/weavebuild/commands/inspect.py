@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 import click
 
 from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
+from ..paths import normalize
 from ..reporter import pad, text_width
 from ..scan import TEMP_NEEDED, UPSTREAM
 
@@ -101,12 +102,17 @@ def why(settings: Settings, target: str) -> None:
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
         return
     reasons = verdicts[jobs[0].key].reasons
-    if len(jobs) == 1 and [r.kind for r in reasons] == [TEMP_NEEDED] and reasons[0].detail.endswith("(a target)"):
+    if (
+        len(jobs) == 1
+        and [r.kind for r in reasons] == [TEMP_NEEDED]
+        and reasons[0].detail == f"{normalize(target)} (a target)"
+    ):
         click.echo(
-            f"{target} is a temporary output, deleted once the jobs that read it were done: "
-            f"{jobs[0].display} is up to date, and makes it again when it is built (or read by a job that must run)"
+            f"{target} is a temporary output, deleted once the jobs that read it were done; "
+            f"building it runs {jobs[0].display} again (its record is otherwise up to date), "
+            "as does a build in which a job that reads it must run"
         )
-        sys.exit(1)
+        return
     failures = project.last_failures()
     for index, (depth, job) in enumerate(chain):
         if index == WHY_LINES and len(chain) > WHY_LINES + 1:
