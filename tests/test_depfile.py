@@ -563,3 +563,51 @@ def test_a_new_header_replaced_by_an_older_file_while_read_is_caught(project: Pr
     os.unlink(project.root / "started.txt")
     assert project.run("build", "obj/util.o").rc == 0
     assert project.read("obj/util.o") == "int replaced;\nint body;\n"
+
+
+def test_a_job_up_to_date_by_an_older_record_keeps_what_it_listed(project: Project) -> None:
+    # Build, switch a var and back: the job is up to date by its older record, whose listing
+    # must still void the stamp when a listed header changes.
+    _project(project)
+    project.weavefile(
+        WEAVEFILE.replace('default = ["app.txt"]\n', 'default = ["app.txt"]\n\n[vars]\nmode = "a"\n').replace(
+            'cmd     = "bash cc.sh', 'cmd     = "MODE={vars.mode} bash cc.sh'
+        )
+    )
+    assert project.run("build").rc == 0
+    assert project.run("build", "--set", "mode=b").rc == 0
+    assert project.run("build").rc == 0  # up to date by the first records
+    assert project.run("build").rc == 0
+    _ran(project)
+    project.write("include/other.h", "int other2;\n")
+    assert project.run("build").rc == 0
+    assert _ran(project) == ["cc src/util.c", "link"]
+
+
+def test_a_temporary_directory_whose_files_a_depfile_lists_is_kept(project: Project) -> None:
+    project.weavefile(
+        """\
+        default = ["lib.txt"]
+        [rules.gen]
+        inputs  = ["VERSION"]
+        outputs = ["gen/"]
+        temp    = true
+        cmd     = "mkdir -p gen && cp VERSION gen/version.h"
+        [rules.compile]
+        inputs  = ["src/a.c", "gen/"]
+        outputs = ["obj/a.o"]
+        depfile = "obj/a.d"
+        cmd     = "cat gen/version.h src/a.c > obj/a.o && echo 'obj/a.o: src/a.c gen/version.h' > obj/a.d"
+        [rules.lib]
+        inputs  = ["obj/a.o"]
+        outputs = ["lib.txt"]
+        cmd     = "cp obj/a.o lib.txt"
+        """
+    )
+    project.write("VERSION", "3\n")
+    project.write("src/a.c", "body\n")
+    assert project.run("build").rc == 0
+    for _ in range(2):
+        result = project.run("build")
+        assert result.rc == 0 and "nothing to do" in result.out, result
+    assert project.exists("gen/version.h")

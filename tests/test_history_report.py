@@ -368,3 +368,36 @@ def test_history_targets_are_as_asked(project):
     assert [run["targets"] for run in runs] == [["a.txt"], [], []]
     table = project.run("history").out.splitlines()
     assert table[2].rstrip().endswith("(default)") and table[3].rstrip().endswith("(default)"), table
+
+
+def test_history_counts_a_failed_build_s_first_phase_as_run(project):
+    """A build that fails after making a scanned directory first: history counts that job as
+    run, as the console summary does."""
+    import json
+
+    project.weavefile(
+        """
+        [rules.all]
+        inputs = ["sum.txt"]
+        [rules.mk]
+        outputs = ["d/"]
+        cmd = "mkdir d && echo 1 > d/x"
+        [rules.bad]
+        outputs = ["bad.txt"]
+        cmd = "exit 3"
+        [rules.each]
+        inputs = ["d/{f}", "bad.txt"]
+        outputs = ["e/{f}"]
+        cmd = "cp {inputs[0]} {outputs}"
+        [rules.sum]
+        inputs = ["e/{f}"]
+        foreach = {f = "d/{f}"}
+        outputs = ["sum.txt"]
+        cmd = "cat {inputs} > sum.txt"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1 and "1 failed, 1 ran, 0 up to date" in result.err, result
+    history = project.run("history", "-n1", "--json")
+    run = json.loads(history.out)["runs"][0]
+    assert (run["ran"], run["failed"], run["up_to_date"]) == (1, 1, 0), run

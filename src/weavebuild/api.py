@@ -513,7 +513,9 @@ class Project:
                         data = partial.restamp(files.cache) if result.ok and not builder.relisted and listed is not None else None
                     else:
                         listed = builder.listed()
-                        data = stamp.make(graph, files, builder.absent_temps(), listed) if listed is not None else None
+                        # (a job cancelled because its input changed, in watch --restart, is not up to date)
+                        proven = listed is not None and result.ok
+                        data = stamp.make(graph, files, builder.absent_temps(), listed) if proven else None
                     if data is not None:
                         stamp.save(store, self.root, stamp_key, data)
                     if run_id is not None and run_id % 20 == 0:
@@ -524,7 +526,10 @@ class Project:
                     raise
                 except BaseException as exc:
                     outcome = "interrupted" if isinstance(exc, Interrupted) else "failed"
-                    result = getattr(exc, "result", None)
+                    failed_result = getattr(exc, "result", None)
+                    if failed_result is not None and first is not None and failed_result is not result:
+                        failed_result.include(first)  # what the first phase ran, as the summary counts it
+                    result = failed_result
                     raise
                 finally:
                     if builder is not None and builder.executor is not None:
@@ -876,7 +881,7 @@ class Project:
                         [(path, digest) for path, digest in listed if digest is not None] if job.depfile else None,  # type: ignore[misc]
                     )
                     records.append(record)
-                    latest[job.key] = JobRow(record.signature, " ".join(record.outputs), None)
+                    latest[job.key] = JobRow(record.signature, " ".join(record.outputs), None, record.discovered)
                     recorded.append(job)
                 store.commit(records, files.take_dirty())
                 return recorded, skipped

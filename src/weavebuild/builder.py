@@ -371,7 +371,13 @@ class Builder:
         results: Dict[str, JobResult] = {}
         self._results = results
         if self.delete_temps and not self.options.keep_temp and any(job.rule.temp for job in self.graph.jobs):
-            self._temps = TempOutputs(self.graph) or None
+            latest = self.latest
+            listed = {
+                job.key: [path for path, _ in latest[job.key].discovered]
+                for job in self.graph.jobs
+                if job.depfile and job.key in latest
+            }
+            self._temps = TempOutputs(self.graph, listed) or None
         to_run = sum(1 for v in verdicts.values() if not v.up_to_date)
         if to_run == 0:
             for job in self.graph.jobs:
@@ -629,7 +635,7 @@ class Builder:
             record = self.store.record(verdict.signature)
             if record is not None:
                 self._adopted.append((key, verdict.signature))
-                self.latest[key] = JobRow(record.signature, " ".join(record.outputs), record.duration)
+                self.latest[key] = JobRow(record.signature, " ".join(record.outputs), record.duration, record.discovered)
 
     def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
         if self._temps is not None:
@@ -839,6 +845,8 @@ class Builder:
             if job.depfile:
                 found = self._discovered_digests(job, discovered, entry.started_wall) if discovered else []
                 unsure = unsure or found is None
+                if self._temps is not None:
+                    self._temps.keep_listed(discovered)
             if entry.verdict.signature is not None and job.outputs and not unsure:
                 record = Record(
                     entry.verdict.signature,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
-FORMAT = "stamp-5"
+FORMAT = "stamp-6"
 STAMP_DIR = os.path.join(".weave", "stamps")
 TOKEN_BYTES = 16
 
@@ -100,7 +100,9 @@ def make(
         [index for index, row in enumerate(rows) if _is_racy(row)],
         tuple(graph.queries),
         marshal.dumps(tuple(job.key for job in graph.jobs)),
-        marshal.dumps(structure),
+        # A graph with temporary outputs takes no partial build: a reached job may need one
+        # made again, or be the last reader of one, whose maker the part would leave out.
+        marshal.dumps(structure) if not any(job.rule.temp for job in graph.jobs) else b"",
     )
 
 
@@ -536,6 +538,8 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
                 if outer in directories:
                     changed.add(directories[outer])
                 inner, outer = outer, os.path.dirname(outer)
+    if not stamp.structure_blob:  # (see make: temporary outputs)
+        return result
     try:
         structure = marshal.loads(stamp.structure_blob)
         job_keys = result.job_keys

@@ -96,7 +96,7 @@ class TempOutputs:
     each and every job of the build that reads it have succeeded or were up to date. A
     failure anywhere among them keeps the file (the next build would need it again)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, listed: Optional[Dict[str, List[str]]] = None):
         kept = wanted(graph)
         # temp path -> jobs still to succeed before it may go (its producer and readers);
         # None once one of them did not succeed
@@ -132,6 +132,18 @@ class TempOutputs:
         # it; a file inside it has none once it is gone, and its reader would make it again.
         for temp in inside:
             del self._waiting[temp]
+        for paths in (listed or {}).values():
+            self.keep_listed(paths)
+
+    def keep_listed(self, paths: List[str]) -> None:
+        """Keep the temporary outputs a job's depfile lists (or lists files in): its record
+        holds their digests, and a job whose listed file is gone runs again."""
+        for path in paths:
+            temp = _temp_of(path, self._waiting)
+            if temp is not None:
+                del self._waiting[temp]
+                if temp in self._due:
+                    self._due.remove(temp)
 
     def __bool__(self) -> bool:
         return bool(self._waiting)
