@@ -255,13 +255,24 @@ def test_depfile_mistakes_are_user_errors(project: Project) -> None:
     project.weavefile(base + "depfile = 3\n")
     assert_user_error(project.run("build", "a.o"), "Weavefile:5", "key 'depfile'", "must be a path")
     project.weavefile(base + 'depfile = "../a.d"\n')
-    assert_user_error(project.run("build", "a.o"), "depfile '../a.d' is outside the project directory")
+    assert_user_error(
+        project.run("build", "a.o"), "Weavefile:5: rule 'c', key 'depfile'", "depfile '../a.d' of c is outside the project directory"
+    )
+    project.weavefile('default = ["a.o"]\n' + base + 'depfile = "{outputs}"\n'.replace("{outputs}", "{inputs[0]}"))
+    assert_user_error(project.run("build"), "Weavefile:6: rule 'c', key 'depfile'", "is one of the job's inputs")
+    project.weavefile('[rules.c]\ninputs = ["a.c"]\ncmd = "true"\ndepfile = "{outputs}"\n')
+    assert_user_error(project.run("build", "c"), "key 'depfile'", "depfile '' of c is an empty path")
+    # Another rule's input, even when the build does not need that rule: never the depfile.
+    project.write("notes.txt", "keep\n")
+    project.weavefile(base + 'depfile = "notes.txt"\n[rules.r]\ninputs = ["notes.txt"]\noutputs = ["r.txt"]\ncmd = "cp notes.txt r.txt"\n')
+    assert_user_error(project.run("build", "a.o"), "key 'depfile'", "depfile 'notes.txt' of c is an input of rule 'r'")
+    assert project.read("notes.txt") == "keep\n"
     project.weavefile('[rules.c]\ninputs = ["a.c"]\ndepfile = "a.d"\n')
     assert_user_error(project.run("build", "c"), "depfile", "needs a cmd")
     project.weavefile(base + 'depfile = "{outputs[5]}.d"\n')
     assert_user_error(project.run("build", "a.o"), "depfile")
     project.weavefile(base + 'depfile = "{inputs[0]}"\n')
-    assert_user_error(project.run("build", "a.o"), "depfile 'a.c' is one of the job's inputs")
+    assert_user_error(project.run("build", "a.o"), "depfile 'a.c' of c is one of the job's inputs")
     project.weavefile(base + 'depfile = "Weavefile"\n')
     assert_user_error(project.run("build", "a.o"), "depfile 'Weavefile'")
     assert project.exists("Weavefile") and project.exists("a.c")
@@ -491,7 +502,7 @@ def test_a_depfile_read_by_another_job_is_refused(project: Project) -> None:
         cmd = "cat notes.d > r.txt"
         """
     )
-    assert_user_error(project.run("build", "r.txt"), "depfile 'notes.d'", "is read by r r.txt")
+    assert_user_error(project.run("build", "r.txt"), "depfile 'notes.d' of c is an input of rule 'r'")
     assert project.read("notes.d") == "keep me\n"
 
 
@@ -611,3 +622,20 @@ def test_a_temporary_directory_whose_files_a_depfile_lists_is_kept(project: Proj
         result = project.run("build")
         assert result.rc == 0 and "nothing to do" in result.out, result
     assert project.exists("gen/version.h")
+
+
+def test_a_depfile_in_an_included_file_is_reported_there(project: Project) -> None:
+    project.write("a.c", "")
+    project.weavefile('default = ["a.o"]\ninclude = ["rules/c.toml"]\n')
+    project.write("rules/c.toml", '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "cp a.c a.o"\ndepfile = "a.c"\n')
+    assert_user_error(project.run("build"), "rules/c.toml:5: rule 'c', key 'depfile'", "is one of the job's inputs")
+
+
+def test_a_listed_special_file_is_named_as_such(project: Project) -> None:
+    project.write("a.c", "")
+    os.mkfifo(project.root / "ff")
+    project.weavefile('[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ndepfile = "a.d"\ncmd = "cp a.c a.o && echo \'a.o: ff /\' > a.d"\n')
+    result = project.run("build", "a.o")
+    assert result.rc == 0, result
+    assert "'ff', which its depfile lists, cannot be read (it is a FIFO)" in result.err, result
+    assert "'/'" not in result.err  # a directory outside the project is no file it read

@@ -350,6 +350,11 @@ def test_temp_mistakes_are_user_errors(project: Project) -> None:
     assert_user_error(result, "Weavefile:5", "rule 'a', key 'temp'", "'b.txt' is not one of the rule's outputs", "a.txt")
     project.weavefile(base + "temp = 3\n")
     assert_user_error(project.run("build", "a.txt"), "key 'temp'", "must be true, false or a list")
+    project.weavefile('[vars]\nd = "a.txt"\n' + base + 'temp = ["{vars.d}"]\n')
+    assert project.run("build", "a.txt").rc == 0
+    assert_user_error(
+        project.run("--set", "d=p.txt", "build", "a.txt"), "key 'temp'", "'{vars.d}' ('p.txt' with the vars as set) is not one"
+    )
     project.weavefile(base + "temp = [1]\n")
     assert_user_error(project.run("build", "a.txt"), "key 'temp'", "must list the rule's outputs as strings, got an integer")
     project.weavefile('[rules.all]\ninputs = ["src.txt"]\ntemp = true\n')

@@ -944,17 +944,19 @@ class Builder:
         since, until = int(started * 1e9), time.time_ns()
         files = self.files
         for path in paths:
+            problem = "is missing"
             try:
                 digest = files.digest(path)
-            except UnreadableFile:
-                digest = None
+            except UnreadableFile as exc:
+                digest, problem = None, f"cannot be read ({exc.reason})"
             then = files.hashed_as(path)
             # (the ctime too: a file replaced by one with an old mtime, `cp -p`, has a new ctime)
-            if digest is None or (then is not None and (since <= then[1] <= until or since <= then[3] <= until)):
+            if digest is not None and then is not None and (since <= then[1] <= until or since <= then[3] <= until):
+                digest, problem = None, "changed while it ran"
+            if digest is None:
                 self.reporter.warning(
-                    f"{job.display}: '{path}', which its depfile lists, "
-                    + ("is missing" if digest is None else "changed while it ran")
-                    + "; it is not recorded and the job will run again"
+                    f"{job.display}: '{path}', which its depfile lists, {problem}; "
+                    "it is not recorded and the job will run again"
                 )
                 self.unproven = True
                 return None

@@ -102,6 +102,8 @@ def project_paths(listed: Sequence[str], root: str, skip: Sequence[str]) -> List
         path = normalize(full[len(inside) :] or ".") if inside is not None else full
         if path in skipped or path == "." or path == ".weave" or path.startswith(".weave/"):
             continue
+        if inside is None and os.path.isdir(full):
+            continue  # a directory outside the project (`/`): what it holds is no file it read
         skipped.add(path)
         paths.append(path)
     return paths

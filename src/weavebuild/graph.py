@@ -340,6 +340,7 @@ class Resolver:
         self._empty_globs: Dict[str, Dict[str, None]] = {}  # rule -> its input globs that matched nothing
         self.inside_targets: List[str] = []  # see Graph.inside
         self.wanted_paths: List[str] = []  # see Graph.wanted
+        self._literal_inputs: Optional[Dict[str, str]] = None  # path -> a rule reading it (depfile checks)
         self.warnings: List[str] = []
         self.index = _RuleIndex(self)
 
@@ -446,6 +447,23 @@ class Resolver:
             self._foreach[memo_key] = cached
         return cached
 
+    def _depfile_clash(self, depfile: str, rule: RuleSpec) -> Optional[str]:
+        """Why `depfile` may not be a depfile whatever the targets: another rule's output, or
+        a path some rule's inputs name (weave removes a depfile once read)."""
+        made = self.index.static.get(depfile)
+        if made is not None and made[0] is not rule:
+            return f"is an output of rule '{made[0].name}'"
+        if self._literal_inputs is None:
+            self._literal_inputs = {}
+            for other in self.manifest.rules.values():
+                for item in other.inputs:
+                    if "{" not in item and paths.GLOB_CHARS.isdisjoint(item):
+                        self._literal_inputs.setdefault(paths.normalize(item), other.name)
+        reader = self._literal_inputs.get(depfile)
+        if reader is not None:
+            return f"is an input of rule '{reader}'"
+        return None
+
     def _error(self, message: str, hint: Optional[str] = None) -> UsageError:
         return UsageError(message, hint=hint)
 
@@ -512,18 +530,25 @@ class Resolver:
             for name, template in rule.env_templates.items()
         }
         if rule.depfile_template:
-            depfile = paths.normalize(self.render(rule.depfile_template, job, named_inputs, named_outputs, "depfile", quote=False))
+            rendered = self.render(rule.depfile_template, job, named_inputs, named_outputs, "depfile", quote=False)
+            depfile = paths.normalize(rendered) if rendered.strip() else ""
             problem = None
-            if os.path.isabs(depfile) or paths.is_outside(depfile):
+            if not depfile:
+                problem = "is an empty path"
+            elif os.path.isabs(depfile) or paths.is_outside(depfile):
                 problem = "is outside the project directory"
             elif depfile in job.inputs:
-                problem = "is one of the job's inputs (weave removes a depfile before the job runs)"
+                problem = "is one of the job's inputs (weave removes a depfile once it has read it)"
             else:
-                problem = paths.protected_output(depfile, self._weavefiles)
+                problem = paths.protected_output(depfile, self._weavefiles) or self._depfile_clash(depfile, rule)
             if problem:
-                raise UsageError(
-                    f"rule '{rule.name}': depfile '{depfile}' {problem}",
-                    hint="write it next to an output, e.g. depfile = \"{outputs[0]}.d\"",
+                raise ManifestError(
+                    f"depfile '{depfile}' of {job.key} {problem}",
+                    path=rule.path or self.manifest.path,
+                    line=_key_line(rule, "depfile", self.manifest.path),
+                    rule=rule.name,
+                    key="depfile",
+                    hint="name it after the job's own output, e.g. depfile = \"{outputs[0]}.d\" (check the vars it uses, and any --set values)",
                 )
             job.depfile = depfile
         first = job.outputs[0] if job.outputs else ""

@@ -1092,8 +1092,9 @@ class _Validator:
                 found = [index for index, output in enumerate(spec.outputs) if output == expanded]
             if not found:
                 shown = ", ".join(f"'{output}'" for output in spec.outputs[:5]) or "none"
+                expanded_note = f" ('{expanded}' with the vars as set)" if expanded != item else ""
                 raise self.error(
-                    f"'{item}' is not one of the rule's outputs",
+                    f"'{item}'{expanded_note} is not one of the rule's outputs",
                     spec.name,
                     "temp",
                     hint=f"list outputs exactly as `outputs` writes them (or their names); the outputs are: {shown}",
