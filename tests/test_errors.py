@@ -618,3 +618,12 @@ def test_a_target_inside_a_directory_output_that_was_not_made_fails_the_build(pr
 def test_a_placeholder_out_of_range_for_a_job_points_at_the_cmd_line(project):
     project.weavefile('[rules.a]\ninputs = ["data/*.csv"]\noutputs = ["o"]\ncmd = "cat {inputs[0]} > o"\n')
     assert_user_error(project.run("build"), "Weavefile:4: rule 'a', key 'cmd'", "'{inputs[0]}' is out of range")
+
+
+def test_a_mistake_in_an_inline_top_level_table_names_its_line(project):
+    project.weavefile('\n\nresources = { gpu = inf }\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    result = project.run("build")
+    assert result.rc == 2 and result.err.startswith("weave: error: ./Weavefile:3: key 'resources'"), result
+    project.weavefile('\nvars = { n = [1, {a = 1}] }\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    result = project.run("build")
+    assert result.rc == 2 and result.err.startswith("weave: error: ./Weavefile:2: key 'n'"), result

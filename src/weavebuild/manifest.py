@@ -620,6 +620,7 @@ class _Locator:
                     break
                 if dotted_re.match(line):
                     return index + 1
+            return self.find_top_level(table)  # an inline table: `resources = { gpu = inf }`
         return header
 
     def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
