@@ -227,20 +227,26 @@ def test_a_header_edited_while_the_job_runs_is_not_recorded(project: Project) ->
     assert project.read("obj/main.o") == "int edited;\nint main;\n"
 
 
-def test_a_generated_header_not_among_the_inputs_is_warned_about(project: Project) -> None:
+def _with_undeclared_generator(project: Project, source: str, header: str) -> None:
+    """The stand-in project plus a rule `gen` making `header` from `source`, which the
+    compile rule does not list among its inputs; `all` builds the app and the header."""
     _project(project)
     project.weavefile(
         WEAVEFILE
-        + """
+        + f"""
 [rules.gen]
-inputs  = ["gen.txt"]
-outputs = ["include/gen.h"]
-cmd     = "cp gen.txt include/gen.h"
+inputs  = ["{source}"]
+outputs = ["{header}"]
+cmd     = "cp {source} {header}"
 
 [rules.all]
-inputs = ["app.txt", "include/gen.h"]
+inputs = ["app.txt", "{header}"]
 """
     )
+
+
+def test_a_generated_header_not_among_the_inputs_is_warned_about(project: Project) -> None:
+    _with_undeclared_generator(project, "gen.txt", "include/gen.h")
     project.write("gen.txt", "int generated;\n")
     assert project.run("build", "include/gen.h").rc == 0
     project.write("src/main.c", '#include "gen.h"\nint main;\n')
@@ -445,19 +451,7 @@ def test_header_dependencies_correct_and_minimal(tmp_path_factory, sources, edit
 def test_an_undeclared_generated_header_never_hides_a_stale_job_behind_the_stamp(project: Project) -> None:
     # The generator is not among the compile's inputs: the compile may read the old header in
     # a build (it is warned about), but no build may then claim everything is up to date.
-    _project(project)
-    project.weavefile(
-        WEAVEFILE
-        + """
-[rules.gen]
-inputs  = ["VERSION"]
-outputs = ["include/version.h"]
-cmd     = "cp VERSION include/version.h"
-
-[rules.all]
-inputs = ["include/version.h", "app.txt"]
-"""
-    )
+    _with_undeclared_generator(project, "VERSION", "include/version.h")
     project.write("VERSION", "int v1;\n")
     project.write("src/main.c", '#include "version.h"\nint main;\n')
     assert project.run("build", "include/version.h").rc == 0

@@ -102,7 +102,7 @@ def make(
         marshal.dumps(tuple(job.key for job in graph.jobs)),
         # A graph with temporary outputs takes no partial build: a reached job may need one
         # made again, or be the last reader of one, whose maker the part would leave out.
-        marshal.dumps(structure) if not any(job.rule.temp for job in graph.jobs) else b"",
+        marshal.dumps(structure) if not graph.temp_jobs else b"",
     )
 
 
@@ -350,18 +350,25 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     """Indices of the jobs that read or write a changed position, and of every job
     downstream of them; None if a change is in no job's own paths (a file inside a directory
     input or output: the full check handles those)."""
-    reached: List[int] = []
+    reached: Set[int] = set()
     dirty = set(changed)
     seen: Set[int] = set()
-    for index, (inputs, outputs) in enumerate(structure):  # dependencies come first
-        if not dirty.isdisjoint(inputs) or not dirty.isdisjoint(outputs):
-            reached.append(index)
-            dirty.update(outputs)
-            seen.update(inputs)
-            seen.update(outputs)
+    # Dependencies come first, so one pass usually reaches everything; another is needed when
+    # a job reads an earlier job's output without depending on it (a file its depfile listed
+    # that a rule it does not declare makes).
+    grown = True
+    while grown:
+        grown = False
+        for index, (inputs, outputs) in enumerate(structure):
+            if index not in reached and (not dirty.isdisjoint(inputs) or not dirty.isdisjoint(outputs)):
+                reached.add(index)
+                grown = grown or not dirty.issuperset(outputs)
+                dirty.update(outputs)
+                seen.update(inputs)
+                seen.update(outputs)
     if not changed <= seen:
         return None
-    return reached
+    return sorted(reached)
 
 
 class _Comparison:
