@@ -339,19 +339,23 @@ class Builder:
         not declare), so a stamp now would hide a stale job."""
         if self.unproven:
             return None
-        latest, digest = self.latest, self.files.digest
-        listed: Dict[str, List[str]] = {}
-        for job in self.graph.jobs:
-            row = latest.get(job.key) if job.depfile else None
-            if row is None:
-                continue
-            try:
-                if any(digest(path) != recorded for path, recorded in row.discovered):
+        listings, digest = self._listings(), self.files.digest
+        try:
+            for key in listings:
+                if any(digest(path) != recorded for path, recorded in self.latest[key].discovered):
                     return None
-            except UnreadableFile:
-                return None
-            listed[job.key] = [path for path, _ in row.discovered]
-        return listed
+        except UnreadableFile:
+            return None
+        return listings
+
+    def _listings(self) -> Dict[str, List[str]]:
+        """By job key, the files each job with a depfile listed in its latest record."""
+        latest = self.latest
+        return {
+            job.key: [path for path, _ in latest[job.key].discovered]
+            for job in self.graph.jobs
+            if job.depfile and job.key in latest
+        }
 
     def absent_temps(self) -> Dict[str, str]:
         """The temporary outputs that are gone while their jobs are up to date, with the
@@ -370,14 +374,8 @@ class Builder:
             verdicts = self.predict()
         results: Dict[str, JobResult] = {}
         self._results = results
-        if self.delete_temps and not self.options.keep_temp and any(job.rule.temp for job in self.graph.jobs):
-            latest = self.latest
-            listed = {
-                job.key: [path for path, _ in latest[job.key].discovered]
-                for job in self.graph.jobs
-                if job.depfile and job.key in latest
-            }
-            self._temps = TempOutputs(self.graph, listed) or None
+        if self.delete_temps and not self.options.keep_temp and self.graph.temp_jobs:
+            self._temps = TempOutputs(self.graph, self._listings()) or None
         to_run = sum(1 for v in verdicts.values() if not v.up_to_date)
         if to_run == 0:
             for job in self.graph.jobs:
@@ -724,13 +722,8 @@ class Builder:
         for output, is_dir in zip(job.outputs, job.dir_outputs):
             full = os.path.join(self.root, output)
             parent = os.path.dirname(full)
-            if parent not in self._safe_dirs:
-                real_parent = os.path.realpath(parent)
-                if real_parent != self._real_root and not real_parent.startswith(self._real_root + os.sep):
-                    raise UsageError(
-                        f"output '{output}' resolves outside the project directory (through a symlink)"
-                    )
-                self._safe_dirs.add(parent)
+            if not self._inside_project(parent):
+                raise UsageError(f"output '{output}' resolves outside the project directory (through a symlink)")
             try:
                 mode = None
                 # In a directory this build created, nothing older can be in the way (an output
@@ -891,15 +884,20 @@ class Builder:
         )
         return FAILED
 
+    def _inside_project(self, directory: str) -> bool:
+        """Whether `directory` (an output's or depfile's) resolves inside the project, symlinks
+        followed: nothing outside is weave's to write or delete. Checked once per directory."""
+        if directory not in self._safe_dirs:
+            real = os.path.realpath(directory)
+            if real != self._real_root and not real.startswith(self._real_root + os.sep):
+                return False
+            self._safe_dirs.add(directory)
+        return True
+
     def _depfile_problem(self, job: Job) -> Optional[str]:
-        """Why weave may not remove or read `job`'s depfile, if so: its directory leads out
-        of the project (through a symlink), where nothing is weave's to delete."""
-        parent = os.path.dirname(os.path.join(self.root, job.depfile))
-        if parent not in self._safe_dirs:
-            real_parent = os.path.realpath(parent)
-            if real_parent != self._real_root and not real_parent.startswith(self._real_root + os.sep):
-                return f"depfile '{job.depfile}' resolves outside the project directory (through a symlink)"
-            self._safe_dirs.add(parent)
+        """Why weave may not read (and then remove) `job`'s depfile, if so."""
+        if not self._inside_project(os.path.dirname(os.path.join(self.root, job.depfile))):
+            return f"depfile '{job.depfile}' resolves outside the project directory (through a symlink)"
         return None
 
     def _read_depfile(self, job: Job, started: float) -> Tuple[List[str], Optional[str]]:

@@ -115,6 +115,14 @@ class Graph:
         # The paths the targets ask for: a path target, the items of an alias, the outputs of
         # a rule named as a target (a temporary output among them is kept, temps.py).
         self.wanted: List[str] = []
+        self._temp_jobs: Optional[List[Job]] = None
+
+    @property
+    def temp_jobs(self) -> List[Job]:
+        """The jobs with temporary outputs (computed on first use)."""
+        if self._temp_jobs is None:
+            self._temp_jobs = [job for job in self.jobs if job.rule.temp]
+        return self._temp_jobs
 
     def __len__(self) -> int:
         return len(self.jobs)

@@ -109,16 +109,22 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
 
+def _signal_module() -> Any:
+    """The C module under `signal`: its enums cost a no-op build ~0.7 ms to import."""
+    try:
+        import _signal as signals
+    except ImportError:  # pragma: no cover - an interpreter without it
+        import signal as signals  # type: ignore[no-redef]
+    return signals
+
+
 def default_signals() -> None:
     """For the console script, once its command is over: a signal ends the process as it
     would any other program's. Raised as an exception while the interpreter shuts down, it
     would print a traceback ("Exception ignored in threading._shutdown") and change nothing."""
     if threading.current_thread() is not threading.main_thread():
         return
-    try:
-        import _signal as signals
-    except ImportError:  # pragma: no cover - an interpreter without it
-        import signal as signals  # type: ignore[no-redef]
+    signals = _signal_module()
     for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT):
         if signals.getsignal(signum) is _raise_interrupted:
             signals.signal(signum, signals.SIG_DFL)
@@ -133,10 +139,7 @@ def _stop_on_termination() -> None:
     whoever started weave (nohup) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         return
-    try:  # the C module under `signal`: its enums cost a no-op build ~0.7 ms to import
-        import _signal as signals
-    except ImportError:  # pragma: no cover - an interpreter without it
-        import signal as signals  # type: ignore[no-redef]
+    signals = _signal_module()
     for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT):
         if signals.getsignal(signum) == signals.SIG_DFL:
             signals.signal(signum, _raise_interrupted)

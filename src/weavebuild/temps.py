@@ -55,7 +55,7 @@ def demand(graph: Graph, verdicts: Dict[str, Verdict], exists: Callable[[str], b
     dependencies may turn out up to date once they have run (early cutoff); the temporary
     files it reads are made all the same. Linear in the graph: each job turns stale once."""
     needed: Dict[str, Reason] = {}
-    temps = {path: job for job in graph.jobs if job.rule.temp for path in job.temp_outputs}
+    temps = {path: job for job in graph.temp_jobs for path in job.temp_outputs}
     if not temps:
         return needed
     stale: Deque[Job] = collections.deque(job for job in graph.jobs if not verdicts[job.key].up_to_date)
@@ -104,7 +104,7 @@ class TempOutputs:
         self._is_dir: Dict[str, bool] = {}
         self._producer: Dict[str, str] = {}
         self._reads: Dict[str, List[str]] = {}  # job key -> the temporary outputs it reads
-        for job in graph.jobs:
+        for job in graph.temp_jobs:
             for index in job.rule.temp:
                 path = job.outputs[index]
                 if not _is_kept(path, kept):
