@@ -139,11 +139,8 @@ class Scanner:
                     now = digest_of(path)
                     if now != digest:
                         changed.append(path if now is not None else f"{path} (gone)")
-                reasons[:0] = [Reason(INPUT_CHANGED, path) for path in changed[:CHANGED_INPUTS_NAMED]]
-                if len(changed) > CHANGED_INPUTS_NAMED:
-                    reasons.insert(CHANGED_INPUTS_NAMED, Reason(INPUTS_CHANGED, f"{len(changed) - CHANGED_INPUTS_NAMED:,} more"))
                 if changed:
-                    return Verdict(signature, inputs, reasons)
+                    return Verdict(signature, inputs, _changed(changed) + reasons)
             if reasons and latest is not None and latest.signature != signature:
                 # An older record matches (inputs were reverted) but the outputs on disk come
                 # from the latest run: explain the difference from that run instead.
@@ -203,11 +200,17 @@ class Scanner:
         changed = [
             path for path, digest in inputs if old_inputs.get(path) is not None and old_inputs[path] != digest
         ]
-        # Name a few: a fan-in over 20k edited files would otherwise explain itself in 1 MB.
-        reasons.extend(Reason(INPUT_CHANGED, path) for path in changed[:CHANGED_INPUTS_NAMED])
-        if len(changed) > CHANGED_INPUTS_NAMED:
-            reasons.append(Reason(INPUTS_CHANGED, f"{len(changed) - CHANGED_INPUTS_NAMED:,} more"))
+        reasons.extend(_changed(changed))
         return reasons or [Reason(NEVER_BUILT, "no matching record")]
+
+
+def _changed(paths: Sequence[str]) -> List[Reason]:
+    """'input changed' for the first few of `paths`, and a count of the rest: a fan-in over
+    20k edited files would otherwise explain itself in 1 MB."""
+    reasons = [Reason(INPUT_CHANGED, path) for path in paths[:CHANGED_INPUTS_NAMED]]
+    if len(paths) > CHANGED_INPUTS_NAMED:
+        reasons.append(Reason(INPUTS_CHANGED, f"{len(paths) - CHANGED_INPUTS_NAMED:,} more"))
+    return reasons
 
 
 def inputs_difference(old: Sequence[str], new: Sequence[str], named: int = 3) -> str:
