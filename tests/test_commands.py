@@ -564,3 +564,57 @@ def test_a_renamed_rules_job_says_who_made_its_outputs(project):
     (fresh / "in.txt").write_text("x\n")
     (fresh / "Weavefile").write_text(project.read("Weavefile"))
     assert "not under this name" not in Project(fresh).run("status").out  # truly never built
+
+
+def test_directory_target_covers_the_outputs_pattern_rules_make_for_the_defaults(project):
+    """`weave build clean/`, `status clean/` and `clean clean/` where clean/ holds only files a
+    pattern rule makes for the defaults (found from the jobs that read them); a new sample
+    under raw/ joins them on the next run (the cached graph sees the directory change)."""
+    project.weavefile(
+        """
+        default = ["merged.txt"]
+        [rules.clean]
+        inputs = ["raw/{s}.txt", "tool.sh"]
+        outputs = ["clean/{s}.txt"]
+        cmd = "bash tool.sh {inputs[0]} > {outputs}"
+        [rules.merge]
+        inputs = ["clean/{s}.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    project.write("raw/a.txt", "a\n")
+    project.write("raw/b.txt", "b\n")
+    project.write("tool.sh", 'tr a-z A-Z < "$1"\n')
+    assert project.run("build").rc == 0
+    project.write("tool.sh", 'tr a-z A-Z < "$1"\n# edited\n')
+    status = project.run("status", "clean/")
+    assert status.rc == 1 and "clean/a.txt" in status.out and "clean/b.txt" in status.out
+    built = project.run("build", "clean/")
+    assert built.rc == 0 and "2 ran" in built.out
+    assert "merge" not in built.out  # merged.txt is not under clean/
+    assert project.run("status", "clean/").rc == 0
+    project.write("raw/c.txt", "c\n")
+    built = project.run("build", "clean/")
+    assert built.rc == 0 and "1 ran" in built.out and project.read("clean/c.txt") == "C\n"
+    cleaned = project.run("clean", "clean/")
+    assert cleaned.rc == 0
+    assert not any(project.exists(f"clean/{s}.txt") for s in "abc") and project.exists("merged.txt")
+
+
+def test_plan_keeps_its_columns_past_nine_jobs(project):
+    """[9/11] and [10/11] take one width: the job names and reasons line up."""
+    project.weavefile(
+        """
+        [rules.mk]
+        outputs = ["o/{n}.txt"]
+        foreach = { n = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11"] }
+        cmd = "echo {wildcards.n} > {outputs}"
+        """
+    )
+    lines = [line for line in project.run("plan").out.splitlines() if line.startswith("  [")]
+    assert len(lines) == 11
+    assert lines[0] == "  [1/11]  mk o/01.txt  (never built)"
+    assert lines[10] == "  [11/11] mk o/11.txt  (never built)"
+    assert len({line.index("mk") for line in lines}) == 1 and len({line.index("(") for line in lines}) == 1

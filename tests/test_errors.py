@@ -466,7 +466,7 @@ def test_bad_foreach_values_are_located_and_blamed_on_set(project):
         dedent=False,
     )
     result = project.run("build", "--set", "items=[true]")
-    assert_user_error(result, "--set items=[true]: rule 'a', key 'foreach'", "must be a pattern string", "or a list of values (strings or numbers); the list holds a boolean, True")
+    assert_user_error(result, "--set items=[true]: rule 'a', key 'foreach'", "must be a pattern string", "or a list of values (strings or numbers); the list holds a boolean, true")
     assert "Weavefile:" not in result.err
     assert_user_error(project.run("build", "--set", 'items=["../x"]'), '--set items=["../x"]: rule \'a\'', "contains '..'")
     assert_user_error(project.run("build", "--set", "run=.."), "output 'runs/../o.txt' has a '..' step", "--set values")

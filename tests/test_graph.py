@@ -206,6 +206,40 @@ def test_directory_target_builds_every_output_under_it(tmp_path):
     assert build_graph(manifest, ["src"]).jobs == []
 
 
+def test_directory_target_includes_what_pattern_rules_make_for_the_defaults(tmp_path):
+    """A pattern rule's outputs are known from the jobs that read them: `weave build clean/`
+    names the jobs the default targets need under clean/ (not only exact outputs), and a
+    default that is itself the directory does not loop."""
+    touch(tmp_path, "raw/a.txt", "raw/b.txt")
+    text = """
+        default = ["merged.txt"]
+        [rules.clean]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["clean/{s}.txt"]
+        cmd = "x"
+        [rules.fixed]
+        outputs = ["clean/fixed.txt"]
+        cmd = "x"
+        [rules.merge]
+        inputs = ["clean/{s}.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "x"
+        """
+    manifest = manifest_in(tmp_path, text)
+    graph = build_graph(manifest, ["clean/"])
+    assert sorted(job.key for job in graph.targets) == ["clean[s=a]", "clean[s=b]", "fixed"]
+    assert "merged.txt" not in [output for job in graph.jobs for output in job.outputs]
+    assert sorted(graph.wanted) == ["clean/a.txt", "clean/b.txt", "clean/fixed.txt"]
+    looping = manifest_in(tmp_path, text.replace('default = ["merged.txt"]', 'default = ["clean/"]'))
+    assert sorted(job.key for job in build_graph(looping, ["clean/"]).targets) == ["fixed"]
+    # The defaults do not resolve (a missing source): the exact outputs are still known.
+    (tmp_path / "raw" / "a.txt").unlink()
+    (tmp_path / "raw" / "b.txt").unlink()
+    broken = manifest_in(tmp_path, text.replace('foreach = { s = "raw/{s}.txt" }', 'foreach = { s = ["a"] }'))
+    assert [job.key for job in build_graph(broken, ["clean/"]).targets] == ["fixed"]
+
+
 def test_a_rule_name_that_is_also_an_output_path_warns(tmp_path):
     manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["b"]\ncmd = "x"\n[rules.b]\noutputs = ["a"]\ncmd = "y"\n')
     graph = build_graph(manifest, ["a"])
@@ -402,7 +436,9 @@ def test_rule_with_wildcards_cannot_be_named(tmp_path):
         UsageError, match="rule 'any' has wildcards; name one of its outputs"
     ) as info:
         graph_of(tmp_path, PATTERNS, ["any"])
-    assert info.value.hint == "e.g. weave build {x}.o; to rerun every job of it that the targets need: weave build -R any"
+    assert info.value.hint == (
+        "e.g. {x}.o, with its wildcards filled in; `weave build -R any` reruns every job of it that the targets need"
+    )
 
 
 def test_source_outside_the_project_is_not_matched_by_a_permissive_pattern(tmp_path):

@@ -401,3 +401,13 @@ def test_history_counts_a_failed_build_s_first_phase_as_run(project):
     history = project.run("history", "-n1", "--json")
     run = json.loads(history.out)["runs"][0]
     assert (run["ran"], run["failed"], run["up_to_date"]) == (1, 1, 0), run
+
+
+def test_usage_errors_leave_no_run_in_the_history(project):
+    """An unknown target and an unknown -R rule are refused alike: exit 2, no run recorded."""
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > {outputs}"\n')
+    assert project.run("build").rc == 0
+    assert_user_error(project.run("build", "nosuchtarget"), "no rule makes 'nosuchtarget'")
+    assert_user_error(project.run("build", "-R", "nosuchrule"), "-R nosuchrule: no rule 'nosuchrule'")
+    history = project.run("history").out
+    assert "nosuch" not in history and len([line for line in history.splitlines() if "weave" in line]) == 1

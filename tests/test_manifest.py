@@ -498,8 +498,8 @@ def test_invalid_toml_later_line():
             "resource 'gpu' must be a non-negative number, got -1",
             None,
         ),
-        ("[resources]\ngpu = true\n", 2, "resources", "got True", None),
-        ('[resources]\ngpu = "2"\n', 2, "resources", "got '2'", None),
+        ("[resources]\ngpu = true\n", 2, "resources", "got true", None),
+        ('[resources]\ngpu = "2"\n', 2, "resources", "got \"2\"", None),
         ('[vars]\nx = 1\n\n[resources]\nmem = 1\ngpu = -1\n', 6, "resources", "got -1", None),
         ("rules = 3\n", 1, "rules", "must be a table of rules, got an integer", None),
     ],
@@ -704,7 +704,7 @@ RULE_ERRORS = [
         'outputs = ["o"]\ncmd = "x"\ncpus = true',
         "cpus",
         4,
-        "must be a positive integer, got True",
+        "must be a positive integer, got true",
         None,
     ),
     (
@@ -739,7 +739,7 @@ RULE_ERRORS = [
         'outputs = ["o"]\ncmd = "x"\nretries = false',
         "retries",
         4,
-        "must be a non-negative integer, got False",
+        "must be a non-negative integer, got false",
         None,
     ),
     (
@@ -1076,7 +1076,7 @@ def test_foreach_takes_numbers_as_vars_insert_them():
     )
     assert manifest.rules["sweep"].foreach == {"lr": ["0.1", "0.001", "1"]}
     assert manifest.rules["seeds"].foreach == {"seed": ["1", "2.5", "x"]}
-    with pytest.raises(ManifestError, match=r"list of values \(strings or numbers\); the list holds a boolean, True"):
+    with pytest.raises(ManifestError, match=r"list of values \(strings or numbers\); the list holds a boolean, true"):
         parse('[rules.a]\noutputs = ["o_{x}"]\nforeach = { x = [1, true] }\ncmd = "touch {outputs}"\n')
 
 

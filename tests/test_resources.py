@@ -233,6 +233,48 @@ def test_make_pool_total_beyond_visible_devices(monkeypatch):
         make_pool(3, {}, {"gpu": 2}, gpu_needed=True)
 
 
+def test_make_pool_narrows_the_weavefile_total_to_the_visible_devices(monkeypatch):
+    """The Weavefile's total is the machine it was written for; CUDA_VISIBLE_DEVICES narrows it
+    (with a note), to no GPU at all on a CPU-only box, where GPU jobs run without ids."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    pool = make_pool(2, {"gpu": 4}, {}, gpu_needed=True)
+    assert pool.totals == {"gpu": 1} and pool.free_gpu_ids == ["5"]
+    assert pool.notes == [
+        "the Weavefile's [resources] sets gpu=4, but CUDA_VISIBLE_DEVICES lists 1 GPU(s): using 1"
+    ]
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        pool = make_pool(2, {"gpu": 1}, {}, gpu_needed=True)
+        assert pool.totals == {} and pool.free_gpu_ids == []
+        assert pool.notes == [
+            "the Weavefile's [resources] sets gpu=1, but CUDA_VISIBLE_DEVICES lists none: GPU jobs run without GPUs"
+        ]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,4")
+    pool = make_pool(2, {"gpu": 2}, {}, gpu_needed=True)
+    assert pool.totals == {"gpu": 2} and pool.free_gpu_ids == ["3", "4"] and pool.notes == []
+
+
+def test_a_cpu_only_box_runs_a_weavefile_that_declares_a_gpu(project):
+    """CUDA_VISIBLE_DEVICES="" (a CI box) with `[resources] gpu = 1`: the build runs, says why,
+    and hands the GPU job no GPU; `build -n` agrees with `plan`."""
+    project.weavefile(
+        """
+        [resources]
+        gpu = 1
+        [rules.train]
+        outputs = ["model.txt"]
+        resources = { gpu = 1 }
+        cmd = "echo cuda=[$CUDA_VISIBLE_DEVICES] > {outputs}"
+        """
+    )
+    hidden = {"CUDA_VISIBLE_DEVICES": ""}
+    assert project.run("build", "-n", env=hidden).rc == 0 and project.run("plan", env=hidden).rc == 0
+    result = project.run("build", env=hidden)
+    assert result.rc == 0, result.err
+    assert "CUDA_VISIBLE_DEVICES lists none: GPU jobs run without GPUs" in result.err
+    assert project.read("model.txt") == "cuda=[]\n"
+
+
 def test_make_pool_explicit_total_without_visible_devices(no_gpus):
     pool = make_pool(2, {"gpu": 3, "mem_mb": 100}, {"mem_mb": 50}, gpu_needed=True)
     assert pool.totals == {"gpu": 3, "mem_mb": 50}

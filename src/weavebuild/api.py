@@ -455,6 +455,9 @@ class Project:
                 if graph is None:
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None)
                 pool = self.pool(graph, options.jobs, resources or {})
+                unknown = [name for name in force_rules if name not in self.manifest.rules]
+                if unknown:  # a usage error, as an unknown target is: refused before the run is recorded
+                    self._forced_jobs(graph, False, unknown)
                 run_id = store.start_run(command_line, list(targets))  # as asked: [] is "(default)"
                 unchanged = checked.unchanged if checked is not None else None
                 builder: Optional[Builder] = None
@@ -472,7 +475,7 @@ class Project:
                             graph, files, latest, first = settled
                             unchanged = None
                             pool = self.pool(graph, options.jobs, resources or {})
-                    for warning in graph.warnings:
+                    for warning in pool.notes + graph.warnings:
                         reporter.warning(warning)
                     builder = Builder(
                         graph,

@@ -350,6 +350,7 @@ class Resolver:
         self.wanted_paths: List[str] = []  # see Graph.wanted
         self._literal_inputs: Optional[Dict[str, str]] = None  # path -> a rule reading it (depfile checks)
         self.warnings: List[str] = []
+        self._for_directory = False  # resolving the defaults for a directory target
         self.index = _RuleIndex(self)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -738,8 +739,8 @@ class Resolver:
                 example = rule.outputs[0] if rule.outputs else ""
                 raise UsageError(
                     f"rule '{target}' has wildcards; name one of its outputs instead",
-                    hint=(f"e.g. weave build {example}; " if example else "")
-                    + f"to rerun every job of it that the targets need: weave build -R {target}",
+                    hint=(f"e.g. {example}, with its wildcards filled in; " if example else "")
+                    + f"`weave build -R {target}` reruns every job of it that the targets need",
                 )
             jobs = []
             seen: Set[str] = set()
@@ -776,13 +777,16 @@ class Resolver:
         # A directory holding outputs (`weave build reports/`): every output known under it.
         prefix = path + "/"
         under = sorted(output for output in self.index.static if output.startswith(prefix))
+        found: Dict[str, Job] = {}
+        for output in under:
+            made_by = self.producer(output, {})
+            if made_by is not None:
+                found.setdefault(made_by.key, made_by)
+        for job in self._default_jobs(prefix):  # what pattern rules make there
+            under.extend(output for output in job.outputs if output.startswith(prefix))
+            found.setdefault(job.key, job)
         if under:
             self.wanted_paths.extend(under)
-            found: Dict[str, Job] = {}
-            for output in under:
-                made_by = self.producer(output, {})
-                if made_by is not None:
-                    found.setdefault(made_by.key, made_by)
             return list(found.values())
         if self.exists(path):
             return []  # a source: nothing to build
@@ -794,6 +798,29 @@ class Resolver:
             f"no rule makes '{target}' and it does not exist",
             hint=f"did you mean '{close[0]}'?" if close else "run 'weave list' to see the rules and their outputs",
         )
+
+    def _default_jobs(self, prefix: str) -> List[Job]:
+        """The jobs the default targets need with an output under `prefix` (as this
+        resolver's jobs), for a directory target: which files a pattern rule makes is known
+        only from the jobs that read them. Empty when there are no pattern rules, inside such
+        a lookup, or when the defaults do not resolve (only the exact outputs are known then)."""
+        if not self.index.patterns or self._for_directory:
+            return []
+        nested = Resolver(self.manifest, self._exists_rel, missing_ok=self._missing_ok)
+        nested._for_directory = True
+        try:
+            jobs = nested.resolve([]).jobs
+        except UsageError:
+            jobs = []
+        finally:
+            # What the answer depends on: the graph cache must see those files change too.
+            self.queries.extend(nested.queries)
+            self.listings.extend(nested.listings)
+        return [
+            self.job_for(job.rule, job.wildcards)
+            for job in jobs
+            if any(output.startswith(prefix) for output in job.outputs)
+        ]
 
     def _alias_paths(self, item: str, alias: RuleSpec) -> List[Tuple[str, bool]]:
         """An alias item with its braces unescaped, and whether it is a glob (glob characters

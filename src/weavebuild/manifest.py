@@ -796,6 +796,24 @@ def _show_amount(amount: Union[int, float]) -> str:
     return text if isinstance(amount, float) or len(text) <= 20 else f"a {len(text)}-digit integer"
 
 
+def _shown(value: Any) -> str:
+    """A scalar as the Weavefile spells it (`true`, `"2"`, `1.5`), for messages: not Python's
+    `True` or `'2'`; a table or list by its kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _type_name(value)
+
+
+def _holding(value: Any) -> str:
+    """What a list holds, for messages: `a boolean, true`; `a table`."""
+    shown = _shown(value)
+    return _type_name(value) if shown == _type_name(value) else f"{_type_name(value)}, {shown}"
+
+
 def _type_name(value: Any) -> str:
     return {
         str: "a string",
@@ -970,7 +988,7 @@ class _Validator:
             raise self.error(f"must be a list of strings, got {_type_name(value)}", rule, key)
         for item in value:
             if not isinstance(item, str):
-                raise self.error(f"must be a list of strings; it holds {_type_name(item)}, {item!r}", rule, key)
+                raise self.error(f"must be a list of strings; it holds {_holding(item)}", rule, key)
         return list(value)
 
     def resource_table(self, value: Any, rule: Optional[str], key: str) -> Dict[str, float]:
@@ -995,7 +1013,7 @@ class _Validator:
         if not NAME_RE.match(name):
             raise fail(f"resource name '{name}' must be an identifier")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
-            raise fail(f"resource '{name}' must be a non-negative number, got {amount!r}")
+            raise fail(f"resource '{name}' must be a non-negative number, got {_shown(amount)}")
         if not _amount_in_range(amount):
             raise fail(
                 f"resource '{name}' must be a finite number of at most {MAX_AMOUNT:.0e}, got {_show_amount(amount)}",
@@ -1261,7 +1279,7 @@ class _Validator:
             else:
                 if isinstance(values, list):
                     bad = next(v for v in values if not _foreach_value_ok(v))
-                    got = f"the list holds {_type_name(bad)}, {bad!r}"
+                    got = f"the list holds {_holding(bad)}"
                 else:
                     got = f"got {_type_name(values)}"
                 raise self.foreach_error(
@@ -1342,7 +1360,7 @@ class _Validator:
         spec.resources = self.resource_table(amounts, name, "resources")
         cpus = self.amount_var(body.get("cpus", 1), variables, name, "cpus")
         if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
-            raise self.error(f"must be a positive integer, got {cpus!r}", name, "cpus")
+            raise self.error(f"must be a positive integer, got {_shown(cpus)}", name, "cpus")
         if not _amount_in_range(cpus):
             raise self.error(f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, "cpus")
         spec.cpus = cpus
@@ -1366,7 +1384,7 @@ class _Validator:
             spec.env[key] = str(value)
         retries = body.get("retries")
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
-            raise self.error(f"must be a non-negative integer, got {retries!r}", name, "retries")
+            raise self.error(f"must be a non-negative integer, got {_shown(retries)}", name, "retries")
         spec.retries = retries
         for key in ("retry_delay", "timeout"):
             if key in body:

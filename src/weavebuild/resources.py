@@ -100,6 +100,7 @@ class ResourcePool:
         self.totals = dict(totals)
         self.free = dict(totals)
         self.free_gpu_ids = list(gpu_ids)
+        self.notes: List[str] = []  # warnings about how the totals were set, for the reporter
 
     def slots_for(self, cpus: int) -> int:
         # A job asking for more cpus than -j allows runs alone rather than never.
@@ -180,8 +181,26 @@ def make_pool(
         # (CUDA_VISIBLE_DEVICES=""), so a pipeline written for a GPU box works on a laptop.
         if detected:
             totals["gpu"] = detected
+    notes: List[str] = []
+    if "gpu" in totals and "gpu" not in cli_totals:
+        # The Weavefile's total describes the machine it was written for; CUDA_VISIBLE_DEVICES
+        # is how this run narrows the GPUs (to none on a CPU-only CI box): it wins, as a total
+        # given on the command line would. With none visible, GPU jobs run without GPU ids,
+        # as on a machine without GPUs.
+        visible = visible_gpu_ids()
+        if visible is not None and len(visible) < totals["gpu"]:
+            notes.append(
+                f"the Weavefile's [resources] sets gpu={_fmt(totals['gpu'])}, but CUDA_VISIBLE_DEVICES lists "
+                + (f"{len(visible)} GPU(s): using {len(visible)}" if visible else "none: GPU jobs run without GPUs")
+            )
+            if visible:
+                totals["gpu"] = len(visible)
+            else:
+                del totals["gpu"]
     gpu_ids = gpu_ids_for(totals["gpu"]) if "gpu" in totals else []
-    return ResourcePool(slots, totals, gpu_ids)
+    pool = ResourcePool(slots, totals, gpu_ids)
+    pool.notes = notes
+    return pool
 
 
 def gpu_ids_for(total: float) -> List[str]:

@@ -69,9 +69,11 @@ def print_plan(
     else:
         click.echo(f"would run {len(stale)} of {len(graph.jobs)} jobs:")
         width = min(48, max(text_width(job.display) for job in stale))
+        counter_width = len(f"[{len(stale)}/{len(stale)}]")  # [9/10] and [10/10]: one column
         for index, job in enumerate(stale, 1):
             reasons = "; ".join(str(r) for r in verdicts[job.key].reasons)
-            click.echo(f"  [{index}/{len(stale)}] {pad(job.display, width)}  ({reasons})")
+            counter = f"[{index}/{len(stale)}]".ljust(counter_width)
+            click.echo(f"  {counter} {pad(job.display, width)}  ({reasons})")
             if settings.verbosity >= 2:
                 click.echo("      $ " + job.cmd.replace("\n", "\n        "))
         if first:
@@ -110,10 +112,11 @@ def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
 @verbosity_options
 @click.pass_obj
 def plan(settings: Settings, targets: Sequence[str], force: bool, force_rules: Sequence[str], as_json: bool) -> None:
-    """Show the jobs that would run, in order, with their reasons (same as `build -n`).
+    """Show the jobs that would run, in order, with their reasons (as `build -n`).
 
     Then the jobs already up to date: by name when there are at most 20 (or with -v), else
-    their count; -q leaves them out."""
+    their count; -q leaves them out. `build -n` lists only the jobs that would run, and first
+    checks the --jobs and --resources values the build would use."""
     print_plan(
         settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True, force_rules=force_rules
     )
