@@ -554,7 +554,7 @@ RULE_ERRORS = [
         None,
     ),
     ('inputs = [1]\ncmd = "x"', "inputs", 2, "must be a list of path strings", None),
-    ('inputs = 3\ncmd = "x"', "inputs", 2, "must be a list of paths, got an integer", None),
+    ('inputs = 3\ncmd = "x"', "inputs", 2, "must be a path, a list of paths or a table of named paths, got an integer", None),
     ('inputs = { "a-b" = "x" }\ncmd = "x"', "inputs", 2, "name 'a-b' must be an identifier", None),
     (
         'inputs = { a = 1 }\ncmd = "x"',

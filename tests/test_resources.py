@@ -44,10 +44,12 @@ def test_parse_resource_args_good():
     assert totals == {"gpu": 2, "mem_mb": 16000, "x": 1.5, "y": 3}
     assert isinstance(totals["gpu"], int) and isinstance(totals["y"], int)
     assert parse_resource_args([]) == {}
+    # Numbers as TOML writes them in [resources]: an exponent, a leading point.
+    assert parse_resource_args(["mem_mb=1e3,x=.5,y=2.5E-1,gpu=1e0"]) == {"mem_mb": 1000, "x": 0.5, "y": 0.25, "gpu": 1}
 
 
 @pytest.mark.parametrize(
-    "value", ["gpu", "gpu=", "=2", "gpu=-1", "1gpu=2", "gpu=abc", "gpu=1e3", "gpu=.5", "a-b=1"]
+    "value", ["gpu", "gpu=", "=2", "gpu=-1", "1gpu=2", "gpu=abc", "gpu=1e", "gpu=.", "gpu=e3", "gpu=inf", "a-b=1"]
 )
 def test_parse_resource_args_bad(value):
     with pytest.raises(UsageError) as info:

@@ -185,6 +185,7 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup,
     invoke_without_command=True,
+    subcommand_metavar="[COMMAND] [ARGS]...",  # a bare `weave` builds the defaults
     context_settings=CONTEXT_SETTINGS,
     help="Weave: a make-style build tool for data and ML pipelines.\n\n"
     "Without a command, builds the default targets (`weave -j 4 --resources gpu=4`).",

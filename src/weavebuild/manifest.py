@@ -1076,7 +1076,7 @@ class _Validator:
                 names[name] = list(range(len(items), len(items) + len(entries)))
                 items.extend(entries)
         else:
-            raise self.error(f"must be a list of paths, got {_type_name(value)}", rule, key)
+            raise self.error(f"must be a path, a list of paths or a table of named paths, got {_type_name(value)}", rule, key)
         items = [self.expand_vars(item, variables, rule, key, used) for item in items]
         for item in items:
             if not item.strip():

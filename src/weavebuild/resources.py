@@ -19,7 +19,8 @@ from .errors import UsageError
 # scheduler's arithmetic turns it into.
 MAX_AMOUNT = 1e15
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_ITEM_RE = re.compile(r"^\s*(" + _NAME + r")\s*=\s*([0-9]+(?:\.[0-9]*)?)\s*$")
+# Amounts as numbers are written: 16000, 0.5, 1e3, 1.5E4 (never inf, nan or a sign).
+_ITEM_RE = re.compile(r"^\s*(" + _NAME + r")\s*=\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*$")
 
 
 def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
