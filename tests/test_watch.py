@@ -409,6 +409,28 @@ def test_change_during_build_is_not_lost(project, start_watch):
     assert watch.interrupt() == 130
 
 
+def test_a_change_while_another_weave_holds_the_lock_waits_for_it(project, start_watch):
+    """A `weave build` in another terminal holds the project lock when a source is saved: the
+    cycle says it waits and builds once the lock is free (it used to drop the change)."""
+    from weavebuild.lock import ProjectLock
+
+    project.weavefile('[rules.r]\ninputs = ["in.txt"]\noutputs = ["out.txt"]\ncmd = "cat {inputs} > {outputs}"\n')
+    project.write("in.txt", "1\n")
+    watch = start_watch()
+    assert watch.wait_result()[:2] == (1, "ok"), watch.output()
+    lock = ProjectLock(str(project.root))
+    lock.acquire()
+    try:
+        project.write("in.txt", "2\n")
+        watch.wait_for(lambda: "waiting for another weave" in watch.output(), "the cycle to wait for the lock")
+        assert project.read("out.txt") == "1\n" and watch.results() == [watch.results()[0]]
+    finally:
+        lock.release()
+    assert watch.wait_result(after=1)[:2] == (2, "ok"), watch.output()
+    assert project.read("out.txt") == "2\n"
+    assert watch.interrupt() == 130
+
+
 def test_restart_cancels_a_running_job_whose_input_changed(project, start_watch):
     project.weavefile(SLOW_RULE % "60")
     project.write("in.txt", "slow\n")

@@ -574,6 +574,9 @@ class Watcher:
         # 3. The build. It decides from content hashes what is stale: a save without a change
         #    runs nothing.
         kwargs = dict(self.build_kwargs)
+        # Another weave building here (a `weave build` in another terminal): queue behind it
+        # (saying so), rather than drop this change until the next one.
+        kwargs["wait_for_lock"] = True
         if not initial:
             kwargs["force"] = False  # -B (and -R) force the first build only
             kwargs["force_rules"] = ()
