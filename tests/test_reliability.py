@@ -649,6 +649,37 @@ def test_input_edited_while_its_job_runs_and_changed_back_still_reruns(project):
     assert "nothing to do" in project.run("build").out
 
 
+def test_directory_input_edited_while_its_job_runs_and_changed_back_still_reruns(project):
+    """The same for a directory input: a file in it edited while the job reads the tree, then
+    given its old content back. The tree's look (names and each file's stat) taken with its
+    digest tells; a file added or removed meanwhile does too. Noise written into it (a
+    __pycache__ of the job's imports, a vim swap file) is no change, before or after."""
+    project.weavefile(READ_WHILE_EDITED.replace('inputs = ["x.txt"]', 'inputs = ["cfg/"]').replace("cat x.txt", "cat cfg/*.txt"))
+    project.write("cfg/x.txt", "original\n")
+    for edit, undo in [
+        (lambda: project.write("cfg/x.txt", "modified\n"), lambda: project.write("cfg/x.txt", "original\n")),
+        (lambda: project.write("cfg/new.txt", "n\n"), lambda: (project.root / "cfg" / "new.txt").unlink()),
+    ]:
+        for leftover in ("started", "go"):
+            if (project.root / leftover).exists():
+                (project.root / leftover).unlink()
+        process = start_weave(project.root, "build", "-B")
+        wait_for(lambda: (project.root / "started").exists(), what="the job to start")
+        edit()
+        (project.root / "go").touch()
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert "cfg changed while the build was running" in err, err
+        undo()
+        rebuild = project.run("build")
+        assert rebuild.rc == 0 and "1 ran" in rebuild.out and project.read("b.txt") == "original\n", rebuild
+        assert "nothing to do" in project.run("build").out
+    project.write("cfg/.x.txt.swp", "vim")
+    project.write("cfg/__pycache__/m.cpython-311.pyc", "bytecode")
+    project.write("cfg/x.txt~", "backup")
+    assert "nothing to do" in project.run("build").out
+
+
 def test_input_taken_on_the_stamps_word_and_edited_while_its_job_runs_still_reruns(project):
     """The same in a partial build, where an unchanged input's digest comes from the no-op
     stamp's check instead of a stat of its own (FileState.trust with the check's

@@ -179,9 +179,9 @@ def test_scan_pattern_constraint_allowing_slash_is_recursive():
 
 def test_noise():
     for path in [".weave/state.db", ".git/index", "src/.git/HEAD", "raw/.a.txt.swp", "raw/a.txt~",
-                 "4913", "raw/.#a.txt", "pkg/__pycache__/m.pyc"]:
+                 "raw/.#a.txt", "pkg/__pycache__/m.pyc", "pkg/__pycache__"]:
         assert is_noise(path), path
-    for path in ["raw/a.txt", "weave.txt", "data/4913.csv"]:
+    for path in ["raw/a.txt", "weave.txt", "data/4913.csv", "runs/4913"]:  # 4913: a run, too
         assert not is_noise(path), path
 
 

@@ -14,7 +14,7 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import UsageError
-from .hashing import hash_file, hash_files, hash_tree
+from .hashing import digest_strings, hash_file, hash_files, hash_tree, tree_looks
 from .store import FileRow
 
 # A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
@@ -91,6 +91,9 @@ class FileState:
         # whether it changed since (changed_since_read); for digests taken on trust (the
         # stamp's check), `_trusted_fingerprint` answers.
         self._read_as: Dict[str, Fingerprint] = {}
+        # For each directory whose tree this build digested: how the tree looked then (by its
+        # metadata, hashing.tree_looks), to tell whether it changed while a job read it.
+        self._tree_read_as: Dict[str, str] = {}
         self._trusted_fingerprint: Optional[Callable[[str], Optional[Fingerprint]]] = None
         # The digests trust() took (their fingerprints are `_trusted_fingerprint`'s), and the
         # paths forgotten since (rewritten by a job): a digest taken again is not one that
@@ -162,7 +165,9 @@ class FileState:
                 if st is None:
                     st = os.stat(full)
                 if stat_module.S_ISDIR(st.st_mode):
-                    digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None))
+                    looks: List[str] = []
+                    digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None), looks)
+                    self._tree_read_as[path] = digest_strings(looks)
                 elif not stat_module.S_ISREG(st.st_mode):
                     # A device or FIFO: reading it may never end (/dev/zero) or block forever.
                     raise UnreadableFile(
@@ -317,6 +322,7 @@ class FileState:
             self._memo.pop(path, None)
             self._stats.pop(path, None)
             self._read_as.pop(path, None)
+            self._tree_read_as.pop(path, None)
             if self._trusted_fingerprint is not None:
                 self._forgotten.add(path)
 
@@ -360,8 +366,18 @@ class FileState:
             for path in paths:
                 then = read_as.get(path)
                 if then is None:
+                    tree_then = self._tree_read_as.get(path)
+                    if tree_then is not None:  # a directory: the whole tree, by its metadata
+                        try:
+                            tree_now: Optional[str] = tree_looks(self.full_path(path))
+                        except OSError:
+                            tree_now = None
+                        if tree_now != tree_then:
+                            moved.append(path)
+                            self.changed_after_read[path] = None
+                        continue
                     if trusted_fingerprint is None or path not in trusted or path in forgotten:
-                        continue  # a directory (trees are not fingerprinted), never read, or re-read
+                        continue  # never read, or re-read
                     then = trusted_fingerprint(path)
                     if then is None:
                         continue

@@ -14,6 +14,8 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import xxhash
 
+from .paths import is_noise_name
+
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
 SMALL_FILE = 64 * 1024  # up to this size a file is read with one read()
 # From this many bytes in two files or more, hash_files reads with several threads (reads
@@ -123,7 +125,8 @@ def symlink_digest(target: str) -> str:
 
 
 def walk_tree(root: str) -> List[Tuple[str, str]]:
-    """(relative path, kind) of everything under directory `root`, sorted; kind is file/dir/link."""
+    """(relative path, kind) of everything under directory `root` but noise (paths.NOISE_DIRS:
+    `.git/`, `__pycache__/`, editor swap files...), sorted; kind is file/dir/link/special."""
     entries: List[Tuple[str, str]] = []
     stack = [""]
     while stack:
@@ -131,6 +134,8 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
         directory = os.path.join(root, relative) if relative else root
         with os.scandir(directory) as iterator:
             for entry in iterator:
+                if is_noise_name(entry.name):
+                    continue
                 rel = f"{relative}/{entry.name}" if relative else entry.name
                 if entry.is_symlink():
                     entries.append((rel, "link"))
@@ -145,22 +150,51 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
     return entries
 
 
-def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None) -> str:
+def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None, looks: Optional[List[str]] = None) -> str:
     """Digest of a directory tree: names, kinds, symlink targets and file contents.
 
     `file_digest(path)` hashes one file; pass a cached one to avoid re-reading unchanged files.
-    Permissions and timestamps are not part of the digest, only the executable bit.
+    Permissions and timestamps are not part of the digest, only the executable bit. `looks`,
+    if given, receives what `tree_looks` gives, as the tree looked just before each file was
+    read (a change during the walk then shows as a difference later, never as none).
     """
     digest_of = file_digest or hash_file
     parts: List[str] = ["tree"]
     for rel, kind in walk_tree(root):
         full = os.path.join(root, rel)
         if kind == "file":
-            mode = os.stat(full).st_mode
-            executable = "x" if mode & stat_module.S_IXUSR else "-"
+            st = os.stat(full)
+            executable = "x" if st.st_mode & stat_module.S_IXUSR else "-"
             parts.extend((rel, "file" + executable, digest_of(full)))
+            if looks is not None:
+                looks.append(_file_look(rel, st))
         elif kind == "link":
-            parts.extend((rel, "link", os.readlink(full)))
+            target = os.readlink(full)
+            parts.extend((rel, "link", target))
+            if looks is not None:
+                looks.append(f"{rel}\0link\0{target}")
         else:
             parts.extend((rel, kind, ""))
+            if looks is not None:
+                looks.append(f"{rel}\0{kind}")
     return digest_strings(parts)
+
+
+def _file_look(rel: str, st: os.stat_result) -> str:
+    return f"{rel}\0file\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\0{st.st_mode}"
+
+
+def tree_looks(root: str) -> str:
+    """How a directory tree looks by its metadata, as a digest: each entry's name and kind,
+    each file's (size, mtime, inode, ctime, mode), each symlink's target. Any write, replacement,
+    addition or removal under it changes it, without reading a file (hash_tree's `looks`)."""
+    looks: List[str] = []
+    for rel, kind in walk_tree(root):
+        full = os.path.join(root, rel)
+        if kind == "file":
+            looks.append(_file_look(rel, os.stat(full)))
+        elif kind == "link":
+            looks.append(f"{rel}\0link\0{os.readlink(full)}")
+        else:
+            looks.append(f"{rel}\0{kind}")
+    return digest_strings(looks)

@@ -14,6 +14,26 @@ import re
 import time
 from typing import Collection, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
 
+# Never content: weave's state, version control, Python's bytecode caches (written by the jobs
+# that import a package), editor droppings (vim swap files, backups, emacs lock files). Watch
+# mode ignores their changes and a directory's digest leaves them out, so that the two agree:
+# opening a file of a directory input in vim (a .swp beside it) changes nothing.
+NOISE_DIRS = frozenset({".weave", ".git", ".hg", ".svn", "__pycache__"})
+NOISE_SUFFIXES = (".swp", ".swo", ".swx", "~")
+NOISE_PREFIXES = (".#",)
+
+
+def is_noise_name(name: str) -> bool:
+    """Whether a file or directory called `name` is noise (see NOISE_DIRS)."""
+    return name in NOISE_DIRS or name.endswith(NOISE_SUFFIXES) or name.startswith(NOISE_PREFIXES)
+
+
+def is_noise(rel: str) -> bool:
+    """Whether `rel` is noise or lies inside a noise directory."""
+    parts = rel.split("/")
+    return any(part in NOISE_DIRS for part in parts[:-1]) or is_noise_name(parts[-1])
+
+
 # A wildcard in a path pattern: {name}. Doubled braces are literal.
 WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 GLOB_CHARS = frozenset("*?[")

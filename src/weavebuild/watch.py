@@ -37,12 +37,9 @@ from .manifest import Manifest
 from .projectfile import find_manifest
 from .results import CANCELLED, RAN, UP_TO_DATE
 
-# Paths under these directories are never sources: Weave's own state and version control.
-NOISE_DIRS = frozenset({".weave", ".git", ".hg", ".svn", "__pycache__"})
-# Editor droppings: vim swap files and its `4913` write test, backups, emacs lock files.
-NOISE_SUFFIXES = (".swp", ".swo", ".swx", "~")
-NOISE_PREFIXES = (".#",)
-NOISE_NAMES = frozenset({"4913"})
+# vim's `4913` write test is not noise: a run or sample may be called that (a foreach over
+# runs/{id}), and vim creates and deletes it within the save it precedes (one build).
+is_noise = paths.is_noise
 
 # Event types that mean content may have changed. `opened`/`closed_no_write` (the build reading
 # its sources!) and `attrib` (touch, chmod) must not count, or reading inputs would loop.
@@ -51,15 +48,6 @@ CONTENT_EVENTS = frozenset({"created", "deleted", "modified", "moved", "closed"}
 DEFAULT_DEBOUNCE = 0.2
 MAX_DELAY_FACTOR = 10  # a steady stream of writes still gets a build every 10 debounce periods
 MIN_MAX_DELAY = 2.0
-
-
-def is_noise(rel: str) -> bool:
-    """True for paths no build should react to: .weave/, VCS directories, editor temp files."""
-    parts = rel.split("/")
-    if any(part in NOISE_DIRS for part in parts[:-1]) or parts[-1] in NOISE_DIRS:
-        return True
-    name = parts[-1]
-    return name in NOISE_NAMES or name.endswith(NOISE_SUFFIXES) or name.startswith(NOISE_PREFIXES)
 
 
 def _ancestors(rel: str) -> Iterator[str]:
