@@ -534,6 +534,50 @@ def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):
     assert watch.interrupt() == 130
 
 
+def test_restart_cancels_readers_of_a_directory_a_symlink_and_a_depfile_listing(project, start_watch):
+    """--restart cancels a job whose changed file is inside its directory input, the target of
+    its symlinked input, or a file its depfile listed: not only an input spelled as declared."""
+    project.weavefile(
+        """
+        default = ["d.out", "l.out", "h.out"]
+        [rules.dir]
+        inputs = ["cfg/"]
+        outputs = ["d.out"]
+        cmd = "echo dir >> runs.log; while [ ! -f go ]; do sleep 0.05; done; cat cfg/x.txt > {outputs}"
+        [rules.link]
+        inputs = ["link.txt"]
+        outputs = ["l.out"]
+        cmd = "echo link >> runs.log; while [ ! -f go ]; do sleep 0.05; done; cat {inputs} > {outputs}"
+        [rules.header]
+        inputs = ["main.c"]
+        outputs = ["h.out"]
+        depfile = "h.d"
+        cmd = "echo header >> runs.log; while [ ! -f go ]; do sleep 0.05; done; cat main.c inc/h.h > {outputs}; echo 'h.out: main.c inc/h.h' > h.d"
+        """
+    )
+    project.write("cfg/x.txt", "x1\n")
+    project.write("ext/t.txt", "t1\n")
+    os.symlink("ext/t.txt", project.root / "link.txt")
+    project.write("main.c", "main\n")
+    project.write("inc/h.h", "h1\n")
+    project.write("go", "")
+    assert project.run("build", "h.out").rc == 0  # the depfile's listing is recorded
+    os.unlink(project.root / "go")
+    project.write("main.c", "main2\n")
+    project.write("runs.log", "")
+    watch = start_watch("--restart", "-j", "3")
+    watch.wait_for(lambda: sorted(project.runs_log()) == ["dir", "header", "link"], "the three jobs to start")
+    project.write("cfg/x.txt", "x2\n")
+    project.write("ext/t.txt", "t2\n")
+    project.write("inc/h.h", "h2\n")
+    for job in ("dir d.out", "link l.out", "header h.out"):
+        watch.wait_for(lambda: f"{job}: an input changed while it ran; cancelling it" in watch.output(), f"{job} to be cancelled")
+    project.write("go", "")
+    watch.wait_for(lambda: any(r[1] == "ok" for r in watch.results()), "a build to end ok")
+    assert (project.read("d.out"), project.read("l.out"), project.read("h.out")) == ("x2\n", "t2\n", "main2\nh2\n")
+    assert watch.interrupt() == 130
+
+
 def test_restart_ignores_touches_and_same_bytes_and_kills_a_job_ignoring_sigterm(project, start_watch):
     """--restart cancels a job only when an input's content changed: a touch, a save of the
     same bytes or of the same Weavefile cancels nothing. A cancelled job that ignores SIGTERM is

@@ -1039,12 +1039,30 @@ class Builder:
         job that is still running after the grace period is killed, as on Ctrl-C."""
         if not changed:
             return
+        real_changed: Optional[List[str]] = None
         for entry in running.values():
             job = entry.job
-            if job.key in self._restarted or changed.isdisjoint(job.inputs):
+            if job.key in self._restarted:
                 continue
+            # What it reads: its inputs, and the files its depfile listed last time.
             started_with = dict(entry.verdict.inputs)
-            touched = changed.intersection(job.inputs)
+            row = self.latest.get(job.key) if job.depfile else None
+            if row is not None and row.discovered:
+                for path, digest in row.discovered:
+                    started_with.setdefault(path, digest)
+            touched = [
+                path for path in started_with
+                if path in changed or any(other.startswith(path + "/") for other in changed)  # in a directory input
+            ]
+            if not touched:  # spelled otherwise: through a symlink, or an absolute path
+                if real_changed is None:
+                    real_changed = [os.path.realpath(os.path.join(self.root, other)) for other in changed]
+                for path in started_with:
+                    real = os.path.realpath(os.path.join(self.root, path))
+                    if any(other == real or other.startswith(real + os.sep) for other in real_changed):
+                        touched.append(path)
+            if not touched:
+                continue
             if all(self.files.content_now(path) == started_with.get(path) for path in touched):
                 continue  # same content (it may still have changed and back: no record then)
             self._restarted.add(job.key)
