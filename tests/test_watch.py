@@ -571,7 +571,7 @@ def test_restart_cancels_readers_of_a_directory_a_symlink_and_a_depfile_listing(
     project.write("ext/t.txt", "t2\n")
     project.write("inc/h.h", "h2\n")
     for job in ("dir d.out", "link l.out", "header h.out"):
-        watch.wait_for(lambda: f"{job}: an input changed while it ran; cancelling it" in watch.output(), f"{job} to be cancelled")
+        watch.wait_for(lambda job=job: f"{job}: an input changed while it ran; cancelling it" in watch.output(), f"{job} to be cancelled")
     project.write("go", "")
     watch.wait_for(lambda: any(r[1] == "ok" for r in watch.results()), "a build to end ok")
     assert (project.read("d.out"), project.read("l.out"), project.read("h.out")) == ("x2\n", "t2\n", "main2\nh2\n")
