@@ -578,6 +578,35 @@ def test_restart_cancels_readers_of_a_directory_a_symlink_and_a_depfile_listing(
     assert watch.interrupt() == 130
 
 
+def test_a_job_writing_its_own_input_is_named_and_paced_and_an_edit_still_builds(project, start_watch):
+    """A job that rewrites what it reads (`sort -o in.txt in.txt`) would rebuild for ever: after
+    three builds started only by changes made during the build before, watch says so, naming
+    the rule, and waits longer before each such build; an edit of another file builds at once."""
+    project.weavefile(
+        """
+        default = ["sorted.txt", "copy.txt"]
+        [rules.sort]
+        inputs = ["in.txt"]
+        outputs = ["sorted.txt"]
+        cmd = "sort -o {inputs} {inputs}; cp {inputs} {outputs}"
+        [rules.copy]
+        inputs = ["other.txt"]
+        outputs = ["copy.txt"]
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    project.write("in.txt", "b\na\n")
+    project.write("other.txt", "1\n")
+    watch = start_watch()
+    warning = "a job may be writing what it reads (read by rule 'sort')"
+    watch.wait_for(lambda: warning in watch.output(), "the feedback loop to be named")
+    assert watch.output().count(warning) == 1
+    project.write("other.txt", "2\n")
+    watch.wait_for(lambda: "other.txt" in watch.changed(), "a build for the edit")
+    watch.wait_for(lambda: project.read("copy.txt") == "2\n", "the edit to be built")
+    assert watch.interrupt() == 130
+
+
 def test_restart_ignores_touches_and_same_bytes_and_kills_a_job_ignoring_sigterm(project, start_watch):
     """--restart cancels a job only when an input's content changed: a touch, a save of the
     same bytes or of the same Weavefile cancels nothing. A cancelled job that ignores SIGTERM is

@@ -26,6 +26,7 @@ from typing import (
     Optional,
     Pattern,
     Sequence,
+    Set,
     Tuple,
 )
 
@@ -46,6 +47,12 @@ is_noise = paths.is_noise
 CONTENT_EVENTS = frozenset({"created", "deleted", "modified", "moved", "closed"})
 
 DEFAULT_DEBOUNCE = 0.2
+# Feedback loops (Watcher._pace): after this many builds in a row started only by changes made
+# during the build before, each next one waits 1, 2, 4... s, at most LOOP_MAX_WAIT. A change
+# seen up to LOOP_GRACE s after a build ended counts as made during it (events come late).
+LOOP_AFTER = 3
+LOOP_MAX_WAIT = 60.0
+LOOP_GRACE = 0.5
 MAX_DELAY_FACTOR = 10  # a steady stream of writes still gets a build every 10 debounce periods
 MIN_MAX_DELAY = 2.0
 
@@ -304,6 +311,7 @@ class ChangeQueue:
         self._paths: Dict[str, None] = {}  # insertion-ordered set
         self._first = 0.0
         self._last = 0.0
+        self._added = 0  # paths added so far (wait_for_more)
 
     def add(self, rel: str) -> None:
         with self._cond:
@@ -312,11 +320,24 @@ class ChangeQueue:
                 self._first = now
             self._paths[rel] = None
             self._last = now
+            self._added += 1
             self._cond.notify_all()
 
     def __bool__(self) -> bool:
         with self._cond:
             return bool(self._paths)
+
+    def wait_for_more(self, timeout: float) -> bool:
+        """Block until a path is added or `timeout` seconds pass; whether one was added."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            added = self._added
+            while self._added == added:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.5))  # 0.5: Ctrl-C is handled promptly
+            return True
 
     def wait(self, quiet: float, max_delay: float) -> List[str]:
         """Block until something changed and then nothing changed for `quiet` seconds (or
@@ -426,6 +447,13 @@ class Watcher:
         self.changed_paths = ChangedPaths()
         self.building = False
         self.cycle = 0
+        # Feedback loops (a job that writes what it reads): the paths that changed while the
+        # last build ran (or just after it ended), and how many builds in a row were started
+        # by such changes alone.
+        self._during_build: Set[str] = set()
+        self._build_ended = 0.0
+        self._loops = 0
+        self._graph: Optional[Graph] = None
         self._observer: Any = None
         self._handler = _EventHandler(self)
         self._watches: Dict[Tuple[str, bool], Tuple[Any, Tuple[int, int]]] = {}
@@ -441,6 +469,8 @@ class Watcher:
             return
         if rel in spec.weavefiles and self.project is not None and self.project.weavefile_unchanged():
             return  # saved with the same bytes: nothing to reload, no build to restart
+        if self.building or time.monotonic() - self._build_ended < LOOP_GRACE:
+            self._during_build.add(rel)
         self.changes.add(rel)
         if self.options.restart and self.building:
             if rel in spec.weavefiles:
@@ -498,7 +528,8 @@ class Watcher:
                 self._cycle([], initial=True)
             max_delay = max(MIN_MAX_DELAY, self.options.debounce * MAX_DELAY_FACTOR)
             while True:
-                self._cycle(self.changes.wait(self.options.debounce, max_delay))
+                changed = self.changes.wait(self.options.debounce, max_delay)
+                self._cycle(self._pace(changed, max_delay))
         except KeyboardInterrupt:
             code = 130
         except _Terminated:
@@ -520,6 +551,39 @@ class Watcher:
                 return self.weavefile
             return os.path.join(self.directory, self.weavefile)
         return find_manifest(self.directory) or os.path.join(self.directory, "Weavefile")
+
+    def _pace(self, changed: List[str], max_delay: float) -> List[str]:
+        """Hold back a build that only changes made during the builds before it start, once
+        that has happened LOOP_AFTER times in a row: a job that writes what it (or an earlier
+        job) reads would otherwise rebuild for ever, several times a second. Said once, with
+        the rules that read those paths; then each such build waits twice as long as the last
+        (at most LOOP_MAX_WAIT s). Nothing is dropped: any other change (an edit made while
+        idle) builds at once, and the held-back build runs when its wait is over."""
+        during, self._during_build = self._during_build, set()
+        if not changed or not set(changed) <= during:
+            self._loops = 0
+            return changed
+        self._loops += 1
+        if self._loops < LOOP_AFTER:
+            return changed
+        if self._loops == LOOP_AFTER:
+            readers = sorted({
+                job.rule.name
+                for job in (self._graph.jobs if self._graph is not None else [])
+                for path in changed
+                if any(path == source or path.startswith(source + "/") for source in job.inputs)
+            })
+            self.reporter.warning(
+                f"{_summarize(changed)} changed during each of the last {LOOP_AFTER} builds, and"
+                " nothing else did: a job may be writing what it reads"
+                + (f" (read by rule{'s' if len(readers) > 1 else ''} {', '.join(repr(name) for name in readers)})" if readers else "")
+                + "; builds for such changes alone now wait longer each time (an edit builds at once)"
+            )
+        wait = min(LOOP_MAX_WAIT, 2.0 ** (self._loops - LOOP_AFTER))
+        if self.changes.wait_for_more(wait):  # something changed meanwhile: build it all now
+            self._loops = 0
+            return list(dict.fromkeys(changed + self.changes.wait(self.options.debounce, max_delay)))
+        return changed
 
     def _cycle(self, changed: List[str], initial: bool = False) -> None:
         from .api import Project
@@ -555,6 +619,7 @@ class Watcher:
             self._finish("error", "cannot build; fix it and save", started)
             return
         self.spec = watch_set(graph, manifest)
+        self._graph = graph
         listing = [job.key for job in graph.jobs if job.depfile]
         if listing:  # the files their depfiles listed last time, as sources
             self.spec = self.spec.with_sources(self.project.listed_files(listing))
@@ -595,6 +660,7 @@ class Watcher:
             return
         finally:
             self.building = False
+            self._build_ended = time.monotonic()
         if listing:  # what the jobs that ran listed now
             spec = self.spec.with_sources(self.project.listed_files(listing))
             if spec is not self.spec:
@@ -603,6 +669,7 @@ class Watcher:
         for path in result.changed_during:
             # Changed while a job read it (a chmod, a touch, an edit that the events of this
             # build's window did not bring): that job was not recorded; build again.
+            self._during_build.add(path)
             self.changes.add(path)
         # Counted, not listed: the jobs a partial build never loaded have no results until
         # asked for (40k of them cost 0.3 s to make).
