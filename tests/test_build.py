@@ -1531,3 +1531,30 @@ def test_a_directory_output_per_chunk_of_another_follows_its_chunks(project):
         ("a apple\nc mm\nc nn\n", "p1\napple\np1 p2\nmm\nnn\n"),
     ):
         assert_one_build_makes(project, data, "call.txt", expected)
+
+
+def test_a_foreach_over_another_rules_outputs_converges_in_one_build(project):
+    """merge's foreach names copy's outputs (out/{s}.txt), which do not exist before the first
+    build: they count as there, so the first build makes and merges them, and the second has
+    nothing to do (it used to merge nothing, for good)."""
+    project.weavefile(
+        """
+        default = ["merged.txt"]
+        [rules.copy]
+        inputs = ["raw/{s}.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        outputs = ["out/{s}.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.merge]
+        inputs = ["out/{s}.txt"]
+        foreach = { s = "out/{s}.txt" }
+        outputs = ["merged.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    project.write("raw/a.txt", "a\n")
+    project.write("raw/b.txt", "b\n")
+    first = project.run("build")
+    assert first.rc == 0 and "3 ran" in first.out, first
+    assert project.read("merged.txt") == "a\nb\n"
+    assert "nothing to do" in project.run("build").out

@@ -240,6 +240,43 @@ def test_directory_target_includes_what_pattern_rules_make_for_the_defaults(tmp_
     assert [job.key for job in build_graph(broken, ["clean/"]).targets] == ["fixed"]
 
 
+def test_foreach_and_globs_count_what_other_rules_make_as_there(tmp_path):
+    """A foreach over another rule's outputs, or a glob matching one, gives its values in the
+    first build as in every later one (the files need not exist yet): one build converges.
+    Hidden names stay out of a glob, as the glob module leaves them; a rule's foreach over its
+    own output is a cycle at once (it was one from the second build on)."""
+    touch(tmp_path, "raw/a.txt", "raw/b.txt", "data/x.csv")
+    text = """
+        [rules.copy]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["out/{s}.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "x"
+        [rules.gen]
+        outputs = ["data/gen.csv", "data/.hidden.csv"]
+        cmd = "x"
+        [rules.merge]
+        inputs = ["out/{s}.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "out/{s}.txt" }
+        cmd = "x"
+        [rules.tables]
+        inputs = ["data/*.csv", "data/**/*.csv"]
+        outputs = ["tables.txt"]
+        cmd = "x"
+        """
+    manifest = manifest_in(tmp_path, text)
+    merge = build_graph(manifest, ["merged.txt"])
+    assert keys(merge) == ["copy[s=a]", "copy[s=b]", "merge"]
+    assert merge.targets[0].inputs == ["out/a.txt", "out/b.txt"]
+    tables = build_graph(manifest, ["tables.txt"])
+    assert keys(tables) == ["gen", "tables"]
+    assert tables.targets[0].inputs == ["data/gen.csv", "data/x.csv", "data/gen.csv", "data/x.csv"]
+    own = manifest_in(tmp_path, text.replace('outputs = ["merged.txt"]', 'outputs = ["out/merged.txt"]'))
+    with pytest.raises(CycleError):
+        build_graph(own, ["out/merged.txt"])
+
+
 def test_a_rule_name_that_is_also_an_output_path_warns(tmp_path):
     manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["b"]\ncmd = "x"\n[rules.b]\noutputs = ["a"]\ncmd = "y"\n')
     graph = build_graph(manifest, ["a"])

@@ -200,6 +200,7 @@ class _RuleIndex:
         self.patterns: List[Tuple[object, int, RuleSpec]] = []
         self.dir_patterns = False
         self._by_rule: Optional[Dict[str, List[Tuple[RuleSpec, Dict[str, str]]]]] = None
+        self._sorted: Optional[List[str]] = None  # the exact outputs, sorted (outputs_under)
         for rule in resolver.manifest.rules.values():
             if rule.is_alias:
                 continue
@@ -228,6 +229,18 @@ class _RuleIndex:
                     self.patterns.append((regex, literal, rule))
                     if output.endswith("/"):
                         self.dir_patterns = True
+
+    def outputs_under(self, glob: str) -> List[str]:
+        """The exact outputs in the directory where `glob` starts to vary (those it may
+        match), found by bisection in the sorted outputs: a glob need not try every output."""
+        if self._sorted is None:
+            self._sorted = sorted(self.static)
+        while glob.startswith("./"):
+            glob = glob[2:]
+        stop = min((glob.find(c) for c in "*?[" if c in glob), default=len(glob))
+        prefix = glob[: glob.rfind("/", 0, stop) + 1]
+        start = bisect.bisect_left(self._sorted, prefix)
+        return self._sorted[start : bisect.bisect_left(self._sorted, prefix + "\U0010ffff", start)]
 
     def entries_of(self, rule: RuleSpec) -> List[Tuple[RuleSpec, Dict[str, str]]]:
         """(rule, wildcards) of each exact output of `rule`, in index order. Grouped in one
@@ -351,7 +364,9 @@ class Resolver:
         self._literal_inputs: Optional[Dict[str, str]] = None  # path -> a rule reading it (depfile checks)
         self.warnings: List[str] = []
         self._for_directory = False  # resolving the defaults for a directory target
+        self._index_ready = False  # foreach scans made to index the rules see files only
         self.index = _RuleIndex(self)
+        self._index_ready = True
 
     # -- helpers -----------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -373,6 +388,11 @@ class Resolver:
             listing = paths.listing_of(self.root, path)
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
+            if self._index_ready and self.index.static and not os.path.isabs(path):
+                # Files other rules make count as there already (see _foreach_rows).
+                known = [output for output in self.index.outputs_under(path) if paths.glob_matches(path, output)]
+                if not set(known) <= set(matches):
+                    matches = sorted(set(matches) | set(known))
             if not matches:
                 self._empty_globs.setdefault(rule.name, {})[path] = None
             return matches
@@ -442,6 +462,15 @@ class Resolver:
                 ("foreach", keys, spec, tuple(sorted(constraints.items())), tuple(sorted(bound.items())), tuple(cached)),
                 listing,
             )
+            if self._index_ready and self.index.static:
+                # Files other rules make count as there already: a foreach over another rule's
+                # outputs (`out/{s}.txt`) gives their values in the first build, as it would
+                # in every later one (the answer depends on the Weavefile only: no query).
+                known = paths.foreach_tuples(
+                    self.root, keys, spec, constraints, bound, among=self.index.outputs_under(glob)
+                )
+                if not set(known) <= set(cached):
+                    cached = sorted(set(cached) | set(known))
             for row in cached:
                 for key, value in zip(keys, row):
                     problem = paths.bad_wildcard_value(value)

@@ -213,6 +213,35 @@ def expand_glob(root: str, pattern: str) -> List[str]:
     return sorted(normalize(m[prefix:]) for m in matches)
 
 
+def glob_matches(pattern: str, path: str) -> bool:
+    """Whether project path `path` is one that expand_glob(root, pattern) would list if it
+    existed: component by component, `**` standing for any number of directories, and a
+    name starting with a dot matched only by a pattern component that starts with one (as
+    the glob module does)."""
+    pattern_parts = normalize(pattern).split("/")
+    path_parts = path.split("/")
+
+    def match(i: int, j: int) -> bool:
+        if i == len(pattern_parts):
+            return j == len(path_parts)
+        part = pattern_parts[i]
+        if part == "**":  # any number of directories, none of them hidden
+            for k in range(j, len(path_parts) + 1):
+                if match(i + 1, k):
+                    return True
+                if k < len(path_parts) and path_parts[k].startswith("."):
+                    return False
+            return False
+        if j == len(path_parts):
+            return False
+        name = path_parts[j]
+        if name.startswith(".") and not part.startswith("."):
+            return False
+        return fnmatch.fnmatchcase(name, part) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
 def may_match_slash(constraint: str) -> bool:
     """Whether a wildcard constraint may match a '/' (a cheap over-approximation: erring
     towards yes costs a wider scan or watch, the other way would miss files)."""
@@ -248,17 +277,20 @@ def foreach_tuples(
     pattern: str,
     constraints: Dict[str, str],
     bound: Optional[Dict[str, str]] = None,
+    among: Optional[Iterable[str]] = None,
 ) -> List[Tuple[str, ...]]:
     """The combinations of values of wildcards `keys` for which `pattern` (with the `bound`
     wildcards filled in) names an existing path: sorted, unique. Keys read from one pattern
     come in the pairs that exist (`{sample}_{unit}` over A_1, A_2, B_1 gives three, not the
-    four of a product); the pattern's other wildcards match anything."""
+    four of a product); the pattern's other wildcards match anything. `among`: project
+    paths to match instead of the files that exist."""
     filled = pattern
     if bound:
         filled = substitute(pattern, {name: value.replace("{", "{{").replace("}", "}}") for name, value in bound.items()})
     regex, _ = compile_pattern(filled, constraints)
     found = set()
-    for path in expand_glob(root, foreach_glob(pattern, constraints, bound)):
+    candidates = among if among is not None else expand_glob(root, foreach_glob(pattern, constraints, bound))
+    for path in candidates:
         match = regex.match(path)
         if match:
             found.add(tuple(match.group(key) for key in keys))
