@@ -618,3 +618,64 @@ def test_plan_keeps_its_columns_past_nine_jobs(project):
     assert lines[0] == "  [1/11]  mk o/01.txt  (never built)"
     assert lines[10] == "  [11/11] mk o/11.txt  (never built)"
     assert len({line.index("mk") for line in lines}) == 1 and len({line.index("(") for line in lines}) == 1
+
+
+def test_directory_target_over_chunks_a_build_splits_first(project):
+    """c/ holds what a pattern rule makes for each chunk a split writes (a foreach over its
+    directory output): `weave build c/` splits first and decides from the new chunks, when
+    they shrink and when they grow."""
+    project.weavefile(
+        """
+        default = ["n.txt"]
+        [rules.split]
+        inputs = ["big.txt"]
+        outputs = ["chunks/"]
+        cmd = "mkdir -p chunks && split -l 1 big.txt chunks/p_"
+        [rules.n]
+        inputs = ["c/{c}.txt"]
+        foreach = { c = "chunks/{c}" }
+        outputs = ["n.txt"]
+        cmd = "cat {inputs} /dev/null > n.txt"
+        [rules.cc]
+        inputs = ["chunks/{c}"]
+        outputs = ["c/{c}.txt"]
+        cmd = "wc -c < {inputs} > {outputs}"
+        """
+    )
+    project.write("big.txt", "1\n2\n3\n")
+    assert project.run("build").rc == 0
+    project.write("big.txt", "1\n")
+    shrunk = project.run("build", "c/")
+    assert shrunk.rc == 0, shrunk
+    project.write("big.txt", "1\n2\n3\n4\n")
+    grown = project.run("build", "c/")
+    assert grown.rc == 0 and project.exists("c/p_ad.txt"), grown
+    assert "nothing to do" in project.run("build", "c/").out
+
+
+def test_directory_target_sees_a_source_the_defaults_missed_appear(project):
+    """While the defaults cannot resolve (a missing source), `weave build clean/` knows only
+    the exact outputs; once the source exists, the cached graph must not hide the others."""
+    project.weavefile(
+        """
+        default = ["merged.txt"]
+        [rules.merge]
+        inputs = ["clean/{s}.out", "extra.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "cat {inputs} > {outputs}"
+        [rules.clean]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["clean/{s}.out"]
+        cmd = "tr a-z A-Z < {inputs} > {outputs}"
+        [rules.static]
+        outputs = ["clean/static.out"]
+        cmd = "echo s > clean/static.out"
+        """
+    )
+    project.write("raw/a.txt", "a\n")
+    assert project.run("build", "clean/").rc == 0
+    assert project.exists("clean/static.out") and not project.exists("clean/a.out")
+    project.write("extra.txt", "e\n")
+    assert project.run("build", "clean/").rc == 0
+    assert project.read("clean/a.out") == "A\n"

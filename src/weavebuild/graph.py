@@ -364,6 +364,7 @@ class Resolver:
         self._literal_inputs: Optional[Dict[str, str]] = None  # path -> a rule reading it (depfile checks)
         self.warnings: List[str] = []
         self._for_directory = False  # resolving the defaults for a directory target
+        self._first_from_defaults: List[str] = []  # Graph.first of those defaults
         self._index_ready = False  # foreach scans made to index the rules see files only
         self.index = _RuleIndex(self)
         self._index_ready = True
@@ -838,7 +839,14 @@ class Resolver:
         nested = Resolver(self.manifest, self._exists_rel, missing_ok=self._missing_ok)
         nested._for_directory = True
         try:
-            jobs = nested.resolve([]).jobs
+            defaults = nested.resolve([])
+            jobs = defaults.jobs
+            # Directory outputs whose contents decided those jobs (a foreach over chunks/): a
+            # build makes them first and resolves again, as for the defaults themselves.
+            self._first_from_defaults.extend(defaults.first)
+        except MissingSource as missing:  # found without a recorded query: record it
+            nested.queries.append(("exists", missing.path, False))
+            jobs = []
         except UsageError:
             jobs = []
         finally:
@@ -972,6 +980,12 @@ class Resolver:
         first: List[str] = []
         looked: Set[str] = set()
         waiting: Set[str] = set()  # globs into a directory output not made yet: empty for now
+        for directory in self._first_from_defaults:  # a directory target's (_default_jobs)
+            found = self._directory_output_of(directory)
+            if found is not None and found[1] not in first:
+                first.append(found[1])
+                if found[0].key not in state:
+                    visit(found[0])
         while True:
             needed = {job.rule.name for job in order} | self._rules_named
             more = [glob for glob in self.scanned if glob not in looked and self.scanned_for[glob] & needed]
