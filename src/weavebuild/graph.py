@@ -948,7 +948,13 @@ class Resolver:
                         continue
                     producers[path] = dep
                     if dep is job:
-                        raise CycleError([job.display, job.display])
+                        cycle = CycleError([job.display, job.display])
+                        if any("{" in item or not paths.GLOB_CHARS.isdisjoint(item) for item in job.rule.inputs):
+                            cycle.hint = (
+                                f"its own output '{path}' matches one of its input patterns or globs: write the"
+                                " output elsewhere, or narrow the pattern (a wildcards constraint, a stricter glob)"
+                            )
+                        raise cycle
                     if dep.key not in dep_keys:
                         dep_keys.add(dep.key)
                         job.deps.append(dep)
