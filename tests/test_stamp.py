@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from conftest import assert_user_error
 from test_build import PIPELINE
 from weavebuild import Project
 
@@ -328,3 +329,28 @@ def test_stamp_file_is_void_without_its_token(project):
     assert project.run("build").rc == 0
     assert project.runs_log() == ["total"]  # its record was forgotten: it reruns
     assert fast_path_used(project.root)
+
+
+def test_a_source_deleted_after_a_stamped_build_is_a_missing_source(project):
+    """The partial build (the stamp names the jobs a change reaches) meets a deleted source as
+    a from-scratch build does: a usage error naming it (exit 2), not a failed job."""
+    project.weavefile(
+        """
+        [rules.merge]
+        inputs = ["clean/{s}.out", "extra.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "raw/{s}.txt" }
+        cmd = "cat {inputs} > {outputs}"
+        [rules.clean]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["clean/{s}.out"]
+        cmd = "tr a-z A-Z < {inputs} > {outputs}"
+        """
+    )
+    project.write("raw/a.txt", "a\n")
+    project.write("extra.txt", "e\n")
+    assert project.run("build").rc == 0
+    assert "nothing to do" in project.run("build").out  # stamped
+    os.unlink(project.root / "extra.txt")
+    assert_user_error(project.run("build"), "missing source 'extra.txt' needed by rule 'merge'")
+    assert "failed" not in project.run("history").out.splitlines()[1]
