@@ -300,3 +300,18 @@ def test_a_missing_source_is_drawn_as_missing_not_refused(project):
     dot = project.run("graph", "-o", "-").out
     assert "missing source: 1 file" in dot
     assert project.run("build").rc == 2  # a build still stops at the missing source
+
+
+def test_a_picture_too_large_for_graphviz_is_refused_with_its_dot_source(project):
+    """2,001 plain rules make 2,002 nodes that no collapse folds: `weave graph` writes the DOT
+    source and says so, instead of a `dot` that runs for hours."""
+    project.weavefile(
+        "".join(f'[rules.r{n}]\noutputs = ["out/{n}.txt"]\ncmd = "touch {{outputs}}"\n' for n in range(visualize.LAYOUT_LIMIT + 1))
+        + '[rules.all]\ninputs = ["out/*.txt"]\n'
+    )
+    result = project.run("graph", "all", timeout=120)
+    assert_user_error(result, "nodes are more than Graphviz lays out in reasonable time", "the DOT source was written to weave-graph.dot")
+    assert (project.root / "weave-graph.dot").read_text().startswith("digraph")
+    assert not (project.root / "weave-graph.svg").exists()
+    dot = project.run("graph", "all", "-o", "big.dot", timeout=120)
+    assert dot.rc == 0 and (project.root / "big.dot").exists()

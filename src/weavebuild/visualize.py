@@ -34,6 +34,8 @@ COLORS = {
 # Above this many jobs the picture groups each pattern rule's jobs into one node: dot's layout
 # time grows quickly with node count and a 1000-node picture is unreadable anyway.
 COLLAPSE_ABOVE = 200
+# Beyond this many nodes `weave graph` writes DOT only: Graphviz's layout takes minutes to hours.
+LAYOUT_LIMIT = 2000
 # When collapsing, sources that feed the same nodes are drawn as one node once they are this many.
 SOURCE_GROUP_MIN = 4
 

@@ -102,6 +102,17 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
         output = os.path.join(project.root, f"weave-graph.{fmt}")
     if fmt == "dot":
         _write(dot.encode(), output)
+    elif len(picture.nodes) > visualize.LAYOUT_LIMIT:
+        # dot's layout grows much faster than the graph: 20k nodes did not finish in minutes.
+        fallback = "-" if output == "-" else os.path.splitext(output)[0] + ".dot"
+        if fallback != "-":  # never DOT where a pipe expects a picture
+            _write(dot.encode(), fallback)
+        raise UsageError(
+            f"{len(picture.nodes)} nodes are more than Graphviz lays out in reasonable time"
+            f" (at most {visualize.LAYOUT_LIMIT} for {fmt})",
+            hint="name fewer targets, or draw one node per rule (--rules)"
+            + ("" if fallback == "-" else f"; the DOT source was written to {os.path.relpath(fallback)}"),
+        )
     else:
         try:
             _write(visualize.render(dot, fmt), output)
