@@ -376,6 +376,9 @@ class Project:
         to `changed` (from another thread) cancel the running jobs that read them; the build
         goes on and the result lists them as cancelled.
         """
+        import time
+
+        invoked = time.time()  # the run's start in the history: its checks count, not only its jobs
         targets = _targets(targets)
         if jobs is not None and jobs < 1:
             raise UsageError(f"jobs={jobs}: at least one job slot is needed")
@@ -412,7 +415,7 @@ class Project:
                     # through the stamp re-hashes those files once).
                     if checked.restamp is not None:
                         stamp.save(store, self.root, stamp_key, checked.restamp)
-                    return self._fast_noop(store, list(checked.job_keys), command_line, targets, reporter)
+                    return self._fast_noop(store, list(checked.job_keys), command_line, targets, reporter, invoked)
                 from .builder import Builder, BuildOptions
 
                 options = BuildOptions(
@@ -462,7 +465,7 @@ class Project:
                 unknown = [name for name in force_rules if name not in self.manifest.rules]
                 if unknown:  # a usage error, as an unknown target is: refused before the run is recorded
                     self._forced_jobs(graph, False, unknown)
-                run_id = store.start_run(command_line, list(targets))  # as asked: [] is "(default)"
+                run_id = store.start_run(command_line, list(targets), invoked)  # as asked: [] is "(default)"
                 unchanged = checked.unchanged if checked is not None else None
                 builder: Optional[Builder] = None
                 first: Optional[BuildResult] = None
@@ -671,12 +674,13 @@ class Project:
         command_line: List[str],
         targets: Sequence[str],
         reporter: Reporter,
+        invoked: Optional[float] = None,
     ) -> BuildResult:
         """A build the no-op stamp proved has nothing to do: record the run and report."""
         import time
 
         started = time.monotonic()
-        run_id = store.start_run(command_line, list(targets))
+        run_id = store.start_run(command_line, list(targets), invoked)
         store.end_run(run_id, "ok", 0, 0, len(job_keys))
         reporter.nothing_to_do(len(job_keys))
         return BuildResult({}, time.monotonic() - started, untouched=job_keys)

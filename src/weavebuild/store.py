@@ -523,7 +523,8 @@ class Store:
             self._fail(exc)
 
     # -- run history -------------------------------------------------------------------------
-    def start_run(self, argv: Sequence[str], targets: Sequence[str]) -> Optional[int]:
+    def start_run(self, argv: Sequence[str], targets: Sequence[str], started: Optional[float] = None) -> Optional[int]:
+        """Record a run that began at `started` (wall clock; now if None)."""
         import json
 
         if self.connection is None or self.broken:
@@ -531,7 +532,7 @@ class Store:
         try:
             cursor = self.connection.execute(
                 "INSERT INTO runs (started, argv, targets, outcome) VALUES (?, ?, ?, 'running')",
-                (time.time(), json.dumps(list(argv)), json.dumps(list(targets))),
+                (started if started is not None else time.time(), json.dumps(list(argv)), json.dumps(list(targets))),
             )
             return cursor.lastrowid
         except sqlite3.DatabaseError as exc:
