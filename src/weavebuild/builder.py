@@ -693,9 +693,11 @@ class Builder:
                     else "put the script in a file of its own, listed in the rule's inputs, and run"
                     " that file"
                 )
+                words = len(job.cmd.split())
                 message += (
-                    f" (the command is {size:,} bytes: more than a program may be started with,"
-                    f" which is 128 KiB for a command bash runs, about 2 MB for a plain one): {fix}"
+                    f" (the command is {size:,} bytes in {words:,} words: more than a program may be started"
+                    " with: 128 KiB for a command bash runs; for a plain one, about 2 MB for the words, 8"
+                    f" bytes more per word, and the environment together): {fix}"
                 )
             self.reporter.job_failed(job.display, message, job.cmd, None, "")
             return None
