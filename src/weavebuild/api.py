@@ -440,9 +440,10 @@ class Project:
                     )
                     if graph is not None and graph.first:
                         graph = None  # scans read other jobs' outputs: the whole graph, below
-                    elif graph is not None and not all(
-                        os.path.exists(os.path.join(self.root, source)) for source in graph.sources
-                    ):
+                    elif graph is not None and any(
+                        source not in checked.unchanged and not os.path.exists(os.path.join(self.root, source))
+                        for source in graph.sources
+                    ):  # (the stamp saw the others as they were: no stat for them)
                         graph = None  # a source is gone: the full resolution says which, as from scratch
                 if graph is not None:
                     # Files outside the reached jobs are never looked at: no need for the
