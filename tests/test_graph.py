@@ -278,6 +278,26 @@ def test_foreach_and_globs_count_what_other_rules_make_as_there(tmp_path):
     assert info.value.hint.startswith("its own output 'out/merged.txt' matches one of its input patterns")
 
 
+def test_a_glob_ending_in_a_slash_counts_only_directory_outputs(tmp_path):
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.d]
+        outputs = ["x/best/"]
+        cmd = "x"
+        [rules.f]
+        outputs = ["x/file"]
+        cmd = "x"
+        [rules.n]
+        inputs = ["x/*/"]
+        outputs = ["n.txt"]
+        cmd = "x"
+        """,
+    )
+    graph = build_graph(manifest, ["n.txt"])
+    assert graph.targets[0].inputs == ["x/best"] and keys(graph) == ["d", "n"]
+
+
 def test_a_rule_name_that_is_also_an_output_path_warns(tmp_path):
     manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["b"]\ncmd = "x"\n[rules.b]\noutputs = ["a"]\ncmd = "y"\n')
     graph = build_graph(manifest, ["a"])

@@ -391,7 +391,11 @@ class Resolver:
             self._asked(("glob", path, tuple(matches)), listing)
             if self._index_ready and self.index.static and not os.path.isabs(path):
                 # Files other rules make count as there already (see _foreach_rows).
-                known = [output for output in self.index.outputs_under(path) if paths.glob_matches(path, output)]
+                known = [
+                    output
+                    for output in self.index.outputs_under(path)
+                    if paths.glob_matches(path, output) and (not path.endswith("/") or output in self.index.static_dirs)
+                ]
                 if not set(known) <= set(matches):
                     matches = sorted(set(matches) | set(known))
             if not matches:
