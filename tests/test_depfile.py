@@ -470,7 +470,9 @@ def test_an_undeclared_generated_header_never_hides_a_stale_job_behind_the_stamp
 def test_depfile_collisions_are_user_errors(project: Project) -> None:
     _project(project)
     project.weavefile(WEAVEFILE.replace('depfile = "{outputs[0]}.d"', 'depfile = "obj/deps.d"'))
-    assert_user_error(project.run("build"), "depfile 'obj/deps.d'", "is the depfile of", "each job needs its own")
+    assert_user_error(
+        project.run("build"), "rule 'compile', key 'depfile'", "depfile 'obj/deps.d'", "is the depfile of", "each job needs its own"
+    )
     # A depfile path where another file lies (read by a rule this build does not need): the
     # job does not write it, and weave neither reads nor removes what is there.
     project.write("notes.d", "keep me\n")

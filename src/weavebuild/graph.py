@@ -293,7 +293,9 @@ def _check_nesting(jobs: Sequence[Job]) -> None:
                 parent = os.path.dirname(parent)
 
 
-def _check_depfiles(jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]]) -> None:
+def _check_depfiles(
+    jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]], weavefile: str
+) -> None:
     """A depfile is removed before its job runs and after it is read: it must be that job's
     own file, not another job's depfile or output, nor a file some job reads."""
     owners: Dict[str, Job] = {}
@@ -309,8 +311,13 @@ def _check_depfiles(jobs: Sequence[Job], producers: Dict[str, Job], sources: Dic
             problem = f"is read by {sources[job.depfile][0].display if sources[job.depfile] else 'a job'}"
         else:
             continue
-        raise UsageError(
-            f"rule '{job.rule.name}': depfile '{job.depfile}' of {job.display} {problem}",
+        path = job.rule.path or weavefile
+        raise ManifestError(
+            f"depfile '{job.depfile}' of {job.display} {problem}",
+            path=path,
+            line=_key_line(job.rule, "depfile", weavefile),
+            rule=job.rule.name,
+            key="depfile",
             hint="name it after the job's own output, e.g. depfile = \"{outputs[0]}.d\"",
         )
 
@@ -1033,7 +1040,7 @@ class Resolver:
             for dep in job.deps:
                 dep.dependents.append(job)
         _check_nesting(order)
-        _check_depfiles(order, producers, sources)
+        _check_depfiles(order, producers, sources, self.manifest.path)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         for name, all_globs in self._empty_globs.items():
             # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches
