@@ -653,25 +653,27 @@ def test_directory_target_over_chunks_a_build_splits_first(project):
     assert "nothing to do" in project.run("build", "c/").out
 
 
+# merge reads a source besides what a pattern rule makes for each raw sample.
+MERGE_NEEDS_EXTRA = """
+[rules.merge]
+inputs = ["clean/{s}.out", "extra.txt"]
+outputs = ["merged.txt"]
+foreach = { s = "raw/{s}.txt" }
+cmd = "cat {inputs} > {outputs}"
+[rules.clean]
+inputs = ["raw/{s}.txt"]
+outputs = ["clean/{s}.out"]
+cmd = "tr a-z A-Z < {inputs} > {outputs}"
+"""
+
+
 def test_directory_target_sees_a_source_the_defaults_missed_appear(project):
     """While the defaults cannot resolve (a missing source), `weave build clean/` knows only
     the exact outputs; once the source exists, the cached graph must not hide the others."""
     project.weavefile(
-        """
-        default = ["merged.txt"]
-        [rules.merge]
-        inputs = ["clean/{s}.out", "extra.txt"]
-        outputs = ["merged.txt"]
-        foreach = { s = "raw/{s}.txt" }
-        cmd = "cat {inputs} > {outputs}"
-        [rules.clean]
-        inputs = ["raw/{s}.txt"]
-        outputs = ["clean/{s}.out"]
-        cmd = "tr a-z A-Z < {inputs} > {outputs}"
-        [rules.static]
-        outputs = ["clean/static.out"]
-        cmd = "echo s > clean/static.out"
-        """
+        'default = ["merged.txt"]\n'
+        + MERGE_NEEDS_EXTRA
+        + '[rules.static]\noutputs = ["clean/static.out"]\ncmd = "echo s > clean/static.out"\n'
     )
     project.write("raw/a.txt", "a\n")
     assert project.run("build", "clean/").rc == 0

@@ -6,6 +6,7 @@ import os
 
 from conftest import assert_user_error
 from test_build import PIPELINE
+from test_commands import MERGE_NEEDS_EXTRA
 from weavebuild import Project
 
 
@@ -334,19 +335,7 @@ def test_stamp_file_is_void_without_its_token(project):
 def test_a_source_deleted_after_a_stamped_build_is_a_missing_source(project):
     """The partial build (the stamp names the jobs a change reaches) meets a deleted source as
     a from-scratch build does: a usage error naming it (exit 2), not a failed job."""
-    project.weavefile(
-        """
-        [rules.merge]
-        inputs = ["clean/{s}.out", "extra.txt"]
-        outputs = ["merged.txt"]
-        foreach = { s = "raw/{s}.txt" }
-        cmd = "cat {inputs} > {outputs}"
-        [rules.clean]
-        inputs = ["raw/{s}.txt"]
-        outputs = ["clean/{s}.out"]
-        cmd = "tr a-z A-Z < {inputs} > {outputs}"
-        """
-    )
+    project.weavefile(MERGE_NEEDS_EXTRA)
     project.write("raw/a.txt", "a\n")
     project.write("extra.txt", "e\n")
     assert project.run("build").rc == 0

@@ -232,6 +232,31 @@ def test_change_queue_debounces_a_burst():
     assert not queue
 
 
+def test_builds_started_only_by_their_own_writes_back_off_and_an_edit_resets(tmp_path):
+    """Watcher._pace: the third build in a row started only by changes made during the build
+    before is announced once; from then on each such build waits 1, 2, 4... s (at most
+    LOOP_MAX_WAIT) for anything else to change; a change that did not come from a build
+    resets the count. (The waits are recorded, not slept.)"""
+    from weavebuild import watch as watch_module
+
+    warnings: List[str] = []
+    watcher = watch_module.Watcher(str(tmp_path), None, [], {}, watch_module.WatchOptions(),
+                                   type("R", (), {"warning": lambda self, text: warnings.append(text)})())
+    waits: List[float] = []
+    watcher.changes.wait_for_more = lambda timeout: waits.append(timeout) or False  # type: ignore[method-assign]
+
+    def build_wrote(*paths: str) -> List[str]:
+        watcher._during_build.update(paths)
+        return watcher._pace(list(paths), 2.0)
+
+    for _ in range(10):
+        assert build_wrote("in.txt") == ["in.txt"]
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert len(warnings) == 1 and "in.txt changed during each of the last 3 builds" in warnings[0]
+    assert watcher._pace(["in.txt", "edited.txt"], 2.0) == ["in.txt", "edited.txt"]  # not all from a build
+    assert build_wrote("in.txt") == ["in.txt"] and waits[-1] == 60.0 and len(waits) == 8  # counting again
+
+
 # -- the real command ----------------------------------------------------------------------------
 
 def test_edit_rewrite_new_file_and_no_loop(project, start_watch):

@@ -38,7 +38,7 @@ from .filestate import (
 )
 from .graph import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
-from .paths import STATE_DIR
+from .paths import STATE_DIR, is_within
 from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
@@ -1052,10 +1052,7 @@ class Builder:
             if row is not None and row.discovered:
                 for path, digest in row.discovered:
                     started_with.setdefault(path, digest)
-            touched = [
-                path for path in started_with
-                if path in changed or any(other.startswith(path + "/") for other in changed)  # in a directory input
-            ]
+            touched = [path for path in started_with if any(is_within(other, path) for other in changed)]
             if not touched:  # spelled otherwise: through a symlink, or an absolute path
                 if real_changed is None:
                     real_changed = [os.path.realpath(os.path.join(self.root, other)) for other in changed]

@@ -212,12 +212,9 @@ class _RuleIndex:
                         path = paths.normalize(paths.substitute(output, bound))
                         other = self.static.get(path)
                         if other is not None and other[0] is not rule:
-                            raise ManifestError(
+                            raise _key_error(
+                                rule, "outputs", resolver.manifest.path,
                                 f"output '{path}' is also produced by rule '{other[0].name}'",
-                                path=rule.path or resolver.manifest.path,
-                                line=_key_line(rule, "outputs", resolver.manifest.path),
-                                rule=rule.name,
-                                key="outputs",
                                 hint="each file must be made by exactly one rule",
                             )
                         self.static[path] = (rule, bound)
@@ -252,9 +249,13 @@ class _RuleIndex:
         return self._by_rule.get(rule.name, [])
 
 
-def _key_line(rule: RuleSpec, key: str, weavefile: str) -> Optional[int]:
-    """The line of `key` in `rule`, read again from its file; else the rule's own line."""
-    return line_in_file(rule.path or weavefile, rule.name, key) or rule.line
+def _key_error(rule: RuleSpec, key: str, weavefile: str, message: str, hint: Optional[str] = None) -> ManifestError:
+    """An error at `key` of `rule`: its file, and the key's line read again from it (else the
+    rule's own line)."""
+    path = rule.path or weavefile
+    return ManifestError(
+        message, path=path, line=line_in_file(path, rule.name, key) or rule.line, rule=rule.name, key=key, hint=hint
+    )
 
 
 def _refuse_unreadable(full: str, path: str) -> None:
@@ -311,13 +312,8 @@ def _check_depfiles(
             problem = f"is read by {sources[job.depfile][0].display if sources[job.depfile] else 'a job'}"
         else:
             continue
-        path = job.rule.path or weavefile
-        raise ManifestError(
-            f"depfile '{job.depfile}' of {job.display} {problem}",
-            path=path,
-            line=_key_line(job.rule, "depfile", weavefile),
-            rule=job.rule.name,
-            key="depfile",
+        raise _key_error(
+            job.rule, "depfile", weavefile, f"depfile '{job.depfile}' of {job.display} {problem}",
             hint="name it after the job's own output, e.g. depfile = \"{outputs[0]}.d\"",
         )
 
@@ -487,12 +483,8 @@ class Resolver:
                 for key, value in zip(keys, row):
                     problem = paths.bad_wildcard_value(value)
                     if problem:
-                        raise ManifestError(
-                            f"foreach value {value!r} for '{key}' {problem}",
-                            path=rule.path or self.manifest.path,
-                            line=_key_line(rule, "foreach", self.manifest.path),
-                            rule=rule.name,
-                            key="foreach",
+                        raise _key_error(
+                            rule, "foreach", self.manifest.path, f"foreach value {value!r} for '{key}' {problem}"
                         )
             self._foreach[memo_key] = cached
         return cached
@@ -592,12 +584,8 @@ class Resolver:
             else:
                 problem = paths.protected_output(depfile, self._weavefiles) or self._depfile_clash(depfile, rule)
             if problem:
-                raise ManifestError(
-                    f"depfile '{depfile}' of {job.key} {problem}",
-                    path=rule.path or self.manifest.path,
-                    line=_key_line(rule, "depfile", self.manifest.path),
-                    rule=rule.name,
-                    key="depfile",
+                raise _key_error(
+                    rule, "depfile", self.manifest.path, f"depfile '{depfile}' of {job.key} {problem}",
                     hint="name it after the job's own output, e.g. depfile = \"{outputs[0]}.d\" (check the vars it uses, and any --set values)",
                 )
             job.depfile = depfile
@@ -653,13 +641,10 @@ class Resolver:
                 try:
                     return one(_not_an_option(items[part.index]) if quote else items[part.index])
                 except IndexError:
-                    raise ManifestError(
+                    raise _key_error(
+                        job.rule, key, self.manifest.path,
                         f"'{part.text}' is out of range: job {job.key} has {len(items)} {kind}"
                         + (f" named '{part.attr}'" if part.attr is not None else ""),
-                        path=job.rule.path or self.manifest.path,
-                        line=_key_line(job.rule, key, self.manifest.path),
-                        rule=job.rule.name,
-                        key=key,
                     ) from None
             text = join(items)
             if quote and (text[:1] == "-" or " -" in text):  # one scan of the text, in C

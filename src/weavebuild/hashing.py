@@ -162,26 +162,26 @@ def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None, loo
     parts: List[str] = ["tree"]
     for rel, kind in walk_tree(root):
         full = os.path.join(root, rel)
+        st = target = None
         if kind == "file":
             st = os.stat(full)
             executable = "x" if st.st_mode & stat_module.S_IXUSR else "-"
             parts.extend((rel, "file" + executable, digest_of(full)))
-            if looks is not None:
-                looks.append(_file_look(rel, st))
         elif kind == "link":
             target = os.readlink(full)
             parts.extend((rel, "link", target))
-            if looks is not None:
-                looks.append(f"{rel}\0link\0{target}")
         else:
             parts.extend((rel, kind, ""))
-            if looks is not None:
-                looks.append(f"{rel}\0{kind}")
+        if looks is not None:
+            looks.append(_look(rel, kind, st, target))
     return digest_strings(parts)
 
 
-def _file_look(rel: str, st: os.stat_result) -> str:
-    return f"{rel}\0file\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\0{st.st_mode}"
+def _look(rel: str, kind: str, st: Optional[os.stat_result], target: Optional[str]) -> str:
+    """One entry of a tree as tree_looks sees it."""
+    if st is not None:
+        return f"{rel}\0{kind}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\0{st.st_mode}"
+    return f"{rel}\0{kind}\0{target}" if target is not None else f"{rel}\0{kind}"
 
 
 def tree_looks(root: str) -> str:
@@ -191,10 +191,6 @@ def tree_looks(root: str) -> str:
     looks: List[str] = []
     for rel, kind in walk_tree(root):
         full = os.path.join(root, rel)
-        if kind == "file":
-            looks.append(_file_look(rel, os.stat(full)))
-        elif kind == "link":
-            looks.append(f"{rel}\0link\0{os.readlink(full)}")
-        else:
-            looks.append(f"{rel}\0{kind}")
+        st = os.stat(full) if kind == "file" else None
+        looks.append(_look(rel, kind, st, os.readlink(full) if kind == "link" else None))
     return digest_strings(looks)

@@ -63,6 +63,11 @@ def is_outside(path: str) -> bool:
     return os.path.isabs(path) or path == ".." or path.startswith("../")
 
 
+def is_within(path: str, directory: str) -> bool:
+    """Whether project path `path` is `directory` or lies inside it (both canonical)."""
+    return path == directory or path.startswith(directory + "/")
+
+
 def has_glob(pattern: str) -> bool:
     return not GLOB_CHARS.isdisjoint(pattern)
 

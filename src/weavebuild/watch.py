@@ -571,7 +571,7 @@ class Watcher:
                 job.rule.name
                 for job in (self._graph.jobs if self._graph is not None else [])
                 for path in changed
-                if any(path == source or path.startswith(source + "/") for source in job.inputs)
+                if any(paths.is_within(path, source) for source in job.inputs)
             })
             self.reporter.warning(
                 f"{_summarize(changed)} changed during each of the last {LOOP_AFTER} builds, and"
