@@ -11,6 +11,7 @@ Owns the cache format; knows graphs and paths, nothing of the store or of schedu
 from __future__ import annotations
 
 import marshal
+import operator
 import os
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -238,6 +239,10 @@ _RULE_FIELDS = (
 )
 
 
+assert _RULE_FIELDS[:2] == ("inputs", "outputs")  # lists; the other fields are scalars, tuples or dicts
+_rule_values = operator.attrgetter(*_RULE_FIELDS)
+
+
 def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
     index = {job.key: position for position, job in enumerate(graph.jobs)}
     rules: Dict[str, bytes] = {}
@@ -245,12 +250,9 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
     for job in graph.jobs:
         rule = job.rule
         if rule.name not in rules:
-            rules[rule.name] = marshal.dumps(  # a blob per rule too, for the same reason
-                tuple(
-                    tuple(value) if isinstance(value, list) else value
-                    for value in (getattr(rule, field) for field in _RULE_FIELDS)
-                )
-            )
+            values = _rule_values(rule)  # inputs and outputs first: the only lists
+            # a blob per rule too, for the same reason
+            rules[rule.name] = marshal.dumps((tuple(values[0]), tuple(values[1])) + values[2:])
         jobs.append(
             marshal.dumps(  # one blob per job: a partial build decodes only the jobs it needs
                 (
@@ -263,7 +265,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
                     job.cmd,
                     job.env,
                     job.vars,
-                    tuple(index[dep.key] for dep in job.deps),
+                    tuple([index[dep.key] for dep in job.deps]),
                     job.display,
                     job.recipe or "",
                     job.depfile,

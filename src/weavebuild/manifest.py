@@ -493,6 +493,7 @@ def override_var(name: str, text: str, default: Any, path: str, line: Optional[i
 
 # The key of a `key = value` line: bare or quoted parts, dotted (`a.env`, `"a.b".env`).
 _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
+_DOTTED_SPACES_RE = re.compile(r"\s*\.\s*")  # `a . b` in a dotted key or header is `a.b`
 _KEY_LINE_RE = re.compile(r"\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=")
 
 
@@ -570,7 +571,7 @@ class _Locator:
                 if stripped.startswith("[") and "]" in stripped:
                     # [rules.x], or [[rules.x]] (an array of tables: a mistake, reported at it)
                     start = 2 if stripped.startswith("[[") else 1
-                    header = re.sub(r"\s*\.\s*", ".", stripped[start : stripped.find("]")].strip())
+                    header = _DOTTED_SPACES_RE.sub(".", stripped[start : stripped.find("]")].strip())
                     table = header
                     if header.startswith("rules."):
                         name, sub = _split_rule_header(header[len("rules.") :])
@@ -581,7 +582,7 @@ class _Locator:
                     match = _KEY_LINE_RE.match(line)
                     if match is None:
                         continue
-                    key = re.sub(r"\s*\.\s*", ".", match.group(1))
+                    key = _DOTTED_SPACES_RE.sub(".", match.group(1))
                     if table == "":  # at top level only `rules.NAME... = ...` names a rule
                         if not key.startswith("rules."):
                             continue
@@ -1146,6 +1147,8 @@ class _Validator:
                 ) from None
 
     def check_braces(self, pattern: str, rule: str, key: str) -> None:
+        if "{" not in pattern and "}" not in pattern:
+            return  # most paths: no regex scan
         stripped = WILDCARD_RE.sub("", pattern)
         if "{" in stripped or "}" in stripped:
             raise self.error(f"unbalanced brace in '{pattern}'", rule, key, hint="use {{ and }} for literal braces")
@@ -1354,16 +1357,20 @@ class _Validator:
                     "outputs",
                     hint="outputs must be exact paths or {wildcard} patterns",
                 )
-        amounts = body.get("resources", {})
-        if isinstance(amounts, dict):
-            amounts = {key: self.amount_var(value, variables, name, "resources") for key, value in amounts.items()}
-        spec.resources = self.resource_table(amounts, name, "resources")
-        cpus = self.amount_var(body.get("cpus", 1), variables, name, "cpus")
-        if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
-            raise self.error(f"must be a positive integer, got {_shown(cpus)}", name, "cpus")
-        if not _amount_in_range(cpus):
-            raise self.error(f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, "cpus")
-        spec.cpus = cpus
+        # Most rules have none of the keys below: each is checked only when written (a rule's
+        # defaults are RuleSpec's), which keeps loading a Weavefile of many rules fast.
+        if "resources" in body:
+            amounts = body["resources"]
+            if isinstance(amounts, dict):
+                amounts = {key: self.amount_var(value, variables, name, "resources") for key, value in amounts.items()}
+            spec.resources = self.resource_table(amounts, name, "resources")
+        if "cpus" in body:
+            cpus = self.amount_var(body["cpus"], variables, name, "cpus")
+            if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+                raise self.error(f"must be a positive integer, got {_shown(cpus)}", name, "cpus")
+            if not _amount_in_range(cpus):
+                raise self.error(f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, "cpus")
+            spec.cpus = cpus
         env = body.get("env", {})
         if not isinstance(env, dict):
             raise self.error("must be a table of environment variables", name, "env")
@@ -1416,7 +1423,7 @@ class _Validator:
                 spec.env_templates[key] = self.template(value, spec, variables, "env", used)
             if spec.depfile is not None:
                 spec.depfile_template = self.template(spec.depfile, spec, variables, "depfile", used)
-        spec.vars_used = tuple(sorted(set(used)))
+        spec.vars_used = tuple(sorted(set(used))) if used else ()
         return spec
 
     def template(

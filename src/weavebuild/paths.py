@@ -43,6 +43,10 @@ def normalize(path: str) -> str:
     """Canonical project-relative spelling: 'a/./b/' → 'a/b'. Absolute paths stay absolute."""
     if not path:
         return path
+    if path[0] != "." and path[-1] != "/" and "/." not in path and "//" not in path and os.sep == "/":
+        # Already canonical (no '.', '..' or empty step, no trailing slash), as nearly every
+        # path a Weavefile writes is: normpath is pure Python before 3.12.
+        return path
     path = path.replace("\\", "/") if os.sep == "\\" else path
     normalized = os.path.normpath(path)
     if normalized == ".":
@@ -60,6 +64,8 @@ def readable(text: str) -> str:
 
 def is_outside(path: str) -> bool:
     """True if a normalised relative path escapes the project directory."""
+    if os.sep == "/":  # os.path.isabs is Python-level: this is on the path of every output
+        return path[:1] == "/" or path == ".." or path[:3] == "../"
     return os.path.isabs(path) or path == ".." or path.startswith("../")
 
 
