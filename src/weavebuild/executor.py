@@ -104,7 +104,8 @@ class _Running:
 
     __slots__ = (
         "token", "processes", "started", "cancelled", "cancelled_at", "timed_out", "peak_rss",
-        "statuses", "cpu_time", "maxrss", "discarded", "log_path", "spool_fd", "spool_path", "promoted",
+        "statuses", "cpu_time", "maxrss", "discarded", "log_path", "log_dir", "spool_fd", "spool_path",
+        "promoted",
     )
 
     def __init__(self, token: object, processes: List[spawn.Child], started: float):
@@ -113,6 +114,7 @@ class _Running:
         self.started = started
         self.discarded = False  # stages of a pipeline that could not be started whole
         self.log_path = ""
+        self.log_dir = ""  # os.path.dirname(log_path), taken once
         self.spool_fd = -1  # the output file's descriptor while the job runs; -1 once settled
         self.spool_path = ""
         self.promoted = False  # the spool file was renamed to log_path while the job ran
@@ -212,13 +214,15 @@ class LocalExecutor(Executor):
         pwd = self._pwd_for(cwd, child_env)
         if pwd:
             child_env = dict(os.environ if child_env is None else child_env, PWD=pwd)
-        pipeline = self.pipeline(command, child_env, cwd)
+        search = spawn.search_path(child_env)  # looked up once: os.environ's lookups are slow
+        pipeline = self.pipeline(command, child_env, cwd, search)
         processes: Optional[List[spawn.Child]] = None
-        log, spool_path = self._take_spool(log_path)
+        log_dir = os.path.dirname(log_path)
+        log, spool_path = self._take_spool(log_dir)
         try:
             if pipeline is not None:
                 try:
-                    processes = self._start_pipeline(pipeline, child_env, cwd, log)
+                    processes = self._start_pipeline(pipeline, child_env, cwd, log, search)
                 except OSError as exc:
                     # A program that cannot be exec'd: gone since it was looked up, or a script
                     # without a #! line (which bash runs itself). bash then does what it does,
@@ -234,6 +238,7 @@ class LocalExecutor(Executor):
             raise
         running = _Running(token, processes, time.monotonic())
         running.log_path, running.spool_fd, running.spool_path = log_path, log, spool_path
+        running.log_dir = log_dir
         self._promotions.append((running.started + PROMOTE_AFTER, running))
         self._register(running)
 
@@ -243,10 +248,9 @@ class LocalExecutor(Executor):
             return None
         return running.spool_path
 
-    def _take_spool(self, log_path: str) -> Tuple[int, str]:
-        """An empty spool file beside `log_path`'s directory, open for writing: a free one, or
-        a new one. The first use of a directory removes what a weave that was killed left there."""
-        directory = os.path.dirname(log_path)
+    def _take_spool(self, directory: str) -> Tuple[int, str]:
+        """An empty spool file for a log in `directory`, open for writing: a free one, or a new
+        one. The first use of a directory removes what a weave that was killed left there."""
         free = self._spools.get(directory)
         if free:
             return free.pop()
@@ -276,7 +280,7 @@ class LocalExecutor(Executor):
         except OSError:
             empty = False
         if empty and succeeded and not running.promoted and not _lingering(running):
-            self._spools[os.path.dirname(running.log_path)].append((fd, running.spool_path))
+            self._spools[running.log_dir].append((fd, running.spool_path))
             if running.log_path in self._logs_present:
                 self._logs_present.discard(running.log_path)
                 _unlink(running.log_path)
@@ -316,11 +320,13 @@ class LocalExecutor(Executor):
             promotions.popleft()
         return None
 
-    def _spawn(self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]) -> spawn.Child:
+    def _spawn(
+        self, argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]], path: Optional[str] = None
+    ) -> spawn.Child:
         # argv[0] as the user wrote it (messages read "cp: ...", as under bash), looked up on
         # the job's PATH at exec. Each job in its own session: killable as a tree, and
         # vfork-friendly.
-        return spawn.start(argv, stdin, stdout, stderr, cwd, env)
+        return spawn.start(argv, stdin, stdout, stderr, cwd, env, path)
 
     def _register(self, running: _Running) -> None:
         if self.registry is not None:
@@ -335,10 +341,8 @@ class LocalExecutor(Executor):
                 os.write(self._registry_fd, f"run {self.run_id}{owner_text}\n".encode())
             now = time.time()
             # The job's key last (it may hold spaces): `weave status` tells running jobs by it.
-            os.write(
-                self._registry_fd,
-                "".join(f"{p.pid} {now:.3f} {running.token}\n" for p in running.processes).encode("utf-8", "surrogateescape"),
-            )
+            lines = "".join([f"{process.pid} {now:.3f} {running.token}\n" for process in running.processes])
+            os.write(self._registry_fd, lines.encode("utf-8", "surrogateescape"))
         self._by_token[running.token] = running
         for process in running.processes:
             self._by_pid[process.pid] = running
@@ -366,14 +370,14 @@ class LocalExecutor(Executor):
         self._children.put(None)
 
     def pipeline(
-        self, command: str, env: Optional[Mapping[str, str]] = None, cwd: str = "."
+        self, command: str, env: Optional[Mapping[str, str]] = None, cwd: str = ".", path: Optional[str] = None
     ) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
         """(argv of each stage, input file, output file, append) for a command that is only
         plain programs with plain words (`cp a b`), or such programs joined by `|`, with at
         most `< FILE` on the first stage and `> FILE` or `>> FILE` on the last; else None: no
         quoting, expansion, builtins, or programs bash would not find, with the PATH of `env`
-        (weave's own if None) and `cwd` as its directory (bash reports "command not found"
-        with its exit code 127).
+        (weave's own if None; `path`, if given, is that PATH) and `cwd` as its directory
+        (bash reports "command not found" with its exit code 127).
 
         bash in strict mode would only start these programs, connect them and wait: weave does
         that itself, as make does for plain commands, which saves starting bash (the larger
@@ -381,6 +385,14 @@ class LocalExecutor(Executor):
         the rightmost stage that failed (128 + N for a stage killed by signal N)."""
         if "\n" in command.strip() or not _PIPELINE_COMMAND.match(command):
             return None
+        search = spawn.search_path(env) if path is None else path
+        if "|" not in command and "<" not in command and ">" not in command:
+            # One plain program (most commands): its words are its argv.
+            words = command.split()
+            first = words[0]
+            if first in _BASH_WORDS or "=" in first or not self._runnable(first, search, cwd):
+                return None
+            return [words], None, None, False
         # No cap on the words: a fan-in over thousands of paths fits the kernel's limit for
         # all arguments together (ARG_MAX, 2 MB) long after it outgrows bash -c, whose whole
         # command is one argument (at most 128 KiB).
@@ -421,10 +433,9 @@ class LocalExecutor(Executor):
             index += 1
         if not stages[-1]:
             return None
-        path = spawn.search_path(env)
         for stage in stages:
             first = stage[0]
-            if first in _BASH_WORDS or "=" in first or not self._runnable(first, path, cwd):
+            if first in _BASH_WORDS or "=" in first or not self._runnable(first, search, cwd):
                 return None
         return stages, source, target, append
 
@@ -434,6 +445,7 @@ class LocalExecutor(Executor):
         env: Optional[Dict[str, str]],
         cwd: str,
         log: int,
+        path: Optional[str] = None,
     ) -> Optional[List[spawn.Child]]:
         """Start the stages of `pipeline`, each in its own session, with stderr to the log; None
         when a redirection cannot be opened (bash then reports it in its own words)."""
@@ -456,10 +468,10 @@ class LocalExecutor(Executor):
                     if position < len(argvs) - 1:
                         read_end, write_end = os.pipe()
                         opened += [read_end, write_end]
-                        processes.append(self._spawn(argv, stdin, write_end, log, cwd, env))
+                        processes.append(self._spawn(argv, stdin, write_end, log, cwd, env, path))
                         stdin = read_end
                     else:
-                        processes.append(self._spawn(argv, stdin, last_stdout, log, cwd, env))
+                        processes.append(self._spawn(argv, stdin, last_stdout, log, cwd, env, path))
             except OSError:
                 # Stop the stages already started, and let the reaper account for them.
                 for process in processes:

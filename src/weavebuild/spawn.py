@@ -73,20 +73,21 @@ def start(
     stderr: int,
     cwd: str,
     env: Optional[Dict[str, str]],
+    path: Optional[str] = None,
 ) -> Child:
     """Start `argv` in `cwd`, in its own session, with descriptors 0-2 from the three given
     and every other descriptor closed; `env=None` inherits weave's environment. argv[0] is
     the program: a path if it has a slash (relative to `cwd`), else looked up on the PATH of
-    the environment at exec, in order, as execvp and bash do. Raises OSError as Popen does
+    the environment at exec (`path`, if the caller has it: search_path(env)), in order, as
+    execvp and bash do. Raises OSError as Popen does
     when the program cannot be started (its errno and file name)."""
     if _FORK_EXEC is None:
         return _start_with_popen(argv, stdin, stdout, stderr, cwd, env)
     fork_exec, layout_311 = _FORK_EXEC
     program = argv[0]
     sys.audit("subprocess.Popen", program, argv, cwd, env)
-    executables = _exec_list(program, search_path(env))
+    executables = _exec_list(program, search_path(env) if path is None else path)
     env_list = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
-    args = [os.fsencode(word) for word in argv]
     error_read, error_write = os.pipe()
     low_fds: List[int] = []
     while error_write < 3:  # with 0-2 closed in weave, the child's dup2s would overwrite it
@@ -97,14 +98,14 @@ def start(
     try:
         try:
             if layout_311:
-                pid = fork_exec(
-                    args, executables, True, (error_write,), cwd, env_list,
+                pid = fork_exec(  # argv as str: fork_exec encodes each word as os.fsencode does
+                    argv, executables, True, (error_write,), cwd, env_list,
                     stdin, -1, -1, stdout, -1, stderr, error_read, error_write,
                     True, True, -1, None, None, None, -1, None, getattr(subprocess, "_USE_VFORK", True),
                 )
             else:
-                pid = fork_exec(
-                    args, executables, True, (error_write,), cwd, env_list,
+                pid = fork_exec(  # argv as str: fork_exec encodes each word as os.fsencode does
+                    argv, executables, True, (error_write,), cwd, env_list,
                     stdin, -1, -1, stdout, -1, stderr, error_read, error_write,
                     True, True, None, None, None, -1, None,
                 )

@@ -609,9 +609,13 @@ class Store:
 def _attempt_rows(rows: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
     """Attempt rows with their job key (1) and log path (10) as _text stores them."""
     return [
-        tuple(_text(value) if index in (1, 10) and isinstance(value, str) else value for index, value in enumerate(row))
+        row[:1] + (_stored(row[1]),) + row[2:10] + (_stored(row[10]),) if len(row) == 11 else row  # else SQLite refuses it
         for row in rows
     ]
+
+
+def _stored(value: Any) -> Any:
+    return _text(value) if isinstance(value, str) else value
 
 
 def _move_aside(path: str) -> str:
