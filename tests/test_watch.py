@@ -329,6 +329,9 @@ def test_broken_weavefile_then_fixed(project, start_watch):
     broken = watch.wait_result(after=first[0])
     assert broken[1] == "error", watch.output()
     assert "weave: error: " in watch.output() and "invalid TOML" in watch.output()
+    # Spelled as `weave build` (and the first load) spells it, not by its absolute path.
+    assert "weave: error: ./Weavefile:1:" in watch.output(), watch.output()
+    assert str(project.root) not in watch.output(), watch.output()
     # Still watching, with the last good graph: a source edit is noticed, but nothing builds.
     project.write("raw/a.txt", "alpha two\n")
     again = watch.wait_result(after=broken[0])
@@ -338,6 +341,23 @@ def test_broken_weavefile_then_fixed(project, start_watch):
     watch.wait_for(lambda: read(project, "merged.txt") == "ALPHA TWO\nBETA\n" and
                    [r for r in watch.results() if r[0] > again[0] and r[1] == "ok"],
                    "a build with the fixed Weavefile")
+    assert watch.interrupt() == 130
+
+
+def test_a_deleted_weavefile_is_waited_for(project, start_watch):
+    make_pipeline(project)
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok", watch.output()
+    text = (project.root / "Weavefile").read_text()
+    (project.root / "Weavefile").unlink()  # a git stash, say
+    gone = watch.wait_cycle_for("Weavefile", after=first[0])
+    assert gone[1] == "error" and "Weavefile is gone" in gone[2], watch.output()
+    assert "weave: error: the Weavefile ./Weavefile is gone" in watch.output(), watch.output()
+    assert "-f takes" not in watch.output(), watch.output()  # no -f was given
+    project.write("raw/a.txt", "alpha two\n")
+    project.write("Weavefile", text)
+    watch.wait_for(lambda: read(project, "merged.txt") == "ALPHA TWO\nBETA\n", "a build once it is back")
     assert watch.interrupt() == 130
 
 
@@ -518,6 +538,34 @@ def test_an_input_changed_only_in_its_metadata_while_read_starts_another_cycle(p
     assert second[1] == "ok" and "1 ran" in second[2], watch.output()
     assert project.runs_log() == ["slow", "slow"]
     assert project.run("status", "all").rc == 0
+
+
+def test_an_absolute_input_changed_while_read_is_one_change(project, start_watch):
+    """Its event names it from the project (`../ext/a.txt`), the build by its path as the rule
+    writes it: the next cycle lists it once."""
+    outside = project.root.parent / "ext"
+    outside.mkdir()
+    (outside / "a.txt").write_text("one\n")
+    project.weavefile(
+        f"""
+        [rules.slow]
+        inputs = ["{outside / 'a.txt'}"]
+        outputs = ["out/a.txt"]
+        cmd = "echo slow >> runs.log; while [ ! -f go ]; do sleep 0.05; done; cat {{inputs}} > {{outputs}}"
+        """
+    )
+    watch = start_watch()
+    watch.wait_for(lambda: project.runs_log() == ["slow"], "the job to start")
+    (outside / "a.txt").write_text("two\n")
+    project.write("go", "")
+    first = watch.wait_result()
+    assert first[1] == "ok", watch.output()
+    second = watch.wait_result(after=first[0])  # the job was not recorded: it runs again
+    assert second[1] == "ok" and read(project, "out/a.txt") == "two\n", watch.output()
+    changed = watch.changed()
+    assert changed and len(changed) == len(set(changed)), watch.output()
+    assert all(path == "../ext/a.txt" for path in changed), watch.output()
+    assert watch.interrupt() == 130
 
 
 def test_ctrl_c_while_a_restart_winds_down_stops_watch(project, start_watch):

@@ -431,6 +431,8 @@ class Watcher:
     ):
         self.directory = directory
         self.weavefile = weavefile
+        self._spelled: Optional[str] = None  # the Weavefile's path as first loaded (run)
+        self._spelled_in = ""  # the working directory then
         self.overrides = dict(overrides or {})  # --set values, applied at every (re)load
         self.targets = list(targets)
         self.build_kwargs = dict(build_kwargs)
@@ -507,10 +509,12 @@ class Watcher:
             self.root = os.path.dirname(os.path.abspath(self._weavefile_path()))
             initial_error = exc
         self.root = os.path.abspath(self.root)
-        # Absolute from here on: reloads must read the same file whatever `directory` was.
-        self.weavefile = os.path.abspath(
-            self._weavefile_path() if self.project is None else self.project.manifest.path
-        )
+        # Reloads read the same file, never one found by a new search; they spell it as the
+        # first load did (`./Weavefile:3: ...`, as `weave build` says), while the working
+        # directory is the same (else by its absolute path).
+        self._spelled = self._weavefile_path() if self.project is None else self.project.manifest.path
+        self._spelled_in = os.getcwd()
+        self.weavefile = os.path.abspath(self._spelled)
         self.spec = WatchSet(self.root, relative(self.root, os.path.abspath(self.weavefile)))
         previous_term = signal.getsignal(signal.SIGTERM)
         if threading.current_thread() is threading.main_thread():
@@ -544,6 +548,12 @@ class Watcher:
         self.err.write("weave: interrupted\n")
         self.err.flush()
         return code
+
+    def _reload_path(self) -> str:
+        """The Weavefile as the first load spelled it, or its absolute path."""
+        if self._spelled is None or os.path.isabs(self._spelled) or os.getcwd() != self._spelled_in:
+            return os.path.abspath(self.weavefile or self._weavefile_path())
+        return self._spelled
 
     def _weavefile_path(self) -> str:
         if self.weavefile is not None:
@@ -595,12 +605,19 @@ class Watcher:
         # 1. The Weavefile: reload when it changed, or while the last version was invalid.
         if self.project is None or any(rel in spec.weavefiles for rel in changed):
             try:
-                self.project = Project.load(self.root, self.weavefile, self.overrides)
+                self.project = Project.load("", self._reload_path(), self.overrides)
             except UsageError as exc:  # invalid, or gone: keep the last good watch set
+                gone = not os.path.lexists(self.weavefile)  # deleted or moved away (git stash?)
                 self.project = None
-                self._report_error(exc)
+                self._report_error(
+                    UsageError(f"the Weavefile {self._reload_path()} is gone", hint="watching for it to come back")
+                    if gone
+                    else exc
+                )
                 self._update_watches()
-                self._finish("error", "Weavefile is invalid; watching with the last good graph", started)
+                self._finish(
+                    "error", f"Weavefile is {'gone' if gone else 'invalid'}; watching with the last good graph", started
+                )
                 return
         # 2. The graph, and from it what to watch. Watches are in place before the build starts,
         #    so a change made while it runs is seen.
@@ -668,9 +685,11 @@ class Watcher:
                 self._update_watches()
         for path in result.changed_during:
             # Changed while a job read it (a chmod, a touch, an edit that the events of this
-            # build's window did not bring): that job was not recorded; build again.
-            self._during_build.add(path)
-            self.changes.add(path)
+            # build's window did not bring): that job was not recorded; build again. Spelled
+            # as events are (an absolute input: `../ext/a.txt`), so that one file is one change.
+            rel = relative(self.root, os.path.join(self.root, path))
+            self._during_build.add(rel)
+            self.changes.add(rel)
         # Counted, not listed: the jobs a partial build never loaded have no results until
         # asked for (40k of them cost 0.3 s to make).
         ran, fresh = result.count(RAN), result.count(UP_TO_DATE)
