@@ -258,6 +258,12 @@ def test_keys_written_as_sub_tables_are_located(project):
         ('[rules.a]\noutputs = ["a"]\ncmd = "sed s/\\./_/ x"\n', ["Weavefile:3:", "literal string '...'"]),
         ('[rules.a]\noutputs = ["a"]\noutputs = ["b"]\ncmd = "touch a"\n', ["Weavefile:3:", "set twice"]),
         ('[rules.a]\ncmd = "x"\n[rules.a]\ncmd = "y"\n', ["Weavefile:3:", "declared once"]),
+        # Something left open at the end of the file, and two values on one line.
+        ('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\nenv = [\n', ["Weavefile:4:", "the file ends where a value", "must be closed"]),
+        ('[rules.a]\noutputs = ["a", "b"\n', ["Weavefile:2:", "Unclosed array", "close the list with ]"]),
+        ('[rules.a]\noutputs = ["a" "b"]\ncmd = "touch a"\n', ["Weavefile:2:", "separated by commas"]),
+        ('[rules.a]\noutputs = ["a"]\nenv = { X = "1"\n', ["Weavefile:3:", "close it with }", "on one line"]),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "echo" "a"\n', ["Weavefile:3:", "one key = value per line", "not joined"]),
         # Habits from other tools and nested vars.
         ('[vars.prepare]\nsplit = 0.2\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n', ["Weavefile:1:", "vars are not nested", "{vars.prepare_split}"]),
         ('[rules.a]\noutputs = ["a"]\nthreads = 4\ncmd = "touch a"\n', ["Weavefile:3:", "did you mean 'cpus'"]),

@@ -407,7 +407,18 @@ def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Man
 
 
 # The parser's words for the mistakes people make most, and what to do about each.
-_TOML_HINTS = (
+_TOML_HINTS = (  # by the start of tomli's message, the first that matches
+    (
+        "Invalid value before the end of the file",
+        "the file ends where a value was expected: finish the last key's value (a list [...] or "
+        "table {...} must be closed)",
+    ),
+    ("Unclosed array", 'close the list with ]; its items are separated by commas: inputs = ["a.csv", "b.csv"]'),
+    ("Unclosed inline table", "close it with }; an inline table { ... } must stay on one line"),
+    (
+        "Expected newline or end of document after a statement",
+        'one key = value per line: two strings in a row are not joined (write one string, or a list ["a", "b"])',
+    ),
     ("Invalid value", 'text needs quotes: cmd = "touch out.txt"; a list needs brackets: inputs = ["a.csv"]'),
     (
         "Illegal character '\\n'",
