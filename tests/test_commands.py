@@ -65,6 +65,49 @@ def test_plan_counts_many_up_to_date_jobs(project):
 
 
 
+def test_plan_and_status_of_a_built_project_come_from_its_stamp(project):
+    """Once built, plan and status answer from the build's no-op stamp, as a no-op build does (a
+    second at 100k jobs, where checking every job took seven), in the words of the full check,
+    which they fall back on as soon as anything the jobs read or make, or the Weavefile, changed."""
+    from weavebuild import Project as ApiProject
+
+    project.weavefile(
+        """
+        [rules.copy]
+        inputs = ["src/{n}.txt"]
+        outputs = ["out/{n}.txt"]
+        foreach = { n = "src/{n}.txt" }
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    for n in range(25):
+        project.write(f"src/{n}.txt", f"{n}\n")
+    assert ApiProject.load(str(project.root)).proven_up_to_date() is None  # never built
+    assert project.run("build").rc == 0
+    assert ApiProject.load(str(project.root)).proven_up_to_date() == 25
+    assert project.run("plan").out.strip() == "nothing to do (25 jobs up to date)"
+    status = project.run("status")
+    assert status.rc == 0 and status.out.strip() == "25 of 25 jobs up to date"
+    project.write("src/7.txt", "changed\n")
+    assert ApiProject.load(str(project.root)).proven_up_to_date() is None
+    assert "would run 1 of 25 jobs:" in project.run("plan").out
+    status = project.run("status")
+    assert status.rc == 1 and "24 of 25 jobs up to date, 1 stale" in status.out
+    project.write("src/7.txt", "7\n")  # the same content again: still proven
+    assert ApiProject.load(str(project.root)).proven_up_to_date() == 25
+    os.remove(project.root / "out/3.txt")  # an output gone
+    assert ApiProject.load(str(project.root)).proven_up_to_date() is None
+    assert "would run 1 of 25 jobs:" in project.run("plan").out
+    assert project.run("build").rc == 0
+    assert project.run("build", "out/3.txt").rc == 0  # a stamp of its own for this target
+    assert ApiProject.load(str(project.root)).proven_up_to_date(["out/3.txt"]) == 1
+    out = project.run("plan", "out/3.txt").out  # few enough to name: from the full check
+    assert out.startswith("nothing to do (1 job up to date)\n") and "  copy out/3.txt" in out
+    project.write("Weavefile", project.read("Weavefile").replace("cp ", "cp -p "))
+    assert ApiProject.load(str(project.root)).proven_up_to_date() is None
+    assert "would run 25 of 25 jobs:" in project.run("plan").out
+
+
 def test_status_exit_code(project):
     make_pipeline(project)
     result = project.run("status")

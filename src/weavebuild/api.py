@@ -295,6 +295,18 @@ class Project:
         return pool
 
     # -- commands ----------------------------------------------------------------------------------
+    def proven_up_to_date(self, targets: Sequence[str] = ()) -> Optional[int]:
+        """How many jobs `targets` need, if the no-op stamp of their last build proves every one
+        of them up to date (no file they read or made changed since, nor the Weavefile), as
+        `build` would find it; else None, and plan() tells. Read-only, and for 100k jobs a
+        second where plan() loads and checks the whole graph."""
+        store = self.open_store(readonly=True)
+        try:
+            checked = stamp.check(store, self.root, stamp.key(self.digest, _targets(targets)))
+        finally:
+            store.close()
+        return len(checked.job_keys) if checked is not None and checked.noop else None
+
     def plan(
         self,
         targets: Sequence[str] = (),

@@ -33,6 +33,15 @@ def print_plan(
 ) -> None:
     """Print what a build would run. `check(graph)`, if given, runs first and may refuse the
     plan as the build would (`build -n` checks the resource totals)."""
+    if check is None and not force and not force_rules and not as_json:
+        # Proven up to date by the last build's stamp: the count is all there is to say (unless
+        # the few up-to-date jobs are to be listed by name).
+        proven = project.proven_up_to_date(targets)
+        if proven is not None and (
+            not show_up_to_date or settings.verbosity == 0 or (proven > UP_TO_DATE_LISTED and settings.verbosity < 2)
+        ):
+            click.echo(f"nothing to do ({proven} job{'s' if proven != 1 else ''} up to date)")
+            return
     graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter(), force_rules=force_rules)
     if check is not None:
         check(graph)

@@ -37,6 +37,10 @@ def _reasons(reasons: Sequence[object], failure: Optional[str]) -> str:
 def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
     """Table of the jobs TARGETS need and their state; exit code 1 if anything is stale."""
     project = settings.project()
+    proven = None if show_all else project.proven_up_to_date(targets)
+    if proven is not None:  # by the last build's stamp: no table to show, only the count
+        click.echo(f"{proven} of {proven} jobs up to date")
+        sys.exit(0)
     graph, verdicts = project.plan(targets, reporter=settings.reporter())
     stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
     rows = [job for job in graph.jobs if show_all or not verdicts[job.key].up_to_date]
