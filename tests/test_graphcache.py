@@ -181,3 +181,134 @@ def test_a_damaged_listings_file_only_costs_a_scan(project):
     project.write("raw/d.txt", "hello d\n")
     result = project.run("build")
     assert result.rc == 0 and "[1/3] clean_sample clean/d.txt" in result.out, result
+
+
+DERIVABLE = """
+    default = ["reports/all.txt"]
+
+    [vars]
+    samples = ["a", "b", "c"]
+
+    [rules.prep]
+    inputs = ["raw/{s}.txt", "config.toml"]
+    outputs = ["work/{s}.txt"]
+    foreach = { s = "{vars.samples}" }
+    cmd = "cat {inputs} > {outputs}"
+
+    [rules.split]
+    inputs = ["work/a.txt"]
+    outputs = ["split/x.txt", "split/y.txt"]
+    cmd = "cp {inputs} split/x.txt && cp {inputs} split/y.txt"
+
+    [rules.tree]
+    inputs = ["work/b.txt", "work/c.txt"]
+    outputs = ["tree/"]
+    cmd = "mkdir -p tree/in && cat {inputs} > tree/in/all.txt"
+
+    [rules.read_tree]
+    inputs = ["tree/in/all.txt", "split/y.txt", "work/a.txt"]
+    outputs = ["out/read.txt"]
+    cmd = "cat {inputs} > {outputs}"
+
+    [rules.globbed]
+    inputs = ["raw/*.txt", "split/x.txt"]
+    outputs = ["out/globbed.txt"]
+    cmd = "cat {inputs} > {outputs}"
+
+    [rules.fan_in]
+    inputs = ["out/read.txt", "out/globbed.txt", "work/{s}.txt", "EXTERNAL"]
+    outputs = ["reports/all.txt"]
+    foreach = { s = "{vars.samples}" }
+    cmd = "cat {inputs} > {outputs}"
+"""
+
+
+def _shape(graph):
+    """What a graph says, in order: jobs (key, deps), targets, sources, wanted, requested."""
+    return (
+        [(job.key, [dep.key for dep in job.deps], job.cmd) for job in graph.jobs],
+        [job.key for job in graph.targets],
+        list(graph.sources),
+        # (readers in graph order, as every graph loaded from the cache lists them)
+        {source: sorted(job.key for job in readers) for source, readers in graph.sources.items()},
+        list(graph.wanted),
+        list(graph.requested),
+        list(graph.inside),
+        list(graph.first),
+    )
+
+
+def test_a_target_graph_is_cut_out_of_the_cached_graph_as_resolution_gives_it(project, tmp_path):
+    """`weave build some/output` in a project whose defaults' graph is cached: the targets'
+    graph is cut out of it (no parse, no resolution: 7 s at 100k rules), and is exactly the
+    graph resolving them gives, for every output alone and for several together."""
+    from weavebuild import graphcache
+    from weavebuild.graph import Resolver
+
+    external = tmp_path / "external.txt"
+    external.write_text("outside\n")
+    project.weavefile(DERIVABLE.replace("EXTERNAL", str(external)))
+    project.write("config.toml", "x = 1\n")
+    for sample in "abc":
+        project.write(f"raw/{sample}.txt", f"{sample}\n")
+    assert project.run("build").rc == 0
+    root = str(project.root)
+    fresh_project = Project.load(root)
+    manifest = fresh_project.manifest
+    outputs = [o for job in Resolver(manifest).resolve([]).jobs for o in job.outputs]
+    target_sets = [[o] for o in outputs if "/" in o] + [
+        ["reports/all.txt", "split/y.txt"],
+        ["out/read.txt", "./work/a.txt", "out/read.txt"],
+        ["tree/"],
+    ]
+    for targets in target_sets:
+        loaded = Project.load(root)
+        derived = graphcache.derive(root, loaded.digest, targets, loaded.path, lambda source: True)
+        assert derived is not None, targets
+        expected = Resolver(manifest).resolve(targets)
+        assert _shape(derived) == _shape(expected), targets
+        assert loaded._manifest is None  # neither parsed nor resolved
+        # Not saved: many targets would push the defaults' graph out of the cache.
+        assert graphcache.load(root, loaded.digest, targets, loaded.path, lambda source: True) is None
+    # The build of one target through it runs just what that target needs.
+    project.write("raw/b.txt", "b2\n")
+    result = project.run("build", "-v", "out/read.txt")
+    assert result.rc == 0 and "prep work/b.txt" in result.out and "fan_in" not in result.out, result.out
+    assert project.read("out/read.txt").startswith("b2\nx = 1\nc\n")
+
+
+def test_no_graph_is_cut_where_resolution_may_differ(project):
+    """Pattern rules (the rule a path gets may depend on the chain that asked for it), a rule's
+    name (not a path), a path no cached job makes, a stale cache: resolved as before."""
+    from weavebuild import graphcache
+
+    project.weavefile(
+        """
+        default = ["all"]
+
+        [rules.copy]
+        inputs = ["src/{n}.txt"]
+        outputs = ["out/{n}.txt"]
+        cmd = "cp {inputs} {outputs}"
+
+        [rules.all]
+        inputs = ["out/1.txt", "out/2.txt"]
+        """
+    )
+    project.write("src/1.txt", "1\n")
+    project.write("src/2.txt", "2\n")
+    assert project.run("build").rc == 0
+    root = str(project.root)
+    loaded = Project.load(root)
+    assert graphcache.derive(root, loaded.digest, ["out/1.txt"], loaded.path, lambda s: True) is None
+    project.weavefile(DERIVABLE.replace("EXTERNAL", "config.toml"))
+    project.write("config.toml", "x = 1\n")
+    for sample in "abc":
+        project.write(f"raw/{sample}.txt", f"{sample}\n")
+    assert project.run("build").rc == 0
+    loaded = Project.load(root)
+    for targets in (["prep"], ["tree"], ["raw/a.txt"], ["out"], ["nothing/here.txt"], ["/etc/passwd"], ["../x/y"]):
+        assert graphcache.derive(root, loaded.digest, targets, loaded.path, lambda s: True) is None, targets
+    project.write("raw/d.txt", "d\n")  # the glob of `globbed` now answers otherwise
+    assert graphcache.derive(root, loaded.digest, ["out/globbed.txt"], loaded.path, lambda s: True) is None
+    assert "raw/d.txt" in project.run("plan", "-v", "out/globbed.txt").out

@@ -264,6 +264,8 @@ class Project:
             return os.path.exists(os.path.join(self.root, source))
 
         cached = graphcache.load(self.root, self.digest, targets, self.path, source_exists)
+        if cached is None and targets:  # cut out of the default targets' graph, say
+            cached = graphcache.derive(self.root, self.digest, targets, self.path, source_exists)
         if cached is not None:
             return cached
         from .graph import Resolver
@@ -271,7 +273,7 @@ class Project:
         exists = (lambda full: files.exists(full)) if files is not None else os.path.exists
         resolver = Resolver(self.manifest, exists)
         graph = resolver.resolve(targets)
-        graphcache.save(self.root, self.digest, targets, graph, resolver.queries)
+        graphcache.save(self.root, self.digest, targets, graph, resolver.queries, static=not resolver.index.patterns)
         graphcache.record_listings(self.root, resolver.listings)
         remember_includes(self.root, self.manifest.include_lists)
         return graph

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 10
+FORMAT = 11
 MAX_ENTRIES = 8
 
 
@@ -202,8 +202,14 @@ def load(
         return None
 
 
-def save(root: str, digest: str, targets: Sequence[str], graph: Graph, queries: List[tuple]) -> None:
-    """Add the graph for (Weavefile digest, targets) to the cache; best effort, atomic."""
+def save(
+    root: str, digest: str, targets: Sequence[str], graph: Graph, queries: List[tuple], static: bool = False
+) -> None:
+    """Add the graph for (Weavefile digest, targets) to the cache; best effort, atomic.
+    `static`: the Weavefile has no pattern rules (every job's outputs are known without a
+    path asking for them), so that other targets' graphs may be cut out of this one (derive)."""
+    entry = _flatten(graph, queries)
+    entry["static"] = static
     state_dir = os.path.join(root, ".weave")
     if not os.path.isdir(state_dir):
         return
@@ -211,7 +217,7 @@ def save(root: str, digest: str, targets: Sequence[str], graph: Graph, queries: 
     entries.pop((digest, tuple(targets)), None)
     while len(entries) >= MAX_ENTRIES:
         entries.pop(next(iter(entries)))
-    entries[(digest, tuple(targets))] = _flatten(graph, queries)
+    entries[(digest, tuple(targets))] = entry
     try:
         data = marshal.dumps({"format": FORMAT, "weave": __version__, "entries": entries})
     except ValueError:  # pragma: no cover - graphs hold only marshallable values
@@ -341,12 +347,123 @@ def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], target
     return graph
 
 
+def derive(
+    root: str,
+    digest: str,
+    targets: Sequence[str],
+    manifest_path: str,
+    source_exists: Callable[[str], bool],
+) -> Optional[Graph]:
+    """The graph for `targets` cut out of a cached graph of the same Weavefile that has a job
+    making each of them: `weave build some/output` in a project of 100k rules then needs
+    neither the Weavefile parsed nor a resolution (7 s). Not saved: an entry per target
+    would soon push the default targets' graph out of the cache, and cutting costs little.
+
+    It is what resolving them gives: the jobs they need with the same dependencies, in the
+    same order (depth first, each job's dependencies in the order of its inputs). So only
+    where the way resolution reached a job cannot matter: a Weavefile without pattern rules
+    (whose choice among rules depends on the chain that asked), a cached graph with no
+    directory made first for a scan and no warnings, and targets that are exact outputs,
+    written with a slash (a name without one may be a rule's). None when no cached graph can
+    tell, or one may be stale (then the targets are resolved)."""
+    wanted: List[str] = []
+    for target in targets:
+        path = paths.normalize(target) if "/" in target else ""
+        if not path or path == "." or paths.is_outside(path):
+            return None
+        wanted.append(path)
+    if not wanted:
+        return None
+    for (entry_digest, _), entry in list(_read(root).items()):
+        if entry_digest != digest or entry.get("static") is not True or entry.get("first") or entry.get("warnings"):
+            continue
+        try:
+            cut = _cut(entry, targets, wanted)
+        except (KeyError, IndexError, TypeError, ValueError, EOFError):
+            cut = None
+        if cut is None:
+            continue
+        if not still_valid(root, cut["queries"]):
+            return None
+        for source in cut["sources"]:
+            if not source_exists(source):
+                return None  # let the full resolution report the missing source properly
+        return _rebuild(cut, manifest_path, digest)
+    return None
+
+
+def _cut(entry: Dict, targets: Sequence[str], wanted: Sequence[str]) -> Optional[Dict]:
+    """The entry for `targets` (their normalized paths `wanted`) out of `entry`, or None if
+    one of them is not an output of its jobs."""
+    decoded = [marshal.loads(blob) for blob in entry["jobs"]]
+    maker: Dict[str, int] = {}
+    for index, data in enumerate(decoded):
+        for output in data[4]:
+            maker[output] = index
+    roots: List[int] = []
+    for path in wanted:
+        index = maker.get(path)
+        if index is None:
+            return None
+        if index not in roots:
+            roots.append(index)
+    # The walk Resolver.resolve makes: each job's inputs in order, a source noted where first
+    # read, a job that makes an input visited before the rest of the inputs.
+    source_set = set(entry["sources"])
+    order: List[int] = []
+    sources: Dict[str, None] = {}
+    seen = set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(decoded[root][3]))]
+        while stack:
+            index, pending = stack[-1]
+            for path in pending:
+                if path in source_set:
+                    sources[path] = None
+                    continue
+                dep = maker.get(path)
+                parent = path
+                while dep is None and "/" in parent:  # a file inside a directory output
+                    parent = parent.rpartition("/")[0]
+                    dep = maker.get(parent)
+                if dep is None or dep not in decoded[index][9]:
+                    return None  # not as the cached resolution has it: resolve
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, iter(decoded[dep][3])))
+                    break
+            else:
+                stack.pop()
+                order.append(index)
+    position = {index: n for n, index in enumerate(order)}
+    jobs = [
+        marshal.dumps(decoded[index][:9] + (tuple([position[dep] for dep in decoded[index][9]]),) + decoded[index][10:])
+        for index in order
+    ]
+    cut = dict(entry)
+    cut.update(
+        jobs=jobs,
+        targets=tuple(position[root] for root in roots),
+        requested=tuple(targets),
+        sources=tuple(sources),
+        first=(),
+        inside=(),
+        wanted=tuple(dict.fromkeys(wanted)),
+        warnings=(),
+    )
+    return cut
+
+
 def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
-    rules = _rules(entry)
+    decoded = [marshal.loads(blob) for blob in entry["jobs"]]
+    # Only the rules these jobs belong to (a target's graph cut out of 100k rules has one).
+    rules = _rules(entry, list(dict.fromkeys([data[1] for data in decoded])))
     jobs: List[Job] = []
-    loads = marshal.loads
-    for blob in entry["jobs"]:
-        job, deps = _job(loads(blob), rules)
+    for data in decoded:
+        job, deps = _job(data, rules)
         job.deps = [jobs[i] for i in deps]
         jobs.append(job)
     return _graph(entry, manifest_path, digest, jobs, [jobs[i] for i in entry["targets"]])
