@@ -50,6 +50,26 @@ def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         ctx.obj.verbosity = 0
 
 
+class LineBatches:
+    """Lines for stdout, written a few thousand at a time: one click.echo per line cost a
+    second for the 100k lines of `weave list` or `weave clean` in a big project."""
+
+    BATCH = 4096
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if len(self.lines) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            click.echo("\n".join(self.lines))
+            self.lines.clear()
+
+
 def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """`-v`/`-q` after the command name too (`weave build -q`), as well as before it."""
     func = click.option(

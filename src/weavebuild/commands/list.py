@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import List
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
+from ..cli import CONTEXT_SETTINGS, LineBatches, Settings, set_option, verbosity_options
 from ..manifest import wildcard_names_in
 
 
@@ -34,13 +33,8 @@ def list_rules(settings: Settings) -> None:
             shown = json.dumps(value) if isinstance(value, list) else format_value(value)  # as --set takes it
             note = "  (--set)" if name in project.overrides else ""
             click.echo(f"  {name:<{width}} = {shown}{note}")
-    # The rules' lines are written in batches: one click.echo per line cost 1 s of 100k rules.
-    lines: List[str] = []
-    echo = lines.append
+    echo = LineBatches()
     for rule in manifest.rules.values():
-        if len(lines) >= 4096:
-            click.echo("\n".join(lines))
-            lines.clear()
         # A pattern rule has a job per wildcard value; a foreach used only in the inputs is
         # one fan-in job.
         is_pattern = any(wildcard_names_in(output) for output in rule.outputs)
@@ -64,5 +58,4 @@ def list_rules(settings: Settings) -> None:
             )
         if rule.resources:
             echo("  resources: " + ", ".join(f"{k}={v}" for k, v in rule.resources.items()))
-    if lines:
-        click.echo("\n".join(lines))
+    echo.flush()

@@ -7,7 +7,7 @@ from typing import List, Sequence, Tuple
 
 import click
 
-from ..cli import CONTEXT_SETTINGS, Settings, set_option, verbosity_options
+from ..cli import CONTEXT_SETTINGS, LineBatches, Settings, set_option, verbosity_options
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -30,9 +30,11 @@ def clean(settings: Settings, targets: Sequence[str], dry_run: bool, only: bool)
     kept: List[Tuple[str, str]] = []
     removed = settings.project().clean(targets, dry_run=dry_run, kept=kept, only=only)
     verb = "would remove" if dry_run else "removed"
-    for path in removed:
-        if settings.verbosity >= 1:
-            click.echo(f"{verb} {path}")
+    if settings.verbosity >= 1:
+        echo = LineBatches()
+        for path in removed:
+            echo(f"{verb} {path}")
+        echo.flush()
     for path, why in kept:
         click.echo(f"weave: warning: kept {path}: {why}", err=True)
     if settings.verbosity >= 1:
@@ -48,9 +50,11 @@ def touch(settings: Settings, targets: Sequence[str]) -> None:
     """Record the current outputs of TARGETS as up to date, without running anything; exit
     code 1 if some could not be recorded (an output missing)."""
     recorded, skipped = settings.project().touch(targets)
-    for job in recorded:
-        if settings.verbosity >= 1:
-            click.echo(f"recorded {job.display}")
+    if settings.verbosity >= 1:
+        echo = LineBatches()
+        for job in recorded:
+            echo(f"recorded {job.display}")
+        echo.flush()
     for job, why in skipped:
         click.echo(f"weave: warning: not recorded {job.display}: {why}", err=True)
     if settings.verbosity >= 1:
