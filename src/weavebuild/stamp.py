@@ -236,7 +236,10 @@ class Check:
         position = None if self._stamp is None else self._stamp.positions.get(path)
         if position is None:
             return None
-        return tuple(self._stamp.fingerprints[4 * position : 4 * position + 4])  # type: ignore[union-attr,return-value]
+        # Four items, not a slice made into a tuple: half the time, and a fan-in job asks
+        # this of each of its 10k inputs after it ran (FileState.changed_since_read).
+        fingerprints, at = self._stamp.fingerprints, 4 * position  # type: ignore[union-attr]
+        return (fingerprints[at], fingerprints[at + 1], fingerprints[at + 2], fingerprints[at + 3])
 
     @property
     def job_keys(self) -> Tuple[str, ...]:
