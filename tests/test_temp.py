@@ -652,3 +652,29 @@ def test_a_stamp_of_a_graph_with_temporary_outputs_takes_no_partial_build(projec
     finally:
         store.close()
     assert checked is not None and checked.partial is not None
+
+
+def test_a_stale_job_reading_an_absolute_source_beside_a_temporary_output(project: Project, tmp_path: Path) -> None:
+    # Looking for the temporary output an input lies inside walked up an absolute path for
+    # ever ("/" is its own parent): the build hung before starting (found by an outside tester).
+    outside = tmp_path / "ext.txt"
+    outside.write_text("ext\n")
+    project.weavefile(
+        f"""
+        [rules.b]
+        inputs = ["mid.txt", "{outside}"]
+        outputs = ["out.txt"]
+        cmd = "cat {{inputs}} > {{outputs}}"
+        [rules.a]
+        inputs = ["src.txt"]
+        outputs = ["mid.txt"]
+        temp = true
+        cmd = "cp src.txt mid.txt"
+        """
+    )
+    project.write("src.txt", "x\n")
+    result = project.run("build", "out.txt", timeout=30)
+    assert result.rc == 0, result.err
+    assert project.read("out.txt") == "x\next\n" and not project.exists("mid.txt")
+    outside.write_text("ext2\n")
+    assert project.run("build", "out.txt", timeout=30).rc == 0 and project.read("out.txt") == "x\next2\n"

@@ -43,7 +43,10 @@ def _temp_of(path: str, temps: Mapping[str, object]) -> Optional[str]:
     while path:
         if path in temps:
             return path
-        path = os.path.dirname(path)
+        parent = os.path.dirname(path)
+        if parent == path:  # "/": an absolute input is never inside a temporary output
+            return None
+        path = parent
     return None
 
 
