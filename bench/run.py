@@ -259,7 +259,8 @@ def uncompiled_modules(weave_cmd: list[str]) -> int:
         "sources = glob.glob(os.path.join(top, '**', '*.py'), recursive=True)\n"
         "print(sum(not os.path.exists(importlib.util.cache_from_source(p)) for p in sources))\n"
     )
-    ok, text = _probe(_weave_python(weave_cmd) + ["-c", code])
+    # -B: importing weavebuild to find it must not write the bytecode being counted.
+    ok, text = _probe(_weave_python(weave_cmd) + ["-B", "-c", code])
     return int(text) if ok and text.isdigit() else 0
 
 
