@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,16 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts background commands with SIGINT and SIGQUIT ignored
+    # (nohup: SIGHUP too), every process started from here inherits that, and weave keeps an
+    # inherited ignored signal ignored: tests that send these signals, or check weave's
+    # handlers, would then depend on how pytest was started. Start from the defaults.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def entry_probe(report: str) -> str:

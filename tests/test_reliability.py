@@ -39,16 +39,7 @@ def start_weave(root: Path, *args: str) -> subprocess.Popen:
         text=True,
         env=env,
         start_new_session=True,
-        preexec_fn=_default_signals,
     )
-
-
-def _default_signals() -> None:
-    # A shell without job control starts background commands with SIGINT and SIGQUIT ignored
-    # (nohup: SIGHUP), and weave keeps a signal it inherits ignored: the tests send these, so
-    # they must not depend on how pytest itself was started.
-    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
 
 
 def descendants(process: subprocess.Popen) -> List[psutil.Process]:
