@@ -208,11 +208,11 @@ def save(
     """Add the graph for (Weavefile digest, targets) to the cache; best effort, atomic.
     `static`: the Weavefile has no pattern rules (every job's outputs are known without a
     path asking for them), so that other targets' graphs may be cut out of this one (derive)."""
-    entry = _flatten(graph, queries)
-    entry["static"] = static
     state_dir = os.path.join(root, ".weave")
     if not os.path.isdir(state_dir):
         return
+    entry = _flatten(graph, queries)
+    entry["static"] = static
     entries = _read(root)
     entries.pop((digest, tuple(targets)), None)
     while len(entries) >= MAX_ENTRIES:
