@@ -33,9 +33,8 @@ def test_plan_json_lists_reasons_and_up_to_date(project):
     assert run["merge"]["reasons"][0]["kind"] == "upstream will rerun"
     assert "train" in data["up_to_date"]
 
-def test_plan_counts_many_up_to_date_jobs(project):
-    """A big project's plan is the jobs that would run, then a count of the others (listed
-    with -v); a few up-to-date jobs are named."""
+def copy_25_sources(project):
+    """A job per source: out/N.txt copies src/N.txt, for N in 0..24."""
     project.weavefile(
         """
         [rules.copy]
@@ -47,6 +46,12 @@ def test_plan_counts_many_up_to_date_jobs(project):
     )
     for n in range(25):
         project.write(f"src/{n}.txt", f"{n}\n")
+
+
+def test_plan_counts_many_up_to_date_jobs(project):
+    """A big project's plan is the jobs that would run, then a count of the others (listed
+    with -v); a few up-to-date jobs are named."""
+    copy_25_sources(project)
     assert project.run("build").rc == 0
     project.write("src/7.txt", "changed\n")
     out = project.run("plan").out
@@ -71,17 +76,7 @@ def test_plan_and_status_of_a_built_project_come_from_its_stamp(project):
     which they fall back on as soon as anything the jobs read or make, or the Weavefile, changed."""
     from weavebuild import Project as ApiProject
 
-    project.weavefile(
-        """
-        [rules.copy]
-        inputs = ["src/{n}.txt"]
-        outputs = ["out/{n}.txt"]
-        foreach = { n = "src/{n}.txt" }
-        cmd = "cp {inputs} {outputs}"
-        """
-    )
-    for n in range(25):
-        project.write(f"src/{n}.txt", f"{n}\n")
+    copy_25_sources(project)
     assert ApiProject.load(str(project.root)).proven_up_to_date() is None  # never built
     assert project.run("build").rc == 0
     assert ApiProject.load(str(project.root)).proven_up_to_date() == 25

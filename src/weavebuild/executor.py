@@ -385,59 +385,23 @@ class LocalExecutor(Executor):
         the rightmost stage that failed (128 + N for a stage killed by signal N)."""
         if "\n" in command.strip() or not _PIPELINE_COMMAND.match(command):
             return None
-        search = spawn.search_path(env) if path is None else path
-        if "|" not in command and "<" not in command and ">" not in command:
-            # One plain program (most commands): its words are its argv.
-            words = command.split()
-            first = words[0]
-            if first in _BASH_WORDS or "=" in first or not self._runnable(first, search, cwd):
-                return None
-            return [words], None, None, False
         # No cap on the words: a fan-in over thousands of paths fits the kernel's limit for
         # all arguments together (ARG_MAX, 2 MB) long after it outgrows bash -c, whose whole
         # command is one argument (at most 128 KiB).
         words = command.split()
-        stages: List[List[str]] = [[]]
-        source: Optional[str] = None
-        target: Optional[str] = None
-        append = False
-        redirected = False  # a redirection ended this stage's words
-        index = 0
-        while index < len(words):
-            word = words[index]
-            if word == "|":
-                if not stages[-1] or target is not None:
-                    return None
-                stages.append([])
-                redirected = False
-            elif word in ("<", ">", ">>"):
-                if index + 1 >= len(words) or not stages[-1]:
-                    return None
-                index += 1
-                path = words[index]
-                if path in _OPERATORS or any(c in path for c in "|<>"):
-                    return None
-                if word == "<":
-                    if len(stages) > 1 or source is not None:
-                        return None
-                    source = path
-                elif target is not None:
-                    return None
-                else:
-                    target, append = path, word == ">>"
-                redirected = True
-            else:
-                if redirected or any(c in word for c in "|<>"):
-                    return None  # `a>b`, or words after a redirection: left to bash
-                stages[-1].append(word)
-            index += 1
-        if not stages[-1]:
-            return None
-        for stage in stages:
+        if "|" not in command and "<" not in command and ">" not in command:
+            # One plain program (most commands): its words are its argv.
+            parsed: Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]] = ([words], None, None, False)
+        else:
+            parsed = _split_stages(words)
+            if parsed is None:
+                return None
+        search = spawn.search_path(env) if path is None else path
+        for stage in parsed[0]:
             first = stage[0]
             if first in _BASH_WORDS or "=" in first or not self._runnable(first, search, cwd):
                 return None
-        return stages, source, target, append
+        return parsed
 
     def _start_pipeline(
         self,
@@ -919,6 +883,48 @@ _BASH_WORDS = frozenset(
 _OPERATORS = ("|", "<", ">", ">>")
 # Plain words and the operators |, <, >, >> standing alone (a pipeline weave starts itself).
 _PIPELINE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=|<>-]+(?:\s+[A-Za-z0-9_./@:+,%=|<>-]+)*\s*\Z")
+
+
+def _split_stages(words: List[str]) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
+    """A command's words (with `|`, `<`, `>` or `>>` among them) as LocalExecutor.pipeline
+    takes them: (argv of each stage, input file, output file, append), or None."""
+    stages: List[List[str]] = [[]]
+    source: Optional[str] = None
+    target: Optional[str] = None
+    append = False
+    redirected = False  # a redirection ended this stage's words
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "|":
+            if not stages[-1] or target is not None:
+                return None
+            stages.append([])
+            redirected = False
+        elif word in ("<", ">", ">>"):
+            if index + 1 >= len(words) or not stages[-1]:
+                return None
+            index += 1
+            file = words[index]
+            if file in _OPERATORS or any(c in file for c in "|<>"):
+                return None
+            if word == "<":
+                if len(stages) > 1 or source is not None:
+                    return None
+                source = file
+            elif target is not None:
+                return None
+            else:
+                target, append = file, word == ">>"
+            redirected = True
+        else:
+            if redirected or any(c in word for c in "|<>"):
+                return None  # `a>b`, or words after a redirection: left to bash
+            stages[-1].append(word)
+        index += 1
+    if not stages[-1]:
+        return None
+    return stages, source, target, append
 
 
 _UNKNOWN_STATUS = 255 << 8  # a wait status meaning "exited with 255"

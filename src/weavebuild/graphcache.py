@@ -189,8 +189,14 @@ def load(
 ) -> Optional[Graph]:
     """The cached graph for `targets`, or None if there is none or it may be stale."""
     entry = _read(root).get((digest, tuple(targets)))
-    if entry is None:
-        return None
+    return None if entry is None else _current(root, entry, manifest_path, digest, source_exists)
+
+
+def _current(
+    root: str, entry: Dict, manifest_path: str, digest: str, source_exists: Callable[[str], bool]
+) -> Optional[Graph]:
+    """The graph of `entry` if every question it asked gets the same answer and every source
+    exists; else None."""
     try:
         if not still_valid(root, entry["queries"]):
             return None
@@ -198,7 +204,7 @@ def load(
             if not source_exists(source):
                 return None  # let the full resolution report the missing source properly
         return _rebuild(entry, manifest_path, digest)
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError, EOFError):
         return None
 
 
@@ -374,21 +380,15 @@ def derive(
         wanted.append(path)
     if not wanted:
         return None
-    for (entry_digest, _), entry in list(_read(root).items()):
+    for (entry_digest, _), entry in _read(root).items():
         if entry_digest != digest or entry.get("static") is not True or entry.get("first") or entry.get("warnings"):
             continue
         try:
             cut = _cut(entry, targets, wanted)
         except (KeyError, IndexError, TypeError, ValueError, EOFError):
             cut = None
-        if cut is None:
-            continue
-        if not still_valid(root, cut["queries"]):
-            return None
-        for source in cut["sources"]:
-            if not source_exists(source):
-                return None  # let the full resolution report the missing source properly
-        return _rebuild(cut, manifest_path, digest)
+        if cut is not None:
+            return _current(root, cut, manifest_path, digest, source_exists)
     return None
 
 

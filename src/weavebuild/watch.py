@@ -605,6 +605,7 @@ class Watcher:
         # 1. The Weavefile: reload when it changed, or while the last version was invalid.
         if self.project is None or any(rel in spec.weavefiles for rel in changed):
             try:
+                # (directory "": the path is taken as spelled, relative to the working directory)
                 self.project = Project.load("", self._reload_path(), self.overrides)
             except UsageError as exc:  # invalid, or gone: keep the last good watch set
                 gone = not os.path.lexists(self.weavefile)  # deleted or moved away (git stash?)
