@@ -184,6 +184,11 @@ class Session:
             + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
         )
         self.env["COLUMNS"] = "100"
+        # The docs show `ls` and `sort` output in byte order, whatever this machine's locale
+        # sorts by (en_US.UTF-8 puts "Weavefile" after "raw.txt").
+        if "LC_ALL" in self.env:  # it would override LC_COLLATE: keep it as the default instead
+            self.env["LANG"] = self.env.pop("LC_ALL")
+        self.env["LC_COLLATE"] = "C"
         self.cwd_file = tmp / "cwd"
         self.cwd = self.home
 

@@ -15,20 +15,34 @@ or -v, skip click (see `invocation.parse_fast`): ~15 ms less start-up.
 
 from __future__ import annotations
 
+import codecs  # loaded by every interpreter at start-up: free
 import gc
 import os
 import sys
 
 
 def _tolerant_output() -> None:
-    """Print what cannot be encoded escaped rather than fail: a file name that is not UTF-8,
-    or any non-ASCII name under PYTHONIOENCODING=ascii (a build must not die printing it)."""
+    """Print what cannot be encoded rather than fail: a file name that is not UTF-8 comes out as
+    its own bytes (as `ls` and make print it, under any locale), any other character the stream
+    cannot encode (a non-ASCII name under PYTHONIOENCODING=ascii) escaped. A build must not die
+    printing a name."""
+    codecs.register_error("weave-tolerant", _name_bytes_or_escape)
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        if getattr(stream, "errors", None) in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
             try:
-                stream.reconfigure(errors="backslashreplace")
-            except (ValueError, OSError):  # pragma: no cover - a stream that cannot change
+                stream.reconfigure(errors="weave-tolerant")
+            except (ValueError, OSError, LookupError):  # pragma: no cover - a stream that cannot change
                 pass
+
+
+def _name_bytes_or_escape(error: UnicodeError) -> tuple:
+    """Encoding error handler: surrogateescape's bytes where it has them, else backslashreplace."""
+    if isinstance(error, UnicodeEncodeError):
+        text = error.object[error.start:error.end]
+        if all("\udc80" <= char <= "\udcff" for char in text):
+            return bytes(ord(char) - 0xDC00 for char in text), error.end
+        return codecs.backslashreplace_errors(error)
+    raise error
 
 
 def main() -> None:
