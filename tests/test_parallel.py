@@ -6,6 +6,8 @@ marker files, and limits by jobs that record how many of them run at once.
 
 from __future__ import annotations
 
+import shutil
+
 RENDEZVOUS = """
 [rules.wait]
 outputs = ["out/{i}.txt"]
@@ -92,7 +94,11 @@ def test_cpus_take_slots(project):
     assert max(int(x) for x in project.read("concurrency.log").split()) == 1
 
 
-def test_no_gpu_machine_still_runs_gpu_jobs_on_cpu(project):
+def test_no_gpu_machine_still_runs_gpu_jobs_on_cpu(project, tmp_path):
+    # A PATH without nvidia-smi, even on a machine with GPUs (where /usr/bin has one).
+    bare_bin = tmp_path / "bare_bin"
+    bare_bin.mkdir()
+    (bare_bin / "sh").symlink_to(shutil.which("sh"))
     project.weavefile(
         """
         [rules.train]
@@ -101,7 +107,7 @@ def test_no_gpu_machine_still_runs_gpu_jobs_on_cpu(project):
         cmd = "echo \\"[$CUDA_VISIBLE_DEVICES]\\" > model.txt"
         """
     )
-    result = project.run("build", env={"PATH": "/usr/bin:/bin"})
+    result = project.run("build", env={"PATH": str(bare_bin)})
     assert result.rc == 0, result
     assert project.read("model.txt") == "[]\n"
 
