@@ -569,8 +569,8 @@ def test_an_absolute_input_changed_while_read_is_one_change(project, start_watch
 
 
 def test_ctrl_c_while_a_restart_winds_down_stops_watch(project, start_watch):
-    """--restart: a Weavefile edit cancels the build; a Ctrl-C while its jobs wind down (one
-    cleaning up on SIGTERM) ends watch mode with 130, not taken for part of the restart."""
+    """--restart: a Weavefile edit of a running job's rule cancels it; a Ctrl-C while it winds
+    down (cleaning up on SIGTERM) ends watch mode with 130, not taken for part of the restart."""
     weavefile = """
         [rules.train]
         inputs = ["data/a.txt"]
@@ -581,9 +581,90 @@ def test_ctrl_c_while_a_restart_winds_down_stops_watch(project, start_watch):
     project.write("data/a.txt", "a\n")
     watch = start_watch("--restart")
     watch.wait_for(lambda: project.runs_log() == ["train"], "the job to start")
-    project.weavefile(weavefile + "# an edit\n")
+    project.weavefile(weavefile.replace("echo train", "echo train2"))
     watch.wait_for(lambda: project.exists("terminating"), "the job to get SIGTERM")
     assert watch.interrupt() == 130, watch.output()
+
+
+def test_restart_on_a_weavefile_edit_cancels_only_the_jobs_whose_rule_it_changed(project, start_watch):
+    """--restart and a Weavefile edit while `a` and `b` run: `b`, whose command changed, is
+    cancelled; `a`, which the edit leaves as it was (a comment, another rule), finishes and is
+    recorded; nothing else starts. The next cycle builds from the new Weavefile and reruns
+    only `b` (it once cancelled every running job: hours of training lost to a new rule)."""
+    waits = "while [ ! -f release_{0} ]; do sleep 0.05; done; "
+    weavefile = f"""
+        [rules.a]
+        inputs  = ["a.txt"]
+        outputs = ["a.out"]
+        cmd     = "echo a >> runs.log; {waits.format("a")}cp {{inputs}} {{outputs}}"
+        [rules.b]
+        inputs  = ["b.txt"]
+        outputs = ["b.out"]
+        cmd     = "echo b >> runs.log; {waits.format("b")}cp {{inputs}} {{outputs}}"
+        [rules.c]
+        inputs  = ["a.txt"]
+        outputs = ["c.out"]
+        cmd     = "echo c >> runs.log; cp {{inputs}} {{outputs}}"
+        [rules.all]
+        inputs = ["a.out", "b.out", "c.out"]
+        """
+    project.weavefile(weavefile)
+    project.write("a.txt", "a1\n")
+    project.write("b.txt", "b1\n")
+    watch = start_watch("--restart", "-j", "2", "all")
+    watch.wait_for(lambda: sorted(project.runs_log()) == ["a", "b"], "a and b to start")
+    project.weavefile("# a comment\n" + weavefile.replace("echo b >>", "echo b2 >>"))
+    watch.wait_for(lambda: "b.out: the Weavefile changed its rule; cancelling it" in watch.output(), "b to be cancelled")
+    project.write("release_a", "")
+    first = watch.wait_result()
+    assert first[1] == "cancelled", watch.output()
+    assert "the Weavefile changed (1 job(s) cancelled, 1 not started" in first[2], watch.output()
+    assert "a.out: the Weavefile changed" not in watch.output()
+    assert "the Weavefile changed: 1 running job(s) it leaves as they were finish, no more start" in watch.output()
+    assert project.read("a.out") == "a1\n" and not project.exists("b.out") and not project.exists("c.out")
+    project.write("release_b", "")
+    second = watch.wait_result(after=first[0])
+    assert second[1] == "ok" and "2 ran" in second[2], watch.output()  # b and c; a was recorded
+    assert sorted(project.runs_log()) == ["a", "b", "b2", "c"]
+    assert project.read("b.out") == "b1\n" and project.read("c.out") == "a1\n"
+    assert project.run("status", "all").rc == 0
+    assert watch.interrupt() == 130
+
+
+def test_restart_on_a_half_edited_weavefile_lets_running_jobs_finish(project, start_watch):
+    """--restart and a Weavefile saved invalid while a job runs: nothing is cancelled (the
+    running job is of the last good version) and nothing more starts; the next cycle reports
+    the error, and the fix builds what is left."""
+    weavefile = """
+        [rules.a]
+        inputs  = ["a.txt"]
+        outputs = ["a.out"]
+        cmd     = "echo a >> runs.log; while [ ! -f release_a ]; do sleep 0.05; done; cp {inputs} {outputs}"
+        [rules.c]
+        inputs  = ["a.txt"]
+        outputs = ["c.out"]
+        cmd     = "echo c >> runs.log; cp {inputs} {outputs}"
+        [rules.all]
+        inputs = ["a.out", "c.out"]
+        """
+    project.weavefile(weavefile)
+    project.write("a.txt", "a1\n")
+    watch = start_watch("--restart", "-j", "1", "all")
+    watch.wait_for(lambda: project.runs_log() == ["a"], "a to start")
+    project.weavefile(weavefile + "[rules.broken\n")
+    watch.wait_for(lambda: "cannot be loaded as it is: 1 running job(s) finish, no more start" in watch.output(),
+                   "the edit to be seen")
+    project.write("release_a", "")
+    first = watch.wait_result()
+    assert first[1] == "cancelled" and "(0 job(s) cancelled, 1 not started" in first[2], watch.output()
+    assert project.read("a.out") == "a1\n" and project.runs_log() == ["a"]
+    second = watch.wait_result(after=first[0])
+    assert second[1] == "error" and "Weavefile is invalid" in second[2], watch.output()
+    project.weavefile(weavefile)
+    third = watch.wait_result(after=second[0])
+    assert third[1] == "ok" and "1 ran" in third[2], watch.output()
+    assert project.runs_log() == ["a", "c"]
+    assert watch.interrupt() == 130
 
 
 def test_restart_cancels_only_jobs_whose_inputs_changed(project, start_watch):

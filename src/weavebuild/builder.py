@@ -23,7 +23,7 @@ import signal
 import stat as stat_module
 import threading
 import time
-from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import depfile
 from .errors import BuildFailed, Interrupted, UsageError
@@ -57,12 +57,18 @@ LOG_DIR = os.path.join(".weave", "logs")
 
 
 class ChangedPaths:
-    """Paths reported changed by another thread during a build (watch mode's `--restart`):
-    the builder cancels running jobs that read one of them, and lets the rest go on."""
+    """Changes reported by another thread during a build (watch mode's `--restart`). A changed
+    path: the builder cancels the running jobs that read it, and lets the rest go on. A changed
+    Weavefile (`rules_changed`): the builder starts no further job, asks `unchanged` which of
+    the running jobs the Weavefile on disk still makes the same way, and cancels the others."""
 
-    def __init__(self) -> None:
+    def __init__(self, unchanged: Optional[Callable[[Sequence[Job]], Optional[Set[str]]]] = None) -> None:
         self._lock = threading.Lock()
         self._paths: Set[str] = set()
+        self._rules = False
+        # The keys of those of the given jobs that the Weavefile now on disk makes the same
+        # way (same command, vars, env, inputs and outputs); None when it cannot be loaded.
+        self.unchanged = unchanged
 
     def add(self, path: str) -> None:
         with self._lock:
@@ -72,6 +78,15 @@ class ChangedPaths:
         with self._lock:
             paths, self._paths = self._paths, set()
         return paths
+
+    def rules_changed(self) -> None:
+        with self._lock:
+            self._rules = True
+
+    def take_rules_changed(self) -> bool:
+        with self._lock:
+            changed, self._rules = self._rules, False
+        return changed
 
 
 class BuildOptions:
@@ -424,8 +439,12 @@ class Builder:
                 # 2. Interrupts: terminate, then kill after the grace period.
                 if self.options.stop is not None and self.options.stop.is_set() and not self._interrupt:
                     self._interrupt.append(signal.SIGINT)
-                if self.options.changed is not None and running:
-                    self._cancel_readers(running, self.options.changed.take())
+                if self.options.changed is not None:
+                    if running:
+                        self._cancel_readers(running, self.options.changed.take())
+                    if self.options.changed.take_rules_changed():
+                        state["stopping"] = True  # the next build starts from the new Weavefile
+                        self._cancel_changed_rules(running, self.options.changed)
                 if self._interrupt:
                     state["stopping"] = True
                     if grace_deadline is None:
@@ -1068,6 +1087,32 @@ class Builder:
             self.reporter.warning(f"{job.display}: an input changed while it ran; cancelling it")
             self.executor.cancel(job.key)  # type: ignore[union-attr]
             entry.kill_at = time.monotonic() + GRACE_SECONDS
+
+    def _cancel_changed_rules(self, running: Dict[str, _Running], changed: ChangedPaths) -> None:
+        """The Weavefile changed (watch --restart): cancel the running jobs it now makes
+        otherwise, or no longer makes; those it leaves as they were finish and are recorded.
+        If it cannot be loaded (saved half-edited), every running job finishes."""
+        jobs = [entry.job for key, entry in running.items() if key not in self._restarted]
+        if not jobs:
+            return
+        same = changed.unchanged(jobs) if changed.unchanged is not None else None
+        if same is None:
+            self.reporter.warning(
+                f"the Weavefile changed and cannot be loaded as it is: {len(jobs)} running job(s) finish, no more start"
+            )
+            return
+        for job in jobs:
+            if job.key in same:
+                continue
+            self._restarted.add(job.key)
+            self.reporter.warning(f"{job.display}: the Weavefile changed its rule; cancelling it")
+            self.executor.cancel(job.key)  # type: ignore[union-attr]
+            running[job.key].kill_at = time.monotonic() + GRACE_SECONDS
+        kept = sum(1 for job in jobs if job.key in same)
+        if kept:
+            self.reporter.warning(
+                f"the Weavefile changed: {kept} running job(s) it leaves as they were finish, no more start"
+            )
 
     def _check_timeouts(self, running: Dict[str, _Running]) -> None:
         now = time.monotonic()

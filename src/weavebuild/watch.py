@@ -33,10 +33,10 @@ from typing import (
 from . import paths
 from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, MissingSource, UsageError, WeaveError
-from .graph import Graph
+from .graph import Graph, Job
 from .manifest import Manifest
 from .projectfile import find_manifest
-from .results import CANCELLED, RAN, UP_TO_DATE
+from .results import CANCELLED, RAN, SKIPPED, UP_TO_DATE
 
 # vim's `4913` write test is not noise: a run or sample may be called that (a foreach over
 # runs/{id}), and vim creates and deletes it within the save it precedes (one build).
@@ -445,8 +445,8 @@ class Watcher:
         self.spec: Optional[WatchSet] = None  # last good watch set; read by observer threads
         self.pending_dirs: FrozenSet[str] = frozenset()  # wanted directories that do not exist
         self.changes = ChangeQueue()
-        self.stop = threading.Event()
-        self.changed_paths = ChangedPaths()
+        self.changed_paths = ChangedPaths(unchanged=self._unchanged_by_edit)
+        self._weavefile_edited = False  # during the build (--restart): it stopped starting jobs
         self.building = False
         self.cycle = 0
         # Feedback loops (a job that writes what it reads): the paths that changed while the
@@ -476,7 +476,10 @@ class Watcher:
         self.changes.add(rel)
         if self.options.restart and self.building:
             if rel in spec.weavefiles:
-                self.stop.set()  # the rules themselves changed: restart the whole build
+                # The rules changed: start nothing more, cancel the running jobs whose rule
+                # changed, and let the others finish (see _unchanged_by_edit).
+                self._weavefile_edited = True
+                self.changed_paths.rules_changed()
             else:
                 self.changed_paths.add(rel)  # cancel only the running jobs that read it
 
@@ -651,26 +654,22 @@ class Watcher:
         if not initial:
             kwargs["force"] = False  # -B (and -R) force the first build only
             kwargs["force_rules"] = ()
-        self.stop.clear()
         self.building = True
+        self._weavefile_edited = False
         try:
-            self.changed_paths.take()  # forget changes that arrived before this build started
+            # Forget changes that arrived before this build started.
+            self.changed_paths.take()
+            self.changed_paths.take_rules_changed()
             result = self.project.build(
                 self.targets,
                 reporter=self.reporter,
-                stop=self.stop,
                 changed=self.changed_paths if self.options.restart else None,
                 **kwargs,
             )
         except BuildFailed as exc:
             self._finish("FAILED", exc.message, started)
             return
-        except Interrupted as exc:
-            # The build stopped for the Weavefile edit (--restart), unless a real Ctrl-C or
-            # SIGTERM came meanwhile (while the jobs were winding down): that one ends watch.
-            if self.options.restart and self.stop.is_set() and exc.requested:
-                self._finish("cancelled", "the Weavefile changed during the build; restarting", started)
-                return
+        except Interrupted:  # Ctrl-C or SIGTERM: ends watch mode (run)
             raise
         except WeaveError as exc:  # locked by another weave, a graph error found at build time
             self._report_error(exc)
@@ -696,6 +695,15 @@ class Watcher:
         ran, fresh = result.count(RAN), result.count(UP_TO_DATE)
         detail = f"{ran} ran, {fresh} up to date" if ran else f"nothing ran ({fresh} up to date)"
         cancelled = result.count(CANCELLED)
+        if self._weavefile_edited:
+            not_started = result.count(SKIPPED)
+            self._finish(
+                "cancelled",
+                f"the Weavefile changed ({cancelled} job(s) cancelled, {not_started} not started; {detail});"
+                " restarting",
+                started,
+            )
+            return
         if cancelled:
             self._finish(
                 "cancelled",
@@ -704,6 +712,26 @@ class Watcher:
             )
             return
         self._finish("ok", detail, started)
+
+    def _unchanged_by_edit(self, jobs: Sequence[Job]) -> Optional[Set[str]]:
+        """The keys of those of `jobs`, running under the last good Weavefile, that the one
+        now on disk makes the same way: the same job, command, vars, env, inputs and outputs
+        (their records stay true). None when it cannot be loaded or resolved: a half-edited
+        save cancels nothing. Called by the build (its thread) when the Weavefile changed."""
+        from .api import Project
+        from .graph import recipe_digest
+
+        try:
+            graph = Project.load("", self._reload_path(), self.overrides).graph(self.targets)
+        except WeaveError:
+            return None
+        now = {job.key: job for job in graph.jobs}
+        same: Set[str] = set()
+        for job in jobs:
+            other = now.get(job.key)
+            if other is not None and other.inputs == job.inputs and recipe_digest(other) == recipe_digest(job):
+                same.add(job.key)
+        return same
 
     def _begin(self, what: str) -> None:
         self.cycle += 1

@@ -26,7 +26,7 @@ from ..cli import (
 @set_option
 @click.argument("targets", nargs=-1)
 @watch_build_options
-@click.option("--restart", is_flag=True, default=False, help="Cancel a running build when a source changes, and start again.")
+@click.option("--restart", is_flag=True, default=False, help="Cancel the running jobs whose inputs or rule changed, and build again.")
 @click.option("--clear", is_flag=True, default=False, help="Clear the screen before each build.")
 @click.option("--on-success", metavar="CMD", default=None, help="Run CMD (bash, in the project directory) after each successful build.")
 @click.option("--on-failure", metavar="CMD", default=None, help="Run CMD after each failed build or invalid Weavefile.")
