@@ -608,6 +608,28 @@ def test_a_misspelt_default_target_says_where_it_comes_from(project):
     assert "in default" not in named.err
 
 
+def test_a_first_rule_with_wildcards_as_the_implicit_default_is_explained(project):
+    """No `default`: a bare build builds the first rule. When that is a pattern rule (dotted
+    keys put it first), the error says why that rule was asked for and how to fix it."""
+    project.weavefile(
+        'rules.each.inputs = ["data/{x}.txt"]\nrules.each.outputs = ["out/{x}.txt"]\nrules.each.cmd = "cp {inputs} {outputs}"\n'
+        '[rules.all]\ninputs = ["out/a.txt"]\n'
+    )
+    project.write("data/a.txt", "a\n")
+    for command in ("build", "plan"):
+        assert_user_error(
+            project.run(command),
+            "with no `default` in the Weavefile, weave builds its first rule, 'each' (./Weavefile:1)",
+            "rule 'each' has wildcards", "hint: add `default = [...]`",
+        )
+    assert project.run("build", "all").rc == 0 and project.read("out/a.txt") == "a\n"
+
+
+def test_a_first_alias_rule_with_a_missing_input_names_the_source(project):
+    project.weavefile('[rules.all]\ninputs = ["missing.txt"]\n')
+    assert_user_error(project.run("build"), "missing source 'missing.txt' needed by rule 'all'")
+
+
 def test_a_target_inside_a_directory_output_that_was_not_made_fails_the_build(project):
     project.weavefile('[rules.train]\noutputs = ["models/m/"]\ncmd = "mkdir -p models/m && echo w > models/m/model.json"\n')
     assert project.run("build").rc == 0
@@ -633,3 +655,47 @@ def test_a_mistake_in_an_inline_top_level_table_names_its_line(project):
     project.weavefile('\nvars = { n = [1, {a = 1}] }\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
     result = project.run("build")
     assert result.rc == 2 and result.err.startswith("weave: error: ./Weavefile:2: key 'n'"), result
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "x" * 5000], ["build", "--set", "x" * 5000], ["build", "--resources", "gpu=" + "9" * 5000],
+        ["build", "-j", "x" * 5000], ["why", "d/" + "x" * 5000], ["build", "-R", "x" * 5000],
+    ],
+)
+def test_a_huge_value_typed_by_mistake_is_shortened_in_the_message(project, args):
+    """A 5,000-character target or option value is repeated shortened in the middle, with its
+    length: the message stays a few lines (it filled the terminal)."""
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "touch a.txt"\n')
+    result = project.run(*args)
+    assert_user_error(result)
+    assert len(result.err) < 1000 and "characters)" in result.err and "…" in result.err, result
+
+
+def test_clip_long_words_keeps_ordinary_messages_whole():
+    from weavebuild.errors import clip_long_words
+
+    path = "data/" + "a" * 290  # 295 characters: a long but real path stays whole
+    message = f"weave: error: no rule makes '{path}'\n  hint: run 'weave list'"
+    assert clip_long_words(message) == message
+    assert clip_long_words("short") == "short"
+    long_word = "b" * 1000
+    clipped = clip_long_words(f"one {long_word} two {long_word}")
+    assert clipped == f"one {'b' * 160}…{'b' * 100} (1,000 characters) two {'b' * 160}…{'b' * 100} (1,000 characters)"
+
+
+@pytest.mark.parametrize(
+    "weavefile, where, got",
+    [
+        ('[resources]\ngpu = 0.5\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n', "./Weavefile:2: key 'resources'", "got 0.5"),
+        ('[rules.a]\noutputs = ["a"]\nresources = { gpu = 1.5 }\ncmd = "touch a"\n', "./Weavefile:3: rule 'a', key 'resources'", "got 1.5"),
+        ('[resources]\ngpu = 100000\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n', "./Weavefile:2: key 'resources'", "(at most 65536), got 100000"),
+    ],
+)
+def test_a_gpu_amount_that_is_not_whole_is_a_weavefile_error(project, weavefile, where, got):
+    """Said by every command with the line (`weave plan` and `list` accepted it; only a build
+    refused it, naming no line)."""
+    project.weavefile(weavefile)
+    for command in ("plan", "list", "build"):
+        assert_user_error(project.run(command), where, "resource 'gpu' must be a whole number of GPUs", got)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import click
 
 from ._version import __version__
+from .errors import clip_long_words
 from .invocation import BUILD_DEFAULTS, Settings, run_build, run_guarded
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -322,7 +323,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             usage = f"\n  usage: {ctx.get_usage().replace('Usage: ', '')}" if ctx is not None else ""
             if isinstance(exc, click.NoSuchOption) and exc.option_name in _GLOBAL_ONLY and ctx is not None and ctx.parent is not None:
                 usage = f"\n  hint: {exc.option_name} goes before the command: weave {exc.option_name} ... {ctx.info_name} ..."
-            click.echo(f"weave: error: {message}{usage}", err=True)
+            click.echo(clip_long_words(f"weave: error: {message}{usage}"), err=True)
             return 2
 
     run_guarded(invoke)

@@ -9,6 +9,24 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+# A word longer than this in an error message (a 5,000-character target or --set value typed
+# or pasted by mistake) is shown shortened in the middle: the message stays a few lines.
+LONG_WORD = 300
+
+
+def clip_long_words(text: str) -> str:
+    """`text` with every run of more than LONG_WORD non-blank characters shortened in the
+    middle, saying how long it was."""
+    if len(text) <= LONG_WORD:
+        return text
+    import re  # only on the error path
+
+    def clip(match: re.Match) -> str:
+        word = match.group(0)
+        return f"{word[:160]}…{word[-100:]} ({len(word):,} characters)"
+
+    return re.sub(r"\S{" + str(LONG_WORD + 1) + ",}", clip, text)
+
 
 class WeaveError(Exception):
     """Base of all errors Weave reports to its user."""

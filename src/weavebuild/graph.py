@@ -896,8 +896,18 @@ class Resolver:
             try:
                 jobs = self.resolve_target(target)
             except UsageError as exc:
-                if targets or not self.manifest.default or isinstance(exc, ManifestError):
-                    raise
+                if targets or isinstance(exc, (ManifestError, MissingSource)):
+                    raise  # (a missing source names who needs it; watch mode waits for it)
+                if not self.manifest.default:
+                    # No target named and no `default`: the first rule, which the user may not
+                    # know is what a bare `weave build` builds.
+                    rule = self.manifest.rules.get(target)
+                    where = f"{self.manifest.path}:{rule.line}" if rule is not None and rule.line else self.manifest.path
+                    raise UsageError(
+                        f"with no `default` in the Weavefile, weave builds its first rule, '{target}' ({where}): "
+                        + exc.message,
+                        hint="add `default = [...]` naming what to build (outputs or rules), or put a rule without wildcards first",
+                    ) from None
                 # A target the Weavefile's `default` names: say where it comes from.
                 line = line_in_file(self.manifest.path, None, "default")
                 where = f"{self.manifest.path}:{line}" if line else self.manifest.path

@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .errors import Interrupted, WeaveError
+from .errors import Interrupted, WeaveError, clip_long_words
 
 # The values `weave build` passes for options not given (cli.build_options declares each
 # option with these defaults; a test checks that they agree).
@@ -97,7 +97,7 @@ def format_error(exc: WeaveError) -> str:
     text = f"weave: error: {exc.message}"
     if exc.hint:
         text += f"\n  hint: {exc.hint}"
-    return text
+    return clip_long_words(text)
 
 
 def _say(text: str) -> None:

@@ -25,7 +25,7 @@ from .paths import (
     unescape,
 )
 from .projectfile import INCLUDE_WORD, project_digest
-from .resources import MAX_AMOUNT
+from .resources import MAX_AMOUNT, MAX_GPUS
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
@@ -1030,6 +1030,12 @@ class _Validator:
             raise fail(
                 f"resource '{name}' must be a finite number of at most {MAX_AMOUNT:.0e}, got {_show_amount(amount)}",
                 hint="amounts are counts such as gpu = 1 or mem_gb = 64",
+            )
+        if name == "gpu" and (amount != int(amount) or amount > MAX_GPUS):
+            # Checked here, not first by the build: `weave plan` and `list` say it too, with the line.
+            raise fail(
+                f"resource 'gpu' must be a whole number of GPUs{' (at most ' + str(MAX_GPUS) + ')' if amount > MAX_GPUS else ''}, got {_show_amount(amount)}",
+                hint="GPUs are handed out whole: gpu = 1",
             )
         return amount
 

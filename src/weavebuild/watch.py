@@ -34,6 +34,7 @@ from . import paths
 from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, MissingSource, UsageError, WeaveError
 from .graph import Graph, Job
+from .invocation import format_error
 from .manifest import Manifest
 from .projectfile import find_manifest
 from .results import CANCELLED, RAN, SKIPPED, UP_TO_DATE
@@ -771,10 +772,7 @@ class Watcher:
             rel = relative(self.root, os.path.abspath(path))
             if not paths.is_outside(rel) and rel not in self.spec.weavefiles:
                 self.spec = self.spec.with_weavefile(rel)
-        text = f"weave: error: {exc.message}"
-        if exc.hint:
-            text += f"\n  hint: {exc.hint}"
-        self.err.write(text + "\n")
+        self.err.write(format_error(exc) + "\n")
         self.err.flush()
 
     def _run_hook(self, command: str, status: str) -> None:
