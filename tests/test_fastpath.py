@@ -182,3 +182,13 @@ def test_shell_completion_is_clicks_even_for_a_bare_weave(project, shell):
         env = dict(os.environ, _WEAVE_COMPLETE="bash_complete", COMP_WORDS="weave bu", COMP_CWORD="1")
         request = subprocess.run([sys.executable, "-c", ENTRY], cwd=project.root, capture_output=True, text=True, env=env)
         assert request.stdout.strip() == "plain,build", request
+
+
+def test_a_build_that_runs_jobs_does_not_import_subprocess(project):
+    """Jobs start through _posixsubprocess directly (spawn.py): importing subprocess, and
+    locale with it, cost every build that runs a job several milliseconds for nothing."""
+    project.write("Weavefile", '[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > {outputs}"\n')
+    probe = entry_probe('subprocess-loaded={"subprocess" in sys.modules}')
+    result = subprocess.run([sys.executable, "-c", probe, "build", "a.txt"], cwd=project.root, capture_output=True, text=True)
+    assert result.returncode == 0 and (project.root / "a.txt").read_text() == "a\n", result
+    assert "subprocess-loaded=False" in result.stderr, result.stderr

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -101,7 +100,7 @@ def start(
                 pid = fork_exec(  # argv as str: fork_exec encodes each word as os.fsencode does
                     argv, executables, True, (error_write,), cwd, env_list,
                     stdin, -1, -1, stdout, -1, stderr, error_read, error_write,
-                    True, True, -1, None, None, None, -1, None, getattr(subprocess, "_USE_VFORK", True),
+                    True, True, -1, None, None, None, -1, None, _allow_vfork(),
                 )
             else:
                 pid = fork_exec(  # argv as str: fork_exec encodes each word as os.fsencode does
@@ -124,6 +123,13 @@ def start(
     if report:
         _raise_child_error(pid, report, program, cwd)
     return Child(pid)
+
+
+def _allow_vfork() -> bool:
+    """Popen's own switch (`subprocess._USE_VFORK`, True unless someone turned vfork off).
+    subprocess is not imported for it: importing it (and `locale` with it) costs a build
+    several milliseconds, and if it was never imported nobody changed the switch."""
+    return getattr(sys.modules.get("subprocess"), "_USE_VFORK", True)
 
 
 def search_path(env: Optional[Mapping[str, str]]) -> str:
@@ -155,6 +161,8 @@ def _raise_child_error(pid: int, report: bytes, program: str, cwd: str) -> None:
     kind, _, rest = report.partition(b":")
     hex_errno, _, message = rest.partition(b":")
     if kind != b"OSError" or not hex_errno:
+        import subprocess
+
         raise subprocess.SubprocessError(message.decode(errors="replace") or report.decode(errors="replace"))
     number = int(hex_errno, 16)
     # "noexec": the child failed before exec (before 3.13 only chdir could); "": exec failed.
@@ -168,6 +176,8 @@ def _raise_child_error(pid: int, report: bytes, program: str, cwd: str) -> None:
 def _start_with_popen(
     argv: List[str], stdin: int, stdout: int, stderr: int, cwd: str, env: Optional[Dict[str, str]]
 ) -> Child:
+    import subprocess
+
     process = subprocess.Popen(
         argv,
         stdin=stdin,
