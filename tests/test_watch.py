@@ -956,3 +956,27 @@ def test_temporary_outputs_deleted_in_watch_start_no_cycle(project, start_watch)
     assert project.runs_log() == ["unpack", "count", "unpack", "count"]
     assert set(watch.changed()) == {"param.txt"}, watch.output()
     assert watch.interrupt() == 130
+
+
+def test_restart_on_a_weavefile_edit_while_a_retry_waits_does_not_fail_the_job(project, start_watch):
+    """A job whose first attempt failed waits for its retry when the Weavefile is edited
+    (--restart): the build stops starting jobs, and that job is not started rather than failed;
+    the next cycle, from the new Weavefile, runs it afresh."""
+    weavefile = """
+        [rules.flaky]
+        outputs     = ["out.txt"]
+        retries     = 1
+        retry_delay = "10m"
+        cmd         = "echo try >> runs.log; [ -f fixed ] && echo ok > {outputs}"
+        """
+    project.weavefile(weavefile)
+    watch = start_watch("--restart")
+    watch.wait_for(lambda: "attempt 1/2 failed" in watch.output(), "the first attempt to fail")
+    project.write("fixed", "")
+    project.weavefile(weavefile + "# an edit\n")
+    first = watch.wait_result()
+    assert first[1] == "cancelled" and "(0 job(s) cancelled, 1 not started" in first[2], watch.output()
+    second = watch.wait_result(after=first[0])
+    assert second[1] == "ok" and project.read("out.txt") == "ok\n", watch.output()
+    assert project.runs_log() == ["try", "try"]
+    assert watch.interrupt() == 130

@@ -444,6 +444,7 @@ class Builder:
                         self._cancel_readers(running, self.options.changed.take())
                     if self.options.changed.take_rules_changed():
                         state["stopping"] = True  # the next build starts from the new Weavefile
+                        state["rules_changed"] = True
                         self._cancel_changed_rules(running, self.options.changed)
                 if self._interrupt:
                     state["stopping"] = True
@@ -533,6 +534,9 @@ class Builder:
             if job.key not in results:
                 results[job.key] = JobResult(job, SKIPPED, verdicts[job.key].reasons)
         for job, verdict in [(item[1], item[2]) for item in retry_at]:
+            if state.get("rules_changed"):  # (watch --restart) the next build tries it afresh
+                results[job.key] = JobResult(job, SKIPPED, verdict.reasons)
+                continue
             results[job.key] = self._failed_result(
                 job, verdict, attempts.get(job.key, 0), "failed; its retry was not run because the build stopped"
             )
