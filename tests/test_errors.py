@@ -699,3 +699,31 @@ def test_a_gpu_amount_that_is_not_whole_is_a_weavefile_error(project, weavefile,
     project.weavefile(weavefile)
     for command in ("plan", "list", "build"):
         assert_user_error(project.run(command), where, "resource 'gpu' must be a whole number of GPUs", got)
+
+
+def test_closest_among_many_choices_compares_neighbours_only():
+    """With more than SUGGEST_SCAN choices, a did-you-mean looks at the neighbours of the word
+    in sorted order, forwards and backwards: for typos at the start, middle and end it finds
+    what difflib's scan of every choice finds."""
+    import difflib
+
+    from weavebuild.errors import SUGGEST_SCAN, closest
+
+    outputs = [f"out/s{i:05d}.o" for i in range(3 * SUGGEST_SCAN)] + [f"data/sample_{i}/reads.fq" for i in range(3000)]
+    for typo, meant in [
+        ("otu/s04567.o", "out/s04567.o"),  # at the start: shares the suffix
+        ("out/s04567.obj", "out/s04567.o"),  # at the end: shares the prefix
+        ("data/sampel_1234/reads.fq", "data/sample_1234/reads.fq"),  # in the middle
+    ]:
+        assert closest(typo, outputs) == meant == difflib.get_close_matches(typo, outputs, n=1)[0], typo
+    for typo in ("out/s012345.o", "out/s0123.o", "ou/s01234.o"):  # a digit too many or too few: ties
+        assert closest(typo, outputs) == difflib.get_close_matches(typo, outputs, n=1)[0], typo
+    assert closest("zzzzzzzz", outputs) is None
+    assert closest("cmd", ["cmd_", "inputs", "outputs"]) == "cmd_"  # few choices: difflib itself
+
+
+def test_a_typo_among_thousands_of_outputs_gets_a_suggestion(project):
+    rules = "".join(f'[rules.r{i}]\noutputs = ["out/s{i:04d}.o"]\ncmd = "touch {{outputs}}"\n' for i in range(2500))
+    project.weavefile(rules)
+    assert_user_error(project.run("build", "otu/s1234.o"), "no rule makes 'otu/s1234.o'", "did you mean 'out/s1234.o'?")
+    assert_user_error(project.run("build", "-R", "r1234x"), "did you mean 'r1234'?")

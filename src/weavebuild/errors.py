@@ -28,6 +28,36 @@ def clip_long_words(text: str) -> str:
     return re.sub(r"\S{" + str(LONG_WORD + 1) + ",}", clip, text)
 
 
+# Past this many choices, a did-you-mean compares the word with its neighbours only (below).
+SUGGEST_SCAN = 2000
+SUGGEST_NEIGHBOURS = 100
+
+
+def closest(word: str, choices: Sequence[str], cutoff: float = 0.6) -> Optional[str]:
+    """The choice closest to `word` (a mistyped target, rule or key), or None if none is close.
+    difflib compares the word with every choice, ~50 µs each: a typo among 100k outputs took
+    5 s to report. A close match shares a long prefix or a long suffix with the word, so with
+    many choices only its neighbours in sorted order, forwards and backwards, are compared."""
+    import difflib
+    from bisect import bisect_left
+
+    candidates = list(choices)
+    if len(candidates) > SUGGEST_SCAN:
+        near = {}
+        for key in (None, _reversed):
+            ordered = sorted(candidates, key=key)
+            keys = ordered if key is None else [_reversed(choice) for choice in ordered]
+            at = bisect_left(keys, word if key is None else _reversed(word))
+            near.update(dict.fromkeys(ordered[max(0, at - SUGGEST_NEIGHBOURS) : at + SUGGEST_NEIGHBOURS]))
+        candidates = list(near)
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _reversed(text: str) -> str:
+    return text[::-1]
+
+
 class WeaveError(Exception):
     """Base of all errors Weave reports to its user."""
 

@@ -16,7 +16,7 @@ import shlex
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import paths
-from .errors import CycleError, ManifestError, MissingSource, UsageError
+from .errors import CycleError, ManifestError, MissingSource, UsageError, closest
 from .hashing import digest_strings
 from .manifest import (
     Manifest,
@@ -816,13 +816,10 @@ class Resolver:
             return list(found.values())
         if self.exists(path):
             return []  # a source: nothing to build
-        choices = list(self.index.static) + list(rules)
-        from difflib import get_close_matches  # only for the error message
-
-        close = get_close_matches(target, choices, n=1)
+        close = closest(target, list(self.index.static) + list(rules))
         raise UsageError(
             f"no rule makes '{target}' and it does not exist",
-            hint=f"did you mean '{close[0]}'?" if close else "run 'weave list' to see the rules and their outputs",
+            hint=f"did you mean '{close}'?" if close else "run 'weave list' to see the rules and their outputs",
         )
 
     def _default_jobs(self, prefix: str) -> List[Job]:

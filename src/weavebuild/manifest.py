@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import ManifestError, UsageError
+from .errors import ManifestError, UsageError, closest
 from .paths import (
     GLOB_CHARS,
     WILDCARD_RE,
@@ -734,13 +734,11 @@ _SYNONYMS = {
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
-    import difflib
-
     synonym = _SYNONYMS.get(word.lower())
     if synonym in choices:
         return f"did you mean '{synonym}'?"
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    close = closest(word, choices)
+    return f"did you mean '{close}'?" if close else None
 
 
 # [0-9], not \d: \d (and float()) would also take other scripts' digits, such as '٣'.
