@@ -7,7 +7,7 @@ exit code 2; a job that fails is a `BuildFailed` (exit 1). The CLI turns these i
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 # A word longer than this in an error message (a 5,000-character target or --set value typed
 # or pasted by mistake) is shown shortened in the middle: the message stays a few lines.
@@ -43,7 +43,7 @@ def closest(word: str, choices: Sequence[str], cutoff: float = 0.6) -> Optional[
 
     candidates = list(choices)
     if len(candidates) > SUGGEST_SCAN:
-        near = {}
+        near: Dict[str, None] = {}  # ordered, without repeats
         for key in (None, _reversed):
             ordered = sorted(candidates, key=key)
             keys = ordered if key is None else [_reversed(choice) for choice in ordered]
