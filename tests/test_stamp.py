@@ -343,3 +343,40 @@ def test_a_source_deleted_after_a_stamped_build_is_a_missing_source(project):
     os.unlink(project.root / "extra.txt")
     assert_user_error(project.run("build"), "missing source 'extra.txt' needed by rule 'merge'")
     assert "failed" not in project.run("history").out.splitlines()[1]
+
+
+def test_a_file_read_again_changed_after_a_verdict_used_it_voids_the_stamp(project):
+    """Job `a` is decided up to date from samples/g.txt's digest; then the file changes (here a
+    job does it; in the wild an editor, while the build runs), and the walk of the directory
+    input `samples/` of a later job reads it again. The build's verdict for `a` does not hold
+    for the new content: it warns and writes no stamp, and the next build reruns `a`. It used
+    to stamp the new digest, and the next build said 'nothing to do' with a.out stale (found by
+    the random-DAG fuzzer, from an edit made while a build ran)."""
+    weavefile = """
+        default = ["a.out", "t.out"]
+        [rules.a]
+        inputs  = ["samples/g.txt"]
+        outputs = ["a.out"]
+        cmd     = "cp {inputs} {outputs}"
+        [rules.edit]
+        inputs  = ["trigger.txt"]
+        outputs = ["edit.done"]
+        cmd     = "if grep -q go trigger.txt; then echo new > samples/g.txt; fi; cp trigger.txt edit.done"
+        [rules.t]
+        inputs  = ["edit.done", "samples/"]
+        outputs = ["t.out"]
+        cmd     = "cat samples/g.txt > {outputs}"
+        """
+    project.weavefile(weavefile)
+    project.write("samples/g.txt", "old\n")
+    project.write("trigger.txt", "no\n")
+    assert project.run("build").rc == 0
+    project.write("trigger.txt", "go\n")
+    project.weavefile(weavefile + "# a comment: a new Weavefile digest, so no stamp to start from\n")
+    second = project.run("build")
+    assert second.rc == 0 and second.started == ["edit edit.done", "t t.out"], second
+    assert "samples/g.txt changed while the build was running" in second.err, second
+    third = project.run("build")
+    assert third.started == ["a a.out"], third
+    assert project.read("a.out") == "new\n" == project.read("samples/g.txt")
+    assert project.run("build").started == []

@@ -94,6 +94,14 @@ class FileState:
         # For each directory whose tree this build digested: how the tree looked then (by its
         # metadata, hashing.tree_looks), to tell whether it changed while a job read it.
         self._tree_read_as: Dict[str, str] = {}
+        # The fingerprint of every file whose digest this build used, by itself or in a
+        # directory's tree, as first used: a later read that finds it otherwise (a directory
+        # input walked after one of its files was edited, which a job had read on its own
+        # before) means the build's verdicts do not all hold for the file's content now.
+        self._used: Dict[str, Fingerprint] = {}
+        # Paths a job of this build rewrote (outputs, directory outputs): files under them
+        # are expected to change after they were used.
+        self._rewritten: Set[str] = set()
         self._trusted_fingerprint: Optional[Callable[[str], Optional[Fingerprint]]] = None
         # The digests trust() took (their fingerprints are `_trusted_fingerprint`'s), and the
         # paths forgotten since (rewritten by a job): a digest taken again is not one that
@@ -214,6 +222,8 @@ class FileState:
             st = os.stat(full)
         cached = self._cached_digest(key, st)
         if cached is not None:
+            if key not in self._used:
+                self._used[key] = fingerprint(st)
             return cached
         hashed_at = time.time_ns()  # taken before reading: errs towards re-hashing next time
         digest = hash_file(full, st.st_size)
@@ -234,11 +244,31 @@ class FileState:
 
     def _install(self, key: str, full: str, st: os.stat_result, digest: str, hashed_at: int) -> None:
         self.hashed += 1
+        now = fingerprint(st)
+        then = self._used.get(key)
+        if then is None and key in self._trusted and key not in self._forgotten and self._trusted_fingerprint is not None:
+            then = self._trusted_fingerprint(key)  # used on the stamp's word
+        if then is None or (then != now and self._rewritten_under(key)):
+            self._used[key] = now
+        elif then != now:
+            # Read again, changed, after the build used it: its new row must not go into a
+            # stamp that vouches for the jobs decided from the old content (see _used).
+            self.changed_after_read[key] = None
         new_row: FileRow = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest, hashed_at)  # type: ignore[assignment]
         self.cache[key] = new_row
         self.dirty[key] = new_row
         if hashed_at - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
             self.racy[key] = full
+
+    def _rewritten_under(self, key: str) -> bool:
+        """Whether `key` is in a directory a job of this build rewrote (a directory output)."""
+        rewritten = self._rewritten
+        parent = key
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if parent in rewritten:
+                return True
+        return False
 
     def prefetch(self, paths: Iterable[str]) -> None:
         """Digest these files ahead, reading the ones that need it with a few threads at once
@@ -258,7 +288,7 @@ class FileState:
             cached = self._cached_digest(path, st)
             if cached is not None:
                 self._memo[path] = cached  # what digest() would answer, without a second stat
-                self._read_as[path] = fingerprint(st)
+                self._read_as[path] = self._used.setdefault(path, fingerprint(st))
             else:
                 todo.append((path, full, st))
         if len(todo) < 2:
@@ -322,6 +352,8 @@ class FileState:
             self._memo.pop(path, None)
             self._stats.pop(path, None)
             self._read_as.pop(path, None)
+            self._used.pop(path, None)
+            self._rewritten.add(path)
             self._tree_read_as.pop(path, None)
             if self._trusted_fingerprint is not None:
                 self._forgotten.add(path)
@@ -334,7 +366,7 @@ class FileState:
             table.pop(path, None)  # type: ignore[attr-defined]
         if is_dir:
             prefix = path + "/"
-            for table in (self.cache, self.dirty, self.racy, self._memo):
+            for table in (self.cache, self.dirty, self.racy, self._memo, self._used):
                 for key in [key for key in table if key.startswith(prefix)]:  # type: ignore[attr-defined]
                     del table[key]  # type: ignore[attr-defined]
         self._memo[path] = _MISSING
