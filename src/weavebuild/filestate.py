@@ -288,7 +288,8 @@ class FileState:
             cached = self._cached_digest(path, st)
             if cached is not None:
                 self._memo[path] = cached  # what digest() would answer, without a second stat
-                self._read_as[path] = self._used.setdefault(path, fingerprint(st))
+                seen = self._read_as[path] = fingerprint(st)
+                self._used.setdefault(path, seen)
             else:
                 todo.append((path, full, st))
         if len(todo) < 2:
