@@ -682,7 +682,7 @@ def test_clip_long_words_keeps_ordinary_messages_whole():
     assert clip_long_words("short") == "short"
     long_word = "b" * 1000
     clipped = clip_long_words(f"one {long_word} two {long_word}")
-    assert clipped == f"one {'b' * 160}…{'b' * 100} (1,000 characters) two {'b' * 160}…{'b' * 100} (1,000 characters)"
+    assert clipped == f"one {'b' * 130}…{'b' * 130} (1,000 characters) two {'b' * 130}…{'b' * 130} (1,000 characters)"
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,7 @@ class BuildOptions:
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.stream = stream
-        # Set from another thread (watch mode) to cancel the build as Ctrl-C would.
+        # Set from another thread (a caller of the Python API) to cancel the build as Ctrl-C would.
         self.stop = stop
         self.changed = changed
         self.keep_temp = keep_temp  # temporary outputs are not deleted after use
@@ -543,7 +543,7 @@ class Builder:
         seconds = time.monotonic() - started
         result = BuildResult(results, seconds, self.untouched)
         if self._interrupt:
-            # A signal that came on top of a `stop` request (watch --restart) is what ended
+            # A signal that came on top of a `stop` request is what ended
             # the build: its code, and the caller can tell it from the request.
             if self._signalled:
                 interrupted = Interrupted(self._signalled[0])

@@ -183,14 +183,12 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx: click.Context, args: List[str]) -> Any:
         name = args[0] if args else ""
         if args and self.get_command(ctx, name) is None and not name.startswith("-"):
-            from difflib import get_close_matches
+            from .errors import UsageError, closest
 
-            from .errors import UsageError
-
-            close = get_close_matches(name, self.list_commands(ctx), n=1)
+            close = closest(name, self.list_commands(ctx))
             raise UsageError(
                 f"no command '{name}'",
-                hint=f"did you mean 'weave {close[0]}'?" if close else "run 'weave --help' for the commands",
+                hint=f"did you mean 'weave {close}'?" if close else "run 'weave --help' for the commands",
             )
         return super().resolve_command(ctx, args)
 

@@ -1,4 +1,5 @@
-"""The exception hierarchy: every error Weave reports to a user is a WeaveError.
+"""The exception hierarchy: every error Weave reports to a user is a WeaveError; and the
+helpers its messages share (a long value shortened, the closest choice to a typo).
 
 User mistakes (bad Weavefile, unknown target, cycle, bad option) are `UsageError`s and end with
 exit code 2; a job that fails is a `BuildFailed` (exit 1). The CLI turns these into
@@ -21,11 +22,12 @@ def clip_long_words(text: str) -> str:
         return text
     import re  # only on the error path
 
-    def clip(match: re.Match) -> str:
-        word = match.group(0)
-        return f"{word[:160]}…{word[-100:]} ({len(word):,} characters)"
+    return re.sub(r"\S{" + str(LONG_WORD + 1) + ",}", lambda match: clip(match.group(0), 260), text)
 
-    return re.sub(r"\S{" + str(LONG_WORD + 1) + ",}", clip, text)
+
+def clip(text: str, limit: int = 80) -> str:
+    """A value the user typed, as a message repeats it: long ones shortened in the middle."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]} ({len(text):,} characters)"
 
 
 # Past this many choices, a did-you-mean compares the word with its neighbours only (below).
@@ -150,8 +152,8 @@ class BuildFailed(WeaveError):
 class Interrupted(WeaveError):
     """The build was stopped by SIGINT/SIGTERM/SIGHUP/SIGQUIT; exit code 130, 143, 129 or 131.
 
-    `requested`: stopped on request (the `stop` event of Project.build, as watch --restart
-    sets it) and by no signal."""
+    `requested`: stopped on request (the `stop` event of Project.build, set by a caller of
+    the Python API) and by no signal."""
 
     def __init__(self, signum: int, requested: bool = False):
         import signal

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import ManifestError, UsageError, closest
+from .errors import ManifestError, UsageError, clip, closest
 from .paths import (
     GLOB_CHARS,
     WILDCARD_RE,
@@ -459,11 +459,6 @@ def _var_kind(value: Any) -> Optional[str]:
     return None
 
 
-def _clip(text: str, limit: int = 80) -> str:
-    """A value the user typed, as a message repeats it: long ones shortened in the middle."""
-    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]} ({len(text):,} characters)"
-
-
 def _has_nul(value: Any) -> bool:
     """Whether a var's value (text, or text in a list) holds a NUL character, which no command
     line or environment variable can carry: the job would fail to start."""
@@ -494,7 +489,7 @@ def override_var(name: str, text: str, default: Any, path: str, line: Optional[i
     if _var_kind(value) != kind:
         where = f"{path}:{line}" if line else path
         raise UsageError(
-            f"--set {name}={_clip(text)}: '{name}' is {kind} in [vars] ({where}), and '{_clip(text)}' is not",
+            f"--set {name}={clip(text)}: '{name}' is {kind} in [vars] ({where}), and '{clip(text)}' is not",
             hint=f"e.g. --set {name}={_VAR_KIND_EXAMPLES.get(kind, '...')}",
         )
     if isinstance(default, int) and isinstance(value, float) and value.is_integer():
@@ -888,7 +883,7 @@ class _Validator:
         """An error about a rule's foreach values; when they come from a var given with --set,
         it names the --set, not the Weavefile's line."""
         if var is not None and var in self.overridden:
-            return UsageError(f"--set {var}={_clip(self.overridden[var])}: rule '{rule}', key 'foreach': {message}", hint=hint)
+            return UsageError(f"--set {var}={clip(self.overridden[var])}: rule '{rule}', key 'foreach': {message}", hint=hint)
         return self.error(message, rule, "foreach", hint=hint)
 
     def var_error(self, name: str, message: str, hint: Optional[str] = None) -> ManifestError:
@@ -1031,8 +1026,9 @@ class _Validator:
             )
         if name == "gpu" and (amount != int(amount) or amount > MAX_GPUS):
             # Checked here, not first by the build: `weave plan` and `list` say it too, with the line.
+            limit = f" (at most {MAX_GPUS})" if amount > MAX_GPUS else ""
             raise fail(
-                f"resource 'gpu' must be a whole number of GPUs{' (at most ' + str(MAX_GPUS) + ')' if amount > MAX_GPUS else ''}, got {_show_amount(amount)}",
+                f"resource 'gpu' must be a whole number of GPUs{limit}, got {_show_amount(amount)}",
                 hint="GPUs are handed out whole: gpu = 1",
             )
         return amount
