@@ -928,3 +928,28 @@ def test_history_counts_a_job_ctrl_c_stopped_as_neither_ran_nor_failed(project, 
     assert process.returncode == 130, err
     runs = json.loads(project.run("history", "--json").out)["runs"]
     assert runs[0]["outcome"] == "interrupted" and runs[0]["failed"] == 0 and runs[0]["ran"] == 0, runs[0]
+
+
+def test_no_job_starts_after_an_interrupt_that_came_while_a_job_ended(project):
+    """A Ctrl-C that arrives while weave waits for jobs is acted on before any freed slot is
+    refilled: here the job itself interrupts weave and then exits 0, and the job queued
+    behind it (-j 1) never starts."""
+    project.weavefile(
+        """
+        default = ["last.txt", "second.txt"]
+        [rules.first]
+        outputs = ["first.txt"]
+        cmd = "echo 1 > first.txt; kill -INT $PPID"
+        [rules.last]
+        inputs = ["first.txt"]
+        outputs = ["last.txt"]
+        cmd = "cp first.txt last.txt"
+        [rules.second]
+        outputs = ["second.txt"]
+        cmd = "echo 2 > second.txt"
+        """
+    )
+    result = project.run("build", "-j", "1")
+    assert result.rc == 130, result
+    assert result.started == ["first first.txt"], result
+    assert not project.exists("second.txt") and not project.exists("last.txt")
