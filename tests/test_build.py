@@ -1559,3 +1559,73 @@ def test_a_foreach_over_another_rules_outputs_converges_in_one_build(project):
     assert first.rc == 0 and "3 ran" in first.out, first
     assert project.read("merged.txt") == "a\nb\n"
     assert "nothing to do" in project.run("build").out
+
+
+def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypatch):
+    """`weave build OUT` in a built project takes its small graph from the graph cache and
+    reads from the store only the rows of its own files and jobs, not the whole store; files
+    it did not name (inside a directory input) are looked up one by one, so nothing
+    unchanged is read again."""
+    from weavebuild import filestate, store
+    from weavebuild.api import Project as WeaveProject
+    from weavebuild.reporter import Reporter
+
+    hour_ago = time.time() - 3600  # out of the racy window: a file that did not change is never re-read
+    for path in ("src/a.txt", "src/b.txt", "data/x1.txt", "data/x2.txt", "data/sub/x3.txt"):
+        os.utime(project.write(path, f"{path}\n"), (hour_ago, hour_ago))
+    project.weavefile(
+        """
+        default = ["all.txt"]
+        [rules.a]
+        inputs = ["src/a.txt"]
+        outputs = ["out/a.o"]
+        cmd = "cp src/a.txt out/a.o"
+        [rules.b]
+        inputs = ["src/b.txt"]
+        outputs = ["out/b.o"]
+        cmd = "cp src/b.txt out/b.o"
+        [rules.d]
+        inputs = ["data/"]
+        outputs = ["out/d.txt"]
+        cmd = "ls -R data > out/d.txt"
+        [rules.all]
+        inputs = ["out/a.o", "out/b.o", "out/d.txt"]
+        outputs = ["all.txt"]
+        cmd = "cat out/a.o out/b.o out/d.txt > all.txt"
+        """
+    )
+    assert project.run("build").rc == 0
+    whole_store: list = []
+    reads: list = []
+    real_load_files = store.Store.load_files
+    real_hash_file, real_hash_files = filestate.hash_file, filestate.hash_files
+
+    def load_files(self, paths=None):
+        if paths is None:
+            whole_store.append(True)
+            return real_load_files(self)
+        return real_load_files(self, paths)
+
+    def counting_hash_file(path, *args, **kwargs):
+        reads.append(os.path.relpath(path, project.root))
+        return real_hash_file(path, *args, **kwargs)
+
+    def counting_hash_files(files, *args, **kwargs):
+        reads.extend(os.path.relpath(path, project.root) for path, _ in files)
+        return real_hash_files(files, *args, **kwargs)
+
+    monkeypatch.setattr(store.Store, "load_files", load_files)
+    monkeypatch.setattr(filestate, "hash_file", counting_hash_file)
+    monkeypatch.setattr(filestate, "hash_files", counting_hash_files)
+    project.write("src/a.txt", "changed\n")
+    result = WeaveProject.load(str(project.root)).build(["out/d.txt", "out/a.o"], reporter=Reporter())
+    assert result.ok
+    assert sorted(item.job.key for item in result.ran) == ["a"], result.ran
+    assert not whole_store
+    assert "src/a.txt" in reads
+    assert not [path for path in reads if path.startswith(("data/", "src/b"))], reads
+    assert project.read("out/a.o") == "changed\n"
+    # The same answers as a build that reads the whole store: the rest is still up to date.
+    monkeypatch.undo()
+    again = project.run("build")
+    assert again.rc == 0 and again.started == ["all all.txt"], again

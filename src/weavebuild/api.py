@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import (
     TYPE_CHECKING,
+    Callable,
     Collection,
     Dict,
     Iterator,
@@ -99,6 +100,9 @@ def _targets(targets: Sequence[str]) -> Sequence[str]:
 # How many times a build may bring a scanned directory output up to date and look again
 # before it goes on with what it has (directories whose jobs keep changing each other's).
 FIRST_ROUNDS_MAX = 50
+# A graph from the cache with at most this many jobs reads only its own rows from the store
+# (an index lookup each); a bigger one reads the whole store at once, which costs less per row.
+SMALL_GRAPH_JOBS = 2000
 
 
 class Project:
@@ -249,10 +253,12 @@ class Project:
         targets: Sequence[str] = (),
         files: Optional[FileState] = None,
         known: Optional[Mapping[str, str]] = None,
+        cached: bool = True,
     ) -> Graph:
         """The job graph for `targets`; from the graph cache when it is provably current.
         `files`: the build's view of the file system, whose answers the graph then shares (else
-        the file system is asked directly). `known`: paths already seen to exist."""
+        the file system is asked directly). `known`: paths already seen to exist. `cached`:
+        False when the caller has just asked the graph cache: resolved from the Weavefile."""
         targets = _targets(targets)
         seen = known or {}
 
@@ -263,11 +269,9 @@ class Project:
                 return files.digest(source) is not None
             return os.path.exists(os.path.join(self.root, source))
 
-        cached = graphcache.load(self.root, self.digest, targets, self.path, source_exists)
-        if cached is None and targets:  # cut out of the default targets' graph, say
-            cached = graphcache.derive(self.root, self.digest, targets, self.path, source_exists)
-        if cached is not None:
-            return cached
+        graph = self._cached_graph(targets, source_exists) if cached else None
+        if graph is not None:
+            return graph
         from .graph import Resolver
 
         exists = (lambda full: files.exists(full)) if files is not None else os.path.exists
@@ -277,6 +281,14 @@ class Project:
         graphcache.record_listings(self.root, resolver.listings)
         remember_includes(self.root, self.manifest.include_lists)
         return graph
+
+    def _cached_graph(self, targets: Sequence[str], source_exists: Callable[[str], bool]) -> Optional[Graph]:
+        """The graph for `targets` (as _targets gives them) from the graph cache, or cut out
+        of a cached graph that holds it; None if no cached graph is provably current."""
+        cached = graphcache.load(self.root, self.digest, targets, self.path, source_exists)
+        if cached is None and targets:  # cut out of the default targets' graph, say
+            cached = graphcache.derive(self.root, self.digest, targets, self.path, source_exists)
+        return cached
 
     def open_store(self, readonly: bool = False) -> Store:
         return Store.open(self.root, readonly=readonly)
@@ -467,15 +479,27 @@ class Project:
                     untouched = partial.untouched_keys()
                 else:
                     partial = None
-                    files = FileState(self.root, store.load_files())
-                    latest = store.load_jobs()
                     untouched = []
+                    files = FileState(self.root, {}, lookup=store.file_row)
+                    known = checked.unchanged if checked is not None else {}
+                    graph = self._cached_graph(_targets(targets), lambda source: source in known or files.exists(source))
+                    if graph is not None and not graph.first and len(graph.jobs) <= SMALL_GRAPH_JOBS:
+                        # A small graph (one output of a big project, say) needs only its own
+                        # files' rows and its jobs' records, not the whole store's.
+                        latest = store.load_jobs([job.key for job in graph.jobs])
+                        named = {path: None for job in graph.jobs for path in job.inputs + job.outputs}
+                        for row in latest.values():  # and the files their depfiles listed
+                            named.update((path, None) for path, _ in row.discovered)
+                        files.add_rows(store.load_files(list(named)))
+                    else:
+                        files.add_rows(store.load_files(), complete=True)
+                        latest = store.load_jobs()
                 if checked is not None:
                     files.cache.update(checked.rows)
                     files.dirty.update(checked.rows)
                     files.trust(checked.unchanged, checked.fingerprint)
-                if graph is None:
-                    graph = self.graph(targets, files, known=checked.unchanged if checked else None)
+                if graph is None:  # (the graph cache was asked above)
+                    graph = self.graph(targets, files, known=checked.unchanged if checked else None, cached=False)
                 pool = self.pool(graph, options.jobs, resources or {})
                 unknown = [name for name in force_rules if name not in self.manifest.rules]
                 if unknown:  # a usage error, as an unknown target is: refused before the run is recorded

@@ -73,10 +73,14 @@ def _special_kind(mode: int) -> str:
 class FileState:
     """Digests of project files, backed by the store's fingerprint cache."""
 
-    def __init__(self, root: str, cache: Dict[str, FileRow]):
+    def __init__(self, root: str, cache: Dict[str, FileRow], lookup: Optional[Callable[[str], Optional[FileRow]]] = None):
+        """`cache`: the store's rows, all of them or those of the files the build names;
+        `lookup(path)`, if given, asks the store for the row of a file not in `cache` before it
+        is read (files in directory trees, say, when `cache` holds only the named ones)."""
         self.root = root
         self._prefix = os.path.join(root, "")
         self.cache = cache
+        self._lookup = lookup
         self.dirty: Dict[str, FileRow] = {}
         self.racy: Dict[str, str] = {}  # key -> full path of files hashed within their window
         self._memo: Dict[str, object] = {}
@@ -108,6 +112,15 @@ class FileState:
         # `_trusted_fingerprint` vouches for, nor is any digest of a path never trusted.
         self._trusted: Dict[str, str] = {}
         self._forgotten: Set[str] = set()
+
+    def add_rows(self, rows: Dict[str, FileRow], complete: bool = False) -> None:
+        """Take the store's `rows` into the cache (a row the cache holds already stays);
+        `complete`: they are all the store has, so `lookup` is no longer asked."""
+        if self.cache:
+            rows.update(self.cache)
+        self.cache = rows
+        if complete:
+            self._lookup = None
 
     def full_path(self, path: str) -> str:
         return path if path[:1] == os.sep else self._prefix + path
@@ -234,6 +247,10 @@ class FileState:
         """The cached digest of `key` if its row still fits the file (same fingerprint, hashed
         outside the racy window), else None: the file must be read."""
         row = self.cache.get(key)
+        if row is None and self._lookup is not None:
+            row = self._lookup(key)
+            if row is not None:
+                self.cache[key] = row
         if (
             row is not None
             and tuple(row[:4]) == fingerprint(st)

@@ -287,17 +287,37 @@ class Store:
             )
 
     # -- reading -----------------------------------------------------------------------------
-    def load_files(self) -> Dict[str, FileRow]:
+    def load_files(self, paths: Optional[Sequence[str]] = None) -> Dict[str, FileRow]:
+        """The digest cache: every row, or the rows of `paths` (those the store has)."""
         if self.connection is None:
             return {}
+        query = "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files"
         try:
-            rows = self.connection.execute(
-                "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files"
-            ).fetchall()
+            if paths is None:
+                rows = self.connection.execute(query).fetchall()
+            else:
+                rows = []
+                for start in range(0, len(paths), 500):  # SQLite limits the number of parameters
+                    chunk = [_text(path) for path in paths[start : start + 500]]
+                    marks = ",".join("?" * len(chunk))
+                    rows += self.connection.execute(f"{query} WHERE path IN ({marks})", chunk).fetchall()
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
             return {}
         return {_name(row[0]): row[1:] for row in rows}
+
+    def file_row(self, path: str) -> Optional[FileRow]:
+        """The digest cache's row of `path`, if the store has one."""
+        if self.connection is None or self.broken:
+            return None
+        try:
+            row = self.connection.execute(
+                "SELECT size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files WHERE path = ?", (_text(path),)
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return None
+        return None if row is None else tuple(row)  # type: ignore[return-value]
 
     def load_jobs(self, keys: Optional[Sequence[str]] = None) -> Dict[str, JobRow]:
         """The latest success of every job (or of the jobs in `keys`)."""
