@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 11
+FORMAT = 12
 MAX_ENTRIES = 8
 
 
@@ -289,6 +289,9 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
         "queries": queries,
         "rules": rules,
         "jobs": jobs,
+        # Every job's outputs in one blob: cutting a target's graph out of this one (derive)
+        # finds its maker without decoding every job.
+        "outputs": marshal.dumps(tuple(tuple(job.outputs) for job in graph.jobs)),
         "targets": tuple(index[job.key] for job in graph.targets),
         "requested": tuple(graph.requested),
         "sources": tuple(graph.sources),
@@ -395,11 +398,15 @@ def derive(
 def _cut(entry: Dict, targets: Sequence[str], wanted: Sequence[str]) -> Optional[Dict]:
     """The entry for `targets` (their normalized paths `wanted`) out of `entry`, or None if
     one of them is not an output of its jobs."""
-    decoded = [marshal.loads(blob) for blob in entry["jobs"]]
+    blobs = entry["jobs"]
+    outputs = marshal.loads(entry["outputs"])
+    if len(outputs) != len(blobs):
+        return None
     maker: Dict[str, int] = {}
-    for index, data in enumerate(decoded):
-        for output in data[4]:
+    for index, made in enumerate(outputs):
+        for output in made:
             maker[output] = index
+    decoded = _LazyJobs(blobs)  # only the jobs the walk reaches are decoded
     roots: List[int] = []
     for path in wanted:
         index = maker.get(path)
@@ -444,6 +451,7 @@ def _cut(entry: Dict, targets: Sequence[str], wanted: Sequence[str]) -> Optional
         for index in order
     ]
     cut = dict(entry)
+    cut.pop("outputs", None)
     cut.update(
         jobs=jobs,
         targets=tuple(position[root] for root in roots),
@@ -455,6 +463,20 @@ def _cut(entry: Dict, targets: Sequence[str], wanted: Sequence[str]) -> Optional
         warnings=(),
     )
     return cut
+
+
+class _LazyJobs:
+    """The cached jobs' blobs, each decoded when first indexed."""
+
+    def __init__(self, blobs: Sequence[bytes]):
+        self._blobs = blobs
+        self._decoded: Dict[int, tuple] = {}
+
+    def __getitem__(self, index: int) -> tuple:
+        data = self._decoded.get(index)
+        if data is None:
+            data = self._decoded[index] = marshal.loads(self._blobs[index])
+        return data
 
 
 def _rebuild(entry: Dict, manifest_path: str, digest: str) -> Graph:
