@@ -1629,3 +1629,37 @@ def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypat
     monkeypatch.undo()
     again = project.run("build")
     assert again.rc == 0 and again.started == ["all all.txt"], again
+
+
+def test_plan_of_a_small_graph_reads_only_its_own_rows(project, monkeypatch):
+    """`weave plan OUT` and `weave why OUT` in a built project read only the store's rows of
+    that output's jobs and files, and give the verdicts a whole-store read gives."""
+    from weavebuild import store
+    from weavebuild.api import Project as WeaveProject
+
+    rules = "".join(
+        f'[rules.s{i}]\ninputs = ["src/s{i}.txt"]\noutputs = ["out/s{i}.o"]\ncmd = "cp src/s{i}.txt out/s{i}.o"\n\n'
+        for i in range(6)
+    )
+    for i in range(6):
+        project.write(f"src/s{i}.txt", f"{i}\n")
+    project.weavefile('default = [' + ", ".join(f'"out/s{i}.o"' for i in range(6)) + ']\n\n' + rules)
+    assert project.run("build").rc == 0
+    project.write("src/s2.txt", "changed\n")
+    whole_store: list = []
+    real_load_files = store.Store.load_files
+
+    def load_files(self, paths=None):
+        if paths is None:
+            whole_store.append(True)
+            return real_load_files(self)
+        return real_load_files(self, paths)
+
+    monkeypatch.setattr(store.Store, "load_files", load_files)
+    loaded = WeaveProject.load(str(project.root))
+    graph, verdicts = loaded.plan(["out/s2.o", "out/s3.o"])
+    assert not whole_store
+    assert {job.key: verdicts[job.key].up_to_date for job in graph.jobs} == {"s2": False, "s3": True}
+    monkeypatch.undo()
+    why = project.run("why", "out/s2.o")
+    assert why.rc == 0 and "src/s2.txt" in why.out, why

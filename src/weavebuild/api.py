@@ -293,6 +293,26 @@ class Project:
     def open_store(self, readonly: bool = False) -> Store:
         return Store.open(self.root, readonly=readonly)
 
+    def _state_for(
+        self, store: Store, targets: Sequence[str], known: Mapping[str, str]
+    ) -> Tuple[Optional[Graph], FileState, dict]:
+        """The graph for `targets` (as _targets gives them) from the graph cache, None if it
+        has none provably current (`known`: paths seen to exist), with the file state and job
+        records a build or plan needs. A small graph (one output of a big project, say) reads
+        only its jobs' records and its files' rows, by key, not the whole store."""
+        files = FileState(self.root, {}, lookup=store.file_row)
+        graph = self._cached_graph(targets, lambda source: source in known or files.exists(source))
+        if graph is not None and not graph.first and len(graph.jobs) <= SMALL_GRAPH_JOBS:
+            latest = store.load_jobs([job.key for job in graph.jobs])
+            named = {path: None for job in graph.jobs for path in job.inputs + job.outputs}
+            for row in latest.values():  # and the files their depfiles listed
+                named.update((path, None) for path, _ in row.discovered)
+            files.add_rows(store.load_files(list(named)))
+        else:
+            files.add_rows(store.load_files(), complete=True)
+            latest = store.load_jobs()
+        return graph, files, latest
+
     def _session(self, readonly: bool) -> Tuple[Store, FileState, dict]:
         store = self.open_store(readonly=readonly)
         files = FileState(self.root, store.load_files())
@@ -347,7 +367,7 @@ class Project:
         missing_ok: bool = False,
         force_rules: Sequence[str] = (),
     ) -> Tuple[Graph, Dict[str, Verdict]]:
-        store, files, latest = self._session(readonly=True)
+        store = self.open_store(readonly=True)
         try:
             from .builder import Builder, BuildOptions
             from .resources import ResourcePool
@@ -355,9 +375,12 @@ class Project:
             if missing_ok:
                 from .graph import Resolver
 
+                files = FileState(self.root, store.load_files())
+                latest = store.load_jobs()
                 graph = Resolver(self.manifest, files.exists, missing_ok=True).resolve(targets)
             else:
-                graph = self.graph(targets, files)
+                cached, files, latest = self._state_for(store, targets, {})
+                graph = cached if cached is not None else self.graph(targets, files, cached=False)
             for warning in graph.warnings:
                 (reporter or Reporter()).warning(warning)
             forced = self._forced_jobs(graph, force, force_rules)
@@ -480,20 +503,9 @@ class Project:
                 else:
                     partial = None
                     untouched = []
-                    files = FileState(self.root, {}, lookup=store.file_row)
-                    known = checked.unchanged if checked is not None else {}
-                    graph = self._cached_graph(_targets(targets), lambda source: source in known or files.exists(source))
-                    if graph is not None and not graph.first and len(graph.jobs) <= SMALL_GRAPH_JOBS:
-                        # A small graph (one output of a big project, say) needs only its own
-                        # files' rows and its jobs' records, not the whole store's.
-                        latest = store.load_jobs([job.key for job in graph.jobs])
-                        named = {path: None for job in graph.jobs for path in job.inputs + job.outputs}
-                        for row in latest.values():  # and the files their depfiles listed
-                            named.update((path, None) for path, _ in row.discovered)
-                        files.add_rows(store.load_files(list(named)))
-                    else:
-                        files.add_rows(store.load_files(), complete=True)
-                        latest = store.load_jobs()
+                    graph, files, latest = self._state_for(
+                        store, _targets(targets), checked.unchanged if checked is not None else {}
+                    )
                 if checked is not None:
                     files.cache.update(checked.rows)
                     files.dirty.update(checked.rows)
