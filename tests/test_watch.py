@@ -757,7 +757,7 @@ def test_a_job_writing_its_own_input_is_named_and_paced_and_an_edit_still_builds
     assert watch.output().count(warning) == 1
     project.write("other.txt", "2\n")
     watch.wait_for(lambda: "other.txt" in watch.changed(), "a build for the edit")
-    watch.wait_for(lambda: project.read("copy.txt") == "2\n", "the edit to be built")
+    watch.wait_for(lambda: read(project, "copy.txt") == "2\n", "the edit to be built")
     assert watch.interrupt() == 130
 
 
