@@ -1563,9 +1563,9 @@ def test_a_foreach_over_another_rules_outputs_converges_in_one_build(project):
 
 def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypatch):
     """`weave build OUT` in a built project takes its small graph from the graph cache and
-    reads from the store only the rows of its own files and jobs, not the whole store; files
-    it did not name (inside a directory input) are looked up one by one, so nothing
-    unchanged is read again."""
+    reads from the store only the rows of its own files and jobs, not the whole store; the
+    files of a directory input's tree are looked up with one query as the tree is walked, so
+    nothing unchanged is read again."""
     from weavebuild import filestate, store
     from weavebuild.api import Project as WeaveProject
     from weavebuild.reporter import Reporter
@@ -1614,7 +1614,15 @@ def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypat
         reads.extend(os.path.relpath(path, project.root) for path, _ in files)
         return real_hash_files(files, *args, **kwargs)
 
+    single: list = []
+    real_file_row = store.Store.file_row
+
+    def file_row(self, path):
+        single.append(path)
+        return real_file_row(self, path)
+
     monkeypatch.setattr(store.Store, "load_files", load_files)
+    monkeypatch.setattr(store.Store, "file_row", file_row)
     monkeypatch.setattr(filestate, "hash_file", counting_hash_file)
     monkeypatch.setattr(filestate, "hash_files", counting_hash_files)
     project.write("src/a.txt", "changed\n")
@@ -1624,6 +1632,7 @@ def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypat
     assert not whole_store
     assert "src/a.txt" in reads
     assert not [path for path in reads if path.startswith(("data/", "src/b"))], reads
+    assert not [path for path in single if path.startswith("data/")], single  # the tree's rows: one query
     assert project.read("out/a.o") == "changed\n"
     # The same answers as a build that reads the whole store: the rest is still up to date.
     monkeypatch.undo()

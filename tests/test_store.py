@@ -361,3 +361,16 @@ def test_close_twice(tmp_path):
     store.close()
     assert store.connection is None
     assert os.path.exists(store.path)
+
+
+def test_rows_by_path_by_tree_and_one_by_one(store):
+    """The digest cache read in parts, as a small build reads it: the rows of some paths, of
+    one directory's whole tree (not of a sibling whose name starts the same), or of one file."""
+    row = (12, 1_000, 77, 2_000, "a" * 32, 3_000)
+    names = ["data/a", "data/sub/b", "data2/c", "data.txt", "data-x/d", "datab", "other"]
+    store.commit(files=[(name, row) for name in names])
+    assert store.load_files(["data/a", "other", "missing"]) == {"data/a": row, "other": row}
+    assert store.load_files([f"f{i}" for i in range(1200)] + ["datab"]) == {"datab": row}  # in chunks
+    assert store.file_rows_under("data") == {"data/a": row, "data/sub/b": row}
+    assert store.file_rows_under("data/") == {"data/a": row, "data/sub/b": row}
+    assert store.file_row("data.txt") == row and store.file_row("missing") is None

@@ -300,7 +300,7 @@ class Project:
         has none provably current (`known`: paths seen to exist), with the file state and job
         records a build or plan needs. A small graph (one output of a big project, say) reads
         only its jobs' records and its files' rows, by key, not the whole store."""
-        files = FileState(self.root, {}, lookup=store.file_row)
+        files = FileState(self.root, {}, lookup=store.file_row, lookup_tree=store.file_rows_under)
         graph = self._cached_graph(targets, lambda source: source in known or files.exists(source))
         if graph is not None and not graph.first and len(graph.jobs) <= SMALL_GRAPH_JOBS:
             latest = store.load_jobs([job.key for job in graph.jobs])

@@ -73,14 +73,22 @@ def _special_kind(mode: int) -> str:
 class FileState:
     """Digests of project files, backed by the store's fingerprint cache."""
 
-    def __init__(self, root: str, cache: Dict[str, FileRow], lookup: Optional[Callable[[str], Optional[FileRow]]] = None):
+    def __init__(
+        self,
+        root: str,
+        cache: Dict[str, FileRow],
+        lookup: Optional[Callable[[str], Optional[FileRow]]] = None,
+        lookup_tree: Optional[Callable[[str], Dict[str, FileRow]]] = None,
+    ):
         """`cache`: the store's rows, all of them or those of the files the build names;
         `lookup(path)`, if given, asks the store for the row of a file not in `cache` before it
-        is read (files in directory trees, say, when `cache` holds only the named ones)."""
+        is read, and `lookup_tree(directory)` for the rows of a whole directory tree before it
+        is walked (when `cache` holds only the named files)."""
         self.root = root
         self._prefix = os.path.join(root, "")
         self.cache = cache
         self._lookup = lookup
+        self._lookup_tree = lookup_tree
         self.dirty: Dict[str, FileRow] = {}
         self.racy: Dict[str, str] = {}  # key -> full path of files hashed within their window
         self._memo: Dict[str, object] = {}
@@ -120,7 +128,7 @@ class FileState:
             rows.update(self.cache)
         self.cache = rows
         if complete:
-            self._lookup = None
+            self._lookup = self._lookup_tree = None
 
     def full_path(self, path: str) -> str:
         return path if path[:1] == os.sep else self._prefix + path
@@ -186,6 +194,9 @@ class FileState:
                 if st is None:
                     st = os.stat(full)
                 if stat_module.S_ISDIR(st.st_mode):
+                    if self._lookup_tree is not None:  # its files' rows at once, not one by one
+                        for key, row in self._lookup_tree(path).items():
+                            self.cache.setdefault(key, row)
                     looks: List[str] = []
                     digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None), looks)
                     self._tree_read_as[path] = digest_strings(looks)

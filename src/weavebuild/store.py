@@ -306,6 +306,22 @@ class Store:
             return {}
         return {_name(row[0]): row[1:] for row in rows}
 
+    def file_rows_under(self, directory: str) -> Dict[str, FileRow]:
+        """The digest cache's rows of the files under `directory` (its whole tree), in one
+        range query on the key."""
+        if self.connection is None or self.broken:
+            return {}
+        prefix = directory.rstrip("/") + "/"
+        try:
+            rows = self.connection.execute(
+                "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files WHERE path >= ? AND path < ?",
+                (prefix, prefix[:-1] + "0"),  # '0' sorts right after '/'
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+            return {}
+        return {_name(row[0]): row[1:] for row in rows}
+
     def file_row(self, path: str) -> Optional[FileRow]:
         """The digest cache's row of `path`, if the store has one."""
         if self.connection is None or self.broken:
