@@ -1061,12 +1061,55 @@ def test_an_inline_script_too_long_to_start_is_told_to_move_to_a_file(project):
     assert "put the script in a file of its own" in result.err and "list the inputs" not in result.err
 
 
+def _count_reads(monkeypatch, project) -> list:
+    """The project-relative paths of the files FileState reads (hashes), as they are read."""
+    from weavebuild import filestate
+
+    reads: list = []
+    real_hash_file, real_hash_files = filestate.hash_file, filestate.hash_files
+
+    def counting_hash_file(path, *args, **kwargs):
+        reads.append(os.path.relpath(path, project.root))
+        return real_hash_file(path, *args, **kwargs)
+
+    def counting_hash_files(files, *args, **kwargs):
+        reads.extend(os.path.relpath(path, project.root) for path, _ in files)
+        return real_hash_files(files, *args, **kwargs)
+
+    monkeypatch.setattr(filestate, "hash_file", counting_hash_file)
+    monkeypatch.setattr(filestate, "hash_files", counting_hash_files)
+    return reads
+
+
+def _count_store_reads(monkeypatch) -> tuple:
+    """(whole, single): one entry per read of the whole digest cache, and the path of each
+    row read by itself (Store.file_row)."""
+    from weavebuild import store
+
+    whole: list = []
+    single: list = []
+    real_load_files, real_file_row = store.Store.load_files, store.Store.file_row
+
+    def load_files(self, paths=None):
+        if paths is None:
+            whole.append(True)
+            return real_load_files(self)
+        return real_load_files(self, paths)
+
+    def file_row(self, path):
+        single.append(path)
+        return real_file_row(self, path)
+
+    monkeypatch.setattr(store.Store, "load_files", load_files)
+    monkeypatch.setattr(store.Store, "file_row", file_row)
+    return whole, single
+
+
 def test_each_output_is_read_once_by_a_build(project, monkeypatch):
     """Outputs are hashed once they have left the racy window (or when a dependent needs
     them), not right after the job and again at the end of the build: a from-scratch build
     reads each file once. The slow job ends well after the copies, so every copy is old
     enough when its record is written, whatever the machine's load."""
-    from weavebuild import filestate
     from weavebuild.api import Project as WeaveProject
 
     names = [f"s{i:02d}" for i in range(12)]
@@ -1082,19 +1125,7 @@ def test_each_output_is_read_once_by_a_build(project, monkeypatch):
         + "[rules.slow]\noutputs = [\"slow.txt\"]\n"
         + "cmd = \"while [ $(ls out 2>/dev/null | wc -l) -lt 12 ]; do sleep 0.05; done; sleep 0.3; echo done > slow.txt\"\n"
     )
-    reads: list = []
-    real_hash_file, real_hash_files = filestate.hash_file, filestate.hash_files
-
-    def counting_hash_file(path, *args, **kwargs):
-        reads.append(os.path.relpath(path, project.root))
-        return real_hash_file(path, *args, **kwargs)
-
-    def counting_hash_files(files, *args, **kwargs):
-        reads.extend(os.path.relpath(path, project.root) for path, _ in files)
-        return real_hash_files(files, *args, **kwargs)
-
-    monkeypatch.setattr(filestate, "hash_file", counting_hash_file)
-    monkeypatch.setattr(filestate, "hash_files", counting_hash_files)
+    reads = _count_reads(monkeypatch, project)
     result = WeaveProject.load(str(project.root)).build(jobs=2)
     assert result.ok and len(result.ran) == 13
     outputs = sorted(path for path in reads if path.startswith("out/"))
@@ -1566,7 +1597,6 @@ def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypat
     reads from the store only the rows of its own files and jobs, not the whole store; the
     files of a directory input's tree are looked up with one query as the tree is walked, so
     nothing unchanged is read again."""
-    from weavebuild import filestate, store
     from weavebuild.api import Project as WeaveProject
     from weavebuild.reporter import Reporter
 
@@ -1595,36 +1625,8 @@ def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypat
         """
     )
     assert project.run("build").rc == 0
-    whole_store: list = []
-    reads: list = []
-    real_load_files = store.Store.load_files
-    real_hash_file, real_hash_files = filestate.hash_file, filestate.hash_files
-
-    def load_files(self, paths=None):
-        if paths is None:
-            whole_store.append(True)
-            return real_load_files(self)
-        return real_load_files(self, paths)
-
-    def counting_hash_file(path, *args, **kwargs):
-        reads.append(os.path.relpath(path, project.root))
-        return real_hash_file(path, *args, **kwargs)
-
-    def counting_hash_files(files, *args, **kwargs):
-        reads.extend(os.path.relpath(path, project.root) for path, _ in files)
-        return real_hash_files(files, *args, **kwargs)
-
-    single: list = []
-    real_file_row = store.Store.file_row
-
-    def file_row(self, path):
-        single.append(path)
-        return real_file_row(self, path)
-
-    monkeypatch.setattr(store.Store, "load_files", load_files)
-    monkeypatch.setattr(store.Store, "file_row", file_row)
-    monkeypatch.setattr(filestate, "hash_file", counting_hash_file)
-    monkeypatch.setattr(filestate, "hash_files", counting_hash_files)
+    whole_store, single = _count_store_reads(monkeypatch)
+    reads = _count_reads(monkeypatch, project)
     project.write("src/a.txt", "changed\n")
     result = WeaveProject.load(str(project.root)).build(["out/d.txt", "out/a.o"], reporter=Reporter())
     assert result.ok
@@ -1643,7 +1645,6 @@ def test_a_small_graph_from_the_cache_reads_only_its_own_rows(project, monkeypat
 def test_plan_of_a_small_graph_reads_only_its_own_rows(project, monkeypatch):
     """`weave plan OUT` and `weave why OUT` in a built project read only the store's rows of
     that output's jobs and files, and give the verdicts a whole-store read gives."""
-    from weavebuild import store
     from weavebuild.api import Project as WeaveProject
 
     rules = "".join(
@@ -1655,16 +1656,7 @@ def test_plan_of_a_small_graph_reads_only_its_own_rows(project, monkeypatch):
     project.weavefile('default = [' + ", ".join(f'"out/s{i}.o"' for i in range(6)) + ']\n\n' + rules)
     assert project.run("build").rc == 0
     project.write("src/s2.txt", "changed\n")
-    whole_store: list = []
-    real_load_files = store.Store.load_files
-
-    def load_files(self, paths=None):
-        if paths is None:
-            whole_store.append(True)
-            return real_load_files(self)
-        return real_load_files(self, paths)
-
-    monkeypatch.setattr(store.Store, "load_files", load_files)
+    whole_store, _ = _count_store_reads(monkeypatch)
     loaded = WeaveProject.load(str(project.root))
     graph, verdicts = loaded.plan(["out/s2.o", "out/s3.o"])
     assert not whole_store

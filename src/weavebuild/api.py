@@ -313,10 +313,13 @@ class Project:
             latest = store.load_jobs()
         return graph, files, latest
 
+    def _whole_state(self, store: Store) -> Tuple[FileState, dict]:
+        """The file state over the whole digest cache, and the latest record of every job."""
+        return FileState(self.root, store.load_files()), store.load_jobs()
+
     def _session(self, readonly: bool) -> Tuple[Store, FileState, dict]:
         store = self.open_store(readonly=readonly)
-        files = FileState(self.root, store.load_files())
-        latest = store.load_jobs()
+        files, latest = self._whole_state(store)
         return store, files, latest
 
     def pool(self, graph: Graph, jobs: Optional[int], resources: Mapping[str, float]) -> ResourcePool:
@@ -375,8 +378,7 @@ class Project:
             if missing_ok:
                 from .graph import Resolver
 
-                files = FileState(self.root, store.load_files())
-                latest = store.load_jobs()
+                files, latest = self._whole_state(store)
                 graph = Resolver(self.manifest, files.exists, missing_ok=True).resolve(targets)
             else:
                 cached, files, latest = self._state_for(store, targets, {})
@@ -702,8 +704,7 @@ class Project:
                     continue
                 ran.include(result)
                 settled.clear()  # what it wrote may change what the others' scans find
-            files = FileState(self.root, store.load_files())
-            latest = store.load_jobs()
+            files, latest = self._whole_state(store)
             graph = self.graph(targets, files)
         if not ran.ran and not ran.failed:
             return None

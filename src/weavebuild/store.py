@@ -71,6 +71,9 @@ def _name(stored: Any) -> Any:
     return stored.decode("utf-8", "surrogateescape") if isinstance(stored, bytes) else stored
 
 
+_FILES_QUERY = "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files"
+
+
 class Record:
     """A job's success: the recipe and input digests it ran with and the outputs it made, and
     the digests of the other files its depfile said it read (`discovered`)."""
@@ -287,75 +290,57 @@ class Store:
             )
 
     # -- reading -----------------------------------------------------------------------------
-    def load_files(self, paths: Optional[Sequence[str]] = None) -> Dict[str, FileRow]:
-        """The digest cache: every row, or the rows of `paths` (those the store has)."""
+    def _fetch(self, query: str, params: Sequence[Any] = ()) -> Optional[list]:
+        """The rows of `query`; None without a store, or when reading it fails (reported)."""
         if self.connection is None:
-            return {}
-        query = "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files"
+            return None
         try:
-            if paths is None:
-                rows = self.connection.execute(query).fetchall()
-            else:
-                rows = []
-                for start in range(0, len(paths), 500):  # SQLite limits the number of parameters
-                    chunk = [_text(path) for path in paths[start : start + 500]]
-                    marks = ",".join("?" * len(chunk))
-                    rows += self.connection.execute(f"{query} WHERE path IN ({marks})", chunk).fetchall()
+            return self.connection.execute(query, params).fetchall()
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
-            return {}
-        return {_name(row[0]): row[1:] for row in rows}
+            return None
+
+    def _fetch_in(self, query: str, column: str, names: Sequence[str]) -> Optional[list]:
+        """The rows of `query` whose `column` is one of `names`, in chunks (SQLite limits the
+        number of parameters of a statement)."""
+        rows: list = []
+        for start in range(0, len(names), 500):
+            chunk = [_text(name) for name in names[start : start + 500]]
+            found = self._fetch(f"{query} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
+            if found is None:
+                return None
+            rows += found
+        return rows
+
+    def load_files(self, paths: Optional[Sequence[str]] = None) -> Dict[str, FileRow]:
+        """The digest cache: every row, or the rows of `paths` (those the store has)."""
+        rows = self._fetch(_FILES_QUERY) if paths is None else self._fetch_in(_FILES_QUERY, "path", paths)
+        return {} if rows is None else {_name(row[0]): row[1:] for row in rows}
 
     def file_rows_under(self, directory: str) -> Dict[str, FileRow]:
         """The digest cache's rows of the files under `directory` (its whole tree), in one
-        range query on the key."""
-        if self.connection is None or self.broken:
+        range query on the key (names stored as bytes, not UTF-8, are not among them)."""
+        if self.broken:
             return {}
         prefix = directory.rstrip("/") + "/"
-        try:
-            rows = self.connection.execute(
-                "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files WHERE path >= ? AND path < ?",
-                (prefix, prefix[:-1] + "0"),  # '0' sorts right after '/'
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            self._fail(exc)
-            return {}
-        return {_name(row[0]): row[1:] for row in rows}
+        rows = self._fetch(f"{_FILES_QUERY} WHERE path >= ? AND path < ?", (prefix, prefix[:-1] + "0"))  # '0' sorts right after '/'
+        return {} if rows is None else {_name(row[0]): row[1:] for row in rows}
 
     def file_row(self, path: str) -> Optional[FileRow]:
         """The digest cache's row of `path`, if the store has one."""
-        if self.connection is None or self.broken:
+        if self.broken:
             return None
-        try:
-            row = self.connection.execute(
-                "SELECT size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files WHERE path = ?", (_text(path),)
-            ).fetchone()
-        except sqlite3.DatabaseError as exc:
-            self._fail(exc)
-            return None
-        return None if row is None else tuple(row)  # type: ignore[return-value]
+        rows = self._fetch(f"{_FILES_QUERY} WHERE path = ?", (_text(path),))
+        return tuple(rows[0][1:]) if rows else None  # type: ignore[return-value]
 
     def load_jobs(self, keys: Optional[Sequence[str]] = None) -> Dict[str, JobRow]:
         """The latest success of every job (or of the jobs in `keys`)."""
-        if self.connection is None:
-            return {}
         query = (
             "SELECT j.job_key, j.signature, r.outputs, j.duration, r.discovered FROM jobs j "
             "LEFT JOIN records r ON r.signature = j.signature"
         )
-        try:
-            if keys is None:
-                rows = self.connection.execute(query).fetchall()
-            else:
-                rows = []
-                for start in range(0, len(keys), 500):  # SQLite limits the number of parameters
-                    chunk = [_text(key) for key in keys[start : start + 500]]
-                    marks = ",".join("?" * len(chunk))
-                    rows += self.connection.execute(f"{query} WHERE j.job_key IN ({marks})", chunk).fetchall()
-        except sqlite3.DatabaseError as exc:
-            self._fail(exc)
-            return {}
-        return {_name(row[0]): JobRow(row[1], row[2], row[3], row[4]) for row in rows}
+        rows = self._fetch(query) if keys is None else self._fetch_in(query, "j.job_key", keys)
+        return {} if rows is None else {_name(row[0]): JobRow(row[1], row[2], row[3], row[4]) for row in rows}
 
     def record(self, signature: str) -> Optional[Record]:
         import json
