@@ -775,6 +775,72 @@ def test_a_source_directory_that_gains_or_loses_an_entry_reruns_once(project, ch
     assert again.rc == 0 and "nothing to do" in again.out, again
 
 
+_DIRECTORY_READER = """
+    default = ["listing.txt"]
+    [rules.clean]
+    inputs = ["raw.txt"]
+    outputs = ["data/prepared/clean.csv", "data/prepared/extra/more.csv"]
+    cmd = "tr a-z A-Z < {inputs} > {outputs[0]}; cp {inputs} {outputs[1]}"
+    [rules.list]
+    inputs = ["data/"]
+    outputs = ["listing.txt"]
+    cmd = "cd data && find . -type f | LC_ALL=C sort | xargs cat > ../{outputs}"
+"""
+
+
+@pytest.mark.parametrize("data_exists", [True, False], ids=["with-sources-in-it", "made-by-the-build"])
+@pytest.mark.parametrize("settled", [True, False], ids=["after-no-op", "after-build"])
+def test_a_directory_input_depends_on_the_jobs_writing_into_it(project, data_exists, settled):
+    """A directory input holding files other rules make (`data/`, and `data/prepared/clean.csv`
+    of rule clean) depends on those rules' jobs, as a directory target does: they run first,
+    the reader sees their files, and an edit upstream reruns both in one build, through the
+    no-op stamp's partial check or the full one. Before, the directory was a plain source:
+    the reader ran without the files (or, if the directory did not exist yet, the build
+    stopped at a missing source) and stayed "up to date" after they changed."""
+    project.weavefile(_DIRECTORY_READER)
+    project.write("raw.txt", "one\n")
+    if data_exists:
+        project.write("data/notes.txt", "notes\n")
+    first = project.run("build")
+    assert first.rc == 0, first
+    assert first.started == ["clean data/prepared/clean.csv", "list listing.txt"], first
+    expected = "notes\n" if data_exists else ""
+    assert project.read("listing.txt") == expected + "ONE\none\n"
+    if settled:
+        assert "nothing to do" in project.run("build").out
+    project.write("raw.txt", "two\n")
+    plan = project.run("plan")
+    assert "list listing.txt" in plan.out, plan
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert result.started == ["clean data/prepared/clean.csv", "list listing.txt"], result
+    assert "changed while the build was running" not in result.err, result
+    assert project.read("listing.txt") == expected + "TWO\ntwo\n"
+    again = project.run("build")
+    assert again.rc == 0 and "nothing to do" in again.out, again
+    assert "up to date" in project.run("why", "listing.txt").out
+
+
+def test_a_directory_input_holding_its_own_output_is_refused(project):
+    """A job that reads a directory and writes into it could never be up to date (each run
+    changes what it read): a Weavefile error at the rule's inputs, with the fix."""
+    project.weavefile(
+        """
+        [rules.index]
+        inputs = ["data/"]
+        outputs = ["data/index.txt"]
+        cmd = "ls data > {outputs}"
+        """
+    )
+    project.write("data/a.csv", "a\n")
+    result = project.run("build")
+    assert_user_error(
+        result, "Weavefile:3", "rule 'index', key 'inputs'", "input 'data/' holds the job's own output 'data/index.txt'",
+        "read the files it needs with a glob",
+    )
+    assert not project.exists("data/index.txt")
+
+
 @pytest.mark.parametrize(
     "read, read_cmd",
     [("model/w.txt", "{inputs}"), ("model/sub/", "{inputs}/v.txt"), ("model/", "{inputs}/w.txt")],
@@ -1402,6 +1468,32 @@ def test_a_foreach_over_another_rules_directory_output_builds_that_directory_fir
     assert Project(scratch).run("build", "summary.txt", "listing.txt").rc == 0
     for name in ("summary.txt", "listing.txt"):
         assert (scratch / name).read_text() == project.read(name)
+
+
+def test_a_source_named_as_a_target_of_a_checkpoint_project_builds_and_cleans_nothing(project):
+    """A source file named as a target is a source, even where a foreach reads another rule's
+    directory output: before, the lookup for outputs "under" it took that directory as
+    something to make first, so `weave build data.txt` ran split and `weave clean README`
+    removed chunks/."""
+    project.weavefile(CHECKPOINT)
+    project.write("data.txt", "".join(f"{n}\n" for n in range(1, 11)))
+    project.write("README", "notes\n")
+    assert project.run("build").rc == 0
+    os.unlink(project.root / "chunks/part_aa")  # split is stale now
+    project.clear_runs()
+    for target in ("data.txt", "README", "Weavefile"):
+        result = project.run("build", target)
+        assert result.rc == 0 and "nothing to do (0 jobs" in result.out, (target, result)
+        assert "first" not in result.out + result.err, (target, result)
+        plan = project.run("plan", target)
+        assert plan.rc == 0 and "split" not in plan.out, (target, plan)
+    assert project.runs_log() == []
+    clean = project.run("clean", "README")
+    assert clean.rc == 0 and "chunks" not in clean.out + clean.err, clean
+    assert project.exists("chunks/part_ab") and project.exists("summary.txt")
+    # A directory the pattern jobs write into still builds what it holds, chunks/ first.
+    result = project.run("build", "processed/")
+    assert result.rc == 0 and "building chunks/ first" in result.out + result.err, result
 
 
 def test_plan_of_a_checkpoint_before_its_first_build_lists_the_directory_job_first(project):

@@ -201,6 +201,7 @@ class _RuleIndex:
         self.dir_patterns = False
         self._by_rule: Optional[Dict[str, List[Tuple[RuleSpec, Dict[str, str]]]]] = None
         self._sorted: Optional[List[str]] = None  # the exact outputs, sorted (outputs_under)
+        self._output_dirs: Optional[Set[str]] = None  # the directories they are in (outputs_inside)
         for rule in resolver.manifest.rules.values():
             if rule.is_alias:
                 continue
@@ -239,6 +240,26 @@ class _RuleIndex:
         start = bisect.bisect_left(self._sorted, prefix)
         return self._sorted[start : bisect.bisect_left(self._sorted, prefix + "\U0010ffff", start)]
 
+    def outputs_inside(self, directory: str) -> List[str]:
+        """The exact outputs strictly inside `directory` (a normalised path), in sorted order:
+        what other jobs write into a directory that a rule reads as an input."""
+        if self._output_dirs is None:
+            # Every directory holding an exact output, at any depth: one set lookup then
+            # tells a source file (nearly every input) from a directory with outputs in it.
+            self._output_dirs = set()
+            for output in self.static:
+                parent = output.rpartition("/")[0]
+                while parent and parent not in self._output_dirs:
+                    self._output_dirs.add(parent)
+                    parent = parent.rpartition("/")[0]
+        if directory not in self._output_dirs:
+            return []
+        if self._sorted is None:
+            self._sorted = sorted(self.static)
+        prefix = directory + "/"
+        start = bisect.bisect_left(self._sorted, prefix)
+        return self._sorted[start : bisect.bisect_left(self._sorted, prefix + "\U0010ffff", start)]
+
     def entries_of(self, rule: RuleSpec) -> List[Tuple[RuleSpec, Dict[str, str]]]:
         """(rule, wildcards) of each exact output of `rule`, in index order. Grouped in one
         pass on first use: an alias naming 20k rules would otherwise scan every output per rule."""
@@ -256,6 +277,22 @@ def _key_error(rule: RuleSpec, key: str, weavefile: str, message: str, hint: Opt
     return ManifestError(
         message, path=path, line=line_in_file(path, rule.name, key) or rule.line, rule=rule.name, key=key, hint=hint
     )
+
+
+def _refuse_own_output_inside(job: Job, path: str, weavefile: str) -> None:
+    """A job whose directory input holds one of its own outputs could never be up to date:
+    each run changes what it read."""
+    prefix = path + "/"
+    for output in job.outputs:
+        if output.startswith(prefix):
+            raise _key_error(
+                job.rule, "inputs", weavefile,
+                f"input '{path}/' holds the job's own output '{output}'"
+                + (f" (job {job.key})" if job.wildcards else "")
+                + ": each run would change what it reads, so it would never be up to date",
+                hint=f"write the output outside {path}/, or read the files it needs with a glob"
+                f" (e.g. '{path}/*.csv'), which leaves out the job's own outputs",
+            )
 
 
 def _refuse_unreadable(full: str, path: str) -> None:
@@ -831,12 +868,11 @@ class Resolver:
             return []
         nested = Resolver(self.manifest, self._exists_rel, missing_ok=self._missing_ok)
         nested._for_directory = True
+        first: List[str] = []
         try:
             defaults = nested.resolve([])
             jobs = defaults.jobs
-            # Directory outputs whose contents decided those jobs (a foreach over chunks/): a
-            # build makes them first and resolves again, as for the defaults themselves.
-            self._first_from_defaults.extend(defaults.first)
+            first = defaults.first
         except MissingSource as missing:  # found without a recorded query: record it
             nested.queries.append(("exists", missing.path, False))
             jobs = []
@@ -846,11 +882,17 @@ class Resolver:
             # What the answer depends on: the graph cache must see those files change too.
             self.queries.extend(nested.queries)
             self.listings.extend(nested.listings)
-        return [
+        inside = [
             self.job_for(job.rule, job.wildcards)
             for job in jobs
             if any(output.startswith(prefix) for output in job.outputs)
         ]
+        if inside:
+            # Directory outputs whose contents decided those jobs (a foreach over chunks/): a
+            # build makes them first and resolves again, as for the defaults themselves. Not
+            # for a path with nothing made under it (a source file named as a target).
+            self._first_from_defaults.extend(first)
+        return inside
 
     def _alias_paths(self, item: str, alias: RuleSpec) -> List[Tuple[str, bool]]:
         """An alias item with its braces unescaped, and whether it is a glob (glob characters
@@ -918,6 +960,8 @@ class Resolver:
         producers: Dict[str, Job] = {}
         sources: Dict[str, List[Job]] = {}
         active_rules: Dict[str, int] = {}
+        inside_of: Dict[str, List[str]] = {}  # directory input -> the exact outputs in it
+        expanded: Dict[str, Set[str]] = {}  # directory input -> the jobs it gave dependencies
 
         def visit(root: Job) -> None:
             state[root.key] = 0
@@ -931,6 +975,22 @@ class Resolver:
                     if dep is None:
                         dep = self.producer(path, active_rules)
                     if dep is None:
+                        # A directory input that other jobs write files into (`data/`, holding
+                        # `data/clean.csv` of another rule): its content is theirs too, so it
+                        # depends on them, as a directory target does. Their outputs are taken
+                        # as this job's next paths to depend on (not as inputs: the directory's
+                        # digest covers them), and the directory need not exist yet.
+                        if job.outputs:
+                            _refuse_own_output_inside(job, path, self.manifest.path)
+                        inside = inside_of.get(path)
+                        if inside is None:
+                            inside = inside_of[path] = self.index.outputs_inside(path)
+                        if inside and job.key not in expanded.setdefault(path, set()):
+                            expanded[path].add(job.key)
+                            sources.setdefault(path, []).append(job)
+                            stack[-1] = (job, itertools.chain(inside, pending), dep_keys)
+                            descended = True
+                            break
                         if path not in sources:
                             if not self._exists_rel(os.path.join(self.root, path)):
                                 if self._missing_ok:

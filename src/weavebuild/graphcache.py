@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 12
+FORMAT = 13  # 13: a directory input depends on the jobs writing into it
 MAX_ENTRIES = 8
 
 

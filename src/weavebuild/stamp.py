@@ -29,11 +29,11 @@ from .paths import replace_file
 from .store import FileRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .graph import Graph
+    from .graph import Graph, Job
 
 
 # Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
-FORMAT = "stamp-6"
+FORMAT = "stamp-7"
 STAMP_DIR = os.path.join(".weave", "stamps")
 TOKEN_BYTES = 16
 
@@ -82,10 +82,7 @@ def make(
                 entries[path] = row
     position = {path: index for index, path in enumerate(entries)}
     structure = tuple(
-        (
-            tuple([position[p] for p in (job.inputs + listed[job.key] if job.key in listed else job.inputs)]),
-            tuple([position[p] for p in job.outputs]),
-        )
+        (tuple([position[p] for p in _read_paths(job, listed)]), tuple([position[p] for p in job.outputs]))
         for job in graph.jobs
     )
     rows = list(entries.values())
@@ -104,6 +101,17 @@ def make(
         # made again, or be the last reader of one, whose maker the part would leave out.
         marshal.dumps(structure) if not graph.temp_jobs else b"",
     )
+
+
+def _read_paths(job: Job, listed: Dict[str, List[str]]) -> List[str]:
+    """The paths whose change reaches `job` in a partial build: its inputs, the files its
+    depfile listed, and its dependencies' outputs where they are not inputs themselves (the
+    files other jobs write into a directory input of the job)."""
+    paths = job.inputs + listed[job.key] if job.key in listed else job.inputs
+    if any(output not in paths for dep in job.deps for output in dep.outputs):
+        named = set(paths)
+        paths = paths + [output for dep in job.deps for output in dep.outputs if output not in named]
+    return paths
 
 
 def _is_racy(row: tuple) -> bool:
