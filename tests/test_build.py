@@ -821,6 +821,43 @@ def test_a_directory_input_depends_on_the_jobs_writing_into_it(project, data_exi
     assert "up to date" in project.run("why", "listing.txt").out
 
 
+@pytest.mark.parametrize("settled", [True, False], ids=["after-no-op", "after-build"])
+def test_a_directory_input_of_symlinks_into_a_shared_store_follows_them(project, tmp_path, settled):
+    """A data folder whose entries are symlinks into a shared store (a file, a directory):
+    the job reads through them, so an edit where one points reruns it, through the no-op
+    stamp too; before, only the links' target paths were hashed and the edit went unseen."""
+    store = tmp_path / "store"
+    (store / "set").mkdir(parents=True)
+    (store / "sample.txt").write_text("one\n")
+    (store / "set" / "x.txt").write_text("x\n")
+    (project.root / "data").mkdir()
+    os.symlink(store / "sample.txt", project.root / "data/sample.txt")
+    os.symlink(store / "set", project.root / "data/set")
+    project.weavefile(
+        """
+        [rules.r]
+        inputs = ["data/"]
+        outputs = ["out.txt"]
+        cmd = "cat data/sample.txt data/set/*.txt > {outputs}"
+        """
+    )
+    assert project.run("build").rc == 0
+    if settled:
+        assert "nothing to do" in project.run("build").out
+    for edit, expected in (
+        (lambda: (store / "sample.txt").write_text("two\n"), "two\nx\n"),
+        (lambda: (store / "set" / "y.txt").write_text("y\n"), "two\nx\ny\n"),
+    ):
+        edit()
+        result = project.run("build")
+        assert result.rc == 0 and result.started == ["r out.txt"], result
+        assert project.read("out.txt") == expected
+        again = project.run("build")
+        assert again.rc == 0 and "nothing to do" in again.out, again
+        os.utime(store / "sample.txt")  # touched, same content: nothing to do
+        assert "nothing to do" in project.run("build").out
+
+
 def test_a_directory_input_holding_its_own_output_is_refused(project):
     """A job that reads a directory and writes into it could never be up to date (each run
     changes what it read): a Weavefile error at the rule's inputs, with the fix."""

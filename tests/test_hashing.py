@@ -121,7 +121,7 @@ def test_walk_tree_lists_everything_sorted(tree):
     assert walk_tree(str(tree)) == [
         ("a.txt", "file"),
         ("empty", "dir"),
-        ("link", "link"),
+        ("link", "file"),  # a symlink to a file is read as the file it points to
         ("sub", "dir"),
         ("sub/b.txt", "file"),
         ("sub/deeper", "dir"),
@@ -176,14 +176,46 @@ def test_hash_tree_changes_with_symlink_target(tree):
     assert hash_tree(str(tree)) != before
 
 
-def test_hash_tree_does_not_follow_symlinks(tree):
+def test_hash_tree_follows_symlinks_out_of_the_tree(tree, tmp_path):
+    """A data folder of links into a shared store: the jobs read through the links, so an
+    edit where a link points changes the tree's digest (before, only the link's target path
+    counted); so does a new file in a linked directory."""
+    store = tmp_path / "store"
+    (store / "set").mkdir(parents=True)
+    (store / "sample.txt").write_text("one")
+    (store / "set" / "x.txt").write_text("x")
+    os.symlink(store / "sample.txt", tree / "sample.txt")
+    os.symlink(store / "set", tree / "set")
+    assert ("set/x.txt", "file") in walk_tree(str(tree))
     before = hash_tree(str(tree))
-    (tree / "a.txt").write_text("changed")  # the link still points at the same name
-    after_content = hash_tree(str(tree))
-    assert after_content != before  # because a.txt itself changed
-    os.remove(tree / "link")
-    os.symlink("a.txt", tree / "link")
-    assert hash_tree(str(tree)) == after_content
+    (store / "sample.txt").write_text("two")
+    edited = hash_tree(str(tree))
+    assert edited != before
+    (store / "set" / "y.txt").write_text("y")
+    assert hash_tree(str(tree)) != edited
+
+
+def test_hash_tree_keeps_links_into_the_tree_around_it_and_broken_as_links(tree, tmp_path):
+    """Not followed, known by their target paths: a link to a directory of the tree (its
+    content is walked where it lies), to a directory holding the tree (a loop), a broken
+    link, and links between two outside directories that point at each other (each directory
+    is walked once)."""
+    os.symlink("sub", tree / "sub_again")
+    os.symlink("..", tree / "up")
+    os.symlink("nowhere", tree / "broken")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    os.symlink(two, one / "to_two")
+    os.symlink(one, two / "to_one")
+    os.symlink(one, tree / "one")
+    kinds = dict(walk_tree(str(tree)))
+    assert (kinds["sub_again"], kinds["up"], kinds["broken"]) == ("link", "link", "link")
+    assert (kinds["one"], kinds["one/to_two"], kinds["one/to_two/to_one"]) == ("dir", "dir", "link")
+    before = hash_tree(str(tree))
+    os.remove(tree / "broken")
+    os.symlink("elsewhere", tree / "broken")
+    assert hash_tree(str(tree)) != before
 
 
 def test_hash_tree_file_versus_dir_of_same_name(tmp_path):
@@ -206,6 +238,7 @@ def test_hash_tree_uses_the_given_file_digest(tree):
     hash_tree(str(tree), fake)
     assert sorted(seen) == [
         "a.txt",
+        "link",  # to a.txt: read through the link
         os.path.join("sub", "b.txt"),
         os.path.join("sub", "deeper", "c.bin"),
     ]

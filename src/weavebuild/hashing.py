@@ -10,7 +10,7 @@ import errno
 import os
 import stat as stat_module
 import time
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
@@ -126,9 +126,18 @@ def symlink_digest(target: str) -> str:
 
 def walk_tree(root: str) -> List[Tuple[str, str]]:
     """(relative path, kind) of everything under directory `root` but noise (paths.NOISE_DIRS:
-    `.git/`, `__pycache__/`, editor swap files...), sorted; kind is file/dir/link/special."""
+    `.git/`, `__pycache__/`, editor swap files...), sorted; kind is file/dir/link/special.
+
+    A symlink is followed, as the jobs reading the tree follow it: one to a file is a "file"
+    (its content counts, so an edit where it points is seen), one to a directory outside the
+    tree a "dir" walked in turn (a data folder of links into a shared store). It stays a
+    "link", known by its target path, when it is broken, points into the tree itself (whose
+    content is walked where it lies), to a directory holding the tree or already walked (no
+    loops), or to something else (a FIFO, a device)."""
     entries: List[Tuple[str, str]] = []
     stack = [""]
+    root_real: Optional[str] = None  # computed at the first link to a directory
+    walked: Set[Tuple[int, int]] = set()  # (device, inode) of the directories linked to and walked
     while stack:
         relative = stack.pop()
         directory = os.path.join(root, relative) if relative else root
@@ -138,6 +147,29 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
                     continue
                 rel = f"{relative}/{entry.name}" if relative else entry.name
                 if entry.is_symlink():
+                    try:
+                        target = entry.stat()  # follows the link
+                    except OSError:  # broken, a loop of links, or not ours to read
+                        entries.append((rel, "link"))
+                        continue
+                    if stat_module.S_ISREG(target.st_mode):
+                        entries.append((rel, "file"))
+                        continue
+                    if stat_module.S_ISDIR(target.st_mode):
+                        if root_real is None:
+                            root_real = os.path.realpath(root)
+                            try:
+                                top = os.stat(root)
+                                walked.add((top.st_dev, top.st_ino))
+                            except OSError:
+                                pass
+                        real = os.path.realpath(entry.path)
+                        key = (target.st_dev, target.st_ino)
+                        if key not in walked and not _nested(real, root_real) and not _nested(root_real, real):
+                            walked.add(key)
+                            entries.append((rel, "dir"))
+                            stack.append(rel)
+                            continue
                     entries.append((rel, "link"))
                 elif entry.is_dir():
                     entries.append((rel, "dir"))
@@ -150,8 +182,14 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
     return entries
 
 
+def _nested(path: str, directory: str) -> bool:
+    """Whether real path `path` is `directory` or inside it."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None, looks: Optional[List[str]] = None) -> str:
-    """Digest of a directory tree: names, kinds, symlink targets and file contents.
+    """Digest of a directory tree: names, kinds, file contents, and the targets of the symlinks
+    walk_tree does not follow.
 
     `file_digest(path)` hashes one file; pass a cached one to avoid re-reading unchanged files.
     Permissions and timestamps are not part of the digest, only the executable bit. `looks`,
