@@ -89,6 +89,42 @@ def test_missing_source_names_rule(project):
     assert_user_error(project.run("build"), "missing source 'data/train.csv' needed by rule 'train'")
 
 
+def test_a_mistyped_input_names_the_line_and_the_close_path(project):
+    """A typo in an input path: the message points at the rule's inputs line, and the hint
+    names the file beside it (or the rule output) that it is close to; an alias's item too."""
+    project.weavefile(
+        """
+        default = ["all"]
+        [rules.map]
+        inputs  = { genome = "data/genom.fa", reads = "reads/{sample}.fq" }
+        outputs = ["mapped/{sample}.bam"]
+        cmd     = "cat {inputs} > {outputs}"
+        [rules.plot]
+        inputs  = ["mapped/A.bam"]
+        outputs = ["plots/quals.svg"]
+        cmd     = "cp {inputs} {outputs}"
+        [rules.all]
+        inputs  = ["plots/qual.svg", "mapped/{s}.bam"]
+        foreach = { s = ["A"] }
+        """
+    )
+    project.write("data/genome.fa", ">g\n")
+    project.write("reads/A.fq", "r\n")
+    assert_user_error(
+        project.run("build"),
+        "./Weavefile:12: missing source 'plots/qual.svg' needed by rule 'all'",
+        "did you mean 'plots/quals.svg'?",
+    )
+    project.write("Weavefile", project.read("Weavefile").replace("plots/qual.svg", "plots/quals.svg"))
+    result = project.run("build")
+    assert_user_error(
+        result,
+        "./Weavefile:4: missing source 'data/genom.fa' needed by rule 'map' (job map[sample=A])",
+        "did you mean 'data/genome.fa'? Otherwise create the file",
+    )
+    assert "reads/A.fq" not in result.err
+
+
 def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
     """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
     project.weavefile(

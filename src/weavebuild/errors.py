@@ -82,9 +82,11 @@ class MissingSource(UsageError):
     """An input no rule makes does not exist; `path` is it, project-relative (watch mode
     watches for it to appear)."""
 
-    def __init__(self, path: str, needed_by: str, hint: Optional[str] = None):
+    def __init__(self, path: str, needed_by: str, hint: Optional[str] = None, where: Optional[str] = None):
+        """`where`: the file and line that name it (`./Weavefile:9`), if known."""
         super().__init__(
-            f"missing source '{path}' needed by {needed_by}", hint=hint or "create the file, or add a rule that makes it"
+            (f"{where}: " if where else "") + f"missing source '{path}' needed by {needed_by}",
+            hint=hint or "create the file, or add a rule that makes it",
         )
         self.path = path
 

@@ -924,7 +924,7 @@ class Resolver:
             return self.resolve_target(item, aliases)
         if self.exists(path):
             return []
-        raise MissingSource(paths.normalize(literal), f"rule '{alias.name}'")
+        raise self._missing_source(paths.normalize(literal), alias, f"rule '{alias.name}'")
 
     def resolve(self, targets: Sequence[str]) -> Graph:
         """Build the graph of every job needed for `targets` (default targets if empty)."""
@@ -999,8 +999,9 @@ class Resolver:
                                     sources[path].append(job)
                                     continue
                                 _refuse_unreadable(os.path.join(self.root, path), path)
-                                raise MissingSource(
+                                raise self._missing_source(
                                     path,
+                                    job.rule,
                                     f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),
                                     hint=self._rule_named_hint(path)
                                     or self._constraint_hint(path)
@@ -1170,6 +1171,31 @@ class Resolver:
                             f"does not match its constraint wildcards.{name} = '{constraint}'"
                         )
         return None
+
+    def _missing_source(self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None) -> MissingSource:
+        """The error for a source that does not exist: where the rule names it (its inputs'
+        line, read again from its file) and, for a likely typo, the path it is close to (a file
+        beside it, or a rule's output)."""
+        weavefile = rule.path or self.manifest.path
+        line = line_in_file(weavefile, rule.name, "inputs") or rule.line
+        if hint is None:
+            close = self._near_path(path)
+            if close is not None:
+                hint = f"did you mean '{close}'? Otherwise create the file, or add a rule that makes it"
+        return MissingSource(path, needed_by, hint=hint, where=f"{weavefile}:{line}" if line else None)
+
+    def _near_path(self, path: str) -> Optional[str]:
+        """An existing file in the directory of `path`, or an exact output of a rule, whose
+        path is close to it."""
+        if os.path.isabs(path) or paths.is_outside(path):
+            return None
+        directory = os.path.dirname(path)
+        try:
+            with os.scandir(os.path.join(self.root, directory)) as entries:
+                beside = [os.path.join(directory, entry.name) for entry in itertools.islice(entries, 10000)]
+        except OSError:
+            beside = []
+        return closest(path, beside + list(self.index.static))
 
     def _elsewhere_hint(self, path: str) -> Optional[str]:
         """A missing source that exists relative to the current directory, when the Weavefile
