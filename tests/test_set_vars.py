@@ -92,8 +92,10 @@ def test_plan_and_status_see_the_set_values(vars_project):
         (["--set", "epoch=5"], ["no var 'epoch'", "did you mean 'epochs'?"]),
         (["--set", "seed=1"], ["no var 'seed'", "its vars: epochs, fast, layers, lr, name"]),
         (["--set", "epochs=many"], ["'epochs' is a number", "Weavefile:3", "e.g. --set epochs=3"]),
-        (["--set", "fast=yes"], ["'fast' is a boolean", "e.g. --set fast=true"]),
-        (["--set", "layers=64"], ["'layers' is a list", "TOML array"]),
+        (["--set", "fast=yes"], ["'fast' is a boolean", "e.g. --set fast=false"]),
+        (["--set", "layers=64"], ["'layers' is a list", "e.g. --set layers='[64, 32]' (a TOML array)"]),
+        (["--set", "lr=fast"], ["'lr' is a number", "e.g. --set lr=0.5"]),  # the var's own default
+        (["--set", "lr=nan"], ["'lr' is a number", "and 'nan' is not"]),
         (["--set", "epochs"], ["'epochs' is not NAME=VALUE"]),
         (["--set", "=5"], ["'=5' is not NAME=VALUE"]),
         (["--set", "my-var=5"], ["'my-var=5' is not NAME=VALUE"]),
@@ -104,6 +106,38 @@ def test_bad_set_is_a_usage_error(vars_project, args, fragments):
     result = project.run("build", "all", *args)
     assert_user_error(result, *fragments)
     assert project.runs_log() == []
+
+
+def test_a_number_written_the_python_way_is_a_number(vars_project):
+    """`--set lr=.5` and `lr=5.` are numbers to whoever types them, though not TOML's: taken as
+    0.5 and 5.0 (`lr=.5` is the value in the file, and reruns nothing)."""
+    project = vars_project
+    assert project.run("build", "all").rc == 0
+    project.clear_runs()
+    same = project.run("build", "all", "--set", "lr=.5")
+    assert same.rc == 0 and project.runs_log() == [], same
+    assert project.run("build", "all", "--set", "lr=5.").rc == 0
+    assert "lr=5 " in project.read("model.txt")
+
+
+def test_a_bad_set_value_for_cpus_names_the_set(project):
+    """`cpus = "{vars.threads}"` with `--set threads=0`: the mistake is the --set, not the
+    Weavefile's line."""
+    project.weavefile(
+        """
+        [vars]
+        threads = 2
+        [rules.r]
+        outputs = ["o.txt"]
+        cpus = "{vars.threads}"
+        cmd = "echo {cpus} > {outputs}"
+        """
+    )
+    assert_user_error(
+        project.run("build", "--set", "threads=0"), "--set threads=0: rule 'r', key 'cpus': must be a positive integer, got 0"
+    )
+    assert project.run("build", "--set", "threads=3").rc == 0
+    assert project.read("o.txt") == "3\n"
 
 
 def test_api_overrides(vars_project):

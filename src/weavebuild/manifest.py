@@ -444,6 +444,27 @@ def _toml_hint(message: str) -> Optional[str]:
 _VAR_KIND_EXAMPLES = {"a boolean": "true", "a number": "3", "a list": "'[64, 32]' (a TOML array of strings, numbers or booleans)"}
 
 
+def _python_number(text: str) -> Optional[float]:
+    """`text` as a finite number in Python's spelling, or None."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _example_of(default: Any, kind: str) -> str:
+    """A --set value of the var's kind, for a hint: its own default written as the command
+    line takes it (a list as a quoted TOML array)."""
+    import json
+
+    if kind == "a list" and default:
+        return f"'{json.dumps(default)}' (a TOML array)"
+    if kind in ("a number", "a boolean"):
+        return json.dumps(default)
+    return _VAR_KIND_EXAMPLES.get(kind, "...")
+
+
 def _var_kind(value: Any) -> Optional[str]:
     """What a var with this value holds, and so what `--set` must give for it (booleans first:
     True is an int); None for what a var may not hold: tables, dates and times, nested lists,
@@ -467,6 +488,14 @@ def _has_nul(value: Any) -> bool:
     return isinstance(value, str) and "\0" in value
 
 
+def _whole_var(value: Any) -> Optional[str]:
+    """The var that a value written as "{vars.NAME}" names, else None."""
+    if not isinstance(value, str):
+        return None
+    whole = _WHOLE_VAR_RE.fullmatch(value.strip())
+    return whole.group(1) if whole is not None else None
+
+
 def override_var(name: str, text: str, default: Any, path: str, line: Optional[int]) -> Any:
     """The value of var `name` given as `text` on the command line, of the kind the Weavefile's
     value has: text for a string, a TOML number, boolean or array otherwise (so `--set
@@ -479,6 +508,8 @@ def override_var(name: str, text: str, default: Any, path: str, line: Optional[i
             value = _toml().loads(f"value = {text}")["value"]
         except Exception:  # any parse failure means "not a value of this kind"
             value = None
+        if value is None and kind == "a number":
+            value = _python_number(text)  # `.5`, `5.`: numbers, though not TOML's
     if _has_nul(value):  # a TOML escape (\u0000) in a list, or text from the Python API
         raise UsageError(
             f"--set {name}=...: the value contains a NUL character",
@@ -490,7 +521,7 @@ def override_var(name: str, text: str, default: Any, path: str, line: Optional[i
         where = f"{path}:{line}" if line else path
         raise UsageError(
             f"--set {name}={clip(text)}: '{name}' is {kind} in [vars] ({where}), and '{clip(text)}' is not",
-            hint=f"e.g. --set {name}={_VAR_KIND_EXAMPLES.get(kind, '...')}",
+            hint=f"e.g. --set {name}={_example_of(default, kind)}",
         )
     if isinstance(default, int) and isinstance(value, float) and value.is_integer():
         return int(value)  # 300.0 for an integer var is 300, as it would be inserted
@@ -879,12 +910,15 @@ class _Validator:
         line = self.locator.find(rule, key) if (rule is not None or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
 
-    def foreach_error(self, message: str, rule: str, var: Optional[str], hint: Optional[str] = None) -> UsageError:
-        """An error about a rule's foreach values; when they come from a var given with --set,
-        it names the --set, not the Weavefile's line."""
+    def foreach_error(
+        self, message: str, rule: str, var: Optional[str], hint: Optional[str] = None, key: str = "foreach"
+    ) -> UsageError:
+        """An error about a rule's foreach values (or another `key` a var's value gives);
+        when they come from a var given with --set, it names the --set, not the Weavefile's
+        line."""
         if var is not None and var in self.overridden:
-            return UsageError(f"--set {var}={clip(self.overridden[var])}: rule '{rule}', key 'foreach': {message}", hint=hint)
-        return self.error(message, rule, "foreach", hint=hint)
+            return UsageError(f"--set {var}={clip(self.overridden[var])}: rule '{rule}', key '{key}': {message}", hint=hint)
+        return self.error(message, rule, key, hint=hint)
 
     def var_error(self, name: str, message: str, hint: Optional[str] = None) -> ManifestError:
         """An error about the value of var `name`, at its line in [vars]."""
@@ -1377,10 +1411,13 @@ class _Validator:
             spec.resources = self.resource_table(amounts, name, "resources")
         if "cpus" in body:
             cpus = self.amount_var(body["cpus"], variables, name, "cpus")
+            source = _whole_var(body["cpus"])  # "{vars.threads}": a --set of it is the mistake
             if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
-                raise self.error(f"must be a positive integer, got {_shown(cpus)}", name, "cpus")
+                raise self.foreach_error(f"must be a positive integer, got {_shown(cpus)}", name, source, key="cpus")
             if not _amount_in_range(cpus):
-                raise self.error(f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, "cpus")
+                raise self.foreach_error(
+                    f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, source, key="cpus"
+                )
             spec.cpus = cpus
         env = body.get("env", {})
         if not isinstance(env, dict):
