@@ -399,6 +399,8 @@ def test_help_of_every_command(project):
 def test_unknown_command_suggests(project):
     make_pipeline(project)
     assert_user_error(project.run("bild"), "no command 'bild'", "did you mean 'weave build'")
+    # `make TARGET`'s habit: a target where the command goes is shown the build command.
+    assert_user_error(project.run("merged.txt", "-j", "2"), "no command 'merged.txt'", "to build it: weave build merged.txt -j 2")
 
 
 def test_clean_removes_emptied_directories(project):

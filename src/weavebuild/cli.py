@@ -11,6 +11,7 @@ import functools
 import importlib
 import os
 import re
+import shlex
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -186,10 +187,12 @@ class LazyGroup(click.Group):
             from .errors import UsageError, closest
 
             close = closest(name, self.list_commands(ctx))
-            raise UsageError(
-                f"no command '{name}'",
-                hint=f"did you mean 'weave {close}'?" if close else "run 'weave --help' for the commands",
-            )
+            if close:
+                hint = f"did you mean 'weave {close}'?"
+            else:  # `make TARGET`'s habit: most likely a target
+                shown = " ".join(shlex.quote(arg) for arg in args)
+                hint = f"to build it: weave build {shown}   ('weave --help' lists the commands)"
+            raise UsageError(f"no command '{name}'", hint=hint)
         return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
