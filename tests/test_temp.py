@@ -678,3 +678,32 @@ def test_a_stale_job_reading_an_absolute_source_beside_a_temporary_output(projec
     assert project.read("out.txt") == "x\next\n" and not project.exists("mid.txt")
     outside.write_text("ext2\n")
     assert project.run("build", "out.txt", timeout=30).rc == 0 and project.read("out.txt") == "x\next2\n"
+
+
+def test_clean_removes_the_directory_a_deleted_temporary_output_left_empty(project: Project) -> None:
+    """After a build, a temporary output's directory is empty (the file was deleted once
+    read); `weave clean` removes it as it removes the directories of the outputs it deletes,
+    instead of leaving it behind."""
+    project.weavefile(
+        """
+        default = ["sorted/a.txt"]
+        [rules.map]
+        inputs = ["raw.txt"]
+        outputs = ["mapped/a.txt"]
+        temp = ["mapped/a.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.sort]
+        inputs = ["mapped/a.txt"]
+        outputs = ["sorted/a.txt"]
+        cmd = "sort {inputs} > {outputs}"
+        """
+    )
+    project.write("raw.txt", "b\na\n")
+    assert project.run("build").rc == 0
+    assert (project.root / "mapped").is_dir() and not project.exists("mapped/a.txt")
+    dry = project.run("clean", "-n")
+    assert dry.rc == 0 and (project.root / "mapped").is_dir(), dry
+    result = project.run("clean")
+    assert result.rc == 0, result
+    assert not (project.root / "mapped").exists() and not (project.root / "sorted").exists(), result
+    assert project.exists("raw.txt")

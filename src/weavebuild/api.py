@@ -858,6 +858,8 @@ class Project:
                         continue  # recorded by a version that let a rule name it: never delete it
                     full = os.path.join(self.root, path)
                     if not os.path.lexists(full):
+                        if not dry_run:  # gone already (a temporary output): its directory may be empty
+                            parents.add(os.path.dirname(full))
                         continue
                     try:
                         now = files.digest(path)
