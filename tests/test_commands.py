@@ -48,6 +48,25 @@ def copy_25_sources(project):
         project.write(f"src/{n}.txt", f"{n}\n")
 
 
+def test_plan_takes_a_builds_jobs_and_resources_and_checks_them(project):
+    """A build's command line reused for its plan: -j and --resources are taken and checked
+    as `build -n` checks them (a job needing more than the totals is an error)."""
+    project.weavefile(
+        """
+        [rules.train]
+        outputs = ["model.txt"]
+        resources = { gpu = 2 }
+        cmd = "echo $CUDA_VISIBLE_DEVICES > {outputs}"
+        """
+    )
+    ok = project.run("plan", "-j", "4", "--resources", "gpu=2")
+    assert ok.rc == 0 and "[1/1] train model.txt" in ok.out, ok
+    for command in (["plan"], ["build", "-n"]):
+        assert_user_error(project.run(*command, "--resources", "gpu=1"), "rule 'train' needs gpu=2 but only gpu=1 is available")
+    assert_user_error(project.run("plan", "-j", "0"), "-j")
+    assert not project.exists("model.txt")
+
+
 def test_plan_counts_many_up_to_date_jobs(project):
     """A big project's plan is the jobs that would run, then a count of the others (listed
     with -v); a few up-to-date jobs are named."""

@@ -8,6 +8,7 @@ import click
 
 from ..cli import (
     CONTEXT_SETTINGS,
+    Count,
     Settings,
     build_options,
     merge_group_build_options,
@@ -118,16 +119,34 @@ def build(settings: Settings, targets: Sequence[str], **options: Any) -> None:
 @click.option("-B", "--force", is_flag=True, default=False, help="Plan as if the targets were forced.")
 @click.option("-R", "--force-rule", "force_rules", multiple=True, metavar="RULE", help="Plan as if every job of RULE were forced (repeatable).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+@click.option("-j", "--jobs", type=Count(min=1), default=None, help="Job slots, as given to build (checked; the plan is the same).")
+@click.option("--resources", "resources", multiple=True, metavar="NAME=N[,...]", help="Resource totals, as given to build: a job needing more is an error.")
 @verbosity_options
 @click.pass_obj
-def plan(settings: Settings, targets: Sequence[str], force: bool, force_rules: Sequence[str], as_json: bool) -> None:
+def plan(
+    settings: Settings,
+    targets: Sequence[str],
+    force: bool,
+    force_rules: Sequence[str],
+    as_json: bool,
+    jobs: Optional[int],
+    resources: Sequence[str],
+) -> None:
     """Show the jobs that would run, in order, with their reasons (as `build -n`).
 
     Then the jobs already up to date: by name when there are at most 20 (or with -v), else
-    their count; -q leaves them out. `build -n` lists only the jobs that would run, and first
-    checks the --jobs and --resources values the build would use."""
+    their count; -q leaves them out. `build -n` lists only the jobs that would run. Given
+    --jobs or --resources (a build's command line reused), both check them as the build
+    would: a job needing more than the totals is an error."""
+    project = settings.project()
+    check = None
+    if jobs is not None or resources:
+        from ..resources import parse_resource_args
+
+        totals = parse_resource_args(resources)
+        check = lambda graph: project.pool(graph, jobs, totals)  # noqa: E731 - as build -n's
     print_plan(
-        settings, settings.project(), targets, force=force, as_json=as_json, show_up_to_date=True, force_rules=force_rules
+        settings, project, targets, force=force, as_json=as_json, show_up_to_date=True, force_rules=force_rules, check=check
     )
 
 
