@@ -1005,18 +1005,16 @@ class _Validator:
     def amount_var(self, value: Any, variables: Dict[str, Any], rule: str, key: str) -> Any:
         """`cpus` or a resource amount written as "{vars.NAME}": the var's number (so that
         `--set threads=8` sets it). Only scheduling: not part of the jobs' recipes."""
-        if not isinstance(value, str):
-            return value
-        whole = _WHOLE_VAR_RE.fullmatch(value.strip())
-        if whole is None:
-            return value  # the type check says what is wrong
-        number = self.var_value(whole.group(1), variables, rule, key, [])
+        name = _whole_var(value)
+        if name is None:
+            return value  # a number, or the type check says what is wrong
+        number = self.var_value(name, variables, rule, key, [])
         if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise self.error(
-                f"'{value}' must name a number, and var '{whole.group(1)}' is {_type_name(number)}",
+                f"'{value}' must name a number, and var '{name}' is {_type_name(number)}",
                 rule,
                 key,
-                hint=f"set it to a number in [vars] ({whole.group(1)} = 4)",
+                hint=f"set it to a number in [vars] ({name} = 4)",
             )
         return number
 
