@@ -222,6 +222,38 @@ def test_watch_set_follows_a_symlinked_source(project):
     assert spec.relevant("../shared/real.csv") and not spec.relevant("../shared/other.csv")
 
 
+def test_a_directory_source_of_symlinks_is_watched_where_they_point(project, start_watch):
+    """A data folder of symlinks into a shared store (a file and a directory): its digest
+    follows them, so watch watches where they point, and an edit there rebuilds."""
+    store = project.root.parent / "store"
+    (store / "set").mkdir(parents=True)
+    (store / "sample.txt").write_text("one\n")
+    (store / "set" / "x.txt").write_text("x\n")
+    (project.root / "data").mkdir()
+    (project.root / "data/sample.txt").symlink_to(store / "sample.txt")
+    (project.root / "data/set").symlink_to(store / "set")
+    project.weavefile("""
+        [rules.r]
+        inputs  = ["data/"]
+        outputs = ["out.txt"]
+        cmd     = "cat data/sample.txt data/set/*.txt > {outputs}"
+    """)
+    loaded = WeaveProject.load(str(project.root))
+    spec = watch_set(loaded.graph(), loaded.manifest)
+    assert spec.sources == {"data", "../store/sample.txt", "../store/set"}, spec.sources
+    assert spec.relevant("../store/sample.txt") and spec.relevant("../store/set/y.txt")
+    assert not spec.relevant("../store/other.txt")
+    watch = start_watch()
+    first = watch.wait_result()
+    assert first[1] == "ok", watch.output()
+    (store / "sample.txt").write_text("two\n")
+    cycle = watch.wait_cycle_for("../store/sample.txt")
+    assert cycle[1] == "ok" and project.read("out.txt") == "two\nx\n", watch.output()
+    (store / "set" / "y.txt").write_text("y\n")
+    watch.wait_for(lambda: read(project, "out.txt") == "two\nx\ny\n", "out.txt with the new file of the linked directory")
+    assert watch.interrupt() == 130
+
+
 def test_change_queue_debounces_a_burst():
     queue = ChangeQueue()
     for path in ["a", "b", "a"]:

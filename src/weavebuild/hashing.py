@@ -124,7 +124,7 @@ def symlink_digest(target: str) -> str:
     return digest_strings(("symlink", target))
 
 
-def walk_tree(root: str) -> List[Tuple[str, str]]:
+def walk_tree(root: str, followed: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     """(relative path, kind) of everything under directory `root` but noise (paths.NOISE_DIRS:
     `.git/`, `__pycache__/`, editor swap files...), sorted; kind is file/dir/link/special.
 
@@ -133,7 +133,8 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
     tree a "dir" walked in turn (a data folder of links into a shared store). It stays a
     "link", known by its target path, when it is broken, points into the tree itself (whose
     content is walked where it lies), to a directory holding the tree or already walked (no
-    loops), or to something else (a FIFO, a device)."""
+    loops), or to something else (a FIFO, a device). `followed`, if given, receives the
+    relative paths of the links followed."""
     entries: List[Tuple[str, str]] = []
     stack = [""]
     root_real: Optional[str] = None  # computed at the first link to a directory
@@ -154,6 +155,8 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
                         continue
                     if stat_module.S_ISREG(target.st_mode):
                         entries.append((rel, "file"))
+                        if followed is not None:
+                            followed.append(rel)
                         continue
                     if stat_module.S_ISDIR(target.st_mode):
                         if root_real is None:
@@ -169,6 +172,8 @@ def walk_tree(root: str) -> List[Tuple[str, str]]:
                             walked.add(key)
                             entries.append((rel, "dir"))
                             stack.append(rel)
+                            if followed is not None:
+                                followed.append(rel)
                             continue
                     entries.append((rel, "link"))
                 elif entry.is_dir():

@@ -265,6 +265,19 @@ def scan_patterns(graph: Graph, manifest: Manifest) -> List[Tuple[str, Dict[str,
     return [(text, constraints) for (text, _), constraints in found.items()]
 
 
+def _link_targets(directory: str) -> List[str]:
+    """The real paths of the symlinks in a directory input's tree that its digest follows
+    (hashing.walk_tree): files and directories outside the tree."""
+    from .hashing import walk_tree
+
+    followed: List[str] = []
+    try:
+        walk_tree(directory, followed)
+    except OSError:
+        return []
+    return [os.path.realpath(os.path.join(directory, rel)) for rel in followed]
+
+
 def watch_set(graph: Graph, manifest: Manifest) -> WatchSet:
     """The WatchSet of `graph` (resolved from `manifest`, or loaded from the graph cache): its
     sources, outputs, scan patterns and the directories to watch."""
@@ -292,6 +305,13 @@ def watch_set(graph: Graph, manifest: Manifest) -> WatchSet:
             want(_parent(rel), False)
             if os.path.isdir(os.path.join(root, rel)):
                 want(rel, True)  # a directory input: its whole content is hashed
+                # ... through the symlinks in it, too: edits happen where they point.
+                for target in _link_targets(os.path.join(root, rel)):
+                    linked = relative(root, target)
+                    sources.add(linked)
+                    want(_parent(linked), False)
+                    if os.path.isdir(target):
+                        want(linked, True)
     patterns = []
     for text, constraints in scan_patterns(graph, manifest):
         try:
