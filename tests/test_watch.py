@@ -352,6 +352,33 @@ def test_set_values_hold_across_weavefile_reloads(project, start_watch):
     assert watch.interrupt() == 130
 
 
+def test_a_weavefile_and_an_include_that_are_symlinks_reload_on_an_edit_where_they_point(project, start_watch):
+    """The Weavefile (and a file it includes) kept elsewhere and linked in: an edit of the
+    file it points to reloads the rules; before, watch watched only the link's directory and
+    built the next change with the old commands."""
+    (project.root / "conf").mkdir()
+    (project.root / "conf/real.toml").write_text(
+        'include = ["more.toml"]\n[rules.a]\ninputs = ["in.txt"]\noutputs = ["a.txt"]\ncmd = "cat in.txt > a.txt"\n'
+    )
+    (project.root / "conf/shared.toml").write_text(
+        '[rules.b]\ninputs = ["in.txt"]\noutputs = ["b.txt"]\ncmd = "cat in.txt > b.txt"\n'
+    )
+    (project.root / "Weavefile").symlink_to("conf/real.toml")
+    (project.root / "more.toml").symlink_to("conf/shared.toml")
+    project.write("in.txt", "1\n")
+    watch = start_watch("a.txt", "b.txt")
+    assert watch.wait_result()[1] == "ok", watch.output()
+    real = project.root / "conf/real.toml"
+    real.write_text(real.read_text().replace("cat in.txt > a.txt", "cat in.txt in.txt > a.txt"))
+    cycle = watch.wait_cycle_for("conf/real.toml")
+    assert cycle[1] == "ok" and project.read("a.txt") == "1\n1\n", watch.output()
+    shared = project.root / "conf/shared.toml"
+    shared.write_text(shared.read_text().replace("cat in.txt > b.txt", "cat in.txt in.txt in.txt > b.txt"))
+    cycle = watch.wait_cycle_for("conf/shared.toml", after=cycle[0])
+    assert cycle[1] == "ok" and project.read("b.txt") == "1\n1\n1\n", watch.output()
+    assert watch.interrupt() == 130
+
+
 def test_broken_weavefile_then_fixed(project, start_watch):
     make_pipeline(project)
     watch = start_watch()

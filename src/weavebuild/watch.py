@@ -174,8 +174,9 @@ class WatchSet:
         # FSEvents (macOS) reports resolved paths: /private/var/... for a project in /var/...
         self.real_root = os.path.realpath(root)
         self.weavefile = weavefile
-        # The Weavefile and the files it includes: a change to any of them reloads the rules.
-        self.weavefiles = frozenset(weavefiles) | {weavefile}
+        # The Weavefile and the files it includes: a change to any of them reloads the rules;
+        # for one that is a symlink, a change where it points (conf/real.toml) does too.
+        self.weavefiles = _with_link_targets(root, frozenset(weavefiles) | {weavefile})
         self.sources = sources
         self.outputs = outputs
         self.patterns = tuple(patterns)
@@ -265,6 +266,16 @@ def scan_patterns(graph: Graph, manifest: Manifest) -> List[Tuple[str, Dict[str,
     return [(text, constraints) for (text, _), constraints in found.items()]
 
 
+def _with_link_targets(root: str, names: Collection[str]) -> FrozenSet[str]:
+    """`names` (files relative to `root`) and, for each that is a symlink, where it points."""
+    found = set(names)
+    for name in names:
+        full = os.path.join(root, name)
+        if os.path.islink(full):
+            found.add(relative(root, os.path.realpath(full)))
+    return frozenset(found)
+
+
 def _link_targets(directory: str) -> List[str]:
     """The real paths of the symlinks in a directory input's tree that its digest follows
     (hashing.walk_tree): files and directories outside the tree."""
@@ -291,7 +302,7 @@ def watch_set(graph: Graph, manifest: Manifest) -> WatchSet:
     # Directories, never files, are watched: an editor's write-rename replaces the file (and
     # inotify's watch on it), but the directory sees the new name arrive.
     weavefiles = manifest.files  # the Weavefile (`weavefile`) first, then the files it includes
-    for name in weavefiles:
+    for name in _with_link_targets(root, weavefiles):
         want(_parent(name), False)
     sources = set()
     for path in graph.sources:
