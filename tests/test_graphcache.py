@@ -312,3 +312,17 @@ def test_no_graph_is_cut_where_resolution_may_differ(project):
     project.write("raw/d.txt", "d\n")  # the glob of `globbed` now answers otherwise
     assert graphcache.derive(root, loaded.digest, ["out/globbed.txt"], loaded.path, lambda s: True) is None
     assert "raw/d.txt" in project.run("plan", "-v", "out/globbed.txt").out
+
+
+def test_a_digests_index_of_random_bytes_is_made_again(project):
+    """`.weave/graph.cache.digests` overwritten with bytes that are no text: the commands
+    work as without it, and the index is written again (it was an internal error, on every
+    command until the file was deleted by hand)."""
+    make_pipeline(project)
+    assert project.run("build").rc == 0
+    index = project.root / ".weave/graph.cache.digests"
+    index.write_bytes(bytes(range(128, 256)) * 20)
+    for command in (["build"], ["plan"], ["status"]):
+        result = project.run(*command)
+        assert result.rc == 0 and "internal error" not in result.err, (command, result)
+    assert index.read_text(encoding="ascii").split()

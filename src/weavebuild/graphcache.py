@@ -73,10 +73,10 @@ def known_digests(root: str) -> List[str]:
 
     Read from a small side file, so that deciding whether to parse costs nothing."""
     try:
-        with open(os.path.join(root, DIGESTS_NAME)) as handle:
+        with open(os.path.join(root, DIGESTS_NAME), encoding="ascii") as handle:
             return handle.read().split()
-    except OSError:
-        digests = list(dict.fromkeys(key[0] for key in _read(root)))  # no side file (yet)
+    except (OSError, ValueError):  # no side file (yet), or not one weave wrote: made again
+        digests = list(dict.fromkeys(key[0] for key in _read(root)))
         if digests:
             try:
                 with open(os.path.join(root, DIGESTS_NAME), "w") as handle:
