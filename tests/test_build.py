@@ -858,6 +858,27 @@ def test_a_directory_input_of_symlinks_into_a_shared_store_follows_them(project,
         assert "nothing to do" in project.run("build").out
 
 
+@pytest.mark.parametrize("read", [".", "./", ".weave/state.db"])
+def test_the_project_directory_or_weaves_state_as_an_input_is_refused(project, read):
+    """Both change with every build (the outputs, .weave/), so a job reading them would never
+    be up to date: it reran every build with a "changed while the build was running"
+    warning. A Weavefile error at the rule's inputs instead."""
+    project.weavefile(
+        f"""
+        [rules.a]
+        inputs = ["{read}"]
+        outputs = ["x.txt"]
+        cmd = "ls > x.txt"
+        """
+    )
+    if read.startswith(".weave"):
+        (project.root / ".weave").mkdir()
+        (project.root / ".weave/state.db").write_text("")
+    shown = "." if read.startswith(".") and not read.startswith(".weave") else read
+    assert_user_error(project.run("build"), "Weavefile:3: rule 'a', key 'inputs'", f"input '{shown}'", "never be up to date")
+    assert not project.exists("x.txt")
+
+
 def test_a_directory_input_holding_its_own_output_is_refused(project):
     """A job that reads a directory and writes into it could never be up to date (each run
     changes what it read): a Weavefile error at the rule's inputs, with the fix."""

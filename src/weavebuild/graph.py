@@ -295,6 +295,17 @@ def _refuse_own_output_inside(job: Job, path: str, weavefile: str) -> None:
             )
 
 
+def _refuse_state_input(job: Job, path: str, weavefile: str) -> None:
+    """The project directory, or weave's own state, as an input: it changes with every build."""
+    if path == ".":
+        message = "input '.' is the project directory, which holds the outputs and weave's state (.weave/)"
+        hint = "list the files or directories the job reads, or a glob such as '*.csv'"
+    else:
+        message = f"input '{path}' is weave's own state (.weave/)"
+        hint = "read the project's files; `weave history` and `weave status` report what is in .weave/"
+    raise _key_error(job.rule, "inputs", weavefile, message + ": it changes with every build, so the job would never be up to date", hint=hint)
+
+
 def _refuse_unreadable(full: str, path: str) -> None:
     """A source that seems missing because a directory above it may not be searched: say so,
     rather than "create the file"."""
@@ -980,8 +991,10 @@ class Resolver:
                         # depends on them, as a directory target does. Their outputs are taken
                         # as this job's next paths to depend on (not as inputs: the directory's
                         # digest covers them), and the directory need not exist yet.
-                        if job.outputs:
+                        if job.outputs:  # (a job without outputs runs every time anyway)
                             _refuse_own_output_inside(job, path, self.manifest.path)
+                            if path == "." or path == ".weave" or path.startswith(".weave/"):
+                                _refuse_state_input(job, path, self.manifest.path)
                         inside = inside_of.get(path)
                         if inside is None:
                             inside = inside_of[path] = self.index.outputs_inside(path)
