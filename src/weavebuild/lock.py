@@ -10,7 +10,7 @@ import errno
 import os
 from typing import Callable, Optional
 
-from .errors import LockedError, UsageError
+from .errors import LockedError
 
 # Jobs a running weave started (pid, start time): lets the next weave kill what a weave that
 # died left running (executor.kill_orphans).
@@ -33,11 +33,8 @@ class ProjectLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> None:
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise self._cannot(exc) from None
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
             try:
                 try:
@@ -56,21 +53,14 @@ class ProjectLock:
                         f"another weave ({who}) is building in {self.root}",
                         hint="wait for it to finish, or pass --wait to queue behind it",
                     ) from None
-                raise self._cannot(exc) from None
+                raise
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError as exc:  # a full disk: the lock is held, but the build could not go on
+        except OSError as exc:  # a full disk: named, so that it is reported as the path's problem
             os.close(fd)
-            raise self._cannot(exc) from None
+            raise OSError(exc.errno, exc.strerror, self.path) from None
         self._fd = fd
-
-    def _cannot(self, exc: OSError) -> UsageError:
-        """The build lock cannot be taken: the file system refuses (full, read-only, no access)."""
-        return UsageError(
-            f"cannot take the build lock {self.path}: {exc.strerror or exc}",
-            hint="weave keeps its state in .weave/ next to the Weavefile: free some space, or make it writable",
-        )
 
     def release(self) -> None:
         if self._fd is not None:
