@@ -6,6 +6,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -232,6 +233,27 @@ def test_second_weave_is_refused_then_waits(project):
     out, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, err
     assert "nothing to do" in out
+
+
+def test_removing_weaves_state_while_it_builds_does_not_let_a_second_build_in(project):
+    """`rm -rf .weave` while a build runs takes its lock file away: a second weave made a new
+    one and built the same outputs alongside. The project directory is locked too: the second
+    is refused (or, with --wait, waits), and the first finishes."""
+    project.weavefile(HOLDS_THE_LOCK)
+    first = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started"), what="first build to start")
+    shutil.rmtree(project.root / ".weave")
+    os.unlink(project.root / "started")
+    second = project.run("build")
+    assert_user_error(second, "another weave is building in", "its .weave/ was removed while it ran")
+    waiter = start_weave(project.root, "build", "--wait")
+    time.sleep(0.5)
+    assert waiter.poll() is None and not project.exists("started")
+    (project.root / "release").touch()
+    assert first.wait(timeout=60) == 0
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert project.read("slow.txt") == "done\n"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])

@@ -1,4 +1,5 @@
-"""One writer per project: an OS-level lock on `.weave/lock` (fcntl.flock).
+"""One writer per project: an OS-level lock on `.weave/lock` (fcntl.flock), and on the
+project directory itself where the file system allows it.
 
 The kernel drops the lock when its holder dies, however it dies, so a stale lock can never
 block a build; the pid written into the file is only there to name the holder in messages.
@@ -31,6 +32,7 @@ class ProjectLock:
         self.wait = wait
         self.on_wait = on_wait  # told who holds the lock, when `wait` has to wait for it
         self._fd: Optional[int] = None
+        self._directory_fd: Optional[int] = None
 
     def acquire(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -55,14 +57,58 @@ class ProjectLock:
                     ) from None
                 raise
         try:
+            self._directory_fd = self._lock_directory()
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         except OSError as exc:  # a full disk: named, so that it is reported as the path's problem
+            self.release_directory()
             os.close(fd)
             raise OSError(exc.errno, exc.strerror, self.path) from None
         self._fd = fd
 
+    def _lock_directory(self) -> Optional[int]:
+        """Also lock the project directory itself: `rm -rf .weave` while a weave builds takes
+        its lock file away, and another weave would make a new one and build alongside it.
+        None where directories cannot be locked (some network file systems): the file's lock
+        alone, as before."""
+        if fcntl is None:
+            return None
+        try:
+            fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as busy:
+            if busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                return None
+            if not self.wait:
+                os.close(fd)
+                raise LockedError(
+                    f"another weave is building in {self.root} (its .weave/ was removed while it ran)",
+                    hint="wait for it to finish, or pass --wait to queue behind it",
+                ) from None
+            if self.on_wait is not None:
+                self.on_wait("another process")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
+
+    def release_directory(self) -> None:
+        if self._directory_fd is not None:
+            os.close(self._directory_fd)  # closing the descriptor drops the flock
+            self._directory_fd = None
+
     def release(self) -> None:
+        self.release_directory()
         if self._fd is not None:
             try:
                 os.ftruncate(self._fd, 0)
