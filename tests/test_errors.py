@@ -125,6 +125,38 @@ def test_a_mistyped_input_names_the_line_and_the_close_path(project):
     assert "reads/A.fq" not in result.err
 
 
+def test_a_missing_source_suggests_no_own_output_no_other_sample_and_no_weak_match(project):
+    """No "did you mean" that misleads: the rule's own output (following it would be a cycle:
+    `weave init`'s starter reads data/raw.csv and writes data/train.csv), another sample's
+    file for a path a wildcard filled in, or a path that is merely alike."""
+    project.weavefile(
+        """
+        default = ["data/train.csv", "mapped/A.bam", "model.txt"]
+        [rules.split]
+        inputs = ["data/raw.csv"]
+        outputs = ["data/train.csv"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.map]
+        inputs = ["reads/{sample}.fq"]
+        outputs = ["mapped/{sample}.bam"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.fit]
+        inputs = ["data/iris.csv"]
+        outputs = ["model.txt"]
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    project.write("reads/B.fq", "b\n")
+    project.write("data/processed/test.csv", "t\n")
+    result = project.run("build", "-k")
+    assert_user_error(result, "missing source 'data/raw.csv'")
+    assert "did you mean" not in result.err, result
+    for target, missing in (("mapped/A.bam", "reads/A.fq"), ("model.txt", "data/iris.csv")):
+        result = project.run("build", target)
+        assert_user_error(result, f"missing source '{missing}'")
+        assert "did you mean" not in result.err, result
+
+
 def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
     """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
     project.weavefile(

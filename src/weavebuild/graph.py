@@ -1191,15 +1191,18 @@ class Resolver:
         beside it, or a rule's output)."""
         weavefile = rule.path or self.manifest.path
         line = line_in_file(weavefile, rule.name, "inputs") or rule.line
-        if hint is None:
-            close = self._near_path(path)
+        # A path written out can be mistyped; one a wildcard's value filled in names a sample
+        # that is missing, and a file of another sample is no answer.
+        written = any("{" not in pattern and paths.normalize(pattern) == path for pattern in rule.inputs)
+        if hint is None and written:
+            close = self._near_path(path, rule)
             if close is not None:
                 hint = f"did you mean '{close}'? Otherwise create the file, or add a rule that makes it"
         return MissingSource(path, needed_by, hint=hint, where=f"{weavefile}:{line}" if line else None)
 
-    def _near_path(self, path: str) -> Optional[str]:
-        """An existing file in the directory of `path`, or an exact output of a rule, whose
-        path is close to it."""
+    def _near_path(self, path: str, reader: RuleSpec) -> Optional[str]:
+        """An existing file in the directory of `path`, or an exact output of a rule other than
+        its reader's (which would be a cycle), whose path is close to it."""
         if os.path.isabs(path) or paths.is_outside(path):
             return None
         directory = os.path.dirname(path)
@@ -1208,7 +1211,17 @@ class Resolver:
                 beside = [os.path.join(directory, entry.name) for entry in itertools.islice(entries, 10000)]
         except OSError:
             beside = []
-        return closest(path, beside + list(self.index.static))
+        made = [output for output, (rule, _) in self.index.static.items() if rule is not reader]
+        close = closest(path, beside + made, cutoff=0.8)
+        if close is None:
+            return None
+        # Alike as whole paths can still be other files of one directory (data/iris.csv and
+        # data/train.csv): the file names themselves must be alike too.
+        import difflib
+
+        name, other = os.path.basename(path), os.path.basename(close)
+        alike = max(difflib.SequenceMatcher(None, name, other).ratio(), difflib.SequenceMatcher(None, other, name).ratio())
+        return close if alike >= 0.75 else None
 
     def _elsewhere_hint(self, path: str) -> Optional[str]:
         """A missing source that exists relative to the current directory, when the Weavefile
