@@ -157,6 +157,18 @@ def test_a_missing_source_suggests_no_own_output_no_other_sample_and_no_weak_mat
         assert "did you mean" not in result.err, result
 
 
+def test_a_cycle_through_the_first_rule_gets_the_cycle_hint_and_a_leading_dash_is_named(project):
+    """With no `default`, a cycle through the first rule is reported as a cycle, with its own
+    hint (it got the one about putting a rule without wildcards first); and a rule name
+    starting with '-' is told what a name may start with."""
+    project.weavefile('[rules.all]\ninputs = ["b"]\n[rules.b]\ninputs = ["all"]\n')
+    result = project.run("build")
+    assert_user_error(result, "dependency cycle: all -> b -> all", "an output cannot (indirectly) be an input")
+    assert "first rule" not in result.err and "wildcards" not in result.err, result
+    project.weavefile('[rules.-a]\noutputs = ["x"]\ncmd = "touch x"\n')
+    assert_user_error(project.run("build"), "rule '-a'", "start with a letter, digit or '_'")
+
+
 def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
     """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
     project.weavefile(

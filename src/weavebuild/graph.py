@@ -946,7 +946,7 @@ class Resolver:
             try:
                 jobs = self.resolve_target(target)
             except UsageError as exc:
-                if targets or isinstance(exc, (ManifestError, MissingSource)):
+                if targets or isinstance(exc, (ManifestError, MissingSource, CycleError)):
                     raise  # (a missing source names who needs it; watch mode waits for it)
                 if not self.manifest.default:
                     # No target named and no `default`: the first rule, which the user may not

@@ -1207,7 +1207,8 @@ class _Validator:
     def rule(self, name: str, body: Any, variables: Dict[str, Any]) -> RuleSpec:
         if not RULE_NAME_RE.match(name):
             raise self.error(
-                "rule names may contain only ASCII letters, digits, '_', '-' and '.'", name
+                "rule names may contain only ASCII letters, digits, '_', '-' and '.', and start with a letter, digit or '_'",
+                name,
             )
         if not isinstance(body, dict):
             raise self.error(f"must be a table, got {_type_name(body)}", name)
