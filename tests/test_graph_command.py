@@ -119,6 +119,8 @@ def test_targets_limit_the_picture(project):
     assert result.rc == 0, result
     assert '"clean[sample=a]"' in result.out and '"raw/a.txt" -> "clean[sample=a]"' in result.out
     assert "merge" not in result.out and "raw/b.txt" not in result.out
+    one = project.run("graph", "clean/a.txt", "--format", "dot", "-o", "one.dot")
+    assert one.rc == 0 and "wrote one.dot: 1 job, " in one.out, one
 
 
 def test_large_graph_collapses_into_a_readable_picture(project):

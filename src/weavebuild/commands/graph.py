@@ -126,4 +126,4 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
             raise
     if output != "-" and settings.verbosity >= 1:
         shown = f"{len(picture.nodes)} nodes" + (" (pattern rules collapsed)" if picture.collapsed else "")
-        click.echo(f"wrote {os.path.relpath(output)}: {picture.jobs} jobs, {shown}")
+        click.echo(f"wrote {os.path.relpath(output)}: {picture.jobs} job{'s' if picture.jobs != 1 else ''}, {shown}")
