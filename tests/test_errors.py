@@ -169,6 +169,18 @@ def test_a_cycle_through_the_first_rule_gets_the_cycle_hint_and_a_leading_dash_i
     assert_user_error(project.run("build"), "rule '-a'", "start with a letter, digit or '_'")
 
 
+def test_a_target_holding_a_placeholder_is_refused(project):
+    """`default = ["o/{s}.txt"]` or `weave build 'o/{x}.txt'`: a pattern rule took `{s}` for
+    a value and made a file of that name; a file or output so named is still a target."""
+    project.weavefile('default = ["o/{s}.txt"]\n[rules.g]\noutputs = ["o/{s}.txt"]\ncmd = "touch {outputs}"\n')
+    assert_user_error(project.run("build"), "target 'o/{s}.txt' holds the placeholder '{s}'", "(in default, ./Weavefile:1)")
+    assert_user_error(project.run("build", "o/{x}.txt"), "holds the placeholder '{x}'", "write the value in")
+    assert not (project.root / "o").exists()
+    assert project.run("build", "o/A.txt").rc == 0 and project.exists("o/A.txt")
+    project.write("notes/{draft}.md", "x\n")
+    assert project.run("build", "notes/{draft}.md").rc == 0  # a source so named
+
+
 def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
     """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
     project.weavefile(

@@ -12,6 +12,7 @@ import bisect
 import itertools
 import json
 import os
+import re
 import shlex
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -293,6 +294,9 @@ def _refuse_own_output_inside(job: Job, path: str, weavefile: str) -> None:
                 hint=f"write the output outside {path}/, or read the files it needs with a glob"
                 f" (e.g. '{path}/*.csv'), which leaves out the job's own outputs",
             )
+
+
+_PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def _refuse_state_input(job: Job, path: str, weavefile: str) -> None:
@@ -843,6 +847,13 @@ class Resolver:
                 hint="name files or rules to build; with no target weave builds the defaults",
             )
         job = self.producer(path, {})
+        placeholder = next((v for v in job.wildcards.values() if _PLACEHOLDER_RE.fullmatch(v)), None) if job else None
+        if placeholder is not None:
+            # The pattern written as the target (`o/{s}.txt`): a file named after it is no answer.
+            raise UsageError(
+                f"target '{target}' holds the placeholder '{placeholder}': a target is a path",
+                hint="write the value in (e.g. the file for one sample), or name the rule to build its jobs",
+            )
         if job is not None:
             if path not in job.outputs:
                 self.inside_targets.append(path)
