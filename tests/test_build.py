@@ -935,6 +935,38 @@ def test_python_api(project):
     assert len(again.ran) == 0 and len(again.up_to_date) == 6
 
 
+def test_api_stop_event_stops_the_build_and_says_so(project):
+    """`build(stop=event)`, set from another thread: the running job is stopped and not
+    recorded, and the Interrupted error says it was stopped on request (it named SIGINT,
+    which nobody sent)."""
+    import threading
+
+    from weavebuild import Project
+    from weavebuild.errors import Interrupted
+
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["slow.txt"]
+        cmd = "touch started; sleep 60; echo done > slow.txt"
+        """
+    )
+    stop = threading.Event()
+    threading.Thread(target=lambda: _wait_then_set(project, stop), daemon=True).start()
+    with pytest.raises(Interrupted) as info:
+        Project.load(str(project.root)).build(stop=stop)
+    assert info.value.requested and str(info.value.message) == "stopped on request", info.value.message
+    assert not project.exists("slow.txt")
+    assert "never built" in project.run("plan").out
+
+
+def _wait_then_set(project, event) -> None:
+    deadline = time.monotonic() + 60
+    while not project.exists("started") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    event.set()
+
+
 def test_api_calls_leave_the_cycle_collector_as_they_found_it(project):
     """Weave pauses Python's cycle collector while it loads and builds (a big graph makes each
     collection slow); a program embedding weave gets its setting back, failure or not."""

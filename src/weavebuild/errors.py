@@ -164,4 +164,4 @@ class Interrupted(WeaveError):
         self.requested = requested
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}")
+        super().__init__("stopped on request" if requested else f"interrupted by {name}")
