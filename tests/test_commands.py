@@ -174,6 +174,15 @@ def test_why_of_an_alias_points_back_at_what_it_explained(project):
     assert project.run("why", "data").out.strip() == "data is a source directory: nothing builds it"
 
 
+def test_why_of_a_rule_with_no_jobs_does_not_call_it_a_source(project):
+    """An empty alias (or a rule whose foreach gives no values) has no jobs: `why` says so, not
+    that it is a source file."""
+    project.weavefile('[rules.all]\n[rules.x]\noutputs = ["x"]\ncmd = "touch x"\n')
+    result = project.run("why", "all")
+    assert result.rc == 0 and result.out.strip() == "all is a rule with no jobs: nothing to build", result
+    assert project.run("why", "Weavefile").out.strip() == "Weavefile is a source file: nothing builds it"
+
+
 def test_why_stops_after_forty_jobs(project):
     project.weavefile(
         """

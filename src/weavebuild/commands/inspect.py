@@ -93,6 +93,10 @@ def why(settings: Settings, target: str) -> None:
     project = settings.project()
     jobs, verdicts, chain = project.why(target)
     if not jobs:
+        rule = project.manifest.rules.get(target)
+        if rule is not None:  # an alias naming nothing, or a rule whose foreach gives no values
+            click.echo(f"{target} is a rule with no jobs: nothing to build")
+            return
         kind = "directory" if os.path.isdir(os.path.join(project.root, target)) else "file"
         click.echo(f"{target} is a source {kind}: nothing builds it")
         return
