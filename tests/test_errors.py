@@ -276,7 +276,9 @@ def test_ambiguous_pattern_rules(project):
         '[rules.one]\ninputs = ["{n}.x"]\noutputs = ["{n}.out"]\ncmd = "cp {inputs} {outputs}"\n'
         '[rules.two]\ninputs = ["{n}.x"]\noutputs = ["{n}.out"]\ncmd = "cp {inputs} {outputs}"\n'
     )
-    assert_user_error(project.run("build", "a.out"), "can be made by rules 'one' and 'two'")
+    assert_user_error(
+        project.run("build", "a.out"), "can be made by rules 'one' (./Weavefile:3) and 'two' (./Weavefile:7)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -770,8 +770,10 @@ class Resolver:
             return None
         best.sort(key=lambda item: -item[0])
         if len(best) > 1 and best[0][0] == best[1][0] and best[0][1] is not best[1][1]:
+            first, second = best[0][1], best[1][1]
             raise UsageError(
-                f"'{path}' can be made by rules '{best[0][1].name}' and '{best[1][1].name}'",
+                f"'{path}' can be made by rules '{first.name}' ({self._where(first)}) and '{second.name}'"
+                f" ({self._where(second)})",
                 hint="make the output patterns distinct or constrain the wildcards "
                 "(wildcards = { name = \"regex\" })",
             )
@@ -1195,6 +1197,12 @@ class Resolver:
                             f"does not match its constraint wildcards.{name} = '{constraint}'"
                         )
         return None
+
+    def _where(self, rule: RuleSpec) -> str:
+        """The file and line of a rule's outputs: `./Weavefile:12`."""
+        weavefile = rule.path or self.manifest.path
+        line = line_in_file(weavefile, rule.name, "outputs") or rule.line
+        return f"{weavefile}:{line}" if line else weavefile
 
     def _missing_source(self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None) -> MissingSource:
         """The error for a source that does not exist: where the rule names it (its inputs'
