@@ -181,6 +181,19 @@ def test_a_target_holding_a_placeholder_is_refused(project):
     assert project.run("build", "notes/{draft}.md").rc == 0  # a source so named
 
 
+def test_a_var_in_a_wildcard_constraint_is_refused(project):
+    """`wildcards = { s = "{vars.r}" }`: vars are not inserted into a regex, which then matched
+    only the text "{vars.r}" itself (every target: "no rule makes ..."). Said at its line."""
+    project.weavefile(
+        '[vars]\nr = "[A-Z]+"\n[rules.g]\noutputs = ["o/{s}.txt"]\nwildcards = { s = "{vars.r}" }\ncmd = "touch {outputs}"\n'
+    )
+    assert_user_error(
+        project.run("build", "o/A.txt"), "./Weavefile:5: rule 'g', key 'wildcards'", "holds '{vars.r}'", "write the regex out"
+    )
+    project.weavefile('[rules.g]\noutputs = ["o/{s}.txt"]\nwildcards = { s = "[A-Z]{2}" }\ncmd = "touch {outputs}"\n')
+    assert project.run("build", "o/AB.txt").rc == 0  # a regex's own braces are fine
+
+
 def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
     """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
     project.weavefile(

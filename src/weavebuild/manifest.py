@@ -1351,6 +1351,15 @@ class _Validator:
                     "wildcards",
                     hint=_did_you_mean(key, all_wildcards),
                 )
+            inserted = _WHOLE_VAR_RE.search(regex)
+            if inserted is not None:  # as a regex it would match the text "{vars.x}" itself
+                raise self.error(
+                    f"constraint for '{key}' holds '{inserted.group(0)}': a constraint is a regex, and vars are not"
+                    " inserted into it",
+                    name,
+                    "wildcards",
+                    hint="write the regex out (e.g. \"[A-Z][0-9]+\"), or list the values with foreach",
+                )
             try:
                 compiled = compile_regex(regex)
             except re.error as exc:
