@@ -897,6 +897,11 @@ def test_a_directory_input_holding_its_own_output_is_refused(project):
         "read the files it needs with a glob",
     )
     assert not project.exists("data/index.txt")
+    # A job with many outputs (checked against a set of their directories) too.
+    many = ", ".join(f'"parts/p{n}.txt"' for n in range(20))
+    project.weavefile(f'[rules.split]\ninputs = ["data/", "parts/"]\noutputs = [{many}]\ncmd = "touch {{outputs}}"\n')
+    project.write("parts/old.txt", "x\n")
+    assert_user_error(project.run("build"), "input 'parts/' holds the job's own output 'parts/p0.txt'")
 
 
 @pytest.mark.parametrize(

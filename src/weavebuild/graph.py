@@ -296,6 +296,16 @@ def _refuse_own_output_inside(job: Job, path: str, weavefile: str) -> None:
             )
 
 
+def _ancestors(path: str) -> List[str]:
+    """The directories `path` is in, innermost first (`a/b/c` -> `a/b`, `a`)."""
+    found: List[str] = []
+    parent = path.rpartition("/")[0]
+    while parent:
+        found.append(parent)
+        parent = parent.rpartition("/")[0]
+    return found
+
+
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -986,6 +996,7 @@ class Resolver:
         active_rules: Dict[str, int] = {}
         inside_of: Dict[str, List[str]] = {}  # directory input -> the exact outputs in it
         expanded: Dict[str, Set[str]] = {}  # directory input -> the jobs it gave dependencies
+        own_dirs: Dict[str, Set[str]] = {}  # job key -> the directories its outputs are in
 
         def visit(root: Job) -> None:
             state[root.key] = 0
@@ -1005,7 +1016,16 @@ class Resolver:
                         # as this job's next paths to depend on (not as inputs: the directory's
                         # digest covers them), and the directory need not exist yet.
                         if job.outputs:  # (a job without outputs runs every time anyway)
-                            _refuse_own_output_inside(job, path, self.manifest.path)
+                            if len(job.outputs) <= 8:
+                                _refuse_own_output_inside(job, path, self.manifest.path)
+                            else:  # a set of their directories: each input is not checked against each
+                                held = own_dirs.get(job.key)
+                                if held is None:
+                                    held = own_dirs[job.key] = {
+                                        parent for output in job.outputs for parent in _ancestors(output)
+                                    }
+                                if path in held:
+                                    _refuse_own_output_inside(job, path, self.manifest.path)
                             if path == "." or path == ".weave" or path.startswith(".weave/"):
                                 _refuse_state_input(job, path, self.manifest.path)
                         inside = inside_of.get(path)

@@ -108,10 +108,11 @@ def _read_paths(job: Job, listed: Dict[str, List[str]]) -> List[str]:
     depfile listed, and its dependencies' outputs where they are not inputs themselves (the
     files other jobs write into a directory input of the job)."""
     paths = job.inputs + listed[job.key] if job.key in listed else job.inputs
-    if any(output not in paths for dep in job.deps for output in dep.outputs):
-        named = set(paths)
-        paths = paths + [output for dep in job.deps for output in dep.outputs if output not in named]
-    return paths
+    if not job.deps:
+        return paths
+    named = set(paths)  # (a fan-in's 10k inputs: a list would make this quadratic)
+    extra = [output for dep in job.deps for output in dep.outputs if output not in named]
+    return paths + extra if extra else paths
 
 
 def _is_racy(row: tuple) -> bool:
