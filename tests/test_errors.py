@@ -194,6 +194,31 @@ def test_a_var_in_a_wildcard_constraint_is_refused(project):
     assert project.run("build", "o/AB.txt").rc == 0  # a regex's own braces are fine
 
 
+def test_a_foreach_key_used_nowhere_is_warned_about(project):
+    """A foreach key that no path, command or other foreach pattern of the rule uses (a
+    misspelt wildcard): its values change nothing, which the build says once."""
+    project.weavefile(
+        """
+        [rules.m]
+        inputs = ["r/{s}.txt"]
+        outputs = ["m.txt"]
+        foreach = { s = ["a"], smaple = ["x", "y"] }
+        cmd = "cat {inputs} > {outputs}"
+        [rules.ok]
+        inputs = ["r/{s}.txt"]
+        outputs = ["o/{s}.txt"]
+        foreach = { s = ["a"] }
+        env = { T = "{wildcards.s}" }
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    project.write("r/a.txt", "a\n")
+    result = project.run("build", "m.txt", "o/a.txt")
+    assert result.rc == 0, result
+    assert "weave: warning: rule 'm': foreach key 'smaple' is used in none of its inputs, outputs or command" in result.err
+    assert "rule 'ok'" not in result.err, result
+
+
 def test_a_rule_name_as_an_input_says_to_list_its_outputs(project):
     """make's `train: prep`: the message names the rule's outputs, not 'create the file'."""
     project.weavefile(

@@ -296,6 +296,20 @@ def _refuse_own_output_inside(job: Job, path: str, weavefile: str) -> None:
             )
 
 
+def _unused_foreach_keys(rule: RuleSpec) -> List[str]:
+    """The keys of a rule's foreach that none of its paths, commands or other foreach patterns
+    use: a mistake (a misspelt wildcard), since their values change nothing."""
+    used: Set[str] = set()
+    for text in list(rule.inputs) + list(rule.outputs):
+        used.update(wildcard_names_in(text))
+    for template in (rule.cmd_template, rule.depfile_template, *rule.env_templates.values()):
+        used.update(part.attr or "" for part in template if not isinstance(part, str) and part.kind == "wildcards")
+    for key, spec in rule.foreach.items():
+        if isinstance(spec, str):
+            used.update(name for name in wildcard_names_in(spec) if name != key)
+    return [key for key in rule.foreach if key not in used]
+
+
 def _ancestors(path: str) -> List[str]:
     """The directories `path` is in, innermost first (`a/b/c` -> `a/b`, `a`)."""
     found: List[str] = []
@@ -1154,6 +1168,12 @@ class Resolver:
                 f"rule '{name}': input glob '{first_glob}' matches no file{more} "
                 "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
             )
+        for rule in {job.rule.name: job.rule for job in order if job.rule.foreach}.values():
+            for key in _unused_foreach_keys(rule):
+                self.warnings.append(
+                    f"rule '{rule.name}': foreach key '{key}' is used in none of its inputs, outputs or"
+                    " command, so its values change nothing"
+                )
         graph.warnings = list(dict.fromkeys(self.warnings))
         graph.queries = self.queries
         graph.first = first
