@@ -994,3 +994,18 @@ def test_a_build_lock_the_file_system_refuses_is_a_message(project, lock):
     # (/dev/full refuses the truncation before the write: EINVAL, not ENOSPC's "free some space")
     assert_user_error(result, "cannot use '.weave/lock'", "something else is in the way" if lock == "a-directory" else "")
     assert not project.exists("a.txt")
+
+
+def test_a_stop_signal_during_the_import_of_signal_is_named(monkeypatch):
+    """weave's SIGTERM handler is installed through `_signal` before `signal` is imported; a
+    SIGTERM that arrived while Python imported `signal` (the DAG fuzzer's seed 2704, 50 ms
+    after start) found it half-initialised, without `Signals`, and the exit was an internal
+    error instead of 'interrupted by SIGTERM' (143). The module's state then is recreated."""
+    import types
+
+    from weavebuild.errors import Interrupted
+
+    monkeypatch.setitem(sys.modules, "signal", types.ModuleType("signal"))  # as mid-import
+    for signum, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT"), (signal.SIGHUP, "SIGHUP")):
+        error = Interrupted(signum)
+        assert (error.message, error.exit_code) == (f"interrupted by {name}", 128 + signum)

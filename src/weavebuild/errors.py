@@ -158,10 +158,21 @@ class Interrupted(WeaveError):
     the Python API) and by no signal."""
 
     def __init__(self, signum: int, requested: bool = False):
-        import signal
-
         self.signum = signum
         self.requested = requested
         self.exit_code = 128 + signum
-        name = signal.Signals(signum).name
-        super().__init__("stopped on request" if requested else f"interrupted by {name}")
+        super().__init__("stopped on request" if requested else f"interrupted by {signal_name(signum)}")
+
+
+def signal_name(signum: int) -> str:
+    """`SIGTERM` for 15. The four that stop a build are named without importing `signal`: a
+    signal can arrive while Python imports that module (weave's handler is installed through
+    `_signal`), and a half-imported `signal` has no `Signals` yet."""
+    import _signal
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+        if getattr(_signal, name, None) == signum:
+            return name
+    import signal
+
+    return signal.Signals(signum).name
