@@ -1207,6 +1207,7 @@ def test_fan_in_longer_than_bash_takes(project):
     assert project.read("all.txt") == "x\n" * 3500
     assert "FAILED count n.txt: cannot start: Argument list too long" in result.err
     assert "128 KiB for a command bash runs" in result.err and "list the inputs in a file" in result.err
+    assert "this command uses shell syntax or a builtin, so bash runs it" in result.err  # why its limit is bash's
     assert "8 bytes more per word, and the environment together" in result.err  # why 1.5 MB can be too much
     command_line = next(line for line in result.err.splitlines() if line.startswith("  command: "))
     assert len(command_line) < 800 and command_line.endswith("more characters)"), command_line

@@ -717,11 +717,19 @@ class Builder:
                     " that file"
                 )
                 words = len(job.cmd.split())
-                message += (
-                    f" (the command is {size:,} bytes in {words:,} words: more than a program may be started"
-                    " with: 128 KiB for a command bash runs; for a plain one, about 2 MB for the words, 8"
-                    f" bytes more per word, and the environment together): {fix}"
-                )
+                plain = getattr(self.executor, "pipeline", None)
+                if plain is not None and plain(job.cmd, env, self.root) is not None:
+                    limit = (
+                        "a program started directly, as this plain command is, may take about 2 MB for"
+                        " its words, 8 bytes more per word, and the environment together"
+                    )
+                else:
+                    limit = (
+                        "this command uses shell syntax or a builtin, so bash runs it, and bash takes it as"
+                        " one argument: 128 KiB for a command bash runs (a plain program may take about"
+                        " 2 MB for its words, 8 bytes more per word, and the environment together)"
+                    )
+                message += f" (the command is {size:,} bytes in {words:,} words; {limit}): {fix}"
             self.reporter.job_failed(job.display, message, job.cmd, None, "")
             return None
         running = _Running(job, grant, verdict, attempt, log_path, deadline)
