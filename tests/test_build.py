@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -821,18 +822,16 @@ def test_a_directory_input_depends_on_the_jobs_writing_into_it(project, data_exi
     assert "up to date" in project.run("why", "listing.txt").out
 
 
-@pytest.mark.parametrize("settled", [True, False], ids=["after-no-op", "after-build"])
-def test_a_directory_input_of_symlinks_into_a_shared_store_follows_them(project, tmp_path, settled):
-    """A data folder whose entries are symlinks into a shared store (a file, a directory):
-    the job reads through them, so an edit where one points reruns it, through the no-op
-    stamp too; before, only the links' target paths were hashed and the edit went unseen."""
-    store = tmp_path / "store"
+def data_folder_of_links(project) -> Path:
+    """A project whose rule reads `data/`, a folder of symlinks into a shared store beside the
+    project (`sample.txt` -> a file, `set` -> a directory holding `x.txt`); the store's path."""
+    store = project.root.parent / "store"
     (store / "set").mkdir(parents=True)
     (store / "sample.txt").write_text("one\n")
     (store / "set" / "x.txt").write_text("x\n")
     (project.root / "data").mkdir()
-    os.symlink(store / "sample.txt", project.root / "data/sample.txt")
-    os.symlink(store / "set", project.root / "data/set")
+    (project.root / "data/sample.txt").symlink_to(store / "sample.txt")
+    (project.root / "data/set").symlink_to(store / "set")
     project.weavefile(
         """
         [rules.r]
@@ -841,6 +840,15 @@ def test_a_directory_input_of_symlinks_into_a_shared_store_follows_them(project,
         cmd = "cat data/sample.txt data/set/*.txt > {outputs}"
         """
     )
+    return store
+
+
+@pytest.mark.parametrize("settled", [True, False], ids=["after-no-op", "after-build"])
+def test_a_directory_input_of_symlinks_into_a_shared_store_follows_them(project, settled):
+    """A data folder whose entries are symlinks into a shared store (a file, a directory):
+    the job reads through them, so an edit where one points reruns it, through the no-op
+    stamp too; before, only the links' target paths were hashed and the edit went unseen."""
+    store = data_folder_of_links(project)
     assert project.run("build").rc == 0
     if settled:
         assert "nothing to do" in project.run("build").out
@@ -874,7 +882,7 @@ def test_the_project_directory_or_weaves_state_as_an_input_is_refused(project, r
     if read.startswith(".weave"):
         (project.root / ".weave").mkdir()
         (project.root / ".weave/state.db").write_text("")
-    shown = "." if read.startswith(".") and not read.startswith(".weave") else read
+    shown = read if read.startswith(".weave") else "."  # ("./" is the project directory too)
     assert_user_error(project.run("build"), "Weavefile:3: rule 'a', key 'inputs'", f"input '{shown}'", "never be up to date")
     assert not project.exists("x.txt")
 

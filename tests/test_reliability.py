@@ -992,7 +992,8 @@ def test_a_build_lock_the_file_system_refuses_is_a_message(project, lock):
         os.symlink("/dev/full", project.root / ".weave/lock")
     result = project.run("build")
     # (/dev/full refuses the truncation before the write: EINVAL, not ENOSPC's "free some space")
-    assert_user_error(result, "cannot use '.weave/lock'", "something else is in the way" if lock == "a-directory" else "")
+    why = ["something else is in the way"] if lock == "a-directory" else []
+    assert_user_error(result, "cannot use '.weave/lock'", *why)
     assert not project.exists("a.txt")
 
 

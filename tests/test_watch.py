@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from conftest import GC_PROBE
+from test_build import data_folder_of_links
 from weavebuild.api import Project as WeaveProject
 from weavebuild.watch import ChangeQueue, ScanPattern, is_noise, watch_set
 
@@ -225,19 +226,7 @@ def test_watch_set_follows_a_symlinked_source(project):
 def test_a_directory_source_of_symlinks_is_watched_where_they_point(project, start_watch):
     """A data folder of symlinks into a shared store (a file and a directory): its digest
     follows them, so watch watches where they point, and an edit there rebuilds."""
-    store = project.root.parent / "store"
-    (store / "set").mkdir(parents=True)
-    (store / "sample.txt").write_text("one\n")
-    (store / "set" / "x.txt").write_text("x\n")
-    (project.root / "data").mkdir()
-    (project.root / "data/sample.txt").symlink_to(store / "sample.txt")
-    (project.root / "data/set").symlink_to(store / "set")
-    project.weavefile("""
-        [rules.r]
-        inputs  = ["data/"]
-        outputs = ["out.txt"]
-        cmd     = "cat data/sample.txt data/set/*.txt > {outputs}"
-    """)
+    store = data_folder_of_links(project)
     loaded = WeaveProject.load(str(project.root))
     spec = watch_set(loaded.graph(), loaded.manifest)
     assert spec.sources == {"data", "../store/sample.txt", "../store/set"}, spec.sources

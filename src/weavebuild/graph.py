@@ -237,7 +237,12 @@ class _RuleIndex:
         while glob.startswith("./"):
             glob = glob[2:]
         stop = min((glob.find(c) for c in "*?[" if c in glob), default=len(glob))
-        prefix = glob[: glob.rfind("/", 0, stop) + 1]
+        return self._starting_with(glob[: glob.rfind("/", 0, stop) + 1])
+
+    def _starting_with(self, prefix: str) -> List[str]:
+        """The exact outputs whose paths start with `prefix`, by bisection in the sorted list."""
+        if self._sorted is None:
+            self._sorted = sorted(self.static)
         start = bisect.bisect_left(self._sorted, prefix)
         return self._sorted[start : bisect.bisect_left(self._sorted, prefix + "\U0010ffff", start)]
 
@@ -255,11 +260,7 @@ class _RuleIndex:
                     parent = parent.rpartition("/")[0]
         if directory not in self._output_dirs:
             return []
-        if self._sorted is None:
-            self._sorted = sorted(self.static)
-        prefix = directory + "/"
-        start = bisect.bisect_left(self._sorted, prefix)
-        return self._sorted[start : bisect.bisect_left(self._sorted, prefix + "\U0010ffff", start)]
+        return self._starting_with(directory + "/")
 
     def entries_of(self, rule: RuleSpec) -> List[Tuple[RuleSpec, Dict[str, str]]]:
         """(rule, wildcards) of each exact output of `rule`, in index order. Grouped in one
@@ -274,15 +275,46 @@ class _RuleIndex:
 def _key_error(rule: RuleSpec, key: str, weavefile: str, message: str, hint: Optional[str] = None) -> ManifestError:
     """An error at `key` of `rule`: its file, and the key's line read again from it (else the
     rule's own line)."""
+    path, line = _located(rule, key, weavefile)
+    return ManifestError(message, path=path, line=line, rule=rule.name, key=key, hint=hint)
+
+
+def _located(rule: RuleSpec, key: str, weavefile: str) -> Tuple[str, Optional[int]]:
+    """The file `rule` is written in and the line of its `key`, read again from the file
+    (else the rule's own line): for a mistake found after parsing."""
     path = rule.path or weavefile
-    return ManifestError(
-        message, path=path, line=line_in_file(path, rule.name, key) or rule.line, rule=rule.name, key=key, hint=hint
-    )
+    return path, line_in_file(path, rule.name, key) or rule.line
 
 
-def _refuse_own_output_inside(job: Job, path: str, weavefile: str) -> None:
-    """A job whose directory input holds one of its own outputs could never be up to date:
-    each run changes what it read."""
+def _where(rule: RuleSpec, key: str, weavefile: str) -> Optional[str]:
+    """`./Weavefile:12`, the file and line of `key` of `rule`, for a message; None if unknown."""
+    path, line = _located(rule, key, weavefile)
+    return f"{path}:{line}" if line else None
+
+
+def _refuse_changing_input(job: Job, path: str, weavefile: str, own_dirs: Dict[str, Set[str]]) -> None:
+    """Refuse a source input of `job` (one with outputs) that each of its runs changes, so
+    that it could never be up to date: a directory holding one of its own outputs, the
+    project directory, weave's own state. `own_dirs`: job key -> the directories its outputs
+    are in, for jobs with many outputs (each input is not tested against each output)."""
+    protected = paths.protected_output(path, ())  # ".", .weave/ and what is in it
+    if protected is not None:
+        hint = (
+            "list the files or directories the job reads, or a glob such as '*.csv'"
+            if path == "."
+            else "read the project's files; `weave history` and `weave status` report what is in .weave/"
+        )
+        raise _key_error(
+            job.rule, "inputs", weavefile,
+            f"input '{path}' {protected}: it changes with every build, so the job would never be up to date",
+            hint=hint,
+        )
+    if len(job.outputs) > 8:
+        held = own_dirs.get(job.key)
+        if held is None:
+            held = own_dirs[job.key] = {parent for output in job.outputs for parent in _ancestors(output)}
+        if path not in held:
+            return
     prefix = path + "/"
     for output in job.outputs:
         if output.startswith(prefix):
@@ -321,17 +353,6 @@ def _ancestors(path: str) -> List[str]:
 
 
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
-
-
-def _refuse_state_input(job: Job, path: str, weavefile: str) -> None:
-    """The project directory, or weave's own state, as an input: it changes with every build."""
-    if path == ".":
-        message = "input '.' is the project directory, which holds the outputs and weave's state (.weave/)"
-        hint = "list the files or directories the job reads, or a glob such as '*.csv'"
-    else:
-        message = f"input '{path}' is weave's own state (.weave/)"
-        hint = "read the project's files; `weave history` and `weave status` report what is in .weave/"
-    raise _key_error(job.rule, "inputs", weavefile, message + ": it changes with every build, so the job would never be up to date", hint=hint)
 
 
 def _refuse_unreadable(full: str, path: str) -> None:
@@ -794,10 +815,12 @@ class Resolver:
             return None
         best.sort(key=lambda item: -item[0])
         if len(best) > 1 and best[0][0] == best[1][0] and best[0][1] is not best[1][1]:
-            first, second = best[0][1], best[1][1]
+            first, second = (
+                (rule.name, _where(rule, "outputs", self.manifest.path) or rule.path or self.manifest.path)
+                for rule in (best[0][1], best[1][1])
+            )
             raise UsageError(
-                f"'{path}' can be made by rules '{first.name}' ({self._where(first)}) and '{second.name}'"
-                f" ({self._where(second)})",
+                f"'{path}' can be made by rules '{first[0]}' ({first[1]}) and '{second[0]}' ({second[1]})",
                 hint="make the output patterns distinct or constrain the wildcards "
                 "(wildcards = { name = \"regex\" })",
             )
@@ -1030,18 +1053,7 @@ class Resolver:
                         # as this job's next paths to depend on (not as inputs: the directory's
                         # digest covers them), and the directory need not exist yet.
                         if job.outputs:  # (a job without outputs runs every time anyway)
-                            if len(job.outputs) <= 8:
-                                _refuse_own_output_inside(job, path, self.manifest.path)
-                            else:  # a set of their directories: each input is not checked against each
-                                held = own_dirs.get(job.key)
-                                if held is None:
-                                    held = own_dirs[job.key] = {
-                                        parent for output in job.outputs for parent in _ancestors(output)
-                                    }
-                                if path in held:
-                                    _refuse_own_output_inside(job, path, self.manifest.path)
-                            if path == "." or path == ".weave" or path.startswith(".weave/"):
-                                _refuse_state_input(job, path, self.manifest.path)
+                            _refuse_changing_input(job, path, self.manifest.path, own_dirs)
                         inside = inside_of.get(path)
                         if inside is None:
                             inside = inside_of[path] = self.index.outputs_inside(path)
@@ -1238,18 +1250,10 @@ class Resolver:
                         )
         return None
 
-    def _where(self, rule: RuleSpec) -> str:
-        """The file and line of a rule's outputs: `./Weavefile:12`."""
-        weavefile = rule.path or self.manifest.path
-        line = line_in_file(weavefile, rule.name, "outputs") or rule.line
-        return f"{weavefile}:{line}" if line else weavefile
-
     def _missing_source(self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None) -> MissingSource:
         """The error for a source that does not exist: where the rule names it (its inputs'
         line, read again from its file) and, for a likely typo, the path it is close to (a file
         beside it, or a rule's output)."""
-        weavefile = rule.path or self.manifest.path
-        line = line_in_file(weavefile, rule.name, "inputs") or rule.line
         # A path written out can be mistyped; one a wildcard's value filled in names a sample
         # that is missing, and a file of another sample is no answer.
         written = any("{" not in pattern and paths.normalize(pattern) == path for pattern in rule.inputs)
@@ -1257,7 +1261,7 @@ class Resolver:
             close = self._near_path(path, rule)
             if close is not None:
                 hint = f"did you mean '{close}'? Otherwise create the file, or add a rule that makes it"
-        return MissingSource(path, needed_by, hint=hint, where=f"{weavefile}:{line}" if line else None)
+        return MissingSource(path, needed_by, hint=hint, where=_where(rule, "inputs", self.manifest.path))
 
     def _near_path(self, path: str, reader: RuleSpec) -> Optional[str]:
         """An existing file in the directory of `path`, or an exact output of a rule other than

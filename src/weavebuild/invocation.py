@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import Interrupted, WeaveError, clip_long_words
 
@@ -86,11 +86,16 @@ def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> Non
 
         print_plan(
             settings, project, targets, force=options["force"], as_json=False, show_up_to_date=False,
-            force_rules=options["force_rules"],
-            check=lambda graph: project.pool(graph, options["jobs"], resources),  # as the build would
+            force_rules=options["force_rules"], check=slots_check(project, options["jobs"], resources),
         )
         return
     project.build(targets, resources=resources, reporter=settings.reporter(), argv=sys.argv, **options)
+
+
+def slots_check(project: Any, jobs: Optional[int], resources: Mapping[str, float]) -> Callable[[Any], object]:
+    """For a plan: refuse it as the build would, for a job needing more slots or resources
+    than `jobs` and `resources` give (Project.pool raises the UsageError)."""
+    return lambda graph: project.pool(graph, jobs, resources)
 
 
 def format_error(exc: WeaveError) -> str:

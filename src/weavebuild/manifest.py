@@ -910,11 +910,11 @@ class _Validator:
         line = self.locator.find(rule, key) if (rule is not None or key) else None
         return ManifestError(message, path=self.path, line=line, rule=rule, key=key, hint=hint)
 
-    def foreach_error(
+    def var_value_error(
         self, message: str, rule: str, var: Optional[str], hint: Optional[str] = None, key: str = "foreach"
     ) -> UsageError:
-        """An error about a rule's foreach values (or another `key` a var's value gives);
-        when they come from a var given with --set, it names the --set, not the Weavefile's
+        """An error about a value of a rule's `key` (foreach values, cpus) that may come from
+        var `var`: when that var was given with --set, it names the --set, not the Weavefile's
         line."""
         if var is not None and var in self.overridden:
             return UsageError(f"--set {var}={clip(self.overridden[var])}: rule '{rule}', key '{key}': {message}", hint=hint)
@@ -1317,7 +1317,7 @@ class _Validator:
                 for value in values:
                     problem = bad_wildcard_value(value)
                     if problem:
-                        raise self.foreach_error(
+                        raise self.var_value_error(
                             f"foreach value {value!r} for '{key}' {problem}",
                             name,
                             source,
@@ -1329,7 +1329,7 @@ class _Validator:
                     got = f"the list holds {_holding(bad)}"
                 else:
                     got = f"got {_type_name(values)}"
-                raise self.foreach_error(
+                raise self.var_value_error(
                     f"'{key}' must be a pattern string (such as \"data/{{{key}}}.csv\") or a list of values"
                     f" (strings or numbers); {got}" + (f" (from var '{source}')" if source else ""),
                     name,
@@ -1374,7 +1374,7 @@ class _Validator:
             if isinstance(values, list):  # listed values must be ones the rule accepts
                 for value in values:
                     if not compiled.fullmatch(value):
-                        raise self.foreach_error(
+                        raise self.var_value_error(
                             f"value {value!r} for '{key}' does not match its constraint {regex!r} (in wildcards)",
                             name,
                             foreach_sources.get(key),
@@ -1421,9 +1421,9 @@ class _Validator:
             cpus = self.amount_var(body["cpus"], variables, name, "cpus")
             source = _whole_var(body["cpus"])  # "{vars.threads}": a --set of it is the mistake
             if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
-                raise self.foreach_error(f"must be a positive integer, got {_shown(cpus)}", name, source, key="cpus")
+                raise self.var_value_error(f"must be a positive integer, got {_shown(cpus)}", name, source, key="cpus")
             if not _amount_in_range(cpus):
-                raise self.foreach_error(
+                raise self.var_value_error(
                     f"must be at most {MAX_AMOUNT:.0e}, got {_show_amount(cpus)}", name, source, key="cpus"
                 )
             spec.cpus = cpus

@@ -15,7 +15,7 @@ from ..cli import (
     set_option,
     verbosity_options,
 )
-from ..invocation import run_build
+from ..invocation import run_build, slots_check
 from ..reporter import pad, text_width
 
 # `weave plan` names the up-to-date jobs when there are few; past this, a count (with -v, all).
@@ -143,8 +143,7 @@ def plan(
     if jobs is not None or resources:
         from ..resources import parse_resource_args
 
-        totals = parse_resource_args(resources)
-        check = lambda graph: project.pool(graph, jobs, totals)  # noqa: E731 - as build -n's
+        check = slots_check(project, jobs, parse_resource_args(resources))
     print_plan(
         settings, project, targets, force=force, as_json=as_json, show_up_to_date=True, force_rules=force_rules, check=check
     )
