@@ -704,6 +704,23 @@ def test_weave_toml_and_dash_f_and_dash_C(project):
     assert (sub / "c").read_text() == "sub\n"
 
 
+def test_both_weavefile_names_warn_which_is_read(project):
+    project.write("Weavefile", '[rules.a]\noutputs = ["a"]\ncmd = "echo weavefile > a"\n')
+    project.write("weave.toml", '[rules.a]\noutputs = ["a"]\ncmd = "echo toml > a"\n')
+    warning = "both Weavefile and weave.toml are here: Weavefile is read and weave.toml is ignored"
+    for args in (("build",), ("build",), ("plan",), ("status",)):  # the no-op fast path too
+        run = project.run(*args)
+        assert run.rc == 0, run
+        assert run.err.count(warning) == 1, (args, run.err)
+    assert project.read("a") == "weavefile\n"
+    chosen = project.run("-f", "weave.toml", "build")
+    assert chosen.rc == 0 and "warning" not in chosen.err, chosen
+    assert project.read("a") == "toml\n"
+    (project.root / "weave.toml").unlink()
+    alone = project.run("build")
+    assert alone.rc == 0 and "warning" not in alone.err, alone
+
+
 def test_rule_without_outputs_always_runs(project):
     project.weavefile(
         """

@@ -48,11 +48,29 @@ class Settings:
         self.weavefile = weavefile
         self.verbosity = verbosity
         self.overrides: Dict[str, str] = dict(overrides or {})  # --set NAME=VALUE
+        self._shadow_told = False
 
     def project(self) -> Any:
         from .api import Project
 
+        self.tell_shadowed_weavefile()
         return Project.load(self.directory, self.weavefile, self.overrides)
+
+    def tell_shadowed_weavefile(self) -> None:
+        """Warn (once) when the directory has both a `Weavefile` and a `weave.toml` and no -f
+        chose: weave reads the first, and edits of the other would change nothing."""
+        if self.weavefile is not None or self._shadow_told:
+            return
+        self._shadow_told = True
+        from .projectfile import shadowed_manifest
+
+        ignored = shadowed_manifest(self.directory)
+        if ignored is not None:
+            where = "" if os.path.abspath(self.directory) == os.getcwd() else f" in {self.directory}"
+            _say(
+                f"weave: warning: both Weavefile and {os.path.basename(ignored)} are here{where}: Weavefile is"
+                f" read and {os.path.basename(ignored)} is ignored; remove or rename one (or choose with -f FILE)"
+            )
 
     def history_store(self) -> Tuple[str, Any]:
         """The project directory and its store, read-only, for the commands that read only

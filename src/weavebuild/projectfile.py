@@ -19,6 +19,14 @@ def find_manifest(directory: str) -> Optional[str]:
     return None
 
 
+def shadowed_manifest(directory: str) -> Optional[str]:
+    """The second Weavefile name in `directory` when both are there (`weave.toml`, which
+    find_manifest passes over for `Weavefile`), else None: a user editing it would see no
+    effect without being told."""
+    first, second = (os.path.join(directory, name) for name in MANIFEST_NAMES)
+    return second if os.path.isfile(first) and os.path.isfile(second) else None
+
+
 def why_not_a_file(path: str) -> str:
     """Why `path` cannot be read as a Weavefile (it is no regular file), in words."""
     import errno

@@ -73,6 +73,7 @@ def watch(
     # for hours and drops a graph (full of cycles) on every Weavefile edit, so it is back on.
     # Each build still pauses it while it runs (api.cycle_collector_paused).
     gc.enable()
+    settings.tell_shadowed_weavefile()
     code = run_watch(
         settings.directory,
         settings.weavefile,
