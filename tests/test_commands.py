@@ -375,6 +375,33 @@ def test_clean_target_and_its_inputs(project):
     assert project.exists("count.txt") and project.exists("models/best/model.txt")
 
 
+def test_clean_target_after_a_rule_rename_removes_what_the_old_name_built(project):
+    project.weavefile(
+        """
+        [rules.use]
+        inputs = ["a.txt"]
+        outputs = ["b.txt"]
+        cmd = "cat a.txt > b.txt; echo ran-b >> runs.log"
+        [rules.gen]
+        outputs = ["a.txt"]
+        cmd = "echo a > a.txt; echo ran-a >> runs.log"
+        """
+    )
+    assert project.run("build").rc == 0
+    project.write("Weavefile", project.read("Weavefile").replace("[rules.gen]", "[rules.make_a]"))
+    for built_first in (False, True):  # before and after a build that finds the old record
+        if built_first:
+            assert "nothing to do" in project.run("build").out
+        for target in ("a.txt", "make_a"):
+            run = project.run("clean", "-n", target)
+            assert run.rc == 0 and "would remove a.txt" in run.out, (target, run)
+    cleaned = project.run("clean", "b.txt")
+    assert cleaned.rc == 0 and not project.exists("a.txt") and not project.exists("b.txt"), cleaned
+    project.clear_runs()
+    assert project.run("build").rc == 0
+    assert sorted(project.runs_log()) == ["ran-a", "ran-b"]
+
+
 def test_clean_only_removes_the_targets_own_outputs(project):
     make_pipeline(project)
     assert project.run("build").rc == 0

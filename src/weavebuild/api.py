@@ -833,8 +833,10 @@ class Project:
                     jobs = graph.targets if only and targets else graph.jobs
                     wanted = {job.key: recipe_of(job)["outputs"] for job in jobs}
                     # The records that made these outputs; those of other --set values name
-                    # other files, left for a later `weave clean`.
-                    records = [r for r in records if r[1] in wanted and [p for p, _ in r[2]] == wanted[r[1]]]
+                    # other files, left for a later `weave clean`. Matched by the outputs, not
+                    # the job key: a renamed rule's job is up to date by its old record.
+                    made_together = {tuple(outputs) for outputs in wanted.values()}
+                    records = [r for r in records if tuple(p for p, _ in r[2]) in made_together]
                     latest_keys = [key for key in wanted if key in latest]
                 else:
                     try:
