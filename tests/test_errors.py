@@ -39,6 +39,27 @@ def test_unknown_top_level_key(project):
     assert_user_error(project.run("build"), "Weavefile:1", "defaults", "did you mean 'default'")
 
 
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ('[vars]\nx = 1\ndefault = ["b"]\n', "Weavefile:3"),  # became a var: rule a was built instead
+        ('[vars]\nx = 1\ninclude = ["more.toml"]\n', "Weavefile:3"),  # became a var: dropped
+        ('[resources]\ngpu = 1\ndefault = ["b"]\n', "Weavefile:3"),
+        ('[rules.c]\ncmd = "true"\ndefault = ["b"]\n', "Weavefile:3"),
+        ('[rules]\ndefault = ["b"]\n', "Weavefile:2"),
+    ],
+)
+def test_a_top_level_key_written_below_a_table_says_where_it_landed(project, text, where):
+    rules = '[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n[rules.b]\noutputs = ["b"]\ncmd = "touch b"\n'
+    project.weavefile(text + rules)
+    for command in ("build", "plan", "list"):
+        assert_user_error(
+            project.run(command), where, "is a top-level key", "TOML puts every key under the [table] header above it",
+            "move it above the first [table]",
+        )
+    assert not project.exists("a") and not project.exists("b")
+
+
 def test_wrong_type(project):
     project.weavefile('[rules.a]\noutputs = "a"\ncmd = "touch a"\ncpus = "two"\n')
     assert_user_error(project.run("build"), "Weavefile:4", "key 'cpus'", "positive integer")

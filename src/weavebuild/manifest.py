@@ -759,6 +759,17 @@ _SYNONYMS = {
 }
 
 
+def _top_level_hint(key: str, table: str) -> Optional[str]:
+    """The hint for a top-level key (`default`, `include`, ...) found inside a table: in TOML a
+    key belongs to the [table] header above it, so it was written too low in the file."""
+    if key not in TOP_LEVEL_KEYS:
+        return None
+    return (
+        f"'{key}' is a top-level key, but TOML puts every key under the [table] header above it:"
+        f" here {table}; move it above the first [table] of the file"
+    )
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
     synonym = _SYNONYMS.get(word.lower())
     if synonym in choices:
@@ -953,6 +964,12 @@ class _Validator:
         for name, value in variables.items():
             if not NAME_RE.match(name):
                 raise self.error(f"variable name '{name}' must be an identifier", key="vars")
+            if name in TOP_LEVEL_KEYS:  # `default = [...]` written below [vars] lands here
+                raise self.var_error(
+                    name,
+                    f"variable '{name}' has the name of a top-level key",
+                    hint=f"{_top_level_hint(name, '[vars]')} (or, for a variable, choose another name)",
+                )
             if _var_kind(value) is None:
                 raise self.var_error(
                     name,
@@ -1050,7 +1067,10 @@ class _Validator:
         if not NAME_RE.match(name):
             raise fail(f"resource name '{name}' must be an identifier")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
-            raise fail(f"resource '{name}' must be a non-negative number, got {_shown(amount)}")
+            raise fail(
+                f"resource '{name}' must be a non-negative number, got {_shown(amount)}",
+                hint=_top_level_hint(name, "[resources]") if rule is None else None,
+            )
         if not _amount_in_range(amount):
             raise fail(
                 f"resource '{name}' must be a finite number of at most {MAX_AMOUNT:.0e}, got {_show_amount(amount)}",
@@ -1211,7 +1231,7 @@ class _Validator:
                 name,
             )
         if not isinstance(body, dict):
-            raise self.error(f"must be a table, got {_type_name(body)}", name)
+            raise self.error(f"must be a table, got {_type_name(body)}", name, hint=_top_level_hint(name, "[rules]"))
         spec = RuleSpec(name)
         spec.line = self.locator.find(name)
         spec.path = self.path
@@ -1221,7 +1241,9 @@ class _Validator:
                     "unknown key",
                     name,
                     key,
-                    hint=_did_you_mean(key, RULE_KEYS) or f"valid keys: {', '.join(RULE_KEYS)}",
+                    hint=_top_level_hint(key, f"[rules.{name}]")
+                    or _did_you_mean(key, RULE_KEYS)
+                    or f"valid keys: {', '.join(RULE_KEYS)}",
                 )
         used: List[str] = []  # the vars this rule's paths, foreach, cmd and env insert
         spec.inputs, spec.input_names = self.paths(body.get("inputs", []), name, "inputs", variables, used)
