@@ -37,8 +37,9 @@ from typing import List, NamedTuple, Optional
 
 import pytest
 
-from weavebuild.errors import ManifestError
-from weavebuild.manifest import parse_manifest
+from weavebuild.errors import ManifestError, WeaveError
+from weavebuild.graph import Resolver
+from weavebuild.manifest import parse_manifest, wildcard_names_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -131,8 +132,13 @@ def test_toml_block_is_a_weavefile(block: Block):
             parse_manifest(block.text, path=block.where)
         return
     try:
-        parse_manifest(block.text, path=block.where)
-    except ManifestError as exc:
+        manifest = parse_manifest(block.text, path=block.where)
+        # `weave build` with no target must know what to build (no pattern rule first without
+        # a default), unless every rule is a pattern rule (a snippet whose jobs are asked for
+        # by path); sources are taken as missing, as `weave graph` draws them.
+        if any(not wildcard_names_in(" ".join(rule.outputs)) for rule in manifest.rules.values()):
+            Resolver(manifest, lambda path: False, missing_ok=True).resolve([])
+    except WeaveError as exc:
         pytest.fail(
             f"{block.where}: not a valid Weavefile: {exc}\n"
             "(mark a deliberately partial block with <!-- not-a-weavefile -->, "
