@@ -880,3 +880,31 @@ def test_a_typo_among_thousands_of_outputs_gets_a_suggestion(project):
     project.weavefile(rules)
     assert_user_error(project.run("build", "otu/s1234.o"), "no rule makes 'otu/s1234.o'", "did you mean 'out/s1234.o'?")
     assert_user_error(project.run("build", "-R", "r1234x"), "did you mean 'r1234'?")
+
+
+def test_a_failed_command_with_make_variables_names_weaves_spelling(project):
+    project.weavefile(
+        """
+        [vars]
+        FLAGS = "-n"
+
+        [rules.a]
+        inputs = ["in.txt"]
+        outputs = ["a.txt"]
+        cmd = "cat $(FLAGS) $^ > $@"
+
+        [rules.b]
+        inputs = ["in.txt"]
+        outputs = ["b.txt"]
+        cmd = "test $? -eq 0 && echo $(date +%Y) >/dev/null && exit 3"
+        """
+    )
+    project.write("in.txt", "x\n")
+    result = project.run("build", "-k", "a.txt", "b.txt")
+    assert result.rc == 1, result
+    assert (
+        "weave: FAILED a a.txt: exited with code 1; the command holds make's $(FLAGS), $^, $@, which the shell"
+        " does not know: weave writes {vars.FLAGS} for $(FLAGS), {inputs} for $^, {outputs} for $@"
+    ) in result.err, result
+    # The shell's own $? and a lower-case $(command) are not make's: no note.
+    assert "weave: FAILED b b.txt: exited with code 3\n" in result.err, result

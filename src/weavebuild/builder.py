@@ -142,6 +142,26 @@ def _exit_code_meaning(code: int) -> str:
     return ""
 
 
+# make's automatic variables and $(NAME) references, as make users write them in a recipe;
+# not $? (the shell's exit status), and $(...) only around a make-style upper-case name.
+_MAKE_VARIABLE = re.compile(r"\$(?:[@<^*+]|\(([A-Z][A-Z0-9_]*)\))")
+_MAKE_VARIABLE_SPELLINGS = {"$@": "{outputs}", "$<": "{inputs[0]}", "$^": "{inputs}", "$+": "{inputs}", "$*": "{wildcards.NAME}"}
+
+
+def make_variables_note(command: str) -> str:
+    """For a failed job: the make variables its command holds (bash reads `$@` as the empty
+    argument list, `$<` as a redirect, `$(CC)` as a command named CC) and weave's spelling of
+    each, as '; ...' to add to the failure; '' for none."""
+    found: Dict[str, str] = {}
+    for match in _MAKE_VARIABLE.finditer(command):
+        text = match.group(0)
+        found.setdefault(text, f"{{vars.{match.group(1)}}}" if match.group(1) else _MAKE_VARIABLE_SPELLINGS[text])
+    if not found:
+        return ""
+    spelled = ", ".join(f"{weave} for {make}" for make, weave in found.items())
+    return f"; the command holds make's {', '.join(found)}, which the shell does not know: weave writes {spelled}"
+
+
 _ENV_REFERENCE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -818,6 +838,7 @@ class Builder:
                 failure = f"killed by signal {signal.Signals(-completion.returncode).name}"
             else:
                 failure = f"exited with code {completion.returncode}" + _exit_code_meaning(completion.returncode)
+                failure += make_variables_note(job.rule.cmd or "")
         if failure is None:
             # Outputs are only looked at here; they are hashed later (_hash_outputs), once.
             self.files.forget(self._rewrites(job))
