@@ -908,3 +908,32 @@ def test_a_failed_command_with_make_variables_names_weaves_spelling(project):
     ) in result.err, result
     # The shell's own $? and a lower-case $(command) are not make's: no note.
     assert "weave: FAILED b b.txt: exited with code 3\n" in result.err, result
+
+
+@pytest.mark.parametrize(
+    "body, fragments",
+    [
+        ('outputs = ["o.txt"]\ncmd = ["echo a > o.txt", 3]', ["key 'cmd'", "the list holds an integer, 3"]),
+        (
+            'outputs = ["o.txt"]\ncmd = "echo a > o.txt"\nparams = { n = 1 }',
+            ["key 'params': unknown key", "top-level [vars] table and write {vars.NAME}"],
+        ),
+        (
+            'inputs = ["%.c"]\noutputs = ["%.o"]\ncmd = "cc -c {inputs} -o {outputs}"',
+            ["missing source '%.c'", "make's % is written as a named wildcard", 'outputs = ["{name}.o"]'],
+        ),
+    ],
+)
+def test_snakemake_and_make_habits_get_weaves_spelling(project, body, fragments):
+    project.weavefile(f"[rules.a]\n{body}\n")
+    assert_user_error(project.run("build"), *fragments)
+
+
+def test_a_missing_source_is_never_told_to_be_its_readers_own_output_on_disk(project):
+    project.weavefile('[rules.a]\ninputs = ["o.tx"]\noutputs = ["o.txt"]\ncmd = "cp {inputs} {outputs}"\n')
+    project.write("o.txt", "left from an earlier version\n")
+    result = project.run("build")
+    assert_user_error(result, "missing source 'o.tx'")
+    assert "did you mean" not in result.err, result
+    project.write("o.txx", "a file beside it\n")
+    assert_user_error(project.run("build"), "missing source 'o.tx'", "did you mean 'o.txx'?")

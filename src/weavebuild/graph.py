@@ -1257,6 +1257,11 @@ class Resolver:
         # A path written out can be mistyped; one a wildcard's value filled in names a sample
         # that is missing, and a file of another sample is no answer.
         written = any("{" not in pattern and paths.normalize(pattern) == path for pattern in rule.inputs)
+        if hint is None and written and "%" in path:
+            hint = (
+                "make's % is written as a named wildcard in weave: outputs = [\"{name}.o\"] with"
+                " inputs = [\"{name}.c\"], and {wildcards.name} in the command"
+            )
         if hint is None and written:
             close = self._near_path(path, rule)
             if close is not None:
@@ -1275,7 +1280,8 @@ class Resolver:
         except OSError:
             beside = []
         made = [output for output, (rule, _) in self.index.static.items() if rule is not reader]
-        close = closest(path, beside + made, cutoff=0.8)
+        own = {paths.normalize(output) for output in reader.outputs}
+        close = closest(path, [file for file in beside if file not in own] + made, cutoff=0.8)
         if close is None:
             return None
         # Alike as whole paths can still be other files of one directory (data/iris.csv and

@@ -770,6 +770,16 @@ def _top_level_hint(key: str, table: str) -> Optional[str]:
     )
 
 
+def _per_rule_values_hint(key: str) -> Optional[str]:
+    """For Snakemake's `params` (or a `config` key) in a rule: where such values go in weave."""
+    if _SYNONYMS.get(key.lower()) != "vars":
+        return None
+    return (
+        "a rule has no values of its own: put them in the top-level [vars] table and write {vars.NAME} in the"
+        " command (a change reruns only the jobs that use it)"
+    )
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
     synonym = _SYNONYMS.get(word.lower())
     if synonym in choices:
@@ -1242,6 +1252,7 @@ class _Validator:
                     name,
                     key,
                     hint=_top_level_hint(key, f"[rules.{name}]")
+                    or _per_rule_values_hint(key)
                     or _did_you_mean(key, RULE_KEYS)
                     or f"valid keys: {', '.join(RULE_KEYS)}",
                 )
@@ -1252,6 +1263,9 @@ class _Validator:
         if cmd is not None:
             if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
                 cmd = "\n".join(cmd)
+            if isinstance(cmd, list):
+                bad = next(c for c in cmd if not isinstance(c, str))
+                raise self.error(f"must be a string or a list of strings; the list holds {_holding(bad)}", name, "cmd")
             if not isinstance(cmd, str):
                 raise self.error(f"must be a string (or a list of strings), got {_type_name(cmd)}", name, "cmd")
             if not cmd.strip():
