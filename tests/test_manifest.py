@@ -543,7 +543,7 @@ RULE_ERRORS = [
     ('cmd = "x"\ninptus = []', "inptus", 3, "unknown key", "did you mean 'inputs'?"),
     ('cmd = "x"\nzork = 1', "zork", 3, "unknown key", "valid keys: inputs, outputs"),
     ("cmd = 3", "cmd", 2, "must be a string (or a list of strings), got an integer", None),
-    ("cmd = [1, 2]", "cmd", 2, "must be a string (or a list of strings), got a list", None),
+    ("cmd = [1, 2]", "cmd", 2, "must be a string or a list of strings; the list holds an integer, 1", None),
     ('cmd = "  "', "cmd", 2, "is empty", None),
     ('outputs = ["o"]', "outputs", 2, "has outputs but no cmd", "remove outputs"),
     (
