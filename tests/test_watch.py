@@ -912,6 +912,14 @@ def test_missing_weavefile_is_an_error(project):
     assert result.rc == 2 and "no Weavefile" in result.err, result
 
 
+def test_an_unknown_target_ends_watch_with_the_error_alone(project):
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    result = project.run("watch", "nosuch")
+    assert result.rc == 2, result
+    assert result.err.startswith("weave: error: no rule makes 'nosuch'"), result
+    assert "building" not in result.out + result.err, result
+
+
 
 def test_a_directory_output_read_by_a_foreach_starts_no_extra_cycle(project, start_watch):
     """A build that makes (or remakes) a directory output whose contents a foreach reads: the

@@ -636,7 +636,16 @@ class Watcher:
         spec = self.spec
         assert spec is not None
         started = time.monotonic()
-        self._begin("building" if initial else "changed: " + _summarize(changed))
+        header = ["building" if initial else "changed: " + _summarize(changed)]
+
+        def begin() -> None:  # the cycle's header, once
+            if header:
+                self._begin(header.pop())
+
+        if not initial:
+            begin()
+        # (The first cycle's header waits for its graph: a typo in a target ends watch mode
+        # with the error alone, as it ends `weave build`.)
         # 1. The Weavefile: reload when it changed, or while the last version was invalid.
         if self.project is None or any(rel in spec.weavefiles for rel in changed):
             try:
@@ -645,6 +654,7 @@ class Watcher:
             except UsageError as exc:  # invalid, or gone: keep the last good watch set
                 gone = not os.path.lexists(self.weavefile)  # deleted or moved away (git stash?)
                 self.project = None
+                begin()
                 self._report_error(
                     UsageError(f"the Weavefile {self._reload_path()} is gone", hint="watching for it to come back")
                     if gone
@@ -665,12 +675,14 @@ class Watcher:
         except WeaveError as exc:
             if initial and not isinstance(exc, MissingSource):
                 raise  # a typo in a target: say so at once, as `weave build` does
+            begin()
             if isinstance(exc, MissingSource):  # watch for it to appear, even if it is new
                 self.spec = spec.with_source(exc.path)
             self._report_error(exc)
             self._update_watches()
             self._finish("error", "cannot build; fix it and save", started)
             return
+        begin()
         self.spec = watch_set(graph, manifest)
         self._graph = graph
         listing = [job.key for job in graph.jobs if job.depfile]
