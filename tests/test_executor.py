@@ -522,3 +522,53 @@ def test_peak_memory_is_sampled_over_the_whole_tree_of_each_job(tmp_path):
         executor.close()
     assert done["big"].peak_rss > 120 << 20, done["big"].peak_rss
     assert 10 << 20 < done["small"].peak_rss < 100 << 20, done["small"].peak_rss
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="the wake-up is for the pidfd (Linux) wait")
+def test_a_caught_signal_ends_the_wait_at_once_where_the_executor_wakes_on_signals(tmp_path):
+    """A stop signal's Python handler only sets a flag: the wait for completions must end
+    with it, not at its timeout (a Ctrl-C took up to a second to stop a build)."""
+    import threading
+
+    caught = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: caught.append(signum))
+    executor = LocalExecutor()
+    try:
+        executor.start("first", "true", None, str(tmp_path), str(tmp_path / "first.log"))
+        _collect(executor, 1)  # the first child tells whether pidfds work here
+        if executor._use_pidfd is not True:
+            pytest.skip("no pidfds on this kernel")
+        assert executor.wake_on_signals()
+        executor.start("long", "sleep 60", None, str(tmp_path), str(tmp_path / "long.log"))
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        assert executor.wait(120) == []  # back because of the signal: the job still runs
+        assert caught == [signal.SIGUSR1] and executor.running == 1
+    finally:
+        executor.close()  # kills the sleep, and gives the wakeup fd back
+        signal.signal(signal.SIGUSR1, previous)
+    assert signal.set_wakeup_fd(-1) == -1
+
+
+def test_the_executor_leaves_someone_elses_wakeup_fd_alone(tmp_path):
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end)  # as a running asyncio loop has it
+    executor = LocalExecutor()
+    try:
+        assert not executor.wake_on_signals()
+        executor.stop_waking_on_signals()
+        assert signal.set_wakeup_fd(-1) == write_end
+    finally:
+        executor.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_build_through_the_api_gives_the_wakeup_fd_back(tmp_path):
+    from weavebuild import Project
+
+    (tmp_path / "Weavefile").write_text('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    result = Project.load(str(tmp_path)).build(["a.txt"])
+    assert result.ok and (tmp_path / "a.txt").read_text() == "a\n"
+    assert signal.set_wakeup_fd(-1) == -1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -98,6 +98,13 @@ class Executor:
     def close(self) -> None:
         pass
 
+    def wake_on_signals(self) -> bool:
+        """Make a signal caught by a Python handler end a wait() at once; True if it will."""
+        return False
+
+    def stop_waking_on_signals(self) -> None:
+        pass
+
 
 class _Running:
     """A started command: one process, or the stages of a pipeline started without a shell."""
@@ -182,6 +189,9 @@ class LocalExecutor(Executor):
         # (when, job) in start order: jobs to give their named log file when still running.
         self._promotions: collections.deque[Tuple[float, _Running]] = collections.deque()
         self._started_count = 0
+        # (read end, write end) of the pipe the interpreter writes a byte to on each signal
+        # (signal.set_wakeup_fd), watched by the epoll: a Ctrl-C ends a wait at once.
+        self._wakeup: Optional[Tuple[int, int]] = None
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None:
@@ -347,6 +357,48 @@ class LocalExecutor(Executor):
         for process in running.processes:
             self._by_pid[process.pid] = running
             self._watch(process.pid)
+
+    def wake_on_signals(self) -> bool:
+        """With pidfds (Linux), make a signal that a Python handler catches (Ctrl-C) end a
+        wait() at once: the handler only sets a flag, and without this the wait would go on to
+        its timeout. Main thread only, and only where nothing else has the interpreter's wakeup
+        fd (a running asyncio loop does): then the caller's timeouts must be short."""
+        if self._use_pidfd is False or self._wakeup is not None:
+            return self._wakeup is not None
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        try:
+            previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            previous = None
+        if previous != -1:  # refused, or someone else's: theirs stays
+            if previous is not None:
+                signal.set_wakeup_fd(previous)
+            os.close(read_end)
+            os.close(write_end)
+            return False
+        if self._epoll is None:
+            self._epoll = select.epoll()
+        self._epoll.register(read_end, select.EPOLLIN)
+        self._wakeup = (read_end, write_end)
+        return True
+
+    def stop_waking_on_signals(self) -> None:
+        if self._wakeup is None:
+            return
+        read_end, write_end = self._wakeup
+        self._wakeup = None
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError:  # pragma: no cover - closed from another thread: the fd stays set
+            pass
+        if self._epoll is not None:
+            self._epoll.unregister(read_end)
+        os.close(read_end)
+        os.close(write_end)
 
     def _watch(self, pid: int) -> None:
         """Arrange for the exit of child `pid` to be seen by wait()."""
@@ -542,7 +594,15 @@ class LocalExecutor(Executor):
         if self._unwatched:
             timeout = UNWATCHED_POLL if timeout is None else min(timeout, UNWATCHED_POLL)
         completions: List[Completion] = []
+        wakeup = self._wakeup[0] if self._wakeup is not None else -1
         for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
+            if fd == wakeup:  # a signal: its handler has run; the caller looks at what it set
+                try:
+                    while os.read(fd, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
             pid = self._pidfds.pop(fd)
             os.close(fd)  # which also takes it out of the epoll set
             self._reap_child(pid, 0, completions)  # it has exited: wait4 returns at once
@@ -629,6 +689,7 @@ class LocalExecutor(Executor):
         return len(self._by_token)
 
     def close(self) -> None:
+        self.stop_waking_on_signals()
         for token in list(self._by_token):
             self.cancel(token, force=True)
         deadline = time.monotonic() + 5
