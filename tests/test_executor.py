@@ -538,7 +538,7 @@ def test_a_caught_signal_ends_the_wait_at_once_where_the_executor_wakes_on_signa
         _collect(executor, 1)  # the first child tells whether pidfds work here
         if executor._use_pidfd is not True:
             pytest.skip("no pidfds on this kernel")
-        assert executor.wake_on_signals()
+        assert executor.wake_on_signals() and executor.wakes_on_signals
         executor.start("long", "sleep 60", None, str(tmp_path), str(tmp_path / "long.log"))
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
         assert executor.wait(120) == []  # back because of the signal: the job still runs
@@ -555,7 +555,7 @@ def test_the_executor_leaves_someone_elses_wakeup_fd_alone(tmp_path):
     signal.set_wakeup_fd(write_end)  # as a running asyncio loop has it
     executor = LocalExecutor()
     try:
-        assert not executor.wake_on_signals()
+        assert not executor.wake_on_signals() and not executor.wakes_on_signals
         executor.stop_waking_on_signals()
         assert signal.set_wakeup_fd(-1) == write_end
     finally:

@@ -292,7 +292,6 @@ class Builder:
         # jobs of the next phase may read them.
         self.delete_temps = delete_temps
         self._interrupt: List[int] = []
-        self._wakes = False  # whether a stop signal ends the executor's wait at once
         self._signalled: List[int] = []  # the real signals among them (not a `stop` request)
         self._records: List[Record] = []
         # Records of jobs that succeeded, waiting for their outputs' digests (_hash_outputs):
@@ -440,8 +439,8 @@ class Builder:
         predicted = {key: verdict.up_to_date for key, verdict in verdicts.items()}
         estimate = self._estimates(durations)
         previous_handlers = self._install_signal_handlers()
-        # A stop signal then ends the wait for completions at once (else within the timeout's cap).
-        self._wakes = bool(previous_handlers) and self.executor.wake_on_signals()
+        if previous_handlers:  # a stop signal then ends the wait for completions at once
+            self.executor.wake_on_signals()
         grace_deadline: Optional[float] = None
         try:
             while True:
@@ -1089,7 +1088,7 @@ class Builder:
             candidates.append(0.2)
         # Never block forever: a signal handler only sets a flag, so wake up to look at it
         # (a signal ends the wait itself where the executor wakes on signals).
-        candidates.append(1.0 if self._wakes else 0.2)
+        candidates.append(1.0 if self.executor.wakes_on_signals else 0.2)
         return min(candidates)
 
     def _cancel_readers(self, running: Dict[str, _Running], changed: Set[str]) -> None:

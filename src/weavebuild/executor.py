@@ -99,7 +99,12 @@ class Executor:
         pass
 
     def wake_on_signals(self) -> bool:
-        """Make a signal caught by a Python handler end a wait() at once; True if it will."""
+        """Make a signal caught by a Python handler end a wait() at once; True if it may."""
+        return False
+
+    @property
+    def wakes_on_signals(self) -> bool:
+        """Whether a signal caught by a Python handler now ends a wait() at once."""
         return False
 
     def stop_waking_on_signals(self) -> None:
@@ -385,6 +390,10 @@ class LocalExecutor(Executor):
         self._epoll.register(read_end, select.EPOLLIN)
         self._wakeup = (read_end, write_end)
         return True
+
+    @property
+    def wakes_on_signals(self) -> bool:
+        return self._wakeup is not None and self._use_pidfd is True  # (the reaper's queue is not woken)
 
     def stop_waking_on_signals(self) -> None:
         if self._wakeup is None:
