@@ -671,6 +671,43 @@ def test_input_edited_while_its_job_runs_and_changed_back_still_reruns(project):
     assert "nothing to do" in project.run("build").out
 
 
+def test_a_job_hard_linking_its_input_is_recorded_but_a_sneaky_edit_is_still_seen(project):
+    """Staging data with `ln` (or a chmod of an input) changes the input's inode metadata
+    (ctime), not its bytes: the job is recorded, and the next build runs nothing. It reran on
+    every build with a 'changed while the build was running' warning. An edit that keeps the
+    size and puts the mtime back changes the bytes: still not recorded."""
+    project.weavefile(
+        """
+        [rules.stage]
+        inputs = ["raw.csv"]
+        outputs = ["staged/raw.csv"]
+        cmd = "ln raw.csv staged/raw.csv && chmod g-w raw.csv"
+        [rules.train]
+        inputs = ["staged/raw.csv"]
+        outputs = ["model.txt"]
+        cmd = "wc -c < staged/raw.csv > model.txt"
+        """
+    )
+    project.write("raw.csv", "big data\n")
+    first = project.run("build", "train")
+    assert first.rc == 0 and "changed while the build was running" not in first.err, first
+    for _ in range(2):
+        again = project.run("build", "train")
+        assert again.rc == 0 and "nothing to do" in again.out, again
+    assert project.run("status", "train").rc == 0
+    project.weavefile(READ_WHILE_EDITED)
+    project.write("x.txt", "original\n")
+    process = start_weave(project.root, "build")
+    wait_for(lambda: (project.root / "started").exists(), what="the job to start")
+    before = os.stat(project.root / "x.txt")
+    project.write("x.txt", "modified\n")  # the same size
+    os.utime(project.root / "x.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    (project.root / "go").touch()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "x.txt changed while the build was running" in err, err
+
+
 def test_directory_input_edited_while_its_job_runs_and_changed_back_still_reruns(project):
     """The same for a directory input: a file in it edited while the job reads the tree, then
     given its old content back. The tree's look (names and each file's stat) taken with its

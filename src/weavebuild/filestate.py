@@ -227,6 +227,15 @@ class FileState:
         self._memo[path] = digest
         return digest
 
+    def _same_content(self, path: str, then: Fingerprint) -> bool:
+        """Whether `path` still holds the bytes whose digest this build took when it had the
+        fingerprint `then`: read again, as its metadata alone changed."""
+        known = self._memo.get(path)
+        if not isinstance(known, str):
+            row = self.cache.get(path)
+            known = row[4] if row is not None and tuple(row[:4]) == tuple(then) else None
+        return known is not None and self.content_now(path) == known
+
     def content_now(self, path: str) -> Optional[str]:
         """The digest of `path`'s content read now, past every cache and memo (None if it is
         missing or unreadable): has a file the build already read really changed?"""
@@ -453,6 +462,8 @@ class FileState:
                     or st.st_ino != then[2]
                     or st.st_size != then[0]
                 ):
+                    if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == tuple(then[:3]) and self._same_content(path, then):
+                        continue  # only its inode changed (a hard link made to it, a chmod): not its bytes
                     moved.append(path)
                     self.changed_after_read[path] = None
         finally:
