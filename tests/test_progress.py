@@ -157,6 +157,31 @@ def test_a_reader_that_goes_away_does_not_stop_the_build(project):
     assert sorted(os.listdir(project.root / "out")) == [f"{i}.txt" for i in range(1, 7)]
 
 
+def _weave_in_bash(root, redirections: str, *args: str) -> subprocess.CompletedProcess:
+    """weave run by bash with `redirections` applied (`>&-` closes standard output)."""
+    import shlex
+
+    command = " ".join(shlex.quote(word) for word in (sys.executable, "-m", "weavebuild", *args))
+    return subprocess.run(["bash", "-c", f"{command} {redirections}"], cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def test_closed_or_full_standard_streams_do_not_stop_the_build(project):
+    """`weave build >&-` (a cron job, a daemon's child) died with an internal error before
+    running anything, and `> /dev/full` too: output that cannot be written is dropped."""
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo talking; echo a > a.txt"\n')
+    redirections = [">&-", ">&- 2>&- <&-"] + (["> /dev/full"] if os.path.exists("/dev/full") else [])
+    for redirection in redirections:
+        (project.root / "a.txt").unlink(missing_ok=True)
+        run = _weave_in_bash(project.root, redirection, "build")
+        assert run.returncode == 0 and project.read("a.txt") == "a\n", (redirection, run)
+        assert "internal error" not in run.stderr and "Traceback" not in run.stderr, (redirection, run)
+    if os.path.exists("/dev/full"):
+        for args in (("plan",), ("--version",)):
+            run = _weave_in_bash(project.root, "> /dev/full", *args)
+            assert run.returncode == 1, (args, run)
+            assert run.stderr == "weave: error: cannot write the output: No space left on device\n", (args, run)
+
+
 def test_first_build_shows_no_eta_until_a_job_has_finished(project):
     """With no earlier run to go by, an ETA would be a guess (it used to assume 1 s a job):
     none until this run's first job ends, then one from this run's jobs."""

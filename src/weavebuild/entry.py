@@ -45,11 +45,36 @@ def _name_bytes_or_escape(error: UnicodeError) -> tuple:
     raise error
 
 
+def _open_standard_streams() -> None:
+    """Give a closed descriptor 0, 1 or 2 (`weave build >&-`, a daemon's child) /dev/null, and
+    Python a stream for it: else weave's own files (the state store) would get those numbers,
+    and its output would have nowhere to go (Python sets sys.stdout to None)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:  # pragma: no cover - only if it was taken meanwhile
+                os.dup2(opened, fd)
+                os.close(opened)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - for the life of the process
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
 def main() -> None:
+    _open_standard_streams()
     if sys.argv[1:] == ["--version"]:  # what scripts probe most: answered as click would
         from ._version import __version__
 
-        sys.stdout.write(f"weave {__version__}\n")
+        try:
+            sys.stdout.write(f"weave {__version__}\n")
+            sys.stdout.flush()
+        except OSError as exc:  # `> /dev/full`
+            sys.stderr.write(f"weave: error: cannot write the output: {exc.strerror or exc}\n")
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # Python's last flush at exit then succeeds
+            sys.exit(1)
         return
     gc.disable()
     _tolerant_output()

@@ -187,6 +187,12 @@ def run_guarded(command: Callable[[], Optional[int]]) -> None:
         point_at_devnull(sys.stdout)
         sys.exit(1)
     except OSError as exc:
+        if not exc.filename and _stdout_refuses():  # `weave plan > /dev/full`
+            from .reporter import point_at_devnull
+
+            point_at_devnull(sys.stdout)
+            _say(f"weave: error: cannot write the output: {exc.strerror or exc}")
+            sys.exit(1)
         if os.environ.get("WEAVE_DEBUG") or not exc.filename:
             _internal_error(exc)
         # The file system refused a path weave needs (its .weave/ state, the Weavefile):
@@ -196,6 +202,19 @@ def run_guarded(command: Callable[[], Optional[int]]) -> None:
     except Exception as exc:  # a bug in weave: still no traceback unless asked for
         _internal_error(exc)
     sys.exit(code or 0)
+
+
+def _stdout_refuses() -> bool:
+    """Whether writing standard output fails (a full disk, /dev/full): the OSError at hand,
+    which names no file, was then most likely that write's."""
+    try:
+        sys.stdout.write("\n")  # into the buffer: the flush tells
+        sys.stdout.flush()
+    except OSError:
+        return True
+    except (AttributeError, ValueError):
+        return False
+    return False
 
 
 def environment_error(exc: OSError) -> WeaveError:

@@ -142,10 +142,10 @@ def point_at_devnull(stream: object) -> None:
 
 
 class _Guarded:
-    """A stream whose reader may go away (`weave build | head`): once a write finds the pipe
-    closed, later output is dropped and the build goes on, ending as it would have (its exit
-    code tells how). The descriptor is pointed at /dev/null, so that Python's last flush of
-    the stream at exit has somewhere to go."""
+    """A stream whose reader may go away (`weave build | head`), or that cannot be written
+    (`> /dev/full`, a full disk): once a write fails, later output is dropped and the build
+    goes on, ending as it would have (its exit code tells how). The descriptor is pointed at
+    /dev/null, so that Python's last flush of the stream at exit has somewhere to go."""
 
     def __init__(self, stream: IO[str]):
         self._stream = stream
@@ -157,14 +157,14 @@ class _Guarded:
         if not self.gone:
             try:
                 self._stream.write(text)
-            except BrokenPipeError:
+            except OSError:
                 self.drop()
 
     def flush(self) -> None:
         if not self.gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
+            except OSError:
                 self.drop()
 
     def isatty(self) -> bool:
@@ -187,14 +187,14 @@ class _GuardedBytes:
         if not self._owner.gone:
             try:
                 self._raw.write(data)
-            except BrokenPipeError:
+            except OSError:
                 self._owner.drop()
 
     def flush(self) -> None:
         if not self._owner.gone:
             try:
                 self._raw.flush()
-            except BrokenPipeError:
+            except OSError:
                 self._owner.drop()
 
 
