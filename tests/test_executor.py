@@ -572,3 +572,25 @@ def test_a_build_through_the_api_gives_the_wakeup_fd_back(tmp_path):
     assert result.ok and (tmp_path / "a.txt").read_text() == "a\n"
     assert signal.set_wakeup_fd(-1) == -1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_run_id_in_weaves_environment_is_restored_whatever_order_builds_end_in(tmp_path, monkeypatch):
+    """Builds in threads of one program overlap: A starts, B starts, A ends, B ends. The
+    variable was left holding A's run id, inherited by every later child of the program."""
+    from weavebuild.executor import RUN_ID_VARIABLE
+
+    for before in (None, "the program's own"):
+        if before is None:
+            monkeypatch.delenv(RUN_ID_VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(RUN_ID_VARIABLE, before)
+        for a_ends_first in (True, False):
+            a = LocalExecutor(registry=str(tmp_path / "a.running"))
+            assert os.environ[RUN_ID_VARIABLE] == a.run_id
+            b = LocalExecutor(registry=str(tmp_path / "b.running"))
+            assert os.environ[RUN_ID_VARIABLE] == b.run_id
+            first, second = (a, b) if a_ends_first else (b, a)
+            first.close()
+            assert os.environ[RUN_ID_VARIABLE] == second.run_id  # its jobs still start
+            second.close()
+            assert os.environ.get(RUN_ID_VARIABLE) == before

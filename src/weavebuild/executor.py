@@ -156,10 +156,8 @@ class LocalExecutor(Executor):
         # so that jobs started with env=None get it too): after a kill -9, what is left of a
         # job whose first process already exited is found by it (kill_orphans).
         self.run_id = f"{os.getpid()}-{time.time_ns()}"
-        self._previous_run_id: Optional[str] = None
         if registry is not None:
-            self._previous_run_id = os.environ.get(RUN_ID_VARIABLE)
-            os.environ[RUN_ID_VARIABLE] = self.run_id
+            _run_ids.enter(self.run_id)
         self.sample_interval = sample_interval
         self._sampler: Optional[threading.Thread] = None
         self._programs: Dict[Tuple[str, str, str], bool] = {}
@@ -740,11 +738,41 @@ class LocalExecutor(Executor):
                 os.ftruncate(self._registry_fd, 0)  # every job is accounted for
             os.close(self._registry_fd)
             self._registry_fd = None
-        if self.registry is not None and os.environ.get(RUN_ID_VARIABLE) == self.run_id:
-            if self._previous_run_id is None:
-                del os.environ[RUN_ID_VARIABLE]
+        if self.registry is not None:
+            _run_ids.leave(self.run_id)
+
+
+class _RunIds:
+    """RUN_ID_VARIABLE in weave's environment while executors run: the newest running one's,
+    and, once none runs, what it was before the first (builds overlapping in threads of one
+    program each put theirs, and end in any order)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: List[str] = []
+        self._before: Optional[str] = None
+
+    def enter(self, run_id: str) -> None:
+        with self._lock:
+            if not self._running:
+                self._before = os.environ.get(RUN_ID_VARIABLE)
+            self._running.append(run_id)
+            os.environ[RUN_ID_VARIABLE] = run_id
+
+    def leave(self, run_id: str) -> None:
+        with self._lock:
+            if run_id not in self._running:
+                return  # closed twice
+            self._running.remove(run_id)
+            if self._running:
+                os.environ[RUN_ID_VARIABLE] = self._running[-1]
+            elif self._before is None:
+                os.environ.pop(RUN_ID_VARIABLE, None)
             else:
-                os.environ[RUN_ID_VARIABLE] = self._previous_run_id
+                os.environ[RUN_ID_VARIABLE] = self._before
+
+
+_run_ids = _RunIds()
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
