@@ -594,3 +594,33 @@ def test_the_run_id_in_weaves_environment_is_restored_whatever_order_builds_end_
             assert os.environ[RUN_ID_VARIABLE] == second.run_id  # its jobs still start
             second.close()
             assert os.environ.get(RUN_ID_VARIABLE) == before
+
+
+def test_an_ignored_sigchld_that_a_thread_cannot_undo_is_a_user_error(tmp_path):
+    """With SIGCHLD ignored, the kernel reaps children itself and their statuses are lost:
+    every job of a build from a thread failed with 'exited with code 255', outputs deleted."""
+    import threading
+
+    from weavebuild import Project
+    from weavebuild.errors import UsageError
+
+    (tmp_path / "Weavefile").write_text('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    raised = []
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        def build() -> None:
+            try:
+                Project.load(str(tmp_path)).build(["a.txt"])
+            except UsageError as exc:
+                raised.append(exc)
+
+        thread = threading.Thread(target=build)
+        thread.start()
+        thread.join(120)
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
+        # From the main thread weave takes the default back for the build, and returns it.
+        assert Project.load(str(tmp_path)).build(["a.txt"]).ok and (tmp_path / "a.txt").read_text() == "a\n"
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert len(raised) == 1 and "SIGCHLD is ignored in this program" in raised[0].message, raised

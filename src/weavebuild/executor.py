@@ -1034,12 +1034,21 @@ def _reap_children_ourselves() -> bool:
     disposition back (possible from the main thread only). True if it did: close() then
     gives an embedding program its setting back."""
     try:
-        if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            return True
-    except (ValueError, AttributeError):  # not the main thread; no SIGCHLD (Windows)
-        pass
-    return False
+        if signal.getsignal(signal.SIGCHLD) != signal.SIG_IGN:
+            return False
+    except AttributeError:  # no SIGCHLD (Windows)
+        return False
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    except ValueError:  # not the main thread: every job would seem to fail (status lost)
+        from .errors import UsageError
+
+        raise UsageError(
+            "SIGCHLD is ignored in this program, and weave, called from a thread other than the main one,"
+            " cannot undo that: the exit status of every job would be lost",
+            hint="call signal.signal(signal.SIGCHLD, signal.SIG_DFL) in the main thread first, or build from the main thread",
+        ) from None
+    return True
 
 
 def _is_program(path: str) -> bool:
