@@ -990,6 +990,35 @@ def test_api_stop_event_stops_the_build_and_says_so(project):
     assert "never built" in project.run("plan").out
 
 
+def test_api_stop_event_ends_a_wait_for_the_lock(project):
+    """`build(wait_for_lock=True, stop=event)` waited for the other build's end, whatever the
+    event said (a blocking flock sees no event)."""
+    import threading
+
+    from weavebuild import Project
+    from weavebuild.errors import Interrupted
+    from weavebuild.lock import ProjectLock
+
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    stop = threading.Event()
+    raised = []
+
+    def build() -> None:
+        try:
+            Project.load(str(project.root)).build(wait_for_lock=True, stop=stop)
+        except Interrupted as exc:
+            raised.append(exc)
+
+    with ProjectLock(str(project.root)):  # another weave's build, which never ends here
+        waiting = threading.Thread(target=build)
+        waiting.start()
+        stop.set()
+        waiting.join(60)
+        assert not waiting.is_alive()
+    assert len(raised) == 1 and raised[0].requested, raised
+    assert not project.exists("a.txt")
+
+
 def _wait_then_set(project, event) -> None:
     deadline = time.monotonic() + 60
     while not project.exists("started") and time.monotonic() < deadline:

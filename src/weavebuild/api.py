@@ -438,7 +438,7 @@ class Project:
         def waiting(holder: str) -> None:
             reporter.info(f"weave: waiting for another weave ({holder}) building in {self.root}")
 
-        with cycle_collector_paused(), ProjectLock(self.root, wait=wait_for_lock, on_wait=waiting):
+        with cycle_collector_paused(), ProjectLock(self.root, wait=wait_for_lock, on_wait=waiting, stop=stop):
             store = self.open_store()
             shown = len(store.warnings)
             try:

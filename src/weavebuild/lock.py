@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from typing import Callable, Optional
 
-from .errors import LockedError
+from .errors import Interrupted, LockedError
+
+_SIGINT = 2  # what a `stop` request counts as (Interrupted(..., requested=True)), as in builder.py
 
 # Jobs a running weave started (pid, start time): lets the next weave kill what a weave that
 # died left running (executor.kill_orphans).
@@ -26,11 +29,18 @@ except ImportError:  # pragma: no cover - Windows is not supported yet
 class ProjectLock:
     """`with ProjectLock(root, wait=False):` holds the build lock of the project at `root`."""
 
-    def __init__(self, root: str, wait: bool = False, on_wait: Optional[Callable[[str], None]] = None):
+    def __init__(
+        self,
+        root: str,
+        wait: bool = False,
+        on_wait: Optional[Callable[[str], None]] = None,
+        stop: Optional[threading.Event] = None,
+    ):
         self.root = root
         self.path = os.path.join(root, ".weave", "lock")
         self.wait = wait
         self.on_wait = on_wait  # told who holds the lock, when `wait` has to wait for it
+        self.stop = stop  # set from another thread: stop waiting (Interrupted, requested)
         self._fd: Optional[int] = None
         self._directory_fd: Optional[int] = None
 
@@ -46,7 +56,7 @@ class ProjectLock:
                         raise
                     if self.on_wait is not None:
                         self.on_wait(_holder(fd))
-                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    self._wait_for(fd)
             except OSError as exc:
                 who = _holder(fd)
                 os.close(fd)
@@ -96,11 +106,27 @@ class ProjectLock:
             if self.on_wait is not None:
                 self.on_wait("another process")
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._wait_for(fd)
             except BaseException:
                 os.close(fd)
                 raise
         return fd
+
+    def _wait_for(self, fd: int) -> None:
+        """Take the flock on `fd`, waiting as long as its holder keeps it; with a `stop` event,
+        looking at it every 0.1 s (a blocking flock sees no event), and Interrupted once set."""
+        if self.stop is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as busy:
+                if busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+            if self.stop.wait(0.1):
+                raise Interrupted(_SIGINT, requested=True)
 
     def release_directory(self) -> None:
         if self._directory_fd is not None:
