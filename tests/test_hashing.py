@@ -366,3 +366,22 @@ def test_files_of_another_owner_are_still_read(tmp_path):
 
 def _readable_and_small(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.R_OK) and os.path.getsize(path) <= 64 * KIB
+
+
+def test_hashing_a_large_file_gives_up_once_asked_to_stop(tmp_path):
+    """The builder's check (a stop signal came) is asked between the chunks of a large file:
+    hashing a 30 GB output held Ctrl-C up for half a minute."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(64 << 20)  # sparse: 64 chunks
+    asked = []
+    previous = hashing.stop_hashing_when(lambda: asked.append(1) or len(asked) >= 2)
+    try:
+        with pytest.raises(hashing.Stopped):
+            hashing.hash_file(str(big), big.stat().st_size)
+        assert len(asked) == 2
+        with pytest.raises(hashing.Stopped):  # the threads of hash_files too
+            hashing.hash_files([(str(big), big.stat().st_size), (str(big), big.stat().st_size)])
+    finally:
+        assert hashing.stop_hashing_when(previous) is not None
+    assert hashing.hash_file(str(big), big.stat().st_size) == xxhash.xxh3_128_hexdigest(bytes(64 << 20))

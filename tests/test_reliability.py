@@ -1047,3 +1047,22 @@ def test_a_stop_signal_during_the_import_of_signal_is_named(monkeypatch):
     for signum, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT"), (signal.SIGHUP, "SIGHUP")):
         error = Interrupted(signum)
         assert (error.message, error.exit_code) == (f"interrupted by {name}", 128 + signum)
+
+
+def test_ctrl_c_while_a_huge_output_is_hashed_stops_at_once_and_records_nothing(project):
+    """A job wrote a 1 TB (sparse) output; Ctrl-C while weave hashed it was acted on only once
+    the hashing was done (minutes). It stops now, and the job, whose output was not hashed,
+    is not recorded."""
+    project.weavefile('[rules.huge]\noutputs = ["huge.bin"]\ncmd = "truncate -s 1T huge.bin && touch written"\n')
+    process = start_weave(project.root, "build")
+    wait_for(lambda: (project.root / "written").exists(), what="the job to write its output")
+    time.sleep(0.5)  # hashing has begun (it takes minutes): the job has ended
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()  # still hashing: do not leave it reading a terabyte
+            process.wait()
+    assert process.returncode == 130, err
+    assert "never built" in project.run("plan").out

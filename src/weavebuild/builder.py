@@ -37,6 +37,7 @@ from .filestate import (
     racy_window,
 )
 from .graph import Graph, Job, recipe_of
+from .hashing import Stopped, stop_hashing_when
 from .lock import RUNNING_REGISTRY
 from .paths import STATE_DIR, is_within
 from .plan import ReadyQueue, critical_path
@@ -441,13 +442,18 @@ class Builder:
         previous_handlers = self._install_signal_handlers()
         if previous_handlers:  # a stop signal then ends the wait for completions at once
             self.executor.wake_on_signals()
+        previous_hash_stop = stop_hashing_when(self._interrupt.__len__)  # and the hashing of a large file
         grace_deadline: Optional[float] = None
         try:
             while True:
                 # 1. Decide every job whose dependencies are settled.
                 while decide:
                     job = decide.popleft()
-                    result = self._decide(job, verdicts, ran, results)
+                    try:
+                        result = self._decide(job, verdicts, ran, results)
+                    except Stopped:  # stopping while it hashed a large input: left undecided
+                        state["stopping"] = True
+                        continue
                     if result is None:
                         queue.push(job)
                         continue
@@ -550,6 +556,7 @@ class Builder:
             self._flush(final=True)
         finally:
             self._stopping = True
+            stop_hashing_when(previous_hash_stop)
             self.executor.stop_waking_on_signals()
             self._restore_signal_handlers(previous_handlers)
         # Jobs never reached (a dependency failed, or the build stopped early).
@@ -1244,7 +1251,10 @@ class Builder:
                 cut -= 1
             due, self._unhashed = self._unhashed[:cut], self._unhashed[cut:]
         files = self.files
-        files.prefetch(output for _, job, _, _ in due for output in job.outputs)  # large ones in parallel
+        try:
+            files.prefetch(output for _, job, _, _ in due for output in job.outputs)  # large ones in parallel
+        except Stopped:  # the build is stopping: these jobs are not recorded, and run again next time
+            return
         for record, job, _, seen in due:
             outputs: List[str] = []
             for output, then in zip(job.outputs, seen):
@@ -1253,6 +1263,8 @@ class Builder:
                     digest = files.digest(output)
                 except UnreadableFile as exc:
                     digest, problem = None, f"cannot be read ({exc.reason})"
+                except Stopped:
+                    return
                 if digest is not None and then is not None and then != fingerprint_now(files.full_path(output)):
                     # Written over since the job ended (the digest may be of someone else's
                     # bytes): not the job's output to vouch for.

@@ -14,7 +14,7 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import UsageError
-from .hashing import digest_strings, hash_file, hash_files, hash_tree, tree_looks
+from .hashing import Stopped, digest_strings, hash_file, hash_files, hash_tree, tree_looks
 from .store import FileRow
 
 # A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
@@ -234,7 +234,10 @@ class FileState:
         if not isinstance(known, str):
             row = self.cache.get(path)
             known = row[4] if row is not None and tuple(row[:4]) == tuple(then) else None
-        return known is not None and self.content_now(path) == known
+        try:
+            return known is not None and self.content_now(path) == known
+        except Stopped:  # the build is stopping: taken as changed, so not recorded
+            return False
 
     def content_now(self, path: str) -> Optional[str]:
         """The digest of `path`'s content read now, past every cache and memo (None if it is
@@ -367,8 +370,11 @@ class FileState:
                 st = os.stat(full)
             except OSError:
                 continue
-            if stat_module.S_ISREG(st.st_mode) and self._file_digest(full, st, key) != row[4]:
-                self.changed_after_read[key] = None
+            try:
+                if stat_module.S_ISREG(st.st_mode) and self._file_digest(full, st, key) != row[4]:
+                    self.changed_after_read[key] = None
+            except Stopped:  # the build is stopping (no stamp then): the rest stay racy
+                return
 
     def trust(
         self,

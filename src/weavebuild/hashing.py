@@ -33,6 +33,25 @@ _PLAIN_READ = os.O_RDONLY | os.O_CLOEXEC
 _read_flags = _PLAIN_READ | getattr(os, "O_NOATIME", 0)
 
 
+class Stopped(Exception):
+    """Hashing was given up because the build is stopping (see stop_hashing_when)."""
+
+
+# Asked between the chunks of a large file: True once the build is being stopped (Ctrl-C), so
+# that hashing a 30 GB output does not hold a stop up for half a minute. Set by the builder
+# while it runs; a signal handler can only set a flag, which the read loop must look at.
+_stop_requested: Optional[Callable[[], bool]] = None
+CHUNKS_BETWEEN_CHECKS = 16
+
+
+def stop_hashing_when(check: Optional[Callable[[], bool]]) -> Optional[Callable[[], bool]]:
+    """Make the hashing of large files raise Stopped once `check()` is true (None: never);
+    returns the check it replaces."""
+    global _stop_requested
+    previous, _stop_requested = _stop_requested, check
+    return previous
+
+
 def _open_to_read(path: str, dir_fd: Optional[int] = None) -> int:
     """A descriptor for reading `path` (relative to `dir_fd` if given) without updating its
     access time where the system allows: O_NOATIME is refused (EPERM) for files of another
@@ -80,11 +99,16 @@ def hash_file(path: str, size_hint: int = -1, dir_fd: Optional[int] = None) -> s
         view = memoryview(buffer)
         readinto = handle.readinto
         update = hasher.update
+        stop = _stop_requested
+        chunks = 0
         while True:
             count = readinto(buffer)
             if not count:
                 break
             update(view[:count])
+            chunks += 1
+            if stop is not None and chunks % CHUNKS_BETWEEN_CHECKS == 0 and stop():
+                raise Stopped(path)
         return hasher.hexdigest()
 
 
@@ -93,6 +117,7 @@ def hash_files(files: Sequence[Tuple[str, int]], dir_fd: Optional[int] = None) -
     cannot be read), in order; relative paths from `dir_fd` if given. Large files are read by
     a few threads at once."""
     results: List[Tuple[int, Optional[str]]] = [(0, None)] * len(files)
+    stopped: List[Stopped] = []
 
     def work(first: int, step: int) -> None:
         time_ns = time.time_ns
@@ -103,20 +128,25 @@ def hash_files(files: Sequence[Tuple[str, int]], dir_fd: Optional[int] = None) -
                 results[index] = (hashed_at, hash_file(path, size, dir_fd))
             except OSError:
                 results[index] = (hashed_at, None)
+            except Stopped as exc:  # raised in the calling thread once all are back
+                stopped.append(exc)
+                return
 
     parallel = len(files) > 1 and sum(size for _, size in files) >= PARALLEL_BYTES
     workers = min(MAX_HASH_THREADS, os.cpu_count() or 1, len(files)) if parallel else 1
     if workers <= 1:
         work(0, 1)
-        return results
-    import threading
+    else:
+        import threading
 
-    threads = [threading.Thread(target=work, args=(first, workers), daemon=True) for first in range(1, workers)]
-    for thread in threads:
-        thread.start()
-    work(0, workers)
-    for thread in threads:
-        thread.join()
+        threads = [threading.Thread(target=work, args=(first, workers), daemon=True) for first in range(1, workers)]
+        for thread in threads:
+            thread.start()
+        work(0, workers)
+        for thread in threads:
+            thread.join()
+    if stopped:
+        raise stopped[0]
     return results
 
 
