@@ -1019,6 +1019,33 @@ def test_api_stop_event_ends_a_wait_for_the_lock(project):
     assert not project.exists("a.txt")
 
 
+def test_api_path_problems_and_bad_values_are_user_errors(project):
+    """The API raised a bare FileExistsError (a file where .weave/ goes) or PermissionError,
+    which the CLI turns into messages, and took a negative timeout or retries count."""
+    from weavebuild import Project
+    from weavebuild.errors import UsageError
+
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    (project.root / ".weave").write_text("in the way")
+    loaded = Project.load(str(project.root))
+    for call in (loaded.build, loaded.clean, loaded.touch):
+        with pytest.raises(UsageError) as info:
+            call()
+        message = info.value.message  # the path as seen from the current directory
+        assert message.startswith("cannot use '") and message.endswith(".weave': File exists"), (call, message)
+    (project.root / ".weave").unlink()
+    for bad, says in (
+        ({"timeout": -5}, "timeout=-5: must be a positive number of seconds"),
+        ({"retries": -1}, "retries=-1: must be 0 or more"),
+        ({"retry_delay": -1}, "retry_delay=-1: must be 0 or more seconds"),
+    ):
+        with pytest.raises(UsageError) as info:
+            loaded.build(**bad)
+        assert info.value.message == says
+    assert not project.exists("a.txt")
+    assert loaded.build().ok and project.read("a.txt") == "a\n"
+
+
 def _wait_then_set(project, event) -> None:
     deadline = time.monotonic() + 60
     while not project.exists("started") and time.monotonic() < deadline:

@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import (
     TYPE_CHECKING,
+    Any,
     Callable,
     Collection,
     Dict,
@@ -23,6 +24,8 @@ from typing import (
     Sequence,
     Set,
     Tuple,
+    TypeVar,
+    cast,
 )
 
 from . import graphcache, paths, stamp
@@ -49,6 +52,28 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import Manifest
     from .resources import ResourcePool
     from .scan import Verdict
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _path_errors_as_usage_errors(method: _Method) -> _Method:
+    """An OSError about a path weave needs (a read-only project, a file where `.weave/` goes,
+    a full disk) raised as the UsageError the CLI would print, not as a bare OSError."""
+    import functools
+
+    from .errors import WeaveError, environment_error
+
+    @functools.wraps(method)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            if not exc.filename or isinstance(exc, WeaveError):
+                raise
+            raise environment_error(exc) from exc
+
+    return cast(_Method, wrapper)
 
 
 @contextlib.contextmanager
@@ -399,6 +424,7 @@ class Project:
         finally:
             store.close()
 
+    @_path_errors_as_usage_errors
     def build(
         self,
         targets: Sequence[str] = (),
@@ -433,6 +459,12 @@ class Project:
         targets = _targets(targets)
         if jobs is not None and jobs < 1:
             raise UsageError(f"jobs={jobs}: at least one job slot is needed")
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"timeout={timeout}: must be a positive number of seconds")
+        if retries is not None and retries < 0:
+            raise UsageError(f"retries={retries}: must be 0 or more")
+        if retry_delay is not None and not retry_delay >= 0:
+            raise UsageError(f"retry_delay={retry_delay}: must be 0 or more seconds")
         reporter = reporter or Reporter()
 
         def waiting(holder: str) -> None:
@@ -796,6 +828,7 @@ class Project:
                     stack.pop()
         return graph.targets, verdicts, chain
 
+    @_path_errors_as_usage_errors
     def clean(
         self,
         targets: Sequence[str] = (),
@@ -901,6 +934,7 @@ class Project:
             finally:
                 store.close()
 
+    @_path_errors_as_usage_errors
     def touch(self, targets: Sequence[str] = ()) -> Tuple[List[Job], List[Tuple[Job, str]]]:
         """Record the current outputs of the targets' jobs as up to date without running them
         (after fixing something by hand). Returns (recorded jobs, [(job, why not)])."""

@@ -176,3 +176,22 @@ def signal_name(signum: int) -> str:
     import signal
 
     return signal.Signals(signum).name
+
+
+def environment_error(exc: OSError) -> WeaveError:
+    """A UsageError for `exc`, an OSError about a path weave needed, with what to do."""
+    import errno
+    import os
+
+    path = os.fsdecode(exc.filename)
+    shown = os.path.relpath(path) if os.path.isabs(path) and not os.path.relpath(path).startswith("..") else path
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "check the permissions of that path (weave writes its state in .weave/ in the project directory)"
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        hint = "something else is in the way there; if it is in .weave/, remove it (weave makes its own files again)"
+    elif exc.errno == errno.ENOSPC:
+        hint = "free some space on that file system"
+    else:
+        hint = None
+    return UsageError(f"cannot use '{shown}': {what}", hint=hint)

@@ -197,6 +197,8 @@ def run_guarded(command: Callable[[], Optional[int]]) -> None:
             _internal_error(exc)
         # The file system refused a path weave needs (its .weave/ state, the Weavefile):
         # something in the way, or permissions. The user's to fix, so a message, not a bug.
+        from .errors import environment_error
+
         _say(format_error(environment_error(exc)))
         sys.exit(2)
     except Exception as exc:  # a bug in weave: still no traceback unless asked for
@@ -215,26 +217,6 @@ def _stdout_refuses() -> bool:
     except (AttributeError, ValueError):
         return False
     return False
-
-
-def environment_error(exc: OSError) -> WeaveError:
-    """A UsageError for `exc`, an OSError about a path weave needed, with what to do."""
-    import errno
-
-    from .errors import UsageError
-
-    path = os.fsdecode(exc.filename)
-    shown = os.path.relpath(path) if os.path.isabs(path) and not os.path.relpath(path).startswith("..") else path
-    what = exc.strerror or str(exc)
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "check the permissions of that path (weave writes its state in .weave/ in the project directory)"
-    elif exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-        hint = "something else is in the way there; if it is in .weave/, remove it (weave makes its own files again)"
-    elif exc.errno == errno.ENOSPC:
-        hint = "free some space on that file system"
-    else:
-        hint = None
-    return UsageError(f"cannot use '{shown}': {what}", hint=hint)
 
 
 def _internal_error(exc: BaseException) -> None:
