@@ -782,3 +782,15 @@ def test_directory_target_sees_a_source_the_defaults_missed_appear(project):
     project.write("extra.txt", "e\n")
     assert project.run("build", "clean/").rc == 0
     assert project.read("clean/a.out") == "A\n"
+
+
+def test_every_reading_command_warns_when_the_state_store_is_unusable(project):
+    """plan and status warned that an unreadable store made everything look never built;
+    why said 'never built' and history 'no runs recorded yet' without a word."""
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
+    assert project.run("build").rc == 0
+    (project.root / ".weave" / "state.db").write_bytes(b"garbage" * 200)
+    for args in (("plan",), ("status",), ("why", "a.txt"), ("history",), ("report", "-o", "r.html")):
+        run = project.run(*args)
+        assert "weave: warning: state store" in run.err and "is unusable" in run.err, (args, run)
+    assert (project.root / ".weave" / "state.db").read_bytes() == b"garbage" * 200  # left for the next build

@@ -802,10 +802,13 @@ class Project:
             found[key] = what + (f"; log {log}" if log else "")
         return found
 
-    def why(self, target: str) -> Tuple[List[Job], Dict[str, Verdict], List[Tuple[int, Job]]]:
+    def why(
+        self, target: str, reporter: Optional[Reporter] = None
+    ) -> Tuple[List[Job], Dict[str, Verdict], List[Tuple[int, Job]]]:
         """Why `target` is (or is not) stale: its jobs, the verdicts, and the chain of stale jobs
-        leading to the changed sources, as (depth, job) pairs, following 'upstream' reasons."""
-        graph, verdicts = self.plan([target])
+        leading to the changed sources, as (depth, job) pairs, following 'upstream' reasons.
+        `reporter` is told warnings (an unusable state store, as plan tells)."""
+        graph, verdicts = self.plan([target], reporter=reporter)
         chain: List[Tuple[int, Job]] = []
         seen: set = set()
         # Depth first, each job before its stale deps, in their order; with a stack of its

@@ -84,7 +84,11 @@ class Settings:
             if exc.path is None:
                 raise
             root = os.path.dirname(os.path.abspath(exc.path))
-        return root, Store.open(root, readonly=True)
+        store = Store.open(root, readonly=True)
+        reporter = self.reporter()
+        for warning in store.warnings:  # an unusable store: its history is not "no runs"
+            reporter.warning(warning)
+        return root, store
 
     def reporter(self) -> Any:
         from .reporter import ConsoleReporter

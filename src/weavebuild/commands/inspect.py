@@ -91,7 +91,7 @@ WHY_CAUSES = 10
 def why(settings: Settings, target: str) -> None:
     """Explain why TARGET is (or is not) stale, following the chain to the changed sources."""
     project = settings.project()
-    jobs, verdicts, chain = project.why(target)
+    jobs, verdicts, chain = project.why(target, reporter=settings.reporter())
     if not jobs:
         rule = project.manifest.rules.get(target)
         if rule is not None:  # an alias naming nothing, or a rule whose foreach gives no values
