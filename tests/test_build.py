@@ -504,6 +504,14 @@ def test_an_old_output_is_removed_before_its_job_runs(project):
     assert not project.exists("out/report.txt")
 
 
+
+def test_an_output_made_as_a_broken_symlink_is_named_as_one(project):
+    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "ln -s nowhere a.txt"\n')
+    result = project.run("build")
+    assert result.rc == 1
+    assert "rule a exited 0 but its output a.txt is a broken symlink (to 'nowhere')" in result.err, result
+
+
 def test_outputs_in_a_directory_the_build_created_are_not_looked_up(project, monkeypatch):
     """Nothing older can be in a directory the build itself created: no lstat per output
     there (on a directory that jobs are filling, each costs tens of microseconds)."""

@@ -855,6 +855,12 @@ class Builder:
             for output, is_dir in zip(job.outputs, job.dir_outputs):
                 if not self.files.exists(output):
                     failure = f"rule {job.rule.name} exited 0 but did not create {output}" + ("/" if is_dir else "")
+                    full = os.path.join(self.root, output)
+                    if os.path.islink(full):  # it made one, pointing nowhere: say so
+                        failure = (
+                            f"rule {job.rule.name} exited 0 but its output {output} is a broken symlink"
+                            f" (to '{os.readlink(full)}')"
+                        )
                     break
                 if self.files.is_directory(output) != is_dir and (
                     is_dir or not os.path.islink(os.path.join(self.root, output))  # a link to a directory is a file
