@@ -983,6 +983,11 @@ _OPERATORS = ("|", "<", ">", ">>")
 _PIPELINE_COMMAND = re.compile(r"\s*[A-Za-z0-9_./@:+,%=|<>-]+(?:\s+[A-Za-z0-9_./@:+,%=|<>-]+)*\s*\Z")
 
 
+# A character that makes a word part of a pipe or redirection (`a>b`): one regex search per
+# word, not a generator (a command of a thousand file names is split for every job).
+_PIPE_OR_REDIRECT = re.compile(r"[|<>]")
+
+
 def _split_stages(words: List[str]) -> Optional[Tuple[List[List[str]], Optional[str], Optional[str], bool]]:
     """A command's words (with `|`, `<`, `>` or `>>` among them) as LocalExecutor.pipeline
     takes them: (argv of each stage, input file, output file, append), or None."""
@@ -1004,7 +1009,7 @@ def _split_stages(words: List[str]) -> Optional[Tuple[List[List[str]], Optional[
                 return None
             index += 1
             file = words[index]
-            if file in _OPERATORS or any(c in file for c in "|<>"):
+            if file in _OPERATORS or _PIPE_OR_REDIRECT.search(file):
                 return None
             if word == "<":
                 if len(stages) > 1 or source is not None:
@@ -1016,7 +1021,7 @@ def _split_stages(words: List[str]) -> Optional[Tuple[List[List[str]], Optional[
                 target, append = file, word == ">>"
             redirected = True
         else:
-            if redirected or any(c in word for c in "|<>"):
+            if redirected or _PIPE_OR_REDIRECT.search(word):
                 return None  # `a>b`, or words after a redirection: left to bash
             stages[-1].append(word)
         index += 1
