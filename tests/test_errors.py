@@ -733,6 +733,26 @@ def test_permissions_are_said_as_permissions(project):
         os.chmod(project.root / "o", 0o644)
 
 
+def test_a_store_made_read_only_then_fixed_records_again(project):
+    """plan on a read-only state.db made its -wal and -shm read-only too (SQLite gives them the
+    store's mode); once the store's mode was fixed, every build ran its jobs and recorded
+    nothing ('attempt to write a readonly database')."""
+    project.weavefile('[rules.a]\ninputs = ["in.txt"]\noutputs = ["a.txt"]\ncmd = "cp in.txt a.txt"\n')
+    project.write("in.txt", "x\n")
+    assert project.run("build").rc == 0
+    project.write("in.txt", "y\n")
+    store = project.root / ".weave" / "state.db"
+    os.chmod(store, 0o444)
+    try:
+        assert _run_as_user(project, "plan").returncode == 0
+    finally:
+        os.chmod(store, 0o644)
+    built = _run_as_user(project, "build")
+    assert built.returncode == 0 and "state store error" not in built.stderr, built
+    again = _run_as_user(project, "build")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again
+
+
 def test_the_failure_report_shows_a_long_line_as_a_terminal_would(project):
     """A progress bar redrawn with carriage returns shows its last state; one huge line its
     end, not 300 KB of stderr."""

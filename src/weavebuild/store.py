@@ -180,6 +180,8 @@ class Store:
             refused = path
         elif not readonly and not os.access(state_dir, os.W_OK | os.X_OK):
             refused = state_dir  # SQLite writes its journal files beside the store
+        elif not readonly:
+            refused = _writable_sidecars(path)
         if refused is not None:
             raise StoreError(
                 f"cannot {'read' if readonly else 'read and write'} {os.path.relpath(refused)}: permission denied",
@@ -285,8 +287,11 @@ class Store:
             self.damaged = True
         if not self.broken:
             self.broken = True
+            note = ""
+            if "readonly" in str(exc):  # a file of the store (or its -wal, -shm) is not writable
+                note = f" (check the permissions of {self.path} and of its -wal and -shm files beside it)"
             self.warnings.append(
-                f"state store error ({exc}); continuing without it: later builds may redo work"
+                f"state store error ({exc}){note}; continuing without it: later builds may redo work"
             )
 
     # -- reading -----------------------------------------------------------------------------
@@ -637,6 +642,23 @@ def _attempt_rows(rows: Sequence[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
 
 def _stored(value: Any) -> Any:
     return _text(value) if isinstance(value, str) else value
+
+
+def _writable_sidecars(path: str) -> Optional[str]:
+    """Make the store's -wal and -shm files writable where the store is: a reader (plan,
+    status) that opened a read-only store had SQLite make them with its mode, and once the
+    store's own mode is fixed they still refused every write. None when all is well, else the
+    file that stays read-only."""
+    for suffix in ("-wal", "-shm"):
+        sidecar = path + suffix
+        if os.path.exists(sidecar) and not os.access(sidecar, os.R_OK | os.W_OK):
+            try:
+                os.chmod(sidecar, os.stat(path).st_mode & 0o666)
+            except OSError:
+                return sidecar
+            if not os.access(sidecar, os.R_OK | os.W_OK):
+                return sidecar
+    return None
 
 
 def _move_aside(path: str) -> str:
