@@ -44,8 +44,9 @@ weave [GLOBAL OPTIONS] [COMMAND] [ARGS]...
 - `--set NAME=VALUE` replaces a `[vars]` value for one run, before or after the command
   (`weave build --set epochs=5`, as `make EPOCHS=5` or `snakemake --config epochs=5`); see
   [vars](weavefile.md#vars).
-- Exit codes: `0` success; `1` a job failed (or, for `weave status`, something is stale);
-  `2` a usage or Weavefile error; `130` interrupted by SIGINT (Ctrl-C); `143` by SIGTERM;
+- Exit codes: `0` success; `1` a job failed (or, for `weave status`, something is stale; or
+  a command's output could not be written: a closed pipe, a full device); `2` a usage or
+  Weavefile error; `130` interrupted by SIGINT (Ctrl-C); `143` by SIGTERM;
   `129` by SIGHUP (the terminal closed).
 - `WEAVE_DEBUG=1` shows the Python traceback of an internal error.
 

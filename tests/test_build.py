@@ -1018,11 +1018,14 @@ def test_api_stop_event_ends_a_wait_for_the_lock(project):
             raised.append(exc)
 
     with ProjectLock(str(project.root)):  # another weave's build, which never ends here
+        open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
         waiting = threading.Thread(target=build)
         waiting.start()
         stop.set()
         waiting.join(60)
         assert not waiting.is_alive()
+        if open_before is not None:  # the waiting lock's descriptors were closed
+            assert len(os.listdir("/proc/self/fd")) == open_before
     assert len(raised) == 1 and raised[0].requested, raised
     assert not project.exists("a.txt")
 

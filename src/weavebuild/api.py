@@ -62,14 +62,14 @@ def _path_errors_as_usage_errors(method: _Method) -> _Method:
     a full disk) raised as the UsageError the CLI would print, not as a bare OSError."""
     import functools
 
-    from .errors import WeaveError, environment_error
+    from .errors import environment_error
 
     @functools.wraps(method)
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return method(*args, **kwargs)
         except OSError as exc:
-            if not exc.filename or isinstance(exc, WeaveError):
+            if not exc.filename:  # not about a path: a bug, left as it is
                 raise
             raise environment_error(exc) from exc
 

@@ -442,7 +442,8 @@ class Builder:
         previous_handlers = self._install_signal_handlers()
         if previous_handlers:  # a stop signal then ends the wait for completions at once
             self.executor.wake_on_signals()
-        previous_hash_stop = stop_hashing_when(self._interrupt.__len__)  # and the hashing of a large file
+        # ... and ends the hashing of a large file (whose read loop asks between chunks).
+        previous_hash_stop = stop_hashing_when(lambda: bool(self._interrupt))
         grace_deadline: Optional[float] = None
         try:
             while True:

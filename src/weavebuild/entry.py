@@ -72,8 +72,10 @@ def main() -> None:
             sys.stdout.write(f"weave {__version__}\n")
             sys.stdout.flush()
         except OSError as exc:  # `> /dev/full`
+            from .reporter import point_at_devnull
+
             sys.stderr.write(f"weave: error: cannot write the output: {exc.strerror or exc}\n")
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # Python's last flush at exit then succeeds
+            point_at_devnull(sys.stdout)  # Python's last flush at exit then succeeds
             sys.exit(1)
         return
     gc.disable()

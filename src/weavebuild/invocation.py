@@ -214,7 +214,10 @@ def _stdout_refuses() -> bool:
     """Whether writing standard output fails (a full disk, /dev/full): the OSError at hand,
     which names no file, was then most likely that write's."""
     try:
-        sys.stdout.write("\n")  # into the buffer: the flush tells
+        # A write, then a flush: the failed flush emptied the buffer, so a flush alone tells
+        # nothing. (If stdout works, the error was another's: an internal error follows, after
+        # this one stray newline.)
+        sys.stdout.write("\n")
         sys.stdout.flush()
     except OSError:
         return True

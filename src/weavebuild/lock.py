@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .errors import Interrupted, LockedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import threading
+
+# What flock says when another process holds the lock (LOCK_NB).
+_HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 _SIGINT = 2  # what a `stop` request counts as (Interrupted(..., requested=True)), as in builder.py
 
@@ -52,7 +57,7 @@ class ProjectLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as busy:
-                    if not self.wait or busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    if not self.wait or busy.errno not in _HELD:
                         raise
                     if self.on_wait is not None:
                         self.on_wait(_holder(fd))
@@ -60,11 +65,14 @@ class ProjectLock:
             except OSError as exc:
                 who = _holder(fd)
                 os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if exc.errno in _HELD:
                     raise LockedError(
                         f"another weave ({who}) is building in {self.root}",
                         hint="wait for it to finish, or pass --wait to queue behind it",
                     ) from None
+                raise
+            except BaseException:  # a stop request or Ctrl-C while waiting: no descriptor left open
+                os.close(fd)
                 raise
         try:
             self._directory_fd = self._lock_directory()
@@ -94,7 +102,7 @@ class ProjectLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as busy:
-            if busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if busy.errno not in _HELD:
                 os.close(fd)
                 return None
             if not self.wait:
@@ -123,7 +131,7 @@ class ProjectLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except OSError as busy:
-                if busy.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if busy.errno not in _HELD:
                     raise
             if self.stop.wait(0.1):
                 raise Interrupted(_SIGINT, requested=True)

@@ -1261,11 +1261,11 @@ class _Validator:
         spec.outputs, spec.output_names = self.paths(body.get("outputs", []), name, "outputs", variables, used)
         cmd = body.get("cmd")
         if cmd is not None:
-            if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
-                cmd = "\n".join(cmd)
             if isinstance(cmd, list):
-                bad = next(c for c in cmd if not isinstance(c, str))
-                raise self.error(f"must be a string or a list of strings; the list holds {_holding(bad)}", name, "cmd")
+                bad = next((c for c in cmd if not isinstance(c, str)), None)
+                if bad is not None:
+                    raise self.error(f"must be a string or a list of strings; the list holds {_holding(bad)}", name, "cmd")
+                cmd = "\n".join(cmd)
             if not isinstance(cmd, str):
                 raise self.error(f"must be a string (or a list of strings), got {_type_name(cmd)}", name, "cmd")
             if not cmd.strip():

@@ -24,7 +24,7 @@ def shadowed_manifest(directory: str) -> Optional[str]:
     find_manifest passes over for `Weavefile`), else None: a user editing it would see no
     effect without being told."""
     first, second = (os.path.join(directory, name) for name in MANIFEST_NAMES)
-    return second if os.path.isfile(first) and os.path.isfile(second) else None
+    return second if os.path.isfile(second) and os.path.isfile(first) else None  # (rarely a second: one stat)
 
 
 def why_not_a_file(path: str) -> str:
