@@ -156,6 +156,45 @@ def test_hand_edit_inside_a_directory_output_read_by_another_job(project):
     assert project.read("d/x.txt") == "hello\n" and project.read("e.txt") == "hello\n"
     assert "nothing to do" in project.run("build").out
 
+def test_a_file_removed_from_a_directory_input_during_the_build_is_not_stamped_away(project):
+    """Job `a` reads directory `samples/` and is decided up to date; then (a job does it here;
+    in the wild, a user cleaning a data folder while a long job runs) a file is deleted from
+    it. The stamp must vouch for the tree as the build read it: the next build reruns `a`.
+    The stamp used to list the tree again at the end, pairing the new listing (and the
+    directory's new stat) with the records' old digest, and every later build said 'nothing
+    to do' with a.out still listing the deleted file. The directory input is stamped (the
+    fast path) once it is built as it is."""
+    weavefile = """
+        default = ["a.out", "edit.done"]
+        [rules.a]
+        inputs  = ["samples/"]
+        outputs = ["a.out"]
+        cmd     = "ls samples > {outputs}"
+        [rules.edit]
+        inputs  = ["trigger.txt"]
+        outputs = ["edit.done"]
+        # the sleep: the directory's new mtime leaves the racy window before the build ends
+        cmd     = "if grep -q go trigger.txt; then rm samples/x.txt; sleep 0.2; fi; cp trigger.txt edit.done"
+        """
+    project.weavefile(weavefile)
+    project.write("samples/x.txt", "x\n")
+    project.write("samples/deeper/y.txt", "y\n")
+    project.write("trigger.txt", "no\n")
+    assert project.run("build").rc == 0
+    assert project.read("a.out") == "deeper\nx.txt\n"
+    project.write("trigger.txt", "go\n")
+    project.weavefile(weavefile + "# a comment: a new Weavefile digest, so no stamp to start from\n")
+    second = project.run("build")
+    assert second.rc == 0 and second.started == ["edit edit.done"], second
+    third = project.run("build")
+    assert third.rc == 0 and third.started == ["a a.out"], third
+    assert project.read("a.out") == "deeper\n"
+    assert project.run("build").started == []
+    assert fast_path_used(project.root)
+    project.write("samples/deeper/y.txt", "changed\n")  # a file in a subdirectory: seen too
+    assert project.run("build").started == ["a a.out"]
+
+
 def test_racy_entries_are_verified_by_content(project):
     """A file hashed within its timestamp window is stamped as racy: an equal fingerprint
     proves nothing, so the check re-reads it and sees a same-size rewrite."""

@@ -11,10 +11,10 @@ import errno
 import os
 import stat as stat_module
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .errors import UsageError
-from .hashing import Stopped, digest_strings, hash_file, hash_files, hash_tree, tree_looks
+from .hashing import Stopped, hash_file, hash_files, hash_tree, looks_digest, scan_tree, tree_looks
 from .store import FileRow
 
 # A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
@@ -48,6 +48,16 @@ def fingerprint_now(path: str, dir_fd: Optional[int] = None) -> Optional[Fingerp
         return fingerprint(os.stat(path, dir_fd=dir_fd))
     except OSError:
         return None
+
+class TreeWalk(NamedTuple):
+    """What the walk that digested a directory tree saw (FileState.tree_as_read)."""
+
+    walked_at: int  # time.time_ns() before the walk
+    fingerprint: Fingerprint  # of the directory itself, taken before the walk
+    files: List[str]  # the paths of its files (their rows in the digest cache are as read)
+    directories: Dict[str, Fingerprint]  # every directory in it, as stat-ed before its listing
+    plain: bool  # only files and directories (no symlink kept as a link, no special file)
+
 
 _MISSING = object()
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -106,6 +116,8 @@ class FileState:
         # For each directory whose tree this build digested: how the tree looked then (by its
         # metadata, hashing.tree_looks), to tell whether it changed while a job read it.
         self._tree_read_as: Dict[str, str] = {}
+        # ... and what its walk saw, for the no-op stamp (tree_as_read).
+        self._tree_walks: Dict[str, TreeWalk] = {}
         # The fingerprint of every file whose digest this build used, by itself or in a
         # directory's tree, as first used: a later read that finds it otherwise (a directory
         # input walked after one of its files was edited, which a job had read on its own
@@ -197,9 +209,7 @@ class FileState:
                     if self._lookup_tree is not None:  # its files' rows at once, not one by one
                         for key, row in self._lookup_tree(path).items():
                             self.cache.setdefault(key, row)
-                    looks: List[str] = []
-                    digest = hash_tree(full, lambda file_path: self._file_digest(file_path, None), looks)
-                    self._tree_read_as[path] = digest_strings(looks)
+                    digest = self._digest_tree(path, full, st)
                 elif not stat_module.S_ISREG(st.st_mode):
                     # A device or FIFO: reading it may never end (/dev/zero) or block forever.
                     raise UnreadableFile(
@@ -225,6 +235,72 @@ class FileState:
             self._memo[path] = _MISSING
             return None
         self._memo[path] = digest
+        return digest
+
+    def digests(self, paths: Sequence[str]) -> List[str]:
+        """digest() of each of `paths`, up to the first that is missing (excluded): a shorter
+        list says which. Memoised digests are answered in the loop itself: a fan-in job's
+        check asks for 10k inputs, most of them already known."""
+        memo, digest = self._memo, self.digest
+        found: List[str] = []
+        add = found.append
+        for path in paths:
+            known = memo.get(path)
+            if known is None:
+                known = digest(path)
+                if known is None:
+                    break
+            elif known is _MISSING:
+                break
+            add(known)  # type: ignore[arg-type]
+        return found
+
+    def _digest_tree(self, path: str, full: str, st: os.stat_result) -> str:
+        """The digest of the directory tree at `path` (stat-ed as `st`): one walk that stats
+        each entry once, whose stats serve the digest cache, the check after a job that read
+        the tree (its looks), and the no-op stamp (tree_as_read)."""
+        prefix = self._prefix
+        if full.startswith(prefix):
+            base = full[len(prefix):] + "/"
+        elif full == self.root.rstrip(os.sep):
+            base = ""
+        else:
+            base = full.rstrip(os.sep) + "/"
+        scanned_at = time.time_ns()  # before the walk: a directory changed since is racy
+        entries = scan_tree(full)
+        members: List[str] = []
+        cache, used = self.cache, self._used
+        add_member = members.append
+
+        def file_digest(rel: str, member_st: os.stat_result) -> str:
+            key = base + rel
+            add_member(key)
+            # _cached_digest written out: this runs once per file of a dataset of 100k
+            row = cache.get(key)
+            mtime = member_st.st_mtime_ns
+            if (
+                row is not None
+                and row[1] == mtime
+                and row[0] == member_st.st_size
+                and row[2] == member_st.st_ino
+                and row[3] == member_st.st_ctime_ns
+                and row[5] - mtime > (COARSE_RACY_WINDOW_NS if mtime % 1_000_000_000 == 0 else RACY_WINDOW_NS)
+            ):
+                if key not in used:
+                    used[key] = (row[0], mtime, row[2], row[3])
+                return row[4]
+            return self._file_digest(os.path.join(full, rel), member_st, key)
+
+        looks: List[tuple] = []
+        digest = hash_tree(full, file_digest, looks, entries)
+        self._tree_read_as[path] = looks_digest(looks)
+        self._tree_walks[path] = TreeWalk(
+            scanned_at,
+            fingerprint(st),
+            members,
+            {base + rel: fingerprint(dir_st) for rel, kind, dir_st in entries if kind == "dir" and dir_st is not None},
+            all(kind in ("file", "dir") for _, kind, _ in entries),
+        )
         return digest
 
     def _same_content(self, path: str, then: Fingerprint) -> bool:
@@ -399,6 +475,7 @@ class FileState:
             self._used.pop(path, None)
             self._rewritten.add(path)
             self._tree_read_as.pop(path, None)
+            self._tree_walks.pop(path, None)
             if self._trusted_fingerprint is not None:
                 self._forgotten.add(path)
 
@@ -414,6 +491,12 @@ class FileState:
                 for key in [key for key in table if key.startswith(prefix)]:  # type: ignore[attr-defined]
                     del table[key]  # type: ignore[attr-defined]
         self._memo[path] = _MISSING
+
+    def tree_as_read(self, path: str) -> Optional[TreeWalk]:
+        """What the walk that took the digest of directory `path` in this build saw, if it
+        took one: the no-op stamp vouches for the tree as it was then, the state its digest
+        describes (a later look could pair a newer listing with the older content)."""
+        return self._tree_walks.get(path)
 
     def hashed_as(self, path: str) -> Optional[Fingerprint]:
         """The (size, mtime, inode, ctime) `path` had when this build took its digest, if

@@ -7,6 +7,7 @@ fingerprint cache that decides *whether* to hash lives in `filestate`).
 from __future__ import annotations
 
 import errno
+import marshal
 import os
 import stat as stat_module
 import time
@@ -14,7 +15,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
-from .paths import is_noise_name
+from .paths import NOISE_DIRS, NOISE_PREFIXES, NOISE_SUFFIXES
 
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
 SMALL_FILE = 64 * 1024  # up to this size a file is read with one read()
@@ -71,12 +72,12 @@ def digest_bytes(data: bytes) -> str:
 
 
 def digest_strings(parts: Iterable[str]) -> str:
-    """Digest of a sequence of strings, unambiguous (each part is NUL-terminated)."""
-    hasher = _xxh128()
-    for part in parts:
-        hasher.update(part.encode("utf-8", "surrogateescape"))
-        hasher.update(b"\0")
-    return hasher.hexdigest()
+    """Digest of a sequence of strings, unambiguous (each part is NUL-terminated). Joined and
+    encoded at once: a directory tree's digest has three parts per file."""
+    parts = parts if isinstance(parts, (list, tuple)) else list(parts)
+    if not parts:
+        return _hexdigest(b"")
+    return _hexdigest(("\0".join(parts) + "\0").encode("utf-8", "surrogateescape"))
 
 
 def hash_file(path: str, size_hint: int = -1, dir_fd: Optional[int] = None) -> str:
@@ -154,9 +155,15 @@ def symlink_digest(target: str) -> str:
     return digest_strings(("symlink", target))
 
 
+# (rel, kind, stat): stat is os.stat() of a file (through a link to it) or a directory, None
+# for a link kept as a link and for special files.
+TreeEntry = Tuple[str, str, Optional[os.stat_result]]
+
+
 def walk_tree(root: str, followed: Optional[List[str]] = None) -> List[Tuple[str, str]]:
     """(relative path, kind) of everything under directory `root` but noise (paths.NOISE_DIRS:
     `.git/`, `__pycache__/`, editor swap files...), sorted; kind is file/dir/link/special.
+    Names and kinds only: scan_tree also stats every file.
 
     A symlink is followed, as the jobs reading the tree follow it: one to a file is a "file"
     (its content counts, so an edit where it points is seen), one to a directory outside the
@@ -165,26 +172,49 @@ def walk_tree(root: str, followed: Optional[List[str]] = None) -> List[Tuple[str
     content is walked where it lies), to a directory holding the tree or already walked (no
     loops), or to something else (a FIFO, a device). `followed`, if given, receives the
     relative paths of the links followed."""
-    entries: List[Tuple[str, str]] = []
+    return [(rel, kind) for rel, kind, _ in _walk(root, followed, False)]
+
+
+def scan_tree(root: str) -> List[TreeEntry]:
+    """walk_tree's entries with the stat of each file and directory, taken in the same pass
+    (one system call per entry: the stat of a directory comes from its parent's listing, so it
+    is taken before the directory itself is listed)."""
+    return _walk(root, None, True)
+
+
+def _walk(root: str, followed: Optional[List[str]], with_stats: bool) -> List[TreeEntry]:
+    entries: List[TreeEntry] = []
     stack = [""]
     root_real: Optional[str] = None  # computed at the first link to a directory
     walked: Set[Tuple[int, int]] = set()  # (device, inode) of the directories linked to and walked
+    append = entries.append
+    noise_dirs, noise_suffixes, noise_prefixes = NOISE_DIRS, NOISE_SUFFIXES, NOISE_PREFIXES
     while stack:
         relative = stack.pop()
         directory = os.path.join(root, relative) if relative else root
+        base = relative + "/" if relative else ""
         with os.scandir(directory) as iterator:
             for entry in iterator:
-                if is_noise_name(entry.name):
+                name = entry.name
+                # paths.is_noise_name, inline: this loop runs once per file of a dataset
+                if name in noise_dirs or name.endswith(noise_suffixes) or name.startswith(noise_prefixes):
                     continue
-                rel = f"{relative}/{entry.name}" if relative else entry.name
-                if entry.is_symlink():
+                # The common case first, from the listing's file type alone (no system call)
+                if entry.is_file(follow_symlinks=False):
+                    append((base + name, "file", entry.stat() if with_stats else None))
+                elif entry.is_dir(follow_symlinks=False):
+                    rel = base + name
+                    append((rel, "dir", entry.stat() if with_stats else None))
+                    stack.append(rel)
+                elif entry.is_symlink():
+                    rel = base + name
                     try:
                         target = entry.stat()  # follows the link
                     except OSError:  # broken, a loop of links, or not ours to read
-                        entries.append((rel, "link"))
+                        append((rel, "link", None))
                         continue
                     if stat_module.S_ISREG(target.st_mode):
-                        entries.append((rel, "file"))
+                        append((rel, "file", target))
                         if followed is not None:
                             followed.append(rel)
                         continue
@@ -200,21 +230,20 @@ def walk_tree(root: str, followed: Optional[List[str]] = None) -> List[Tuple[str
                         key = (target.st_dev, target.st_ino)
                         if key not in walked and not _nested(real, root_real) and not _nested(root_real, real):
                             walked.add(key)
-                            entries.append((rel, "dir"))
+                            append((rel, "dir", target))
                             stack.append(rel)
                             if followed is not None:
                                 followed.append(rel)
                             continue
-                    entries.append((rel, "link"))
-                elif entry.is_dir():
-                    entries.append((rel, "dir"))
-                    stack.append(rel)
-                elif entry.is_file():
-                    entries.append((rel, "file"))
+                    append((rel, "link", None))
                 else:
-                    entries.append((rel, "special"))  # socket, FIFO, device: never opened
-    entries.sort()
+                    append((base + name, "special", None))  # socket, FIFO, device: never opened
+    entries.sort(key=_first)
     return entries
+
+
+def _first(entry: TreeEntry) -> str:
+    return entry[0]
 
 
 def _nested(path: str, directory: str) -> bool:
@@ -222,26 +251,30 @@ def _nested(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
-def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None, looks: Optional[List[str]] = None) -> str:
+def hash_tree(
+    root: str,
+    file_digest: Optional[Callable[[str, os.stat_result], str]] = None,
+    looks: Optional[List[tuple]] = None,
+    entries: Optional[List[TreeEntry]] = None,
+) -> str:
     """Digest of a directory tree: names, kinds, file contents, and the targets of the symlinks
     walk_tree does not follow.
 
-    `file_digest(path)` hashes one file; pass a cached one to avoid re-reading unchanged files.
-    Permissions and timestamps are not part of the digest, only the executable bit. `looks`,
-    if given, receives what `tree_looks` gives, as the tree looked just before each file was
-    read (a change during the walk then shows as a difference later, never as none).
-    """
-    digest_of = file_digest or hash_file
+    `file_digest(relative path, stat)` hashes one file; pass a cached one to avoid re-reading
+    unchanged files. Permissions and timestamps are not part of the digest, only the executable
+    bit. `looks`, if given, receives the entries of `tree_looks`, as the tree looked just
+    before each file was read (a change during the walk then shows as a difference later,
+    never as none). One stat per entry, taken by the walk (or `entries`, scan_tree's of `root`
+    taken just before)."""
     parts: List[str] = ["tree"]
-    for rel, kind in walk_tree(root):
-        full = os.path.join(root, rel)
-        st = target = None
-        if kind == "file":
-            st = os.stat(full)
-            executable = "x" if st.st_mode & stat_module.S_IXUSR else "-"
-            parts.extend((rel, "file" + executable, digest_of(full)))
+    join = os.path.join
+    for rel, kind, st in scan_tree(root) if entries is None else entries:
+        target = None
+        if st is not None and kind == "file":
+            digest = file_digest(rel, st) if file_digest is not None else hash_file(join(root, rel), st.st_size)
+            parts.extend((rel, "filex" if st.st_mode & stat_module.S_IXUSR else "file-", digest))
         elif kind == "link":
-            target = os.readlink(full)
+            target = os.readlink(join(root, rel))
             parts.extend((rel, "link", target))
         else:
             parts.extend((rel, kind, ""))
@@ -250,20 +283,24 @@ def hash_tree(root: str, file_digest: Optional[Callable[[str], str]] = None, loo
     return digest_strings(parts)
 
 
-def _look(rel: str, kind: str, st: Optional[os.stat_result], target: Optional[str]) -> str:
+def _look(rel: str, kind: str, st: Optional[os.stat_result], target: Optional[str]) -> tuple:
     """One entry of a tree as tree_looks sees it."""
-    if st is not None:
-        return f"{rel}\0{kind}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\0{st.st_mode}"
-    return f"{rel}\0{kind}\0{target}" if target is not None else f"{rel}\0{kind}"
+    if kind == "file" and st is not None:
+        return (rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode)
+    return (rel, kind, target)
+
+
+def looks_digest(looks: List[tuple]) -> str:
+    """The digest of hash_tree's `looks` (what tree_looks gives). Marshal format 2: the later
+    ones mark objects referenced more than once, so equal lists could encode differently."""
+    return _hexdigest(marshal.dumps(looks, 2))
 
 
 def tree_looks(root: str) -> str:
     """How a directory tree looks by its metadata, as a digest: each entry's name and kind,
     each file's (size, mtime, inode, ctime, mode), each symlink's target. Any write, replacement,
     addition or removal under it changes it, without reading a file (hash_tree's `looks`)."""
-    looks: List[str] = []
-    for rel, kind in walk_tree(root):
-        full = os.path.join(root, rel)
-        st = os.stat(full) if kind == "file" else None
-        looks.append(_look(rel, kind, st, os.readlink(full) if kind == "link" else None))
-    return digest_strings(looks)
+    join = os.path.join
+    return looks_digest(
+        [_look(rel, kind, st, os.readlink(join(root, rel)) if kind == "link" else None) for rel, kind, st in scan_tree(root)]
+    )

@@ -16,7 +16,9 @@ token in the same transaction (store.commit), so no stamp outlives the records i
 from __future__ import annotations
 
 import array
+import itertools
 import marshal
+import operator
 import os
 import stat as stat_module
 import time
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
 from .filestate import FileState, Fingerprint, racy_window
-from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files, walk_tree
+from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files
 from .paths import replace_file
 from .store import FileRow, Store
 
@@ -62,7 +64,6 @@ def make(
     it: adding, removing or renaming an entry changes its directory's mtime and ctime."""
     entries: Dict[str, tuple] = {}
     cache = files.cache
-    now = time.time_ns()
     listed = listed or {}
     for job in graph.jobs:
         if not job.outputs:
@@ -76,7 +77,7 @@ def make(
                     continue
                 row = cache.get(path)
                 if row is None:
-                    if not _stamp_tree(path, files, entries, now):
+                    if not _stamp_tree(path, files, entries):
                         return None
                     continue
                 entries[path] = row
@@ -86,15 +87,12 @@ def make(
         for job in graph.jobs
     )
     rows = list(entries.values())
-    fingerprints = array.array("q")
-    for row in rows:
-        fingerprints.extend(row[:4])
     return _pack(
         marshal.dumps(tuple(entries)),
-        fingerprints,
+        array.array("q", itertools.chain.from_iterable(map(_FINGERPRINT, rows))),
         [row[4] or "" for row in rows],
-        array.array("q", [row[5] for row in rows]),
-        [index for index, row in enumerate(rows) if _is_racy(row)],
+        array.array("q", map(_HASHED_AT, rows)),
+        [index for index, row in enumerate(rows) if row[4] is not None and _is_racy(row)],
         tuple(graph.queries),
         marshal.dumps(tuple(job.key for job in graph.jobs)),
         # A graph with temporary outputs takes no partial build: a reached job may need one
@@ -113,6 +111,10 @@ def _read_paths(job: Job, listed: Dict[str, List[str]]) -> List[str]:
     named = set(paths)  # (a fan-in's 10k inputs: a list would make this quadratic)
     extra = [output for dep in job.deps for output in dep.outputs if output not in named]
     return paths + extra if extra else paths
+
+
+_FINGERPRINT = operator.itemgetter(0, 1, 2, 3)
+_HASHED_AT = operator.itemgetter(5)
 
 
 def _is_racy(row: tuple) -> bool:
@@ -185,37 +187,26 @@ def _load(store: Store, root: str, stamp_key: str) -> Optional[bytes]:
     return data[TOKEN_BYTES:]
 
 
-def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple], now: int) -> bool:
-    """Add a directory tree's entries; False if `path` is no directory or anything is racy."""
-    full = files.full_path(path)
-    try:
-        st = os.stat(full)
-    except OSError:
+def _stamp_tree(path: str, files: FileState, entries: Dict[str, tuple]) -> bool:
+    """Add a directory tree's entries as the build's walk of it saw them (the state its digest,
+    and so the records, describe): its files' digest-cache rows and its directories' stats.
+    False if the build did not walk it, or the walk met a symlink or a special file, or a
+    directory modified so shortly before it was listed that a later change in the same tick
+    could leave its stat as it was."""
+    walk = files.tree_as_read(path)
+    if walk is None or not walk.plain:
         return False
-    if not stat_module.S_ISDIR(st.st_mode) or now - st.st_mtime_ns <= racy_window(st.st_mtime_ns):
-        return False
-    entries[path] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, None, now)
-    try:
-        tree = walk_tree(full)
-    except OSError:
-        return False
-    for relative, kind in tree:
-        member = f"{path}/{relative}"
-        if kind == "file":
-            row = files.cache.get(member)
-            if row is None:
-                return False
-            entries[member] = row
-        elif kind == "dir":
-            try:
-                sub = os.stat(files.full_path(member))
-            except OSError:
-                return False
-            if now - sub.st_mtime_ns <= racy_window(sub.st_mtime_ns):
-                return False
-            entries[member] = (sub.st_size, sub.st_mtime_ns, sub.st_ino, sub.st_ctime_ns, None, now)
-        else:
-            return False  # symlinks and special files: not stamped, checked the full way
+    walked_at = walk.walked_at
+    for member, fingerprint in ((path, walk.fingerprint), *walk.directories.items()):
+        if walked_at - fingerprint[1] <= racy_window(fingerprint[1]):
+            return False
+        entries[member] = fingerprint + (None, walked_at)
+    cache = files.cache
+    for member in walk.files:
+        row = cache.get(member)
+        if row is None:
+            return False
+        entries[member] = row
     return True
 
 
