@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import itertools
 import os
 import re
 import shutil
@@ -298,6 +299,10 @@ class Builder:
         # Records of jobs that succeeded, waiting for their outputs' digests (_hash_outputs):
         # (record, job, when it ended, each output's fingerprint then: None for a directory).
         self._unhashed: List[Tuple[Record, Job, float, List[Optional[Fingerprint]]]] = []
+        # Jobs that succeeded and whose inputs are still to be checked for edits made while
+        # they ran (_verify_inputs), and the `latest` row each replaced (put back if it fails).
+        self._unverified: List[Job] = []
+        self._latest_before: Dict[str, Optional[JobRow]] = {}
         self._attempt_rows: List[tuple] = []
         self._adopted: List[Tuple[str, str]] = []  # see _adopt
         self._finished_durations: List[float] = []  # of this run's jobs: a first build's ETA
@@ -329,14 +334,13 @@ class Builder:
         stale: Set[str] = set()
         unchanged = self.unchanged
         # Source files are read up front, several at a time (large inputs hash in parallel).
-        produced = {path for job in self.graph.jobs for path in job.outputs}
+        jobs = self.graph.jobs
+        produced = set(itertools.chain.from_iterable(job.outputs for job in jobs))
+        # (each path once before filtering: a fan-in's inputs repeat across its many jobs)
         self.files.prefetch(
-            dict.fromkeys(
-                path
-                for job in self.graph.jobs
-                for path in job.inputs
-                if path not in produced and (unchanged is None or path not in unchanged)
-            )
+            path
+            for path in dict.fromkeys(itertools.chain.from_iterable(job.inputs for job in jobs))
+            if path not in produced and (unchanged is None or path not in unchanged)
         )
         for job in self.graph.jobs:
             upstream = [dep for dep in job.deps if dep.key in stale]
@@ -524,7 +528,7 @@ class Builder:
                 # at most that much bookkeeping: those jobs rerun), so SQLite is not on the
                 # per-job path of builds of many tiny jobs; and here, with the free slots
                 # already refilled, so no slot waits for a commit.
-                unflushed = bool(self._records or self._unhashed or self._attempt_rows)
+                unflushed = bool(self._records or self._unhashed or self._attempt_rows or self._unverified)
                 if unflushed and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
                     self._flush()
                     unflushed = False
@@ -901,17 +905,17 @@ class Builder:
         result.duration = completion.duration
         result.log_path = entry.log_path if completion.log_written else None
         if failure is None:
-            # An input edited while the job ran: the job's output may come from content its
-            # record would not name (if the input changed back before the next build). No
-            # record, so it runs again; the build warns and writes no stamp.
-            unsure = bool(job.inputs) and bool(self.files.changed_since_read(job.inputs))
+            # Its inputs are checked for edits made while it ran before its record may be
+            # committed (_verify_inputs), for all the jobs that ended since the last commit
+            # at once: a header that 1,000 jobs read is stat-ed once per commit, not per job.
+            if job.inputs:
+                self._unverified.append(job)
             found: Optional[List[Tuple[str, str]]] = None  # what its depfile listed, with digests
             if job.depfile:
                 found = self._discovered_digests(job, discovered, entry.started_wall) if discovered else []
-                unsure = unsure or found is None
                 if self._temps is not None:
                     self._temps.keep_listed(discovered)
-            if entry.verdict.signature is not None and job.outputs and not unsure:
+            if entry.verdict.signature is not None and job.outputs and not (job.depfile and found is None):
                 record = Record(
                     entry.verdict.signature,
                     job.key,
@@ -925,10 +929,12 @@ class Builder:
                 )
                 seen = [None if is_dir else self.files.seen_as(output) for output, is_dir in zip(job.outputs, job.dir_outputs)]
                 self._unhashed.append((record, job, completion.ended, seen))
+                before = self.latest.get(job.key)
                 if job.depfile:
-                    before = self.latest.get(job.key)
                     if before is None or [path for path, _ in before.discovered] != [path for path, _ in found or ()]:
                         self.relisted = True
+                if job.inputs:
+                    self._latest_before[job.key] = before
                 self.latest[job.key] = JobRow(record.signature, None, record.duration, found)
             results[job.key] = result
             return RAN
@@ -1210,6 +1216,7 @@ class Builder:
         """Commit the records and file digests gathered so far, in one transaction. The last
         flush of a build also hashes every output still unhashed, and re-hashes files that
         were hashed inside their racy window (filestate.settle_racy)."""
+        self._verify_inputs()
         self._hash_outputs(final)
         if final:
             self.files.settle_racy()
@@ -1239,6 +1246,33 @@ class Builder:
             if delete_temp(self.root, path, is_dir):
                 self.files.removed(path, is_dir)
                 self.scanner.virtual[path] = digest
+
+    def _verify_inputs(self) -> None:
+        """Drop the records of the jobs whose inputs were edited, replaced or deleted since
+        their digests were taken (before they ran): such a job's output may come from content
+        its record would not name (if the input changed back before the next build). It runs
+        again next time; the build warns and writes no stamp (FileState.changed_after_read).
+        One stat per input of all the jobs that ended since the last check, each taken after
+        they all ended: a change while any of them ran shows (a ctime never goes back), and one
+        made after a job ended costs it a rerun, never a wrong record."""
+        jobs, self._unverified = self._unverified, []
+        before, self._latest_before = self._latest_before, {}
+        if not jobs:
+            return
+        inputs = jobs[0].inputs if len(jobs) == 1 else list(dict.fromkeys(itertools.chain.from_iterable(job.inputs for job in jobs)))
+        moved = self.files.changed_since_read(inputs)
+        if not moved:
+            return
+        moved_set = set(moved)
+        dropped = {job.key for job in jobs if not moved_set.isdisjoint(job.inputs)}
+        self._unhashed = [entry for entry in self._unhashed if entry[1].key not in dropped]
+        for key in dropped:
+            if key in before:
+                row = before[key]
+                if row is None:
+                    self.latest.pop(key, None)
+                else:
+                    self.latest[key] = row
 
     def _hash_outputs(self, final: bool) -> None:
         """Hash the outputs of jobs that ended at least a racy window ago (all of them if

@@ -9,6 +9,7 @@ files by definition); it never reads state and never runs anything.
 from __future__ import annotations
 
 import bisect
+import errno
 import itertools
 import json
 import os
@@ -309,6 +310,12 @@ def _refuse_changing_input(job: Job, path: str, weavefile: str, own_dirs: Dict[s
             f"input '{path}' {protected}: it changes with every build, so the job would never be up to date",
             hint=hint,
         )
+    _refuse_own_directory(job, path, weavefile, own_dirs)
+
+
+def _refuse_own_directory(job: Job, path: str, weavefile: str, own_dirs: Dict[str, Set[str]]) -> None:
+    """Refuse a source input of `job` that is a directory holding one of its own outputs
+    (see _refuse_changing_input)."""
     if len(job.outputs) > 8:
         held = own_dirs.get(job.key)
         if held is None:
@@ -353,6 +360,21 @@ def _ancestors(path: str) -> List[str]:
 
 
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _broken_link_hint(full: str, path: str) -> Optional[str]:
+    """For a missing source that is a symlink: where it points, which is not there (or that it
+    is a loop of links). None if it is no symlink."""
+    try:
+        target = os.readlink(full)
+    except OSError:
+        return None
+    try:
+        os.stat(full)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"'{path}' is a symlink in a loop of symlinks (to '{target}'): point it at a file"
+    return f"'{path}' is a broken symlink (to '{target}', which does not exist): fix the link, or create its target"
 
 
 def _refuse_unreadable(full: str, path: str) -> None:
@@ -438,6 +460,10 @@ class Resolver:
         # Missing sources are noted (Graph.missing) instead of raised: for a picture of a
         # project whose data is not there yet. Such a graph is never built nor cached.
         self._missing_ok = missing_ok
+        # Set by _match_patterns when a pattern rule matching a path was passed over because
+        # the chain asking uses it already: that path's producer depends on the chain. The
+        # rule and the wildcard values it would have taken.
+        self._passed_over: Optional[Tuple[RuleSpec, Dict[str, str]]] = None
         self.missing: Dict[str, None] = {}
         self._weavefiles = manifest.files
         self._foreach: Dict[tuple, List[Tuple[str, ...]]] = {}
@@ -445,6 +471,10 @@ class Resolver:
         # Every file-system question resolution asked, with its answer: the graph cache is
         # valid as long as each one still gets the same answer.
         self.queries: List[tuple] = []
+        # Each glob's matches, by (pattern, whether the index was ready): the glob's answer
+        # is asked of the file system, and recorded as a question, once per resolution.
+        self._globbed: Dict[Tuple[str, bool], List[str]] = {}
+        self._existing: Dict[str, bool] = {}  # exists()'s answers
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
@@ -471,8 +501,10 @@ class Resolver:
 
     # -- helpers -----------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
-        answer = self._exists_rel(path if os.path.isabs(path) else os.path.join(self.root, path))
-        self.queries.append(("exists", path, answer))
+        answer = self._existing.get(path)
+        if answer is None:  # asked, and recorded as a question, once per resolution
+            answer = self._existing[path] = self._exists_rel(path if os.path.isabs(path) else os.path.join(self.root, path))
+            self.queries.append(("exists", path, answer))
         return answer
 
     def _scanned(self, glob: str, rule: RuleSpec) -> None:
@@ -486,6 +518,11 @@ class Resolver:
         (a path with glob characters that exists as it is written is that path), or the path."""
         if paths.has_glob(path) and not self.exists(path):
             self._scanned(path, rule)
+            known_matches = self._globbed.get((path, self._index_ready))
+            if known_matches is not None:  # the same glob for another job: asked once
+                if not known_matches:
+                    self._empty_globs.setdefault(rule.name, {})[path] = None
+                return known_matches
             listing = paths.listing_of(self.root, path)
             matches = paths.expand_glob(self.root, path)
             self._asked(("glob", path, tuple(matches)), listing)
@@ -500,6 +537,7 @@ class Resolver:
                     matches = sorted(set(matches) | set(known))
             if not matches:
                 self._empty_globs.setdefault(rule.name, {})[path] = None
+            self._globbed[(path, self._index_ready)] = matches
             return matches
         return [paths.normalize(path)]
 
@@ -648,7 +686,12 @@ class Resolver:
                     if is_glob:
                         # Never the job's own outputs (`data/*.txt` making `data/summary.txt`):
                         # once built, they would make the job its own dependency.
-                        group.extend(m for m in self._expand_input(path, rule) if not _is_own_output(m, job))
+                        matches = self._expand_input(path, rule)
+                        if any(job.dir_outputs):
+                            group.extend(m for m in matches if not _is_own_output(m, job))
+                        else:  # (a set lookup per match: 1,000 jobs globbing 1,000 shared headers)
+                            own = set(job.outputs)
+                            group.extend(matches if own.isdisjoint(matches) else [m for m in matches if m not in own])
                     else:  # a path: whatever characters the values hold (`s[1]`, `a*b`)
                         group.append(paths.normalize(path))
             finally:
@@ -678,6 +721,8 @@ class Resolver:
                 problem = "is outside the project directory"
             elif depfile in job.inputs:
                 problem = "is one of the job's inputs (weave removes a depfile once it has read it)"
+            elif depfile in job.outputs:
+                problem = "is one of the job's outputs (weave removes a depfile once it has read it)"
             else:
                 problem = paths.protected_output(depfile, self._weavefiles) or self._depfile_clash(depfile, rule)
             if problem:
@@ -792,11 +837,13 @@ class Resolver:
     ) -> Optional[Job]:
         best: List[Tuple[int, RuleSpec, Dict[str, str]]] = []
         for regex, literal, rule in self.index.patterns:
-            # As in make, a pattern rule is not used twice in one chain of dependencies.
-            if active_rules.get(rule.name):
-                continue
             match = regex.match(path)  # type: ignore[attr-defined]
             if match is None:
+                continue
+            # As in make, a pattern rule is not used twice in one chain of dependencies.
+            if active_rules.get(rule.name):
+                if not self._passed_over:  # the answer depends on the chain asking
+                    self._passed_over = (rule, match.groupdict())
                 continue
             values = match.groupdict()
             if any(paths.bad_wildcard_value(v) for v in values.values()):
@@ -1034,6 +1081,12 @@ class Resolver:
         inside_of: Dict[str, List[str]] = {}  # directory input -> the exact outputs in it
         expanded: Dict[str, Set[str]] = {}  # directory input -> the jobs it gave dependencies
         own_dirs: Dict[str, Set[str]] = {}  # job key -> the directories its outputs are in
+        # Sources whose every check but the reading job's own is done: no rule makes them,
+        # whatever chain asks (no pattern rule was passed over for being in the chain), they
+        # hold no other job's outputs, and they exist. A header that 1,000 jobs read is
+        # resolved once, not once per reader.
+        plain_sources: Set[str] = set()
+        weavefile = self.manifest.path
 
         def visit(root: Job) -> None:
             state[root.key] = 0
@@ -1045,6 +1098,16 @@ class Resolver:
                 for path in pending:
                     dep = producers.get(path)
                     if dep is None:
+                        if path in plain_sources:
+                            if job.outputs:
+                                held = own_dirs.get(job.key)
+                                if held is None:
+                                    held = own_dirs[job.key] = {parent for output in job.outputs for parent in _ancestors(output)}
+                                if path in held:
+                                    _refuse_own_directory(job, path, weavefile, own_dirs)
+                            sources[path].append(job)
+                            continue
+                        self._passed_over = None
                         dep = self.producer(path, active_rules)
                     if dep is None:
                         # A directory input that other jobs write files into (`data/`, holding
@@ -1053,7 +1116,7 @@ class Resolver:
                         # as this job's next paths to depend on (not as inputs: the directory's
                         # digest covers them), and the directory need not exist yet.
                         if job.outputs:  # (a job without outputs runs every time anyway)
-                            _refuse_changing_input(job, path, self.manifest.path, own_dirs)
+                            _refuse_changing_input(job, path, weavefile, own_dirs)
                         inside = inside_of.get(path)
                         if inside is None:
                             inside = inside_of[path] = self.index.outputs_inside(path)
@@ -1071,6 +1134,8 @@ class Resolver:
                                     sources[path].append(job)
                                     continue
                                 _refuse_unreadable(os.path.join(self.root, path), path)
+                                if self._passed_over:
+                                    raise self._chain_error(path, [entry[0] for entry in stack])
                                 raise self._missing_source(
                                     path,
                                     job.rule,
@@ -1081,6 +1146,8 @@ class Resolver:
                                 )
                             sources[path] = []
                         sources[path].append(job)
+                        if job.outputs and not inside and not self._passed_over:  # (its checks ran)
+                            plain_sources.add(path)
                         continue
                     producers[path] = dep
                     if dep is job:
@@ -1250,6 +1317,26 @@ class Resolver:
                         )
         return None
 
+    def _chain_error(self, path: str, chain: List[Job]) -> UsageError:
+        """The error for `path`, which no rule makes in this chain of dependencies because the
+        pattern rule that makes it is in the chain already (as in make, a pattern rule is used
+        once per chain): a cycle if it would be a job of the chain itself."""
+        assert self._passed_over is not None
+        rule, values = self._passed_over
+        ordered = {name: values[name] for name in rule.wildcard_names if name in values}
+        key = rule.name + ("[" + ",".join(f"{k}={v}" for k, v in ordered.items()) + "]" if ordered else "")
+        names = [job.display for job in chain]
+        start = next((index for index, job in enumerate(chain) if job.key == key), None)
+        if start is not None:
+            return CycleError(names[start:] + [names[start]])
+        reader = chain[-1]
+        return UsageError(
+            f"'{path}', needed by {reader.display}, matches rule '{rule.name}', which is already in"
+            f" this chain of dependencies ({' -> '.join(names)})",
+            hint="as in make, a pattern rule is used once per chain: give the steps distinct output"
+            " patterns (another directory or suffix), or constrain the wildcards",
+        )
+
     def _missing_source(self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None) -> MissingSource:
         """The error for a source that does not exist: where the rule names it (its inputs'
         line, read again from its file) and, for a likely typo, the path it is close to (a file
@@ -1262,6 +1349,8 @@ class Resolver:
                 "make's % is written as a named wildcard in weave: outputs = [\"{name}.o\"] with"
                 " inputs = [\"{name}.c\"], and {wildcards.name} in the command"
             )
+        if hint is None:
+            hint = _broken_link_hint(os.path.join(self.root, path), path)
         if hint is None and written:
             close = self._near_path(path, rule)
             if close is not None:
@@ -1281,7 +1370,7 @@ class Resolver:
             beside = []
         made = [output for output, (rule, _) in self.index.static.items() if rule is not reader]
         own = {paths.normalize(output) for output in reader.outputs}
-        close = closest(path, [file for file in beside if file not in own] + made, cutoff=0.8)
+        close = closest(path, [file for file in beside if file not in own and file != path] + made, cutoff=0.8)
         if close is None:
             return None
         # Alike as whole paths can still be other files of one directory (data/iris.csv and

@@ -8,6 +8,7 @@ module reads the file system (through FileState) and the store; it never writes 
 
 from __future__ import annotations
 
+import itertools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .filestate import FileState
@@ -62,9 +63,7 @@ class Reason:
 def signature_of(recipe: str, inputs: Sequence[Tuple[str, str]]) -> str:
     """The digest of a recipe and the (path, digest) of each input, in order."""
     parts = [recipe]
-    for path, digest in inputs:
-        parts.append(path)
-        parts.append(digest)
+    parts.extend(itertools.chain.from_iterable(inputs))
     parts.append("")  # NUL-terminate the last part, as digest_strings does
     return digest_bytes("\0".join(parts).encode("utf-8", "surrogateescape"))
 
@@ -105,15 +104,17 @@ class Scanner:
         """The verdict on `job`. With `explain=False` a job with no matching record gets the
         generic reason CHANGED instead of a comparison with its latest record (which reads and
         parses that record: the cost of a big aggregate job's check)."""
-        inputs: List[Tuple[str, str]] = []
         digest_of = self.files.digest
-        for path in job.inputs:
-            digest = digest_of(path)
+        paths = job.inputs
+        digests = self.files.digests(paths)
+        while len(digests) < len(paths):  # paths[len(digests)] is missing
+            path = paths[len(digests)]
+            digest = self.virtual.get(path)
             if digest is None:
-                digest = self.virtual.get(path)
-                if digest is None:
-                    return Verdict(None, inputs, [Reason(INPUT_MISSING, path)])
-            inputs.append((path, digest))
+                return Verdict(None, list(zip(paths, digests)), [Reason(INPUT_MISSING, path)])
+            digests.append(digest)
+            digests.extend(self.files.digests(paths[len(digests) :]))
+        inputs = list(zip(paths, digests))
         if not job.outputs:
             return Verdict(None, inputs, [Reason(ALWAYS)])
         signature = signature_of(self.recipe(job), inputs)
