@@ -279,6 +279,8 @@ def test_depfile_mistakes_are_user_errors(project: Project) -> None:
     assert_user_error(project.run("build", "a.o"), "depfile")
     project.weavefile(base + 'depfile = "{inputs[0]}"\n')
     assert_user_error(project.run("build", "a.o"), "depfile 'a.c' of c is one of the job's inputs")
+    project.weavefile(base + 'depfile = "{outputs[0]}"\n')  # (was accepted; a reader of it was then blamed)
+    assert_user_error(project.run("build", "a.o"), "depfile 'a.o' of c is one of the job's outputs")
     project.weavefile(base + 'depfile = "Weavefile"\n')
     assert_user_error(project.run("build", "a.o"), "depfile 'Weavefile'")
     assert project.exists("Weavefile") and project.exists("a.c")

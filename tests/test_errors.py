@@ -110,6 +110,50 @@ def test_missing_source_names_rule(project):
     assert_user_error(project.run("build"), "missing source 'data/train.csv' needed by rule 'train'")
 
 
+def test_a_missing_source_that_is_a_broken_symlink_or_a_loop_says_so(project):
+    """The hint says where the link points (it used to suggest the link's own name as the
+    close path: "did you mean 'br'?")."""
+    project.weavefile('[rules.a]\ninputs = ["br"]\noutputs = ["x"]\ncmd = "touch x"\n')
+    os.symlink("nowhere", project.root / "br")
+    result = project.run("build")
+    assert_user_error(result, "missing source 'br' needed by rule 'a'", "'br' is a broken symlink (to 'nowhere'")
+    assert "did you mean" not in result.err
+    os.symlink("l2", project.root / "l1")
+    os.symlink("l1", project.root / "l2")
+    project.weavefile('[rules.a]\ninputs = ["l1"]\noutputs = ["x"]\ncmd = "touch x"\n')
+    result = project.run("build")
+    assert_user_error(result, "missing source 'l1'", "'l1' is a symlink in a loop of symlinks (to 'l2')")
+    assert "did you mean" not in result.err
+
+
+def test_a_loop_through_pattern_rules_is_a_cycle_not_a_missing_source(project):
+    """Rule `a` makes q.txt from q.in, rule `b` q.in from q.txt: a cycle, said as one. It was
+    reported as "missing source 'q.txt'", because a pattern rule already in the chain is not
+    used again (as in make). A path only the chain's own rule could make, for another job of
+    it, says that rule is in the chain."""
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["{n}.txt"]
+        inputs = ["{n}.in"]
+        cmd = "touch {outputs}"
+        [rules.b]
+        outputs = ["{n}.in"]
+        inputs = ["{n}.txt"]
+        cmd = "touch {outputs}"
+        """
+    )
+    result = project.run("build", "q.txt")
+    assert_user_error(result, "dependency cycle: a q.txt -> b q.in -> a q.txt")
+    assert "missing source" not in result.err
+    project.weavefile('[rules.a]\noutputs = ["{n}.o"]\ninputs = ["{n}"]\ncmd = "touch {outputs}"\n')
+    assert_user_error(
+        project.run("build", "x.o.o"),
+        "'x.o', needed by a x.o.o, matches rule 'a', which is already in this chain of dependencies",
+        "a pattern rule is used once per chain",
+    )
+
+
 def test_a_mistyped_input_names_the_line_and_the_close_path(project):
     """A typo in an input path: the message points at the rule's inputs line, and the hint
     names the file beside it (or the rule output) that it is close to; an alias's item too."""
@@ -316,6 +360,18 @@ def test_bad_cli_values(project):
     assert_user_error(project.run("build", "--resources", "gpu=lots"), "invalid --resources value 'gpu=lots'")
     assert_user_error(project.run("build", "--timeout", "soon"), "not a duration")
     assert_user_error(project.run("--no-such-flag"), "No such option")
+    assert_user_error(
+        project.run("build", "--resources", "my-res=1"),
+        "invalid --resources value 'my-res=1': resource name 'my-res' must be an identifier",
+    )
+
+
+def test_timeout_zero_on_the_command_line_is_no_limit(project):
+    """As `timeout = 0` in a rule (it was refused, with 'timeout=0.0: must be a positive
+    number of seconds', naming neither the option nor what was typed)."""
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "sleep 0.3; touch a"\n')
+    result = project.run("build", "--timeout", "0")
+    assert result.rc == 0 and project.exists("a"), result
 
 
 def test_resource_more_than_total(project):

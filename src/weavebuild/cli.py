@@ -24,13 +24,14 @@ from .invocation import BUILD_DEFAULTS, Settings, run_build, run_guarded
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _parse_duration(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[float]:
+def _parse_timeout(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[float]:
+    """--timeout's duration; 0 means no limit, as a rule's `timeout = 0` does."""
     if value is None:
         return None
     from .manifest import parse_duration
 
     try:
-        return parse_duration(value)
+        return parse_duration(value) or None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -148,7 +149,7 @@ def _with_build_options(func: Callable[..., Any], dry_run_listed: bool) -> Calla
         click.option("--keep-failed", is_flag=True, default=BUILD_DEFAULTS["keep_failed"], help="Keep the outputs of failed jobs (never recorded as good)."),
         click.option("--keep-temp", is_flag=True, default=BUILD_DEFAULTS["keep_temp"], help="Keep temporary outputs (a rule's `temp`) instead of deleting them after use."),
         click.option("--retries", type=Count(min=0), default=BUILD_DEFAULTS["retries"], help="Retries for failing jobs (default for rules without `retries`)."),
-        click.option("--timeout", callback=_parse_duration, default=BUILD_DEFAULTS["timeout"], metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h)."),
+        click.option("--timeout", callback=_parse_timeout, default=BUILD_DEFAULTS["timeout"], metavar="DURATION", help="Kill jobs running longer than this (e.g. 90s, 2h; 0: no limit)."),
         click.option("--wait", "wait_for_lock", is_flag=True, default=BUILD_DEFAULTS["wait_for_lock"], help="If another weave is building here, wait for it."),
     ]
     for option in reversed(options):

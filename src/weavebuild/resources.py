@@ -37,6 +37,8 @@ def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
                 why = ""
                 if equals and re.fullmatch(_NAME, name.strip()):
                     why = f": '{text.strip()}' is not an amount (a number of 0 or more)"
+                elif equals and name.strip():
+                    why = f": resource name '{name.strip()}' must be an identifier (letters, digits and '_')"
                 raise UsageError(f"invalid --resources value '{item}'{why}", hint=example)
             name, amount = match.group(1), float(match.group(2))
             if amount > MAX_AMOUNT:
