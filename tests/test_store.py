@@ -199,6 +199,19 @@ def test_commit_is_all_or_nothing(store):
     assert not store.connection.in_transaction
 
 
+def test_a_commit_sqlite_rolled_back_itself_reports_the_real_error(store):
+    """On a full disk SQLite rolls the transaction back itself: the warning names that error,
+    not the failed ROLLBACK after it ("cannot rollback - no transaction is active", which is
+    all a full disk used to show). The store's size is capped to get there."""
+    store.commit(files=[("keep", (1, 1, 1, 1, "k", 1))])
+    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")
+    store.commit(files=[(f"new{i}", (1, 1, 1, 1, "n" * 1000, 1)) for i in range(200)])
+    assert store.broken and "database or disk is full" in store.warnings[0], store.warnings
+    assert "rollback" not in store.warnings[0]
+    assert set(store.load_files()) == {"keep"} and not store.connection.in_transaction
+
+
 def test_prune_records_keeps_the_newest(store):
     store.commit(records=[make_record(f"a{i}", "a", finished_at=float(i)) for i in range(10)])
     store.commit(records=[make_record(f"b{i}", "b", finished_at=float(i)) for i in range(3)])

@@ -482,7 +482,13 @@ class Store:
                     )
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                # SQLite ends the transaction itself on some errors (a full disk): a ROLLBACK
+                # then fails, and its "no transaction is active" would hide the real cause.
+                if connection.in_transaction:
+                    try:
+                        connection.execute("ROLLBACK")
+                    except sqlite3.DatabaseError:
+                        pass
                 raise
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
@@ -673,12 +679,28 @@ def _move_aside(path: str) -> str:
 
 
 def _is_damage(exc: Exception) -> bool:
-    """Whether an SQLite error says the file itself is damaged (not busy, full or read-only)."""
+    """Whether an error reading or writing the store says the file itself is damaged (not
+    busy, full or read-only): SQLite finds it corrupt, or a row holds what weave never writes
+    (text that is not UTF-8, a record that is not JSON), or a table has other columns. Such a
+    store is moved aside (close), or every later build would meet the same row and redo
+    everything."""
+    if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, sqlite3.Error):
+        return True  # a row that does not decode
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
     if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
         return True
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "no such table" in text
+    return any(sign in text for sign in _DAMAGE_SIGNS)
+
+
+_DAMAGE_SIGNS = (
+    "malformed",
+    "not a database",
+    "no such table",
+    "no such column",
+    "could not decode to utf-8",  # a text column holding other bytes
+    "columns but",  # "table records has 10 columns but 9 values were supplied"
+)
 
 
 class _Unusable(Exception):
