@@ -894,6 +894,39 @@ def test_directory_that_appears_later_is_watched(project, start_watch):
     assert watch.interrupt() == 130
 
 
+@pytest.mark.parametrize("how", ["deleted and made again", "renamed away, another renamed in"])
+def test_a_watched_directory_replaced_is_watched_again(project, start_watch, how):
+    """A scanned directory deleted and made again (ext4 often gives the new one the old inode
+    number, which the watch's identity check took as the same directory), or a nested one
+    renamed away and another renamed into its place: later edits in the new directory start
+    cycles. Both went unseen for good, with watch looking healthy (an outside tester)."""
+    project.weavefile("""
+        [rules.merge]
+        inputs  = ["in/batch/{s}.txt"]
+        outputs = ["merged.txt"]
+        foreach = { s = "in/batch/{s}.txt" }
+        cmd     = "cat {inputs} > {outputs}"
+    """)
+    project.write("in/batch/a.txt", "a\n")
+    watch = start_watch()
+    assert watch.wait_result()[1] == "ok"
+    batch = project.root / "in" / "batch"
+    if how == "deleted and made again":
+        for name in os.listdir(batch):
+            os.unlink(batch / name)
+        batch.rmdir()
+        batch.mkdir()
+        project.write("in/batch/b.txt", "b\n")
+    else:
+        os.rename(batch, project.root / "in" / "old")
+        project.write("in/new/b.txt", "b\n")
+        os.rename(project.root / "in" / "new", batch)
+    watch.wait_for(lambda: read(project, "merged.txt") == "b\n", "the build of the new directory")
+    project.write("in/batch/c.txt", "c\n")  # an edit in the new directory: seen
+    watch.wait_for(lambda: read(project, "merged.txt") == "b\nc\n", "the build after an edit in it")
+    assert watch.interrupt() == 130
+
+
 def test_poll(project, start_watch):
     make_pipeline(project)
     watch = start_watch("--poll", "--poll-interval", "0.1")

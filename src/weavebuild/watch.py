@@ -438,6 +438,10 @@ class _EventHandler:
             targets = [event.src_path]
             if event.event_type == "moved" and event.dest_path:
                 targets.append(event.dest_path)
+            if event.is_directory and event.event_type in ("deleted", "moved"):
+                # A watch on it (or in it) is dead or follows it elsewhere: the directory now
+                # at that path, if any, needs a new one, even with the same inode number.
+                self.watcher.directories_gone([os.fsdecode(path) for path in targets if path])
             for path in targets:
                 self.watcher.notice(os.fsdecode(path), event.is_directory)
         except Exception as exc:  # an exception here would silently kill the observer thread
@@ -492,8 +496,15 @@ class Watcher:
         self._handler = _EventHandler(self)
         self._watches: Dict[Tuple[str, bool], Tuple[Any, Tuple[int, int]]] = {}
         self._watched_summary = ""
+        # Directories deleted or moved (from or to) since the watches were last updated.
+        self._gone: Set[str] = set()
+        self._gone_lock = threading.Lock()
 
     # -- observer side (runs on watchdog's threads) ----------------------------------------------
+    def directories_gone(self, paths: Sequence[str]) -> None:
+        with self._gone_lock:
+            self._gone.update(os.path.normpath(path) for path in paths)
+
     def notice(self, path: str, is_directory: bool) -> None:
         spec = self.spec
         if spec is None:
@@ -863,14 +874,27 @@ class Watcher:
                 while not os.path.isdir(full) and os.path.dirname(full) != full:
                     full = os.path.dirname(full)
             wanted[full] = wanted.get(full, False) or recursive
+        # The parent of each, too: there a rename of the directory itself shows (inotify tells
+        # a watch that its directory moved, but not where; watchdog drops that event).
+        root = os.path.normpath(self.root)
+        for full in list(wanted):
+            parent = os.path.dirname(full)
+            if full != root and full.startswith(root + os.sep) and parent not in wanted:
+                wanted[parent] = False
         # A recursive watch covers its subdirectories.
         recursive_dirs = [d for d, r in wanted.items() if r]
         for full in list(wanted):
             if any(full.startswith(d + os.sep) for d in recursive_dirs):
                 del wanted[full]
         self.pending_dirs = frozenset(pending)
+        with self._gone_lock:
+            gone, self._gone = self._gone, set()
         for key, (watch, identity) in list(self._watches.items()):
-            if wanted.get(key[0]) != key[1] or _identity(key[0]) != identity:
+            if (
+                wanted.get(key[0]) != key[1]
+                or _identity(key[0]) != identity
+                or any(key[0] == path or key[0].startswith(path + os.sep) for path in gone)
+            ):
                 self._observer.unschedule(watch)
                 del self._watches[key]
         changed = False
