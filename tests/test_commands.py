@@ -425,6 +425,41 @@ def test_touch_adopts_hand_fixed_outputs(project):
     assert project.runs_log() == []
 
 
+def test_touch_of_a_target_records_its_own_job_and_names_a_stale_upstream_one(project):
+    """`weave touch b.out` adopts b.out as it is; a.out, built from the old src.txt, is not
+    recorded (it used to be, and the edit of src.txt was lost: `weave build a.out` said
+    'nothing to do'). The stale upstream job is named and the exit code is 1; the next build
+    runs it. Without targets, touch records every job the default targets need."""
+    project.weavefile(
+        """
+        default = ["b.out"]
+        [rules.a]
+        inputs  = ["src.txt"]
+        outputs = ["a.out"]
+        cmd     = "cat src.txt > a.out"
+        [rules.b]
+        inputs  = ["a.out"]
+        outputs = ["b.out"]
+        cmd     = "cat a.out > b.out"
+        """
+    )
+    project.write("src.txt", "v1\n")
+    assert project.run("build", "b.out").rc == 0
+    project.write("src.txt", "v2\n")
+    project.write("b.out", "hand\n")
+    result = project.run("touch", "-v", "b.out")
+    assert result.rc == 1 and "recorded b b.out" in result.out and "recorded a" not in result.out, result
+    assert "not recorded a a.out: it is upstream of the targets and out of date" in result.err, result
+    built = project.run("build", "a.out")
+    assert built.started == ["a a.out"] and project.read("a.out") == "v2\n", built
+    project.write("src.txt", "v3\n")
+    project.write("a.out", "hand a\n")
+    project.write("b.out", "hand b\n")
+    everything = project.run("touch", "-v")  # no targets: the whole default graph, as make -t
+    assert everything.rc == 0 and "recorded a a.out" in everything.out and "recorded b b.out" in everything.out, everything
+    assert "nothing to do" in project.run("build").out
+
+
 def test_touch_exits_1_when_an_output_is_missing(project):
     """Scripts can tell that touch did not record everything: a job whose output is missing
     is named in a warning and the exit code is 1."""

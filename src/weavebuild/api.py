@@ -939,8 +939,11 @@ class Project:
 
     @_path_errors_as_usage_errors
     def touch(self, targets: Sequence[str] = ()) -> Tuple[List[Job], List[Tuple[Job, str]]]:
-        """Record the current outputs of the targets' jobs as up to date without running them
-        (after fixing something by hand). Returns (recorded jobs, [(job, why not)])."""
+        """Record the current outputs of the targets' own jobs as up to date without running
+        them (after fixing something by hand); without targets, of every job the default
+        targets need. A job upstream of the targets is not recorded, and one that is out of
+        date is named (its input edits would be lost: make -t records them). Returns (recorded
+        jobs, [(job, why not)])."""
         import time
 
         from .graph import recipe_of
@@ -953,6 +956,7 @@ class Project:
             store, files, latest = self._session(readonly=False)
             try:
                 graph = self.graph(targets, files)
+                own = _own_jobs(graph.targets) if targets else None
                 scanner = Scanner(files, store, latest)
                 recorded: List[Job] = []
                 skipped: List[Tuple[Job, str]] = []
@@ -965,6 +969,9 @@ class Project:
                         skipped.append((job, str(verdict.reasons[0])))
                         continue
                     if verdict.up_to_date:  # (a gone temporary output included)
+                        continue
+                    if own is not None and job.key not in own:
+                        skipped.append((job, f"it is upstream of the targets and out of date ({verdict.reasons[0]}): build it, or name it to touch it too"))
                         continue
                     digests = [files.digest(output) for output in job.outputs]
                     missing = [o for o, d in zip(job.outputs, digests) if d is None]
@@ -991,6 +998,21 @@ class Project:
                 return recorded, skipped
             finally:
                 store.close()
+
+
+def _own_jobs(targets: Sequence[Job]) -> Set[str]:
+    """The keys of the jobs that make the targets themselves: an alias stands for the jobs that
+    make its items (and an alias among those for its own, in turn)."""
+    own: Set[str] = set()
+    stack = list(targets)
+    while stack:
+        job = stack.pop()
+        if job.key in own:
+            continue
+        own.add(job.key)
+        if job.rule.cmd is None:  # an alias
+            stack.extend(job.deps)
+    return own
 
 
 def _missing_weavefile_hint(directory: str) -> str:

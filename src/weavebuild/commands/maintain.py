@@ -47,8 +47,9 @@ def clean(settings: Settings, targets: Sequence[str], dry_run: bool, only: bool)
 @click.argument("targets", nargs=-1)
 @click.pass_obj
 def touch(settings: Settings, targets: Sequence[str]) -> None:
-    """Record the current outputs of TARGETS as up to date, without running anything; exit
-    code 1 if some could not be recorded (an output missing)."""
+    """Record the current outputs of TARGETS (their own jobs; with no TARGETS, every job the
+    default targets need) as up to date, without running anything; exit code 1 if some could
+    not be recorded (an output missing) or a job upstream of TARGETS is out of date."""
     recorded, skipped = settings.project().touch(targets)
     if settings.verbosity >= 1:
         echo = LineBatches()
