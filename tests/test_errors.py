@@ -430,6 +430,27 @@ def test_output_path_is_a_directory(project):
     assert (project.root / "result.txt").is_dir(), "a directory weave did not make is never deleted"
 
 
+def test_a_directory_output_made_a_file_output_replaces_weaves_own_directory(project):
+    """The rule's output changes from `out/x/` to `out/x`: the directory its last run made is
+    an old output, removed before the job runs (it failed until the user deleted it). One
+    that differs from what the job made (a file added by hand) is the user's: refused."""
+    directory_rule = '[rules.x]\ninputs = ["src.txt"]\noutputs = ["out/x/"]\ncmd = "mkdir -p out/x && cp src.txt out/x/f"\n'
+    file_rule = '[rules.x]\ninputs = ["src.txt"]\noutputs = ["out/x"]\ncmd = "cp src.txt out/x"\n'
+    project.write("src.txt", "s\n")
+    project.weavefile(directory_rule)
+    assert project.run("build").rc == 0
+    project.weavefile(file_rule)
+    result = project.run("build")
+    assert result.rc == 0 and project.read("out/x") == "s\n", result
+    project.weavefile(directory_rule)
+    assert project.run("build").rc == 0
+    project.write("out/x/mine.txt", "keep\n")
+    project.weavefile(file_rule)
+    result = project.run("build")
+    assert result.rc == 1 and "is a directory, but the rule declares a file" in result.err, result
+    assert project.read("out/x/mine.txt") == "keep\n"
+
+
 def test_output_parent_is_a_file(project):
     project.write("blocker", "I am a file\n")
     project.weavefile('[rules.r]\noutputs = ["blocker/out.txt"]\ncmd = "echo x > blocker/out.txt"\n')

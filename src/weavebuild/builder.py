@@ -803,7 +803,7 @@ class Builder:
                     except FileNotFoundError:
                         pass
                 if mode is not None and stat_module.S_ISDIR(mode):
-                    if not is_dir:
+                    if not is_dir and not self._made_by_last_run(job, output):
                         raise UsageError(
                             f"output '{output}' is a directory, but the rule declares a file: remove it "
                             f"if it is left over, or write '{output}/' in outputs if the rule makes a directory"
@@ -821,6 +821,20 @@ class Builder:
                     self._made_dirs.add(parent)
             except OSError as exc:
                 raise UsageError(f"cannot prepare output '{output}': {exc.strerror or exc}") from None
+
+    def _made_by_last_run(self, job: Job, output: str) -> bool:
+        """Whether the directory at `output` (now declared a file) is as the job's latest
+        recorded run left it: a directory output of the rule before its edit, weave's to
+        remove like any old output. A directory that differs is the user's, and left alone."""
+        row = self.latest.get(job.key)
+        if row is None or not row.outputs:
+            return False
+        try:
+            digest = self.files.digest(output)
+        except UnreadableFile:
+            return False
+        self.files.forget((output,))
+        return digest is not None and digest in row.outputs
 
     def _remove_outputs(self, job: Job) -> None:
         """Remove what a job that did not succeed left at its outputs. Called only after it
