@@ -778,6 +778,29 @@ def test_restart_cancels_readers_of_a_directory_a_symlink_and_a_depfile_listing(
     assert watch.interrupt() == 130
 
 
+def test_edits_of_other_files_during_each_build_are_no_loop(tmp_path):
+    """The pacing of builds started only by changes made during the build before: a person who
+    edits a.txt during one build, b.txt during the next and the Weavefile during the third is
+    no job in a loop. It was warned about as one ("Weavefile changed during each of the last 3
+    builds ... a job may be writing what it reads") and then paced. The same file changing
+    during each build is, once, naming that file."""
+    import io
+
+    from weavebuild.reporter import ConsoleReporter
+    from weavebuild.watch import LOOP_AFTER, Watcher, WatchOptions
+
+    err = io.StringIO()
+    watcher = Watcher(str(tmp_path), None, [], {}, WatchOptions(debounce=0.01), ConsoleReporter(err=err, live=False))
+    for path in ["a.txt", "b.txt", "Weavefile", "a.txt"]:
+        watcher._during_build = {path}
+        assert watcher._pace([path], 1.0) == [path]
+    assert "a job may be writing what it reads" not in err.getvalue()
+    for _ in range(LOOP_AFTER):
+        watcher._during_build = {"in.txt", "other.txt"}
+        watcher._pace(["in.txt"], 1.0)  # (paced: waits 1 s the third time)
+    assert f"in.txt changed during each of the last {LOOP_AFTER} builds" in err.getvalue(), err.getvalue()
+
+
 def test_a_job_writing_its_own_input_is_named_and_paced_and_an_edit_still_builds(project, start_watch):
     """A job that rewrites what it reads (`sort -o in.txt in.txt`) would rebuild for ever: after
     three builds started only by changes made during the build before, watch says so, naming

@@ -491,6 +491,7 @@ class Watcher:
         self._during_build: Set[str] = set()
         self._build_ended = 0.0
         self._loops = 0
+        self._loop_paths: Set[str] = set()  # what changed during each of those builds
         self._graph: Optional[Graph] = None
         self._observer: Any = None
         self._handler = _EventHandler(self)
@@ -619,18 +620,25 @@ class Watcher:
         if not changed or not set(changed) <= during:
             self._loops = 0
             return changed
+        # A loop rewrites the same files each time; a person editing one file per build (a,
+        # then b, then the Weavefile) is no loop. Counted while some path changed in each.
+        common = self._loop_paths & set(changed) if self._loops else set(changed)
+        if not common:
+            self._loops, common = 0, set(changed)
+        self._loop_paths = common
         self._loops += 1
         if self._loops < LOOP_AFTER:
             return changed
         if self._loops == LOOP_AFTER:
+            looping = sorted(common)
             readers = sorted({
                 job.rule.name
                 for job in (self._graph.jobs if self._graph is not None else [])
-                for path in changed
+                for path in looping
                 if any(paths.is_within(path, source) for source in job.inputs)
             })
             self.reporter.warning(
-                f"{_summarize(changed)} changed during each of the last {LOOP_AFTER} builds, and"
+                f"{_summarize(looping)} changed during each of the last {LOOP_AFTER} builds, and"
                 " nothing else did: a job may be writing what it reads"
                 + (f" (read by rule{'s' if len(readers) > 1 else ''} {', '.join(repr(name) for name in readers)})" if readers else "")
                 + "; builds for such changes alone now wait longer each time (an edit builds at once)"
