@@ -15,6 +15,9 @@ Shapes (N is the number of jobs, not counting the final aggregate):
 - ``pattern``: the ``wide`` graph written the way people write it: one wildcard rule expanded
   over the sources with ``foreach`` (Weave), a ``%`` pattern rule (make), wildcards (Snakemake).
   Ninja has no patterns, so it gets the explicit form.
+- ``fanin``: the ``wide`` graph where every job also depends on the same H shared headers
+  (H = min(100, N): a million edges at 10k jobs), as C compiles do; each job copies its own
+  source. One explicit rule per job, listing the headers (Ninja: as implicit dependencies).
 - ``big``: one job reading a large file (hard-linked into every tool directory).
 
 Run ``python bench/generate.py --help`` to write a workload by hand for inspection.
@@ -31,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHAPES = ("wide", "layered", "deep", "pattern")
+SHAPES = ("wide", "layered", "deep", "pattern", "fanin")
 TOOLS = ("weave", "make", "ninja", "snakemake", "doit")
 
 # One shell text per job kind, shared by every tool. {IN}, {OUT} and {DIR} are replaced by
@@ -39,6 +42,8 @@ TOOLS = ("weave", "make", "ninja", "snakemake", "doit")
 # measures the tools' overhead, not the jobs.
 COMMANDS = {
     "copy": "cp {IN} {OUT}",
+    # fanin: a job's first input is its own source; the rest are headers it "includes".
+    "first": "cp {FIRST} {OUT}",
     "sum": "cat {IN} | cksum > {OUT}",
     # The aggregate lists its directory instead of passing N paths on the command line: a
     # single argument (`bash -c CMD`) is capped at 128 KiB on Linux, which 10k paths exceed.
@@ -104,6 +109,15 @@ def make_workload(shape: str, n: int, layers: int = 10) -> Workload:
         jobs = [Job("copy", [f"src/{s}.txt"], f"out/{s}.o", f"w{s[1:]}") for s in names]
         jobs.append(Job("agg", [j.output for j in jobs], "all.txt", "all", agg_dir="out"))
         return Workload(shape, n, sources, jobs, "all.txt", f"src/{names[n // 2]}.txt")
+    if shape == "fanin":
+        d = _width(n)
+        names = [f"s{i:0{d}d}" for i in range(n)]
+        headers = [f"include/h{i:03d}.h" for i in range(min(100, n))]
+        sources = {f"src/{s}.txt": f"source {s}\n" for s in names}
+        sources.update({h: f"header {h}\n" for h in headers})
+        jobs = [Job("first", [f"src/{s}.txt"] + headers, f"out/{s}.o", f"w{s[1:]}") for s in names]
+        jobs.append(Job("agg", [j.output for j in jobs], "all.txt", "all", agg_dir="out"))
+        return Workload(shape, n, sources, jobs, "all.txt", f"src/{names[n // 2]}.txt")
     if shape == "layered":
         n_layers = max(2, min(layers, n // 2))
         w = max(2, n // n_layers)
@@ -140,9 +154,9 @@ def big_workload() -> Workload:
     return Workload("big", 1, {}, [job], "big.sum", "", big_file="big.bin")
 
 
-def _command(kind: str, ins: str, out: str, agg_dir: str = "") -> str:
+def _command(kind: str, ins: str, out: str, agg_dir: str = "", first: str = "") -> str:
     text = COMMANDS[kind]
-    return text.replace("{IN}", ins).replace("{OUT}", out).replace("{DIR}", agg_dir)
+    return text.replace("{IN}", ins).replace("{OUT}", out).replace("{DIR}", agg_dir).replace("{FIRST}", first)
 
 
 def _toml_str(value: str) -> str:
@@ -183,7 +197,7 @@ def write_weave(wl: Workload, root: Path) -> None:
                 f"[rules.{job.name}]",
                 f"inputs = {_toml_list(job.inputs)}",
                 f"outputs = {_toml_list([job.output])}",
-                f"cmd = {_toml_str(_command(job.kind, '{inputs}', '{outputs}', job.agg_dir))}",
+                f"cmd = {_toml_str(_command(job.kind, '{inputs}', '{outputs}', job.agg_dir, '{inputs[0]}'))}",
             ]
     (root / "Weavefile").write_text("\n".join(lines) + "\n")
 
@@ -219,7 +233,7 @@ def write_make(wl: Workload, root: Path) -> None:
             oo = f" | {d}" if d else ""
             lines += [
                 f"{job.output}: {' '.join(job.inputs)}{oo}",
-                "\t" + _command(job.kind, "$^", "$@", job.agg_dir),
+                "\t" + _command(job.kind, "$^", "$@", job.agg_dir, "$<"),
             ]
     lines.append("")
     for d in dirs:
@@ -239,9 +253,11 @@ def write_ninja(wl: Workload, root: Path) -> None:
     for i, (kind, agg_dir) in enumerate(kinds):
         name = f"{kind}{i}"
         rule_names[kind, agg_dir] = name
-        lines += [f"rule {name}", f"  command = {_command(kind, '$in', '$out', agg_dir)}"]
+        lines += [f"rule {name}", f"  command = {_command(kind, '$in', '$out', agg_dir, '$in')}"]
     for job in wl.jobs:
         ins = " ".join(_ninja_escape(p) for p in job.inputs)
+        if job.kind == "first":  # the headers as implicit dependencies: $in is the source
+            ins = " | ".join((_ninja_escape(job.inputs[0]), " ".join(_ninja_escape(p) for p in job.inputs[1:])))
         rule = rule_names[job.kind, job.agg_dir]
         lines.append(f"build {_ninja_escape(job.output)}: {rule} {ins}")
     lines.append(f"default {_ninja_escape(wl.target)}")
@@ -294,7 +310,7 @@ def write_snakemake(wl: Workload, root: Path) -> None:
             "    input: lambda wc: INPUTS[wc.path]",
             '    output: "{path}"',
             f"    wildcard_constraints: path={constraint!r}",
-            f"    shell: {_command(kind, '{input}', '{output}')!r}",
+            f"    shell: {_command(kind, '{input}', '{output}', first='{input[0]}')!r}",
         ]
     (root / "Snakefile").write_text("\n".join(lines) + "\n")
 
@@ -302,7 +318,7 @@ def write_snakemake(wl: Workload, root: Path) -> None:
 def write_doit(wl: Workload, root: Path) -> None:
     """dodo.py: one task per job, generated from a table (doit checks file_dep by MD5)."""
     table = [
-        [j.output, j.inputs, _command(j.kind, " ".join(j.inputs), j.output, j.agg_dir)]
+        [j.output, j.inputs, _command(j.kind, " ".join(j.inputs), j.output, j.agg_dir, j.inputs[0])]
         for j in wl.jobs
     ]
     text = f'''"""doit benchmark workload: {wl.shape}, {wl.n} jobs (bench/generate.py)."""
