@@ -369,6 +369,23 @@ class Project:
             store.close()
         return len(checked.job_keys) if checked is not None and checked.noop else None
 
+    def proven_made_up_to_date(self, path: str) -> bool:
+        """Whether the no-op stamp of a build of `path` itself, or of the default targets,
+        proves the job that makes `path` up to date (nothing it, or anything upstream, read or
+        made changed since): `weave why` answers from it. False when no stamp can tell."""
+        path = paths.normalize(path)
+        if path in self.manifest.rules:
+            return False  # a rule name: a target of its own
+        store = self.open_store(readonly=True)
+        try:
+            for targets in ((path,), ()):
+                checked = stamp.check(store, self.root, stamp.key(self.digest, targets))
+                if checked is not None and checked.noop and checked.made_here(path):
+                    return True
+            return False
+        finally:
+            store.close()
+
     def plan(
         self,
         targets: Sequence[str] = (),

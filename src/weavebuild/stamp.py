@@ -241,6 +241,22 @@ class Check:
         fingerprints, at = self._stamp.fingerprints, 4 * position  # type: ignore[union-attr]
         return (fingerprints[at], fingerprints[at + 1], fingerprints[at + 2], fingerprints[at + 3])
 
+    def made_here(self, path: str) -> bool:
+        """Whether `path` is an output of one of the stamped jobs, as stamped (not a gone
+        temporary output): after a no-op check, proof that the job making it is up to date.
+        False when the stamp cannot tell (no structure: a graph with temporary outputs)."""
+        stamp = self._stamp
+        if stamp is None or not stamp.structure_blob:
+            return False
+        position = stamp.positions.get(path)
+        if position is None or stamp.fingerprints[4 * position + 1] == -1:
+            return False
+        try:
+            structure = marshal.loads(stamp.structure_blob)
+        except (EOFError, ValueError, TypeError):
+            return False
+        return any(position in outputs for _, outputs in structure)
+
     @property
     def job_keys(self) -> Tuple[str, ...]:
         """The keys of the stamped jobs, in graph order (decoded on first use)."""
@@ -505,6 +521,7 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
     # Files whose fingerprint changed but whose size did not are re-hashed by the comparison:
     # the same content means nothing changed for the jobs (touch, `git checkout` back and
     # forth, identical rewrites).
+    result._stamp = stamp
     try:
         comparison = _compare(directory, stamp)
         if comparison is None:
@@ -521,7 +538,6 @@ def _check(stamp: _Stamp, result: Check, directory: int) -> Optional[Check]:
         result.restamp = stamp.patched_at(rehashed)
         return result
     result.rows = {paths[position]: row for position, row in rehashed}
-    result._stamp = stamp
     unchanged = result.unchanged = dict(zip(paths, digests))
     for position in changed:
         del unchanged[paths[position]]

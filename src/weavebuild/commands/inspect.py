@@ -91,6 +91,9 @@ WHY_CAUSES = 10
 def why(settings: Settings, target: str) -> None:
     """Explain why TARGET is (or is not) stale, following the chain to the changed sources."""
     project = settings.project()
+    if project.proven_made_up_to_date(target):  # from the no-op stamp: no graph to load
+        click.echo(f"{target} is up to date: the recorded signature and output digests match")
+        return
     jobs, verdicts, chain = project.why(target, reporter=settings.reporter())
     if not jobs:
         rule = project.manifest.rules.get(target)
