@@ -414,6 +414,18 @@ def test_usage_errors_leave_no_run_in_the_history(project):
     assert "nosuch" not in history and len([line for line in history.splitlines() if "weave" in line]) == 1
 
 
+def test_a_silent_job_whose_outputs_are_wrong_keeps_an_empty_log(project):
+    """Exited 0 without printing, but did not make its output: a failure, whose attempt keeps
+    a log (empty) as history.md promises for every failed attempt; the report names it. It
+    kept none ('no log was recorded')."""
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "true"\n')
+    result = project.run("build")
+    assert result.rc == 1 and "exited 0 but did not create a" in result.err and "log: .weave/logs/a.log" in result.err, result
+    assert project.read(".weave/logs/a.log") == ""
+    assert project.run("report", "-o", "r.html").rc == 0
+    assert "no log was recorded" not in project.read("r.html")
+
+
 def test_a_runs_time_in_the_history_counts_its_checks(project, monkeypatch):
     """A no-op answered by the stamp (and a build) is timed from when it began: a slow stamp
     check shows in the history (it read 0.00s for a 1.8 s no-op at 100k jobs)."""

@@ -899,6 +899,14 @@ class Builder:
         if failure is None and job.depfile:
             discovered, failure = self._read_depfile(job, entry.started_wall)
         status = "ok" if failure is None else ("timeout" if completion.timed_out else "cancelled" if completion.cancelled else "failed")
+        if failure is not None and not completion.log_written:
+            # Exited 0, silently, but weave found its outputs wrong: a failed attempt keeps a
+            # log, if an empty one, as every failure does (history, report).
+            try:
+                open(entry.log_path, "wb").close()
+                completion.log_written = True
+            except OSError:
+                pass
         self._attempt_rows.append(
             (
                 self.run_id,
