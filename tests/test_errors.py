@@ -130,7 +130,7 @@ def test_a_loop_through_pattern_rules_is_a_cycle_not_a_missing_source(project):
     """Rule `a` makes q.txt from q.in, rule `b` q.in from q.txt: a cycle, said as one. It was
     reported as "missing source 'q.txt'", because a pattern rule already in the chain is not
     used again (as in make). A path only the chain's own rule could make, for another job of
-    it, says that rule is in the chain."""
+    it, is a missing source (`{file}` from `{file}.gz` matches any name)."""
     project.weavefile(
         """
         [rules.a]
@@ -147,11 +147,7 @@ def test_a_loop_through_pattern_rules_is_a_cycle_not_a_missing_source(project):
     assert_user_error(result, "dependency cycle: a q.txt -> b q.in -> a q.txt")
     assert "missing source" not in result.err
     project.weavefile('[rules.a]\noutputs = ["{n}.o"]\ninputs = ["{n}"]\ncmd = "touch {outputs}"\n')
-    assert_user_error(
-        project.run("build", "x.o.o"),
-        "'x.o', needed by a x.o.o, matches rule 'a', which is already in this chain of dependencies",
-        "a pattern rule is used once per chain",
-    )
+    assert_user_error(project.run("build", "x.o.o"), "missing source 'x.o' needed by rule 'a'")
 
 
 def test_a_mistyped_input_names_the_line_and_the_close_path(project):

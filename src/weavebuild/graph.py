@@ -362,6 +362,20 @@ def _ancestors(path: str) -> List[str]:
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
+def _refuse_pattern_cycle(passed_over: Tuple[RuleSpec, Dict[str, str]], chain: List[Job]) -> None:
+    """A missing path that the pattern rule `passed_over` would make, were it not in the chain
+    already (as in make, a pattern rule is used once per chain): when the job it would be is in
+    the chain itself, the dependencies go round, and that is the error to report. (Otherwise
+    the path is simply missing: `{file}` from `{file}.gz` matches any name.)"""
+    rule, values = passed_over
+    ordered = {name: values[name] for name in rule.wildcard_names if name in values}
+    key = rule.name + ("[" + ",".join(f"{k}={v}" for k, v in ordered.items()) + "]" if ordered else "")
+    names = [job.display for job in chain]
+    start = next((index for index, job in enumerate(chain) if job.key == key), None)
+    if start is not None:
+        raise CycleError(names[start:] + [names[start]])
+
+
 def _broken_link_hint(full: str, path: str) -> Optional[str]:
     """For a missing source that is a symlink: where it points, which is not there (or that it
     is a loop of links). None if it is no symlink."""
@@ -1135,7 +1149,7 @@ class Resolver:
                                     continue
                                 _refuse_unreadable(os.path.join(self.root, path), path)
                                 if self._passed_over:
-                                    raise self._chain_error(path, [entry[0] for entry in stack])
+                                    _refuse_pattern_cycle(self._passed_over, [entry[0] for entry in stack])
                                 raise self._missing_source(
                                     path,
                                     job.rule,
@@ -1316,26 +1330,6 @@ class Resolver:
                             f"does not match its constraint wildcards.{name} = '{constraint}'"
                         )
         return None
-
-    def _chain_error(self, path: str, chain: List[Job]) -> UsageError:
-        """The error for `path`, which no rule makes in this chain of dependencies because the
-        pattern rule that makes it is in the chain already (as in make, a pattern rule is used
-        once per chain): a cycle if it would be a job of the chain itself."""
-        assert self._passed_over is not None
-        rule, values = self._passed_over
-        ordered = {name: values[name] for name in rule.wildcard_names if name in values}
-        key = rule.name + ("[" + ",".join(f"{k}={v}" for k, v in ordered.items()) + "]" if ordered else "")
-        names = [job.display for job in chain]
-        start = next((index for index, job in enumerate(chain) if job.key == key), None)
-        if start is not None:
-            return CycleError(names[start:] + [names[start]])
-        reader = chain[-1]
-        return UsageError(
-            f"'{path}', needed by {reader.display}, matches rule '{rule.name}', which is already in"
-            f" this chain of dependencies ({' -> '.join(names)})",
-            hint="as in make, a pattern rule is used once per chain: give the steps distinct output"
-            " patterns (another directory or suffix), or constrain the wildcards",
-        )
 
     def _missing_source(self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None) -> MissingSource:
         """The error for a source that does not exist: where the rule names it (its inputs'
