@@ -814,7 +814,7 @@ def test_glob_inputs_expand_sorted_and_are_recorded(tmp_path):
     assert graph.sources["src/a.c"] == [prog, tree]
     assert graph.warnings == [
         "rule 'prog': input glob 'nothing/*.zz' matches no file "
-        "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
+        "(globs see existing files and other rules' exact outputs; for a pattern rule's outputs, use a foreach over the sources they are made from)"
     ]
 
 
@@ -834,7 +834,7 @@ def test_the_empty_globs_of_a_pattern_rules_jobs_are_one_warning(tmp_path):
     )
     assert graph.warnings == [
         "rule 'use': input glob 'work/s1/raw/*.csv' matches no file (and 2 more of its jobs' globs) "
-        "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
+        "(globs see existing files and other rules' exact outputs; for a pattern rule's outputs, use a foreach over the sources they are made from)"
     ]
 
 

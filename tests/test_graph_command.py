@@ -313,6 +313,7 @@ def test_a_picture_too_large_for_graphviz_is_refused_with_its_dot_source(project
     )
     result = project.run("graph", "all", timeout=120)
     assert_user_error(result, "nodes are more than Graphviz lays out in reasonable time", "the DOT source was written to weave-graph.dot")
+    assert "--rules" not in result.err  # one node per rule: as many nodes here (the docs audit)
     assert (project.root / "weave-graph.dot").read_text().startswith("digraph")
     assert not (project.root / "weave-graph.svg").exists()
     dot = project.run("graph", "all", "-o", "big.dot", timeout=120)

@@ -1259,7 +1259,8 @@ class Resolver:
             more = f" (and {len(globs) - 1:,} more of its jobs' globs)" if len(globs) > 1 else ""
             self.warnings.append(
                 f"rule '{name}': input glob '{first_glob}' matches no file{more} "
-                "(globs see existing files only, and other rules' outputs only inside their directory outputs)"
+                "(globs see existing files and other rules' exact outputs; for a pattern rule's outputs,"
+                " use a foreach over the sources they are made from)"
             )
         for rule in {job.rule.name: job.rule for job in order if job.rule.foreach}.values():
             for key in _unused_foreach_keys(rule):

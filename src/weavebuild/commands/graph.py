@@ -110,7 +110,11 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
         raise UsageError(
             f"{len(picture.nodes)} nodes are more than Graphviz lays out in reasonable time"
             f" (at most {visualize.LAYOUT_LIMIT} for {fmt})",
-            hint="name fewer targets, or draw one node per rule (--rules)"
+            hint=(
+                "name fewer targets"
+                # One node per rule helps only where rules have many jobs each.
+                + ("" if rules or len(project.manifest.rules) > visualize.LAYOUT_LIMIT else ", or draw one node per rule (--rules)")
+            )
             + ("" if fallback == "-" else f"; the DOT source was written to {os.path.relpath(fallback)}"),
         )
     else:
