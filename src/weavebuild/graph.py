@@ -451,6 +451,33 @@ def _check_depfiles(
         )
 
 
+def _plain_paths(patterns: List[str]) -> List[Optional[str]]:
+    """Each of `patterns` that is a plain path (no wildcard, no glob), normalised; None for the
+    others. All at once when, as in a generated Weavefile listing 1,000 headers per rule, all
+    are plain and already canonical."""
+    joined = "\n".join(patterns)
+    if (
+        "{" not in joined
+        and "}" not in joined
+        and paths.GLOB_CHARS.isdisjoint(joined)
+        and "/." not in joined
+        and "//" not in joined
+        and "\n." not in joined
+        and "/\n" not in joined
+        and joined[:1] != "."
+        and joined[-1:] != "/"
+        and os.sep == "/"
+        and all(patterns)
+    ):
+        return list(patterns)  # (what paths.normalize gives each)
+    return [
+        paths.normalize(pattern)
+        if "{" not in pattern and "}" not in pattern and paths.GLOB_CHARS.isdisjoint(pattern)
+        else None
+        for pattern in patterns
+    ]
+
+
 def _is_own_output(path: str, job: Job) -> bool:
     """Whether `path` is one of `job`'s outputs or inside one of its directory outputs."""
     for output, is_dir in zip(job.outputs, job.dir_outputs):
@@ -489,6 +516,7 @@ class Resolver:
         # is asked of the file system, and recorded as a question, once per resolution.
         self._globbed: Dict[Tuple[str, bool], List[str]] = {}
         self._existing: Dict[str, bool] = {}  # exists()'s answers
+        self._plain_inputs: Dict[str, List[Optional[str]]] = {}  # see job_for
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
@@ -683,10 +711,13 @@ class Resolver:
                     f"rule '{rule.name}': output '{output}' {protected}",
                     hint="a job may not write (and weave never deletes) it: check the wildcard values",
                 )
+        plain = self._plain_inputs.get(rule.name)
+        if plain is None:  # each input written as a plain path, normalised; None for the others
+            plain = self._plain_inputs[rule.name] = _plain_paths(rule.inputs)
         groups: List[List[str]] = []
-        for pattern in rule.inputs:
-            if "{" not in pattern and "}" not in pattern and paths.GLOB_CHARS.isdisjoint(pattern):
-                groups.append([paths.normalize(pattern)])  # most inputs: one plain path
+        for pattern, normalized in zip(rule.inputs, plain):
+            if normalized is not None:
+                groups.append([normalized])  # most inputs: one plain path
                 continue
             group: List[str] = []
             unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
