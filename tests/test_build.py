@@ -1523,7 +1523,8 @@ cmd = "echo about to fail; exit 3"
     # The list of failures follows the summary line that counts them, on stderr.
     summary = result.err[result.err.index("weave: 3 failed") :]
     assert "failed: a a.txt (log: .weave/logs/a.log)" in summary  # silent, failed: a log
-    assert "failed: b b.txt\n" in summary  # exited 0, no output, printed nothing: no log
+    # exited 0 and printed nothing, but made no output: a failed attempt keeps a log, if empty
+    assert "failed: b b.txt (log: .weave/logs/b.log)" in summary and project.read(".weave/logs/b.log") == ""
     assert "rule b exited 0 but did not create b.txt" in result.err
     assert "failed: c c.txt (log: .weave/logs/c.log)" in summary
     assert project.read(".weave/logs/c.log") == "about to fail\n"
