@@ -49,6 +49,7 @@ def fingerprint_now(path: str, dir_fd: Optional[int] = None) -> Optional[Fingerp
     except OSError:
         return None
 
+
 class TreeWalk(NamedTuple):
     """What the walk that digested a directory tree saw (FileState.tree_as_read)."""
 
@@ -284,7 +285,7 @@ class FileState:
                 and row[0] == member_st.st_size
                 and row[2] == member_st.st_ino
                 and row[3] == member_st.st_ctime_ns
-                and row[5] - mtime > (COARSE_RACY_WINDOW_NS if mtime % 1_000_000_000 == 0 else RACY_WINDOW_NS)
+                and row[5] - mtime > racy_window(mtime)
             ):
                 if key not in used:
                     used[key] = (row[0], mtime, row[2], row[3])

@@ -362,14 +362,21 @@ def _ancestors(path: str) -> List[str]:
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
+def job_key(rule_name: str, wildcards: Dict[str, str]) -> str:
+    """The key of the job of rule `rule_name` with these wildcard values (in the rule's order):
+    `train[model=small,seed=1]`, or the rule's name alone."""
+    if not wildcards:
+        return rule_name
+    return rule_name + "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
+
+
 def _refuse_pattern_cycle(passed_over: Tuple[RuleSpec, Dict[str, str]], chain: List[Job]) -> None:
     """A missing path that the pattern rule `passed_over` would make, were it not in the chain
     already (as in make, a pattern rule is used once per chain): when the job it would be is in
     the chain itself, the dependencies go round, and that is the error to report. (Otherwise
     the path is simply missing: `{file}` from `{file}.gz` matches any name.)"""
     rule, values = passed_over
-    ordered = {name: values[name] for name in rule.wildcard_names if name in values}
-    key = rule.name + ("[" + ",".join(f"{k}={v}" for k, v in ordered.items()) + "]" if ordered else "")
+    key = job_key(rule.name, {name: values[name] for name in rule.wildcard_names if name in values})
     names = [job.display for job in chain]
     start = next((index for index, job in enumerate(chain) if job.key == key), None)
     if start is not None:
@@ -688,9 +695,7 @@ class Resolver:
 
     # -- job creation ------------------------------------------------------------------------
     def job_for(self, rule: RuleSpec, wildcards: Dict[str, str]) -> Job:
-        key = rule.name
-        if wildcards:
-            key += "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
+        key = job_key(rule.name, wildcards)
         job = self.jobs.get(key)
         if job is not None:
             return job
