@@ -460,6 +460,15 @@ def test_touch_of_a_target_records_its_own_job_and_names_a_stale_upstream_one(pr
     assert "nothing to do" in project.run("build").out
 
 
+def test_building_a_source_says_no_job_makes_it(project):
+    """`weave build src.txt`, a source: nothing to do, said as such (it said '0 jobs up to
+    date'), exit 0 as make's 'Nothing to be done' and Ninja's 'no work to do'."""
+    project.weavefile('[rules.a]\ninputs = ["src.txt"]\noutputs = ["a.txt"]\ncmd = "cp src.txt a.txt"\n')
+    project.write("src.txt", "s\n")
+    result = project.run("build", "src.txt")
+    assert result.rc == 0 and result.out == "weave: nothing to do (no job makes the targets)\n", result
+
+
 def test_touch_exits_1_when_an_output_is_missing(project):
     """Scripts can tell that touch did not record everything: a job whose output is missing
     is named in a warning and the exit code is 1."""

@@ -393,4 +393,7 @@ class ConsoleReporter(Reporter):
 
     def nothing_to_do(self, up_to_date: int) -> None:
         if self.verbosity >= NORMAL:
+            if not up_to_date:  # sources named as targets, or a rule whose foreach gives nothing
+                self._print("weave: nothing to do (no job makes the targets)")
+                return
             self._print(f"weave: nothing to do ({up_to_date} job{'s' if up_to_date != 1 else ''} up to date)")
