@@ -73,6 +73,30 @@ def test_static_chain_in_topological_order(tmp_path):
         graph.job("zz")
 
 
+def test_many_pattern_rules_each_path_finds_its_maker(tmp_path):
+    """With more than 32 pattern rules, only those whose literal start lies in a directory
+    holding the path are tried (4,000 rules made resolution try 16M regexes); the answers are
+    the ones trying them all gives: a rule per directory, the most specific of those that
+    match (`out/p3/{x}.o` over a catch-all `{x}.o`), a pattern starting with a wildcard or
+    with a literal brace, and a constrained wildcard spanning directories."""
+    rules = "".join(
+        f'[rules.p{k}]\ninputs = ["s/{{x}}.txt"]\noutputs = ["out/p{k}/{{x}}.o"]\ncmd = "cp {{inputs}} {{outputs}}"\n'
+        for k in range(40)
+    )
+    rules += '[rules.any]\ninputs = ["s/{x}.txt"]\noutputs = ["{x}.o"]\ncmd = "cp {inputs} {outputs}"\n'
+    rules += '[rules.brace]\ninputs = ["s/{x}.txt"]\noutputs = ["b{{r}}/{x}.o"]\ncmd = "cp {inputs} {outputs}"\n'
+    rules += (
+        '[rules.deep]\ninputs = ["s/a.txt"]\noutputs = ["tree/{p}.d"]\nwildcards = { p = ".+" }\n'
+        'cmd = "cp {inputs} {outputs}"\n'
+    )
+    touch(tmp_path, "s/a.txt", "s/b.txt")
+    targets = ["out/p3/a.o", "out/p39/b.o", "a.o", "b{r}/b.o", "tree/x/y/z.d", "out/p7/a.o"]
+    graph = graph_of(tmp_path, rules, targets)
+    assert [job.key for job in graph.targets] == [
+        "p3[x=a]", "p39[x=b]", "any[x=a]", "brace[x=b]", "deep[p=x/y/z]", "p7[x=a]"
+    ]
+
+
 def test_job_recipe_is_set_and_matches_recipe_digest(tmp_path):
     graph = graph_of(
         tmp_path,

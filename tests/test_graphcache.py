@@ -326,3 +326,32 @@ def test_a_digests_index_of_random_bytes_is_made_again(project):
         result = project.run(*command)
         assert result.rc == 0 and "internal error" not in result.err, (command, result)
     assert index.read_text(encoding="ascii").split()
+
+
+def test_hundreds_of_globs_are_all_vouched_for_by_their_directory(project):
+    """300 rules, each globbing its own names in one directory: every answer keeps its
+    directory stat, so a no-op with the graph cache re-lists nothing. Past 256 questions the
+    listings file used to drop half of them, and every build listed the directory hundreds
+    of times again (1,600 globs: a 17 s no-op). Every question is still checked: a new file
+    matching one glob reruns its rule."""
+    import marshal
+
+    from weavebuild import graphcache
+
+    project.weavefile(
+        "default = [" + ", ".join(f'"out/{k}.txt"' for k in range(300)) + "]\n"
+        + "".join(
+            f'[rules.r{k}]\ninputs = ["s/k{k}_*.txt"]\noutputs = ["out/{k}.txt"]\ncmd = "cat {{inputs}} > {{outputs}}"\n'
+            for k in range(300)
+        )
+    )
+    for k in range(300):
+        project.write(f"s/k{k}_a.txt", f"{k}\n")
+    _settled(project.root / "s")
+    assert project.run("build").rc == 0
+    recorded = marshal.loads((project.root / graphcache.LISTINGS_NAME).read_bytes())
+    assert len(recorded) >= 300, len(recorded)
+    project.write("s/k7_b.txt", "new\n")
+    result = project.run("build")
+    assert result.rc == 0 and result.started == ["r7 out/7.txt"], result
+    assert project.read("out/7.txt") == "7\nnew\n"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import marshal
 import operator
 import os
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
@@ -90,7 +90,10 @@ def known_digests(root: str) -> List[str]:
 # its answer -> (listing, digest of the answer then). A side file, so that recording one after a
 # re-listing rewrites a few hundred bytes, not the graph cache.
 LISTINGS_NAME = os.path.join(".weave", "listings")
-MAX_LISTINGS = 256
+# Entries kept: one per glob or foreach question (a project can ask thousands: a foreach per
+# job); past this many, the oldest half goes. (It was 256, and past it every no-op re-listed
+# its directories: 1,600 globs took a 17 s no-op.)
+MAX_LISTINGS = 65536
 
 
 def still_valid(root: str, queries: Sequence[tuple]) -> bool:
@@ -408,11 +411,13 @@ def _cut(entry: Dict, targets: Sequence[str], wanted: Sequence[str]) -> Optional
             maker[output] = index
     decoded = _LazyJobs(blobs)  # only the jobs the walk reaches are decoded
     roots: List[int] = []
+    rooted: Set[int] = set()  # (a list's `in` made 32k targets on the command line quadratic)
     for path in wanted:
         index = maker.get(path)
         if index is None:
             return None
-        if index not in roots:
+        if index not in rooted:
+            rooted.add(index)
             roots.append(index)
     # The walk Resolver.resolve makes: each job's inputs in order, a source noted where first
     # read, a job that makes an input visited before the rest of the inputs.

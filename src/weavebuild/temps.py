@@ -26,16 +26,18 @@ if TYPE_CHECKING:  # pragma: no cover
 def wanted(graph: Graph) -> Set[str]:
     """The paths that must stay: those the build was asked for (Graph.wanted: a path target,
     the items of an alias, the outputs of a rule named as a target), and the directories
-    whose contents decide which jobs there are (read by a foreach pattern or a glob)."""
-    return set(graph.wanted) | set(graph.first)
+    whose contents decide which jobs there are (read by a foreach pattern or a glob); and
+    every directory holding one of those (a temporary directory output holding a wanted path
+    stays too). A set: each temporary output is looked up in it, not compared with each
+    wanted path (4,000 temporary outputs all asked for were 16M comparisons)."""
+    kept = set(graph.wanted) | set(graph.first)
+    for path in list(kept):
+        parent = path.rpartition("/")[0]
+        while parent and parent not in kept:
+            kept.add(parent)
+            parent = parent.rpartition("/")[0]
+    return kept
 
-
-def _is_kept(path: str, kept: Set[str]) -> bool:
-    """Whether `path` is asked for, or holds (as a directory) a path that is."""
-    if path in kept:
-        return True
-    prefix = path + "/"
-    return any(item.startswith(prefix) for item in kept)
 
 
 def _temp_of(path: str, temps: Mapping[str, object]) -> Optional[str]:
@@ -75,7 +77,7 @@ def demand(graph: Graph, verdicts: Dict[str, Verdict], exists: Callable[[str], b
 
     kept = wanted(graph)
     for path in temps:
-        if _is_kept(path, kept):
+        if path in kept:
             need(path, "")
     done: Set[str] = set()
     while stale:
@@ -110,7 +112,7 @@ class TempOutputs:
         for job in graph.temp_jobs:
             for index in job.rule.temp:
                 path = job.outputs[index]
-                if not _is_kept(path, kept):
+                if path not in kept:
                     self._waiting[path] = 1
                     self._is_dir[path] = job.dir_outputs[index]
                     self._producer[path] = job.key
