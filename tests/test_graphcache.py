@@ -355,3 +355,29 @@ def test_hundreds_of_globs_are_all_vouched_for_by_their_directory(project):
     result = project.run("build")
     assert result.rc == 0 and result.started == ["r7 out/7.txt"], result
     assert project.read("out/7.txt") == "7\nnew\n"
+
+
+def test_a_glob_answered_from_a_kept_listing_matches_glob_itself(tmp_path):
+    """expand_glob with a listing kept from an earlier pattern in the same directory (one
+    listing for many rules' globs) gives exactly what glob.glob gives: hidden names only for
+    a pattern starting with a dot, directories and broken symlinks included, escaped glob
+    characters literal, sorted."""
+    from weavebuild import paths
+
+    directory = tmp_path / "s"
+    directory.mkdir()
+    for name in ("a.txt", "b.txt", ".hidden.txt", "a*b.txt", "ab.csv", "x1", "x22"):
+        (directory / name).write_text(name)
+    (directory / "sub.txt").mkdir()
+    os.symlink("nowhere", directory / "broken.txt")
+    past = time.time_ns() - 10 * paths.LISTING_SETTLED_NS
+    os.utime(directory, ns=(past, past))
+    while time.time_ns() - os.stat(directory).st_ctime_ns < paths.LISTING_SETTLED_NS:
+        time.sleep(0.1)  # (a listing vouches only for a directory left alone a while)
+    names_in: dict = {}
+    for pattern in ("s/*.txt", "s/.*", "s/a[*]b*", "s/x?", "s/*", "s/nothing*", "*.txt"):
+        listing = paths.listing_of(str(tmp_path), pattern)
+        assert listing is not None or not pattern.startswith("s/")
+        kept = paths.expand_glob(str(tmp_path), pattern, listing, names_in)
+        assert kept == paths.expand_glob(str(tmp_path), pattern), pattern
+    assert [key[0] for key in names_in].count("s") == 1  # one listing of s/ served them all

@@ -549,6 +549,7 @@ class Resolver:
         # is asked of the file system, and recorded as a question, once per resolution.
         self._globbed: Dict[Tuple[str, bool], List[str]] = {}
         self._existing: Dict[str, bool] = {}  # exists()'s answers
+        self._names_in: Dict[paths.Listing, List[str]] = {}  # see paths.expand_glob
         self._plain_inputs: Dict[str, List[Optional[str]]] = {}  # see job_for
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
@@ -599,7 +600,7 @@ class Resolver:
                     self._empty_globs.setdefault(rule.name, {})[path] = None
                 return known_matches
             listing = paths.listing_of(self.root, path)
-            matches = paths.expand_glob(self.root, path)
+            matches = paths.expand_glob(self.root, path, listing, self._names_in)
             self._asked(("glob", path, tuple(matches)), listing)
             if self._index_ready and self.index.static and not os.path.isabs(path):
                 # Files other rules make count as there already (see _foreach_rows).
