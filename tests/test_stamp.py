@@ -215,6 +215,42 @@ def test_why_of_a_stamped_output_answers_from_the_stamp(project):
     assert result.rc == 0 and "raw/a.txt" in result.out and "up to date" not in result.out.splitlines()[0], result
 
 
+def test_a_chmod_inside_a_stamped_tree_is_a_change(project):
+    """The executable bit is part of a directory tree's digest. A chmod changes a file's ctime
+    alone, and the stamp's check found the same bytes and said 'nothing to do' (and `why`
+    'up to date'), while the full check saw the tree changed (found by an outside tester).
+    A file in a stamped tree that moved is a change now, for a directory input and a
+    directory output alike."""
+    project.weavefile(
+        """
+        default = ["out.txt", "d/"]
+        [rules.list]
+        inputs = ["data/"]
+        outputs = ["out.txt"]
+        cmd = "ls -l data | cut -c1-10 > out.txt"
+        [rules.d]
+        inputs = ["src.txt"]
+        outputs = ["d/"]
+        cmd = "mkdir -p d/sub && cp src.txt d/sub/f"
+        """
+    )
+    project.write("data/a", "a\n")
+    project.write("src.txt", "s\n")
+    assert project.run("build").rc == 0
+    assert project.run("build").started == []
+    assert fast_path_used(project.root)
+    os.chmod(project.root / "data/a", 0o755)
+    why = project.run("why", "out.txt")
+    assert why.rc == 0 and "input changed: data" in why.out, why
+    result = project.run("build")
+    assert result.started == ["list out.txt"] and "-rwx" in project.read("out.txt"), result
+    assert project.run("build").started == []
+    os.chmod(project.root / "d/sub/f", 0o755)  # an output made executable by hand
+    result = project.run("build")
+    assert result.started == ["d d/"], result
+    assert not os.access(project.root / "d/sub/f", os.X_OK)
+
+
 def test_racy_entries_are_verified_by_content(project):
     """A file hashed within its timestamp window is stamped as racy: an equal fingerprint
     proves nothing, so the check re-reads it and sees a same-size rewrite."""

@@ -400,20 +400,24 @@ class _Comparison:
     def __init__(self, stamp: _Stamp, directory: int):
         self.digests = stamp.digests  # raises ValueError/EOFError/TypeError if corrupt
         self.fingerprints = stamp.fingerprints
+        self.paths = stamp.paths
         self.directory = directory
         self.changed: Set[int] = set()
         self.rehashed: List[Tuple[int, FileRow]] = []
         self.large: List[Tuple[int, str, os.stat_result]] = []
+        self._trees: Optional[Set[str]] = None
 
     def moved(self, position: int, path: str, st: Optional[os.stat_result]) -> None:
         """`path`'s fingerprint differs from the stamp's (or it was racy): is its content
-        the same?"""
+        the same? (A file in a stamped directory tree is changed all the same: the tree's
+        digest holds its executable bit too, which a chmod changes with the ctime alone.)"""
         digest = self.digests[position]
         if (
             st is None
             or not digest
             or not stat_module.S_ISREG(st.st_mode)
             or st.st_size != self.fingerprints[4 * position]
+            or self._in_tree(path)
         ):
             self.changed.add(position)
         elif st.st_size > SMALL_FILE:
@@ -426,6 +430,20 @@ class _Comparison:
                 self.changed.add(position)
                 return
             self._rehashed(position, st, hashed_at, now)
+
+    def _in_tree(self, path: str) -> bool:
+        """Whether `path` lies in a directory the stamp holds as a tree (digest "")."""
+        trees = self._trees
+        if trees is None:
+            trees = self._trees = {self.paths[index] for index, digest in enumerate(self.digests) if not digest}
+        if not trees:
+            return False
+        parent = path
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if parent in trees:
+                return True
+        return False
 
     def finish(self) -> None:
         """Hash the large files set aside (threads read them at once)."""
