@@ -401,6 +401,48 @@ def test_a_store_row_weave_never_writes_is_damage(project, damage):
     assert "nothing to do" in project.run("build", "b.txt").out
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE records SET outputs = X'00ff'",
+        "UPDATE files SET hashed_at_ns = NULL",
+        "UPDATE files SET digest = X'ff'",
+        "UPDATE jobs SET duration = 'x'",
+        "UPDATE jobs SET signature = X'aa'",
+    ],
+    ids=["outputs-blob", "null-time", "digest-blob", "duration-text", "signature-blob"],
+)
+def test_a_store_value_of_another_type_is_taken_as_none(project, damage):
+    """A value of a type weave never writes (a blob, a NULL) is taken as absent, and the file
+    read or the job run again: every command crashed with an internal error on it, for ever
+    (an outside tester)."""
+    import sqlite3
+
+    project.weavefile(
+        '[rules.a]\ninputs = ["src.txt"]\noutputs = ["a.txt"]\ncmd = "cp src.txt a.txt"\n'
+        '[rules.b]\ninputs = ["a.txt"]\noutputs = ["b.txt"]\ncmd = "cp a.txt b.txt"\n'
+    )
+    project.write("src.txt", "1\n")
+    assert project.run("build", "b.txt").rc == 0
+    connection = sqlite3.connect(project.root / ".weave" / "state.db")
+    connection.execute(damage)
+    connection.commit()
+    connection.close()
+    shutil.rmtree(project.root / ".weave" / "stamps")  # (the stamp would answer without the store)
+    for command in (("plan", "b.txt"), ("why", "b.txt"), ("status",)):
+        result = project.run(*command)
+        # (status exits 1 when something is stale: the damaged job may be)
+        assert result.rc in (0, 1) and "internal error" not in result.err and "Traceback" not in result.err, (command, result)
+    project.write("src.txt", "2\n")
+    result = project.run("build", "b.txt")
+    assert result.rc == 0 and "internal error" not in result.err and project.read("b.txt") == "2\n", result
+    # (a record that does not decode is damage: the store was moved aside, and the next build
+    # runs each job once)
+    again = project.run("build", "b.txt")
+    assert again.rc == 0 and ("nothing to do" in again.out or "moved the damaged state store" in result.err), again
+    assert "nothing to do" in project.run("build", "b.txt").out
+
+
 CRASH_DAG = """
 [rules.stage1]
 inputs = ["src/{i}.txt"]

@@ -71,7 +71,15 @@ def _name(stored: Any) -> Any:
     return stored.decode("utf-8", "surrogateescape") if isinstance(stored, bytes) else stored
 
 
-_FILES_QUERY = "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM files"
+# Rows of the digest cache with the types weave writes: one damaged by hand or by a bad disk
+# (a NULL time, a blob digest) is left out, as if never cached (the file is read again),
+# instead of crashing every command that meets it. SQLite keeps the lookups by path on the
+# index through the subquery.
+_FILES_QUERY = (
+    "SELECT path, size, mtime_ns, ino, ctime_ns, digest, hashed_at_ns FROM (SELECT * FROM files WHERE"
+    " typeof(size) = 'integer' AND typeof(mtime_ns) = 'integer' AND typeof(ino) = 'integer'"
+    " AND typeof(ctime_ns) = 'integer' AND typeof(hashed_at_ns) = 'integer' AND typeof(digest) IN ('text', 'null'))"
+)
 
 
 class Record:
@@ -340,8 +348,12 @@ class Store:
 
     def load_jobs(self, keys: Optional[Sequence[str]] = None) -> Dict[str, JobRow]:
         """The latest success of every job (or of the jobs in `keys`)."""
+        # (a value of another type than weave writes is taken as none: the job reruns)
         query = (
-            "SELECT j.job_key, j.signature, r.outputs, j.duration, r.discovered FROM jobs j "
+            "SELECT j.job_key, CASE WHEN typeof(j.signature) = 'text' THEN j.signature END,"
+            " CASE WHEN typeof(r.outputs) = 'text' THEN r.outputs END,"
+            " CASE WHEN typeof(j.duration) IN ('real', 'integer') THEN j.duration END,"
+            " CASE WHEN typeof(r.discovered) = 'text' THEN r.discovered END FROM jobs j "
             "LEFT JOIN records r ON r.signature = j.signature"
         )
         rows = self._fetch(query) if keys is None else self._fetch_in(query, "j.job_key", keys)
@@ -390,7 +402,7 @@ class Store:
             return {}
         try:
             rows = self.connection.execute(
-                "SELECT job_key, duration FROM jobs WHERE duration IS NOT NULL"
+                "SELECT job_key, duration FROM jobs WHERE typeof(duration) IN ('real', 'integer')"
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
