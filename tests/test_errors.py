@@ -150,6 +150,39 @@ def test_a_loop_through_pattern_rules_is_a_cycle_not_a_missing_source(project):
     assert_user_error(project.run("build", "x.o.o"), "missing source 'x.o' needed by rule 'a'")
 
 
+def test_a_glob_matching_a_leftover_output_whose_source_is_gone_says_so(project):
+    """A sample removed from chunks/ leaves counts/b.txt behind; the glob of `total` matches
+    it, so its maker is needed and its source is missing. The error says that the glob
+    brought it in and that the file may be left over (it said only 'create the file')."""
+    project.weavefile(
+        """
+        default = ["counts", "total.txt"]
+        [rules.counts]
+        inputs = ["counts/{c}.txt"]
+        foreach = { c = "chunks/{c}" }
+        [rules.count]
+        inputs = ["chunks/{c}"]
+        outputs = ["counts/{c}.txt"]
+        cmd = "wc -c < {inputs} > {outputs}"
+        [rules.total]
+        inputs = ["counts/*.txt"]
+        outputs = ["total.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    project.write("chunks/a", "a\n")
+    project.write("chunks/b", "bb\n")
+    assert project.run("build").rc == 0
+    os.unlink(project.root / "chunks/b")
+    assert_user_error(
+        project.run("build"),
+        "missing source 'chunks/b' needed by rule 'count' (job count[c=b])",
+        "the glob 'counts/*.txt' of rule 'total' matches counts/b.txt, which exists: if it is left over",
+    )
+    os.unlink(project.root / "counts/b.txt")  # as the hint says
+    assert project.run("build").rc == 0
+
+
 def test_a_mistyped_input_names_the_line_and_the_close_path(project):
     """A typo in an input path: the message points at the rule's inputs line, and the hint
     names the file beside it (or the rule output) that it is close to; an alias's item too."""

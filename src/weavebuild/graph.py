@@ -1219,7 +1219,8 @@ class Resolver:
                                     f"rule '{job.rule.name}'" + (f" (job {job.key})" if job.wildcards else ""),
                                     hint=self._rule_named_hint(path)
                                     or self._constraint_hint(path)
-                                    or self._elsewhere_hint(path),
+                                    or self._elsewhere_hint(path)
+                                    or self._leftover_hint(job, stack[-2][0] if len(stack) > 1 else None),
                                 )
                             sources[path] = []
                         sources[path].append(job)
@@ -1438,6 +1439,24 @@ class Resolver:
         name, other = os.path.basename(path), os.path.basename(close)
         alike = max(difflib.SequenceMatcher(None, name, other).ratio(), difflib.SequenceMatcher(None, other, name).ratio())
         return close if alike >= 0.75 else None
+
+    def _leftover_hint(self, job: Job, reader: Optional[Job]) -> Optional[str]:
+        """When `job` (missing a source) is needed only because a glob of `reader` matched an
+        output of it that exists: most likely a file left over from an earlier build, whose
+        source has gone since (a sample removed). Say so, rather than only 'create the file'."""
+        if reader is None:
+            return None
+        for pattern in reader.rule.inputs:
+            if not paths.is_written_glob(pattern):
+                continue
+            for output in job.outputs:
+                if paths.glob_matches(paths.normalize(pattern), output) and self._exists_rel(os.path.join(self.root, output)):
+                    return (
+                        f"{job.display} is needed because the glob '{pattern}' of rule '{reader.rule.name}'"
+                        f" matches {output}, which exists: if it is left over from an earlier build, delete"
+                        " it; otherwise create the missing file"
+                    )
+        return None
 
     def _elsewhere_hint(self, path: str) -> Optional[str]:
         """A missing source that exists relative to the current directory, when the Weavefile
