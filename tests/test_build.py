@@ -939,6 +939,23 @@ def test_the_project_directory_or_weaves_state_as_an_input_is_refused(project, r
     assert not project.exists("x.txt")
 
 
+@pytest.mark.parametrize("read", ["/", "..", "../.."])
+def test_a_directory_outside_holding_the_project_as_an_input_is_refused(project, read):
+    """`/` or `..` holds the project, and so weave's state: like `.`, it changes with every
+    build. `/` also meant walking the whole file system: every command hung (the mutation
+    fuzzer)."""
+    project.weavefile(
+        f"""
+        [rules.a]
+        inputs = ["{read}"]
+        outputs = ["x.txt"]
+        cmd = "ls > x.txt"
+        """
+    )
+    result = project.run("plan", timeout=60)
+    assert_user_error(result, "Weavefile:3: rule 'a', key 'inputs'", f"input '{read}' holds the project directory", "never be up to date")
+
+
 def test_a_directory_input_holding_its_own_output_is_refused(project):
     """A job that reads a directory and writes into it could never be up to date (each run
     changes what it read): a Weavefile error at the rule's inputs, with the fix."""

@@ -388,6 +388,11 @@ def _ancestors(path: str) -> List[str]:
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
+def _nested(path: str, directory: str) -> bool:
+    """Whether real path `path` is `directory` or inside it."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def job_key(rule_name: str, wildcards: Dict[str, str]) -> str:
     """The key of the job of rule `rule_name` with these wildcard values (in the rule's order):
     `train[model=small,seed=1]`, or the rule's name alone."""
@@ -1194,6 +1199,8 @@ class Resolver:
                         # digest covers them), and the directory need not exist yet.
                         if job.outputs:  # (a job without outputs runs every time anyway)
                             _refuse_changing_input(job, path, weavefile, own_dirs)
+                            if paths.is_outside(path):
+                                self._refuse_project_ancestor(job, path)
                         inside = inside_of.get(path)
                         if inside is None:
                             inside = inside_of[path] = self.index.outputs_inside(path)
@@ -1439,6 +1446,25 @@ class Resolver:
         name, other = os.path.basename(path), os.path.basename(close)
         alike = max(difflib.SequenceMatcher(None, name, other).ratio(), difflib.SequenceMatcher(None, other, name).ratio())
         return close if alike >= 0.75 else None
+
+    def _refuse_project_ancestor(self, job: Job, path: str) -> None:
+        """Refuse a source input outside the project that holds it (`/`, `..`): like the
+        project directory itself, it holds weave's own state, which every build changes, and
+        reading it means reading the whole of it (all of the file system, for `/`)."""
+        try:
+            real = os.path.realpath(os.path.join(self.root, path))
+            if not os.path.isdir(real):
+                return
+            holds = _nested(os.path.realpath(self.root), real)
+        except OSError:
+            return
+        if holds:
+            raise _key_error(
+                job.rule, "inputs", self.manifest.path,
+                f"input '{path}' holds the project directory: it changes with every build (weave's"
+                " state is in it), so the job would never be up to date",
+                hint="list the files or directories the job reads, or a glob such as '../data/*.csv'",
+            )
 
     def _leftover_hint(self, job: Job, reader: Optional[Job]) -> Optional[str]:
         """When `job` (missing a source) is needed only because a glob of `reader` matched an
