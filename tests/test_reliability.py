@@ -364,6 +364,22 @@ def test_store_damaged_past_the_open_check_is_moved_aside_after_the_build(projec
     assert "nothing to do" in project.run("build").out
 
 
+def _build_a_chain_then_damage_its_store(project, damage: str) -> None:
+    """Build b.txt (from a.txt, from src.txt), then run the SQL `damage` on the store."""
+    import sqlite3
+
+    project.weavefile(
+        '[rules.a]\ninputs = ["src.txt"]\noutputs = ["a.txt"]\ncmd = "cp src.txt a.txt"\n'
+        '[rules.b]\ninputs = ["a.txt"]\noutputs = ["b.txt"]\ncmd = "cp a.txt b.txt"\n'
+    )
+    project.write("src.txt", "1\n")
+    assert project.run("build", "b.txt").rc == 0
+    connection = sqlite3.connect(project.root / ".weave" / "state.db")
+    connection.execute(damage)
+    connection.commit()
+    connection.close()
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -379,18 +395,7 @@ def test_a_store_row_weave_never_writes_is_damage(project, damage):
     once, and the one after has nothing to do. (Before, each build warned 'continuing without
     it' and reran everything, for ever. Found by an outside tester flipping bytes of state.db:
     5 of 30 trials.)"""
-    import sqlite3
-
-    project.weavefile(
-        '[rules.a]\ninputs = ["src.txt"]\noutputs = ["a.txt"]\ncmd = "cp src.txt a.txt"\n'
-        '[rules.b]\ninputs = ["a.txt"]\noutputs = ["b.txt"]\ncmd = "cp a.txt b.txt"\n'
-    )
-    project.write("src.txt", "1\n")
-    assert project.run("build", "b.txt").rc == 0
-    connection = sqlite3.connect(project.root / ".weave" / "state.db")
-    connection.execute(damage)
-    connection.commit()
-    connection.close()
+    _build_a_chain_then_damage_its_store(project, damage)
     project.write("src.txt", "2\n")
     first = project.run("build", "b.txt")
     assert first.rc == 0 and "Traceback" not in first.err, first
@@ -416,18 +421,7 @@ def test_a_store_value_of_another_type_is_taken_as_none(project, damage):
     """A value of a type weave never writes (a blob, a NULL) is taken as absent, and the file
     read or the job run again: every command crashed with an internal error on it, for ever
     (an outside tester)."""
-    import sqlite3
-
-    project.weavefile(
-        '[rules.a]\ninputs = ["src.txt"]\noutputs = ["a.txt"]\ncmd = "cp src.txt a.txt"\n'
-        '[rules.b]\ninputs = ["a.txt"]\noutputs = ["b.txt"]\ncmd = "cp a.txt b.txt"\n'
-    )
-    project.write("src.txt", "1\n")
-    assert project.run("build", "b.txt").rc == 0
-    connection = sqlite3.connect(project.root / ".weave" / "state.db")
-    connection.execute(damage)
-    connection.commit()
-    connection.close()
+    _build_a_chain_then_damage_its_store(project, damage)
     shutil.rmtree(project.root / ".weave" / "stamps")  # (the stamp would answer without the store)
     for command in (("plan", "b.txt"), ("why", "b.txt"), ("status",)):
         result = project.run(*command)

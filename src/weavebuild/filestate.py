@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 from .errors import UsageError
 from .hashing import Stopped, hash_file, hash_files, hash_tree, looks_digest, scan_tree, tree_looks
+from .paths import in_any_of
 from .store import FileRow
 
 # A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
@@ -379,13 +380,7 @@ class FileState:
 
     def _rewritten_under(self, key: str) -> bool:
         """Whether `key` is in a directory a job of this build rewrote (a directory output)."""
-        rewritten = self._rewritten
-        parent = key
-        while "/" in parent:
-            parent = parent.rpartition("/")[0]
-            if parent in rewritten:
-                return True
-        return False
+        return in_any_of(key, self._rewritten)
 
     def prefetch(self, paths: Iterable[str]) -> None:
         """Digest these files ahead, reading the ones that need it with a few threads at once

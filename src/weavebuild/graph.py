@@ -388,11 +388,6 @@ def _ancestors(path: str) -> List[str]:
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
-def _nested(path: str, directory: str) -> bool:
-    """Whether real path `path` is `directory` or inside it."""
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
-
-
 def job_key(rule_name: str, wildcards: Dict[str, str]) -> str:
     """The key of the job of rule `rule_name` with these wildcard values (in the rule's order):
     `train[model=small,seed=1]`, or the rule's name alone."""
@@ -1455,7 +1450,7 @@ class Resolver:
             real = os.path.realpath(os.path.join(self.root, path))
             if not os.path.isdir(real):
                 return
-            holds = _nested(os.path.realpath(self.root), real)
+            holds = paths.real_within(os.path.realpath(self.root), real)
         except OSError:
             return
         if holds:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
-from .paths import NOISE_DIRS, NOISE_PREFIXES, NOISE_SUFFIXES
+from .paths import NOISE_DIRS, NOISE_PREFIXES, NOISE_SUFFIXES, real_within
 
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
 SMALL_FILE = 64 * 1024  # up to this size a file is read with one read()
@@ -228,7 +228,7 @@ def _walk(root: str, followed: Optional[List[str]], with_stats: bool) -> List[Tr
                                 pass
                         real = os.path.realpath(entry.path)
                         key = (target.st_dev, target.st_ino)
-                        if key not in walked and not _nested(real, root_real) and not _nested(root_real, real):
+                        if key not in walked and not real_within(real, root_real) and not real_within(root_real, real):
                             walked.add(key)
                             append((rel, "dir", target))
                             stack.append(rel)
@@ -244,11 +244,6 @@ def _walk(root: str, followed: Optional[List[str]], with_stats: bool) -> List[Tr
 
 def _first(entry: TreeEntry) -> str:
     return entry[0]
-
-
-def _nested(path: str, directory: str) -> bool:
-    """Whether real path `path` is `directory` or inside it."""
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def hash_tree(

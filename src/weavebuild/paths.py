@@ -74,6 +74,23 @@ def is_within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory + "/")
 
 
+def real_within(path: str, directory: str) -> bool:
+    """Whether real (absolute, resolved) path `path` is `directory` or inside it; `/` holds
+    every path."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def in_any_of(path: str, directories: Collection[str]) -> bool:
+    """Whether project path `path` lies strictly inside one of `directories` (a set): each
+    directory above it is looked up once."""
+    parent = path
+    while "/" in parent:
+        parent = parent.rpartition("/")[0]
+        if parent in directories:
+            return True
+    return False
+
+
 def has_glob(pattern: str) -> bool:
     return not GLOB_CHARS.isdisjoint(pattern)
 

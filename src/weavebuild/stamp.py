@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 from ._version import __version__
 from .filestate import FileState, Fingerprint, racy_window
 from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files
-from .paths import replace_file
+from .paths import in_any_of, replace_file
 from .store import FileRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -436,14 +436,7 @@ class _Comparison:
         trees = self._trees
         if trees is None:
             trees = self._trees = {self.paths[index] for index, digest in enumerate(self.digests) if not digest}
-        if not trees:
-            return False
-        parent = path
-        while "/" in parent:
-            parent = parent.rpartition("/")[0]
-            if parent in trees:
-                return True
-        return False
+        return bool(trees) and in_any_of(path, trees)
 
     def finish(self) -> None:
         """Hash the large files set aside (threads read them at once)."""
