@@ -567,6 +567,7 @@ RULE_ERRORS = [
     ('inputs = ["a\\u0000b"]\ncmd = "x"', "inputs", 2, "contains a NUL character", None),
     ('outputs = ["o{"]\ncmd = "x"', "outputs", 2, "unbalanced brace in 'o{'", "{{ and }}"),
     ('outputs = ["o}"]\ncmd = "x"', "outputs", 2, "unbalanced brace in 'o}'", None),
+    ('outputs = ["o/{a_{b}}"]\ncmd = "x"', "outputs", 2, "'{a_{b}}' in 'o/{a_{b}}': a placeholder cannot hold another", None),
     (
         'outputs = ["o{}"]\ncmd = "x"',
         "outputs",
@@ -864,6 +865,7 @@ PLACEHOLDER_ERRORS = [
     ("{inputs[x]}", "unknown placeholder '{inputs[x]}'", None),
     ("echo }", "unbalanced brace in command", "write {{ and }}"),
     ("echo {", "unbalanced brace in command", None),
+    ("echo {vars.l_{wildcards.s}}", "'{vars.l_{wildcards.s}}': a placeholder cannot hold another", "one rule per value"),
 ]
 
 

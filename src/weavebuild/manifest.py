@@ -780,6 +780,19 @@ def _per_rule_values_hint(key: str) -> Optional[str]:
     )
 
 
+_NESTED_RE = re.compile(r"(?<!\{)\{[^{}]*\{[^{}]*\}[^{}]*\}(?!\})")
+_NESTED_HINT = (
+    "names are fixed, not computed (no {vars.x_{wildcards.w}}): to pick a value per wildcard, write one"
+    " rule per value, or choose in the command (case {wildcards.w} in a) ...;; b) ...;; esac)"
+)
+
+
+def _nested_placeholder(text: str) -> Optional[str]:
+    """The first `{...{...}...}` in `text` (a placeholder written inside another), if any."""
+    match = _NESTED_RE.search(text)
+    return match.group(0) if match else None
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> Optional[str]:
     synonym = _SYNONYMS.get(word.lower())
     if synonym in choices:
@@ -1232,6 +1245,9 @@ class _Validator:
             return  # most paths: no regex scan
         stripped = WILDCARD_RE.sub("", pattern)
         if "{" in stripped or "}" in stripped:
+            nested = _nested_placeholder(pattern)
+            if nested is not None:
+                raise self.error(f"'{nested}' in '{pattern}': a placeholder cannot hold another", rule, key, hint=_NESTED_HINT)
             raise self.error(f"unbalanced brace in '{pattern}'", rule, key, hint="use {{ and }} for literal braces")
         for name in wildcard_names_in(pattern):
             if not NAME_RE.match(name):
@@ -1563,6 +1579,9 @@ class _Validator:
         rest = "".join(literal)
         bare = WILDCARD_RE.sub("", text)
         if "{" in bare or "}" in bare:
+            nested = _nested_placeholder(text)
+            if nested is not None:
+                raise self.error(f"'{nested}': a placeholder cannot hold another", spec.name, key, hint=_NESTED_HINT)
             raise self.error(
                 "unbalanced brace in command", spec.name, key, hint="write {{ and }} for literal braces"
             )
