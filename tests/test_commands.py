@@ -350,6 +350,31 @@ def test_clean_leaves_outputs_replaced_or_edited_since_weave_built_them(project)
     assert not project.exists("count.txt") and not project.exists("clean/a.txt")  # weave's own: removed
 
 
+def test_clean_never_deletes_through_a_directory_now_a_symlink_out_of_the_project(project, tmp_path):
+    """An output's directory replaced by a symlink to elsewhere: the file there has the
+    bytes weave recorded, but it is not in the project (a build refuses to write there):
+    clean keeps it, with a warning, as it keeps a file it did not write."""
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["d/x"]
+        cmd = "mkdir -p d && echo hello > d/x"
+        """
+    )
+    assert project.run("build").rc == 0
+    import shutil
+
+    shutil.rmtree(project.root / "d")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x").write_text("hello\n")
+    (project.root / "d").symlink_to(outside)
+    result = project.run("clean")
+    assert result.rc == 0, result
+    assert (outside / "x").read_text() == "hello\n"
+    assert "kept d/x: it resolves outside the project directory (through a symlink)" in result.err, result
+
+
 def test_clean_removes_only_produced_outputs(project):
     make_pipeline(project)
     project.write("clean/handmade.txt", "mine\n")

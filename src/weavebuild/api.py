@@ -905,6 +905,7 @@ class Project:
                 removed: List[str] = []
                 parents: set = set()
                 weavefiles = self.weavefiles
+                real_root = os.path.realpath(self.root)
                 for output, digests in made.items():
                     path = output.rstrip("/")
                     if path in sources:
@@ -915,6 +916,12 @@ class Project:
                     if not os.path.lexists(full):
                         if not dry_run:  # gone already (a temporary output): its directory may be empty
                             parents.add(os.path.dirname(full))
+                        continue
+                    if not paths.real_within(os.path.realpath(os.path.dirname(full)), real_root):
+                        # A directory on its way is now a symlink out of the project (a build
+                        # refuses to write there too): what is there is not weave's.
+                        if kept is not None:
+                            kept.append((output, "it resolves outside the project directory (through a symlink)"))
                         continue
                     try:
                         now = files.digest(path)
