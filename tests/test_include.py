@@ -132,6 +132,12 @@ def test_mistakes_in_included_files_name_that_file_and_line(project):
     assert_user_error(project.run("build"), "rules/train.toml:1", "key 'default'", "only in the Weavefile itself")
     project.write("rules/train.toml", "[rules.t]\noutputs = ['rules/prep.toml']\ncmd = 'true'\n", dedent=False)
     assert_user_error(project.run("build"), "rules/train.toml:2", "is a file the Weavefile includes")
+    # A directory output holding an included file: its job would start by emptying it.
+    project.write("rules/train.toml", "[rules.t]\noutputs = ['rules/']\ncmd = 'mkdir -p rules'\n", dedent=False)
+    assert_user_error(project.run("build"), "rules/train.toml:2", "output 'rules/' holds rules/prep.toml, a file the Weavefile includes")
+    project.write("rules/train.toml", "[rules.t]\noutputs = ['{d}/']\ncmd = 'mkdir -p {outputs}'\n", dedent=False)
+    assert_user_error(project.run("build", "rules/"), "rule 't'", "holds rules/", "a file the Weavefile includes")
+    assert project.exists("rules/prep.toml")
     project.write("rules/train.toml", "include = ['rules/prep.toml']\n", dedent=False)
     assert_user_error(project.run("build"), "rules/train.toml:1", "already included by", "Weavefile:2")
     project.write("rules/train.toml", "include = 'Weavefile'\n", dedent=False)

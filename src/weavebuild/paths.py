@@ -227,6 +227,10 @@ def protected_output(path: str, weavefiles: Collection[str]) -> Optional[str]:
         return f"is weave's state directory ({STATE_DIR}/)"
     if path.startswith(STATE_DIR + "/"):
         return f"is inside weave's state directory ({STATE_DIR}/)"
+    inside = path + "/"
+    for weavefile in weavefiles:  # a directory output is emptied before its job runs
+        if weavefile.startswith(inside):
+            return f"holds {weavefile}, a file the Weavefile includes"
     return None
 
 
