@@ -318,3 +318,31 @@ def test_a_picture_too_large_for_graphviz_is_refused_with_its_dot_source(project
     assert not (project.root / "weave-graph.svg").exists()
     dot = project.run("graph", "all", "-o", "big.dot", timeout=120)
     assert dot.rc == 0 and (project.root / "big.dot").exists()
+
+
+def test_graph_and_report_never_write_over_the_weavefile_an_include_or_the_state(project):
+    """`-o` names a picture or a page: the Weavefile, a file it includes or weave's state
+    there is a mistake (a command line recalled and edited), refused before writing."""
+    project.weavefile(
+        """
+        include = ["more.toml"]
+        [rules.a]
+        outputs = ["a.txt"]
+        cmd = "echo a > a.txt"
+        """
+    )
+    project.write("more.toml", "[rules.b]\noutputs = ['b.txt']\ncmd = 'echo b > b.txt'\n", dedent=False)
+    assert project.run("build", "a.txt", "b.txt").rc == 0
+    kept = {name: project.read(name) for name in ("Weavefile", "more.toml")}
+    state = (project.root / ".weave/state.db").read_bytes()
+    for command in (["graph", "--format", "dot"], ["report"]):
+        for target, problem in (
+            ("Weavefile", "is the Weavefile"),
+            ("more.toml", "is a file the Weavefile includes"),
+            (".weave/state.db", "is inside weave's state directory (.weave/)"),
+        ):
+            assert_user_error(project.run(*command, "-o", target), f"'{target}' {problem}: weave never writes over it")
+    assert {name: project.read(name) for name in kept} == kept
+    assert (project.root / ".weave/state.db").read_bytes() == state
+    shown = project.run("graph", "-v", "--format", "dot", "-o", "/dev/null")
+    assert shown.rc == 0 and "wrote /dev/null:" in shown.out, shown

@@ -49,6 +49,7 @@ class Settings:
         self.verbosity = verbosity
         self.overrides: Dict[str, str] = dict(overrides or {})  # --set NAME=VALUE
         self._shadow_told = False
+        self.weavefiles: List[str] = []  # set by history_store: the Weavefile and its includes
 
     def project(self) -> Any:
         from .api import Project
@@ -79,11 +80,13 @@ class Settings:
         from .store import Store
 
         try:
-            root = self.project().root
+            project = self.project()
+            root, self.weavefiles = project.root, project.weavefiles
         except ManifestError as exc:
             if exc.path is None:
                 raise
             root = os.path.dirname(os.path.abspath(exc.path))
+            self.weavefiles = [os.path.basename(exc.path)]  # (its includes are unknown)
         store = Store.open(root, readonly=True)
         reporter = self.reporter()
         for warning in store.warnings:  # an unusable store: its history is not "no runs"

@@ -234,6 +234,23 @@ def protected_output(path: str, weavefiles: Collection[str]) -> Optional[str]:
     return None
 
 
+def shown(path: str) -> str:
+    """`path` as a message shows it: relative to the current directory when inside it, else
+    as given (/dev/null, not ../../../dev/null)."""
+    relative = os.path.relpath(path)
+    return path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
+
+
+def overwrite_problem(output: str, root: str, weavefiles: Collection[str]) -> Optional[str]:
+    """Why a command's `-o FILE` (a picture, a report) may not be `output`, or None: the
+    Weavefile, a file it includes, or weave's own state (see protected_output)."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(output)
+    if real == real_root or not real_within(real, real_root):
+        return None  # outside the project; or the directory itself, which open() refuses
+    return protected_output(os.path.relpath(real, real_root).replace(os.sep, "/"), weavefiles)
+
+
 def expand_glob(
     root: str, pattern: str, listing: Optional[Listing] = None, names_in: Optional[Dict[Listing, List[str]]] = None
 ) -> List[str]:

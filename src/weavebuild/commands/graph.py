@@ -53,11 +53,14 @@ def _choose_format(fmt: Optional[str], output: Optional[str]) -> str:
     return extension
 
 
-def _write(data: bytes, output: str) -> None:
+def _write(data: bytes, output: str, project: Any) -> None:
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    problem = paths.overwrite_problem(output, project.root, project.weavefiles)
+    if problem is not None:
+        raise UsageError(f"'{output}' {problem}: weave never writes over it", hint="name another file with -o")
     try:
         with open(output, "wb") as handle:
             handle.write(data)
@@ -101,12 +104,12 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
     if output is None:
         output = os.path.join(project.root, f"weave-graph.{fmt}")
     if fmt == "dot":
-        _write(dot.encode(), output)
+        _write(dot.encode(), output, project)
     elif len(picture.nodes) > visualize.LAYOUT_LIMIT:
         # dot's layout grows much faster than the graph: 20k nodes did not finish in minutes.
         fallback = "-" if output == "-" else os.path.splitext(output)[0] + ".dot"
         if fallback != "-":  # never DOT where a pipe expects a picture
-            _write(dot.encode(), fallback)
+            _write(dot.encode(), fallback, project)
         raise UsageError(
             f"{len(picture.nodes)} nodes are more than Graphviz lays out in reasonable time"
             f" (at most {visualize.LAYOUT_LIMIT} for {fmt})",
@@ -119,15 +122,15 @@ def graph(settings: Settings, targets: Sequence[str], output: Optional[str], fmt
         )
     else:
         try:
-            _write(visualize.render(dot, fmt), output)
+            _write(visualize.render(dot, fmt), output, project)
         except visualize.DotNotFound as missing:
             # The DOT source is still useful (render it elsewhere, or later); keep it unless the
             # picture was meant for stdout, where DOT would surprise a pipe expecting an image.
             if output != "-":
                 fallback = os.path.splitext(output)[0] + ".dot"
-                _write(dot.encode(), fallback)
+                _write(dot.encode(), fallback, project)
                 missing.hint = f"{missing.hint}; the DOT source was written to {os.path.relpath(fallback)}"
             raise
     if output != "-" and settings.verbosity >= 1:
         shown = f"{len(picture.nodes)} nodes" + (" (pattern rules collapsed)" if picture.collapsed else "")
-        click.echo(f"wrote {os.path.relpath(output)}: {picture.jobs} job{'s' if picture.jobs != 1 else ''}, {shown}")
+        click.echo(f"wrote {paths.shown(output)}: {picture.jobs} job{'s' if picture.jobs != 1 else ''}, {shown}")

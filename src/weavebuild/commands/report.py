@@ -71,6 +71,9 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
     if output is None:
         # Like `weave graph`: the default lands next to the Weavefile, wherever weave was started.
         output = os.path.join(root, "report.html")
+    problem = paths.overwrite_problem(output, root, settings.weavefiles)
+    if problem is not None:
+        raise UsageError(f"'{output}' {problem}: weave never writes over it", hint="name another file with -o")
     try:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(page)
@@ -78,7 +81,7 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
         raise UsageError(f"cannot write report '{output}': {exc.strerror or exc}") from None
     count = len(run.attempts)
     summary = f"run {run.id}, {run.outcome}, {count} attempt{'' if count == 1 else 's'}"
-    click.echo(f"wrote {os.path.relpath(output)} ({summary})")
+    click.echo(f"wrote {paths.shown(output)} ({summary})")
 
 
 def _parse_run_id(text: Optional[str]) -> Optional[int]:
