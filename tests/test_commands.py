@@ -631,7 +631,7 @@ def test_out_of_range_numbers_on_the_command_line(project):
     result = project.run("history", "-n", "99999999999999999999")
     assert result.rc == 0 and "weave build" in result.out, result
     for option in ("--debounce", "--poll-interval"):
-        for value in ("nan", "inf"):
+        for value in ("nan", "inf", "1e10"):  # 1e10 s: past what a timer can hold (an overflow later)
             assert_user_error(project.run("watch", option, value, timeout=60), f"Invalid value for '{option}'")
 
 

@@ -31,8 +31,8 @@ from ..cli import (
 @click.option("--on-success", metavar="CMD", default=None, help="Run CMD (bash, in the project directory) after each successful build.")
 @click.option("--on-failure", metavar="CMD", default=None, help="Run CMD after each failed build or invalid Weavefile.")
 @click.option("--poll", is_flag=True, default=False, help="Poll the file system instead of OS notifications (network file systems).")
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), callback=finite_seconds, default=1.0, show_default=True, metavar="SECONDS", help="How often --poll looks.")
-@click.option("--debounce", type=click.FloatRange(min=0.0), callback=finite_seconds, default=0.2, show_default=True, metavar="SECONDS", help="Quiet time after the last change before building.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05, max=86400.0), callback=finite_seconds, default=1.0, show_default=True, metavar="SECONDS", help="How often --poll looks.")
+@click.option("--debounce", type=click.FloatRange(min=0.0, max=86400.0), callback=finite_seconds, default=0.2, show_default=True, metavar="SECONDS", help="Quiet time after the last change before building.")
 @verbosity_options
 @merge_group_build_options
 @click.pass_obj
