@@ -665,8 +665,16 @@ def test_names_ending_in_a_newline_are_refused(project):
             '[rules.a]\noutputs = ["o/", "o/x"]\ncmd = "mkdir o"\n',
             ["Weavefile:2:", "rule 'a'", "output 'o/x' is inside directory output 'o/' of rule 'a'"],
         ),
+        (
+            '[rules.a]\noutputs = ["d"]\ncmd = "touch d"\n[rules.b]\noutputs = ["d/x"]\ncmd = "touch d/x"\n',
+            ["Weavefile:5:", "rule 'b', key 'outputs'", "output 'd/x' is inside 'd', a file output of rule 'a'"],
+        ),
+        (
+            '[rules.a]\noutputs = ["d/x/y", "d/x"]\ncmd = "touch d/x"\n',
+            ["Weavefile:2:", "rule 'a'", "file output 'd/x' is the directory of output 'd/x/y' of rule 'a'"],
+        ),
     ],
-    ids=["file-after-dir", "dir-after-dir", "dir-after-file", "same-rule"],
+    ids=["file-after-dir", "dir-after-dir", "dir-after-file", "same-rule", "inside-a-file", "a-file-holding-one"],
 )
 def test_outputs_inside_a_directory_output_are_refused(project, text, fragments):
     project.write("Weavefile", text, dedent=False)

@@ -794,6 +794,26 @@ def test_a_pattern_output_inside_a_directory_output_is_refused(tmp_path):
         build_graph(manifest, ["all"])
 
 
+def test_a_pattern_output_inside_another_jobs_file_output_is_refused(tmp_path):
+    """`o/d` a file made by one job, `o/d/e` by another: one of them cannot be made; said when
+    the wildcard values are known, before anything runs."""
+    manifest = manifest_in(
+        tmp_path,
+        """
+        [rules.all]
+        inputs = ["o/d", "o/d/e"]
+        [rules.a]
+        outputs = ["o/{x}"]
+        cmd = "echo > {outputs}"
+        [rules.b]
+        outputs = ["o/{x}/{y}"]
+        cmd = "echo > {outputs}"
+        """,
+    )
+    with pytest.raises(UsageError, match="output 'o/d/e' of b o/d/e is inside 'o/d', a file output of a o/d"):
+        build_graph(manifest, ["all"])
+
+
 def test_a_glob_input_never_matches_the_jobs_own_outputs(tmp_path):
     """`data/*.txt` making `data/summary.txt`: once the summary exists the glob matches it,
     which made the job its own dependency (a cycle error on every build after the first)."""

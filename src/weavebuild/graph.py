@@ -440,24 +440,31 @@ def _refuse_unreadable(full: str, path: str) -> None:
 
 def _check_nesting(jobs: Sequence[Job]) -> None:
     """No job's output lies inside another job's directory output (that job deletes and
-    remakes the directory); the Weavefile's check covers outputs without wildcards, this one
-    the outputs that wildcard values make."""
-    owners = {o: job for job in jobs for o, is_dir in zip(job.outputs, job.dir_outputs) if is_dir}
-    if not owners:
-        return
+    remakes the directory), nor inside any job's file output (one of the two cannot be
+    made); the Weavefile's check covers outputs without wildcards, this one the outputs that
+    wildcard values make."""
+    owners = {o: (job, is_dir) for job in jobs for o, is_dir in zip(job.outputs, job.dir_outputs)}
     for job in jobs:
         for output in job.outputs:
-            parent = os.path.dirname(output)
-            while parent:
-                owner = owners.get(parent)
-                if owner is not None and owner is not job:
+            parent = output
+            while "/" in parent:
+                parent = parent.rpartition("/")[0]
+                found = owners.get(parent)
+                if found is None:
+                    continue
+                owner, is_dir = found
+                if not is_dir:
+                    raise UsageError(
+                        f"output '{output}' of {job.display} is inside '{parent}', a file output of {owner.display}",
+                        hint="a file cannot hold other files: put one of them elsewhere (check the wildcard values)",
+                    )
+                if owner is not job:
                     raise UsageError(
                         f"output '{output}' of rule '{job.rule.name}' is inside directory output "
                         f"'{parent}/' of rule '{owner.rule.name}'",
                         hint="a directory output holds everything in it: read the file as an input instead, "
                         "or put it elsewhere",
                     )
-                parent = os.path.dirname(parent)
 
 
 def _check_depfiles(

@@ -780,6 +780,7 @@ def _per_rule_values_hint(key: str) -> Optional[str]:
     )
 
 
+_FILE_HOLDS_HINT = "a file cannot hold other files: put one of them elsewhere"
 _NESTED_RE = re.compile(r"(?<!\{)\{[^{}]*\{[^{}]*\}[^{}]*\}(?!\})")
 _NESTED_HINT = (
     "names are fixed, not computed (no {vars.x_{wildcards.w}}): to pick a value per wildcard, write one"
@@ -1666,7 +1667,6 @@ class _Validator:
         values are known."""
         seen: Dict[str, str] = {}
         static: List[Tuple[str, str, str]] = []  # (rule, output as written, normalised)
-        has_dirs = False
         for rule in rules.values():
             if len(rule.outputs) > 1:
                 mine: Dict[str, str] = {}
@@ -1703,15 +1703,15 @@ class _Validator:
                     )
                 seen[key] = rule.name
                 static.append((rule.name, output, key))
-                has_dirs = has_dirs or output.endswith("/")
-        if has_dirs:  # most Weavefiles have none: no walk up every output's directories
-            self.check_directory_outputs(static)
+        self.check_output_nesting(static)
 
-    def check_directory_outputs(self, static: List[Tuple[str, str, str]]) -> None:
-        """No output lies inside a directory output (`o/`): that rule would own its file. In
-        file order, so the error names the later rule; one lookup per output and per directory
-        above it, never a comparison of every pair."""
+    def check_output_nesting(self, static: List[Tuple[str, str, str]]) -> None:
+        """No output lies inside a directory output (`o/`): that rule would own its file; nor
+        inside a file output (`o` and `o/x`: one of them cannot be made). In file order, so the
+        error names the later rule; one lookup per output and per directory above it, never a
+        comparison of every pair."""
         dirs: Dict[str, Tuple[str, str]] = {}  # directory output -> (rule, output as written)
+        files: Dict[str, Tuple[str, str]] = {}  # file output -> (rule, output as written)
         above: Dict[str, Tuple[str, str]] = {}  # a directory above outputs -> the first (rule, output)
         hint = "a directory output holds everything in it: list only the directory, or put the file elsewhere"
         for rule, output, key in static:
@@ -1726,14 +1726,26 @@ class _Validator:
                         "outputs",
                         hint=hint,
                     )
-                above.setdefault(parent, (rule, output))
-            if output.endswith("/"):
-                if key in above:
-                    owner, inner = above[key]
+                if parent in files:
+                    owner, file_output = files[parent]
                     raise self.error(
-                        f"directory output '{output}' contains output '{inner}' of rule '{owner}'",
+                        f"output '{output}' is inside '{file_output}', a file output of rule '{owner}'",
                         rule,
                         "outputs",
-                        hint=hint,
+                        hint=_FILE_HOLDS_HINT,
                     )
+                above.setdefault(parent, (rule, output))
+            if key in above:
+                owner, inner = above[key]
+                raise self.error(
+                    f"directory output '{output}' contains output '{inner}' of rule '{owner}'"
+                    if output.endswith("/")
+                    else f"file output '{output}' is the directory of output '{inner}' of rule '{owner}'",
+                    rule,
+                    "outputs",
+                    hint=hint if output.endswith("/") else _FILE_HOLDS_HINT,
+                )
+            if output.endswith("/"):
                 dirs.setdefault(key, (rule, output))
+            else:
+                files.setdefault(key, (rule, output))
