@@ -610,6 +610,13 @@ RULE_ERRORS = [
         "e.g. foreach",
     ),
     (
+        'outputs = ["o"]\ncmd = "x"\nforeach = { s = "src/*/{s}.txt" }',
+        "foreach",
+        4,
+        "pattern 'src/*/{s}.txt' for 's' holds the glob character '*': a foreach pattern matches its {wildcards} only",
+        "put a wildcard where the glob is",
+    ),
+    (
         'outputs = ["o"]\ncmd = "x"\nforeach = { s = "{t}/{s}" }',
         "foreach",
         4,

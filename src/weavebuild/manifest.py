@@ -1363,6 +1363,16 @@ class _Validator:
                         "foreach",
                         hint=f"e.g. foreach = {{ {key} = \"data/{{{key}}}.csv\" }}, or a list of values",
                     )
+                glob_char = next((char for char in values if char in GLOB_CHARS), None)
+                if glob_char is not None:  # taken literally, it would match nothing, silently
+                    raise self.error(
+                        f"pattern '{values}' for '{key}' holds the glob character '{glob_char}': a foreach pattern"
+                        " matches its {wildcards} only",
+                        name,
+                        "foreach",
+                        hint="put a wildcard where the glob is, e.g. \"src/{d}/{s}.txt\" with d a foreach key too"
+                        " (see 'Several wildcards in foreach' in docs/weavefile.md)",
+                    )
                 others = [
                     w for w in wildcard_names_in(values) if w != key and w not in foreach and w not in output_wildcards
                 ]
