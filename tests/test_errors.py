@@ -942,6 +942,11 @@ def test_a_mistake_in_an_inline_top_level_table_names_its_line(project):
     project.weavefile('\nvars = { n = [1, {a = 1}] }\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
     result = project.run("build")
     assert result.rc == 2 and result.err.startswith("weave: error: ./Weavefile:2: key 'n'"), result
+    # The rules themselves as a top-level inline table: the line of `rules =` (there is no other).
+    project.weavefile('# rules inline\nrules = { b = { outputs = ["x"], cmd = 3 } }\n')
+    assert_user_error(project.run("build"), "./Weavefile:2: rule 'b', key 'cmd'", "must be a string")
+    project.weavefile('\nrules = { b = 3 }\n')
+    assert_user_error(project.run("build"), "./Weavefile:2: rule 'b': must be a table")
 
 
 @pytest.mark.parametrize(

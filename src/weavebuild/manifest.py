@@ -662,8 +662,13 @@ class _Locator:
         return header
 
     def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
-        """1-based line of `key` inside rule `rule` (or at top level); else the rule's header."""
+        """1-based line of `key` inside rule `rule` (or at top level); else the rule's header
+        (for rules written inside a top-level `rules = {...}`, the line of that key)."""
         header = self._header_line(rule)
+        if header is None and rule is not None:
+            line = self.find_top_level("rules")
+            if line is not None and re.match(r"\s*rules\s*=", self.lines[line - 1]):
+                return line
         if key is None:
             return header
         if rule is not None and (rule, key) in self._subtables:
