@@ -65,6 +65,29 @@ def test_corrupt_cache_is_ignored(project):
     assert project.runs_log() == ["clean", "merge", "count"]
 
 
+def test_a_damaged_cache_that_still_decodes_costs_a_resolution_never_a_wrong_command(project):
+    """Bytes changed inside a command in the cache (the same length: it still decodes) must
+    not run that command, and above all not record its output under the signature of the
+    command the Weavefile holds (which deleting the cache then would not undo)."""
+    project.write("s.txt", "abc\n")
+    project.weavefile(
+        """
+        [rules.up]
+        inputs = ["s.txt"]
+        outputs = ["up.txt"]
+        cmd = "tr a-z A-Z < s.txt > up.txt"
+        """
+    )
+    assert project.run("build").rc == 0
+    cache = project.root / ".weave/graph.cache"
+    blob = cache.read_bytes()
+    assert b"A-Z" in blob
+    cache.write_bytes(blob.replace(b"A-Z", b"A-B"))
+    project.write("s.txt", "xyz\n")
+    assert project.run("build").rc == 0
+    assert project.read("up.txt") == "XYZ\n"
+
+
 def test_targets_have_their_own_entries(project):
     make_pipeline(project)
     assert project.run("build", "merged.txt").rc == 0

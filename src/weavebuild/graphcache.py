@@ -54,7 +54,12 @@ def _read(root: str) -> Dict:
         data = _memo.get(memo_key)
         if data is None:
             with open(path, "rb") as handle:
-                data = marshal.loads(handle.read())  # marshal.load(file) reads piecemeal: slow
+                blob = handle.read()  # (marshal.load(file) reads piecemeal: slow)
+            # A damaged cache must cost a resolution, never a job run from a command the
+            # Weavefile does not hold (recorded under the signature of the one it does).
+            if blob[:8] != xxhash.xxh3_64_digest(blob[8:]):
+                return {}
+            data = marshal.loads(memoryview(blob)[8:])
             _memo.clear()
             _memo[memo_key] = data
     except (OSError, EOFError, ValueError, TypeError):
@@ -231,6 +236,7 @@ def save(
         data = marshal.dumps({"format": FORMAT, "weave": __version__, "entries": entries})
     except ValueError:  # pragma: no cover - graphs hold only marshallable values
         return
+    data = xxhash.xxh3_64_digest(data) + data  # checked by _read
     if paths.replace_file(os.path.join(root, CACHE_NAME), data):
         digests = "\n".join(dict.fromkeys(key[0] for key in entries)) + "\n"
         paths.replace_file(os.path.join(root, DIGESTS_NAME), digests.encode())
