@@ -821,6 +821,16 @@ class Builder:
                     self._made_dirs.add(parent)
             except OSError as exc:
                 raise UsageError(f"cannot prepare output '{output}': {exc.strerror or exc}") from None
+        if job.log:  # the command writes it (`2> {log}`): its directory must be there
+            parent = os.path.dirname(os.path.join(self.root, job.log))
+            if not self._inside_project(parent):
+                raise UsageError(f"log '{job.log}' resolves outside the project directory (through a symlink)")
+            if parent not in self._made_dirs:
+                try:
+                    os.makedirs(parent, exist_ok=True)
+                except OSError as exc:
+                    raise UsageError(f"cannot make the directory of log '{job.log}': {exc.strerror or exc}") from None
+                self._made_dirs.add(parent)
 
     def _made_by_last_run(self, job: Job, output: str) -> bool:
         """Whether the directory at `output` (now declared a file) is as the job's latest
@@ -978,9 +988,13 @@ class Builder:
         result.outcome = FAILED
         result.message = failure
         results[job.key] = result
-        self.reporter.job_failed(
-            job.display, failure, job.cmd, result.log_path, read_tail(result.log_path) if result.log_path else ""
-        )
+        shown_log, tail = result.log_path, read_tail(result.log_path) if result.log_path else ""
+        if not tail and job.log:  # it printed nothing: what it wrote to its own log, then
+            own = os.path.join(self.root, job.log)
+            own_tail = read_tail(own) if os.path.isfile(own) else ""
+            if own_tail:
+                shown_log, tail = own, own_tail
+        self.reporter.job_failed(job.display, failure, job.cmd, shown_log, tail)
         return FAILED
 
     def _inside_project(self, directory: str) -> bool:

@@ -51,6 +51,7 @@ class Job:
         "display",
         "recipe",
         "depfile",
+        "log",
     )
 
     def __init__(self, key: str, rule: RuleSpec, wildcards: Dict[str, str]):
@@ -72,6 +73,8 @@ class Job:
         # Where the command writes the other files it read, in make's syntax (`cc -MMD`), or
         # "": read after each successful run, its files join the job's record (builder.py).
         self.depfile = ""
+        # The file its command writes its own log to (RuleSpec.log), or "".
+        self.log = ""
 
     @property
     def name(self) -> str:
@@ -491,6 +494,44 @@ def _check_depfiles(
         )
 
 
+def _check_logs(
+    jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]], weavefile: str
+) -> None:
+    """A log is its job's own file, which weave neither orders jobs by nor reads: not another
+    job's log, output or depfile, nor a file some job reads (that job would not wait for it)."""
+    owners: Dict[str, Job] = {}
+    depfiles = {job.depfile: job for job in jobs if job.depfile}
+    for job in jobs:
+        if not job.log:
+            continue
+        other = owners.setdefault(job.log, job)
+        if other is not job:
+            problem = f"is the log of {other.display} too: each job needs its own"
+        elif job.log in producers:
+            problem = f"is an output of {producers[job.log].display}"
+        elif job.log in depfiles:
+            problem = f"is the depfile of {depfiles[job.log].display}"
+        elif job.log in sources:
+            problem = (
+                f"is read by {sources[job.log][0].display if sources[job.log] else 'a job'}, which would not wait"
+                " for it: a file other jobs read is an output"
+            )
+        else:
+            problem = None
+            parent = job.log
+            while "/" in parent and problem is None:  # a directory output is emptied before its job
+                parent = parent.rpartition("/")[0]
+                maker = producers.get(parent)
+                if maker is not None and maker.dir_outputs[maker.outputs.index(parent)]:
+                    problem = f"is inside directory output '{parent}/' of {maker.display}"
+            if problem is None:
+                continue
+        raise _key_error(
+            job.rule, "log", weavefile, f"log '{job.log}' of {job.display} {problem}",
+            hint="a log is its job's own file, outside every output: e.g. log = \"logs/map/{sample}.log\" with the outputs' wildcards",
+        )
+
+
 def _plain_paths(patterns: List[str]) -> List[Optional[str]]:
     """Each of `patterns` that is a plain path (no wildcard, no glob), normalised; None for the
     others. All at once when, as in a generated Weavefile listing 1,000 headers per rule, all
@@ -707,6 +748,24 @@ class Resolver:
             self._foreach[memo_key] = cached
         return cached
 
+    def _log_path(self, rule: RuleSpec, job: Job) -> str:
+        """The job's log path, from the rule's pattern: inside the project, never one of its
+        own inputs or outputs, nor weave's own files."""
+        log = paths.normalize(paths.substitute(rule.log or "", job.wildcards))
+        problem = None
+        if paths.is_outside(log):
+            problem = "is outside the project directory"
+        elif log in job.outputs or log in job.inputs:
+            problem = f"is one of its {'outputs' if log in job.outputs else 'inputs'}"
+        else:
+            problem = paths.protected_output(log, self._weavefiles)
+        if problem:
+            raise _key_error(
+                rule, "log", self.manifest.path, f"log '{log}' of {job.key} {problem}",
+                hint="a log is the job's own file beside its outputs, e.g. log = \"logs/map/{sample}.log\" (check the wildcard values)",
+            )
+        return log
+
     def _depfile_clash(self, depfile: str, rule: RuleSpec) -> Optional[str]:
         """Why `depfile` may not be a depfile whatever the targets: another rule's output, or
         a path some rule's inputs name (weave removes a depfile once read)."""
@@ -789,6 +848,8 @@ class Resolver:
             name: [job.outputs[i] for i in indices] for name, indices in rule.output_names.items()
         }
         job.vars = {name: self.manifest.vars[name] for name in rule.vars_used}
+        if rule.log is not None:
+            job.log = self._log_path(rule, job)
         job.cmd = self.render(rule.cmd_template, job, named_inputs, named_outputs, "cmd")
         # Environment values never pass through a shell: their paths are not shell-quoted.
         job.env = {
@@ -889,6 +950,8 @@ class Resolver:
             return job.rule.name
         if kind == "cpus":
             return str(job.cpus)
+        if kind == "log":
+            return one(job.log)
         raise AssertionError(kind)  # the manifest validated every placeholder
 
     # -- resolution --------------------------------------------------------------------------
@@ -1320,6 +1383,8 @@ class Resolver:
                 dep.dependents.append(job)
         _check_nesting(order)
         _check_depfiles(order, producers, sources, self.manifest.path)
+        if any(job.rule.log is not None for job in order):
+            _check_logs(order, producers, sources, self.manifest.path)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         for name, all_globs in self._empty_globs.items():
             # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 13  # 13: a directory input depends on the jobs writing into it
+FORMAT = 14  # 14: a job's log; 13: a directory input depends on the jobs writing into it
 MAX_ENTRIES = 8
 
 
@@ -257,6 +257,7 @@ _RULE_FIELDS = (
     "path",
     "temp",
     "depfile",
+    "log",
 )
 
 
@@ -290,6 +291,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
                     job.display,
                     job.recipe or "",
                     job.depfile,
+                    job.log,
                 )
             )
         )
@@ -329,7 +331,7 @@ def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, Rule
 def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
     from .graph import Job
 
-    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe, depfile = data
+    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe, depfile, log = data
     job = Job(key, rules[rule_name], wildcards)
     job.inputs = list(inputs)
     job.outputs = list(outputs)
@@ -340,6 +342,7 @@ def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
     job.display = display
     job.recipe = recipe or None
     job.depfile = depfile
+    job.log = log
     return job, deps
 
 

@@ -54,6 +54,7 @@ RULE_KEYS = (
     "description",
     "temp",
     "depfile",
+    "log",
 )
 
 # \Z, not $: `$` also matches before a final newline, which would let "x\n" through.
@@ -84,7 +85,7 @@ _PLACEHOLDER_RE = re.compile(
     r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)"
     r"(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<attr_index>-?\d+)\])?)?$"
 )
-PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus")
+PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus", "log")
 
 
 class RuleSpec:
@@ -115,6 +116,7 @@ class RuleSpec:
         "temp",
         "depfile",
         "depfile_template",
+        "log",
     )
 
     def __init__(self, name: str):
@@ -146,6 +148,9 @@ class RuleSpec:
         # A file the command writes listing what else it read (`cc -MMD`): see Job.depfile.
         self.depfile: Optional[str] = None
         self.depfile_template: Template = ()
+        # A file the command writes its own log to (Snakemake's `log:`), a path pattern with
+        # the outputs' wildcards: weave makes its directory and keeps it, never reads it.
+        self.log: Optional[str] = None
 
     @property
     def is_alias(self) -> bool:
@@ -1187,6 +1192,47 @@ class _Validator:
             self.check_braces(item, rule, key)
         return items, names
 
+    def log_path(
+        self, value: Any, spec: RuleSpec, variables: Dict[str, Any], used: List[str], wildcards: Sequence[str]
+    ) -> str:
+        """A rule's `log`: one path inside the project, with the outputs' wildcards at most."""
+        name = spec.name
+        if not isinstance(value, str):
+            raise self.error(
+                f"must be a path such as \"logs/{{sample}}.log\", got {_type_name(value)}", name, "log"
+            )
+        (path,), _ = self.paths(value, name, "log", variables, used)
+        normalized = path.replace("\\", "/")
+        if os.path.isabs(normalized) or is_outside(normalize(normalized)) or "/../" in f"/{normalized}/":
+            raise self.error(
+                f"log '{path}' is outside the project directory or has a '..' step",
+                name,
+                "log",
+                hint="a log is a relative path inside the project, e.g. \"logs/train.log\", or \"logs/map/{sample}.log\" with the outputs' wildcards",
+            )
+        if normalized.endswith("/"):
+            raise self.error(f"log '{path}' is a directory", name, "log", hint="name the file, e.g. \"logs/x.log\"")
+        if not GLOB_CHARS.isdisjoint(WILDCARD_RE.sub("", path) if "{" in path else path):
+            raise self.error(f"log '{path}' contains a glob character", name, "log")
+        for wildcard in wildcard_names_in(path):
+            if wildcard not in wildcards:
+                raise self.error(
+                    f"log '{path}' uses wildcard '{{{wildcard}}}', which no output has",
+                    name,
+                    "log",
+                    hint="each job needs its own log: use the outputs' wildcards"
+                    + (f" ({', '.join('{' + w + '}' for w in wildcards)})" if wildcards else " (this rule has none)"),
+                )
+        missing = [w for w in wildcards if w not in wildcard_names_in(path)]
+        if missing:
+            raise self.error(
+                f"log '{path}' lacks wildcard '{{{missing[0]}}}' of the outputs: its jobs would share one log",
+                name,
+                "log",
+                hint="use every wildcard of the outputs in the log's path",
+            )
+        return path
+
     def temp_outputs(self, value: Any, spec: RuleSpec, variables: Dict[str, Any]) -> Tuple[int, ...]:
         """`temp`: true (every output), false, or a list of the rule's outputs (as written,
         or by their names in a table of outputs): their positions in `spec.outputs`."""
@@ -1538,6 +1584,8 @@ class _Validator:
         spec.description = description
         if "temp" in body:
             spec.temp = self.temp_outputs(body["temp"], spec, variables)
+        if "log" in body:
+            spec.log = self.log_path(body["log"], spec, variables, used, output_wildcards)
         depfile = body.get("depfile")
         if depfile is not None:
             if not isinstance(depfile, str) or not depfile.strip():
@@ -1673,6 +1721,10 @@ class _Validator:
                     )
         elif index is not None or attr is not None:
             raise self.error(f"'{{{kind}}}' takes no index or name", spec.name, key)
+        elif kind == "log" and spec.log is None:
+            raise self.error(
+                "'{log}': this rule has no log", spec.name, key, hint="name the file with the rule's log key, e.g. log = \"logs/train.log\" (\"logs/map/{sample}.log\" with the outputs' wildcards)"
+            )
         return Placeholder(kind, index, attr, "{" + body + "}")
 
     def check_unique_outputs(self, rules: Dict[str, RuleSpec], weavefiles: Collection[str]) -> None:

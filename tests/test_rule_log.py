@@ -1,0 +1,131 @@
+"""A rule's `log` (Snakemake's `log:`): a file the command writes its own log to. Weave makes
+its directory, keeps it whatever happens, shows its tail when the job fails silently, and
+never reads it to decide anything."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import assert_user_error
+
+MAP = """
+    [rules.map]
+    inputs  = ["raw/{sample}.txt"]
+    outputs = ["out/{sample}.txt"]
+    log     = "logs/map/{sample}.log"
+    cmd     = "(echo mapping {wildcards.sample} >&2; cat {inputs} > {outputs}) 2> {log}"
+    [rules.all]
+    inputs  = ["out/{sample}.txt"]
+    foreach = { sample = "raw/{sample}.txt" }
+"""
+
+
+def test_the_logs_directory_is_made_and_the_log_is_never_an_input(project):
+    project.write("raw/a.txt", "a\n")
+    project.write("raw/b.txt", "b\n")
+    project.weavefile(MAP)
+    result = project.run("build", "all")
+    assert result.rc == 0, result
+    assert project.read("logs/map/a.log") == "mapping a\n" and project.read("logs/map/b.log") == "mapping b\n"
+    assert project.read("out/a.txt") == "a\n"
+    # Not an input: editing or deleting a log reruns nothing.
+    project.write("logs/map/a.log", "edited\n")
+    (project.root / "logs/map/b.log").unlink()
+    again = project.run("build", "all")
+    assert again.rc == 0 and again.started == [], again
+    # A job run again from the cached graph makes the directory too.
+    shutil.rmtree(project.root / "logs")
+    project.write("raw/a.txt", "a2\n")
+    third = project.run("build", "all")
+    assert third.rc == 0 and third.started == ["map out/a.txt"], third
+    assert project.read("logs/map/a.log") == "mapping a\n"
+    # weave clean removes outputs, not the logs a user reads after the fact.
+    assert project.run("clean").rc == 0
+    assert not project.exists("out/a.txt") and project.exists("logs/map/a.log")
+
+
+def test_a_failed_jobs_log_is_kept_and_its_tail_shown(project):
+    """The command sent everything to its log, so weave's own capture is empty: the failure
+    shows the log's last lines and names it."""
+    project.write("raw/a.txt", "a\n")
+    project.weavefile(MAP.replace("cat {inputs} > {outputs}", "echo no reference genome >&2; exit 3"))
+    result = project.run("build", "out/a.txt")
+    assert result.rc == 1, result
+    assert "weave: FAILED map out/a.txt: exited with code 3" in result.err
+    assert "log: logs/map/a.log" in result.err and "    no reference genome" in result.err, result
+    assert project.read("logs/map/a.log") == "mapping a\nno reference genome\n"
+
+
+@pytest.mark.parametrize(
+    "log, fragments",
+    [
+        ('"logs/map.log"', ["key 'log'", "lacks wildcard '{sample}' of the outputs: its jobs would share one log"]),
+        ('"logs/{x}.log"', ["key 'log'", "uses wildcard '{x}', which no output has"]),
+        ("3", ["key 'log'", "must be a path such as"]),
+        ('"/tmp/x.log"', ["key 'log'", "is outside the project directory"]),
+        ('"../x/{sample}.log"', ["key 'log'", "is outside the project directory"]),
+        ('"logs/{sample}/"', ["key 'log'", "is a directory"]),
+        ('"logs/*{sample}.log"', ["key 'log'", "contains a glob character"]),
+        ('"out/{sample}.txt"', ["key 'log'", "log 'out/a.txt' of map[sample=a] is one of its outputs"]),
+        ('"raw/{sample}.txt"', ["key 'log'", "log 'raw/a.txt' of map[sample=a] is one of its inputs"]),
+        ('".weave/{sample}.log"', ["key 'log'", "is inside weave's state directory"]),
+    ],
+)
+def test_log_mistakes_are_refused(project, log, fragments):
+    project.write("raw/a.txt", "a\n")
+    project.weavefile(
+        f"""
+        [rules.map]
+        inputs  = ["raw/{{sample}}.txt"]
+        outputs = ["out/{{sample}}.txt"]
+        log     = {log}
+        cmd     = "cat {{inputs}} > {{outputs}}"
+        """
+    )
+    assert_user_error(project.run("build", "out/a.txt"), "Weavefile:5:", *fragments)
+
+
+def test_a_log_shared_read_or_inside_a_directory_output_is_refused(project):
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a.txt"]
+        log     = "logs/one.log"
+        cmd     = "echo a > a.txt"
+        [rules.b]
+        outputs = ["b.txt"]
+        log     = "logs/one.log"
+        cmd     = "echo b > b.txt"
+        """
+    )
+    assert_user_error(project.run("build", "a.txt", "b.txt"), "key 'log'", "is the log of a a.txt too: each job needs its own")
+    project.weavefile(
+        """
+        [rules.m]
+        outputs = ["model/"]
+        log     = "model/train.log"
+        cmd     = "mkdir -p model"
+        """
+    )
+    assert_user_error(project.run("build"), "key 'log'", "log 'model/train.log' of m model/ is inside directory output 'model/'")
+    project.write("notes.log", "old\n")
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a.txt"]
+        log     = "notes.log"
+        cmd     = "echo a > a.txt"
+        [rules.b]
+        inputs  = ["notes.log"]
+        outputs = ["b.txt"]
+        cmd     = "cp notes.log b.txt"
+        """
+    )
+    assert_user_error(project.run("build", "a.txt", "b.txt"), "key 'log'", "is read by b b.txt, which would not wait for it")
+
+
+def test_the_log_placeholder_needs_a_log(project):
+    project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a 2> {log}"\n')
+    assert_user_error(project.run("build"), "Weavefile:3: rule 'a', key 'cmd'", "'{log}': this rule has no log", "log =")
