@@ -30,6 +30,7 @@ def test_the_logs_directory_is_made_and_the_log_is_never_an_input(project):
     assert result.rc == 0, result
     assert project.read("logs/map/a.log") == "mapping a\n" and project.read("logs/map/b.log") == "mapping b\n"
     assert project.read("out/a.txt") == "a\n"
+    assert "  log:       logs/map/{sample}.log" in project.run("list").out
     # Not an input: editing or deleting a log reruns nothing.
     project.write("logs/map/a.log", "edited\n")
     (project.root / "logs/map/b.log").unlink()

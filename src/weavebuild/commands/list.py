@@ -50,6 +50,8 @@ def list_rules(settings: Settings) -> None:
             echo("  temp:      " + " ".join(rule.outputs[index] for index in rule.temp))
         if rule.depfile:
             echo("  depfile:   " + rule.depfile)
+        if rule.log:
+            echo("  log:       " + rule.log)
         if rule.wildcard_names:
             echo("  wildcards: " + " ".join(rule.wildcard_names))
         if rule.foreach:
