@@ -1985,3 +1985,21 @@ def test_plan_of_a_small_graph_reads_only_its_own_rows(project, monkeypatch):
     monkeypatch.undo()
     why = project.run("why", "out/s2.o")
     assert why.rc == 0 and "src/s2.txt" in why.out, why
+
+
+def test_a_slice_of_the_inputs_in_a_command(project):
+    """{inputs[1:]} is make's $(filter-out $<,$^): the paths of a Python slice, quoted and
+    joined as {inputs} joins them; an empty slice is empty, never an error."""
+    for name in ("a", "b c", "d"):
+        project.write(f"{name}.txt", f"{name}\n")
+    project.weavefile(
+        """
+        [rules.x]
+        inputs  = ["a.txt", "b c.txt", "d.txt"]
+        outputs = ["x.txt"]
+        cmd     = "printf '%s|' first {inputs[0]} rest {inputs[1:]} init {inputs[:-1]} none {inputs[7:]} > x.txt"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert project.read("x.txt") == "first|a.txt|rest|b c.txt|d.txt|init|a.txt|b c.txt|none|"

@@ -924,7 +924,9 @@ class Resolver:
             items = job.inputs if kind == "inputs" else job.outputs
             if part.attr is not None:
                 items = named_inputs[part.attr] if kind == "inputs" else named_outputs[part.attr]
-            if part.index is not None:
+            if isinstance(part.index, slice):  # {inputs[1:]}: those, joined as {inputs} joins all
+                items = items[part.index]
+            elif part.index is not None:
                 try:
                     return one(_not_an_option(items[part.index]) if quote else items[part.index])
                 except IndexError:

@@ -66,24 +66,34 @@ Value = Union[str, int, float, bool]
 
 
 class Placeholder:
-    """One `{...}` in a command: `kind` is inputs/outputs/wildcards/vars/resources/rule/cpus.
+    """One `{...}` in a command: `kind` is inputs/outputs/wildcards/vars/resources/rule/cpus/log.
 
-    `index` is set for `{inputs[i]}`, `attr` for `{inputs.NAME}` / `{vars.NAME}` etc., both
-    for `{inputs.NAME[i]}` (one path of a named group).
+    `index` is set for `{inputs[i]}` (an int) or `{inputs[1:]}` (a slice), `attr` for
+    `{inputs.NAME}` / `{vars.NAME}` etc., both for `{inputs.NAME[i]}` (of a named group).
     """
 
     __slots__ = ("kind", "index", "attr", "text")
 
-    def __init__(self, kind: str, index: Optional[int], attr: Optional[str], text: str):
+    def __init__(self, kind: str, index: Union[int, slice, None], attr: Optional[str], text: str):
         self.kind, self.index, self.attr, self.text = kind, index, attr, text
+
+
+def _index(text: str) -> Union[int, slice]:
+    """`2` -> 2, `1:` -> slice(1, None): an index of _PLACEHOLDER_RE."""
+    if ":" not in text:
+        return int(text)
+    start, _, stop = text.partition(":")
+    return slice(int(start) if start else None, int(stop) if stop else None)
 
 
 # A compiled template: literal strings interleaved with placeholders.
 Template = Tuple[Union[str, Placeholder], ...]
 
+# An index is a number, or a slice as Python writes one (`1:`, `:-1`, `2:4`).
+_INDEX = r"-?\d+|-?\d*:-?\d*"
 _PLACEHOLDER_RE = re.compile(
     r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)"
-    r"(?:\[(?P<index>-?\d+)\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<attr_index>-?\d+)\])?)?$"
+    rf"(?:\[(?P<index>{_INDEX})\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<attr_index>{_INDEX})\])?)?$"
 )
 PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus", "log")
 
@@ -1659,7 +1669,7 @@ class _Validator:
             match = _PLACEHOLDER_RE.match(body)
             number = match.group("index") or match.group("attr_index") if match else None
             parsed = (
-                (match.group("kind"), None if number is None else int(number), match.group("attr"))
+                (match.group("kind"), None if number is None else _index(number), match.group("attr"))
                 if match
                 else (None, None, None)
             )
@@ -1676,7 +1686,7 @@ class _Validator:
                 spec.name,
                 key,
                 hint=hint
-                or "valid: {inputs} {outputs} {inputs[0]} {inputs.NAME} {wildcards.NAME} {vars.NAME} {resources.NAME} {rule} {cpus}; {{ }} for literal braces",
+                or "valid: {inputs} {outputs} {inputs[0]} {inputs[1:]} {inputs.NAME} {wildcards.NAME} {vars.NAME} {resources.NAME} {rule} {cpus} {log}; {{ }} for literal braces",
             )
         if kind in ("inputs", "outputs"):
             items = spec.inputs if kind == "inputs" else spec.outputs
@@ -1691,7 +1701,7 @@ class _Validator:
             if attr is not None:
                 items = [items[i] for i in names[attr]]  # {inputs.NAME[i]}: within the group
             if (
-                index is not None
+                isinstance(index, int)  # (a slice is never out of range: it may be empty)
                 and not (-len(items) <= index < len(items))
                 # inputs that expand (globs, foreach) have a length known only per job
                 and not (kind == "inputs" and (bool(spec.foreach) or any(not GLOB_CHARS.isdisjoint(i) for i in items)))
