@@ -346,3 +346,11 @@ def test_graph_and_report_never_write_over_the_weavefile_an_include_or_the_state
     assert (project.root / ".weave/state.db").read_bytes() == state
     shown = project.run("graph", "-v", "--format", "dot", "-o", "/dev/null")
     assert shown.rc == 0 and "wrote /dev/null:" in shown.out, shown
+    # A Weavefile that is a symlink: the file it points to is the Weavefile too.
+    (project.root / "pipelines").mkdir()
+    (project.root / "Weavefile").rename(project.root / "pipelines/main.toml")
+    (project.root / "Weavefile").symlink_to("pipelines/main.toml")
+    for command in (["graph", "--format", "dot"], ["report"]):
+        for target in ("Weavefile", "pipelines/main.toml"):
+            assert_user_error(project.run(*command, "-o", target), f"'{target}' is the Weavefile: weave never writes over it")
+    assert project.read("pipelines/main.toml") == kept["Weavefile"]

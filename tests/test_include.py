@@ -120,6 +120,17 @@ def test_the_includes_memo_is_only_a_shortcut(project):
     assert not imports_manifest(project)  # the memo was written again
 
 
+def test_a_directory_output_holding_a_file_included_through_a_symlink_is_refused(project):
+    """`include = ["linked/prep.toml"]` with `linked -> rules`: a directory output `rules/`
+    holds that file all the same (its job would empty the directory first)."""
+    split_project(project)
+    (project.root / "linked").symlink_to("rules")
+    project.weavefile(MAIN.replace('"rules/prep.toml"', '"gen.toml", "linked/prep.toml"'))
+    project.write("gen.toml", "[rules.g]\noutputs = ['rules/']\ncmd = 'mkdir -p rules'\n", dedent=False)
+    assert_user_error(project.run("build", "rules/"), "output 'rules/' holds rules/prep.toml, a file the Weavefile includes")
+    assert project.exists("rules/prep.toml")
+
+
 def test_mistakes_in_included_files_name_that_file_and_line(project):
     split_project(project)
     project.write("rules/train.toml", TRAIN.replace("{vars.lr}", "{vars.nope}"))

@@ -876,6 +876,9 @@ PLACEHOLDER_ERRORS = [
     ("echo }", "unbalanced brace in command", "write {{ and }}"),
     ("echo {", "unbalanced brace in command", None),
     ("echo {vars.l_{wildcards.s}}", "'{vars.l_{wildcards.s}}': a placeholder cannot hold another", "one rule per value"),
+    # The shell's, awk's or JSON's braces around a placeholder: their fix is {{ }}.
+    ("{ cat {inputs}; echo done; } > {outputs}", "unbalanced brace in command", "write {{ and }}"),
+    ('echo {"rule": "{rule}"} > {outputs}', "unbalanced brace in command", "write {{ and }}"),
 ]
 
 

@@ -904,7 +904,7 @@ class Project:
                 files = FileState(self.root, store.load_files())
                 removed: List[str] = []
                 parents: set = set()
-                weavefiles = self.weavefiles
+                weavefiles = paths.ProjectFiles(self.weavefiles, self.root)
                 real_root = os.path.realpath(self.root)
                 for output, digests in made.items():
                     path = output.rstrip("/")

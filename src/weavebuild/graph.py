@@ -587,7 +587,7 @@ class Resolver:
         # rule and the wildcard values it would have taken.
         self._passed_over: Optional[Tuple[RuleSpec, Dict[str, str]]] = None
         self.missing: Dict[str, None] = {}
-        self._weavefiles = manifest.files
+        self._weavefiles = paths.ProjectFiles(manifest.files, self.root)
         self._foreach: Dict[tuple, List[Tuple[str, ...]]] = {}
         self.jobs: Dict[str, Job] = {}
         # Every file-system question resolution asked, with its answer: the graph cache is

@@ -16,6 +16,7 @@ from .errors import ManifestError, UsageError, clip, closest
 from .paths import (
     GLOB_CHARS,
     WILDCARD_RE,
+    ProjectFiles,
     bad_wildcard_value,
     compile_pattern,
     compile_regex,
@@ -406,7 +407,9 @@ def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Man
         raise main.validator.error(
             "no rules defined", hint="add a rule, e.g. [rules.hello] with outputs and cmd"
         )
-    main.validator.check_unique_outputs(rules, [part.name for part in parts])
+    main.validator.check_unique_outputs(
+        rules, ProjectFiles([part.name for part in parts], os.path.dirname(os.path.abspath(main.path)))
+    )
     return Manifest(
         main.path,
         rules,
@@ -801,7 +804,9 @@ def _per_rule_values_hint(key: str) -> Optional[str]:
 
 
 _FILE_HOLDS_HINT = "a file cannot hold other files: put one of them elsewhere"
-_NESTED_RE = re.compile(r"(?<!\{)\{[^{}]*\{[^{}]*\}[^{}]*\}(?!\})")
+# `{vars.x_{wildcards.w}}`: a name, then a placeholder inside it; not the shell's or awk's
+# braces around one (`{ cat {inputs}; }`, `'{print "{rule}"}'`), whose fix is {{ }}.
+_NESTED_RE = re.compile(r"(?<!\{)\{[A-Za-z_][A-Za-z0-9_.\[\]:-]*\{[^{}\s]*\}[^{}\s]*\}(?!\})")
 _NESTED_HINT = (
     "names are fixed, not computed (no {vars.x_{wildcards.w}}): to pick a value per wildcard, write one"
     " rule per value, or choose in the command (case {wildcards.w} in a) ...;; b) ...;; esac)"
@@ -1424,8 +1429,10 @@ class _Validator:
                         "foreach",
                         hint=f"e.g. foreach = {{ {key} = \"data/{{{key}}}.csv\" }}, or a list of values",
                     )
+                # Such a pattern matches no file at all (not even one named with the character):
+                # a fan-in would get no inputs, silently.
                 glob_char = next((char for char in values if char in GLOB_CHARS), None)
-                if glob_char is not None:  # taken literally, it would match nothing, silently
+                if glob_char is not None:
                     raise self.error(
                         f"pattern '{values}' for '{key}' holds the glob character '{glob_char}': a foreach pattern"
                         " matches its {wildcards} only",

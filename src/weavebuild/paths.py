@@ -215,22 +215,54 @@ def bad_wildcard_value(value: str) -> Optional[str]:
 STATE_DIR = ".weave"
 
 
+class ProjectFiles(tuple):
+    """The Weavefile and the files it includes, project-relative, the Weavefile first (a
+    tuple of their names); with `root`, also the paths they resolve to through symlinks; and
+    every directory holding one of them: what protected_output looks up, once per path."""
+
+    labels: Dict[str, str]
+    holders: Dict[str, str]
+
+    def __new__(cls, names: Iterable[str], root: Optional[str] = None) -> ProjectFiles:
+        self = super().__new__(cls, names)
+        labels: Dict[str, str] = {}
+        real_root = os.path.realpath(root) if root is not None else ""
+        for position, name in enumerate(self):
+            label = "is the Weavefile" if position == 0 else "is a file the Weavefile includes"
+            labels.setdefault(name, label)
+            if root is not None:  # a Weavefile that is a link, or included through a linked directory
+                real = os.path.realpath(os.path.join(root, name))
+                if real != real_root and real_within(real, real_root):
+                    labels.setdefault(os.path.relpath(real, real_root).replace(os.sep, "/"), label)
+        holders: Dict[str, str] = {}
+        for name in labels:
+            parent = name
+            while "/" in parent:
+                parent = parent.rpartition("/")[0]
+                holders.setdefault(parent, name)
+        self.labels, self.holders = labels, holders
+        return self
+
+
 def protected_output(path: str, weavefiles: Collection[str]) -> Optional[str]:
     """Why weave must never write or delete the normalised project-relative `path` as a job's
     output, or None: the project directory itself, the Weavefile and the files it includes
-    (`weavefiles`: project-relative, the Weavefile first), and weave's own state."""
+    (`weavefiles`, best a ProjectFiles: project-relative, the Weavefile first), a directory
+    holding one of them (a directory output is emptied before its job runs), and weave's own
+    state."""
     if path in ("", "."):
         return "is the project directory"
-    if path in weavefiles:
-        return "is the Weavefile" if path == next(iter(weavefiles)) else "is a file the Weavefile includes"
     if path == STATE_DIR:
         return f"is weave's state directory ({STATE_DIR}/)"
     if path.startswith(STATE_DIR + "/"):
         return f"is inside weave's state directory ({STATE_DIR}/)"
-    inside = path + "/"
-    for weavefile in weavefiles:  # a directory output is emptied before its job runs
-        if weavefile.startswith(inside):
-            return f"holds {weavefile}, a file the Weavefile includes"
+    files = weavefiles if isinstance(weavefiles, ProjectFiles) else ProjectFiles(weavefiles)
+    label = files.labels.get(path)
+    if label is not None:
+        return label
+    held = files.holders.get(path)
+    if held is not None:
+        return f"holds {held}, a file the Weavefile includes"
     return None
 
 
@@ -248,7 +280,8 @@ def overwrite_problem(output: str, root: str, weavefiles: Collection[str]) -> Op
     real = os.path.realpath(output)
     if real == real_root or not real_within(real, real_root):
         return None  # outside the project; or the directory itself, which open() refuses
-    return protected_output(os.path.relpath(real, real_root).replace(os.sep, "/"), weavefiles)
+    files = weavefiles if isinstance(weavefiles, ProjectFiles) else ProjectFiles(weavefiles, root)
+    return protected_output(os.path.relpath(real, real_root).replace(os.sep, "/"), files)
 
 
 def expand_glob(

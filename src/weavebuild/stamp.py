@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
-FORMAT = "stamp-7"
+FORMAT = "stamp-8"  # 8: the Weavefile checks of 2026-11-27 (nested outputs, logs) apply to stamped projects too
 STAMP_DIR = os.path.join(".weave", "stamps")
 TOKEN_BYTES = 16
 
