@@ -110,7 +110,7 @@ def test_a_log_shared_read_or_inside_a_directory_output_is_refused(project):
         cmd     = "mkdir -p model"
         """
     )
-    assert_user_error(project.run("build"), "key 'log'", "log 'model/train.log' of m model/ is inside directory output 'model/'")
+    assert_user_error(project.run("build"), "key 'log'", "log 'model/train.log' of m is inside 'model', one of its outputs")
     project.write("notes.log", "old\n")
     project.weavefile(
         """
@@ -130,3 +130,86 @@ def test_a_log_shared_read_or_inside_a_directory_output_is_refused(project):
 def test_the_log_placeholder_needs_a_log(project):
     project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a 2> {log}"\n')
     assert_user_error(project.run("build"), "Weavefile:3: rule 'a', key 'cmd'", "'{log}': this rule has no log", "log =")
+
+
+@pytest.mark.parametrize(
+    "rules, fragment",
+    [
+        (  # its own directory input: every run would change what it reads
+            '[rules.a]\ninputs = ["src/"]\noutputs = ["a.txt"]\nlog = "src/x.log"\ncmd = "ls src > a.txt 2> {log}"\n',
+            "log 'src/x.log' of a is inside 'src', one of its inputs",
+        ),
+        (  # another job's directory input: that job would read it, and not wait for it
+            '[rules.a]\noutputs = ["a.txt"]\nlog = "logs/a.log"\ncmd = "echo a > a.txt 2> {log}"\n'
+            '[rules.b]\ninputs = ["logs/", "a.txt"]\noutputs = ["b.txt"]\ncmd = "ls logs > b.txt"\n',
+            "is inside 'logs/', which b b.txt reads whole",
+        ),
+        (  # a glob that would find it once written (refused in the first build, not the second)
+            '[rules.a]\ninputs = ["data/{s}.csv"]\noutputs = ["res/{s}.txt"]\nlog = "data/{s}.log.csv"\n'
+            'cmd = "cp {inputs} {outputs} 2> {log}"\n'
+            '[rules.all]\ninputs = ["res/{s}.txt"]\nforeach = { s = "data/{s}.csv" }\n',
+            "log 'data/a.log.csv' of a res/a.txt would be matched by 'data/*.csv'",
+        ),
+        (  # under a file output of its own
+            '[rules.a]\noutputs = ["a.txt"]\nlog = "a.txt/x.log"\ncmd = "echo > a.txt"\n',
+            "log 'a.txt/x.log' of a is inside 'a.txt', one of its outputs",
+        ),
+        (  # under another job's file output
+            '[rules.a]\noutputs = ["a.txt"]\nlog = "b.txt/a.log"\ncmd = "echo > a.txt"\n'
+            '[rules.b]\noutputs = ["b.txt"]\ncmd = "echo > b.txt"\n',
+            "log 'b.txt/a.log' of a a.txt is inside file output 'b.txt' of b b.txt",
+        ),
+        (  # a directory holding outputs
+            '[rules.a]\noutputs = ["d/a.txt"]\nlog = "d"\ncmd = "echo > d/a.txt"\n',
+            "log 'd' of a holds 'd/a.txt', one of its outputs",
+        ),
+    ],
+    ids=["own-directory-input", "another-jobs-directory-input", "glob", "own-file-output", "file-output", "holding-outputs"],
+)
+def test_a_log_some_job_would_read_or_that_clashes_with_an_output_is_refused(project, rules, fragment):
+    """Refused before anything runs, in the first build as in every later one."""
+    project.write("src/s.txt", "s\n")
+    project.write("data/a.csv", "a\n")
+    (project.root / "logs").mkdir()
+    project.write("Weavefile", rules, dedent=False)
+    targets = ["all"] if "[rules.all]" in rules else [line[len("[rules."):-1] for line in rules.splitlines() if line.startswith("[rules.")]
+    assert_user_error(project.run("build", *targets), "key 'log'", fragment)
+    assert not project.exists("logs/a.log") and not project.exists("data/a.log.csv")
+
+
+def test_a_depfile_listing_the_jobs_own_log_is_not_taken_at_its_word(project):
+    """The log is written while the job runs, by design: listed in its depfile, it would
+    make every run look as if an input changed under it (and never be recorded)."""
+    project.write("in.txt", "x\n")
+    project.weavefile(
+        """
+        [rules.a]
+        inputs  = ["in.txt"]
+        outputs = ["a.txt"]
+        log     = "logs/a.log"
+        depfile = "a.d"
+        cmd     = "echo log >> {log}; cp in.txt a.txt; printf 'a.txt: in.txt logs/a.log\\n' > a.d"
+        """
+    )
+    assert project.run("build").rc == 0
+    again = project.run("build")
+    assert again.rc == 0 and again.started == [], again
+
+
+def test_a_failure_shows_the_log_only_if_this_attempt_wrote_it(project):
+    """A log left by an earlier run is not this failure's story; with -k, the summary names
+    the log whose tail was shown."""
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a.txt"]
+        log     = "logs/a.log"
+        cmd     = "[ -n \\"${{EARLY:-}}\\" ] && exit 7; echo 'reached the end' > {log}; exit 1"
+        """
+    )
+    first = project.run("build", "-k")
+    assert first.rc == 1 and "    reached the end" in first.err, first
+    assert "failed: a a.txt (log: logs/a.log)" in first.err, first
+    early = project.run("build", env={"EARLY": "1"})
+    assert early.rc == 1 and "exited with code 7" in early.err, early
+    assert "last lines of output" not in early.err and "log: logs/a.log" not in early.err, early

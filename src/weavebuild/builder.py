@@ -988,14 +988,25 @@ class Builder:
         result.outcome = FAILED
         result.message = failure
         results[job.key] = result
-        shown_log, tail = result.log_path, read_tail(result.log_path) if result.log_path else ""
+        tail = read_tail(result.log_path) if result.log_path else ""
         if not tail and job.log:  # it printed nothing: what it wrote to its own log, then
-            own = os.path.join(self.root, job.log)
-            own_tail = read_tail(own) if os.path.isfile(own) else ""
-            if own_tail:
-                shown_log, tail = own, own_tail
-        self.reporter.job_failed(job.display, failure, job.cmd, shown_log, tail)
+            own = self._written_log(job, entry.started_wall)
+            if own is not None:
+                result.log_path, tail = own, read_tail(own)
+        self.reporter.job_failed(job.display, failure, job.cmd, result.log_path, tail)
         return FAILED
+
+    def _written_log(self, job: Job, started: float) -> Optional[str]:
+        """The full path of the job's own log if this attempt wrote to it (a log left by an
+        earlier run is not this failure's story), else None."""
+        own = os.path.join(self.root, job.log)
+        try:
+            st = os.stat(own)
+        except OSError:
+            return None
+        if not stat_module.S_ISREG(st.st_mode) or st.st_size == 0 or st.st_mtime_ns < int(started * 1e9) - RACY_WINDOW_NS:
+            return None
+        return own
 
     def _inside_project(self, directory: str) -> bool:
         """Whether `directory` (an output's or depfile's) resolves inside the project, symlinks
@@ -1042,7 +1053,9 @@ class Builder:
                 os.unlink(full)
             except OSError:
                 pass
-        return depfile.project_paths(listed, self.root, job.inputs + job.outputs + [job.depfile]), None
+        # (its own log too: written while it ran, by design, and never an input)
+        own = job.inputs + job.outputs + [job.depfile] + ([job.log] if job.log else [])
+        return depfile.project_paths(listed, self.root, own), None
 
     def _discovered_digests(self, job: Job, paths: List[str], started: float) -> Optional[List[Tuple[str, str]]]:
         """(path, digest) of each file a job's depfile listed, or None when one is missing or

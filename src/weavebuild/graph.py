@@ -495,40 +495,63 @@ def _check_depfiles(
 
 
 def _check_logs(
-    jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]], weavefile: str
+    jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]], weavefile: str, globs: Iterable[str]
 ) -> None:
     """A log is its job's own file, which weave neither orders jobs by nor reads: not another
-    job's log, output or depfile, nor a file some job reads (that job would not wait for it)."""
+    job's log, output or depfile, nor inside or around one, nor a file some job reads (that
+    job would not wait for it) directly, as a directory input, or through a glob or foreach
+    scan (which would find it once written: refused now rather than from the next build)."""
     owners: Dict[str, Job] = {}
     depfiles = {job.depfile: job for job in jobs if job.depfile}
+    held: Dict[str, Job] = {}  # each directory holding an output -> a job making one there
+    for job in jobs:
+        for output in job.outputs:
+            for parent in _ancestors(output):
+                held.setdefault(parent, job)
+    by_directory: Dict[str, List[str]] = {}  # the directory a glob starts to vary in -> globs
+    for glob in globs:
+        by_directory.setdefault(paths.scan_root(glob), []).append(glob)
     for job in jobs:
         if not job.log:
             continue
-        other = owners.setdefault(job.log, job)
+        log = job.log
+        other = owners.setdefault(log, job)
+        problem: Optional[str] = None
         if other is not job:
             problem = f"is the log of {other.display} too: each job needs its own"
-        elif job.log in producers:
-            problem = f"is an output of {producers[job.log].display}"
-        elif job.log in depfiles:
-            problem = f"is the depfile of {depfiles[job.log].display}"
-        elif job.log in sources:
-            problem = (
-                f"is read by {sources[job.log][0].display if sources[job.log] else 'a job'}, which would not wait"
-                " for it: a file other jobs read is an output"
-            )
+        elif log in producers:
+            problem = f"is an output of {producers[log].display}"
+        elif log in depfiles:
+            problem = f"is the depfile of {depfiles[log].display}"
+        elif log in sources:
+            reader = sources[log][0].display if sources[log] else "a job"
+            problem = f"is read by {reader}, which would not wait for it: a file other jobs read is an output"
+        elif log in held:
+            problem = f"holds an output of {held[log].display}"
         else:
-            problem = None
-            parent = job.log
-            while "/" in parent and problem is None:  # a directory output is emptied before its job
-                parent = parent.rpartition("/")[0]
+            for parent in _ancestors(log) + [""]:  # ("": globs listing the project directory)
                 maker = producers.get(parent)
-                if maker is not None and maker.dir_outputs[maker.outputs.index(parent)]:
-                    problem = f"is inside directory output '{parent}/' of {maker.display}"
-            if problem is None:
-                continue
+                if maker is not None:
+                    kind = "directory" if maker.dir_outputs[maker.outputs.index(parent)] else "file"
+                    problem = f"is inside {kind} output '{parent}' of {maker.display}"
+                elif parent and parent in sources:
+                    reader = sources[parent][0].display if sources[parent] else "a job"
+                    problem = f"is inside '{parent}/', which {reader} reads whole: every run would change it"
+                if problem is None:
+                    matching = [g for g in by_directory.get(parent, ()) if paths.glob_matches(g, log)]
+                    if matching:
+                        problem = (
+                            f"would be matched by '{matching[0]}' (an input glob or a foreach scan):"
+                            " a job would read it once written"
+                        )
+                if problem:
+                    break
+        if problem is None:
+            continue
         raise _key_error(
-            job.rule, "log", weavefile, f"log '{job.log}' of {job.display} {problem}",
-            hint="a log is its job's own file, outside every output: e.g. log = \"logs/map/{sample}.log\" with the outputs' wildcards",
+            job.rule, "log", weavefile, f"log '{log}' of {job.display} {problem}",
+            hint="keep logs in a directory of their own that no input, glob or output covers,"
+            " e.g. log = \"logs/map/{sample}.log\" with the outputs' wildcards",
         )
 
 
@@ -759,6 +782,14 @@ class Resolver:
             problem = f"is one of its {'outputs' if log in job.outputs else 'inputs'}"
         else:
             problem = paths.protected_output(log, self._weavefiles)
+        if problem is None:  # inside one of its own paths, or holding one
+            for path in job.outputs + job.inputs:
+                if log.startswith(path + "/"):
+                    problem = f"is inside '{path}', one of its {'outputs' if path in job.outputs else 'inputs'}"
+                elif path.startswith(log + "/"):
+                    problem = f"holds '{path}', one of its {'outputs' if path in job.outputs else 'inputs'}"
+                if problem:
+                    break
         if problem:
             raise _key_error(
                 rule, "log", self.manifest.path, f"log '{log}' of {job.key} {problem}",
@@ -1386,7 +1417,7 @@ class Resolver:
         _check_nesting(order)
         _check_depfiles(order, producers, sources, self.manifest.path)
         if any(job.rule.log is not None for job in order):
-            _check_logs(order, producers, sources, self.manifest.path)
+            _check_logs(order, producers, sources, self.manifest.path, self.scanned)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         for name, all_globs in self._empty_globs.items():
             # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches
