@@ -4,6 +4,7 @@ observers in temp projects. Every wait polls for an observed fact with a generou
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -241,6 +242,38 @@ def test_a_directory_source_of_symlinks_is_watched_where_they_point(project, sta
     (store / "set" / "y.txt").write_text("y\n")
     watch.wait_for(lambda: read(project, "out.txt") == "two\nx\ny\n", "out.txt with the new file of the linked directory")
     assert watch.interrupt() == 130
+
+
+def test_files_read_through_a_symlinked_directory_are_watched(project, start_watch, tmp_path):
+    """`data -> a shared store` and inputs `data/f1.txt`, `foreach` over `data/{s}.txt`:
+    inotify does not follow the link at the end of a watched path, so the store is watched
+    and its events are taken as the project names them: an edit, and a new file, rebuild."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "f1.txt").write_text("s1\n")
+    (project.root / "data").symlink_to(store)
+    project.weavefile(
+        """
+        default = ["f1.out", "all.out"]
+        [rules.f1]
+        inputs  = ["data/f1.txt"]
+        outputs = ["f1.out"]
+        cmd     = "cp {inputs} {outputs}"
+        [rules.all]
+        inputs  = ["data/{s}.txt"]
+        foreach = { s = "data/{s}.txt" }
+        outputs = ["all.out"]
+        cmd     = "cat {inputs} > {outputs}"
+        """
+    )
+    watch = start_watch()
+    assert watch.wait_result()[1] == "ok", watch.output()
+    (project.root / "data" / "f1.txt").write_text("s2\n")  # through the link
+    watch.wait_for(lambda: read(project, "f1.out") == "s2\n", "f1.out rebuilt after an edit through the link")
+    (store / "new.txt").write_text("n\n")  # where it points
+    watch.wait_for(lambda: read(project, "all.out") == "s2\nn\n", "all.out with the new file")
+    assert watch.interrupt() == 130
+    assert project.run("build").started == []
 
 
 def test_change_queue_debounces_a_burst():
@@ -535,6 +568,9 @@ def test_restart_cancels_a_running_job_whose_input_changed(project, start_watch)
     assert watch.results()[0][1] == "cancelled" and restarted[:2] == (2, "ok"), watch.output()
     assert project.read("out.txt") == "fast\n"
     assert watch.interrupt() == 130
+    # In the history, the cycle that cancelled its job is not an "ok" run.
+    runs = json.loads(project.run("history", "--json").out)["runs"]
+    assert [run["outcome"] for run in sorted(runs, key=lambda run: run["id"])] == ["interrupted", "ok"], runs
 
 
 # Two independent jobs for the --restart tests: `a` waits for release_a; `b` is filled in.

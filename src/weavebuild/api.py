@@ -41,7 +41,7 @@ from .projectfile import (
     why_not_a_file,
 )
 from .reporter import Reporter
-from .results import FAILED, RAN, UP_TO_DATE, BuildResult
+from .results import CANCELLED, FAILED, RAN, UP_TO_DATE, BuildResult
 from .store import Store
 
 # builder, executor, graph, manifest, resources and scan are imported where they are used: a no-op
@@ -609,7 +609,8 @@ class Project:
                     if first is not None:
                         result.include(first)
                     _check_inside_targets(graph, self.root)
-                    outcome = "ok"
+                    # (watch --restart cancels jobs whose inputs changed: not a good build)
+                    outcome = "interrupted" if result.count(CANCELLED) else "ok"
                     if files.changed_after_read:  # edited while the build ran: no stamp
                         data = None
                         moved = list(files.changed_after_read)

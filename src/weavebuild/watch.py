@@ -500,13 +500,33 @@ class Watcher:
         # Directories deleted or moved (from or to) since the watches were last updated.
         self._gone: Set[str] = set()
         self._gone_lock = threading.Lock()
+        # Watched directories that are symlinks (data -> a shared store): inotify does not
+        # follow a link at the end of the path it is given, so the directory it points to is
+        # watched, and its events are put back under the link's path. Real path -> link path;
+        # replaced whole by _update_watches, read by the observer's threads.
+        self._aliases: Dict[str, str] = {}
 
     # -- observer side (runs on watchdog's threads) ----------------------------------------------
     def directories_gone(self, paths: Sequence[str]) -> None:
         with self._gone_lock:
             self._gone.update(os.path.normpath(path) for path in paths)
 
+    def _unaliased(self, path: str) -> str:
+        """An observed path under a watched symlink's target, as the project names it."""
+        aliases = self._aliases
+        if aliases:
+            for real, link in aliases.items():
+                if path == real or path.startswith(real + os.sep):
+                    return link + path[len(real) :]
+        return path
+
     def notice(self, path: str, is_directory: bool) -> None:
+        unaliased = self._unaliased(path)
+        if unaliased != path:  # (the target may be a source under its own name too)
+            self._notice(unaliased, is_directory)
+        self._notice(path, is_directory)
+
+    def _notice(self, path: str, is_directory: bool) -> None:
         spec = self.spec
         if spec is None:
             return
@@ -889,6 +909,16 @@ class Watcher:
             parent = os.path.dirname(full)
             if full != root and full.startswith(root + os.sep) and parent not in wanted:
                 wanted[parent] = False
+        # A directory that is a symlink: watched where it points (see _aliases); its own
+        # parent, watched above, sees the link replaced.
+        aliases: Dict[str, str] = {}
+        for full in list(wanted):
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                recursive = wanted.pop(full)
+                wanted[real] = wanted.get(real, False) or recursive
+                aliases.setdefault(real, full)
+        self._aliases = aliases
         # A recursive watch covers its subdirectories.
         recursive_dirs = [d for d, r in wanted.items() if r]
         for full in list(wanted):
