@@ -213,3 +213,21 @@ def test_a_failure_shows_the_log_only_if_this_attempt_wrote_it(project):
     early = project.run("build", env={"EARLY": "1"})
     assert early.rc == 1 and "exited with code 7" in early.err, early
     assert "last lines of output" not in early.err and "log: logs/a.log" not in early.err, early
+
+
+def test_reading_a_log_that_is_not_there_yet_says_it_is_a_log(project):
+    """A job reading another rule's log: before the first build the file is missing, and the
+    message says why no rule makes it."""
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["o/{s}.txt"]
+        log     = "logs/{s}.log"
+        cmd     = "echo > {outputs} 2> {log}"
+        [rules.b]
+        inputs  = ["logs/x.log"]
+        outputs = ["b.txt"]
+        cmd     = "cp logs/x.log b.txt"
+        """
+    )
+    assert_user_error(project.run("build", "b.txt"), "missing source 'logs/x.log'", "it is the log of rule 'a'")

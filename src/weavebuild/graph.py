@@ -1517,11 +1517,25 @@ class Resolver:
             )
         if hint is None:
             hint = _broken_link_hint(os.path.join(self.root, path), path)
+        if hint is None:
+            logger = self._log_of(path)
+            if logger is not None:
+                hint = (
+                    f"it is the log of rule '{logger.name}', which no job may read (nothing waits for it):"
+                    " to read it, make it an output of that rule instead"
+                )
         if hint is None and written:
             close = self._near_path(path, rule)
             if close is not None:
                 hint = f"did you mean '{close}'? Otherwise create the file, or add a rule that makes it"
         return MissingSource(path, needed_by, hint=hint, where=_where(rule, "inputs", self.manifest.path))
+
+    def _log_of(self, path: str) -> Optional[RuleSpec]:
+        """The rule whose `log` pattern `path` matches, if any (for a missing source's hint)."""
+        for rule in self.manifest.rules.values():
+            if rule.log is not None and paths.compile_pattern(rule.log, rule.wildcard_regex)[0].fullmatch(path):
+                return rule
+        return None
 
     def _near_path(self, path: str, reader: RuleSpec) -> Optional[str]:
         """An existing file in the directory of `path`, or an exact output of a rule other than
