@@ -673,8 +673,13 @@ def test_names_ending_in_a_newline_are_refused(project):
             '[rules.a]\noutputs = ["d/x/y", "d/x"]\ncmd = "touch d/x"\n',
             ["Weavefile:2:", "rule 'a'", "file output 'd/x' is the directory of output 'd/x/y' of rule 'a'"],
         ),
+        (  # a pattern rule whose values are all listed: its outputs are known at load
+            '[rules.a]\noutputs = ["{n}"]\nforeach = { n = ["d"] }\ncmd = "touch {outputs}"\n'
+            '[rules.b]\noutputs = ["d/x"]\ncmd = "touch d/x"\n',
+            ["Weavefile:6:", "rule 'b', key 'outputs'", "output 'd/x' is inside 'd', a file output of rule 'a'"],
+        ),
     ],
-    ids=["file-after-dir", "dir-after-dir", "dir-after-file", "same-rule", "inside-a-file", "a-file-holding-one"],
+    ids=["file-after-dir", "dir-after-dir", "dir-after-file", "same-rule", "inside-a-file", "a-file-holding-one", "listed-foreach"],
 )
 def test_outputs_inside_a_directory_output_are_refused(project, text, fragments):
     project.write("Weavefile", text, dedent=False)

@@ -7,6 +7,7 @@ Weavefile, and nothing of jobs, state or scheduling.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from .paths import (
     is_outside,
     normalize,
     protected_output,
+    substitute,
     unescape,
 )
 from .projectfile import INCLUDE_WORD, project_digest
@@ -811,6 +813,24 @@ _NESTED_HINT = (
     "names are fixed, not computed (no {vars.x_{wildcards.w}}): to pick a value per wildcard, write one"
     " rule per value, or choose in the command (case {wildcards.w} in a) ...;; b) ...;; esac)"
 )
+
+
+def _listed_outputs(rule: RuleSpec, limit: int = 10_000) -> List[Tuple[str, str, str]]:
+    """(rule, output, normalised) for each output of each job of a pattern rule whose output
+    wildcards all take listed foreach values (at most `limit` jobs; none otherwise)."""
+    names = list(dict.fromkeys(name for output in rule.outputs for name in wildcard_names_in(output)))
+    lists = [rule.foreach.get(name) for name in names]
+    if not all(isinstance(values, list) for values in lists):
+        return []
+    if math.prod(len(values) for values in lists) > limit:  # type: ignore[arg-type]
+        return []
+    found: List[Tuple[str, str, str]] = []
+    for combo in itertools.product(*lists):  # type: ignore[arg-type]
+        values = dict(zip(names, combo))
+        for output in rule.outputs:
+            filled = substitute(output, values)
+            found.append((rule.name, filled, normalize(unescape(filled)).rstrip("/")))
+    return found
 
 
 def _nested_placeholder(text: str) -> Optional[str]:
@@ -1765,7 +1785,10 @@ class _Validator:
                         )
                     mine[key] = output
             if any(wildcard_names_in(output) for output in rule.outputs):
-                continue  # pattern outputs are checked when they are matched
+                # Pattern outputs are checked when they are matched; those whose every
+                # wildcard takes a listed foreach value are known now, for the nesting check.
+                static.extend(_listed_outputs(rule))
+                continue
             for output in rule.outputs:
                 key = normalize(unescape(output)).rstrip("/")
                 protected = protected_output(key, weavefiles)
