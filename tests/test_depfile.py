@@ -637,3 +637,29 @@ def test_a_listed_special_file_is_named_as_such(project: Project) -> None:
     assert result.rc == 0, result
     assert "'ff', which its depfile lists, cannot be read (it is a FIFO)" in result.err, result
     assert "'/'" not in result.err  # a directory outside the project is no file it read
+
+
+def test_a_depfile_left_by_a_weave_killed_after_its_job_ended_is_removed(project):
+    """The job wrote its depfile and ended, then weave was killed before reading it: the
+    outputs match the job's record, so it is up to date, and no run will read that depfile
+    again. The next build (which checks every job after such a crash, not the no-op stamp)
+    removes it, as a build that saw the job end would have."""
+    project.write("main.c", "src\n")
+    project.write("x.h", "h1\n")
+    project.weavefile(
+        """
+        [rules.cc]
+        inputs  = ["main.c"]
+        outputs = ["main.o"]
+        depfile = "main.o.d"
+        cmd     = "cat main.c x.h > main.o; echo 'main.o: main.c x.h' > main.o.d; if [ -e killweave ]; then rm -f killweave; kill -9 $PPID; fi"
+        """
+    )
+    assert project.run("build").rc == 0 and not project.exists("main.o.d")
+    project.write("killweave", "")
+    killed = project.run("build", "-B", "main.o")
+    assert killed.rc == -9, killed
+    assert project.exists("main.o.d")
+    after = project.run("build")
+    assert after.rc == 0 and after.started == [], after
+    assert not project.exists("main.o.d")

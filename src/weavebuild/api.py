@@ -495,20 +495,24 @@ class Project:
                     reporter.warning(warning)
                 registry = os.path.join(self.root, RUNNING_REGISTRY)
                 orphans = 0
-                if os.path.exists(registry) and os.path.getsize(registry) > 0:
+                # A weave that died while jobs ran (its registry not emptied): this build checks
+                # every job once, rather than take the no-op stamp's word, so that what those
+                # jobs left (a depfile never read) is looked at.
+                crashed = os.path.exists(registry) and os.path.getsize(registry) > 0
+                if crashed:
                     from .executor import kill_orphans
 
                     orphans = kill_orphans(registry)
                 if orphans:
                     reporter.warning(
                         f"killed {orphans} job(s) left running by a weave that was killed; "
-                        "their outputs will be rebuilt"
+                        "what they made is checked again (and rebuilt if it is not what their records say)"
                     )
                 command_line = list(argv if argv is not None else sys.argv)
                 # A build that keeps temporary outputs vouches for them being there: its stamp
                 # is not one a build that deletes them may take as a no-op.
                 stamp_key = stamp.key(self.digest, targets) + ("\0--keep-temp" if keep_temp else "")
-                checked = None if force or force_rules else stamp.check(store, self.root, stamp_key)
+                checked = None if force or force_rules or crashed else stamp.check(store, self.root, stamp_key)
                 if checked is not None and checked.noop:
                     # Touched files, same content: the refreshed stamp remembers their new
                     # stats (the digest cache keeps the old ones; a build that does not go

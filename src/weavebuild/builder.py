@@ -421,6 +421,8 @@ class Builder:
             for job in self.graph.jobs:
                 results[job.key] = JobResult(job, UP_TO_DATE)
                 self._adopt(job.key, verdicts[job.key])
+                if job.depfile:
+                    self._drop_leftover_depfile(job)
                 if self._temps is not None:
                     self._temps.settled(job, True)
             self._flush(final=True)  # settles racy files, so that this no-op can be stamped
@@ -672,6 +674,8 @@ class Builder:
                 verdict = verdicts[job.key] = Verdict(verdict.signature, verdict.inputs, [self._needed[job.key]])
         if verdict.up_to_date:
             self._adopt(job.key, verdict)
+            if job.depfile:
+                self._drop_leftover_depfile(job)
             return JobResult(job, UP_TO_DATE)
         if verdict.reasons[0].kind == INPUT_MISSING:
             result = JobResult(job, FAILED, verdict.reasons)
@@ -679,6 +683,16 @@ class Builder:
             self.reporter.job_failed(job.display, result.message, job.cmd, None, "")
             return result
         return None
+
+    def _drop_leftover_depfile(self, job: Job) -> None:
+        """An up-to-date job's depfile on disk was left by a run that weave did not see end
+        (killed before it read and removed it): no later run reads it, so it goes now."""
+        full = os.path.join(self.root, job.depfile)
+        try:
+            if stat_module.S_ISREG(os.lstat(full).st_mode) and self._inside_project(os.path.dirname(full)):
+                os.unlink(full)
+        except OSError:
+            pass
 
     def _adopt(self, key: str, verdict: Verdict) -> None:
         """A job up to date by a record older than its latest (its inputs went back to what
