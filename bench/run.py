@@ -632,9 +632,16 @@ def render(
                         row.append("—")
                 status = target_status(bench, key, scenario, wl.n)
                 if scenario == "big_first" and weave and big_size >= BIG_MIN_RATE_SIZE:
-                    rate = big_size / _median(weave) / 1e9
+                    # The first build's time less the no-op's (start-up, the stat of the file,
+                    # the bookkeeping: all but the hashing); the whole time if that is all.
+                    noop = bench.samples.get((key, "big_noop", "weave"))
+                    hashing = _median(weave) - (_median(noop) if noop else 0.0)
+                    if noop and hashing > 0:
+                        rate, how = big_size / hashing / 1e9, "the first build less the no-op"
+                    else:
+                        rate, how = big_size / _median(weave) / 1e9, "incl. start-up"
                     mark = "met" if rate >= 2 else "missed"
-                    status = f"hash ≥ 2 GB/s: {rate:.2f} GB/s incl. start-up, {mark}"
+                    status = f"hash ≥ 2 GB/s: {rate:.2f} GB/s ({how}), {mark}"
                 row.append(status)
             out.append("| " + " | ".join(row) + " |")
     out.append("")
