@@ -110,7 +110,7 @@ def test_a_log_shared_read_or_inside_a_directory_output_is_refused(project):
         cmd     = "mkdir -p model"
         """
     )
-    assert_user_error(project.run("build"), "key 'log'", "log 'model/train.log' of m is inside 'model', one of its outputs")
+    assert_user_error(project.run("build"), "key 'log'", "log 'model/train.log' is inside directory output 'model/' of rule 'm'")
     project.write("notes.log", "old\n")
     project.weavefile(
         """
@@ -124,7 +124,7 @@ def test_a_log_shared_read_or_inside_a_directory_output_is_refused(project):
         cmd     = "cp notes.log b.txt"
         """
     )
-    assert_user_error(project.run("build", "a.txt", "b.txt"), "key 'log'", "is read by b b.txt, which would not wait for it")
+    assert_user_error(project.run("build", "a.txt", "b.txt"), "key 'log'", "log 'notes.log' would be read by rule 'b' (its input 'notes.log')")
 
 
 def test_the_log_placeholder_needs_a_log(project):
@@ -137,12 +137,12 @@ def test_the_log_placeholder_needs_a_log(project):
     [
         (  # its own directory input: every run would change what it reads
             '[rules.a]\ninputs = ["src/"]\noutputs = ["a.txt"]\nlog = "src/x.log"\ncmd = "ls src > a.txt 2> {log}"\n',
-            "log 'src/x.log' of a is inside 'src', one of its inputs",
+            "log 'src/x.log' would be read by rule 'a' (its input 'src/')",
         ),
         (  # another job's directory input: that job would read it, and not wait for it
             '[rules.a]\noutputs = ["a.txt"]\nlog = "logs/a.log"\ncmd = "echo a > a.txt 2> {log}"\n'
             '[rules.b]\ninputs = ["logs/", "a.txt"]\noutputs = ["b.txt"]\ncmd = "ls logs > b.txt"\n',
-            "is inside 'logs/', which b b.txt reads whole",
+            "log 'logs/a.log' would be read by rule 'b' (its input 'logs/')",
         ),
         (  # a glob that would find it once written (refused in the first build, not the second)
             '[rules.a]\ninputs = ["data/{s}.csv"]\noutputs = ["res/{s}.txt"]\nlog = "data/{s}.log.csv"\n'
@@ -216,8 +216,8 @@ def test_a_failure_shows_the_log_only_if_this_attempt_wrote_it(project):
 
 
 def test_reading_a_log_that_is_not_there_yet_says_it_is_a_log(project):
-    """A job reading another rule's log: before the first build the file is missing, and the
-    message says why no rule makes it."""
+    """A job whose input pattern names another rule's log (known only per job, so not refused
+    when the Weavefile loads): the file is missing, and the message says why no rule makes it."""
     project.weavefile(
         """
         [rules.a]
@@ -225,9 +225,63 @@ def test_reading_a_log_that_is_not_there_yet_says_it_is_a_log(project):
         log     = "logs/{s}.log"
         cmd     = "echo > {outputs} 2> {log}"
         [rules.b]
-        inputs  = ["logs/x.log"]
-        outputs = ["b.txt"]
-        cmd     = "cp logs/x.log b.txt"
+        inputs  = ["logs/{s}.log"]
+        outputs = ["p/{s}.txt"]
+        cmd     = "cp {inputs} {outputs}"
         """
     )
-    assert_user_error(project.run("build", "b.txt"), "missing source 'logs/x.log'", "it is the log of rule 'a'")
+    assert_user_error(project.run("build", "p/x.txt"), "missing source 'logs/x.log'", "it is the log of rule 'a'")
+
+
+@pytest.mark.parametrize(
+    "rules, fragment",
+    [
+        (  # a glob of another rule, built on its own later
+            '[rules.x]\noutputs = ["o.txt"]\nlog = "data/x.csv"\ncmd = "echo > o.txt"\n'
+            '[rules.y]\ninputs = ["data/*.csv"]\noutputs = ["p.txt"]\ncmd = "cat {inputs} > p.txt"\n',
+            "log 'data/x.csv' would be read by rule 'y' (its input 'data/*.csv')",
+        ),
+        (  # a written input
+            '[rules.x]\noutputs = ["o/{s}.txt"]\nlog = "logs/{s}.log"\ncmd = "echo > {outputs}"\n'
+            '[rules.y]\ninputs = ["logs/a.log"]\noutputs = ["p.txt"]\ncmd = "cp {inputs} p.txt"\n',
+            "log 'logs/{s}.log' would be read by rule 'y' (its input 'logs/a.log')",
+        ),
+        (  # a directory input
+            '[rules.x]\noutputs = ["o/{s}.txt"]\nlog = "logs/{s}.log"\ncmd = "echo > {outputs}"\n'
+            '[rules.y]\ninputs = ["logs/"]\noutputs = ["p.txt"]\ncmd = "ls logs > p.txt"\n',
+            "log 'logs/{s}.log' would be read by rule 'y' (its input 'logs/')",
+        ),
+        (  # a directory output of another rule (its job empties it)
+            '[rules.x]\noutputs = ["o.txt"]\nlog = "out/x.log"\ncmd = "echo > o.txt"\n'
+            '[rules.y]\noutputs = ["out/"]\ncmd = "mkdir -p out"\n',
+            "log 'out/x.log' is inside directory output 'out/' of rule 'y'",
+        ),
+        (  # another rule's exact output
+            '[rules.x]\noutputs = ["o.txt"]\nlog = "q.txt"\ncmd = "echo > o.txt"\n'
+            '[rules.y]\noutputs = ["q.txt"]\ncmd = "echo > q.txt"\n',
+            "log 'q.txt' is an output of rule 'y'",
+        ),
+    ],
+    ids=["glob", "written-input", "directory-input", "directory-output", "exact-output"],
+)
+def test_what_the_weavefile_alone_tells_about_a_log_is_refused_when_it_loads(project, rules, fragment):
+    """Not only among the jobs of one build: `weave build o.txt` then `weave build p.txt`
+    would have read the log (or emptied its directory) without either build seeing both."""
+    project.write("data/a.csv", "a\n")
+    project.write("Weavefile", rules, dedent=False)
+    assert_user_error(project.run("build", "o.txt"), "Weavefile:3: rule 'x', key 'log'", fragment)
+
+
+def test_a_failure_that_printed_output_and_wrote_its_log_names_the_log(project):
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a.txt"]
+        log     = "logs/a.log"
+        cmd     = "echo to the terminal; (echo to the log >&2; exit 3) 2> {log}"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "exited with code 3 (it also wrote its log, logs/a.log)" in result.err, result
+    assert "    to the terminal" in result.err

@@ -1003,10 +1003,13 @@ class Builder:
         result.message = failure
         results[job.key] = result
         tail = read_tail(result.log_path) if result.log_path else ""
-        if not tail and job.log:  # it printed nothing: what it wrote to its own log, then
-            own = self._written_log(job, entry.started_wall)
-            if own is not None:
+        own = self._written_log(job, entry.started_wall) if job.log else None
+        if own is not None:
+            if not tail:  # it printed nothing: what it wrote to its own log, then
                 result.log_path, tail = own, read_tail(own)
+            else:  # both: the output is shown, and its own log named
+                failure += f" (it also wrote its log, {job.log})"
+                result.message = failure
         self.reporter.job_failed(job.display, failure, job.cmd, result.log_path, tail)
         return FAILED
 

@@ -21,6 +21,8 @@ from .paths import (
     bad_wildcard_value,
     compile_pattern,
     compile_regex,
+    glob_matches,
+    has_glob,
     is_outside,
     normalize,
     protected_output,
@@ -1811,6 +1813,53 @@ class _Validator:
                 seen[key] = rule.name
                 static.append((rule.name, output, key))
         self.check_output_nesting(static)
+        if any(rule.log is not None for rule in rules.values()):
+            self.check_logs(rules, static)
+
+    def check_logs(self, rules: Dict[str, RuleSpec], static: List[Tuple[str, str, str]]) -> None:
+        """What the graph checks among one build's jobs (graph._check_logs), checked across
+        all the rules where the Weavefile alone tells: no log may be another rule's exact
+        output, lie inside a directory output or a directory input, or be what a written
+        input or an input glob names (a job would read it, in a later build if not this one,
+        or its directory would be emptied)."""
+        logs = []
+        for rule in rules.values():
+            if rule.log is None:
+                continue
+            regex, _ = compile_pattern(rule.log, rule.wildcard_regex)
+            literal = rule.log.split("{", 1)[0]
+            prefix = literal.rpartition("/")[0]  # the directory every one of its logs is in
+            sample = normalize(unescape(substitute(rule.log, {name: "x" for name in wildcard_names_in(rule.log)})))
+            logs.append((rule, regex, prefix, sample))
+        hint = "keep logs in a directory of their own that no input, glob or output covers, e.g. logs/"
+        for owner, output, key in static:
+            for rule, regex, prefix, _ in logs:
+                if output.endswith("/"):
+                    if prefix == key or prefix.startswith(key + "/"):
+                        raise self.error(
+                            f"log '{rule.log}' is inside directory output '{output}' of rule '{owner}'", rule.name, "log", hint=hint
+                        )
+                elif key.startswith(prefix) and regex.fullmatch(key):
+                    names = "is" if "{" not in rule.log else f"can name '{output}',"
+                    raise self.error(f"log '{rule.log}' {names} an output of rule '{owner}'", rule.name, "log", hint=hint)
+        for reader in rules.values():
+            for pattern in reader.inputs:
+                if "{" in pattern:
+                    continue  # a pattern's paths are known per job: the graph checks those
+                key = normalize(unescape(pattern)).rstrip("/")
+                for rule, regex, prefix, sample in logs:
+                    if has_glob(pattern):
+                        read = glob_matches(key, sample)
+                    else:
+                        read = (key.startswith(prefix) and bool(regex.fullmatch(key))) or prefix == key or prefix.startswith(key + "/")
+                    if read:
+                        raise self.error(
+                            f"log '{rule.log}' would be read by rule '{reader.name}' (its input '{pattern}'), which would"
+                            " not wait for it: a file other jobs read is an output",
+                            rule.name,
+                            "log",
+                            hint=hint,
+                        )
 
     def check_output_nesting(self, static: List[Tuple[str, str, str]]) -> None:
         """No output lies inside a directory output (`o/`): that rule would own its file; nor
