@@ -686,6 +686,20 @@ def test_outputs_inside_a_directory_output_are_refused(project, text, fragments)
     assert_user_error(project.run("list"), *fragments)
 
 
+def test_a_listed_pattern_job_may_hold_a_file_in_its_own_directory_output(project):
+    """models/{m}/ and models/{m}/metrics.json with listed values: one job makes both, as the
+    graph allows; the load-time check of listed outputs must allow it too."""
+    project.weavefile(
+        """
+        [rules.train]
+        outputs = ["models/{m}/", "models/{m}/metrics.json"]
+        foreach = { m = ["small", "big"] }
+        cmd = "mkdir -p models/{wildcards.m} && echo x > models/{wildcards.m}/metrics.json"
+        """
+    )
+    assert project.run("build", "train").rc == 0
+
+
 def test_outputs_beside_a_directory_output_or_with_wildcards_are_fine(project):
     project.weavefile(
         '[rules.a]\noutputs = ["o/"]\ncmd = "mkdir o"\n'

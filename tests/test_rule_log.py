@@ -163,13 +163,23 @@ def test_the_log_placeholder_needs_a_log(project):
             '[rules.a]\noutputs = ["d/a.txt"]\nlog = "d"\ncmd = "echo > d/a.txt"\n',
             "log 'd' of a holds 'd/a.txt', one of its outputs",
         ),
+        (  # inside a directory a foreach scan lists (the scan would take `logs` for a value)
+            '[rules.all]\ninputs = ["out/{s}.txt"]\nforeach = { s = "samples/{s}/" }\n'
+            '[rules.p]\ninputs = ["samples/{s}/"]\noutputs = ["out/{s}.txt"]\nlog = "samples/logs/{s}.log"\n'
+            'cmd = "ls {inputs} > {outputs}"\n',
+            "log 'samples/logs/a.log' of p out/a.txt would be matched by 'samples/*/'",
+        ),
     ],
-    ids=["own-directory-input", "another-jobs-directory-input", "glob", "own-file-output", "file-output", "holding-outputs"],
+    ids=[
+        "own-directory-input", "another-jobs-directory-input", "glob", "own-file-output", "file-output",
+        "holding-outputs", "scanned-directory",
+    ],
 )
 def test_a_log_some_job_would_read_or_that_clashes_with_an_output_is_refused(project, rules, fragment):
     """Refused before anything runs, in the first build as in every later one."""
     project.write("src/s.txt", "s\n")
     project.write("data/a.csv", "a\n")
+    project.write("samples/a/r.txt", "r\n")
     (project.root / "logs").mkdir()
     project.write("Weavefile", rules, dedent=False)
     targets = ["all"] if "[rules.all]" in rules else [line[len("[rules."):-1] for line in rules.splitlines() if line.startswith("[rules.")]

@@ -276,6 +276,44 @@ def test_files_read_through_a_symlinked_directory_are_watched(project, start_wat
     assert project.run("build").started == []
 
 
+def test_a_linked_directory_retargeted_and_two_links_to_one_store_are_followed(project, start_watch, tmp_path):
+    """`data -> store A` retargeted to store B while watching: a change (the link is), and
+    from then on store B is watched. Two links to one directory: an edit there is a change
+    under both names."""
+    store_a, store_b = tmp_path / "a", tmp_path / "b"
+    for store, text in ((store_a, "A\n"), (store_b, "B\n")):
+        store.mkdir()
+        (store / "x.txt").write_text(text)
+    (project.root / "data").symlink_to(store_a)
+    (project.root / "same").symlink_to(store_a)
+    project.weavefile(
+        """
+        default = ["o.txt", "p.txt"]
+        [rules.o]
+        inputs  = ["data/x.txt"]
+        outputs = ["o.txt"]
+        cmd     = "cp {inputs} {outputs}"
+        [rules.p]
+        inputs  = ["same/x.txt"]
+        outputs = ["p.txt"]
+        cmd     = "cp {inputs} {outputs}"
+        """
+    )
+    watch = start_watch()
+    assert watch.wait_result()[1] == "ok", watch.output()
+    (store_a / "x.txt").write_text("A2\n")  # seen as data/x.txt and as same/x.txt
+    watch.wait_for(
+        lambda: read(project, "o.txt") == "A2\n" and read(project, "p.txt") == "A2\n", "both outputs rebuilt"
+    )
+    (project.root / "data").unlink()
+    (project.root / "data").symlink_to(store_b)  # retargeted
+    watch.wait_for(lambda: read(project, "o.txt") == "B\n", "o.txt from the new target")
+    (store_b / "x.txt").write_text("B2\n")
+    watch.wait_for(lambda: read(project, "o.txt") == "B2\n", "o.txt after an edit in the new target")
+    assert watch.interrupt() == 130
+    assert project.run("build").started == []
+
+
 def test_change_queue_debounces_a_burst():
     queue = ChangeQueue()
     for path in ["a", "b", "a"]:

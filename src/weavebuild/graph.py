@@ -537,8 +537,9 @@ def _check_logs(
                 elif parent and parent in sources:
                     reader = sources[parent][0].display if sources[parent] else "a job"
                     problem = f"is inside '{parent}/', which {reader} reads whole: every run would change it"
-                if problem is None:
-                    matching = [g for g in by_directory.get(parent, ()) if paths.glob_matches(g, log)]
+                if problem is None:  # the log, or a directory holding it (then read whole)
+                    inner = [log] + [p for p in _ancestors(log) if p.startswith(parent + "/") or not parent]
+                    matching = [g for g in by_directory.get(parent, ()) if any(paths.glob_matches(g, p) for p in inner)]
                     if matching:
                         problem = (
                             f"would be matched by '{matching[0]}' (an input glob or a foreach scan):"

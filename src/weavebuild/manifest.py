@@ -817,21 +817,25 @@ _NESTED_HINT = (
 )
 
 
-def _listed_outputs(rule: RuleSpec, limit: int = 10_000) -> List[Tuple[str, str, str]]:
+def _listed_outputs(rule: RuleSpec, limit: int) -> List[Tuple[str, str, str]]:
     """(rule, output, normalised) for each output of each job of a pattern rule whose output
-    wildcards all take listed foreach values (at most `limit` jobs; none otherwise)."""
+    wildcards all take listed foreach values, if there are at most `limit` of them (else none:
+    the graph checks those among each build's jobs). A job's output inside its own directory
+    output is left out, as the graph allows it (models/{m}/ with models/{m}/metrics.json)."""
     names = list(dict.fromkeys(name for output in rule.outputs for name in wildcard_names_in(output)))
     lists = [rule.foreach.get(name) for name in names]
     if not all(isinstance(values, list) for values in lists):
         return []
-    if math.prod(len(values) for values in lists) > limit:  # type: ignore[arg-type]
+    if math.prod(len(values) for values in lists) * len(rule.outputs) > limit:  # type: ignore[arg-type]
         return []
     found: List[Tuple[str, str, str]] = []
     for combo in itertools.product(*lists):  # type: ignore[arg-type]
         values = dict(zip(names, combo))
-        for output in rule.outputs:
-            filled = substitute(output, values)
-            found.append((rule.name, filled, normalize(unescape(filled)).rstrip("/")))
+        job = [(output, normalize(unescape(output)).rstrip("/")) for output in (substitute(o, values) for o in rule.outputs)]
+        own_dirs = [key + "/" for output, key in job if output.endswith("/")]
+        for output, key in job:
+            if not own_dirs or not any(key.startswith(directory) for directory in own_dirs):
+                found.append((rule.name, output, key))
     return found
 
 
@@ -1773,6 +1777,7 @@ class _Validator:
         values are known."""
         seen: Dict[str, str] = {}
         static: List[Tuple[str, str, str]] = []  # (rule, output as written, normalised)
+        budget = 20_000  # listed outputs of pattern rules expanded, at most
         for rule in rules.values():
             if len(rule.outputs) > 1:
                 mine: Dict[str, str] = {}
@@ -1788,8 +1793,11 @@ class _Validator:
                     mine[key] = output
             if any(wildcard_names_in(output) for output in rule.outputs):
                 # Pattern outputs are checked when they are matched; those whose every
-                # wildcard takes a listed foreach value are known now, for the nesting check.
-                static.extend(_listed_outputs(rule))
+                # wildcard takes a listed foreach value are known now, for the nesting check
+                # (up to a budget: a million of them would cost seconds at every load).
+                listed = _listed_outputs(rule, budget)
+                budget -= len(listed)
+                static.extend(listed)
                 continue
             for output in rule.outputs:
                 key = normalize(unescape(output)).rstrip("/")
@@ -1848,8 +1856,9 @@ class _Validator:
                     continue  # a pattern's paths are known per job: the graph checks those
                 key = normalize(unescape(pattern)).rstrip("/")
                 for rule, regex, prefix, sample in logs:
-                    if has_glob(pattern):
-                        read = glob_matches(key, sample)
+                    if has_glob(pattern):  # the log, or a directory holding it (read whole)
+                        holders = sample.split("/")
+                        read = any(glob_matches(key, "/".join(holders[:end])) for end in range(len(holders), 0, -1))
                     else:
                         read = (key.startswith(prefix) and bool(regex.fullmatch(key))) or prefix == key or prefix.startswith(key + "/")
                     if read:

@@ -502,29 +502,31 @@ class Watcher:
         self._gone_lock = threading.Lock()
         # Watched directories that are symlinks (data -> a shared store): inotify does not
         # follow a link at the end of the path it is given, so the directory it points to is
-        # watched, and its events are put back under the link's path. Real path -> link path;
-        # replaced whole by _update_watches, read by the observer's threads.
-        self._aliases: Dict[str, str] = {}
+        # watched, and its events are put back under the links' paths. Real path -> link
+        # paths; and the links, project-relative (a change of one, retargeted or removed, is a
+        # change). Replaced whole by _update_watches, read by the observer's threads.
+        self._aliases: Dict[str, List[str]] = {}
+        self._alias_links: FrozenSet[str] = frozenset()
 
     # -- observer side (runs on watchdog's threads) ----------------------------------------------
     def directories_gone(self, paths: Sequence[str]) -> None:
         with self._gone_lock:
             self._gone.update(os.path.normpath(path) for path in paths)
 
-    def _unaliased(self, path: str) -> str:
-        """An observed path under a watched symlink's target, as the project names it."""
+    def _unaliased(self, path: str) -> List[str]:
+        """An observed path under a watched symlink's target, as the project names it (through
+        each link to that target)."""
         aliases = self._aliases
         if aliases:
-            for real, link in aliases.items():
+            for real, links in aliases.items():
                 if path == real or path.startswith(real + os.sep):
-                    return link + path[len(real) :]
-        return path
+                    return [link + path[len(real) :] for link in links]
+        return []
 
     def notice(self, path: str, is_directory: bool) -> None:
-        unaliased = self._unaliased(path)
-        if unaliased != path:  # (the target may be a source under its own name too)
+        for unaliased in self._unaliased(path):
             self._notice(unaliased, is_directory)
-        self._notice(path, is_directory)
+        self._notice(path, is_directory)  # (the target may be a source under its own name too)
 
     def _notice(self, path: str, is_directory: bool) -> None:
         spec = self.spec
@@ -549,6 +551,8 @@ class Watcher:
 
     def _relevant(self, spec: WatchSet, rel: str, is_directory: bool) -> bool:
         if spec.relevant(rel):
+            return True
+        if rel in self._alias_links:  # a watched link retargeted or removed (not a directory event)
             return True
         if not is_directory or is_noise(rel):
             return False
@@ -911,14 +915,17 @@ class Watcher:
                 wanted[parent] = False
         # A directory that is a symlink: watched where it points (see _aliases); its own
         # parent, watched above, sees the link replaced.
-        aliases: Dict[str, str] = {}
+        aliases: Dict[str, List[str]] = {}
         for full in list(wanted):
             if os.path.islink(full):
                 real = os.path.realpath(full)
                 recursive = wanted.pop(full)
                 wanted[real] = wanted.get(real, False) or recursive
-                aliases.setdefault(real, full)
+                aliases.setdefault(real, []).append(full)
         self._aliases = aliases
+        self._alias_links = frozenset(
+            os.path.relpath(link, root).replace(os.sep, "/") for links in aliases.values() for link in links
+        )
         # A recursive watch covers its subdirectories.
         recursive_dirs = [d for d, r in wanted.items() if r]
         for full in list(wanted):
