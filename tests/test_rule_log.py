@@ -295,3 +295,68 @@ def test_a_failure_that_printed_output_and_wrote_its_log_names_the_log(project):
     assert result.rc == 1, result
     assert "exited with code 3 (it also wrote its log, logs/a.log)" in result.err, result
     assert "    to the terminal" in result.err
+
+
+def test_logs_that_no_reader_could_take_are_accepted(project):
+    """No false alarms: logs of listed foreach values are those paths only (data/raw.log is
+    not one of data/{s}.log for s in a, b); a glob qc/x* cannot take qc/{s}.log when s must
+    be S[0-9]+; a foreach scan of raw/{s}/ with s = S[0-9]+ never takes raw/logs/."""
+    project.write("data/raw.log", "raw\n")
+    for sample in ("S1", "S2"):
+        project.write(f"raw/{sample}/r.txt", f"{sample}\n")
+    project.write("qc/x1.txt", "x\n")
+    project.weavefile(
+        """
+        default = ["parsed.txt", "report.txt", "all"]
+        [rules.fit]
+        outputs = ["models/{s}.txt"]
+        foreach = { s = ["a", "b"] }
+        log     = "data/{s}.log"
+        cmd     = "echo {wildcards.s} > {outputs} 2> {log}"
+        [rules.parse]
+        inputs  = ["data/raw.log", "models/a.txt"]
+        outputs = ["parsed.txt"]
+        cmd     = "cat {inputs} > {outputs}"
+        [rules.qc]
+        inputs    = ["raw/{s}/"]
+        outputs   = ["out/{s}.txt"]
+        wildcards = { s = "S[0-9]+" }
+        log       = "qc/{s}.log"
+        cmd       = "ls {inputs} > {outputs} 2> {log}"
+        [rules.report]
+        inputs  = ["qc/x*"]
+        outputs = ["report.txt"]
+        cmd     = "cat {inputs} > {outputs}"
+        [rules.proc]
+        inputs    = ["raw/{s}/"]
+        outputs   = ["proc/{s}.txt"]
+        wildcards = { s = "S[0-9]+" }
+        log       = "raw/logs/{s}.log"
+        cmd       = "ls {inputs} > {outputs} 2> {log}"
+        [rules.all]
+        inputs    = ["out/{s}.txt", "proc/{s}.txt"]
+        foreach   = { s = "raw/{s}/" }
+        wildcards = { s = "S[0-9]+" }
+        """
+    )
+    first = project.run("build")
+    assert first.rc == 0, first
+    again = project.run("build")
+    assert again.rc == 0 and again.started == [], again
+
+
+def test_a_log_written_with_a_dot_slash_is_checked_as_its_path(project):
+    project.weavefile(
+        """
+        [rules.a]
+        inputs  = ["logs/"]
+        outputs = ["a.txt"]
+        cmd     = "ls logs > a.txt"
+        [rules.b]
+        outputs = ["b/{s}.txt"]
+        log     = "./logs/{s}.log"
+        cmd     = "echo > {outputs} 2> {log}"
+        """
+    )
+    project.write("logs/keep", "")
+    assert_user_error(project.run("build", "a.txt"), "key 'log'", "would be read by rule 'a' (its input 'logs/')")

@@ -495,7 +495,13 @@ def _check_depfiles(
 
 
 def _check_logs(
-    jobs: Sequence[Job], producers: Dict[str, Job], sources: Dict[str, List[Job]], weavefile: str, globs: Iterable[str]
+    jobs: Sequence[Job],
+    producers: Dict[str, Job],
+    sources: Dict[str, List[Job]],
+    weavefile: str,
+    globs: Iterable[str],
+    scanned_by: Optional[Dict[str, Set[str]]] = None,
+    rules: Optional[Dict[str, RuleSpec]] = None,
 ) -> None:
     """A log is its job's own file, which weave neither orders jobs by nor reads: not another
     job's log, output or depfile, nor inside or around one, nor a file some job reads (that
@@ -539,7 +545,11 @@ def _check_logs(
                     problem = f"is inside '{parent}/', which {reader} reads whole: every run would change it"
                 if problem is None:  # the log, or a directory holding it (then read whole)
                     inner = [log] + [p for p in _ancestors(log) if p.startswith(parent + "/") or not parent]
-                    matching = [g for g in by_directory.get(parent, ()) if any(paths.glob_matches(g, p) for p in inner)]
+                    matching = [
+                        g
+                        for g in by_directory.get(parent, ())
+                        if any(paths.glob_matches(g, p) and not _constrained_out(g, p, log, scanned_by, rules) for p in inner)
+                    ]
                     if matching:
                         problem = (
                             f"would be matched by '{matching[0]}' (an input glob or a foreach scan):"
@@ -554,6 +564,23 @@ def _check_logs(
             hint="keep logs in a directory of their own that no input, glob or output covers,"
             " e.g. log = \"logs/map/{sample}.log\" with the outputs' wildcards",
         )
+
+
+def _constrained_out(
+    glob: str, path: str, log: str, scanned_by: Optional[Dict[str, Set[str]]], rules: Optional[Dict[str, RuleSpec]]
+) -> bool:
+    """Whether directory `path` (holding a log), though `glob` matches it, is a name that no
+    rule scanning with that glob would take: each has wildcard constraints, and none of them
+    accepts the directory's name (a foreach over `raw/{s}/` with s = "S[0-9]+" never takes
+    `raw/logs`)."""
+    if path == log or not scanned_by or not rules:
+        return False
+    name = path.rpartition("/")[2]
+    scanners = [rules[rule] for rule in scanned_by.get(glob, ()) if rule in rules]
+    return bool(scanners) and all(
+        rule.wildcard_regex and not any(re.fullmatch(regex, name) for regex in rule.wildcard_regex.values())
+        for rule in scanners
+    )
 
 
 def _plain_paths(patterns: List[str]) -> List[Optional[str]]:
@@ -1418,7 +1445,7 @@ class Resolver:
         _check_nesting(order)
         _check_depfiles(order, producers, sources, self.manifest.path)
         if any(job.rule.log is not None for job in order):
-            _check_logs(order, producers, sources, self.manifest.path, self.scanned)
+            _check_logs(order, producers, sources, self.manifest.path, self.scanned, self.scanned_for, self.manifest.rules)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)
         for name, all_globs in self._empty_globs.items():
             # One line per rule: a pattern rule's 5,000 jobs, each with a glob that matches

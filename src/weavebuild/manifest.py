@@ -817,6 +817,21 @@ _NESTED_HINT = (
 )
 
 
+def _listed_paths(rule: RuleSpec, pattern: str, limit: int = 10_000) -> Optional[List[str]]:
+    """The paths `pattern` (a path of the rule with its wildcards) takes, normalised, when each
+    of its wildcards takes listed foreach values (at most `limit` paths); else None."""
+    names = list(dict.fromkeys(wildcard_names_in(pattern)))
+    lists = [rule.foreach.get(name) for name in names]
+    if not all(isinstance(values, list) for values in lists):
+        return None
+    if math.prod(len(values) for values in lists) > limit:  # type: ignore[arg-type]
+        return None
+    return [
+        normalize(unescape(substitute(pattern, dict(zip(names, combo)))))
+        for combo in itertools.product(*lists)  # type: ignore[arg-type]
+    ]
+
+
 def _listed_outputs(rule: RuleSpec, limit: int) -> List[Tuple[str, str, str]]:
     """(rule, output, normalised) for each output of each job of a pattern rule whose output
     wildcards all take listed foreach values, if there are at most `limit` of them (else none:
@@ -1834,36 +1849,61 @@ class _Validator:
         for rule in rules.values():
             if rule.log is None:
                 continue
-            regex, _ = compile_pattern(rule.log, rule.wildcard_regex)
-            literal = rule.log.split("{", 1)[0]
-            prefix = literal.rpartition("/")[0]  # the directory every one of its logs is in
-            sample = normalize(unescape(substitute(rule.log, {name: "x" for name in wildcard_names_in(rule.log)})))
-            logs.append((rule, regex, prefix, sample))
+            pattern = normalize(rule.log)
+            prefix = pattern.split("{", 1)[0].rpartition("/")[0]  # the directory all its logs are in
+            known = _listed_paths(rule, pattern)  # its logs one by one, where the Weavefile lists them
+            regex = None if known is not None else compile_pattern(pattern, rule.wildcard_regex)[0]
+            logs.append((rule, prefix, known, regex))
+
+        def names(log: Tuple[RuleSpec, str, Optional[List[str]], Any], path: str) -> bool:
+            _, prefix, known, regex = log
+            if known is not None:
+                return path in known
+            return path.startswith(prefix) and bool(regex.fullmatch(path))
+
+        def within(log: Tuple[RuleSpec, str, Optional[List[str]], Any], directory: str) -> bool:
+            _, prefix, known, _ = log
+            inside = directory + "/"
+            return prefix == directory or prefix.startswith(inside) or any(path.startswith(inside) for path in known or ())
+
+        def holders(log: Tuple[RuleSpec, str, Optional[List[str]], Any]) -> List[str]:
+            """The logs where known one by one, and the directories holding them (those of
+            the literal prefix only, for a pattern: its wildcards' values are not known)."""
+            _, prefix, known, _ = log
+            found = list(known or ())
+            for path in known or [prefix + "/x"]:
+                parent = path.rpartition("/")[0]
+                while parent and (known is not None or parent == prefix or prefix.startswith(parent + "/")):
+                    found.append(parent)
+                    parent = parent.rpartition("/")[0]
+            return found
+
         hint = "keep logs in a directory of their own that no input, glob or output covers, e.g. logs/"
         for owner, output, key in static:
-            for rule, regex, prefix, _ in logs:
+            for log in logs:
+                rule = log[0]
                 if output.endswith("/"):
-                    if prefix == key or prefix.startswith(key + "/"):
+                    if within(log, key):
                         raise self.error(
                             f"log '{rule.log}' is inside directory output '{output}' of rule '{owner}'", rule.name, "log", hint=hint
                         )
-                elif key.startswith(prefix) and regex.fullmatch(key):
-                    names = "is" if "{" not in rule.log else f"can name '{output}',"
-                    raise self.error(f"log '{rule.log}' {names} an output of rule '{owner}'", rule.name, "log", hint=hint)
+                elif names(log, key):
+                    what = "is" if "{" not in rule.log else f"can name '{output}',"
+                    raise self.error(f"log '{rule.log}' {what} an output of rule '{owner}'", rule.name, "log", hint=hint)
         for reader in rules.values():
-            for pattern in reader.inputs:
-                if "{" in pattern:
+            for written in reader.inputs:
+                if "{" in written:
                     continue  # a pattern's paths are known per job: the graph checks those
-                key = normalize(unescape(pattern)).rstrip("/")
-                for rule, regex, prefix, sample in logs:
-                    if has_glob(pattern):  # the log, or a directory holding it (read whole)
-                        holders = sample.split("/")
-                        read = any(glob_matches(key, "/".join(holders[:end])) for end in range(len(holders), 0, -1))
+                key = normalize(unescape(written)).rstrip("/")
+                for log in logs:
+                    if has_glob(written):  # the log, or a directory holding it (read whole)
+                        read = any(glob_matches(key, path) for path in holders(log))
                     else:
-                        read = (key.startswith(prefix) and bool(regex.fullmatch(key))) or prefix == key or prefix.startswith(key + "/")
+                        read = names(log, key) or within(log, key)
                     if read:
+                        rule = log[0]
                         raise self.error(
-                            f"log '{rule.log}' would be read by rule '{reader.name}' (its input '{pattern}'), which would"
+                            f"log '{rule.log}' would be read by rule '{reader.name}' (its input '{written}'), which would"
                             " not wait for it: a file other jobs read is an output",
                             rule.name,
                             "log",
