@@ -817,19 +817,15 @@ _NESTED_HINT = (
 )
 
 
-def _listed_paths(rule: RuleSpec, pattern: str, limit: int = 10_000) -> Optional[List[str]]:
-    """The paths `pattern` (a path of the rule with its wildcards) takes, normalised, when each
-    of its wildcards takes listed foreach values (at most `limit` paths); else None."""
-    names = list(dict.fromkeys(wildcard_names_in(pattern)))
+def _listed_combos(rule: RuleSpec, names: Sequence[str], limit: int) -> Optional[List[Dict[str, str]]]:
+    """Every combination of values of wildcards `names` when each takes listed foreach values
+    and there are at most `limit` combinations; else None (scanned values, or too many)."""
     lists = [rule.foreach.get(name) for name in names]
     if not all(isinstance(values, list) for values in lists):
         return None
     if math.prod(len(values) for values in lists) > limit:  # type: ignore[arg-type]
         return None
-    return [
-        normalize(unescape(substitute(pattern, dict(zip(names, combo)))))
-        for combo in itertools.product(*lists)  # type: ignore[arg-type]
-    ]
+    return [dict(zip(names, combo)) for combo in itertools.product(*lists)]  # type: ignore[arg-type]
 
 
 def _listed_outputs(rule: RuleSpec, limit: int) -> List[Tuple[str, str, str]]:
@@ -838,20 +834,51 @@ def _listed_outputs(rule: RuleSpec, limit: int) -> List[Tuple[str, str, str]]:
     the graph checks those among each build's jobs). A job's output inside its own directory
     output is left out, as the graph allows it (models/{m}/ with models/{m}/metrics.json)."""
     names = list(dict.fromkeys(name for output in rule.outputs for name in wildcard_names_in(output)))
-    lists = [rule.foreach.get(name) for name in names]
-    if not all(isinstance(values, list) for values in lists):
-        return []
-    if math.prod(len(values) for values in lists) * len(rule.outputs) > limit:  # type: ignore[arg-type]
-        return []
+    combos = _listed_combos(rule, names, limit // max(1, len(rule.outputs)))
     found: List[Tuple[str, str, str]] = []
-    for combo in itertools.product(*lists):  # type: ignore[arg-type]
-        values = dict(zip(names, combo))
+    for values in combos or ():
         job = [(output, normalize(unescape(output)).rstrip("/")) for output in (substitute(o, values) for o in rule.outputs)]
         own_dirs = [key + "/" for output, key in job if output.endswith("/")]
         for output, key in job:
-            if not own_dirs or not any(key.startswith(directory) for directory in own_dirs):
+            if not any(key.startswith(directory) for directory in own_dirs):
                 found.append((rule.name, output, key))
     return found
+
+
+class _LogPaths:
+    """The paths a rule's `log` may take, for the Weavefile's check of logs: each of them
+    where its wildcards take listed values (or it has none), else a regex for them; either
+    way all lie in the directory `prefix` (the pattern's literal start)."""
+
+    def __init__(self, rule: RuleSpec):
+        self.rule = rule
+        pattern = normalize(rule.log or "")
+        self.prefix = pattern.split("{", 1)[0].rpartition("/")[0]
+        combos = _listed_combos(rule, list(dict.fromkeys(wildcard_names_in(pattern))), 10_000)
+        self.known = None if combos is None else {normalize(unescape(substitute(pattern, values))) for values in combos}
+        self.regex = None if combos is not None else compile_pattern(pattern, rule.wildcard_regex)[0]
+
+    def names(self, path: str) -> bool:
+        """Whether `path` is one of the logs."""
+        if self.known is not None:
+            return path in self.known
+        return path.startswith(self.prefix) and bool(self.regex.fullmatch(path))  # type: ignore[union-attr]
+
+    def within(self, directory: str) -> bool:
+        """Whether some of the logs lie inside `directory`."""
+        inside = directory + "/"
+        return self.prefix == directory or self.prefix.startswith(inside) or any(p.startswith(inside) for p in self.known or ())
+
+    def holders(self) -> List[str]:
+        """The logs where known one by one, and the directories holding them (for a pattern,
+        those of its literal prefix only: its wildcards' values are not known)."""
+        found = list(self.known or ())
+        for path in self.known if self.known is not None else (self.prefix + "/",):
+            parent = path.rpartition("/")[0]
+            while parent:
+                found.append(parent)
+                parent = parent.rpartition("/")[0]
+        return found
 
 
 def _nested_placeholder(text: str) -> Optional[str]:
@@ -1845,50 +1872,18 @@ class _Validator:
         output, lie inside a directory output or a directory input, or be what a written
         input or an input glob names (a job would read it, in a later build if not this one,
         or its directory would be emptied)."""
-        logs = []
-        for rule in rules.values():
-            if rule.log is None:
-                continue
-            pattern = normalize(rule.log)
-            prefix = pattern.split("{", 1)[0].rpartition("/")[0]  # the directory all its logs are in
-            known = _listed_paths(rule, pattern)  # its logs one by one, where the Weavefile lists them
-            regex = None if known is not None else compile_pattern(pattern, rule.wildcard_regex)[0]
-            logs.append((rule, prefix, known, regex))
-
-        def names(log: Tuple[RuleSpec, str, Optional[List[str]], Any], path: str) -> bool:
-            _, prefix, known, regex = log
-            if known is not None:
-                return path in known
-            return path.startswith(prefix) and bool(regex.fullmatch(path))
-
-        def within(log: Tuple[RuleSpec, str, Optional[List[str]], Any], directory: str) -> bool:
-            _, prefix, known, _ = log
-            inside = directory + "/"
-            return prefix == directory or prefix.startswith(inside) or any(path.startswith(inside) for path in known or ())
-
-        def holders(log: Tuple[RuleSpec, str, Optional[List[str]], Any]) -> List[str]:
-            """The logs where known one by one, and the directories holding them (those of
-            the literal prefix only, for a pattern: its wildcards' values are not known)."""
-            _, prefix, known, _ = log
-            found = list(known or ())
-            for path in known or [prefix + "/x"]:
-                parent = path.rpartition("/")[0]
-                while parent and (known is not None or parent == prefix or prefix.startswith(parent + "/")):
-                    found.append(parent)
-                    parent = parent.rpartition("/")[0]
-            return found
-
+        logs = [_LogPaths(rule) for rule in rules.values() if rule.log is not None]
         hint = "keep logs in a directory of their own that no input, glob or output covers, e.g. logs/"
         for owner, output, key in static:
             for log in logs:
-                rule = log[0]
+                rule = log.rule
                 if output.endswith("/"):
-                    if within(log, key):
+                    if log.within(key):
                         raise self.error(
                             f"log '{rule.log}' is inside directory output '{output}' of rule '{owner}'", rule.name, "log", hint=hint
                         )
-                elif names(log, key):
-                    what = "is" if "{" not in rule.log else f"can name '{output}',"
+                elif log.names(key):
+                    what = "is" if "{" not in (rule.log or "") else f"can name '{output}',"
                     raise self.error(f"log '{rule.log}' {what} an output of rule '{owner}'", rule.name, "log", hint=hint)
         for reader in rules.values():
             for written in reader.inputs:
@@ -1897,15 +1892,14 @@ class _Validator:
                 key = normalize(unescape(written)).rstrip("/")
                 for log in logs:
                     if has_glob(written):  # the log, or a directory holding it (read whole)
-                        read = any(glob_matches(key, path) for path in holders(log))
+                        read = any(glob_matches(key, path) for path in log.holders())
                     else:
-                        read = names(log, key) or within(log, key)
+                        read = log.names(key) or log.within(key)
                     if read:
-                        rule = log[0]
                         raise self.error(
-                            f"log '{rule.log}' would be read by rule '{reader.name}' (its input '{written}'), which would"
-                            " not wait for it: a file other jobs read is an output",
-                            rule.name,
+                            f"log '{log.rule.log}' would be read by rule '{reader.name}' (its input '{written}'), which"
+                            " would not wait for it: a file other jobs read is an output",
+                            log.rule.name,
                             "log",
                             hint=hint,
                         )
