@@ -192,3 +192,46 @@ def test_a_build_that_runs_jobs_does_not_import_subprocess(project):
     result = subprocess.run([sys.executable, "-c", probe, "build", "a.txt"], cwd=project.root, capture_output=True, text=True)
     assert result.returncode == 0 and (project.root / "a.txt").read_text() == "a\n", result
     assert "subprocess-loaded=False" in result.stderr, result.stderr
+
+
+# What weave's own modules ask to import in a process, whoever loaded the module first: the
+# sandbox or a site `.pth` may have imported typing already, and that must not hide weave's
+# own import of it.
+IMPORT_PROBE = (
+    "import atexit, builtins, sys\n"
+    "asked = set()\n"
+    "original = builtins.__import__\n"
+    "def spy(name, globals=None, locals=None, fromlist=(), level=0):\n"
+    "    if level == 0 and str((globals or {}).get('__name__', '')).startswith('weavebuild'):\n"
+    "        asked.add(name.partition('.')[0])\n"
+    "    return original(name, globals, locals, fromlist, level)\n"
+    "builtins.__import__ = spy\n"
+    "atexit.register(lambda: sys.stderr.write('asked=' + ','.join(sorted(asked)) + '\\n'))\n"
+    "sys.argv[0] = 'weave'\n"
+    "from weavebuild.entry import main\n"
+    "main()\n"
+)
+
+# Standard modules a proven no-op has no use for, each a millisecond or more of every start:
+# typing alone cost more than the rest of weave's modules together (annotations are strings,
+# and the modules name typing's types only under `if TYPE_CHECKING:`).
+NOT_ON_THE_NO_OP_PATH = {"typing", "json", "shutil", "glob", "fnmatch", "threading", "contextlib", "subprocess", "click"}
+
+
+def asked_imports(project, *args: str) -> set:
+    result = subprocess.run([sys.executable, "-c", IMPORT_PROBE, *args], cwd=project.root, capture_output=True, text=True)
+    assert result.returncode == 0, result
+    line = next(line for line in result.stderr.splitlines() if line.startswith("asked="))
+    return set(line[len("asked=") :].split(","))
+
+
+def test_a_no_op_build_and_version_import_only_what_they_need(project):
+    project.write("Weavefile", WEAVEFILE)
+    project.write("src.txt", "hello\n")
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # settles what the first wrote in its racy window
+    asked = asked_imports(project, "build")
+    assert {"sqlite3", "xxhash"} <= asked, asked  # the probe sees the imports it must
+    assert not asked & NOT_ON_THE_NO_OP_PATH, sorted(asked & NOT_ON_THE_NO_OP_PATH)
+    version = asked_imports(project, "--version")
+    assert not version & (NOT_ON_THE_NO_OP_PATH | {"sqlite3", "re"}), sorted(version)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from weavebuild.store import (
     APPLICATION_ID,
@@ -15,6 +18,7 @@ from weavebuild.store import (
     STATE_DIR,
     Record,
     Store,
+    json_strings,
 )
 
 
@@ -387,3 +391,11 @@ def test_rows_by_path_by_tree_and_one_by_one(store):
     assert store.file_rows_under("data") == {"data/a": row, "data/sub/b": row}
     assert store.file_rows_under("data/") == {"data/a": row, "data/sub/b": row}
     assert store.file_row("data.txt") == row and store.file_row("missing") is None
+
+
+@given(st.lists(st.text()))
+def test_the_command_line_of_a_run_is_stored_as_json_dumps_gives_it(items):
+    """A no-op build writes its run's argv without importing json (start-up): the same text,
+    so that `weave history` and every reader of the store read it back unchanged."""
+    assert json_strings(items) == json.dumps(items)
+    assert json.loads(json_strings(items)) == items

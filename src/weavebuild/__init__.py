@@ -6,11 +6,12 @@ that `weave --version` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ._version import __version__
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from .api import Project
 
 __all__ = ["Project", "__version__"]

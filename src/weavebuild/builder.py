@@ -32,7 +32,6 @@ from .executor import Completion, Executor, LocalExecutor
 from .filestate import (
     RACY_WINDOW_NS,
     FileState,
-    Fingerprint,
     UnreadableFile,
     fingerprint_now,
     racy_window,
@@ -49,6 +48,10 @@ from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict
 from .store import JobRow, Record, Store
 from .temps import TempOutputs, demand
 from .temps import delete as delete_temp
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from .filestate import Fingerprint
 
 GRACE_SECONDS = 3.0
 FLUSH_INTERVAL = 0.2

@@ -8,7 +8,10 @@ exit code 2; a job that fails is a `BuildFailed` (exit 1). The CLI turns these i
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Dict, Optional, Sequence
+
 
 # A word longer than this in an error message (a 5,000-character target or --set value typed
 # or pasted by mistake) is shown shortened in the middle: the message stays a few lines.

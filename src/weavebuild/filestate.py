@@ -7,16 +7,24 @@ a later same-size write could have kept the same mtime (git's "racy clean" probl
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import stat as stat_module
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .errors import UsageError
 from .hashing import Stopped, hash_file, hash_files, hash_tree, looks_digest, scan_tree, tree_looks
 from .paths import in_any_of
-from .store import FileRow
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
+
+    from .store import FileRow
+
+    # What a file's stat says about its content: (size, mtime, inode, ctime).
+    Fingerprint = Tuple[int, int, int, int]
 
 # A file whose mtime is within this window of the moment it was hashed is re-hashed next time:
 # a later write in the same timestamp tick could leave (size, mtime, inode, ctime) unchanged.
@@ -34,10 +42,6 @@ def racy_window(mtime_ns: int) -> int:
     return COARSE_RACY_WINDOW_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
 
 
-# What a file's stat says about its content: (size, mtime, inode, ctime).
-Fingerprint = Tuple[int, int, int, int]
-
-
 def fingerprint(st: os.stat_result) -> Fingerprint:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
@@ -51,14 +55,19 @@ def fingerprint_now(path: str, dir_fd: Optional[int] = None) -> Optional[Fingerp
         return None
 
 
-class TreeWalk(NamedTuple):
-    """What the walk that digested a directory tree saw (FileState.tree_as_read)."""
+if TYPE_CHECKING:  # pragma: no cover
 
-    walked_at: int  # time.time_ns() before the walk
-    fingerprint: Fingerprint  # of the directory itself, taken before the walk
-    files: List[str]  # the paths of its files (their rows in the digest cache are as read)
-    directories: Dict[str, Fingerprint]  # every directory in it, as stat-ed before its listing
-    plain: bool  # only files and directories (no symlink kept as a link, no special file)
+    class TreeWalk(NamedTuple):
+        """What the walk that digested a directory tree saw (FileState.tree_as_read)."""
+
+        walked_at: int  # time.time_ns() before the walk
+        fingerprint: Fingerprint  # of the directory itself, taken before the walk
+        files: List[str]  # the paths of its files (their rows in the digest cache are as read)
+        directories: Dict[str, Fingerprint]  # every directory in it, as stat-ed before its listing
+        plain: bool  # only files and directories (no symlink kept as a link, no special file)
+
+else:  # the same tuple, without typing
+    TreeWalk = collections.namedtuple("TreeWalk", "walked_at fingerprint files directories plain")
 
 
 _MISSING = object()

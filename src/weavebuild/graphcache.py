@@ -13,14 +13,16 @@ from __future__ import annotations
 import marshal
 import operator
 import os
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
 from . import paths
 from ._version import __version__
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
     from .graph import Graph, Job
     from .manifest import RuleSpec
 

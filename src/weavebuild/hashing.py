@@ -11,11 +11,18 @@ import marshal
 import os
 import stat as stat_module
 import time
-from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
 from .paths import NOISE_DIRS, NOISE_PREFIXES, NOISE_SUFFIXES, real_within
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
+
+    # (rel, kind, stat): stat is os.stat() of a file (through a link to it) or a directory, None
+    # for a link kept as a link and for special files.
+    TreeEntry = Tuple[str, str, Optional[os.stat_result]]
 
 CHUNK = 1 << 20  # 1 MiB reads: fast from the page cache without large allocations
 SMALL_FILE = 64 * 1024  # up to this size a file is read with one read()
@@ -153,11 +160,6 @@ def hash_files(files: Sequence[Tuple[str, int]], dir_fd: Optional[int] = None) -
 
 def symlink_digest(target: str) -> str:
     return digest_strings(("symlink", target))
-
-
-# (rel, kind, stat): stat is os.stat() of a file (through a link to it) or a directory, None
-# for a link kept as a link and for special files.
-TreeEntry = Tuple[str, str, Optional[os.stat_result]]
 
 
 def walk_tree(root: str, followed: Optional[List[str]] = None) -> List[Tuple[str, str]]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import Interrupted, WeaveError, clip_long_words
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 # The values `weave build` passes for options not given (cli.build_options declares each
 # option with these defaults; a test checks that they agree).
@@ -148,11 +150,19 @@ def _signal_module() -> Any:
     return signals
 
 
+def _in_main_thread() -> bool:
+    """Whether this is the main thread (the only one that may set signal handlers). Without
+    the threading module loaded no other thread runs Python code, so it is not imported for
+    the question (a no-op build does not import it at all)."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.current_thread() is threading.main_thread()
+
+
 def default_signals() -> None:
     """For the console script, once its command is over: a signal ends the process as it
     would any other program's. Raised as an exception while the interpreter shuts down, it
     would print a traceback ("Exception ignored in threading._shutdown") and change nothing."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         return
     signals = _signal_module()
     for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT):
@@ -167,7 +177,7 @@ def _stop_on_termination() -> None:
     weave with their message and exit code (143, 129, 131), as they do during one (the builder handles
     them itself while jobs run), not as an unexplained death by signal. A signal ignored by
     whoever started weave (nohup) stays ignored."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         return
     signals = _signal_module()
     for signum in (signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Callable, Optional
 
 from .errors import Interrupted, LockedError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
     import threading
+    from typing import Callable, Optional
 
 # What flock says when another process holds the lock (LOCK_NB).
 _HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)

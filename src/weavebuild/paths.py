@@ -7,12 +7,16 @@ replacement of weave's own state files.
 
 from __future__ import annotations
 
-import fnmatch
-import glob as _glob
 import os
 import re
 import time
-from typing import Collection, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Collection, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
+
+    # (directory as the pattern spells it, mtime_ns, ctime_ns, inode)
+    Listing = Tuple[str, int, int, int]
 
 # Never content: weave's state, version control, Python's bytecode caches (written by the jobs
 # that import a package), editor droppings (vim swap files, backups, emacs lock files). Watch
@@ -110,6 +114,8 @@ def glob_may_reach(glob_pattern: str, directory: str) -> bool:
     """Whether `glob_pattern` may match a path inside `directory` (both project-relative):
     its components match the directory's, one by one, and it goes deeper, or a `**` lets
     it reach anything below."""
+    import fnmatch  # (glob and fnmatch are imported where used: a no-op build needs neither)
+
     glob_parts = glob_pattern.split("/")
     directory_parts = directory.split("/")
     if "**" in glob_parts:
@@ -130,6 +136,8 @@ def fill(pattern: str, values: Dict[str, str], glob: bool) -> str:
     """`pattern` with its wildcards filled; in a glob (`glob`, see is_written_glob) the
     values' own glob characters are escaped, so that they match only themselves."""
     if glob:
+        import glob as _glob
+
         values = {name: _glob.escape(value) for name, value in values.items()}
     return substitute(pattern, values)
 
@@ -293,6 +301,9 @@ def expand_glob(
     the directory listed under that same stat are reused (a settled directory whose stat is
     unchanged has the same names), matched as glob.glob matches them: 800 rules globbing
     one 4k-file directory listed it 800 times."""
+    import fnmatch
+    import glob as _glob
+
     if listing is not None and names_in is not None:
         directory, name = os.path.split(pattern)
         names = names_in.get(listing)
@@ -318,6 +329,8 @@ def glob_matches(pattern: str, path: str) -> bool:
     existed: component by component, `**` standing for any number of directories, and a
     name starting with a dot matched only by a pattern component that starts with one (as
     the glob module does)."""
+    import fnmatch
+
     pattern_parts = normalize(pattern).split("/")
     path_parts = path.split("/")
 
@@ -355,6 +368,8 @@ def foreach_glob(pattern: str, constraints: Dict[str, str], bound: Optional[Dict
     directories, recursively (`src/**/*` for `src/{name}.in`); the pattern's regex then picks
     the files it names. `bound`: wildcards whose values are known (the job's own), put in as
     literal text (their glob characters escaped)."""
+    import glob as _glob
+
     if bound:
         # NUL cannot occur in a pattern or a value: it marks where each value goes, so that
         # only the values are glob-escaped, once, whichever way the glob is made.
@@ -402,9 +417,6 @@ def foreach_tuples(
 # change in the same timestamp tick could leave the stat as it was. 2 s also covers file
 # systems with whole-second timestamps (the racy rule of filestate, for directories).
 LISTING_SETTLED_NS = 2_000_000_000
-
-# (directory as the pattern spells it, mtime_ns, ctime_ns, inode)
-Listing = Tuple[str, int, int, int]
 
 
 def listing_of(root: str, glob_pattern: str) -> Optional[Listing]:

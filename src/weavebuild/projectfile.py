@@ -5,7 +5,10 @@ which a no-op build never loads."""
 from __future__ import annotations
 
 import os
-from typing import List, Mapping, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import List, Mapping, Optional, Sequence, Tuple
 
 MANIFEST_NAMES = ("Weavefile", "weave.toml")
 

@@ -7,10 +7,12 @@ errors only, `-v` adds commands and reasons.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
-from typing import IO, Any, Dict, List, Optional, Sequence
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import IO, Any, Dict, List, Optional, Sequence
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
@@ -272,6 +274,8 @@ class ConsoleReporter(Reporter):
         if eta is not None and done < total:
             line += f", ETA {_duration(eta)}"
         line += f" · running: {names}" if names else ""
+        import shutil  # not at the top: a no-op build does not need it
+
         width = shutil.get_terminal_size((100, 20)).columns
         if len(line) > width - 1:
             line = line[: max(10, width - 2)] + "…"

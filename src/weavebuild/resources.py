@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 # The largest resource or cpus amount, in the Weavefile and on the command line: beyond it a
 # count means nothing, and far beyond it an integer no longer fits the float that the
@@ -67,7 +69,8 @@ def detect_gpu_count() -> int:
     visible = visible_gpu_ids()
     if visible is not None:
         return len(visible)
-    import subprocess  # only here: most builds never need to detect GPUs
+    import shutil  # only here: most builds never need to detect GPUs
+    import subprocess
 
     program = shutil.which("nvidia-smi")
     if program is None:

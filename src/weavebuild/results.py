@@ -5,9 +5,10 @@ Plain data, shared by the builder, the API and the no-op fast path (which has no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
-
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Dict, List, Optional, Sequence
+
     from .graph import Job
     from .scan import Reason
 

@@ -22,16 +22,20 @@ import operator
 import os
 import stat as stat_module
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from ._version import __version__
-from .filestate import FileState, Fingerprint, racy_window
+from .filestate import FileState, racy_window
 from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files
 from .paths import in_any_of, replace_file
-from .store import FileRow, Store
+from .store import Store
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+    from .filestate import Fingerprint
     from .graph import Graph, Job
+    from .store import FileRow
 
 
 # Bumped whenever the stamp's layout changes: a stamp of another layout is never read.
