@@ -863,3 +863,69 @@ def test_every_reading_command_warns_when_the_state_store_is_unusable(project):
         run = project.run(*args)
         assert "weave: warning: state store" in run.err and "is unusable" in run.err, (args, run)
     assert (project.root / ".weave" / "state.db").read_bytes() == b"garbage" * 200  # left for the next build
+
+
+def test_an_output_spelled_through_a_symlink_in_the_project_is_refused_and_the_source_kept(project):
+    """`lnk -> sdir` and an output `lnk/f` that is the source `sdir/f` under a second name:
+    removing the 'old output' before the job deleted the source for good. The job is
+    refused (the file's one name is given); the source is untouched."""
+    project.write("sdir/f", "precious\n")
+    (project.root / "lnk").symlink_to("sdir")
+    project.weavefile(
+        """
+        [rules.a]
+        inputs = ["sdir/f"]
+        outputs = ["lnk/f"]
+        cmd = "tr a-z A-Z < {inputs} > {outputs}.tmp && mv {outputs}.tmp {outputs}"
+        """
+    )
+    result = project.run("build")
+    assert result.rc == 1, result
+    assert "output 'lnk/f' is reached through a symlink in the project: 'lnk' leads to 'sdir'" in result.err, result
+    assert "write it as 'sdir/f'" in result.err, result
+    assert project.read("sdir/f") == "precious\n"
+
+
+def test_two_rules_owning_one_file_under_two_names_are_refused(project):
+    """`alias -> real`: rules writing real/x.txt and alias/x.txt own one file; each build
+    found the other's output 'modified' and they ran in turn forever."""
+    (project.root / "real").mkdir()
+    (project.root / "alias").symlink_to("real")
+    project.weavefile(
+        """
+        [rules.one]
+        outputs = ["real/x.txt"]
+        cmd = "echo one > {outputs}"
+        [rules.two]
+        outputs = ["alias/x.txt"]
+        cmd = "echo two > {outputs}"
+        """
+    )
+    result = project.run("build", "-k", "real/x.txt", "alias/x.txt")
+    assert result.rc == 1, result
+    assert "output 'alias/x.txt' is reached through a symlink in the project" in result.err, result
+    assert project.read("real/x.txt") == "one\n"
+    again = project.run("build", "real/x.txt")
+    assert again.rc == 0 and "nothing to do" in (again.out + again.err).lower(), again
+
+
+def test_clean_keeps_an_output_whose_directory_became_a_symlink_inside_the_project(project):
+    """An output's directory replaced by a link to another project directory: the file it
+    names now is another path's (here a source with the recorded bytes); clean keeps it."""
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["d/x"]
+        cmd = "mkdir -p d && echo hello > d/x"
+        """
+    )
+    assert project.run("build").rc == 0
+    import shutil
+
+    shutil.rmtree(project.root / "d")
+    project.write("keep/x", "hello\n")
+    (project.root / "d").symlink_to("keep")
+    result = project.run("clean")
+    assert result.rc == 0, result
+    assert project.read("keep/x") == "hello\n"
+    assert "kept d/x: a symlink in the project leads its directory to 'keep'" in result.err, result

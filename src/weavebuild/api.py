@@ -919,11 +919,17 @@ class Project:
                         if not dry_run:  # gone already (a temporary output): its directory may be empty
                             parents.add(os.path.dirname(full))
                         continue
-                    if not paths.real_within(os.path.realpath(os.path.dirname(full)), real_root):
+                    real_directory = os.path.realpath(os.path.dirname(full))
+                    if not paths.real_within(real_directory, real_root):
                         # A directory on its way is now a symlink out of the project (a build
                         # refuses to write there too): what is there is not weave's.
                         if kept is not None:
                             kept.append((output, "it resolves outside the project directory (through a symlink)"))
+                        continue
+                    alias = paths.aliased_directory(real_directory, real_root, os.path.dirname(path))
+                    if alias is not None:  # now another file's second name (a source's, perhaps)
+                        if kept is not None:
+                            kept.append((output, f"a symlink in the project leads its directory to '{alias or '.'}'"))
                         continue
                     try:
                         now = files.digest(path)

@@ -39,7 +39,7 @@ from .filestate import (
 from .graph import Graph, Job, recipe_of
 from .hashing import Stopped, stop_hashing_when
 from .lock import RUNNING_REGISTRY
-from .paths import STATE_DIR, is_within
+from .paths import STATE_DIR, aliased_directory, is_within
 from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
@@ -310,6 +310,7 @@ class Builder:
         self._adopted: List[Tuple[str, str]] = []  # see _adopt
         self._finished_durations: List[float] = []  # of this run's jobs: a first build's ETA
         self._real_root = os.path.realpath(self.root)
+        self._aliased_dirs: Dict[str, str] = {}  # directory -> its real project path (see _alias_problem)
         self._log_prefix = os.path.join(self.root, "")  # log paths are made under the root
         self._state_prefix = os.path.join(self.root, STATE_DIR, "")
         self._made_dirs: Set[str] = set()
@@ -809,6 +810,9 @@ class Builder:
             parent = os.path.dirname(full)
             if not self._inside_project(parent):
                 raise UsageError(f"output '{output}' resolves outside the project directory (through a symlink)")
+            problem = self._alias_problem("output", output)
+            if problem is not None:
+                raise UsageError(problem)
             try:
                 mode = None
                 # In a directory this build created, nothing older can be in the way (an output
@@ -842,6 +846,9 @@ class Builder:
             parent = os.path.dirname(os.path.join(self.root, job.log))
             if not self._inside_project(parent):
                 raise UsageError(f"log '{job.log}' resolves outside the project directory (through a symlink)")
+            problem = self._alias_problem("log", job.log)
+            if problem is not None:
+                raise UsageError(problem)
             if parent not in self._made_dirs:
                 try:
                     os.makedirs(parent, exist_ok=True)
@@ -1036,7 +1043,28 @@ class Builder:
             if real != self._real_root and not real.startswith(self._real_root + os.sep):
                 return False
             self._safe_dirs.add(directory)
+            spelled = os.path.relpath(directory, self.root).replace(os.sep, "/")
+            alias = aliased_directory(real, self._real_root, "" if spelled == "." else spelled)
+            if alias is not None:
+                self._aliased_dirs[directory] = alias
         return True
+
+    def _alias_problem(self, kind: str, path: str) -> Optional[str]:
+        """Why weave may not write `path` (an output or log, whose directory _inside_project
+        checked): a symlink inside the project makes it another path's second name. Removing
+        `lnk/f` as an old output deleted the source `sdir/f` it stands for, and two rules could
+        own one file under two names."""
+        directory = os.path.dirname(os.path.join(self.root, path))
+        alias = self._aliased_dirs.get(directory)
+        if alias is None:
+            return None
+        spelled = os.path.dirname(path)
+        real = f"{alias}/{os.path.basename(path)}" if alias else os.path.basename(path)
+        return (
+            f"{kind} '{path}' is reached through a symlink in the project: '{spelled}' leads to"
+            f" '{alias or '.'}', so it is the file '{real}'; write it as '{real}' (weave knows each file"
+            " by one name)"
+        )
 
     def _depfile_problem(self, job: Job) -> Optional[str]:
         """Why weave may not read (and then remove) `job`'s depfile, if so."""

@@ -84,6 +84,17 @@ def real_within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+def aliased_directory(real_directory: str, real_root: str, spelled: str) -> Optional[str]:
+    """Where project directory `spelled` (as a path names it, '' for the project) really is,
+    project-relative, when a symlink inside the project makes that another place (`lnk/f`
+    with `lnk -> sdir`: 'sdir'); None when it is where it is spelled. `real_directory` is its
+    os.path.realpath, inside `real_root`. A file written through such a link has two names,
+    and weave tracks each file under one: an output spelled through it could be a source."""
+    real = os.path.relpath(real_directory, real_root).replace(os.sep, "/")
+    real = "" if real == "." else real
+    return None if real == spelled.strip("/") else real
+
+
 def in_any_of(path: str, directories: Collection[str]) -> bool:
     """Whether project path `path` lies strictly inside one of `directories` (a set): each
     directory above it is looked up once."""
