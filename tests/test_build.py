@@ -1589,6 +1589,30 @@ def test_files_named_like_options_reach_commands_as_files(project):
     assert "cat ./-E.txt n/-n.txt > ./-out.txt; cat ./-E.txt >> ./-out.txt" in result.out, result.out
 
 
+def test_files_named_like_options_that_need_quoting_reach_commands_as_files(project):
+    """`-n x.txt` is quoted ('-n x.txt'), and the quoted text starts with a quote: the check
+    for a leading '-' missed it, so `cat` took the name for options (and `touch` too)."""
+    project.write("-n x.txt", "hello\n")
+    project.write("b.txt", "b\n")
+    project.weavefile(
+        """
+        [rules.cat]
+        inputs = ["b.txt", "-n x.txt"]
+        outputs = ["out.txt"]
+        cmd = "cat {inputs} > {outputs}; cat {inputs[1:]} >> {outputs}"
+        [rules.mk]
+        outputs = ["-o y.txt"]
+        cmd = "touch {outputs}"
+        """
+    )
+    result = project.run("-v", "build", "out.txt", "./-o y.txt")
+    assert result.rc == 0, result
+    assert project.read("out.txt") == "b\nhello\nhello\n"
+    assert (project.root / "-o y.txt").exists()
+    assert "cat b.txt './-n x.txt' > out.txt" in result.out, result.out
+    assert "touch './-o y.txt'" in result.out, result.out
+
+
 def test_units_per_sample_found_by_foreach_follow_new_and_removed_files(project):
     """A foreach pattern that names the job's own wildcard is scanned per job, and the scan is
     asked again by later builds (graph cache and no-op stamp): a new unit of one sample reruns

@@ -995,7 +995,8 @@ class Resolver:
                         + (f" named '{part.attr}'" if part.attr is not None else ""),
                     ) from None
             text = join(items)
-            if quote and (text[:1] == "-" or " -" in text):  # one scan of the text, in C
+            # (a quoted path starts "'-": `cat '-n x.txt'` takes it as options too; scans in C)
+            if quote and (text[:1] == "-" or text[:2] == "'-" or " -" in text or " '-" in text):
                 text = join([_not_an_option(item) for item in items])
             return text
         if kind == "wildcards":
