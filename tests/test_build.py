@@ -2027,3 +2027,30 @@ def test_a_slice_of_the_inputs_in_a_command(project):
     result = project.run("build")
     assert result.rc == 0, result
     assert project.read("x.txt") == "first|a.txt|rest|b c.txt|d.txt|init|a.txt|b c.txt|none|"
+
+
+def test_an_input_written_as_an_absolute_path_in_the_project_depends_on_its_maker(project):
+    """`/…/proj/data/x.txt` is data/x.txt: taken for a source from outside, the first build
+    stopped at a 'missing source', and once built an edit upstream never reached b."""
+    project.write("in.txt", "v1\n")
+    project.weavefile(
+        f"""
+        default = ["b.txt"]
+        [rules.a]
+        inputs = ["in.txt"]
+        outputs = ["data/x.txt"]
+        cmd = "cp {{inputs}} {{outputs}}"
+        [rules.b]
+        inputs = ["{project.root}/data/x.txt"]
+        outputs = ["b.txt"]
+        cmd = "cp {{inputs}} {{outputs}}"
+        """
+    )
+    first = project.run("build")
+    assert first.rc == 0, first
+    assert project.read("b.txt") == "v1\n"
+    project.write("in.txt", "v2\n")
+    second = project.run("-v", "build")
+    assert second.rc == 0, second
+    assert project.read("b.txt") == "v2\n"
+    assert "cp data/x.txt b.txt" in second.out, second.out

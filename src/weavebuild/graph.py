@@ -650,6 +650,9 @@ class Resolver:
         self._existing: Dict[str, bool] = {}  # exists()'s answers
         self._names_in: Dict[paths.Listing, List[str]] = {}  # see paths.expand_glob
         self._plain_inputs: Dict[str, List[Optional[str]]] = {}  # see job_for
+        self._absolute_inputs: Set[str] = set()  # rules with an input written as an absolute path
+        self._relative_inputs: Set[str] = set()  # rules without
+        self._project_paths: Dict[str, str] = {}  # see _project_path
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
@@ -899,6 +902,10 @@ class Resolver:
             finally:
                 self._expanding = None
             groups.append(group)
+        if rule.name in self._absolute_inputs or (
+            rule.name not in self._relative_inputs and self._has_absolute_input(rule)
+        ):
+            groups = [[self._project_path(path) for path in group] for group in groups]
         job.inputs = [p for group in groups for p in group]
         named_inputs = {
             name: [p for i in indices for p in groups[i]] for name, indices in rule.input_names.items()
@@ -1015,6 +1022,29 @@ class Resolver:
         if kind == "log":
             return one(job.log)
         raise AssertionError(kind)  # the manifest validated every placeholder
+
+    def _has_absolute_input(self, rule: RuleSpec) -> bool:
+        absolute = any(os.path.isabs(pattern) for pattern in rule.inputs)
+        (self._absolute_inputs if absolute else self._relative_inputs).add(rule.name)
+        return absolute
+
+    def _project_path(self, path: str) -> str:
+        """An input written as an absolute path in the project (`/home/me/proj/data/x`, under
+        the project directory as weave was given it or as it really is), as its project path:
+        a rule's output there is a dependency, not a source from outside that nothing makes.
+        By its spelling only (no symlink followed: the answer must not change while the
+        cached graph is reused)."""
+        if not os.path.isabs(path):
+            return path
+        found = self._project_paths.get(path)
+        if found is None:
+            found = path
+            for root in dict.fromkeys((os.path.abspath(self.root), os.path.realpath(self.root))):
+                if path.startswith(root.rstrip(os.sep) + os.sep):
+                    found = paths.normalize(os.path.relpath(path, root).replace(os.sep, "/"))
+                    break
+            self._project_paths[path] = found
+        return found
 
     # -- resolution --------------------------------------------------------------------------
     def producer(self, path: str, active_rules: Dict[str, int]) -> Optional[Job]:
