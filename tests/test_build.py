@@ -2054,3 +2054,30 @@ def test_an_input_written_as_an_absolute_path_in_the_project_depends_on_its_make
     assert second.rc == 0, second
     assert project.read("b.txt") == "v2\n"
     assert "cp data/x.txt b.txt" in second.out, second.out
+
+
+def test_a_moved_project_does_not_reuse_the_mapping_of_absolute_inputs(project, tmp_path):
+    """The cached graph took `/…/proj/data/x.txt` for data/x.txt; in the project moved
+    elsewhere that path names the old place, and the cache is not reused for it."""
+    project.write("in.txt", "v1\n")
+    project.weavefile(
+        f"""
+        default = ["b.txt"]
+        [rules.a]
+        inputs = ["in.txt"]
+        outputs = ["data/x.txt"]
+        cmd = "cp {{inputs}} {{outputs}}"
+        [rules.b]
+        inputs = ["{project.root}/data/x.txt"]
+        outputs = ["b.txt"]
+        cmd = "cp {{inputs}} {{outputs}}"
+        """
+    )
+    assert project.run("build").rc == 0
+    moved = tmp_path / "moved"
+    os.rename(project.root, moved)
+    result = subprocess.run(
+        [sys.executable, "-m", "weavebuild", "build"], cwd=moved, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result
+    assert f"missing source '{project.root}/data/x.txt'" in result.stderr, result.stderr

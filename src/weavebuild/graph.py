@@ -1042,6 +1042,10 @@ class Resolver:
             for root in dict.fromkeys((os.path.abspath(self.root), os.path.realpath(self.root))):
                 if path.startswith(root.rstrip(os.sep) + os.sep):
                     found = paths.normalize(os.path.relpath(path, root).replace(os.sep, "/"))
+                    # A cached graph holds the answer: it is good while the project is
+                    # where it was (a moved project's Weavefile is not there).
+                    weavefile = os.path.join(root, os.path.basename(self.manifest.path))
+                    self.queries.append(("exists", weavefile, True))
                     break
             self._project_paths[path] = found
         return found
