@@ -5,6 +5,7 @@ as a unit, then real `weave` processes with a stand-in compiler (bash) that foll
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -663,3 +664,27 @@ def test_a_depfile_left_by_a_weave_killed_after_its_job_ended_is_removed(project
     after = project.run("build")
     assert after.rc == 0 and after.started == [], after
     assert not project.exists("main.o.d")
+
+
+def test_a_generated_header_a_compile_listed_is_made_first_and_the_compile_rerun_in_one_build(project: Project) -> None:
+    """The compile's rule does not declare include/version.h, but its last run listed it: as
+    Ninja's deps log does, that orders the header's maker first, and the compile is checked
+    again after it. The build that remade the header left the object built from the old one
+    (exit 0, a stale app) until the next build."""
+    _with_undeclared_generator(project, "VERSION", "include/version.h")
+    project.write("VERSION", "int v1;\n")
+    project.write("src/main.c", '#include "version.h"\nint main;\n')
+    assert project.run("build", "include/version.h").rc == 0
+    assert project.run("build", "all").rc == 0
+    assert "int v1;" in project.read("obj/main.o")
+    _ran(project)
+    project.write("VERSION", "int v2;\n")
+    plan = project.run("plan", "all")
+    assert plan.rc == 0, plan
+    assert re.search(r"compile obj/main\.o +\(upstream will rerun: gen include/version\.h\)", plan.out), plan.out
+    result = project.run("build", "all")
+    assert result.rc == 0, result
+    assert "int v2;" in project.read("obj/main.o")  # compiled after the header was made
+    assert "cc src/main.c" in _ran(project)
+    assert "which gen include/version.h makes" not in result.err, result.err  # ordered: no warning
+    assert "nothing to do" in project.run("build", "all").out.lower()

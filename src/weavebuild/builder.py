@@ -329,6 +329,53 @@ class Builder:
         self.unproven = False
         self._results: Dict[str, JobResult] = {}
         self._wants_output = reporter.wants_output  # else job logs are never read back
+        self._listed_deps, self._listed_dependents = self._order_listed()
+
+    def _order_listed(self) -> Tuple[Dict[str, List[Job]], Dict[str, List[Job]]]:
+        """Dependencies that the files a job's depfile listed in its last run add, as Ninja's
+        deps log adds them: a generated header (`gen/version.h`, made by another rule) that a
+        compile listed but its rule does not declare. Its maker runs first, and the compile is
+        checked again after it, as after any dependency that ran: otherwise the build that
+        remade the header left the object built from the old one. (Key -> the jobs making
+        what it listed; maker key -> the jobs waiting for it.) An edge that would close a
+        cycle is left out (the job's record then names the header as an input anyway)."""
+        deps: Dict[str, List[Job]] = {}
+        dependents: Dict[str, List[Job]] = {}
+        candidates = [job for job in self.graph.jobs if job.depfile and job.key in self.latest]
+        if not candidates:
+            return deps, dependents
+        producers = self.graph.producers
+        present = {job.key for job in self.graph.jobs}
+        for job in candidates:
+            for path, _ in self.latest[job.key].discovered:
+                maker = producers.get(path)
+                if (
+                    maker is None
+                    or maker is job
+                    or maker.key not in present
+                    or maker in job.deps
+                    or maker in deps.get(job.key, ())
+                    or self._reaches(job, maker, deps)  # job upstream of its maker: a cycle
+                ):
+                    continue
+                deps.setdefault(job.key, []).append(maker)
+                dependents.setdefault(maker.key, []).append(job)
+        return deps, dependents
+
+    @staticmethod
+    def _reaches(start: Job, target: Job, extra: Dict[str, List[Job]]) -> bool:
+        """Whether `target` depends on `start`, at any depth (declared dependencies and the
+        `extra` ones)."""
+        stack, seen = [target], set()
+        while stack:
+            job = stack.pop()
+            if job is start:
+                return True
+            if job.key not in seen:
+                seen.add(job.key)
+                stack.extend(job.deps)
+                stack.extend(extra.get(job.key, ()))
+        return False
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
     def predict(self) -> Dict[str, Verdict]:
@@ -366,9 +413,25 @@ class Builder:
             verdicts[job.key] = verdict
             if not verdict.up_to_date:
                 stale.add(job.key)
+        if self._listed_dependents:
+            self._predict_listed(verdicts, stale)
         # Gone temporary outputs that a job predicted to run reads: their jobs run first.
         self._needed = demand(self.graph, verdicts, self.files.exists)
         return verdicts
+
+    def _predict_listed(self, verdicts: Dict[str, Verdict], stale: Set[str]) -> None:
+        """A job waiting for the maker of a file its depfile listed (_order_listed), predicted
+        up to date while that maker is predicted to run, is predicted to run after it, and so
+        is everything downstream of it."""
+        waiting = [(job, maker) for maker in self.graph.jobs if maker.key in stale for job in self._listed_dependents.get(maker.key, ())]
+        while waiting:
+            job, maker = waiting.pop()
+            if job.key in stale:
+                continue
+            stale.add(job.key)
+            verdicts[job.key] = Verdict(None, [], [Reason(UPSTREAM, maker.display)])
+            waiting.extend((dependent, job) for dependent in job.dependents)
+            waiting.extend((dependent, job) for dependent in self._listed_dependents.get(job.key, ()))
 
     def _listed_unchanged(self, job: Job, unchanged: Mapping[str, str]) -> bool:
         """Whether the files a job's depfile listed last time are unchanged (known)."""
@@ -441,7 +504,9 @@ class Builder:
         durations = {key: row.duration for key, row in self.latest.items() if row.duration}
         queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))
         pending = {job.key: len(job.deps) for job in self.graph.jobs}
-        decide: Deque[Job] = collections.deque(job for job in self.graph.jobs if not job.deps)
+        for key, makers in self._listed_deps.items():
+            pending[key] += len(makers)
+        decide: Deque[Job] = collections.deque(job for job in self.graph.jobs if not pending[job.key])
         ran: Set[str] = set()
         running: Dict[str, _Running] = {}
         retry_at: List[Tuple[float, Job, Verdict, int]] = []
@@ -661,13 +726,14 @@ class Builder:
         """Settle a ready job as up to date / not run, or return None if it must run."""
         if job.key in self._failed_before:
             return self._failed_before[job.key]
-        for dep in job.deps:
+        listed = self._listed_deps.get(job.key, ()) if self._listed_deps else ()
+        for dep in itertools.chain(job.deps, listed) if listed else job.deps:
             outcome = results[dep.key].outcome
             if outcome not in (UP_TO_DATE, RAN):
                 return JobResult(job, SKIPPED, [Reason("dependency failed", dep.display)])
         verdict = verdicts[job.key]
         predicted_upstream = bool(verdict.reasons) and verdict.reasons[0].kind == UPSTREAM
-        if predicted_upstream or any(dep.key in ran for dep in job.deps):
+        if predicted_upstream or any(dep.key in ran for dep in job.deps) or any(dep.key in ran for dep in listed):
             # A dependency ran (or was predicted to): decide now, from its actual outputs.
             verdict = verdicts[job.key] = self.scanner.check(
                 job, forced=job.key in self.forced, explain=self.reporter.wants_reasons
@@ -715,6 +781,10 @@ class Builder:
         if self._temps is not None:
             self._temps.settled(job, self._results[job.key].outcome in (RAN, UP_TO_DATE))
         for dependent in job.dependents:
+            pending[dependent.key] -= 1
+            if pending[dependent.key] == 0:
+                decide.append(dependent)
+        for dependent in self._listed_dependents.get(job.key, ()):
             pending[dependent.key] -= 1
             if pending[dependent.key] == 0:
                 decide.append(dependent)
@@ -1142,7 +1212,12 @@ class Builder:
             self.unproven = True
             return None
         producers = self.graph.producers
-        made = [path for path in paths if path in producers and not self._is_upstream(producers[path], job)]
+        listed = self._listed_deps.get(job.key, ())
+        made = [
+            path
+            for path in paths
+            if path in producers and producers[path] not in listed and not self._is_upstream(producers[path], job)
+        ]
         if made:
             self.reporter.warning(
                 f"{job.display}: its depfile lists {made[0]}, which {producers[made[0]].display} makes; "
