@@ -929,3 +929,33 @@ def test_clean_keeps_an_output_whose_directory_became_a_symlink_inside_the_proje
     assert result.rc == 0, result
     assert project.read("keep/x") == "hello\n"
     assert "kept d/x: a symlink in the project leads its directory to 'keep'" in result.err, result
+
+
+def test_plan_and_why_name_a_jobs_own_change_besides_its_stale_upstream(project):
+    """c reads b.txt (remade) and its own script c.sh (edited): plan said only 'upstream
+    will rerun', and why followed the chain to a.txt, never naming c.sh, which makes c run
+    even if b's output comes out the same."""
+    project.weavefile(
+        """
+        default = ["c.txt"]
+        [rules.b]
+        inputs = ["a.txt"]
+        outputs = ["b.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.c]
+        inputs = ["b.txt", "c.sh"]
+        outputs = ["c.txt"]
+        cmd = "sh c.sh > {outputs}; cat b.txt >> {outputs}"
+        """
+    )
+    project.write("a.txt", "a\n")
+    project.write("c.sh", "echo c\n")
+    assert project.run("build").rc == 0
+    project.write("a.txt", "a2\n")
+    project.write("c.sh", "echo c2\n")
+    plan = project.run("plan")
+    assert plan.rc == 0, plan
+    assert "c c.txt  (upstream will rerun: b b.txt; input changed: c.sh)" in plan.out, plan.out
+    why = project.run("why", "c.txt")
+    assert why.rc == 0 and "input changed: c.sh" in why.out, why
+    assert "input changed: a.txt" in why.out, why

@@ -432,7 +432,7 @@ class Project:
             )
             for warning in store.warnings:
                 (reporter or Reporter()).warning(warning)
-            verdicts = builder.predict()
+            verdicts = builder.predict(explain=True)
             _name_earlier_makers(graph, verdicts, latest, store)
             return graph, verdicts
         finally:

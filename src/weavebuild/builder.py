@@ -44,7 +44,7 @@ from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
 from .results import CANCELLED, FAILED, RAN, SKIPPED, UP_TO_DATE, BuildResult, JobResult
-from .scan import INPUT_MISSING, UPSTREAM, Reason, Scanner, Verdict
+from .scan import INPUT_CHANGED, INPUT_MISSING, INPUTS_CHANGED, UPSTREAM, Reason, Scanner, Verdict
 from .store import JobRow, Record, Store
 from .temps import TempOutputs, demand
 from .temps import delete as delete_temp
@@ -378,9 +378,11 @@ class Builder:
         return False
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
-    def predict(self) -> Dict[str, Verdict]:
+    def predict(self, explain: bool = False) -> Dict[str, Verdict]:
         """Verdicts for every job, decided from the current files: a job whose dependency is
-        stale is predicted stale with reason 'upstream will rerun'."""
+        stale is predicted stale with reason 'upstream will rerun'. `explain` (plan, why): its
+        own reasons follow (an edited script of its own, a changed command), which a build
+        need not know before the dependency has run."""
         verdicts: Dict[str, Verdict] = {}
         stale: Set[str] = set()
         unchanged = self.unchanged
@@ -398,7 +400,7 @@ class Builder:
             if upstream:
                 named = ", ".join(d.display for d in upstream[:3])
                 more = f", +{len(upstream) - 3:,} more" if len(upstream) > 3 else ""
-                verdict = Verdict(None, [], [Reason(UPSTREAM, named + more)])
+                verdict = Verdict(None, [], [Reason(UPSTREAM, named + more)] + (self._own_reasons(job) if explain else []))
             elif (
                 unchanged is not None
                 and job.key not in self.forced
@@ -418,6 +420,20 @@ class Builder:
         # Gone temporary outputs that a job predicted to run reads: their jobs run first.
         self._needed = demand(self.graph, verdicts, self.files.exists)
         return verdicts
+
+    def _own_reasons(self, job: Job) -> List[Reason]:
+        """Why `job` would run even if its stale dependencies remade their outputs as they
+        are: its reasons, less those about files a dependency writes (which will change)."""
+        verdict = self.scanner.check(job, forced=job.key in self.forced)
+        made = {output for dep in job.deps for output in dep.outputs}
+        own = []
+        for reason in verdict.reasons:
+            if reason.kind in (UPSTREAM, INPUTS_CHANGED):
+                continue  # (a count of more changed inputs cannot tell whose they are)
+            if reason.kind in (INPUT_CHANGED, INPUT_MISSING) and reason.detail.split(" (gone)")[0] in made:
+                continue
+            own.append(reason)
+        return own
 
     def _predict_listed(self, verdicts: Dict[str, Verdict], stale: Set[str]) -> None:
         """A job waiting for the maker of a file its depfile listed (_order_listed), predicted
