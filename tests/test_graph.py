@@ -194,6 +194,16 @@ def test_target_outside_project(tmp_path):
         build_graph(manifest, ["../a"])
 
 
+def test_a_target_spelled_through_the_project_directorys_parent_is_the_project_path(tmp_path):
+    """`../proj/a` from inside proj is a (as `/…/proj/a` already was); it was refused as
+    outside the project."""
+    manifest = manifest_in(tmp_path, '[rules.a]\noutputs = ["a"]\ncmd = "x"\n')
+    graph = build_graph(manifest, [f"../{tmp_path.name}/a"])
+    assert [job.key for job in graph.targets] == ["a"]
+    with pytest.raises(UsageError, match=f"target '../{tmp_path.name}x/a' is outside the project directory"):
+        build_graph(manifest, [f"../{tmp_path.name}x/a"])
+
+
 def test_absolute_target_outside_project_is_refused_as_relative_ones_are(tmp_path):
     outside = tmp_path / "outside.txt"
     touch(tmp_path, "outside.txt")

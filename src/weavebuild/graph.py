@@ -1172,7 +1172,9 @@ class Resolver:
             raise UsageError("empty target", hint="name a file or a rule; with no target weave builds the defaults")
         path = paths.normalize(target)
         if paths.is_outside(path) and not os.path.isabs(target):
-            raise UsageError(f"target '{target}' is outside the project directory")
+            # `../proj/out.txt` from the project directory is out.txt: checked as the
+            # absolute path it spells, as `/…/proj/out.txt` is.
+            path = os.path.normpath(os.path.join(os.path.abspath(self.root), path))
         if os.path.isabs(path):
             root = os.path.realpath(self.root)
             real = os.path.realpath(path)
