@@ -700,6 +700,50 @@ def test_file_names_that_are_not_utf8(project, tmp_path):
     assert rc == 0 and not (project.root / "out").exists() and not project.exists("all.txt"), err
 
 
+def test_a_target_named_on_the_command_line_that_is_not_utf8(project):
+    """A target given as an argument keeps its non-UTF-8 bytes as lone surrogates, as a
+    foreach value found on disk does: it is built, and keys the no-op stamp in the store
+    (which was an internal error, UnicodeEncodeError: surrogates not allowed; with -B after
+    the job ran, and the run was recorded as failed)."""
+    import subprocess
+    import sys
+
+    name = os.fsdecode(b"lat\xe9")
+    try:
+        (project.root / "src").mkdir()
+        (project.root / "src" / f"{name}.txt").write_text("y\n")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    project.weavefile(
+        """
+        [rules.all]
+        inputs = ["out/{n}.txt"]
+        foreach = { n = "src/{n}.txt" }
+        [rules.copy]
+        inputs = ["src/{n}.txt"]
+        outputs = ["out/{n}.txt"]
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    target = os.fsencode(f"out/{name}.txt")
+
+    def weave(*args):
+        process = subprocess.run(
+            [sys.executable, "-m", "weavebuild", *args], cwd=project.root, capture_output=True, timeout=120,
+        )
+        assert process.returncode == 0 and b"internal error" not in process.stderr, process
+        return process.stdout + process.stderr
+
+    assert b"1 ran" in weave("build", target)
+    assert project.read(f"out/{name}.txt") == "y\n"
+    assert b"nothing to do (1 job up to date)" in weave("build", target)  # the stamp, read back
+    assert b"up to date" in weave("why", target)
+    assert b"nothing to do" in weave("plan", target)
+    assert b"1 ran" in weave("build", "-B", target)
+    history = weave("history")
+    assert b"failed" not in history and b" ok " in history, history
+
+
 @pytest.mark.parametrize(
     "args",
     [

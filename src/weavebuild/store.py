@@ -542,7 +542,7 @@ class Store:
         if self.connection is None:
             return None
         try:
-            row = self.connection.execute("SELECT data FROM stamps WHERE key = ?", (key,)).fetchone()
+            row = self.connection.execute("SELECT data FROM stamps WHERE key = ?", (_text(key),)).fetchone()
         except sqlite3.DatabaseError:
             return None
         return row[0] if row else None
@@ -551,7 +551,7 @@ class Store:
         if self.connection is None or self.broken:
             return
         try:
-            self.connection.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (key, token))
+            self.connection.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (_text(key), token))
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 
