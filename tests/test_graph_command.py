@@ -354,3 +354,31 @@ def test_graph_and_report_never_write_over_the_weavefile_an_include_or_the_state
         for target in ("Weavefile", "pipelines/main.toml"):
             assert_user_error(project.run(*command, "-o", target), f"'{target}' is the Weavefile: weave never writes over it")
     assert project.read("pipelines/main.toml") == kept["Weavefile"]
+
+
+CONTROL_NAMES = """
+[rules.copy]
+inputs  = ["{n}.txt"]
+outputs = ["out/{n}.txt"]
+foreach = { n = "{n}.txt" }
+cmd     = "cp {inputs} {outputs}"
+"""
+
+
+def test_control_characters_in_names_are_escaped_in_the_picture(project):
+    """A file name with a control character (\\x01, an ESC sequence) is drawn with it escaped:
+    dot put it raw into the SVG, which was then not well-formed XML (\\x01 is not allowed in
+    XML 1.0), and into the DOT source."""
+    project.weavefile(CONTROL_NAMES)
+    project.write("a\x01b.txt", "x\n")
+    project.write("c\x1b[31mred.txt", "y\n")
+    project.write("a\\x01b.txt", "z\n")  # reads like the first escaped: still a node of its own
+    assert project.run("build").rc == 0
+    assert project.run("graph", "-o", "g.svg").rc == 0
+    nodes = svg_nodes(project.root / "g.svg")  # parses
+    texts = {text_of(node) for node in nodes.values()}
+    assert {"a\\x01b.txt", "c\\x1b[31mred.txt", "copy\nout/a\\x01b.txt", "copy\nout/c\\x1b[31mred.txt"} <= texts
+    assert len(nodes) == 7, sorted(nodes)  # 3 jobs, 3 sources and the legend
+    assert project.run("graph", "-o", "g.dot").rc == 0
+    dot = project.read("g.dot")
+    assert "\x01" not in dot and "\x1b" not in dot and '"a\\\\x01b.txt" -> ' in dot, dot

@@ -315,6 +315,33 @@ def test_report_escapes_job_names_and_logs():
     assert report_data(page)["bars"][0]["job"] == evil
 
 
+def test_report_escapes_control_characters_of_names(project):
+    """A job of a file name with a control character, and a log tail with colours: the page
+    shows them as visible escapes; raw, \\x01 made the HTML invalid and an ESC in it acted
+    on the terminal of whoever printed it."""
+    project.weavefile(
+        """
+        [rules.copy]
+        inputs  = ["{n}.txt"]
+        outputs = ["out/{n}.txt"]
+        foreach = { n = "{n}.txt" }
+        cmd     = "printf '\\\\033[31mred\\\\033[0m\\\\n'; grep -q ok {inputs} && cp {inputs} {outputs}"
+        """
+    )
+    project.write("a\x01b.txt", "bad\n")
+    project.write("c\x1b[31mred.txt", "ok\n")
+    assert project.run("build", "-k").rc == 1
+    result = project.run("report", "-o", "r.html")
+    assert result.rc == 0, result
+    page = project.read("r.html")
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", page), page
+    assert "<td>copy[n=a\\x01b]</td>" in page  # in the table of attempts
+    assert "\\x1b[31mred\\x1b[0m" in page  # the log tail
+    data = report_data(page)
+    assert sorted(data["lanes"]) == ["copy[n=a\\x01b]", "copy[n=c\\x1b[31mred]"]
+    assert sorted(bar["job"] for bar in data["bars"]) == sorted(data["lanes"])
+
+
 def test_unfinished_run_has_no_counts(tmp_path):
     store = Store.open(str(tmp_path))
     try:

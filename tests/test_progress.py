@@ -190,3 +190,30 @@ def test_first_build_shows_no_eta_until_a_job_has_finished(project):
     assert rc == 0, text
     before = [line for line in text.split("\r\x1b[K") if line.startswith("[0/4]")]
     assert before and not any("ETA" in line for line in before), before
+
+
+CONTROL_NAMES = """
+[rules.copy]
+inputs  = ["{n}.txt"]
+outputs = ["out/{n}.txt"]
+foreach = { n = "{n}.txt" }
+cmd     = "grep -q ok {inputs} && cp {inputs} {outputs}"
+"""
+
+
+def test_control_characters_in_names_are_printed_escaped(project):
+    """A file name's control characters are printed as visible escapes, on the progress lines,
+    with -v in the commands, and in a failure report: raw, an ESC in a name set the terminal's colours
+    (or moved its cursor) and \\x01 was invisible."""
+    project.weavefile(CONTROL_NAMES)
+    project.write("a\x01b.txt", "bad\n")
+    project.write("c\x1b[31mred.txt", "ok\n")
+    result = project.run("build", "-k", "-j", "2")
+    assert result.rc == 1, result
+    assert sorted(result.started) == ["copy out/a\\x01b.txt", "copy out/c\\x1b[31mred.txt"], result
+    assert "weave: FAILED copy out/a\\x01b.txt: " in result.err, result
+    assert "  failed: copy out/a\\x01b.txt" in result.err, result
+    assert "\x01" not in result.out + result.err and "\x1b" not in result.out + result.err, result
+    result = project.run("build", "-v", "-B", "out/c\x1b[31mred.txt")
+    assert result.rc == 0 and "$ grep -q ok 'c\\x1b[31mred.txt' && " in result.out, result
+    assert "\x1b" not in result.out + result.err, result

@@ -20,6 +20,7 @@ from .history import (
     format_duration,
     format_time,
 )
+from .reporter import escape_controls
 
 STATUS_COLOURS = {
     "ok": "#2f9e5b",
@@ -263,12 +264,12 @@ def _timeline_data(run: Run) -> Dict[str, Any]:
     for attempt in sorted(run.attempts, key=lambda a: (a.started, a.attempt)):
         if attempt.job_key not in lane_of:
             lane_of[attempt.job_key] = len(lanes)
-            lanes.append(attempt.job_key)
+            lanes.append(escape_controls(attempt.job_key))  # the script shows them as they are
         bars.append(
             {
                 "lane": lane_of[attempt.job_key],
-                "job": attempt.job_key,
-                "rule": attempt.rule,
+                "job": escape_controls(attempt.job_key),
+                "rule": escape_controls(attempt.rule),
                 "attempt": attempt.attempt,
                 "retried": attempt.job_key in retried,
                 "start": round(attempt.started - origin, 4),
@@ -289,7 +290,9 @@ def _timeline_data(run: Run) -> Dict[str, Any]:
 
 # -- small helpers --------------------------------------------------------------------------------
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    # A control character (from a file name, or a log tail) is a parse error in HTML: written
+    # as a visible escape (`\\x1b`), as weave prints names; line breaks and tabs are kept.
+    return html.escape(escape_controls(text, keep="\t\n\r"), quote=True)
 
 
 def _script_json(data: Any) -> str:

@@ -83,6 +83,23 @@ def pad(text: str, width: int) -> str:
     return text + " " * (width - text_width(text))
 
 
+def escape_controls(text: str, keep: str = "") -> str:
+    """`text` with its control characters (C0, DEL and C1, but those in `keep`) written as
+    visible `\\xNN` escapes: a file name may hold any of them, and printed raw an ESC starts
+    a terminal sequence (colours, cursor moves) and \\x01 makes SVG and HTML invalid. Names
+    that are not UTF-8 are left to the output streams and paths.readable (their bytes, or
+    U+FFFD)."""
+    if text.isprintable():  # no control character (C speed: the common case)
+        return text
+    import re  # cached by then (the store imports it); compiled once, on the first such text
+
+    def escape(match: re.Match) -> str:
+        char = match.group()
+        return char if char in keep else f"\\x{ord(char):02x}"
+
+    return re.sub("[\x00-\x1f\x7f-\x9f]", escape, text)
+
+
 # A failure report shows at most this much of a command: a fan-in over 10k paths makes a
 # command of megabytes, and the report is for reading.
 COMMAND_SHOWN = 600
@@ -248,7 +265,7 @@ class ConsoleReporter(Reporter):
     def _print(self, text: str) -> None:
         self._clear_status()
         self._end_open_line()
-        self.out.write(text + "\n")
+        self.out.write(escape_controls(text, keep="\n") + "\n")
         self.out.flush()
         self._owner = None
 
@@ -305,7 +322,7 @@ class ConsoleReporter(Reporter):
         self._clear_status()
         if display != self._owner:
             self._end_open_line()
-            self.out.write(f"-- output of {display}:\n")
+            self.out.write(f"-- output of {escape_controls(display)}:\n")
             self._owner = display
         self.out.flush()
         buffer = getattr(self.out, "buffer", None)
@@ -330,12 +347,16 @@ class ConsoleReporter(Reporter):
     def job_retrying(self, display: str, attempt: int, attempts: int, delay: float, why: str) -> None:
         self._before_err()
         self.err.write(
-            f"weave: {display}: attempt {attempt}/{attempts} failed ({why}); retrying in {delay:.1f}s\n"
+            escape_controls(f"weave: {display}: attempt {attempt}/{attempts} failed ({why}); retrying in {delay:.1f}s")
+            + "\n"
         )
         self.err.flush()
 
     def job_failed(self, display: str, message: str, command: str, log_path: Optional[str], tail: str) -> None:
         self._before_err()
+        # The names in it shown escaped; the tail of the output keeps its colours (_inert).
+        display, message, command = escape_controls(display), escape_controls(message, "\n"), escape_controls(command, "\n")
+        log_path = escape_controls(log_path) if log_path else log_path
         self._failures_reported += 1
         if self._failures_reported > FAILURES_IN_FULL:
             note = (
@@ -361,6 +382,7 @@ class ConsoleReporter(Reporter):
 
     def warning(self, message: str) -> None:
         self._before_err()
+        message = escape_controls(message, keep="\n")
         self.err.write(f"weave: warning: {message}\n")
         self.err.flush()
 
@@ -389,7 +411,7 @@ class ConsoleReporter(Reporter):
         # the first few: each was reported as it failed, and 10k lines would bury the count.
         self._before_err()
         shown = lines if len(lines) <= FAILURES_LISTED + 1 else lines[:FAILURES_LISTED]
-        text = "".join(f"  failed: {line}\n" for line in shown)
+        text = "".join(f"  failed: {escape_controls(line)}\n" for line in shown)
         if len(shown) < len(lines):
             text += f"  ... and {len(lines) - len(shown):,} more failed jobs (weave status lists them)\n"
         self.err.write(text)

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UsageError, WeaveError
 from .graph import Graph, Job
+from .reporter import escape_controls
 from .scan import Verdict
 
 UP_TO_DATE = "up to date"
@@ -118,7 +119,9 @@ class Picture:
         self.rules = rules
 
     def add(self, preferred_id: str, label: str, tooltip: str = "", group: bool = False) -> Node:
-        # A source may be called like a job key or a rule ("train"); ids must stay unique.
+        # A source may be called like a job key or a rule ("train"); ids must stay unique, as
+        # written (a name with a control character, escaped, may read as another name).
+        preferred_id = escape_controls(preferred_id)
         node_id, n = preferred_id, 1
         while node_id in self.nodes:
             n += 1
@@ -270,8 +273,10 @@ def _quote(text: str) -> str:
 
     Trade-off: dot keeps a node id's backslashes doubled (its <title> in SVG shows `a\\\\b`),
     but there is no other way to write an id ending in a backslash; labels come out exact.
+    Control characters of file names are written as visible escapes (`\\x01`): dot would put
+    them raw into SVG, where most are not allowed in XML, and into its other outputs.
     """
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = escape_controls(text, keep="\n").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 
 
