@@ -219,6 +219,28 @@ def test_a_mistyped_input_names_the_line_and_the_close_path(project):
     assert "reads/A.fq" not in result.err
 
 
+@pytest.mark.parametrize(
+    "written, on_disk",
+    [("caf\u00e9.txt", "cafe\u0301.txt"), ("cafe\u0301.txt", "caf\u00e9.txt")],
+    ids=["NFC-written-NFD-on-disk", "NFD-written-NFC-on-disk"],
+)
+def test_a_missing_source_that_differs_only_in_unicode_normalization_says_so(project, written, on_disk):
+    """A name written in one Unicode normalization (é as one code point, NFC) while the file
+    has the other (e and a combining accent, NFD, as macOS writes names) looks the same: the
+    hint says how they differ, escaped, instead of an identical-looking "did you mean 'café.txt'?"
+    (and suggests it over a file that is a typo away, cafés.txt)."""
+    project.write("Weavefile", f'[rules.use]\ninputs = ["{written}"]\noutputs = ["out.txt"]\ncmd = "cp {{inputs}} {{outputs}}"\n')
+    project.write(on_disk, "x\n")
+    project.write("caf\u00e9s.txt", "y\n")
+    escaped = {"caf\u00e9.txt": "'caf\\xe9.txt' (NFC)", "cafe\u0301.txt": "'cafe\\u0301.txt' (NFD)"}
+    assert_user_error(
+        project.run("build"),
+        f"missing source '{written}' needed by rule 'use'",
+        f"did you mean {escaped[on_disk]}? It is written {escaped[written]}: the names differ only in Unicode"
+        " normalization, which the file system does not ignore. Otherwise create the file",
+    )
+
+
 def test_a_missing_source_suggests_no_own_output_no_other_sample_and_no_weak_match(project):
     """No "did you mean" that misleads: the rule's own output (following it would be a cycle:
     `weave init`'s starter reads data/raw.csv and writes data/train.csv), another sample's

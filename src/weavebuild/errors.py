@@ -47,6 +47,9 @@ def closest(word: str, choices: Sequence[str], cutoff: float = 0.6) -> Optional[
     from bisect import bisect_left
 
     candidates = list(choices)
+    same = _same_text(word, candidates)
+    if same is not None:
+        return same
     if len(candidates) > SUGGEST_SCAN:
         near: Dict[str, None] = {}  # ordered, without repeats
         for key in (None, _reversed):
@@ -61,6 +64,47 @@ def closest(word: str, choices: Sequence[str], cutoff: float = 0.6) -> Optional[
 
 def _reversed(text: str) -> str:
     return text[::-1]
+
+
+def _same_text(word: str, choices: Sequence[str]) -> Optional[str]:
+    """A choice that is `word` in another Unicode normalization (é as one code point, NFC,
+    or as e and a combining accent, NFD, as macOS names files): the same text to a reader,
+    another name to a file system and to weave. Closer than any typo."""
+    import unicodedata
+
+    wanted = unicodedata.normalize("NFC", word)
+    for choice in choices:
+        if (not choice.isascii() or not word.isascii()) and choice != word:
+            if unicodedata.normalize("NFC", choice) == wanted:
+                return choice
+    return None
+
+
+def did_you_mean(word: str, close: str) -> str:
+    """The hint that `word` was perhaps meant as `close`; where the two look alike because
+    they differ only in Unicode normalization, it says so, with both escaped to tell them
+    apart."""
+    import unicodedata
+
+    if close == word or unicodedata.normalize("NFC", close) != unicodedata.normalize("NFC", word):
+        return f"did you mean '{close}'?"
+    return (
+        f"did you mean '{_escaped(close)}' ({_form(close)})? It is written '{_escaped(word)}' ({_form(word)}):"
+        " the names differ only in Unicode normalization, which the file system does not ignore."
+    )
+
+
+def _escaped(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _form(text: str) -> str:
+    import unicodedata
+
+    for form in ("NFC", "NFD"):
+        if unicodedata.is_normalized(form, text):
+            return form
+    return "neither NFC nor NFD"
 
 
 class WeaveError(Exception):

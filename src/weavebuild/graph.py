@@ -18,7 +18,7 @@ import shlex
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import paths
-from .errors import CycleError, ManifestError, MissingSource, UsageError, closest
+from .errors import CycleError, ManifestError, MissingSource, UsageError, closest, did_you_mean
 from .hashing import digest_strings
 from .manifest import (
     Manifest,
@@ -1592,7 +1592,7 @@ class Resolver:
         if hint is None and written:
             close = self._near_path(path, rule)
             if close is not None:
-                hint = f"did you mean '{close}'? Otherwise create the file, or add a rule that makes it"
+                hint = f"{did_you_mean(path, close)} Otherwise create the file, or add a rule that makes it"
         return MissingSource(path, needed_by, hint=hint, where=_where(rule, "inputs", self.manifest.path))
 
     def _log_of(self, path: str) -> Optional[RuleSpec]:
