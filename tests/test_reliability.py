@@ -126,6 +126,36 @@ def test_job_ignoring_sigterm_is_killed_after_grace(project):
     assert not project.exists("s.txt")
 
 
+@pytest.mark.parametrize("signum,code,seen", [(signal.SIGINT, 130, "INT"), (signal.SIGTERM, 143, "TERM")])
+def test_ctrl_c_reaches_the_jobs_as_ctrl_c_and_sigterm_follows(project, signum, code, seen):
+    """Ctrl-C reaches a job as SIGINT, as under make (whose jobs the terminal signals): a
+    training script can save its state on KeyboardInterrupt; a SIGTERM to weave is passed on
+    as SIGTERM. A job that ignores SIGINT (as a shell's background processes do) gets
+    SIGTERM a second later, before the grace period ends."""
+    project.weavefile(
+        """
+        [rules.polite]
+        outputs = ["p.txt"]
+        cmd = "trap 'echo INT > got.txt; exit 1' INT; trap 'echo TERM > got.txt; exit 1' TERM; touch p.txt; sleep 60"
+        [rules.stubborn]
+        outputs = ["s.txt"]
+        cmd = "trap '' INT; touch s.txt; sleep 60"
+        """
+    )
+    process = start_weave(project.root, "build", "-j", "2", "p.txt", "s.txt")
+    wait_for(lambda: project.exists("p.txt") and project.exists("s.txt"), what="jobs to start")
+    # (bash runs the stubborn job's last command by exec: two shells and two sleeps, or three)
+    wait_for(lambda: len(descendants(process)) >= 3, what="job processes")
+    children = descendants(process)
+    started = time.monotonic()
+    process.send_signal(signum)
+    process.communicate(timeout=30)
+    assert process.returncode == code
+    assert time.monotonic() - started < 2.5  # the stubborn job went at SIGTERM, not at SIGKILL
+    assert_all_gone(children)
+    assert project.read("got.txt") == seen + "\n"
+
+
 def test_second_sigint_kills_at_once(project):
     project.weavefile('[rules.s]\noutputs = ["s.txt"]\ncmd = "trap \'\' TERM; touch s.txt; sleep 60"\n')
     process = start_weave(project.root, "build")

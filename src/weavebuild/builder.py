@@ -54,6 +54,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .filestate import Fingerprint
 
 GRACE_SECONDS = 3.0
+# Ctrl-C reaches the jobs as SIGINT (a script may save its state on KeyboardInterrupt, as
+# under make, whose jobs the terminal signals); what is still running this long after gets
+# SIGTERM (a non-interactive shell's background processes ignore SIGINT), and SIGKILL at
+# GRACE_SECONDS.
+INTERRUPT_TO_TERM = 1.0
 FLUSH_INTERVAL = 0.2
 STREAM_INTERVAL = 0.1
 TAIL_LINES = 20
@@ -536,6 +541,7 @@ class Builder:
         # ... and ends the hashing of a large file (whose read loop asks between chunks).
         previous_hash_stop = stop_hashing_when(lambda: bool(self._interrupt))
         grace_deadline: Optional[float] = None
+        term_at: Optional[float] = None  # when the jobs Ctrl-C reached get SIGTERM
         try:
             while True:
                 # 1. Decide every job whose dependencies are settled.
@@ -570,6 +576,14 @@ class Builder:
                     state["stopping"] = True
                     if grace_deadline is None:
                         grace_deadline = time.monotonic() + GRACE_SECONDS
+                        # (a `stop` request is a Ctrl-C; SIGTERM, SIGHUP and SIGQUIT become SIGTERM)
+                        gentle = signal.SIGINT if self._interrupt[0] == signal.SIGINT else signal.SIGTERM
+                        if gentle == signal.SIGINT:
+                            term_at = time.monotonic() + INTERRUPT_TO_TERM
+                        for entry in running.values():
+                            self.executor.cancel(entry.job.key, signum=gentle)
+                    elif term_at is not None and time.monotonic() >= term_at:
+                        term_at = None
                         for entry in running.values():
                             self.executor.cancel(entry.job.key)
                     if len(self._interrupt) > 1 or time.monotonic() >= grace_deadline:

@@ -87,8 +87,9 @@ class Executor:
         """Completions that arrived, waiting at most `timeout` seconds (None: until one does)."""
         raise NotImplementedError
 
-    def cancel(self, token: object, force: bool = False, timed_out: bool = False) -> None:
-        """Stop a running command: SIGTERM to its process tree, or SIGKILL with `force`."""
+    def cancel(self, token: object, force: bool = False, timed_out: bool = False, signum: Optional[int] = None) -> None:
+        """Stop a running command: SIGTERM (or `signum`) to its process tree, or SIGKILL with
+        `force`."""
         raise NotImplementedError
 
     @property
@@ -676,7 +677,7 @@ class LocalExecutor(Executor):
             return running.peak_rss
         return running.maxrss if running.maxrss > self._own_rss else 0
 
-    def cancel(self, token: object, force: bool = False, timed_out: bool = False) -> None:
+    def cancel(self, token: object, force: bool = False, timed_out: bool = False, signum: Optional[int] = None) -> None:
         running = self._by_token.get(token)
         if running is None:
             return
@@ -686,7 +687,7 @@ class LocalExecutor(Executor):
         running.timed_out = running.timed_out or timed_out
         for process in running.processes:
             if process.pid not in running.statuses:
-                kill_tree(process.pid, signal.SIGKILL if force else signal.SIGTERM)
+                kill_tree(process.pid, signal.SIGKILL if force else signum or signal.SIGTERM)
 
     def tokens(self) -> List[object]:
         return list(self._by_token)
