@@ -21,10 +21,12 @@ from weavebuild.resources import (
 
 
 @pytest.fixture
-def no_gpus(monkeypatch):
-    """No CUDA_VISIBLE_DEVICES and no nvidia-smi on this machine."""
+def no_gpus(monkeypatch, tmp_path):
+    """No CUDA_VISIBLE_DEVICES and no nvidia-smi on this machine (a PATH that holds none)."""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setattr(resources.shutil, "which", lambda name: None)
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
 
 
 def fake_nvidia_smi(tmp_path: Path, monkeypatch, script: str) -> None:
