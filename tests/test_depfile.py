@@ -33,6 +33,16 @@ def test_parse_escapes_comments_and_several_targets():
     assert parse("out.o: a.h\\\r\n b.h\n") == ["a.h", "b.h"]
 
 
+def test_parse_keeps_backslashes_that_escape_nothing():
+    """gcc writes a name's backslashes as they are, escaping only those before a space (and
+    '#'): `inc/dbl\\\\back.h` is a file with two backslashes in its name (Ninja reads it so);
+    read as one, the header was 'missing' at every build and the job reran."""
+    assert parse("o: inc/dbl\\\\back.h") == ["inc/dbl\\\\back.h"]
+    assert parse("o: a\\\\\\ b.h") == ["a\\ b.h"]  # 2N+1 before a space: N, and the space
+    assert parse("o: a\\\\ b.h") == ["a\\", "b.h"]  # 2N: N, and the space separates
+    assert parse("o: a\\b.h c\\\\\\#d.h") == ["a\\b.h", "c\\#d.h"]
+
+
 def test_parse_ignores_a_backslash_at_the_very_end():
     assert parse("out.o: a.h \\") == ["a.h"]
 
@@ -688,3 +698,24 @@ def test_a_generated_header_a_compile_listed_is_made_first_and_the_compile_rerun
     assert "cc src/main.c" in _ran(project)
     assert "which gen include/version.h makes" not in result.err, result.err  # ordered: no warning
     assert "nothing to do" in project.run("build", "all").out.lower()
+
+
+def test_a_header_with_backslashes_in_its_name_is_up_to_date_on_the_next_build(project: Project) -> None:
+    project.write("inc/dbl\\\\back.h", "#define A 1\n")
+    project.weavefile(
+        r"""
+        [rules.compile]
+        inputs = ["m.c"]
+        outputs = ["m.o"]
+        depfile = "m.o.d"
+        cmd = '''cat m.c 'inc/dbl\\back.h' > m.o; printf 'm.o: m.c inc/dbl\\\\back.h\n' > m.o.d'''
+        """
+    )
+    project.write("m.c", "int main;\n")
+    first = project.run("build")
+    assert first.rc == 0 and "warning" not in first.err, first
+    again = project.run("build")
+    assert again.rc == 0 and "nothing to do" in again.out.lower() and "warning" not in again.err, again
+    project.write("inc/dbl\\\\back.h", "#define A 2\n")
+    edited = project.run("build")
+    assert edited.rc == 0 and "[1/1] compile" in edited.out, edited

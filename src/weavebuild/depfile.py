@@ -6,7 +6,8 @@ input does. Only this parser lives here; the builder and scanner do the rest.
 
 The syntax read: `targets: prerequisites`, lines continued with a backslash, several rules
 (`-MP` adds an empty rule per header), `\\ ` and `\\#` for a space or `#` in a name, `$$` for
-`$`. Targets are ignored (a compiler names its output; what matters is what it read).
+`$`, other backslashes as they are (a name holding `\\\\` keeps both, as gcc writes it).
+Targets are ignored (a compiler names its output; what matters is what it read).
 """
 
 from __future__ import annotations
@@ -55,12 +56,29 @@ def _words(line: str) -> List[tuple]:
 
     while index < len(line):
         char = line[index]
-        if char == "\\" and index + 1 < len(line) and line[index + 1] in " #\\:":
-            word.append(line[index + 1])
-            index += 2
+        if char == "\\":
+            # As gcc writes them and Ninja reads them: before a space, '#' or ':', 2N+1
+            # backslashes are N backslashes and the character itself (2N: N, and the
+            # character keeps its meaning); anywhere else a backslash is itself, so a name
+            # holding `\\` keeps both.
+            end = index
+            while end < len(line) and line[end] == "\\":
+                end += 1
+            run = end - index
+            follower = line[end : end + 1]
+            if follower and follower in " \t#:":
+                word.append("\\" * (run // 2))
+                if run % 2:
+                    word.append(follower)
+                    end += 1
+                index = end
+                continue
+            if not follower:  # a continuation at the very end of the file
+                word.append("\\" * (run - 1))
+                break
+            word.append("\\" * run)
+            index = end
             continue
-        if char == "\\" and index + 1 == len(line):  # a continuation at the very end of the file
-            break
         if char == "$" and line[index + 1 : index + 2] == "$":
             word.append("$")
             index += 2
