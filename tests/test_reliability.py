@@ -1169,3 +1169,34 @@ def test_ctrl_c_while_a_huge_output_is_hashed_stops_at_once_and_records_nothing(
             process.wait()
     assert process.returncode == 130, err
     assert "never built" in project.run("plan").out
+
+
+def _session_strays(marker: str) -> List[psutil.Process]:
+    """Live processes whose command line holds `marker` (a sleep of a length no other test uses)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(process.info["cmdline"] or ()):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("how", ["timeout", "sigterm"])
+def test_a_child_that_left_the_jobs_group_but_not_its_session_is_stopped_too(project, how):
+    """`(set -m; sleep &)`: the subshell puts sleep in a group of its own and ends, so sleep
+    is neither in the job's group nor its descendant; it is still in the job's session, and
+    a timeout or an interrupt stops it (it outlived both, and every later build)."""
+    marker = "517.25" if how == "timeout" else "517.5"
+    timeout = 'timeout = "1s"\n' if how == "timeout" else ""
+    project.weavefile(
+        f'[rules.a]\noutputs = ["out/a"]\n{timeout}cmd = "(set -m; sleep {marker} &); touch started; sleep 600"\n'
+    )
+    process = start_weave(project.root, "build")
+    wait_for(lambda: project.exists("started") and _session_strays(marker), what="the job and its stray")
+    if how == "sigterm":
+        process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == (1 if how == "timeout" else 143)
+    wait_for(lambda: not _session_strays(marker), timeout=10, what="the stray to be stopped")

@@ -808,22 +808,30 @@ def _tree_rss(table: Optional[ProcessTable], roots: List[int]) -> int:
     leader of its own session) and of every descendant of those."""
     if table is None:
         return _tree_rss_psutil(roots)
+    tree = _descendants(table, roots, sessions=set(roots))
+    return sum(table[pid][2] for pid in list(roots) + tree if pid in table)
+
+
+def _descendants(table: ProcessTable, roots: List[int], sessions: Set[int]) -> List[int]:
+    """The processes below `roots` (not the roots themselves), and those in `sessions` with
+    everything below them."""
     children: Dict[int, List[int]] = {}
-    sessions = set(roots)
     members: List[int] = []
     for pid, (ppid, session, _) in table.items():
         children.setdefault(ppid, []).append(pid)
         if session in sessions:
             members.append(pid)
-    seen: Set[int] = set()
-    stack = list(roots) + members
+    seen: Set[int] = set(roots)
+    found: List[int] = []
+    stack = [child for root in roots for child in children.get(root, ())] + members
     while stack:
         pid = stack.pop()
         if pid in seen:
             continue
         seen.add(pid)
+        found.append(pid)
         stack.extend(children.get(pid, ()))
-    return sum(table[pid][2] for pid in seen if pid in table)
+    return found
 
 
 def _tree_rss_psutil(roots: List[int]) -> int:
@@ -1103,17 +1111,25 @@ def _kill_group(pgid: int, sig: int) -> None:
 
 
 def kill_tree(pid: int, sig: int) -> None:
-    """Signal a job's process group and every descendant, including ones that left the group."""
-    descendants: List[int] = []
-    try:
-        import psutil  # imported here: only interrupts, timeouts and failures pay for it
-
+    """Signal a job's process group and every descendant, including ones that left the group,
+    and every process still in its session (the job's process is its leader, alive or not
+    yet reaped, so its pid names the session): a child that made a group of its own (a
+    subshell with job control, `set -m`) and whose parent ended is no descendant any more,
+    but it stays in the session."""
+    table = _process_table()
+    if table is not None:
+        descendants = _descendants(table, [pid], sessions={pid})
+    else:  # no /proc: psutil
+        descendants = []
         try:
-            descendants = [child.pid for child in psutil.Process(pid).children(recursive=True)]
-        except psutil.Error:
-            descendants = []
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        pass
+            import psutil  # imported here: only interrupts, timeouts and failures pay for it
+
+            try:
+                descendants = [child.pid for child in psutil.Process(pid).children(recursive=True)]
+            except psutil.Error:
+                descendants = []
+        except ImportError:  # pragma: no cover - psutil is a dependency
+            pass
     _kill_group(pid, sig)
     seen: Set[int] = set()
     for child in descendants:
