@@ -2081,3 +2081,29 @@ def test_a_moved_project_does_not_reuse_the_mapping_of_absolute_inputs(project, 
     )
     assert result.returncode == 2, result
     assert f"missing source '{project.root}/data/x.txt'" in result.stderr, result.stderr
+
+
+def test_a_job_whose_retry_the_stopping_build_did_not_run_is_reported_failed(project):
+    """a failed its first attempt and waited for its retry when b failed (no -k): the build
+    stopped without the retry, counted a as failed, yet never showed its failure (no FAILED
+    line, command or output); so it is now, with its last attempt's output."""
+    project.weavefile(
+        """
+        default = ["out/a", "out/b"]
+        [rules.a]
+        outputs = ["out/a"]
+        retries = 2
+        retry_delay = "30s"
+        cmd = "echo oops-a; touch a-failed; exit 1"
+        [rules.b]
+        outputs = ["out/b"]
+        cmd = "while [ ! -e a-failed ]; do sleep 0.01; done; exit 1"
+        """
+    )
+    result = project.run("build", "-j", "2")
+    assert result.rc == 1, result
+    assert "a out/a: attempt 1/3 failed (exited with code 1); retrying in" in result.err, result.err
+    assert "FAILED a out/a: exited with code 1; its retry was not run because the build stopped" in result.err, result.err
+    assert "command: echo oops-a; touch a-failed; exit 1" in result.err
+    assert "oops-a" in result.err.split("FAILED a out/a")[1], result.err
+    assert "2 failed" in result.err, result.err

@@ -333,6 +333,7 @@ class Builder:
         # this build left everything up to date.
         self.unproven = False
         self._results: Dict[str, JobResult] = {}
+        self._retried: Dict[str, Tuple[str, Optional[str]]] = {}  # key -> its last failure, log
         self._wants_output = reporter.wants_output  # else job logs are never read back
         self._listed_deps, self._listed_dependents = self._order_listed()
 
@@ -665,17 +666,23 @@ class Builder:
             stop_hashing_when(previous_hash_stop)
             self.executor.stop_waking_on_signals()
             self._restore_signal_handlers(previous_handlers)
+        # Jobs that failed an attempt and whose retry the stopping build did not run (waiting
+        # for their delay, or queued): failed, and reported as every failure is.
+        for job in self.graph.jobs:
+            if job.key in results or job.key not in self._retried or state.get("rules_changed"):
+                continue  # (watch --restart: the next build tries it afresh)
+            failure, log_path = self._retried[job.key]
+            result = self._failed_result(
+                job, verdicts[job.key], attempts.get(job.key, 0), f"{failure}; its retry was not run because the build stopped"
+            )
+            result.log_path = log_path
+            results[job.key] = result
+            if not self._interrupt:
+                self.reporter.job_failed(job.display, result.message, job.cmd, log_path, read_tail(log_path) if log_path else "")
         # Jobs never reached (a dependency failed, or the build stopped early).
         for job in self.graph.jobs:
             if job.key not in results:
                 results[job.key] = JobResult(job, SKIPPED, verdicts[job.key].reasons)
-        for job, verdict in [(item[1], item[2]) for item in retry_at]:
-            if state.get("rules_changed"):  # (watch --restart) the next build tries it afresh
-                results[job.key] = JobResult(job, SKIPPED, verdict.reasons)
-                continue
-            results[job.key] = self._failed_result(
-                job, verdict, attempts.get(job.key, 0), "failed; its retry was not run because the build stopped"
-            )
         seconds = time.monotonic() - started
         result = BuildResult(results, seconds, self.untouched)
         if self._interrupt:
@@ -1106,6 +1113,7 @@ class Builder:
             self._remove_outputs(job)
             delay = self._retry_delay(job, entry.attempt)
             self.reporter.job_retrying(job.display, entry.attempt, retries + 1, delay, failure)
+            self._retried[job.key] = (failure, result.log_path)
             return "retry"
         if not self.options.keep_failed:
             self._remove_outputs(job)
