@@ -2107,3 +2107,56 @@ def test_a_job_whose_retry_the_stopping_build_did_not_run_is_reported_failed(pro
     assert "command: echo oops-a; touch a-failed; exit 1" in result.err
     assert "oops-a" in result.err.split("FAILED a out/a")[1], result.err
     assert "2 failed" in result.err, result.err
+
+
+def test_a_copied_project_does_not_reuse_the_mapping_of_absolute_inputs(project, tmp_path):
+    """`cp -a p p2`: in the copy, `/…/p/gen.txt` is the original's file, a source outside; the
+    copied cached graph took it for the copy's own output (the original's Weavefile is still
+    where it was, so asking for that did not tell)."""
+    project.write("gen.src", "one\n")
+    project.weavefile(
+        f"""
+        [rules.gen]
+        inputs = ["gen.src"]
+        outputs = ["gen.txt"]
+        cmd = "cp gen.src gen.txt"
+        [rules.use]
+        inputs = ["{project.root}/gen.txt"]
+        outputs = ["use.txt"]
+        cmd = "cat {{inputs}} > {{outputs}}"
+        """
+    )
+    assert project.run("build", "use").rc == 0
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project.root, copy, symlinks=True)
+    project.write("gen.src", "two\n")
+    assert project.run("build", "gen").rc == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "weavebuild", "build", "use"], cwd=copy, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result
+    assert (copy / "use.txt").read_text() == "two\n"  # the original's gen.txt, read from outside
+
+
+def test_an_absolute_input_spelled_through_the_logical_directory_is_a_project_path(tmp_path):
+    """The project reached through a symlink (a home directory that is one): an input written
+    with the path the shell shows (PWD) is the project's own file, not a missing source."""
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "home"
+    link.symlink_to(real)
+    (real / "gen.src").write_text("v1\n")
+    (real / "Weavefile").write_text(
+        '[rules.gen]\ninputs = ["gen.src"]\noutputs = ["gen.txt"]\ncmd = "cp gen.src gen.txt"\n'
+        f'[rules.use]\ninputs = ["{link}/gen.txt"]\noutputs = ["use.txt"]\ncmd = "cp {{inputs}} {{outputs}}"\n'
+    )
+    env = dict(os.environ, PWD=str(link))
+    first = subprocess.run([sys.executable, "-m", "weavebuild", "build", "use"], cwd=link, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first
+    assert (real / "use.txt").read_text() == "v1\n"
+    (real / "gen.src").write_text("v2\n")
+    again = subprocess.run([sys.executable, "-m", "weavebuild", "build", "use"], cwd=link, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again
+    assert (real / "use.txt").read_text() == "v2\n"

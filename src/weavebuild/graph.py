@@ -1029,26 +1029,38 @@ class Resolver:
         return absolute
 
     def _project_path(self, path: str) -> str:
-        """An input written as an absolute path in the project (`/home/me/proj/data/x`, under
-        the project directory as weave was given it or as it really is), as its project path:
-        a rule's output there is a dependency, not a source from outside that nothing makes.
-        By its spelling only (no symlink followed: the answer must not change while the
-        cached graph is reused)."""
+        """An input written as an absolute path in the project (`/home/me/proj/data/x`), as its
+        project path: a rule's output there is a dependency, not a source from outside that
+        nothing makes. Under any spelling of the project directory: as it really is, as weave
+        was given it, or as the shell's logical directory (PWD) names it (a home directory
+        that is a symlink). By its spelling, no symlink in it followed, so that the answer
+        holds while the spelling of the directory leads to this project: the question the
+        cached graph asks again (a moved or copied project's cached graph is not reused)."""
         if not os.path.isabs(path):
             return path
         found = self._project_paths.get(path)
         if found is None:
             found = path
-            for root in dict.fromkeys((os.path.abspath(self.root), os.path.realpath(self.root))):
+            for root in self._project_spellings():
                 if path.startswith(root.rstrip(os.sep) + os.sep):
                     found = paths.normalize(os.path.relpath(path, root).replace(os.sep, "/"))
-                    # A cached graph holds the answer: it is good while the project is
-                    # where it was (a moved project's Weavefile is not there).
-                    weavefile = os.path.join(root, os.path.basename(self.manifest.path))
-                    self.queries.append(("exists", weavefile, True))
+                    self.queries.append(("root", root))
                     break
             self._project_paths[path] = found
         return found
+
+    def _project_spellings(self) -> List[str]:
+        """The absolute paths that name the project directory: as given, as it really is, and
+        as PWD (the shell's logical working directory) leads to it."""
+        spellings = [os.path.abspath(self.root), os.path.realpath(self.root)]
+        logical = os.environ.get("PWD")
+        if logical and os.path.isabs(logical):
+            try:
+                if os.path.realpath(logical) == os.path.realpath(os.getcwd()):
+                    spellings.append(os.path.normpath(os.path.join(logical, os.path.relpath(self.root, os.getcwd()))))
+            except (OSError, ValueError):
+                pass
+        return list(dict.fromkeys(spellings))
 
     # -- resolution --------------------------------------------------------------------------
     def producer(self, path: str, active_rules: Dict[str, int]) -> Optional[Job]:

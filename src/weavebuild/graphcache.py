@@ -117,6 +117,10 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
                 if os.path.exists(path) != query[2]:
                     return False
                 continue
+            if kind == "root":  # an absolute input was taken for a project path under this name
+                if os.path.realpath(query[1]) != os.path.realpath(root):
+                    return False
+                continue
             if kind not in ("glob", "foreach") or (kind == "foreach" and len(query) != 6):
                 return False  # not a question this weave asks (an older one's foreach: ask again)
             if listings is None:
