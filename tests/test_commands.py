@@ -1003,3 +1003,37 @@ def test_plan_and_why_name_a_jobs_own_change_besides_its_stale_upstream(project)
     why = project.run("why", "c.txt")
     assert why.rc == 0 and "input changed: c.sh" in why.out, why
     assert "input changed: a.txt" in why.out, why
+
+
+def test_plan_names_own_reasons_when_an_upstream_output_is_gone_and_not_what_upstream_rewrites(project):
+    """B's own script edited while A's output is deleted: B still names s1.py (the check of
+    B stopped at the missing a.out). E reads a file inside A's directory output, edited by
+    hand: A rewrites it, so it is not E's own reason."""
+    project.weavefile(
+        """
+        default = ["b.out", "e.out"]
+        [rules.A]
+        inputs = ["a.src"]
+        outputs = ["a.out", "adir/"]
+        cmd = "cp a.src a.out; mkdir -p adir; cp a.src adir/x"
+        [rules.B]
+        inputs = ["a.out", "s1.py"]
+        outputs = ["b.out"]
+        cmd = "cat {inputs} > b.out"
+        [rules.E]
+        inputs = ["adir/x"]
+        outputs = ["e.out"]
+        cmd = "cat adir/x > e.out"
+        """
+    )
+    project.write("a.src", "a\n")
+    project.write("s1.py", "s\n")
+    assert project.run("build").rc == 0
+    project.write("a.src", "a2\n")
+    project.write("adir/x", "hand\n")
+    project.write("s1.py", "s2\n")
+    (project.root / "a.out").unlink()
+    plan = project.run("plan")
+    assert plan.rc == 0, plan
+    assert "B b.out  (upstream will rerun: A a.out; input changed: s1.py)" in plan.out, plan.out
+    assert "E e.out  (upstream will rerun: A a.out)\n" in plan.out, plan.out

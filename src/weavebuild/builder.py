@@ -24,7 +24,7 @@ import signal
 import stat as stat_module
 import threading
 import time
-from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import depfile
 from .errors import BuildFailed, Interrupted, UsageError
@@ -44,7 +44,7 @@ from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
 from .results import CANCELLED, FAILED, RAN, SKIPPED, UP_TO_DATE, BuildResult, JobResult
-from .scan import INPUT_CHANGED, INPUT_MISSING, INPUTS_CHANGED, UPSTREAM, Reason, Scanner, Verdict
+from .scan import INPUT_MISSING, NEVER_BUILT, UPSTREAM, Reason, Scanner, Verdict
 from .store import JobRow, Record, Store
 from .temps import TempOutputs, demand
 from .temps import delete as delete_temp
@@ -352,36 +352,46 @@ class Builder:
             return deps, dependents
         producers = self.graph.producers
         present = {job.key for job in self.graph.jobs}
+        edges: Dict[Tuple[str, str], Tuple[Job, Job]] = {}  # (maker, job) keys -> the pair
         for job in candidates:
             for path, _ in self.latest[job.key].discovered:
                 maker = producers.get(path)
-                if (
-                    maker is None
-                    or maker is job
-                    or maker.key not in present
-                    or maker in job.deps
-                    or maker in deps.get(job.key, ())
-                    or self._reaches(job, maker, deps)  # job upstream of its maker: a cycle
-                ):
-                    continue
-                deps.setdefault(job.key, []).append(maker)
-                dependents.setdefault(maker.key, []).append(job)
+                if maker is not None and maker is not job and maker.key in present and maker not in job.deps:
+                    edges[(maker.key, job.key)] = (maker, job)
+        if not edges:
+            return deps, dependents
+        # Edges that would close a cycle go: the jobs a topological sort of the whole graph
+        # (declared dependencies and these edges: linear, where asking per edge whether the
+        # job is upstream of its maker walked the maker's upstream each time) cannot place
+        # lose their added edges, until every job is placed.
+        while True:
+            stuck = self._unplaceable(edges.values())
+            if not stuck:
+                break
+            edges = {key: pair for key, pair in edges.items() if key[1] not in stuck}
+        for maker, job in edges.values():
+            deps.setdefault(job.key, []).append(maker)
+            dependents.setdefault(maker.key, []).append(job)
         return deps, dependents
 
-    @staticmethod
-    def _reaches(start: Job, target: Job, extra: Dict[str, List[Job]]) -> bool:
-        """Whether `target` depends on `start`, at any depth (declared dependencies and the
-        `extra` ones)."""
-        stack, seen = [target], set()
-        while stack:
-            job = stack.pop()
-            if job is start:
-                return True
-            if job.key not in seen:
-                seen.add(job.key)
-                stack.extend(job.deps)
-                stack.extend(extra.get(job.key, ()))
-        return False
+    def _unplaceable(self, edges: Iterable[Tuple[Job, Job]]) -> Set[str]:
+        """The jobs that a topological sort over the declared dependencies and `edges`
+        (maker, job) cannot place: those on a cycle, or after one."""
+        waiting = {job.key: len(job.deps) for job in self.graph.jobs}
+        extra: Dict[str, List[str]] = {}
+        for maker, job in edges:
+            waiting[job.key] += 1
+            extra.setdefault(maker.key, []).append(job.key)
+        jobs = {job.key: job for job in self.graph.jobs}
+        ready = [key for key, count in waiting.items() if count == 0]
+        while ready:
+            key = ready.pop()
+            for dependent in itertools.chain((d.key for d in jobs[key].dependents), extra.get(key, ())):
+                if dependent in waiting:
+                    waiting[dependent] -= 1
+                    if waiting[dependent] == 0:
+                        ready.append(dependent)
+        return {key for key, count in waiting.items() if count > 0}
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
     def predict(self, explain: bool = False) -> Dict[str, Verdict]:
@@ -429,17 +439,38 @@ class Builder:
 
     def _own_reasons(self, job: Job) -> List[Reason]:
         """Why `job` would run even if its stale dependencies remade their outputs as they
-        are: its reasons, less those about files a dependency writes (which will change)."""
-        verdict = self.scanner.check(job, forced=job.key in self.forced)
-        made = {output for dep in job.deps for output in dep.outputs}
-        own = []
-        for reason in verdict.reasons:
-            if reason.kind in (UPSTREAM, INPUTS_CHANGED):
-                continue  # (a count of more changed inputs cannot tell whose they are)
-            if reason.kind in (INPUT_CHANGED, INPUT_MISSING) and reason.detail.split(" (gone)")[0] in made:
+        were: its latest run compared with now, taking what a dependency writes (an output,
+        or a file in its directory output) as recorded, since that is theirs to change."""
+        if job.key in self.forced:
+            return []  # (forced is said by the job's own verdict, not here)
+        latest = self.latest.get(job.key)
+        record = self.store.record(latest.signature) if latest is not None and latest.signature else None
+        if record is None:
+            return []  # never built: 'upstream will rerun' says enough
+        files = set()
+        trees = []
+        for dep in job.deps:
+            for output, is_dir in zip(dep.outputs, dep.dir_outputs):
+                files.add(output)
+                if is_dir:
+                    trees.append(output + "/")
+        trees_prefix = tuple(trees)
+        recorded = dict(record.inputs)
+        inputs: List[Tuple[str, str]] = []
+        for path in job.inputs:
+            if path in files or (trees_prefix and path.startswith(trees_prefix)):
+                inputs.append((path, recorded.get(path, "")))
                 continue
-            own.append(reason)
-        return own
+            digest = self.files.digest(path)
+            if digest is None:
+                return [Reason(INPUT_MISSING, path)]
+            inputs.append((path, digest))
+        reasons = [
+            reason
+            for reason in self.scanner.explain_new_signature(job, inputs, latest)
+            if reason.kind != NEVER_BUILT
+        ]
+        return reasons + self.scanner.compare_outputs(job, record.outputs)
 
     def _predict_listed(self, verdicts: Dict[str, Verdict], stale: Set[str]) -> None:
         """A job waiting for the maker of a file its depfile listed (_order_listed), predicted

@@ -133,7 +133,7 @@ class Scanner:
                 recorded = record.outputs
                 discovered = record.discovered or []
         if recorded is not None:
-            reasons = self._compare_outputs(job, recorded)
+            reasons = self.compare_outputs(job, recorded)
             if discovered:  # the files its depfile listed, as they were when it ran
                 changed = []
                 for path, digest in discovered:
@@ -151,7 +151,7 @@ class Scanner:
             return Verdict(signature, inputs, [Reason(NEVER_BUILT if latest is None else CHANGED)])
         return Verdict(signature, inputs, self.explain_new_signature(job, inputs, latest))
 
-    def _compare_outputs(self, job: Job, recorded: List[str]) -> List[Reason]:
+    def compare_outputs(self, job: Job, recorded: List[str]) -> List[Reason]:
         if len(recorded) != len(job.outputs):
             return [Reason(RECORD_MISMATCH)]
         reasons: List[Reason] = []
