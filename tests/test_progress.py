@@ -217,3 +217,25 @@ def test_control_characters_in_names_are_printed_escaped(project):
     result = project.run("build", "-v", "-B", "out/c\x1b[31mred.txt")
     assert result.rc == 0 and "$ grep -q ok 'c\\x1b[31mred.txt' && " in result.out, result
     assert "\x1b" not in result.out + result.err, result
+
+
+def test_a_newline_in_a_name_does_not_break_the_progress_line_or_an_error(project):
+    """A file name may hold a newline: the progress line printed it raw (one job, two lines),
+    and so did an error naming it."""
+    name = "nl\nx.txt"
+    project.write(f"src/{name}", "a\n")
+    project.weavefile(
+        """
+        [rules.copy]
+        inputs = ["src/{n}"]
+        outputs = ["out/{n}"]
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    result = project.run("build", f"out/{name}")
+    assert result.rc == 0, result
+    assert "[1/1] copy out/nl\\x0ax.txt\n" in result.out, result.out
+    missing = project.run("build", f"out/{name}.missing")
+    assert missing.rc == 2, missing
+    assert missing.err.startswith("weave: error:") and "nl\\x0ax.txt.missing" in missing.err, missing.err
+    assert all(line.startswith(("weave:", "  ")) for line in missing.err.splitlines()), missing.err

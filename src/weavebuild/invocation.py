@@ -126,9 +126,13 @@ def slots_check(project: Any, jobs: Optional[int], resources: Mapping[str, float
 
 
 def format_error(exc: WeaveError) -> str:
-    text = f"weave: error: {exc.message}"
+    from .reporter import escape_controls  # (loaded by every command that can fail: no cost)
+
+    # A name in the message may hold a newline or an ESC sequence: shown escaped, so the
+    # message stays the lines it is and the terminal is left as it was.
+    text = f"weave: error: {escape_controls(exc.message)}"
     if exc.hint:
-        text += f"\n  hint: {exc.hint}"
+        text += f"\n  hint: {escape_controls(exc.hint, keep=chr(10))}"
     return clip_long_words(text)
 
 

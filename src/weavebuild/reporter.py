@@ -304,9 +304,9 @@ class ConsoleReporter(Reporter):
         if self.live:
             return  # the status line shows running jobs
         if self.verbosity >= NORMAL:
-            line = f"[{index}/{total}] {display}"
+            line = f"[{index}/{total}] {escape_controls(display)}"  # (a name may hold a newline)
             if self.verbosity >= VERBOSE and reasons:
-                line += "  (" + "; ".join(str(r) for r in reasons) + ")"
+                line += "  (" + "; ".join(escape_controls(str(r)) for r in reasons) + ")"
             self._print(line)
             if self.verbosity >= VERBOSE:
                 self._print("  $ " + command.replace("\n", "\n    "))
