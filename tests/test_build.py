@@ -1613,6 +1613,21 @@ def test_files_named_like_options_that_need_quoting_reach_commands_as_files(proj
     assert "touch './-o y.txt'" in result.out, result.out
 
 
+def test_a_log_named_like_an_option_reaches_the_command_as_a_file(project):
+    project.weavefile(
+        """
+        [rules.a]
+        outputs = ["a.txt"]
+        log = "-n x.log"
+        cmd = "echo hi > {outputs}; echo logged > {log}"
+        """
+    )
+    result = project.run("-v", "build")
+    assert result.rc == 0, result
+    assert "echo logged > './-n x.log'" in result.out, result.out
+    assert project.read("-n x.log") == "logged\n"
+
+
 def test_units_per_sample_found_by_foreach_follow_new_and_removed_files(project):
     """A foreach pattern that names the job's own wildcard is scanned per job, and the scan is
     asked again by later builds (graph cache and no-op stamp): a new unit of one sample reruns

@@ -1020,7 +1020,7 @@ class Resolver:
         if kind == "cpus":
             return str(job.cpus)
         if kind == "log":
-            return one(job.log)
+            return one(_not_an_option(job.log)) if quote else job.log
         raise AssertionError(kind)  # the manifest validated every placeholder
 
     def _has_absolute_input(self, rule: RuleSpec) -> bool:
