@@ -546,7 +546,7 @@ def test_keys_written_as_sub_tables_are_located(project):
         ('[rules.a]\noutputs = ["a"]\nenv = { X = "1"\n', ["Weavefile:3:", "close it with }", "on one line"]),
         ('[rules.a]\noutputs = ["a"]\ncmd = "echo" "a"\n', ["Weavefile:3:", "one key = value per line", "not joined"]),
         # Habits from other tools and nested vars.
-        ('[vars.prepare]\nsplit = 0.2\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n', ["Weavefile:1:", "vars are not nested", "{vars.prepare_split}"]),
+        ('[vars.prepare]\nsplit = 0.2\n[rules.a]\noutputs = ["a"]\ncmd = "echo {vars.prepare.split} > a"\n', ["Weavefile:5:", "vars are not nested", "{vars.prepare_split}"]),
         ('[rules.a]\noutputs = ["a"]\nthreads = 4\ncmd = "touch a"\n', ["Weavefile:3:", "did you mean 'cpus'"]),
         ('[rules.a]\noutputs = ["a"]\ncmd = "make -j{threads} > a"\n', ["unknown placeholder '{threads}'", "did you mean 'cpus'"]),
         ('[rules.a]\noutputs = ["o/{s}.txt"]\ncmd = "echo {wildcards.x} > {outputs}"\n', ["no wildcard 'x'", "this rule's wildcards: s"]),
@@ -594,13 +594,15 @@ def test_env_names_must_be_valid(project, env):
 
 @pytest.mark.parametrize(
     "value",
-    ["1979-05-27", "07:32:00", "1979-05-27T07:32:00Z", "1979-05-27T07:32:00", "{ a = 1 }", "[{ a = 1 }]", "[[1]]",
-     "nan", "inf", "-inf", "[1, nan]"],
+    ["1979-05-27", "07:32:00", "1979-05-27T07:32:00Z", "1979-05-27T07:32:00", "{ a = { b = 1 } }", "{ a = [1] }",
+     "[{ a = 1 }]", "[[1]]", "nan", "inf", "-inf", "[1, nan]", "{ a = nan }"],
 )
 def test_var_values_no_command_can_take_are_refused(project, value):
     project.write("Weavefile", f"[vars]\nx = {value}\n" + RULE.replace("touch a", "echo {vars.x} > a"), dedent=False)
     result = project.run("build")
-    assert_user_error(result, "Weavefile:2:", "variable 'x' must be a string, number, boolean or a list of those")
+    assert_user_error(
+        result, "Weavefile:2:", "variable 'x' must be a string, number, boolean, a list of those, or a table of strings,"
+    )
     assert not project.exists("a")
 
 

@@ -528,7 +528,7 @@ def test_bad_variable_in_vars_table_has_line():
         """
         [vars]
         ok = 1
-        x = { a = 1 }
+        x = { a = { b = 1 } }
         [rules.a]
         outputs = ["o"]
         cmd = "x"

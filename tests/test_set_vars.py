@@ -410,3 +410,58 @@ def test_a_huge_set_value_is_shortened_in_the_message(project):
     result = project.run("build", "--set", "n=" + "x" * 5000)
     assert_user_error(result, "'n' is a number in [vars]", "(5,000 characters)")
     assert len(result.err) < 500, len(result.err)
+
+
+TABLE_VARS = """
+default = ["all"]
+[vars.adapters]
+A = "AAA"
+B = "BBB"
+
+[rules.trim]
+inputs = ["reads/{sample}.fq"]
+outputs = ["trimmed/{sample}.fq"]
+cmd = "echo {vars.adapters[wildcards.sample]} > {outputs}; cat {inputs} >> {outputs}"
+
+[rules.all]
+inputs = ["trimmed/{s}.fq"]
+foreach = { s = "reads/{s}.fq" }
+"""
+
+
+def test_a_table_var_gives_each_job_its_own_value_and_reruns_only_its_job(project):
+    """Snakemake's `params: lambda wc: config["adapters"][wc.sample]`: each job looks up its
+    sample's entry, and depends on that entry only."""
+    project.weavefile(TABLE_VARS)
+    for sample in "AB":
+        project.write(f"reads/{sample}.fq", f"reads {sample}\n")
+    assert project.run("build").rc == 0
+    assert project.read("trimmed/A.fq") == "AAA\nreads A\n"
+    assert project.read("trimmed/B.fq") == "BBB\nreads B\n"
+    project.weavefile(TABLE_VARS.replace('B = "BBB"', 'B = "NNN"\nC = "CCC"'))  # B changed, C added
+    result = project.run("-v", "build")
+    assert result.rc == 0, result
+    assert "trim trimmed/B.fq  (var changed: adapters[B])" in result.out, result.out
+    assert "trimmed/A.fq" not in result.out, result.out
+    assert project.read("trimmed/B.fq") == "NNN\nreads B\n"
+    replaced = project.run("build", "--set", 'adapters={ A = "x", B = "NNN", C = "CCC" }')
+    assert replaced.rc == 0 and "trimmed/A.fq" in replaced.out and "trimmed/B.fq" not in replaced.out, replaced
+    assert project.read("trimmed/A.fq") == "x\nreads A\n"
+
+
+def test_table_var_mistakes_are_user_errors(project):
+    project.write("reads/A.fq", "a\n")
+    project.write("reads/Z.fq", "z\n")
+    project.weavefile(TABLE_VARS)
+    missing = project.run("build")
+    assert_user_error(missing, "rule 'trim', key 'cmd'", "var 'adapters' has no key 'Z'", "add 'Z' to [vars.adapters]")
+    cases = [
+        ("{vars.adapters[wildcards.sample]}", "{vars.adapters}", "is a table var: a command takes one of its values"),
+        ("{vars.adapters[wildcards.sample]}", "{vars.adapters[wildcards.nope]}", "no wildcard 'nope' in this rule"),
+        ('outputs = ["trimmed/{sample}.fq"]', 'outputs = ["trimmed/{vars.adapters[wildcards.sample]}/{sample}.fq"]',
+         "a lookup in a table var is for cmd and env, not paths"),
+        ('B = "BBB"', 'B = ["B", "BB"]', "must be a string, number, boolean, a list of those, or a table"),
+    ]
+    for old, new, message in cases:
+        project.weavefile(TABLE_VARS.replace(old, new))
+        assert_user_error(project.run("plan"), message)

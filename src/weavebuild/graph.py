@@ -914,6 +914,8 @@ class Resolver:
             name: [job.outputs[i] for i in indices] for name, indices in rule.output_names.items()
         }
         job.vars = {name: self.manifest.vars[name] for name in rule.vars_used}
+        for name, wildcard in rule.var_lookups:
+            job.vars[f"{name}[{wildcards.get(wildcard, '')}]"] = self._looked_up(rule, job, name, wildcard)
         if rule.log is not None:
             job.log = self._log_path(rule, job)
         job.cmd = self.render(rule.cmd_template, job, named_inputs, named_outputs, "cmd")
@@ -1012,6 +1014,8 @@ class Resolver:
                 return one(job.wildcards[name])
             return join(self.foreach_values(job.rule, name, job.wildcards))
         if kind == "vars":
+            if isinstance(part.index, str):  # {vars.NAME[wildcards.W]}: job_for checked it is there
+                return format_value(self.manifest.vars[part.attr or ""][job.wildcards[part.index]])
             return format_value(self.manifest.vars[part.attr or ""])
         if kind == "resources":
             return format_value(job.resources[part.attr or ""])
@@ -1022,6 +1026,26 @@ class Resolver:
         if kind == "log":
             return one(_not_an_option(job.log)) if quote else job.log
         raise AssertionError(kind)  # the manifest validated every placeholder
+
+    def _looked_up(self, rule: RuleSpec, job: Job, name: str, wildcard: str) -> object:
+        """The value `{vars.NAME[wildcards.W]}` gives `job`, or a UsageError naming the key."""
+        table = self.manifest.vars[name]
+        value = job.wildcards.get(wildcard)
+        if value is None:  # a foreach key the job does not bind: it has all of them
+            raise _key_error(
+                rule, "cmd", self.manifest.path,
+                f"'{{vars.{name}[wildcards.{wildcard}]}}': job {job.key} has no single value of '{wildcard}'"
+                " (a foreach key that does not appear in its outputs takes them all)",
+                hint="look up by a wildcard its outputs have",
+            )
+        if value not in table:
+            known = ", ".join(list(table)[:8]) + (", ..." if len(table) > 8 else "")
+            raise _key_error(
+                rule, "cmd", self.manifest.path,
+                f"'{{vars.{name}[wildcards.{wildcard}]}}': var '{name}' has no key '{value}' (for job {job.key})",
+                hint=f"add {value!r} to [vars.{name}] (its keys: {known})",
+            )
+        return table[value]
 
     def _has_absolute_input(self, rule: RuleSpec) -> bool:
         absolute = any(os.path.isabs(pattern) for pattern in rule.inputs)

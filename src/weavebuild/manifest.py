@@ -98,7 +98,8 @@ Template = Tuple[Union[str, Placeholder], ...]
 _INDEX = r"-?\d+|-?\d*:-?\d*"
 _PLACEHOLDER_RE = re.compile(
     r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)"
-    rf"(?:\[(?P<index>{_INDEX})\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<attr_index>{_INDEX})\])?)?$"
+    rf"(?:\[(?P<index>{_INDEX})\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\[(?:(?P<attr_index>" + _INDEX + r")|wildcards\.(?P<lookup>[A-Za-z_][A-Za-z0-9_]*))\])?)?$"
 )
 PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus", "log")
 
@@ -126,6 +127,7 @@ class RuleSpec:
         "timeout",
         "description",
         "vars_used",
+        "var_lookups",
         "line",
         "path",
         "temp",
@@ -154,6 +156,9 @@ class RuleSpec:
         self.timeout: Optional[float] = None
         self.description: Optional[str] = None
         self.vars_used: Tuple[str, ...] = ()
+        # (var, wildcard) of each `{vars.NAME[wildcards.W]}`: a job's recipe holds the one
+        # value it looks up, not the table (a new sample's entry reruns no other job).
+        self.var_lookups: Tuple[Tuple[str, str], ...] = ()
         self.line: Optional[int] = None
         self.path: Optional[str] = None  # the file it is written in: the Weavefile or an included one
         # Positions in `outputs` of the temporary ones: deleted once the jobs that read them are
@@ -463,7 +468,12 @@ def _toml_hint(message: str) -> Optional[str]:
     return None
 
 
-_VAR_KIND_EXAMPLES = {"a boolean": "true", "a number": "3", "a list": "'[64, 32]' (a TOML array of strings, numbers or booleans)"}
+_VAR_KIND_EXAMPLES = {
+    "a boolean": "true",
+    "a number": "3",
+    "a list": "'[64, 32]' (a TOML array of strings, numbers or booleans)",
+    "a table": "'{ A = \"x\", B = \"y\" }' (a TOML inline table of strings, numbers or booleans)",
+}
 
 
 def _python_number(text: str) -> Optional[float]:
@@ -497,8 +507,10 @@ def _var_kind(value: Any) -> Optional[str]:
         return "a number"
     if isinstance(value, str):
         return "text"
-    if isinstance(value, list) and all(_var_kind(item) not in (None, "a list") for item in value):
+    if isinstance(value, list) and all(_var_kind(item) in ("text", "a number", "a boolean") for item in value):
         return "a list"
+    if isinstance(value, dict) and value and all(_var_kind(item) in ("text", "a number", "a boolean") for item in value.values()):
+        return "a table"  # looked up by a wildcard's value: {vars.NAME[wildcards.W]}
     return None
 
 
@@ -507,6 +519,8 @@ def _has_nul(value: Any) -> bool:
     line or environment variable can carry: the job would fail to start."""
     if isinstance(value, list):
         return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
     return isinstance(value, str) and "\0" in value
 
 
@@ -1090,10 +1104,11 @@ class _Validator:
             if _var_kind(value) is None:
                 raise self.var_error(
                     name,
-                    f"variable '{name}' must be a string, number, boolean or a list of those",
+                    f"variable '{name}' must be a string, number, boolean, a list of those, or a table"
+                    " of strings, numbers and booleans",
                     hint=(
-                        f"vars are not nested: write flat names under [vars] ({name}_{_first_key(value)} = ...) "
-                        f"and use them as {{vars.{name}_{_first_key(value)}}}"
+                        f"a table var maps keys (a wildcard's values) to values, one level deep: "
+                        f"[vars.{name}] with KEY = \"value\" lines, used as {{vars.{name}[wildcards.NAME]}}"
                         if isinstance(value, dict)
                         else f"write a date or time as text ({name} = \"1979-05-27\"); nan, inf, tables "
                         "and lists inside lists cannot be put in a command"
@@ -1224,6 +1239,13 @@ class _Validator:
             if name is None:
                 return match.group(0)  # {{ or }}: an escaped brace, left for the path parser
             value = self.var_value(name, variables, rule, key, used)
+            if isinstance(value, dict):
+                raise self.error(
+                    f"'{{vars.{name}}}' is a table; a path takes a single value",
+                    rule,
+                    key,
+                    hint=f"a table var is looked up in cmd and env: {{vars.{name}[wildcards.NAME]}}",
+                )
             if isinstance(value, list):
                 raise self.error(
                     f"'{{vars.{name}}}' is a list; a path takes a single value",
@@ -1385,6 +1407,13 @@ class _Validator:
                 raise self.error(f"'{nested}' in '{pattern}': a placeholder cannot hold another", rule, key, hint=_NESTED_HINT)
             raise self.error(f"unbalanced brace in '{pattern}'", rule, key, hint="use {{ and }} for literal braces")
         for name in wildcard_names_in(pattern):
+            if name.startswith("vars.") and "[" in name:
+                raise self.error(
+                    f"'{{{name}}}' in '{pattern}': a lookup in a table var is for cmd and env, not paths",
+                    rule,
+                    key,
+                    hint="put the value in the command; a path may use {vars.NAME} with a single value",
+                )
             if not NAME_RE.match(name):
                 raise self.error(
                     f"'{{{name}}}' in '{pattern}' is not a valid wildcard name",
@@ -1719,7 +1748,12 @@ class _Validator:
                 )
             placeholder = self.placeholder(body, spec, variables, key)
             if placeholder.kind == "vars":
-                used.append(placeholder.attr or "")
+                if isinstance(placeholder.index, str):
+                    lookup = (placeholder.attr or "", placeholder.index)
+                    if lookup not in spec.var_lookups:
+                        spec.var_lookups += (lookup,)
+                else:
+                    used.append(placeholder.attr or "")
             if literal:
                 parts.append("".join(literal))
                 literal = []
@@ -1743,13 +1777,37 @@ class _Validator:
         if parsed is None:  # the same few placeholders recur in every rule: parse each once
             match = _PLACEHOLDER_RE.match(body)
             number = match.group("index") or match.group("attr_index") if match else None
+            lookup = match.group("lookup") if match else None
             parsed = (
-                (match.group("kind"), None if number is None else _index(number), match.group("attr"))
+                (
+                    match.group("kind"),
+                    lookup if lookup is not None else None if number is None else _index(number),
+                    match.group("attr"),
+                )
                 if match
                 else (None, None, None)
             )
             self._placeholders[body] = parsed
         kind, index, attr = parsed
+        if kind is None and body.startswith("vars.") and body.count(".") == 2:
+            name, _, field = body[len("vars.") :].partition(".")
+            value = variables.get(name)
+            if isinstance(value, dict):  # `{vars.prepare.split}`: params.yaml's habit
+                raise self.error(
+                    f"'{{{body}}}': a table var's values are looked up by a wildcard's value"
+                    f" ({{vars.{name}[wildcards.NAME]}}), not by a fixed key",
+                    spec.name,
+                    key,
+                    hint=f"vars are not nested otherwise: write {name}_{field} = ... under [vars] and use"
+                    f" {{vars.{name}_{field}}}",
+                )
+        if isinstance(index, str) and kind != "vars":  # [wildcards.NAME] looks up a var table
+            raise self.error(
+                f"'{{{body}}}': only a var takes [wildcards.NAME] (a lookup in a table var)",
+                spec.name,
+                key,
+                hint="e.g. {vars.adapters[wildcards.sample]}, with [vars.adapters] mapping samples to values",
+            )
         if kind is None or kind not in PLACEHOLDER_KINDS:
             matched = kind is not None
             kind = kind if matched else body
@@ -1790,10 +1848,33 @@ class _Validator:
         elif kind in ("wildcards", "vars", "resources"):
             if attr is None:
                 raise self.error(f"'{{{body}}}' needs a name: {{{kind}.NAME}}", spec.name, key)
-            if index is not None:
+            if index is not None and not isinstance(index, str):
                 raise self.error(f"'{{{body}}}' takes no index", spec.name, key)
             if kind == "vars":
-                self.var_value(attr, variables, spec.name, key, [])  # template() records its use
+                value = self.var_value(attr, variables, spec.name, key, [])  # template() records its use
+                if isinstance(value, dict) and index is None:
+                    raise self.error(
+                        f"'{{{body}}}' is a table var: a command takes one of its values",
+                        spec.name,
+                        key,
+                        hint=f"look one up by a wildcard's value: {{vars.{attr}[wildcards.NAME]}}",
+                    )
+                if isinstance(index, str):
+                    if not isinstance(value, dict):
+                        raise self.error(
+                            f"'{{{body}}}': var '{attr}' is {_type_name(value)}, not a table to look up",
+                            spec.name,
+                            key,
+                            hint=f"write {{vars.{attr}}}, or make it a table: [vars.{attr}] with a line per value of {index}",
+                        )
+                    if index not in spec.wildcard_regex:
+                        raise self.error(
+                            f"'{{{body}}}': no wildcard '{index}' in this rule",
+                            spec.name,
+                            key,
+                            hint=_did_you_mean(index, list(spec.wildcard_regex))
+                            or (f"this rule's wildcards: {', '.join(spec.wildcard_regex)}" if spec.wildcard_regex else "this rule has no wildcards"),
+                        )
             else:
                 known = spec.wildcard_regex if kind == "wildcards" else spec.resources
                 if attr not in known:

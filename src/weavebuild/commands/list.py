@@ -30,7 +30,10 @@ def list_rules(settings: Settings) -> None:
         click.echo("vars:")
         width = max(len(name) for name in manifest.vars)
         for name, value in manifest.vars.items():
-            shown = json.dumps(value) if isinstance(value, list) else format_value(value)  # as --set takes it
+            if isinstance(value, dict):  # as --set takes it: a TOML inline table
+                shown = "{ " + ", ".join(f"{json.dumps(key)} = {json.dumps(item)}" for key, item in value.items()) + " }"
+            else:
+                shown = json.dumps(value) if isinstance(value, list) else format_value(value)  # as --set takes it
             note = "  (--set)" if name in project.overrides else ""
             click.echo(f"  {name:<{width}} = {shown}{note}")
     echo = LineBatches()
