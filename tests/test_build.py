@@ -2044,9 +2044,8 @@ def test_a_slice_of_the_inputs_in_a_command(project):
     assert project.read("x.txt") == "first|a.txt|rest|b c.txt|d.txt|init|a.txt|b c.txt|none|"
 
 
-def test_an_input_written_as_an_absolute_path_in_the_project_depends_on_its_maker(project):
-    """`/…/proj/data/x.txt` is data/x.txt: taken for a source from outside, the first build
-    stopped at a 'missing source', and once built an edit upstream never reached b."""
+def _absolute_input_project(project) -> None:
+    """b reads a's output data/x.txt, written as the absolute path of the project's file."""
     project.write("in.txt", "v1\n")
     project.weavefile(
         f"""
@@ -2061,6 +2060,12 @@ def test_an_input_written_as_an_absolute_path_in_the_project_depends_on_its_make
         cmd = "cp {{inputs}} {{outputs}}"
         """
     )
+
+
+def test_an_input_written_as_an_absolute_path_in_the_project_depends_on_its_maker(project):
+    """`/…/proj/data/x.txt` is data/x.txt: taken for a source from outside, the first build
+    stopped at a 'missing source', and once built an edit upstream never reached b."""
+    _absolute_input_project(project)
     first = project.run("build")
     assert first.rc == 0, first
     assert project.read("b.txt") == "v1\n"
@@ -2074,20 +2079,7 @@ def test_an_input_written_as_an_absolute_path_in_the_project_depends_on_its_make
 def test_a_moved_project_does_not_reuse_the_mapping_of_absolute_inputs(project, tmp_path):
     """The cached graph took `/…/proj/data/x.txt` for data/x.txt; in the project moved
     elsewhere that path names the old place, and the cache is not reused for it."""
-    project.write("in.txt", "v1\n")
-    project.weavefile(
-        f"""
-        default = ["b.txt"]
-        [rules.a]
-        inputs = ["in.txt"]
-        outputs = ["data/x.txt"]
-        cmd = "cp {{inputs}} {{outputs}}"
-        [rules.b]
-        inputs = ["{project.root}/data/x.txt"]
-        outputs = ["b.txt"]
-        cmd = "cp {{inputs}} {{outputs}}"
-        """
-    )
+    _absolute_input_project(project)
     assert project.run("build").rc == 0
     moved = tmp_path / "moved"
     os.rename(project.root, moved)

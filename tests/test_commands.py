@@ -350,10 +350,18 @@ def test_clean_leaves_outputs_replaced_or_edited_since_weave_built_them(project)
     assert not project.exists("count.txt") and not project.exists("clean/a.txt")  # weave's own: removed
 
 
-def test_clean_never_deletes_through_a_directory_now_a_symlink_out_of_the_project(project, tmp_path):
+@pytest.mark.parametrize(
+    "where, kept",
+    [
+        ("outside", "kept d/x: it resolves outside the project directory (through a symlink)"),
+        ("inside", "kept d/x: a symlink in the project leads its directory to 'keep'"),
+    ],
+)
+def test_clean_never_deletes_through_a_directory_now_a_symlink(project, tmp_path, where, kept):
     """An output's directory replaced by a symlink to elsewhere: the file there has the
-    bytes weave recorded, but it is not in the project (a build refuses to write there):
-    clean keeps it, with a warning, as it keeps a file it did not write."""
+    bytes weave recorded, but it is not in the project (a build refuses to write there), or
+    it is another project path's (a source's): clean keeps it, with a warning, as it keeps a
+    file it did not write."""
     project.weavefile(
         """
         [rules.a]
@@ -365,14 +373,14 @@ def test_clean_never_deletes_through_a_directory_now_a_symlink_out_of_the_projec
     import shutil
 
     shutil.rmtree(project.root / "d")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "x").write_text("hello\n")
-    (project.root / "d").symlink_to(outside)
+    target = tmp_path / "outside" if where == "outside" else project.root / "keep"
+    target.mkdir()
+    (target / "x").write_text("hello\n")
+    (project.root / "d").symlink_to(target if where == "outside" else "keep")
     result = project.run("clean")
     assert result.rc == 0, result
-    assert (outside / "x").read_text() == "hello\n"
-    assert "kept d/x: it resolves outside the project directory (through a symlink)" in result.err, result
+    assert (target / "x").read_text() == "hello\n"
+    assert kept in result.err, result
 
 
 def test_clean_removes_only_produced_outputs(project):
@@ -951,28 +959,6 @@ def test_two_rules_owning_one_file_under_two_names_are_refused(project):
     assert project.read("real/x.txt") == "one\n"
     again = project.run("build", "real/x.txt")
     assert again.rc == 0 and "nothing to do" in (again.out + again.err).lower(), again
-
-
-def test_clean_keeps_an_output_whose_directory_became_a_symlink_inside_the_project(project):
-    """An output's directory replaced by a link to another project directory: the file it
-    names now is another path's (here a source with the recorded bytes); clean keeps it."""
-    project.weavefile(
-        """
-        [rules.a]
-        outputs = ["d/x"]
-        cmd = "mkdir -p d && echo hello > d/x"
-        """
-    )
-    assert project.run("build").rc == 0
-    import shutil
-
-    shutil.rmtree(project.root / "d")
-    project.write("keep/x", "hello\n")
-    (project.root / "d").symlink_to("keep")
-    result = project.run("clean")
-    assert result.rc == 0, result
-    assert project.read("keep/x") == "hello\n"
-    assert "kept d/x: a symlink in the project leads its directory to 'keep'" in result.err, result
 
 
 def test_plan_and_why_name_a_jobs_own_change_besides_its_stale_upstream(project):

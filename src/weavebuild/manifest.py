@@ -1239,19 +1239,14 @@ class _Validator:
             if name is None:
                 return match.group(0)  # {{ or }}: an escaped brace, left for the path parser
             value = self.var_value(name, variables, rule, key, used)
-            if isinstance(value, dict):
+            if isinstance(value, (dict, list)):
                 raise self.error(
-                    f"'{{vars.{name}}}' is a table; a path takes a single value",
+                    f"'{{vars.{name}}}' is {_type_name(value)}; a path takes a single value",
                     rule,
                     key,
-                    hint=f"a table var is looked up in cmd and env: {{vars.{name}[wildcards.NAME]}}",
-                )
-            if isinstance(value, list):
-                raise self.error(
-                    f"'{{vars.{name}}}' is a list; a path takes a single value",
-                    rule,
-                    key,
-                    hint=f"for one job (or input) per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }}",
+                    hint=f"a table var is looked up in cmd and env: {{vars.{name}[wildcards.NAME]}}"
+                    if isinstance(value, dict)
+                    else f"for one job (or input) per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }}",
                 )
             return format_value(value).replace("{", "{{").replace("}", "}}")
 
