@@ -476,3 +476,16 @@ def test_a_runs_time_in_the_history_counts_its_checks(project, monkeypatch):
     finally:
         store.close()
     assert runs[0].outcome == "ok" and runs[0].ended - runs[0].started >= 0.3, runs[0]
+
+
+def test_history_and_report_work_while_an_included_file_is_broken(project):
+    """An error in an included file (rules/a.toml) made history and report look for the
+    project in rules/: 'no runs recorded yet'."""
+    project.write("Weavefile", 'include = ["rules/a.toml"]\n[rules.b]\noutputs = ["b"]\ncmd = "touch b"\n')
+    project.write("rules/a.toml", '[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    assert project.run("build").rc == 0
+    project.write("rules/a.toml", '[rules.a]\noutputs = ["a"]\ncmdd = "touch a"\n')
+    history = project.run("history")
+    assert history.rc == 0 and "weave build" in history.out, history
+    report = project.run("report", "-o", "r.html")
+    assert report.rc == 0 and project.exists("r.html"), report

@@ -87,8 +87,15 @@ class Settings:
         except ManifestError as exc:
             if exc.path is None:
                 raise
-            root = os.path.dirname(os.path.abspath(exc.path))
-            self.weavefiles = [os.path.basename(exc.path)]  # (its includes are unknown)
+            # The project is where the Weavefile is, not the included file the error is in.
+            if self.weavefile is not None:
+                main = self.weavefile if os.path.isabs(self.weavefile) else os.path.join(self.directory, self.weavefile)
+            else:
+                from .projectfile import find_manifest
+
+                main = find_manifest(self.directory) or exc.path
+            root = os.path.dirname(os.path.abspath(main))
+            self.weavefiles = [os.path.basename(main)]  # (its includes are unknown)
         store = Store.open(root, readonly=True)
         reporter = self.reporter()
         for warning in store.warnings:  # an unusable store: its history is not "no runs"
