@@ -465,3 +465,41 @@ def test_table_var_mistakes_are_user_errors(project):
     for old, new, message in cases:
         project.weavefile(TABLE_VARS.replace(old, new))
         assert_user_error(project.run("plan"), message)
+
+
+def test_a_missing_table_key_looked_up_in_env_is_reported_at_env(project):
+    project.write("Weavefile", (
+        '[vars.adapters]\nB = "bb"\n'
+        '[rules.trim]\noutputs = ["trimmed/{sample}.fq"]\nforeach = { sample = ["A", "B"] }\n'
+        'cmd = "echo $ADAPT > {outputs}"\nenv = { ADAPT = "{vars.adapters[wildcards.sample]}" }\n'
+    ))
+    assert_user_error(project.run("plan"), "Weavefile:7: rule 'trim', key 'env'", "var 'adapters' has no key 'A'")
+
+
+def test_plan_of_a_forced_job_below_a_rerunning_one_names_forced_and_its_own_reasons(project):
+    project.weavefile(
+        """
+        default = ["c/A", "c/B"]
+        [vars.t]
+        A = "x"
+        B = "y"
+        [rules.one]
+        inputs = ["a.txt"]
+        outputs = ["b.txt"]
+        cmd = "cat a.txt > b.txt"
+        [rules.two]
+        inputs = ["b.txt"]
+        outputs = ["c/{s}"]
+        foreach = { s = ["A", "B"] }
+        cmd = "cat b.txt > {outputs}; echo {vars.t[wildcards.s]} >> {outputs}"
+        """
+    )
+    project.write("a.txt", "a\n")
+    assert project.run("build").rc == 0
+    project.write("a.txt", "a2\n")
+    text = (project.root / "Weavefile").read_text().replace('B = "y"', 'B = "y2"')
+    (project.root / "Weavefile").write_text(text)
+    plan = project.run("plan", "-R", "two")
+    assert plan.rc == 0, plan
+    assert "two c/A    (upstream will rerun: one b.txt; forced)" in plan.out, plan.out
+    assert "two c/B    (upstream will rerun: one b.txt; forced; var changed: t[B])" in plan.out, plan.out

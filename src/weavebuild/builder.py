@@ -44,7 +44,7 @@ from .plan import ReadyQueue, critical_path
 from .reporter import Reporter
 from .resources import Grant, ResourcePool
 from .results import CANCELLED, FAILED, RAN, SKIPPED, UP_TO_DATE, BuildResult, JobResult
-from .scan import INPUT_MISSING, NEVER_BUILT, UPSTREAM, Reason, Scanner, Verdict
+from .scan import FORCED, INPUT_MISSING, NEVER_BUILT, UPSTREAM, Reason, Scanner, Verdict
 from .store import JobRow, Record, Store
 from .temps import TempOutputs, demand
 from .temps import delete as delete_temp
@@ -351,47 +351,79 @@ class Builder:
         if not candidates:
             return deps, dependents
         producers = self.graph.producers
+        # (a file inside a directory output is made by that directory's job)
+        trees = {output for job in self.graph.jobs for output, is_dir in zip(job.outputs, job.dir_outputs) if is_dir}
         present = {job.key for job in self.graph.jobs}
         edges: Dict[Tuple[str, str], Tuple[Job, Job]] = {}  # (maker, job) keys -> the pair
         for job in candidates:
             for path, _ in self.latest[job.key].discovered:
                 maker = producers.get(path)
+                if maker is None and trees:
+                    parent = path
+                    while maker is None and "/" in parent:
+                        parent = parent.rpartition("/")[0]
+                        maker = producers.get(parent) if parent in trees else None
                 if maker is not None and maker is not job and maker.key in present and maker not in job.deps:
                     edges[(maker.key, job.key)] = (maker, job)
         if not edges:
             return deps, dependents
-        # Edges that would close a cycle go: the jobs a topological sort of the whole graph
-        # (declared dependencies and these edges: linear, where asking per edge whether the
-        # job is upstream of its maker walked the maker's upstream each time) cannot place
-        # lose their added edges, until every job is placed.
+        # Edges that would close a cycle go: a topological sort of the whole graph (declared
+        # dependencies and these edges: linear, where asking per edge whether the job is
+        # upstream of its maker walked the maker's upstream each time) leaves the jobs it
+        # cannot place, those on a cycle and those after one; the added edges among the
+        # ones on a cycle go (not those of a job that only comes after one), until every job
+        # is placed.
         while True:
-            stuck = self._unplaceable(edges.values())
-            if not stuck:
+            on_cycle = self._on_cycles(edges.values())
+            if not on_cycle:
                 break
-            edges = {key: pair for key, pair in edges.items() if key[1] not in stuck}
+            edges = {key: pair for key, pair in edges.items() if not (key[0] in on_cycle and key[1] in on_cycle)}
         for maker, job in edges.values():
             deps.setdefault(job.key, []).append(maker)
             dependents.setdefault(maker.key, []).append(job)
         return deps, dependents
 
-    def _unplaceable(self, edges: Iterable[Tuple[Job, Job]]) -> Set[str]:
-        """The jobs that a topological sort over the declared dependencies and `edges`
-        (maker, job) cannot place: those on a cycle, or after one."""
+    def _on_cycles(self, edges: Iterable[Tuple[Job, Job]]) -> Set[str]:
+        """The jobs on a cycle of the declared dependencies and `edges` (maker, job), and
+        those between two cycles: what a topological sort cannot place (a cycle and what
+        comes after it), less what leads to no cycle (jobs that only follow one), found by
+        taking away, again and again, the jobs nothing left depends on."""
         waiting = {job.key: len(job.deps) for job in self.graph.jobs}
         extra: Dict[str, List[str]] = {}
         for maker, job in edges:
             waiting[job.key] += 1
             extra.setdefault(maker.key, []).append(job.key)
         jobs = {job.key: job for job in self.graph.jobs}
+
+        def after(key: str) -> Iterable[str]:
+            return itertools.chain((d.key for d in jobs[key].dependents), extra.get(key, ()))
+
         ready = [key for key, count in waiting.items() if count == 0]
         while ready:
             key = ready.pop()
-            for dependent in itertools.chain((d.key for d in jobs[key].dependents), extra.get(key, ())):
+            for dependent in after(key):
                 if dependent in waiting:
                     waiting[dependent] -= 1
                     if waiting[dependent] == 0:
                         ready.append(dependent)
-        return {key for key, count in waiting.items() if count > 0}
+        left = {key for key, count in waiting.items() if count > 0}
+        if not left:
+            return left
+        onward = {key: sum(1 for d in after(key) if d in left) for key in left}
+        before: Dict[str, List[str]] = {}
+        for key in left:
+            for dependent in after(key):
+                if dependent in left:
+                    before.setdefault(dependent, []).append(key)
+        ends = [key for key, count in onward.items() if count == 0]
+        while ends:
+            key = ends.pop()
+            left.discard(key)
+            for earlier in before.get(key, ()):
+                onward[earlier] -= 1
+                if onward[earlier] == 0:
+                    ends.append(earlier)
+        return left
 
     # -- prediction (also the whole of a dry run and of `weave plan`) -------------------------
     def predict(self, explain: bool = False) -> Dict[str, Verdict]:
@@ -441,12 +473,11 @@ class Builder:
         """Why `job` would run even if its stale dependencies remade their outputs as they
         were: its latest run compared with now, taking what a dependency writes (an output,
         or a file in its directory output) as recorded, since that is theirs to change."""
-        if job.key in self.forced:
-            return []  # (forced is said by the job's own verdict, not here)
+        forced = [Reason(FORCED)] if job.key in self.forced else []
         latest = self.latest.get(job.key)
         record = self.store.record(latest.signature) if latest is not None and latest.signature else None
         if record is None:
-            return []  # never built: 'upstream will rerun' says enough
+            return forced  # never built: 'upstream will rerun' says enough
         files = set()
         trees = []
         for dep in job.deps:
@@ -463,14 +494,14 @@ class Builder:
                 continue
             digest = self.files.digest(path)
             if digest is None:
-                return [Reason(INPUT_MISSING, path)]
+                return forced + [Reason(INPUT_MISSING, path)]
             inputs.append((path, digest))
         reasons = [
             reason
             for reason in self.scanner.explain_new_signature(job, inputs, latest)
             if reason.kind != NEVER_BUILT
         ]
-        return reasons + self.scanner.compare_outputs(job, record.outputs)
+        return forced + reasons + self.scanner.compare_outputs(job, record.outputs)
 
     def _predict_listed(self, verdicts: Dict[str, Verdict], stale: Set[str]) -> None:
         """A job waiting for the maker of a file its depfile listed (_order_listed), predicted
@@ -937,6 +968,8 @@ class Builder:
         if paths is None:
             trees = tuple(output + "/" for output, is_dir in zip(job.outputs, job.dir_outputs) if is_dir)
             nested = {path for dependent in job.dependents for path in dependent.inputs if path.startswith(trees)}
+            for dependent in self._listed_dependents.get(job.key, ()):  # files their depfiles listed
+                nested.update(path for path, _ in self.latest[dependent.key].discovered if path.startswith(trees))
             paths = self._rewritten[job.key] = list(job.outputs) + sorted(nested)
         return paths
 

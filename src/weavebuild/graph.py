@@ -653,6 +653,7 @@ class Resolver:
         self._absolute_inputs: Set[str] = set()  # rules with an input written as an absolute path
         self._relative_inputs: Set[str] = set()  # rules without
         self._project_paths: Dict[str, str] = {}  # see _project_path
+        self._spellings: Optional[Tuple[str, ...]] = None  # paths.project_spellings, once asked
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
         # (graphcache.record_listings): (query, paths.Listing).
         self.listings: List[Tuple[tuple, paths.Listing]] = []
@@ -914,8 +915,8 @@ class Resolver:
             name: [job.outputs[i] for i in indices] for name, indices in rule.output_names.items()
         }
         job.vars = {name: self.manifest.vars[name] for name in rule.vars_used}
-        for name, wildcard in rule.var_lookups:
-            job.vars[f"{name}[{wildcards.get(wildcard, '')}]"] = self._looked_up(rule, job, name, wildcard)
+        for name, wildcard, key in rule.var_lookups:
+            job.vars[f"{name}[{wildcards.get(wildcard, '')}]"] = self._looked_up(rule, job, name, wildcard, key)
         if rule.log is not None:
             job.log = self._log_path(rule, job)
         job.cmd = self.render(rule.cmd_template, job, named_inputs, named_outputs, "cmd")
@@ -1027,13 +1028,13 @@ class Resolver:
             return one(_not_an_option(job.log)) if quote else job.log
         raise AssertionError(kind)  # the manifest validated every placeholder
 
-    def _looked_up(self, rule: RuleSpec, job: Job, name: str, wildcard: str) -> object:
+    def _looked_up(self, rule: RuleSpec, job: Job, name: str, wildcard: str, key: str) -> object:
         """The value `{vars.NAME[wildcards.W]}` gives `job`, or a UsageError naming the key."""
         table = self.manifest.vars[name]
         value = job.wildcards.get(wildcard)
         if value is None:  # a foreach key the job does not bind: it has all of them
             raise _key_error(
-                rule, "cmd", self.manifest.path,
+                rule, key, self.manifest.path,
                 f"'{{vars.{name}[wildcards.{wildcard}]}}': job {job.key} has no single value of '{wildcard}'"
                 " (a foreach key that does not appear in its outputs takes them all)",
                 hint="look up by a wildcard its outputs have",
@@ -1041,7 +1042,7 @@ class Resolver:
         if value not in table:
             known = ", ".join(list(table)[:8]) + (", ..." if len(table) > 8 else "")
             raise _key_error(
-                rule, "cmd", self.manifest.path,
+                rule, key, self.manifest.path,
                 f"'{{vars.{name}[wildcards.{wildcard}]}}': var '{name}' has no key '{value}' (for job {job.key})",
                 hint=f"add {value!r} to [vars.{name}] (its keys: {known})",
             )
@@ -1064,27 +1065,17 @@ class Resolver:
             return path
         found = self._project_paths.get(path)
         if found is None:
+            if self._spellings is None:
+                self._spellings = paths.project_spellings(self.root)
+                # Every answer, a project path or not, holds while these spellings do.
+                self.queries.append(("roots", self._spellings))
             found = path
-            for root in self._project_spellings():
+            for root in self._spellings:
                 if path.startswith(root.rstrip(os.sep) + os.sep):
                     found = paths.normalize(os.path.relpath(path, root).replace(os.sep, "/"))
-                    self.queries.append(("root", root))
                     break
             self._project_paths[path] = found
         return found
-
-    def _project_spellings(self) -> List[str]:
-        """The absolute paths that name the project directory: as given, as it really is, and
-        as PWD (the shell's logical working directory) leads to it."""
-        spellings = [os.path.abspath(self.root), os.path.realpath(self.root)]
-        logical = os.environ.get("PWD")
-        if logical and os.path.isabs(logical):
-            try:
-                if os.path.realpath(logical) == os.path.realpath(os.getcwd()):
-                    spellings.append(os.path.normpath(os.path.join(logical, os.path.relpath(self.root, os.getcwd()))))
-            except (OSError, ValueError):
-                pass
-        return list(dict.fromkeys(spellings))
 
     # -- resolution --------------------------------------------------------------------------
     def producer(self, path: str, active_rules: Dict[str, int]) -> Optional[Job]:

@@ -117,8 +117,8 @@ def still_valid(root: str, queries: Sequence[tuple]) -> bool:
                 if os.path.exists(path) != query[2]:
                     return False
                 continue
-            if kind == "root":  # an absolute input was taken for a project path under this name
-                if os.path.realpath(query[1]) != os.path.realpath(root):
+            if kind == "roots":  # absolute inputs were (or were not) project paths under these
+                if paths.project_spellings(root) != tuple(query[1]):
                     return False
                 continue
             if kind not in ("glob", "foreach") or (kind == "foreach" and len(query) != 6):

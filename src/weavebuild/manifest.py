@@ -156,9 +156,10 @@ class RuleSpec:
         self.timeout: Optional[float] = None
         self.description: Optional[str] = None
         self.vars_used: Tuple[str, ...] = ()
-        # (var, wildcard) of each `{vars.NAME[wildcards.W]}`: a job's recipe holds the one
-        # value it looks up, not the table (a new sample's entry reruns no other job).
-        self.var_lookups: Tuple[Tuple[str, str], ...] = ()
+        # (var, wildcard, the key it is first written in) of each `{vars.NAME[wildcards.W]}`: a
+        # job's recipe holds the one value it looks up, not the table (a new sample's entry
+        # reruns no other job).
+        self.var_lookups: Tuple[Tuple[str, str, str], ...] = ()
         self.line: Optional[int] = None
         self.path: Optional[str] = None  # the file it is written in: the Weavefile or an included one
         # Positions in `outputs` of the temporary ones: deleted once the jobs that read them are
@@ -1745,8 +1746,8 @@ class _Validator:
             if placeholder.kind == "vars":
                 if isinstance(placeholder.index, str):
                     lookup = (placeholder.attr or "", placeholder.index)
-                    if lookup not in spec.var_lookups:
-                        spec.var_lookups += (lookup,)
+                    if all(known[:2] != lookup for known in spec.var_lookups):
+                        spec.var_lookups += (lookup + (key,),)
                 else:
                     used.append(placeholder.attr or "")
             if literal:

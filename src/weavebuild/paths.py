@@ -84,6 +84,22 @@ def real_within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+def project_spellings(root: str) -> Tuple[str, ...]:
+    """The absolute paths that name project directory `root`: as given, as it really is, and
+    as the shell's logical working directory (PWD) leads to it (a home directory that is a
+    symlink). An absolute input under one of them is a project path (graph.Resolver)."""
+    spellings = [os.path.abspath(root), os.path.realpath(root)]
+    logical = os.environ.get("PWD")
+    if logical and os.path.isabs(logical):
+        try:
+            here = os.getcwd()
+            if os.path.realpath(logical) == os.path.realpath(here):
+                spellings.append(os.path.normpath(os.path.join(logical, os.path.relpath(root, here))))
+        except (OSError, ValueError):
+            pass
+    return tuple(dict.fromkeys(spellings))
+
+
 def aliased_directory(real_directory: str, real_root: str, spelled: str) -> Optional[str]:
     """Where project directory `spelled` (as a path names it, '' for the project) really is,
     project-relative, when a symlink inside the project makes that another place (`lnk/f`
