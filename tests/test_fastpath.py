@@ -238,3 +238,14 @@ def test_a_no_op_build_and_version_import_only_what_they_need(project):
     assert not asked & NOT_ON_THE_NO_OP_PATH, sorted(asked & NOT_ON_THE_NO_OP_PATH)
     version = asked_imports(project, "--version")
     assert not version & (NOT_ON_THE_NO_OP_PATH | {"sqlite3", "re"}), sorted(version)
+
+
+def test_a_build_that_runs_jobs_imports_neither_typing_nor_shutil(project):
+    """The modules a build that runs jobs loads name typing's types only for type checkers,
+    and import shutil (and its compression modules) only where they remove a directory."""
+    project.write("Weavefile", WEAVEFILE)
+    project.write("src.txt", "hello\n")
+    asked = asked_imports(project, "build", "b.txt")
+    assert (project.root / "b.txt").exists()
+    assert "xxhash" in asked, asked  # the probe sees the imports it must
+    assert not asked & {"typing", "shutil"}, sorted(asked & {"typing", "shutil"})

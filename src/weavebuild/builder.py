@@ -19,12 +19,10 @@ import errno
 import itertools
 import os
 import re
-import shutil
 import signal
 import stat as stat_module
 import threading
 import time
-from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import depfile
 from .errors import BuildFailed, Interrupted, UsageError
@@ -49,8 +47,21 @@ from .store import JobRow, Record, Store
 from .temps import TempOutputs, demand
 from .temps import delete as delete_temp
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import (
+        Callable,
+        Deque,
+        Dict,
+        Iterable,
+        List,
+        Mapping,
+        Optional,
+        Sequence,
+        Set,
+        Tuple,
+    )
+
     from .filestate import Fingerprint
 
 GRACE_SECONDS = 3.0
@@ -1000,6 +1011,8 @@ class Builder:
                             f"output '{output}' is a directory, but the rule declares a file: remove it "
                             f"if it is left over, or write '{output}/' in outputs if the rule makes a directory"
                         )
+                    import shutil  # (rarely needed: not imported by every build)
+
                     shutil.rmtree(full)
                 elif mode is not None:
                     os.unlink(full)
@@ -1050,6 +1063,8 @@ class Builder:
             full = os.path.join(self.root, output)
             try:
                 if os.path.isdir(full) and not os.path.islink(full):
+                    import shutil
+
                     shutil.rmtree(full, ignore_errors=True)
                 elif os.path.lexists(full):
                     os.unlink(full)

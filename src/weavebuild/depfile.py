@@ -13,9 +13,12 @@ Targets are ignored (a compiler names its output; what matters is what it read).
 from __future__ import annotations
 
 import os
-from typing import List, Sequence
 
 from .paths import normalize
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import List, Sequence
 
 
 class DepfileError(ValueError):

@@ -21,14 +21,19 @@ import os
 import queue
 import re
 import select
-import shutil
 import signal
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import sched_latency, spawn
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple
+
+    # A process in the table: (parent pid, session id, resident bytes).
+    ProcessTable = Dict[int, Tuple[int, int, int]]
 
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
 # The thread that starts jobs asks for a short time slice (sched_latency) once it has started
@@ -147,7 +152,7 @@ class LocalExecutor(Executor):
     def __init__(
         self, shell: Optional[str] = None, sample_interval: float = 0.25, registry: Optional[str] = None
     ):
-        self.shell = shell or shutil.which("bash") or "/bin/bash"
+        self.shell = shell or _which("bash") or "/bin/bash"
         self._restore_sigchld = _reap_children_ourselves()
         # The registry lists running jobs (pid, start time), so that a later weave can kill
         # what a weave killed with SIGKILL left running (see kill_orphans).
@@ -777,8 +782,6 @@ _run_ids = _RunIds()
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-# A process in the table: (parent pid, session id, resident bytes).
-ProcessTable = Dict[int, Tuple[int, int, int]]
 
 
 def _process_table() -> Optional[ProcessTable]:
@@ -1091,6 +1094,16 @@ def _exists(send: Callable[[int, int], None], target: int) -> bool:
     except OSError:  # there, but not ours to signal
         return True
     return True
+
+
+def _which(name: str) -> Optional[str]:
+    """`name` as found on PATH (shutil.which's answer for a plain name, without importing
+    shutil and the compression modules it loads on every build)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or os.curdir, name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def _alive(pid: int) -> bool:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shlex
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import paths
 from .errors import CycleError, ManifestError, MissingSource, UsageError, closest, did_you_mean
@@ -24,11 +23,16 @@ from .manifest import (
     Manifest,
     Placeholder,
     RuleSpec,
-    Template,
     format_value,
     line_in_file,
     wildcard_names_in,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+
+    from .manifest import Template
 
 
 class Job:

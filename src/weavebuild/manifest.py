@@ -11,7 +11,6 @@ import itertools
 import math
 import os
 import re
-from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError, UsageError, clip, closest
 from .paths import (
@@ -31,6 +30,25 @@ from .paths import (
 )
 from .projectfile import INCLUDE_WORD, project_digest
 from .resources import MAX_AMOUNT, MAX_GPUS
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import (
+        Any,
+        Callable,
+        Collection,
+        Dict,
+        List,
+        Mapping,
+        Optional,
+        Sequence,
+        Tuple,
+        Union,
+    )
+
+    Value = Union[str, int, float, bool]
+    # A compiled template: literal strings interleaved with placeholders.
+    Template = Tuple[Union[str, "Placeholder"], ...]
 
 
 def _toml():  # imported on first parse: a Weavefile known to be valid is never parsed
@@ -67,7 +85,6 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RULE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 DEFAULT_WILDCARD_REGEX = r"[^/]+"
 
-Value = Union[str, int, float, bool]
 
 
 class Placeholder:
@@ -91,8 +108,6 @@ def _index(text: str) -> Union[int, slice]:
     return slice(int(start) if start else None, int(stop) if stop else None)
 
 
-# A compiled template: literal strings interleaved with placeholders.
-Template = Tuple[Union[str, Placeholder], ...]
 
 # An index is a number, or a slice as Python writes one (`1:`, `:-1`, `2:4`).
 _INDEX = r"-?\d+|-?\d*:-?\d*"

@@ -8,10 +8,13 @@ first and heavy jobs do not end up serialised at the tail.
 from __future__ import annotations
 
 import heapq
-from typing import Dict, List, Mapping, Optional, Tuple
 
 from .graph import Job
 from .resources import Grant, ResourcePool
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Dict, List, Mapping, Optional, Tuple
 
 DEFAULT_DURATION = 1.0
 

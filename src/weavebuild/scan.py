@@ -9,12 +9,15 @@ module reads the file system (through FileState) and the store; it never writes 
 from __future__ import annotations
 
 import itertools
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from .filestate import FileState
 from .graph import Job, recipe_digest, recipe_of
 from .hashing import digest_bytes
 from .store import JobRow, Record, Store
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Dict, List, Optional, Sequence, Tuple
 
 # Reason kinds, in the user's words (`weave plan` prints them as "kind: detail").
 NEVER_BUILT = "never built"

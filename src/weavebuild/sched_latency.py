@@ -20,7 +20,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Optional, Set
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Optional, Set
 
 SLICE_NS = 100_000  # the shortest slice the kernel grants: 0.1 ms
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 # The positional parameters of _posixsubprocess.fork_exec, as CPython 3.11+ names them.
 _LAYOUT_311 = (

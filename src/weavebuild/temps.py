@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
-from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
 from .scan import TEMP_NEEDED, UPSTREAM, Reason, Verdict
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
+
     from .graph import Graph, Job
 
 
@@ -182,6 +183,8 @@ def delete(root: str, path: str, is_dir: bool) -> bool:
     full = os.path.join(root, path)
     try:
         if is_dir and not os.path.islink(full):
+            import shutil  # (only here: a build that deletes no temporary directory never needs it)
+
             shutil.rmtree(full)
         else:
             os.unlink(full)
