@@ -18,6 +18,7 @@ from weavebuild.store import (
     STATE_DIR,
     Record,
     Store,
+    json_pairs,
     json_strings,
 )
 
@@ -399,3 +400,18 @@ def test_the_command_line_of_a_run_is_stored_as_json_dumps_gives_it(items):
     so that `weave history` and every reader of the store read it back unchanged."""
     assert json_strings(items) == json.dumps(items)
     assert json.loads(json_strings(items)) == items
+
+
+@given(st.lists(st.tuples(st.text(), st.text())))
+def test_a_records_inputs_are_stored_as_json_encodes_them(pairs):
+    """The (path, digest) pairs of a record are written without the JSON encoder when no
+    string needs escaping: the same text either way."""
+    encode = json.JSONEncoder().encode
+    assert json_pairs(pairs, encode) == encode(pairs)
+    assert [tuple(pair) for pair in json.loads(json_pairs(pairs, encode))] == pairs
+
+
+def test_a_records_inputs_fall_back_to_the_encoder_for_what_is_not_a_string_pair():
+    encode = json.JSONEncoder().encode
+    for pairs in ([("a", None)], [("a", "b", "c")], [("a",)], [("é", "x")], [('q"', "x")]):
+        assert json_pairs(pairs, encode) == encode(pairs)

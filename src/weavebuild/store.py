@@ -9,6 +9,7 @@ a store that cannot be read is moved aside and replaced by an empty one.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -24,7 +25,7 @@ from .paths import STATE_DIR
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
     # (size, mtime_ns, inode, ctime_ns, digest, hashed_at_ns)
     FileRow = Tuple[int, int, int, int, str, int]
@@ -146,6 +147,21 @@ class Record:
         self.finished_at = finished_at
         # None for a job without a depfile; a list (maybe empty) for one with a depfile
         self.discovered = discovered
+
+
+def json_pairs(pairs: Sequence[Tuple[str, str]], encode: Callable[[object], str]) -> str:
+    """(path, digest) pairs as JSON text, the same as `encode` (json.JSONEncoder().encode)
+    gives: written directly when no string needs escaping (nearly always), which a record
+    of a fan-in job over 10k files needs (~90M instructions through the encoder, ~25 ms of
+    a one-change rebuild)."""
+    try:
+        flat = "".join(itertools.chain.from_iterable(pairs))
+    except TypeError:  # not all strings: the encoder says what it makes of them
+        return encode(pairs)
+    # Printable ASCII but '"' and '\\', checked by C scans (a regex search is as slow as the encoder).
+    if not (flat.isascii() and flat.isprintable()) or '"' in flat or "\\" in flat or any(len(pair) != 2 for pair in pairs):
+        return encode(pairs)
+    return "[" + ", ".join([f'["{a}", "{b}"]' for a, b in pairs]) + "]"
 
 
 class JobRow:
@@ -505,11 +521,11 @@ class Store:
                                 _text(r.job_key),
                                 r.rule,
                                 encode_recipe(r.recipe),
-                                encode(r.inputs),
+                                json_pairs(r.inputs, encode),
                                 " ".join(r.outputs),
                                 r.duration,
                                 r.finished_at,
-                                encode(r.discovered) if r.discovered is not None else None,
+                                json_pairs(r.discovered, encode) if r.discovered is not None else None,
                             )
                             for r in records
                         ],
