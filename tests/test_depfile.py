@@ -802,3 +802,33 @@ def test_a_listed_header_is_ordered_though_its_job_follows_a_cycle_and_inside_a_
     result = project.run("build", "-j", "4")
     assert result.rc == 0 and "warning" not in result.err, result
     assert project.read("x.out") == "v2\n" and project.read("c.out") == "v2\n"
+
+
+def test_a_file_in_a_directory_output_remade_after_a_job_listed_it_is_read_again_next_build(project: Project) -> None:
+    """r lists gen/a.txt, which m's directory output gen/ holds; nothing orders them in the
+    build that first lists it, and here m (reading r's output) remakes gen/ after r read it.
+    That build must not vouch for r with a no-op stamp: the next build reruns r, which then
+    reads what m made (it said 'nothing to do', for good)."""
+    project.weavefile(
+        """
+        default = ["r.txt", "gen/"]
+        [rules.r]
+        inputs = ["r.src"]
+        outputs = ["r.txt"]
+        depfile = "r.d"
+        cmd = "cat r.src gen/a.txt > r.txt; echo 'r.txt: gen/a.txt' > r.d"
+        [rules.m]
+        inputs = ["r.txt"]
+        outputs = ["gen/"]
+        cmd = "mkdir -p gen; echo generated > gen/a.txt"
+        """
+    )
+    project.write("r.src", "r\n")
+    project.write("gen/a.txt", "dummy\n")  # there before the first build, as a stale copy would be
+    first = project.run("build")
+    assert first.rc == 0, first
+    assert project.read("gen/a.txt") == "generated\n"
+    second = project.run("build")
+    assert second.rc == 0, second
+    assert project.read("r.txt") == "r\ngenerated\n", second
+    assert "its depfile lists gen/a.txt, which m gen/ makes" in first.err, first.err

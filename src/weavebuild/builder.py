@@ -345,6 +345,7 @@ class Builder:
         self.unproven = False
         self._results: Dict[str, JobResult] = {}
         self._retried: Dict[str, Tuple[str, Optional[str]]] = {}  # key -> its last failure, log
+        self._trees: Optional[Set[str]] = None  # the build's directory outputs (see _maker_of)
         self._wants_output = reporter.wants_output  # else job logs are never read back
         self._listed_deps, self._listed_dependents = self._order_listed()
 
@@ -361,19 +362,11 @@ class Builder:
         candidates = [job for job in self.graph.jobs if job.depfile and job.key in self.latest]
         if not candidates:
             return deps, dependents
-        producers = self.graph.producers
-        # (a file inside a directory output is made by that directory's job)
-        trees = {output for job in self.graph.jobs for output, is_dir in zip(job.outputs, job.dir_outputs) if is_dir}
         present = {job.key for job in self.graph.jobs}
         edges: Dict[Tuple[str, str], Tuple[Job, Job]] = {}  # (maker, job) keys -> the pair
         for job in candidates:
             for path, _ in self.latest[job.key].discovered:
-                maker = producers.get(path)
-                if maker is None and trees:
-                    parent = path
-                    while maker is None and "/" in parent:
-                        parent = parent.rpartition("/")[0]
-                        maker = producers.get(parent) if parent in trees else None
+                maker = self._maker_of(path)
                 if maker is not None and maker is not job and maker.key in present and maker not in job.deps:
                     edges[(maker.key, job.key)] = (maker, job)
         if not edges:
@@ -393,6 +386,20 @@ class Builder:
             deps.setdefault(job.key, []).append(maker)
             dependents.setdefault(maker.key, []).append(job)
         return deps, dependents
+
+    def _maker_of(self, path: str) -> Optional[Job]:
+        """The job of this build that makes `path`: an output of it, or a file inside one of
+        its directory outputs."""
+        producers = self.graph.producers
+        maker = producers.get(path)
+        if maker is None:
+            if self._trees is None:
+                self._trees = {o for job in self.graph.jobs for o, is_dir in zip(job.outputs, job.dir_outputs) if is_dir}
+            parent = path
+            while maker is None and self._trees and "/" in parent:
+                parent = parent.rpartition("/")[0]
+                maker = producers.get(parent) if parent in self._trees else None
+        return maker
 
     def _on_cycles(self, edges: Iterable[Tuple[Job, Job]]) -> Set[str]:
         """The jobs on a cycle of the declared dependencies and `edges` (maker, job), and
@@ -1328,18 +1335,20 @@ class Builder:
             )
             self.unproven = True
             return None
-        producers = self.graph.producers
         listed = self._listed_deps.get(job.key, ())
-        made = [
-            path
-            for path in paths
-            if path in producers and producers[path] not in listed and not self._is_upstream(producers[path], job)
-        ]
-        if made:
-            self.reporter.warning(
-                f"{job.display}: its depfile lists {made[0]}, which {producers[made[0]].display} makes; "
-                "list it in the rule's inputs, so that it is made before the job reads it"
-            )
+        for path in paths:
+            maker = self._maker_of(path)
+            if maker is not None and maker is not job and maker not in listed and not self._is_upstream(maker, job):
+                self.reporter.warning(
+                    f"{job.display}: its depfile lists {path}, which {maker.display} makes; "
+                    "list it in the rule's inputs, so that it is made before the job reads it"
+                )
+                # Nothing ordered the two in this build: the maker may remake the file after
+                # the job read it (the digest remembered for it would then be the old one).
+                # No stamp: the next build checks every job, and from then on the two are
+                # ordered by what this run listed.
+                self.unproven = True
+                break
         return found
 
     def _is_upstream(self, maker: Job, job: Job) -> bool:
