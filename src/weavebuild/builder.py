@@ -377,10 +377,10 @@ class Builder:
         # cannot place, those on a cycle and those after one; the added edges among the
         # ones on a cycle go (not those of a job that only comes after one), until every job
         # is placed.
-        while True:
-            on_cycle = self._on_cycles(edges.values())
-            if not on_cycle:
-                break
+        # (One pass: a cycle of declared dependencies alone cannot exist, so every cycle left
+        # holds one of these edges, between two jobs the pass finds.)
+        on_cycle = self._on_cycles(edges.values())
+        if on_cycle:
             edges = {key: pair for key, pair in edges.items() if not (key[0] in on_cycle and key[1] in on_cycle)}
         for maker, job in edges.values():
             deps.setdefault(job.key, []).append(maker)
@@ -496,18 +496,10 @@ class Builder:
         record = self.store.record(latest.signature) if latest is not None and latest.signature else None
         if record is None:
             return forced  # never built: 'upstream will rerun' says enough
-        files = set()
-        trees = []
-        for dep in job.deps:
-            for output, is_dir in zip(dep.outputs, dep.dir_outputs):
-                files.add(output)
-                if is_dir:
-                    trees.append(output + "/")
-        trees_prefix = tuple(trees)
         recorded = dict(record.inputs)
         inputs: List[Tuple[str, str]] = []
         for path in job.inputs:
-            if path in files or (trees_prefix and path.startswith(trees_prefix)):
+            if self._maker_of(path) in job.deps:  # a dependency's to change: as recorded
                 inputs.append((path, recorded.get(path, "")))
                 continue
             digest = self.files.digest(path)
@@ -843,14 +835,15 @@ class Builder:
         """Settle a ready job as up to date / not run, or return None if it must run."""
         if job.key in self._failed_before:
             return self._failed_before[job.key]
-        listed = self._listed_deps.get(job.key, ()) if self._listed_deps else ()
-        for dep in itertools.chain(job.deps, listed) if listed else job.deps:
+        listed = self._listed_deps.get(job.key)
+        deps = job.deps + listed if listed else job.deps  # (and the makers of what it listed)
+        for dep in deps:
             outcome = results[dep.key].outcome
             if outcome not in (UP_TO_DATE, RAN):
                 return JobResult(job, SKIPPED, [Reason("dependency failed", dep.display)])
         verdict = verdicts[job.key]
         predicted_upstream = bool(verdict.reasons) and verdict.reasons[0].kind == UPSTREAM
-        if predicted_upstream or any(dep.key in ran for dep in job.deps) or any(dep.key in ran for dep in listed):
+        if predicted_upstream or any(dep.key in ran for dep in deps):
             # A dependency ran (or was predicted to): decide now, from its actual outputs.
             verdict = verdicts[job.key] = self.scanner.check(
                 job, forced=job.key in self.forced, explain=self.reporter.wants_reasons
@@ -897,11 +890,7 @@ class Builder:
     def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
         if self._temps is not None:
             self._temps.settled(job, self._results[job.key].outcome in (RAN, UP_TO_DATE))
-        for dependent in job.dependents:
-            pending[dependent.key] -= 1
-            if pending[dependent.key] == 0:
-                decide.append(dependent)
-        for dependent in self._listed_dependents.get(job.key, ()):
+        for dependent in itertools.chain(job.dependents, self._listed_dependents.get(job.key, ())):
             pending[dependent.key] -= 1
             if pending[dependent.key] == 0:
                 decide.append(dependent)

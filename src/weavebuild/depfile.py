@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from .paths import normalize
+from .paths import normalize, project_spellings
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,10 +106,7 @@ def project_paths(listed: Sequence[str], root: str, skip: Sequence[str]) -> List
     one through a symlink to the project), absolute otherwise (a system header); without
     those in `skip` (the job's declared inputs and outputs), the project directory itself
     and weave's own `.weave/`."""
-    roots = [os.path.join(root, "")]
-    real = os.path.join(os.path.realpath(root), "")
-    if real != roots[0]:
-        roots.append(real)
+    roots = [os.path.join(spelling, "") for spelling in project_spellings(root)]
     skipped = set(skip)
     paths: List[str] = []
     for item in listed:

@@ -654,8 +654,7 @@ class Resolver:
         self._existing: Dict[str, bool] = {}  # exists()'s answers
         self._names_in: Dict[paths.Listing, List[str]] = {}  # see paths.expand_glob
         self._plain_inputs: Dict[str, List[Optional[str]]] = {}  # see job_for
-        self._absolute_inputs: Set[str] = set()  # rules with an input written as an absolute path
-        self._relative_inputs: Set[str] = set()  # rules without
+        self._absolute_inputs: Dict[str, bool] = {}  # rule -> whether an input is written absolute
         self._project_paths: Dict[str, str] = {}  # see _project_path
         self._spellings: Optional[Tuple[str, ...]] = None  # paths.project_spellings, once asked
         # Scans whose directory's stat, taken before the scan, may vouch for the answer later
@@ -907,9 +906,10 @@ class Resolver:
             finally:
                 self._expanding = None
             groups.append(group)
-        if rule.name in self._absolute_inputs or (
-            rule.name not in self._relative_inputs and self._has_absolute_input(rule)
-        ):
+        absolute = self._absolute_inputs.get(rule.name)
+        if absolute is None:
+            absolute = self._absolute_inputs[rule.name] = any(os.path.isabs(pattern) for pattern in rule.inputs)
+        if absolute:
             groups = [[self._project_path(path) for path in group] for group in groups]
         job.inputs = [p for group in groups for p in group]
         named_inputs = {
@@ -1051,11 +1051,6 @@ class Resolver:
                 hint=f"add {value!r} to [vars.{name}] (its keys: {known})",
             )
         return table[value]
-
-    def _has_absolute_input(self, rule: RuleSpec) -> bool:
-        absolute = any(os.path.isabs(pattern) for pattern in rule.inputs)
-        (self._absolute_inputs if absolute else self._relative_inputs).add(rule.name)
-        return absolute
 
     def _project_path(self, path: str) -> str:
         """An input written as an absolute path in the project (`/home/me/proj/data/x`), as its

@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
         Union,
     )
 
-    Value = Union[str, int, float, bool]
     # A compiled template: literal strings interleaved with placeholders.
     Template = Tuple[Union[str, "Placeholder"], ...]
 

@@ -328,7 +328,6 @@ def expand_glob(
     the directory listed under that same stat are reused (a settled directory whose stat is
     unchanged has the same names), matched as glob.glob matches them: 800 rules globbing
     one 4k-file directory listed it 800 times."""
-    import fnmatch
     import glob as _glob
 
     if listing is not None and names_in is not None:
@@ -339,9 +338,7 @@ def expand_glob(
                 names = names_in[listing] = os.listdir(os.path.join(root, directory))
             except OSError:  # gone since its stat: glob finds nothing either
                 return []
-        if name[:1] != ".":  # glob's rule: a hidden name only for a pattern starting with "."
-            names = [entry for entry in names if entry[:1] != "."]
-        return sorted(normalize(os.path.join(directory, entry)) for entry in fnmatch.filter(names, name))
+        return sorted(normalize(os.path.join(directory, entry)) for entry in _matching(names, name))
     absolute = os.path.isabs(pattern)
     full = pattern if absolute else os.path.join(root, pattern)
     matches = _glob_recursive(full) if "**" in pattern else _glob.glob(full)
@@ -394,9 +391,13 @@ def _iglob(pathname: str, dironly: bool) -> Iterable[str]:
 
 
 def _names_matching(directory: str, pattern: str, dironly: bool) -> List[str]:
+    return _matching(_list(directory or os.curdir, dironly), pattern)
+
+
+def _matching(names: List[str], pattern: str) -> List[str]:
+    """The names one glob component matches, as glob.glob matches them."""
     import fnmatch
 
-    names = _list(directory or os.curdir, dironly)
     if pattern[:1] != ".":  # glob's rule: a hidden name only for a pattern starting with "."
         names = [name for name in names if name[:1] != "."]
     return fnmatch.filter(names, pattern)

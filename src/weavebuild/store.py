@@ -92,7 +92,6 @@ _FILES_QUERY = (
 )
 
 
-
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
@@ -108,16 +107,39 @@ def _json_escape(match: re.Match) -> str:
     return f"\\u{code:04x}"
 
 
-# What JSON text must escape, and json.dumps's ASCII output does: everything but printable
-# ASCII (a class spelled up to U+10FFFF costs 60M instructions to compile), '"' and '\\'.
-_JSON_UNSAFE = re.compile(r'[^ -~]|["\\]')
+def _json_plain(text: str) -> bool:
+    """Whether JSON text (json.dumps's, ASCII) holds `text` as it is: printable ASCII without
+    '"' and '\\', told by C string scans (a regex search over a fan-in's 10k paths costs as
+    much as the JSON encoder)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def json_strings(items: Iterable[str]) -> str:
     """A list of strings as JSON text, the same as json.dumps gives (ASCII, every other
     character escaped): what the no-op build records of its command line, without importing
     json (~2 ms of its start-up)."""
-    return "[" + ", ".join('"' + _JSON_UNSAFE.sub(_json_escape, item) + '"' for item in items) + "]"
+    return "[" + ", ".join('"' + (item if _json_plain(item) else _escape_json(item)) + '"' for item in items) + "]"
+
+
+def _escape_json(text: str) -> str:
+    # Everything but printable ASCII, '"' and '\\' (a class spelled up to U+10FFFF would cost
+    # 60M instructions to compile; compiled on first use: command lines rarely need it).
+    return re.sub(r'[^ -~]|["\\]', _json_escape, text)
+
+
+def json_pairs(pairs: Sequence[Tuple[str, str]], encode: Callable[[object], str]) -> str:
+    """(path, digest) pairs as JSON text, the same as `encode` (json.JSONEncoder().encode)
+    gives: written directly when no string needs escaping (nearly always), which a record
+    of a fan-in job over 10k files needs (~90M instructions through the encoder, ~25 ms of
+    a one-change rebuild)."""
+    try:
+        flat = "".join(itertools.chain.from_iterable(pairs))
+    except TypeError:  # not all strings: the encoder says what it makes of them
+        return encode(pairs)
+    if not _json_plain(flat) or any(len(pair) != 2 for pair in pairs):
+        return encode(pairs)
+    return "[" + ", ".join([f'["{a}", "{b}"]' for a, b in pairs]) + "]"
+
 
 class Record:
     """A job's success: the recipe and input digests it ran with and the outputs it made, and
@@ -147,21 +169,6 @@ class Record:
         self.finished_at = finished_at
         # None for a job without a depfile; a list (maybe empty) for one with a depfile
         self.discovered = discovered
-
-
-def json_pairs(pairs: Sequence[Tuple[str, str]], encode: Callable[[object], str]) -> str:
-    """(path, digest) pairs as JSON text, the same as `encode` (json.JSONEncoder().encode)
-    gives: written directly when no string needs escaping (nearly always), which a record
-    of a fan-in job over 10k files needs (~90M instructions through the encoder, ~25 ms of
-    a one-change rebuild)."""
-    try:
-        flat = "".join(itertools.chain.from_iterable(pairs))
-    except TypeError:  # not all strings: the encoder says what it makes of them
-        return encode(pairs)
-    # Printable ASCII but '"' and '\\', checked by C scans (a regex search is as slow as the encoder).
-    if not (flat.isascii() and flat.isprintable()) or '"' in flat or "\\" in flat or any(len(pair) != 2 for pair in pairs):
-        return encode(pairs)
-    return "[" + ", ".join([f'["{a}", "{b}"]' for a, b in pairs]) + "]"
 
 
 class JobRow:
