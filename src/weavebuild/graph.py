@@ -1330,7 +1330,8 @@ class Resolver:
                     # No target named and no `default`: the first rule, which the user may not
                     # know is what a bare `weave build` builds.
                     rule = self.manifest.rules.get(target)
-                    where = f"{self.manifest.path}:{rule.line}" if rule is not None and rule.line else self.manifest.path
+                    line = rule.line if rule is not None else None
+                    where = f"{self.manifest.path}:{line}" if line else self.manifest.path
                     raise UsageError(
                         f"with no `default` in the Weavefile, weave builds its first rule, '{target}' ({where}): "
                         + exc.message,

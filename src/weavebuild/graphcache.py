@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manifest import RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 14  # 14: a job's log; 13: a directory input depends on the jobs writing into it
+FORMAT = 15  # 15: a rule's line is not kept; 14: a job's log; 13: a directory input depends on the jobs writing into it
 MAX_ENTRIES = 8
 
 
@@ -259,7 +259,6 @@ _RULE_FIELDS = (
     "retry_delay",
     "timeout",
     "description",
-    "line",
     "path",
     "temp",
     "depfile",

@@ -142,8 +142,8 @@ class RuleSpec:
         "description",
         "vars_used",
         "var_lookups",
-        "line",
         "path",
+        "_locator",
         "temp",
         "depfile",
         "depfile_template",
@@ -174,8 +174,8 @@ class RuleSpec:
         # job's recipe holds the one value it looks up, not the table (a new sample's entry
         # reruns no other job).
         self.var_lookups: Tuple[Tuple[str, str, str], ...] = ()
-        self.line: Optional[int] = None
         self.path: Optional[str] = None  # the file it is written in: the Weavefile or an included one
+        self._locator: Optional[_Locator] = None  # of the text it was parsed from
         # Positions in `outputs` of the temporary ones: deleted once the jobs that read them are
         # done, made again only when one of those must run (Snakemake's temp(), make's
         # intermediate files).
@@ -191,6 +191,15 @@ class RuleSpec:
     def is_alias(self) -> bool:
         """An alias names a set of targets and runs nothing."""
         return self.cmd is None
+
+    @property
+    def line(self) -> Optional[int]:
+        """The line of the rule's header in its file, found when a message needs it: finding
+        the lines of 10k rules while loading cost 4 % of a cold start, for messages that are
+        rarely shown. (A rule from the graph cache reads its file again.)"""
+        if self._locator is not None:
+            return self._locator.find(self.name)
+        return line_in_file(self.path, self.name, None) if self.path else None
 
     def __repr__(self) -> str:
         return f"RuleSpec({self.name!r})"
@@ -585,9 +594,10 @@ _DOTTED_SPACES_RE = re.compile(r"\s*\.\s*")  # `a . b` in a dotted key or header
 _KEY_LINE_RE = re.compile(r"\s*(" + _KEY_PART + r"(?:\s*\.\s*" + _KEY_PART + r")*)\s*=")
 
 
-def line_in_file(path: str, rule: Optional[str], key: str) -> Optional[int]:
-    """1-based line of `key` in rule `rule` (None: at the top) of the Weavefile at `path`, read
-    again for a mistake found after parsing (resolving jobs); None if it cannot be told."""
+def line_in_file(path: str, rule: Optional[str], key: Optional[str]) -> Optional[int]:
+    """1-based line of `key` in rule `rule` (None: at the top; no key: the rule's header) of the
+    Weavefile at `path`, read again for a mistake found after parsing (resolving jobs); None if
+    it cannot be told."""
     try:
         with open(path, encoding="utf-8") as handle:
             locator = _Locator(handle.read())
@@ -1050,11 +1060,54 @@ def wildcard_names_in(pattern: str) -> List[str]:
     return [m.group(1) for m in WILDCARD_RE.finditer(pattern) if m.group(1) is not None]
 
 
+# The pieces of a template's text (_template_shape): literal text, a placeholder's body, and
+# the two mistakes the text alone shows, in the order template() meets them.
+_LITERAL, _PLACEHOLDER, _SHELL_BRACES, _UNBALANCED = object(), object(), object(), object()
+
+
+def _template_shape(text: str) -> Tuple[Tuple[object, str], ...]:
+    """`text` split into literal runs (`{{`/`}}` undoubled) and placeholder bodies; a `${NAME}`
+    that names no placeholder kind (the shell's syntax) and an unbalanced brace are pieces of
+    their own, for template() to report where it meets them."""
+    pieces: List[Tuple[object, str]] = []
+    position = 0
+    literal: List[str] = []
+    for match in WILDCARD_RE.finditer(text):
+        literal.append(text[position : match.start()])
+        position = match.end()
+        token = match.group(0)
+        if token == "{{":
+            literal.append("{")
+            continue
+        if token == "}}":
+            literal.append("}")
+            continue
+        body = match.group(1).strip()
+        if literal:
+            joined = "".join(literal)
+            if joined:
+                pieces.append((_LITERAL, joined))
+            literal = []
+        if match.start() and text[match.start() - 1] == "$" and body.split(".")[0].split("[")[0] not in PLACEHOLDER_KINDS:
+            pieces.append((_SHELL_BRACES, body))
+        else:
+            pieces.append((_PLACEHOLDER, body))
+    literal.append(text[position:])
+    bare = WILDCARD_RE.sub("", text)
+    if "{" in bare or "}" in bare:
+        pieces.append((_UNBALANCED, ""))
+    rest = "".join(literal)
+    if rest:
+        pieces.append((_LITERAL, rest))
+    return tuple(pieces)
+
+
 class _Validator:
     def __init__(self, path: str, locator: _Locator):
         self.path = path
         self.locator = locator
         self._placeholders: Dict[str, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
+        self._shapes: Dict[str, Tuple[Tuple[object, str], ...]] = {}  # template text -> _template_shape
         self.overridden: Dict[str, str] = {}  # var name -> the text --set gave it (shared by a Weavefile's files)
         self.rule_owners: Dict[str, _Validator] = {}  # rule name -> the validator of its file
 
@@ -1441,8 +1494,8 @@ class _Validator:
         if not isinstance(body, dict):
             raise self.error(f"must be a table, got {_type_name(body)}", name, hint=_top_level_hint(name, "[rules]"))
         spec = RuleSpec(name)
-        spec.line = self.locator.find(name)
         spec.path = self.path
+        spec._locator = self.locator
         for key in body:
             if key not in RULE_KEYS:
                 raise self.error(
@@ -1734,29 +1787,30 @@ class _Validator:
         self, text: str, spec: RuleSpec, variables: Dict[str, Any], key: str, used: List[str]
     ) -> Template:
         parts: List[Union[str, Placeholder]] = []
-        position = 0
-        literal: List[str] = []
-        for match in WILDCARD_RE.finditer(text):
-            literal.append(text[position : match.start()])
-            position = match.end()
-            token = match.group(0)
-            if token == "{{":
-                literal.append("{")
+        shape = self._shapes.get(text)
+        if shape is None:  # most rules share a few command texts: split each once
+            shape = self._shapes[text] = _template_shape(text)
+        for kind, value in shape:
+            if kind is _LITERAL:
+                parts.append(value)
                 continue
-            if token == "}}":
-                literal.append("}")
-                continue
-            body = match.group(1).strip()
-            if match.start() and text[match.start() - 1] == "$" and body.split(".")[0].split("[")[0] not in PLACEHOLDER_KINDS:
+            if kind is _SHELL_BRACES:
                 # `${HOME}`, as a shell writes it: the braces are weave's placeholder syntax.
-                simple = f" or ${body}" if NAME_RE.match(body) else ""
+                simple = f" or ${value}" if NAME_RE.match(value) else ""
                 raise self.error(
-                    f"'${{{body}}}': braces are weave's placeholders",
+                    f"'${{{value}}}': braces are weave's placeholders",
                     spec.name,
                     key,
-                    hint=f"write ${{{{{body}}}}}{simple} for the shell's (or environment's) ${{{body}}}",
+                    hint=f"write ${{{{{value}}}}}{simple} for the shell's (or environment's) ${{{value}}}",
                 )
-            placeholder = self.placeholder(body, spec, variables, key)
+            if kind is _UNBALANCED:
+                nested = _nested_placeholder(text)
+                if nested is not None:
+                    raise self.error(f"'{nested}': a placeholder cannot hold another", spec.name, key, hint=_NESTED_HINT)
+                raise self.error(
+                    "unbalanced brace in command", spec.name, key, hint="write {{ and }} for literal braces"
+                )
+            placeholder = self.placeholder(value, spec, variables, key)
             if placeholder.kind == "vars":
                 if isinstance(placeholder.index, str):
                     lookup = (placeholder.attr or "", placeholder.index)
@@ -1764,22 +1818,7 @@ class _Validator:
                         spec.var_lookups += (lookup + (key,),)
                 else:
                     used.append(placeholder.attr or "")
-            if literal:
-                parts.append("".join(literal))
-                literal = []
             parts.append(placeholder)
-        literal.append(text[position:])
-        rest = "".join(literal)
-        bare = WILDCARD_RE.sub("", text)
-        if "{" in bare or "}" in bare:
-            nested = _nested_placeholder(text)
-            if nested is not None:
-                raise self.error(f"'{nested}': a placeholder cannot hold another", spec.name, key, hint=_NESTED_HINT)
-            raise self.error(
-                "unbalanced brace in command", spec.name, key, hint="write {{ and }} for literal braces"
-            )
-        if rest:
-            parts.append(rest)
         return tuple(parts)
 
     def placeholder(self, body: str, spec: RuleSpec, variables: Dict[str, Any], key: str) -> Placeholder:
