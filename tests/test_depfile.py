@@ -692,6 +692,9 @@ def test_a_generated_header_a_compile_listed_is_made_first_and_the_compile_rerun
     plan = project.run("plan", "all")
     assert plan.rc == 0, plan
     assert re.search(r"compile obj/main\.o +\(upstream will rerun: gen include/version\.h\)", plan.out), plan.out
+    # numbered as the build runs them: the header's maker first
+    numbered = re.findall(r"^\s*\[(\d+)/\d+\] +(\S+ \S+)", plan.out, re.M)
+    assert [name for _, name in numbered][:2] == ["gen include/version.h", "compile obj/main.o"], plan.out
     result = project.run("build", "all")
     assert result.rc == 0, result
     assert "int v2;" in project.read("obj/main.o")  # compiled after the header was made

@@ -396,7 +396,8 @@ class Project:
 
         `missing_ok`: sources that do not exist are listed in `graph.missing` (their readers'
         reason: input missing) instead of raising MissingSource; for `weave graph`.
-        Takes no lock and writes no state (it may refresh the graph cache)."""
+        The verdicts come in the order a build would run the jobs. Takes no lock and writes
+        no state (it may refresh the graph cache)."""
         targets = _targets(targets)
         with cycle_collector_paused():
             return self._plan(targets, force, reporter, missing_ok, force_rules)
@@ -434,7 +435,8 @@ class Project:
                 (reporter or Reporter()).warning(warning)
             verdicts = builder.predict(explain=True)
             _name_earlier_makers(graph, verdicts, latest, store)
-            return graph, verdicts
+            # In the order a build runs them (a depfile-listed header's maker first).
+            return graph, {job.key: verdicts[job.key] for job in builder.planned_order()}
         finally:
             store.close()
 

@@ -387,6 +387,34 @@ class Builder:
             dependents.setdefault(maker.key, []).append(job)
         return deps, dependents
 
+    def planned_order(self) -> List[Job]:
+        """The graph's jobs in an order a build may run them: the makers of files a depfile
+        listed (_order_listed) before the jobs waiting for them, the graph's own order
+        otherwise (for `plan`, which numbers the jobs as they would run)."""
+        jobs = self.graph.jobs
+        if not self._listed_deps:
+            return jobs
+        import heapq
+
+        position = {job.key: index for index, job in enumerate(jobs)}
+        listed_deps, listed_dependents = self._listed_deps, self._listed_dependents
+        waiting = {
+            job.key: sum(1 for dep in job.deps if dep.key in position) + len(listed_deps.get(job.key, ()))
+            for job in jobs
+        }
+        ready = [position[key] for key, count in waiting.items() if count == 0]
+        heapq.heapify(ready)  # the earliest in the graph's order first: the order moves only where it must
+        order: List[Job] = []
+        while ready:
+            job = jobs[heapq.heappop(ready)]
+            order.append(job)
+            for dependent in itertools.chain(job.dependents, listed_dependents.get(job.key, ())):
+                if dependent.key in waiting:
+                    waiting[dependent.key] -= 1
+                    if waiting[dependent.key] == 0:
+                        heapq.heappush(ready, position[dependent.key])
+        return order if len(order) == len(jobs) else jobs
+
     def _maker_of(self, path: str) -> Optional[Job]:
         """The job of this build that makes `path`: an output of it, or a file inside one of
         its directory outputs."""

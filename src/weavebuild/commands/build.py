@@ -46,8 +46,10 @@ def print_plan(
     graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter(), force_rules=force_rules)
     if check is not None:
         check(graph)
-    stale = [job for job in graph.jobs if not verdicts[job.key].up_to_date]
-    fresh = [job for job in graph.jobs if verdicts[job.key].up_to_date]
+    by_key = {job.key: job for job in graph.jobs}
+    ordered = [by_key[key] for key in verdicts]  # as a build would run them
+    stale = [job for job in ordered if not verdicts[job.key].up_to_date]
+    fresh = [job for job in ordered if verdicts[job.key].up_to_date]
     # Directories whose contents decide jobs (checkpoints) and that this build would make:
     # what reads them is planned from what they hold now, and looked at again once they are made.
     made_first = {output for job in stale for output in job.outputs}
