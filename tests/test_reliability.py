@@ -6,6 +6,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -284,6 +285,43 @@ def test_removing_weaves_state_while_it_builds_does_not_let_a_second_build_in(pr
     out, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, err
     assert project.read("slow.txt") == "done\n"
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_a_job_running_weave_on_its_own_project_is_refused_not_left_waiting(project, wait):
+    """`cmd = "weave build x.txt"` (make's `$(MAKE) target`): the running weave holds the lock
+    and waits for the job, so --wait would wait forever, and without it the hint said to pass
+    --wait. The inner weave says what is wrong; the job fails with its message."""
+    inner = f"{shlex.quote(sys.executable)} -m weavebuild build {'--wait ' if wait else ''}x.txt"
+    project.weavefile(
+        f"""
+[rules.outer]
+outputs = ["outer.txt"]
+cmd = "{inner} && touch outer.txt"
+
+[rules.inner]
+outputs = ["x.txt"]
+cmd = "echo x > x.txt"
+"""
+    )
+    result = project.run("build", "outer.txt", timeout=60)
+    assert result.rc == 1, result
+    assert "runs inside a job of the weave (pid" in result.err, result.err
+    assert "a job cannot build its own project" in result.err, result.err
+    assert "pass --wait" not in result.err, result.err
+    # a separate project is fine from a job
+    sub = project.root / "sub"
+    sub.mkdir()
+    (sub / "Weavefile").write_text('[rules.s]\noutputs = ["s.txt"]\ncmd = "echo s > s.txt"\n')
+    project.weavefile(
+        f"""
+[rules.outer]
+outputs = ["outer.txt"]
+cmd = "{shlex.quote(sys.executable)} -m weavebuild -C sub build && cp sub/s.txt outer.txt"
+"""
+    )
+    assert project.run("build", timeout=60).rc == 0
+    assert project.read("outer.txt") == "s\n"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])

@@ -15,7 +15,7 @@ from .errors import Interrupted, LockedError
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
     import threading
-    from typing import Callable, Optional
+    from typing import Callable, List, Optional
 
 # What flock says when another process holds the lock (LOCK_NB).
 _HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
@@ -58,6 +58,8 @@ class ProjectLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as busy:
+                    if busy.errno in _HELD:
+                        _refuse_own_job(fd, self.root)
                     if not self.wait or busy.errno not in _HELD:
                         raise
                     if self.on_wait is not None:
@@ -158,6 +160,37 @@ class ProjectLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _refuse_own_job(fd: int, root: str) -> None:
+    """A weave started by a job of the weave holding the lock (`cmd = "weave build x"`, as
+    make's `$(MAKE) target` is written): waiting would wait forever, since the holder waits for
+    this job; say so instead of suggesting --wait."""
+    holder = _read_pid(fd)
+    if holder is None or holder not in _ancestors():
+        return
+    raise LockedError(  # (acquire closes `fd`)
+        f"this weave runs inside a job of the weave (pid {holder}) building in {root}: a job cannot build its own project",
+        hint="list the files the job needs among its rule's inputs (weave builds them first); for variants of "
+        "a step, use foreach or --set (see Recursive make in docs/from-make.md)",
+    )
+
+
+def _ancestors() -> List[int]:
+    """The pids of this process's parent, its parent, and so on (from /proc; only the parent
+    where there is none)."""
+    found: List[int] = []
+    pid = os.getppid()
+    while pid > 1 and pid not in found and len(found) < 64:
+        found.append(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            break
+        # `pid (comm) state ppid ...`: comm may hold spaces and parentheses; the last ')' ends it
+        pid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+    return found
 
 
 def _holder(fd: int) -> str:
