@@ -459,12 +459,108 @@ def test_table_var_mistakes_are_user_errors(project):
         ("{vars.adapters[wildcards.sample]}", "{vars.adapters}", "is a table var: a command takes one of its values"),
         ("{vars.adapters[wildcards.sample]}", "{vars.adapters[wildcards.nope]}", "no wildcard 'nope' in this rule"),
         ('outputs = ["trimmed/{sample}.fq"]', 'outputs = ["trimmed/{vars.adapters[wildcards.sample]}/{sample}.fq"]',
-         "a lookup in a table var is for cmd and env, not paths"),
+         "a lookup in a table var is for inputs, cmd and env, not outputs"),
         ('B = "BBB"', 'B = ["B", "BB"]', "must be a string, number, boolean, a list of those, or a table"),
     ]
     for old, new, message in cases:
         project.weavefile(TABLE_VARS.replace(old, new))
         assert_user_error(project.run("plan"), message)
+
+
+SAMPLE_SHEET = """
+default = ["all"]
+[vars]
+samples = ["A", "B"]
+[vars.fq1]
+A = "raw/run7/A_S1_R1.fq"
+B = "raw/r1/B_R1.fq"
+[vars.reads]
+A = "raw/A_*.fq"
+B = "raw/B_*.fq"
+
+[rules.trim]
+inputs = ["{vars.fq1[wildcards.s]}"]
+outputs = ["trimmed/{s}.fq"]
+cmd = "cat {inputs} > {outputs}"
+
+[rules.count]
+inputs = { reads = "{vars.reads[wildcards.s]}" }
+outputs = ["counts/{s}.txt"]
+cmd = "cat {inputs.reads} | wc -l > {outputs}"
+
+[rules.merge]
+inputs = ["{vars.fq1[wildcards.s]}"]
+foreach = { s = "{vars.samples}" }
+outputs = ["merged.txt"]
+cmd = "cat {inputs} > {outputs}"
+
+[rules.all]
+inputs = ["trimmed/{s}.fq", "counts/{s}.txt", "merged.txt"]
+foreach = { s = "{vars.samples}" }
+"""
+
+
+def test_an_input_looked_up_in_a_table_var_is_each_jobs_own_file(project):
+    """A Snakemake input function over a sample sheet (`lambda wc: units.loc[wc.sample,
+    "fq1"]`): each job reads the file its entry names (a glob in an entry is expanded, and a
+    fan-in over a foreach key reads every sample's), and an edited entry or file reruns only
+    the jobs of that sample."""
+    project.weavefile(SAMPLE_SHEET)
+    project.write("raw/run7/A_S1_R1.fq", "a1\n")
+    project.write("raw/r1/B_R1.fq", "b1\n")
+    project.write("raw/A_1.fq", "x\n")
+    project.write("raw/B_1.fq", "y\n")
+    project.write("raw/B_2.fq", "z\n")
+    assert project.run("build").rc == 0
+    assert project.read("trimmed/A.fq") == "a1\n" and project.read("trimmed/B.fq") == "b1\n"
+    assert project.read("counts/A.txt").strip() == "1" and project.read("counts/B.txt").strip() == "2"
+    assert project.read("merged.txt") == "a1\nb1\n"
+    assert "nothing to do" in project.run("build").out
+    project.write("raw/B_3.fq", "w\n")  # a new file the B glob matches
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert "count counts/B.txt" in result.out and "counts/A.txt" not in result.out, result.out
+    assert project.read("counts/B.txt").strip() == "3"
+    project.write("raw/other_A.fq", "a2\n")
+    project.weavefile(SAMPLE_SHEET.replace('A = "raw/run7/A_S1_R1.fq"', 'A = "raw/other_A.fq"'))
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert "trim trimmed/A.fq" in result.out and "trimmed/B.fq" not in result.out, result.out
+    assert "merge merged.txt" in result.out, result.out
+    assert project.read("trimmed/A.fq") == "a2\n" and project.read("merged.txt") == "a2\nb1\n"
+    project.write("raw/r1/B_R1.fq", "b2\n")  # the looked-up file itself
+    result = project.run("build")
+    assert "trim trimmed/B.fq" in result.out and "trimmed/A.fq" not in result.out, result.out
+    # an entry made by another rule: that rule runs first
+    project.weavefile(SAMPLE_SHEET.replace('B = "raw/r1/B_R1.fq"', 'B = "made/B.fq"') + """
+[rules.make_b]
+outputs = ["made/B.fq"]
+cmd = "echo made > {outputs}"
+""")
+    result = project.run("build", "trimmed/B.fq")
+    assert result.rc == 0, result
+    assert project.read("trimmed/B.fq") == "made\n"
+
+
+def test_input_lookup_mistakes_are_user_errors(project):
+    project.write("raw/run7/A_S1_R1.fq", "a\n")
+    project.write("raw/r1/B_R1.fq", "b\n")
+    project.weavefile(SAMPLE_SHEET.replace('samples = ["A", "B"]', 'samples = ["A", "B", "C"]'))
+    assert_user_error(project.run("plan"), "rule 'trim', key 'inputs'", "var 'fq1' has no key 'C'", "add 'C' to [vars.fq1]")
+    trim = '["{vars.fq1[wildcards.s]}"]\noutputs = ["trimmed/{s}.fq"]'
+    cases = [
+        ('["{vars.samples[wildcards.s]}"]\noutputs = ["trimmed/{s}.fq"]', "var 'samples' is a list, not a table to look up"),
+        ('["{vars.fq1[wildcards.x]}"]\noutputs = ["trimmed/{s}.fq"]', "no wildcard 'x' in this rule"),
+        ('["{vars.fq1[s]}"]\noutputs = ["trimmed/{s}.fq"]', "is not a lookup in a table var"),
+        ('["{vars.nope[wildcards.s]}"]\noutputs = ["trimmed/{s}.fq"]', "no var 'nope'"),
+    ]
+    for new, message in cases:
+        project.weavefile(SAMPLE_SHEET.replace(trim, new))
+        assert_user_error(project.run("plan"), "rule 'trim', key 'inputs'", message)
+    project.weavefile(SAMPLE_SHEET.replace('inputs = ["trimmed/{s}.fq", "counts/{s}.txt", "merged.txt"]', 'inputs = ["{vars.fq1[wildcards.s]}"]'))
+    assert_user_error(project.run("plan"), "rule 'all', key 'inputs'", "an alias rule's inputs cannot look up a table var")
+    project.weavefile(SAMPLE_SHEET.replace('B = "raw/r1/B_R1.fq"', 'B = ""'))
+    assert_user_error(project.run("plan", "trimmed/B.fq"), "rule 'trim', key 'inputs'", "is an empty path")
 
 
 def test_a_missing_table_key_looked_up_in_env_is_reported_at_env(project):
@@ -503,3 +599,16 @@ def test_plan_of_a_forced_job_below_a_rerunning_one_names_forced_and_its_own_rea
     assert plan.rc == 0, plan
     assert "two c/A    (upstream will rerun: one b.txt; forced)" in plan.out, plan.out
     assert "two c/B    (upstream will rerun: one b.txt; forced; var changed: t[B])" in plan.out, plan.out
+
+
+def test_watch_looks_for_new_files_of_a_looked_up_glob(project):
+    """`weave watch` watches the globs jobs read: a looked-up entry's glob is one of them."""
+    from weavebuild.api import Project
+    from weavebuild.watch import scan_patterns
+
+    project.weavefile(SAMPLE_SHEET)
+    for name in ("raw/run7/A_S1_R1.fq", "raw/r1/B_R1.fq", "raw/A_1.fq", "raw/B_1.fq"):
+        project.write(name, "x\n")
+    loaded = Project.load(str(project.root))
+    patterns = [text for text, _ in scan_patterns(loaded.graph(["all"]), loaded.manifest)]
+    assert "raw/A_*.fq" in patterns and "raw/B_*.fq" in patterns, patterns

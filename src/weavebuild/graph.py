@@ -23,8 +23,10 @@ from .manifest import (
     Manifest,
     Placeholder,
     RuleSpec,
+    fill_lookups,
     format_value,
     line_in_file,
+    lookup_in,
     wildcard_names_in,
 )
 
@@ -373,7 +375,9 @@ def _unused_foreach_keys(rule: RuleSpec) -> List[str]:
     use: a mistake (a misspelt wildcard), since their values change nothing."""
     used: Set[str] = set()
     for text in list(rule.inputs) + list(rule.outputs):
-        used.update(wildcard_names_in(text))
+        for name in wildcard_names_in(text):
+            lookup = lookup_in(name)
+            used.add(lookup[1] if lookup is not None else name)
     for template in (rule.cmd_template, rule.depfile_template, *rule.env_templates.values()):
         used.update(part.attr or "" for part in template if not isinstance(part, str) and part.kind == "wildcards")
     for key, spec in rule.foreach.items():
@@ -884,14 +888,29 @@ class Resolver:
                 groups.append([normalized])  # most inputs: one plain path
                 continue
             group: List[str] = []
-            unbound = [n for n in dict.fromkeys(wildcard_names_in(pattern)) if n not in wildcards]
+            names = wildcard_names_in(pattern)
+            lookups = [lookup for lookup in map(lookup_in, names) if lookup is not None] if "vars." in pattern else []
+            if lookups:  # `{vars.NAME[wildcards.W]}`: W is bound (or expanded) as a wildcard is
+                names = [found[1] if found is not None else name for name, found in zip(names, map(lookup_in, names))]
+            unbound = [n for n in dict.fromkeys(names) if n not in wildcards]
             is_glob = paths.is_written_glob(pattern)
             self._expanding = rule.name
             try:
                 for combo in self.foreach_combos(rule, unbound, wildcards):
                     bound = dict(wildcards)
                     bound.update(combo)
-                    path = paths.fill(pattern, bound, is_glob)
+                    if lookups:
+                        text = fill_lookups(pattern, lambda name, wildcard, bound=bound: self._looked_up(rule, job, name, wildcard, "inputs", bound))
+                        is_glob = paths.is_written_glob(text)  # the entry's own glob is expanded, as a var's is
+                        path = self._project_path(paths.fill(text, bound, is_glob))
+                        if not path.strip():
+                            raise _key_error(
+                                rule, "inputs", self.manifest.path,
+                                f"input '{pattern}' of job {job.key} is an empty path",
+                                hint="give the table var's entry a path",
+                            )
+                    else:
+                        path = paths.fill(pattern, bound, is_glob)
                     if is_glob:
                         # Never the job's own outputs (`data/*.txt` making `data/summary.txt`):
                         # once built, they would make the job its own dependency.
@@ -1032,10 +1051,13 @@ class Resolver:
             return one(_not_an_option(job.log)) if quote else job.log
         raise AssertionError(kind)  # the manifest validated every placeholder
 
-    def _looked_up(self, rule: RuleSpec, job: Job, name: str, wildcard: str, key: str) -> object:
-        """The value `{vars.NAME[wildcards.W]}` gives `job`, or a UsageError naming the key."""
+    def _looked_up(
+        self, rule: RuleSpec, job: Job, name: str, wildcard: str, key: str, bound: Optional[Dict[str, str]] = None
+    ) -> object:
+        """The value `{vars.NAME[wildcards.W]}` gives `job` (with the wildcards `bound`, when an
+        input expands over a foreach key), or a UsageError naming the key."""
         table = self.manifest.vars[name]
-        value = job.wildcards.get(wildcard)
+        value = (job.wildcards if bound is None else bound).get(wildcard)
         if value is None:  # a foreach key the job does not bind: it has all of them
             raise _key_error(
                 rule, key, self.manifest.path,

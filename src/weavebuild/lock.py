@@ -167,7 +167,10 @@ def _refuse_own_job(fd: int, root: str) -> None:
     make's `$(MAKE) target` is written): waiting would wait forever, since the holder waits for
     this job; say so instead of suggesting --wait."""
     holder = _read_pid(fd)
-    if holder is None or holder not in _ancestors():
+    # The run id every job inherits begins with its weave's pid (executor.RUN_ID_VARIABLE);
+    # and the holder waits only for its jobs' processes, which descend from it.
+    started_by = os.environ.get("WEAVE_RUN_ID", "").partition("-")[0]
+    if holder is None or started_by != str(holder) or holder not in _ancestors():
         return
     raise LockedError(  # (acquire closes `fd`)
         f"this weave runs inside a job of the weave (pid {holder}) building in {root}: a job cannot build its own project",

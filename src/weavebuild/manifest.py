@@ -1053,6 +1053,31 @@ _WHOLE_VAR_RE = re.compile(_VAR_PLACEHOLDER)
 _VAR_IN_PATH_RE = re.compile(r"\{\{|\}\}|" + _VAR_PLACEHOLDER)
 
 
+# The body of `{vars.NAME[wildcards.W]}`, a lookup in a table var (in inputs, cmd, env, depfile).
+_LOOKUP_BODY_RE = re.compile(r"\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\[\s*wildcards\.([A-Za-z_][A-Za-z0-9_]*)\s*\]\s*")
+
+
+def lookup_in(name: str) -> Optional[Tuple[str, str]]:
+    """(var, wildcard) when a name wildcard_names_in gives is a table var lookup, else None."""
+    if not name.lstrip().startswith("vars."):
+        return None
+    found = _LOOKUP_BODY_RE.fullmatch(name)
+    return (found.group(1), found.group(2)) if found is not None else None
+
+
+def fill_lookups(pattern: str, value_of: Callable[[str, str], object]) -> str:
+    """An input pattern with each `{vars.NAME[wildcards.W]}` replaced by `value_of(NAME, W)`,
+    inserted as a var is (`{vars.NAME}`): as written, a glob in it expanded, its braces literal."""
+
+    def replace(match: re.Match[str]) -> str:
+        found = lookup_in(match.group(1)) if match.group(1) is not None else None
+        if found is None:
+            return match.group(0)  # a wildcard, or an escaped brace: for paths.fill
+        return format_value(value_of(*found)).replace("{", "{{").replace("}", "}}")
+
+    return WILDCARD_RE.sub(replace, pattern)
+
+
 def wildcard_names_in(pattern: str) -> List[str]:
     """Names of the `{wildcards}` in a path pattern, in order of appearance."""
     if "{" not in pattern:
@@ -1312,7 +1337,7 @@ class _Validator:
                     f"'{{vars.{name}}}' is {_type_name(value)}; a path takes a single value",
                     rule,
                     key,
-                    hint=f"a table var is looked up in cmd and env: {{vars.{name}[wildcards.NAME]}}"
+                    hint=f"a table var is looked up by a wildcard's value (in inputs, cmd and env): {{vars.{name}[wildcards.NAME]}}"
                     if isinstance(value, dict)
                     else f"for one job (or input) per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }}",
                 )
@@ -1460,6 +1485,37 @@ class _Validator:
                     "groups are fine, best as (?:...)",
                 ) from None
 
+    def input_lookup(
+        self, name: str, wildcard: str, spec: RuleSpec, variables: Dict[str, Any], wildcards: Sequence[str], body: Dict[str, Any]
+    ) -> None:
+        """`{vars.NAME[wildcards.W]}` in an input (Snakemake's input function over a sample
+        sheet): NAME must be a table var and W a wildcard of the rule; each job's key is
+        looked up as its inputs are made (graph.py)."""
+        written = f"'{{vars.{name}[wildcards.{wildcard}]}}' in inputs"
+        if "cmd" not in body:
+            raise self.error(
+                f"{written}: an alias rule's inputs cannot look up a table var",
+                spec.name,
+                "inputs",
+                hint="look the file up in the inputs of the rule that reads it",
+            )
+        value = self.var_value(name, variables, spec.name, "inputs", [])  # (its entries, not the table, make the inputs)
+        if not isinstance(value, dict):
+            raise self.error(
+                f"{written}: var '{name}' is {_type_name(value)}, not a table to look up",
+                spec.name,
+                "inputs",
+                hint=f"write {{vars.{name}}}, or make it a table: [vars.{name}] with a line per value of {wildcard}",
+            )
+        if wildcard not in wildcards:
+            raise self.error(
+                f"{written}: no wildcard '{wildcard}' in this rule",
+                spec.name,
+                "inputs",
+                hint=_did_you_mean(wildcard, list(wildcards))
+                or (f"this rule's wildcards: {', '.join(wildcards)}" if wildcards else "this rule has no wildcards"),
+            )
+
     def check_braces(self, pattern: str, rule: str, key: str) -> None:
         if "{" not in pattern and "}" not in pattern:
             return  # most paths: no regex scan
@@ -1470,12 +1526,19 @@ class _Validator:
                 raise self.error(f"'{nested}' in '{pattern}': a placeholder cannot hold another", rule, key, hint=_NESTED_HINT)
             raise self.error(f"unbalanced brace in '{pattern}'", rule, key, hint="use {{ and }} for literal braces")
         for name in wildcard_names_in(pattern):
-            if name.startswith("vars.") and "[" in name:
+            if name.lstrip().startswith("vars.") and "[" in name:
+                if key == "inputs" and lookup_in(name) is not None:
+                    continue  # checked with the rule's wildcards (input_lookup)
                 raise self.error(
-                    f"'{{{name}}}' in '{pattern}': a lookup in a table var is for cmd and env, not paths",
+                    f"'{{{name}}}' in '{pattern}': a lookup in a table var is for inputs, cmd and env, not {key}"
+                    if key != "inputs"
+                    else f"'{{{name}}}' in '{pattern}' is not a lookup in a table var",
                     rule,
                     key,
-                    hint="put the value in the command; a path may use {vars.NAME} with a single value",
+                    hint="an output names its file by wildcards, and an input may look up the file: "
+                    "{vars.NAME[wildcards.W]}"
+                    if key != "inputs"
+                    else "write {vars.NAME[wildcards.W]}, W a wildcard of the rule",
                 )
             if not NAME_RE.match(name):
                 raise self.error(
@@ -1686,6 +1749,10 @@ class _Validator:
             self.check_patterns(spec, wildcard_table)
         for input_pattern in spec.inputs:
             for wildcard in wildcard_names_in(input_pattern):
+                lookup = lookup_in(wildcard)
+                if lookup is not None:
+                    self.input_lookup(*lookup, spec, variables, all_wildcards, body)
+                    continue
                 if wildcard not in all_wildcards:
                     raise self.error(
                         f"input '{input_pattern}' uses wildcard '{{{wildcard}}}', which no output or foreach defines",

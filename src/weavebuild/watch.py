@@ -35,7 +35,7 @@ from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, MissingSource, UsageError, WeaveError
 from .graph import Graph, Job
 from .invocation import format_error
-from .manifest import Manifest
+from .manifest import Manifest, fill_lookups
 from .projectfile import find_manifest
 from .results import CANCELLED, RAN, SKIPPED, UP_TO_DATE
 
@@ -260,6 +260,8 @@ def scan_patterns(graph: Graph, manifest: Manifest) -> List[Tuple[str, Dict[str,
                 add(spec, rule.wildcard_regex)
     for job in graph.jobs:
         for pattern in job.rule.inputs:
+            if "vars." in pattern:  # a lookup in a table var: the job's entry (a glob in it counts)
+                pattern = fill_lookups(pattern, lambda name, wildcard, job=job: manifest.vars[name].get(job.wildcards.get(wildcard), ""))
             text = paths.substitute(pattern, job.wildcards)
             if paths.is_written_glob(text):
                 add(text, job.rule.wildcard_regex)
