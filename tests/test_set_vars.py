@@ -237,8 +237,10 @@ def test_braces_in_a_var_value_stay_literal_in_a_path(project):
          ["key 'outputs'", "no var 'nope' in [vars]"]),
         ('outputs = ["o/{vars.sample}.txt"]\ncmd = "touch {outputs}"',
          ["no var 'sample'", "did you mean 'samples'?"]),
-        ('outputs = ["o/{vars.samples}.txt"]\ncmd = "touch {outputs}"',
-         ["'{vars.samples}' is a list; a path takes a single value", 'foreach = { NAME = "{vars.samples}" }']),
+        ('outputs = ["o.txt"]\nlog = "logs/{vars.samples}.log"\ncmd = "touch {outputs}"',
+         ["key 'log'", "'{vars.samples}' is a list; a path takes a single value", 'foreach = { NAME = "{vars.samples}" }']),
+        ('outputs = ["o/{vars.empty}.txt"]\ncmd = "touch {outputs}"',
+         ["key 'outputs'", "has no path left: its list vars are empty"]),
         ('outputs = ["o/{s}.txt"]\nforeach = { s = "{vars.n}" }\ncmd = "touch {outputs}"',
          ["key 'foreach'", "must name a list of values or a pattern string"]),
         ('inputs = ["i/{vars.nope}.txt"]\noutputs = ["o.txt"]\ncmd = "touch {outputs}"',
@@ -246,8 +248,44 @@ def test_braces_in_a_var_value_stay_literal_in_a_path(project):
     ],
 )
 def test_bad_vars_in_paths_are_weavefile_errors(project, rule, fragments):
-    project.weavefile('[vars]\nsamples = ["a"]\nn = 3\n\n[rules.r]\n' + rule + "\n")
+    project.weavefile('[vars]\nsamples = ["a"]\nn = 3\nempty = []\n\n[rules.r]\n' + rule + "\n")
     assert_user_error(project.run("build"), "Weavefile:", *fragments)
+
+
+def test_a_list_var_in_inputs_or_outputs_is_a_path_per_item_of_one_job(project):
+    """Snakemake's `output: expand("m/{i}.tsv", i=IDS)`: one job writing a file per item (and
+    `input: expand(...)` reading them); two list vars in a path give every combination, a
+    named group holds them all, and `temp` may name them the same way. Adding an item reruns
+    the job that writes them all and the one reading them."""
+    project.weavefile(
+        """
+        [vars]
+        inds = ["I1", "I2"]
+        sfx = ["a", "b"]
+        [rules.split]
+        inputs = ["in.txt"]
+        outputs = { m = "m/{vars.inds}.tsv", x = "x/{vars.inds}.{vars.sfx}" }
+        cmd = "for f in {outputs}; do echo $f > $f; done; echo {outputs.m} > names.txt"
+        temp = ["x/{vars.inds}.{vars.sfx}"]
+        [rules.join]
+        inputs = ["m/{vars.inds}.tsv", "x/{vars.inds}.{vars.sfx}"]
+        outputs = ["joined.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        """
+    )
+    project.write("in.txt", "x\n")
+    result = project.run("build", "joined.txt")
+    assert result.rc == 0, result
+    assert "[1/2] split m/I1.tsv" in result.out, result.out
+    assert project.read("joined.txt").split() == ["m/I1.tsv", "m/I2.tsv", "x/I1.a", "x/I1.b", "x/I2.a", "x/I2.b"]
+    assert project.read("names.txt") == "m/I1.tsv m/I2.tsv\n"
+    assert not project.exists("x/I1.a")  # temporary, read by join: deleted
+    assert "nothing to do" in project.run("build", "joined.txt").out
+    text = (project.root / "Weavefile").read_text().replace('inds = ["I1", "I2"]', 'inds = ["I1", "I2", "I3"]')
+    project.write("Weavefile", text, dedent=False)
+    result = project.run("build", "joined.txt")
+    assert result.rc == 0 and "split" in result.out and "join" in result.out, result
+    assert "x/I3.b" in project.read("joined.txt").split()
 
 
 def test_list_shows_the_vars_with_the_values_of_this_run(vars_project):

@@ -1322,8 +1322,17 @@ class _Validator:
         used.append(name)
         return variables[name]
 
-    def expand_vars(self, text: str, variables: Dict[str, Any], rule: str, key: str, used: List[str]) -> str:
-        """`{vars.NAME}` in a path replaced by the var's value (braces in it kept literal)."""
+    def expand_vars(
+        self,
+        text: str,
+        variables: Dict[str, Any],
+        rule: str,
+        key: str,
+        used: List[str],
+        chosen: Optional[Dict[str, Any]] = None,
+    ) -> str:
+        """`{vars.NAME}` in a path replaced by the var's value (braces in it kept literal);
+        `chosen`: the item to put in for a list var (expand_path)."""
         if "vars." not in text:
             return text  # nearly every path: no regex scan
 
@@ -1332,18 +1341,37 @@ class _Validator:
             if name is None:
                 return match.group(0)  # {{ or }}: an escaped brace, left for the path parser
             value = self.var_value(name, variables, rule, key, used)
-            if isinstance(value, (dict, list)):
+            if chosen is not None and name in chosen:
+                value = chosen[name]
+            elif isinstance(value, (dict, list)):
                 raise self.error(
                     f"'{{vars.{name}}}' is {_type_name(value)}; a path takes a single value",
                     rule,
                     key,
                     hint=f"a table var is looked up by a wildcard's value (in inputs, cmd and env): {{vars.{name}[wildcards.NAME]}}"
                     if isinstance(value, dict)
-                    else f"for one job (or input) per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }}",
+                    else f"for one job per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }} (a list var"
+                    " expands to a path per item in inputs and outputs only)",
                 )
             return format_value(value).replace("{", "{{").replace("}", "}}")
 
         return _VAR_IN_PATH_RE.sub(substitute, text)
+
+    def expand_path(self, text: str, variables: Dict[str, Any], rule: str, key: str, used: List[str]) -> List[str]:
+        """An input or output with its `{vars.NAME}` replaced; a list var gives a path per item
+        (several: every combination, in order), as Snakemake's `expand()` in `input:` or
+        `output:` does: one job reading or writing them all."""
+        lists = [
+            name
+            for name in dict.fromkeys(match.group(1) for match in _VAR_IN_PATH_RE.finditer(text) if match.group(1))
+            if isinstance(variables.get(name), list)
+        ]
+        if not lists:
+            return [self.expand_vars(text, variables, rule, key, used)]
+        return [
+            self.expand_vars(text, variables, rule, key, used, dict(zip(lists, combination)))
+            for combination in itertools.product(*(variables[name] for name in lists))
+        ]
 
     def paths(
         self, value: Any, rule: str, key: str, variables: Dict[str, Any], used: List[str]
@@ -1372,7 +1400,20 @@ class _Validator:
         # (a generated Weavefile) has no braces, NULs or blank paths in nearly every case.
         joined = "\n".join(items)
         if "vars." in joined:
-            items = [self.expand_vars(item, variables, rule, key, used) for item in items]
+            if key in ("inputs", "outputs"):  # a list var: a path per item
+                expanded = [self.expand_path(item, variables, rule, key, used) for item in items]
+                if key == "outputs" and items and not any(expanded):
+                    raise self.error(
+                        "has no path left: its list vars are empty",
+                        rule,
+                        key,
+                        hint="give the list var an item (a rule without outputs would run at every build)",
+                    )
+                starts = list(itertools.accumulate([0] + [len(paths) for paths in expanded]))
+                names = {name: [n for i in indices for n in range(starts[i], starts[i + 1])] for name, indices in names.items()}
+                items = [path for paths in expanded for path in paths]
+            else:
+                items = [self.expand_vars(item, variables, rule, key, used) for item in items]
             joined = "\n".join(items)
         plain = "{" not in joined and "}" not in joined and "\0" not in joined
         if plain and all(map(str.strip, items)):  # (every item not blank)
@@ -1447,8 +1488,11 @@ class _Validator:
             if item in spec.output_names:
                 found = spec.output_names[item]
             else:
-                expanded = self.expand_vars(item, variables, spec.name, "temp", [])
-                found = [index for index, output in enumerate(spec.outputs) if output == expanded]
+                every = self.expand_path(item, variables, spec.name, "temp", [])  # (a list var: each of its outputs)
+                expanded = every[0] if len(every) == 1 else " ".join(every)
+                found = [index for index, output in enumerate(spec.outputs) if output in every]
+                if found and len(found) < len(every):
+                    found = []
             if not found:
                 shown = ", ".join(f"'{output}'" for output in spec.outputs[:5]) or "none"
                 expanded_note = f" ('{expanded}' with the vars as set)" if expanded != item else ""
