@@ -2169,3 +2169,34 @@ def test_an_absolute_input_spelled_through_the_logical_directory_is_a_project_pa
     again = subprocess.run([sys.executable, "-m", "weavebuild", "build", "use"], cwd=link, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again
     assert (real / "use.txt").read_text() == "v2\n"
+
+
+def test_the_first_phase_names_only_the_directories_it_remakes(project):
+    """Two samples' checkpoint directories, one of them stale: 'building ... first' names
+    that one (it named every directory the graph reads, up to date or not)."""
+    project.weavefile(
+        """
+        default = ["all"]
+        [rules.cluster]
+        inputs = ["samples/{s}.txt"]
+        outputs = ["clustering/{s}/"]
+        cmd = "mkdir -p {outputs} && for i in $(cat {inputs}); do echo $i > {outputs}/$i.txt; done"
+        [rules.gather]
+        inputs = ["clustering/{s}/{i}.txt"]
+        foreach = { i = "clustering/{s}/{i}.txt" }
+        outputs = ["gathered/{s}.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        [rules.all]
+        inputs = ["gathered/{s}.txt"]
+        foreach = { s = ["a", "b"] }
+        """
+    )
+    project.write("samples/a.txt", "1 2\n")
+    project.write("samples/b.txt", "3\n")
+    first = project.run("build")
+    assert first.rc == 0 and "building clustering/a/, clustering/b/ first" in first.out + first.err, first
+    project.write("samples/a.txt", "1 2 4\n")
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert "building clustering/a/ first" in result.out + result.err, result
+    assert project.read("gathered/a.txt") == "1\n2\n4\n"

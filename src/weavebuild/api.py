@@ -710,12 +710,16 @@ class Project:
             verdicts = builder.predict()
             if all(verdict.up_to_date for verdict in verdicts.values()):
                 return BuildResult({}, 0.0)
-            named = ", ".join(directory + "/" for directory in directories[:3])
-            if len(directories) > 3:
-                named += f" and {len(directories) - 3} more directories"
+            # Named: the directories whose job would run (not those already up to date).
+            makers = [needed.producers.get(directory) for directory in directories]
+            remade = [d for d, maker in zip(directories, makers) if maker is None or not verdicts[maker.key].up_to_date]
+            remade = remade or directories
+            named = ", ".join(directory + "/" for directory in remade[:3])
+            if len(remade) > 3:
+                named += f" and {len(remade) - 3} more directories"
             reporter.info(
                 f"weave: building {named} first, then looking again at what "
-                + ("it holds (foreach patterns or globs read it)" if len(directories) == 1 else "they hold (foreach patterns or globs read them)")
+                + ("it holds (foreach patterns or globs read it)" if len(remade) == 1 else "they hold (foreach patterns or globs read them)")
             )
             try:
                 return builder.run(verdicts)
