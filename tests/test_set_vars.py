@@ -499,6 +499,7 @@ def test_table_var_mistakes_are_user_errors(project):
         ('outputs = ["trimmed/{sample}.fq"]', 'outputs = ["trimmed/{vars.adapters[wildcards.sample]}/{sample}.fq"]',
          "a lookup in a table var is for inputs, cmd and env, not outputs"),
         ('B = "BBB"', 'B = ["B", "BB"]', "must be a string, number, boolean, a list of those, or a table"),
+        ('A = "AAA"\nB = "BBB"', "", "variable 'adapters' is an empty table"),
     ]
     for old, new, message in cases:
         project.weavefile(TABLE_VARS.replace(old, new))

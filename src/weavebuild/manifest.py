@@ -1194,6 +1194,12 @@ class _Validator:
                     f"variable '{name}' has the name of a top-level key",
                     hint=f"{_top_level_hint(name, '[vars]')} (or, for a variable, choose another name)",
                 )
+            if value == {}:
+                raise self.var_error(
+                    name,
+                    f"variable '{name}' is an empty table",
+                    hint=f"a table var maps a wildcard's values to values: add lines such as A = \"...\" under [vars.{name}]",
+                )
             if _var_kind(value) is None:
                 raise self.var_error(
                     name,
