@@ -182,3 +182,35 @@ def test_the_word_include_in_a_command_costs_no_parse(project):
     project.write("c.toml", '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "echo cc -Iinclude -c a.c > a.o"\n')
     assert imports_manifest(project)
     assert not imports_manifest(project)
+
+
+def test_an_included_fifo_or_device_is_refused_not_read(project):
+    """A FIFO as an included file blocked the read forever; a symlink to /dev/zero read until
+    memory ran out. Both are named as what they are (as `-f` does)."""
+    import os
+
+    project.weavefile('include = "dev.toml"\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    os.symlink("/dev/zero", project.root / "dev.toml")
+    for command in ("list", "build"):
+        assert_user_error(project.run(command, timeout=60), "key 'include'", "included file 'dev.toml' is not a regular file")
+    os.unlink(project.root / "dev.toml")
+    os.mkfifo(project.root / "dev.toml")
+    assert_user_error(project.run("build", timeout=60), "included file 'dev.toml' is not a regular file")
+    # after a build that read a regular file there, the fast path (no parse) must not read the FIFO
+    os.unlink(project.root / "dev.toml")
+    project.write("dev.toml", "[vars]\nx = 1\n")
+    assert project.run("build").rc == 0
+    os.unlink(project.root / "dev.toml")
+    os.mkfifo(project.root / "dev.toml")
+    assert_user_error(project.run("build", timeout=60), "included file 'dev.toml' is not a regular file")
+
+
+def test_includes_nested_too_deep_are_a_message(project):
+    """A chain of 1,000 files each including the next crashed with RecursionError."""
+    project.weavefile('include = "i0.toml"\n[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
+    for i in range(80):
+        nxt = f'include = "i{i + 1}.toml"\n' if i < 79 else ""
+        project.write(f"i{i}.toml", nxt + f'[rules.r{i}]\noutputs = ["o{i}"]\ncmd = "touch o{i}"\n')
+    assert_user_error(project.run("list"), "i63.toml:1: key 'include'", "nest more than 64 deep")
+    project.write("i40.toml", '[rules.r40]\noutputs = ["o40"]\ncmd = "touch o40"\n')  # 41 deep: fine
+    assert project.run("build", "o40").rc == 0

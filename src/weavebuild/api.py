@@ -19,6 +19,7 @@ from .projectfile import (
     find_manifest,
     known_includes,
     project_digest,
+    read_regular_file,
     remember_includes,
     why_not_a_file,
 )
@@ -251,8 +252,7 @@ class Project:
             # agree even if a file changes meanwhile.
             if name in known:
                 return known[name]
-            with open(os.path.join(self.root, name), "rb") as handle:
-                return handle.read()
+            return read_regular_file(os.path.join(self.root, name))
 
         with cycle_collector_paused():
             manifest = parse_manifest(text, self.path, digest_source=self._raw, overrides=self.overrides, read=read)

@@ -28,7 +28,7 @@ from .paths import (
     substitute,
     unescape,
 )
-from .projectfile import INCLUDE_WORD, project_digest
+from .projectfile import INCLUDE_WORD, project_digest, read_regular_file
 from .resources import MAX_AMOUNT, MAX_GPUS
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
@@ -307,8 +307,7 @@ class _Part:
 
 
 def _read_file(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+    return read_regular_file(path)
 
 
 def _parse_toml(text: str, path: str) -> Dict[str, Any]:
@@ -333,7 +332,12 @@ def _parse_toml(text: str, path: str) -> Dict[str, Any]:
         raise ManifestError(f"invalid TOML: {exc}", path=path) from None
 
 
-def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]) -> None:
+# How deep files may include files that include files: far beyond any project's needs, and
+# well inside the interpreter's recursion limit.
+INCLUDE_DEPTH_MAX = 64
+
+
+def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes], depth: int = 1) -> None:
     """Parse the files `part` includes, and theirs, depth first, appending them to `parts`."""
     if "include" not in part.data:
         return
@@ -341,6 +345,12 @@ def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]
 
     def refuse(message: str, hint: Optional[str] = None) -> ManifestError:
         return ManifestError(message, path=part.path, line=line, key="include", hint=hint)
+
+    if depth > INCLUDE_DEPTH_MAX:
+        raise refuse(
+            f"included files nest more than {INCLUDE_DEPTH_MAX} deep",
+            "include the files from the Weavefile (or from fewer levels) instead of each from the one before",
+        )
 
     if INCLUDE_WORD not in part.raw:
         # projectfile.known_includes looks for the word to tell a file that includes nothing
@@ -382,7 +392,7 @@ def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]
         part.includes.append(name)
         included = _Part(full, name, raw, decode_weavefile(raw, full), by=(part, line or 0))
         parts.append(included)
-        _read_includes(included, parts, read)
+        _read_includes(included, parts, read, depth + 1)
 
 
 def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Manifest:
@@ -531,20 +541,26 @@ def _var_kind(value: Any) -> Optional[str]:
         return "a number"
     if isinstance(value, str):
         return "text"
-    if isinstance(value, list) and all(_var_kind(item) in ("text", "a number", "a boolean") for item in value):
+    # (One level of items, checked without recursion: TOML nests 400 deep.)
+    if isinstance(value, list) and all(_is_scalar(item) for item in value):
         return "a list"
-    if isinstance(value, dict) and value and all(_var_kind(item) in ("text", "a number", "a boolean") for item in value.values()):
+    if isinstance(value, dict) and value and all(_is_scalar(item) for item in value.values()):
         return "a table"  # looked up by a wildcard's value: {vars.NAME[wildcards.W]}
     return None
 
 
+def _is_scalar(value: Any) -> bool:
+    """Text, a boolean or a finite number: what a list or table var may hold."""
+    return isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _has_nul(value: Any) -> bool:
-    """Whether a var's value (text, or text in a list) holds a NUL character, which no command
-    line or environment variable can carry: the job would fail to start."""
+    """Whether a var's value (text, or text in a list or table) holds a NUL character, which
+    no command line or environment variable can carry: the job would fail to start."""
     if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
+        return any(isinstance(item, str) and "\0" in item for item in value)
     if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+        return any("\0" in key or (isinstance(item, str) and "\0" in item) for key, item in value.items())
     return isinstance(value, str) and "\0" in value
 
 

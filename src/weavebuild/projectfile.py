@@ -30,6 +30,20 @@ def shadowed_manifest(directory: str) -> Optional[str]:
     return second if os.path.isfile(second) and os.path.isfile(first) else None  # (rarely a second: one stat)
 
 
+def read_regular_file(path: str) -> bytes:
+    """The bytes of the Weavefile or included file at `path`; anything but a regular file
+    raises OSError: reading a FIFO would wait for a writer forever, a device such as
+    /dev/zero never ends (why_not_a_file says what it is)."""
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return handle.read()
+
+
 def why_not_a_file(path: str) -> str:
     """Why `path` cannot be read as a Weavefile (it is no regular file), in words."""
     import errno
@@ -98,8 +112,7 @@ def known_includes(root: str, raw: bytes) -> Optional[List[Tuple[str, bytes]]]:
                 return False  # the parser reports it
             seen.add(name)
             try:
-                with open(os.path.join(root, name), "rb") as handle:
-                    data = handle.read()
+                data = read_regular_file(os.path.join(root, name))
             except OSError:
                 return False
             found.append((name, data))

@@ -590,7 +590,9 @@ class Watcher:
         self.weavefile = os.path.abspath(self._spelled)
         self.spec = WatchSet(self.root, relative(self.root, os.path.abspath(self.weavefile)))
         previous_term = signal.getsignal(signal.SIGTERM)
-        if threading.current_thread() is threading.main_thread():
+        previous_int = signal.getsignal(signal.SIGINT)
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        if on_main_thread:
             signal.signal(signal.SIGTERM, _raise_terminated)
         self._observer = self._make_observer()
         self._observer.start()
@@ -614,10 +616,14 @@ class Watcher:
         except Interrupted as exc:
             code = exc.exit_code
         finally:
+            if on_main_thread:  # a second signal (`timeout` sends one to the group too) must not cut the shutdown short
+                signal.signal(signal.SIGTERM, _ignore_signal)
+                signal.signal(signal.SIGINT, _ignore_signal)
             self._observer.stop()
             self._observer.join(timeout=5)
-            if threading.current_thread() is threading.main_thread():
+            if on_main_thread:
                 signal.signal(signal.SIGTERM, previous_term)
+                signal.signal(signal.SIGINT, previous_int)
         self.err.write("weave: interrupted\n")
         self.err.flush()
         return code
@@ -972,7 +978,14 @@ def _identity(path: str) -> Tuple[int, int]:
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
+    # Once: the first SIGTERM ends the session, a second (sent to the process group as well)
+    # finds the shutdown under way.
+    signal.signal(signal.SIGTERM, _ignore_signal)
     raise _Terminated()
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """A signal while watch mode shuts down: it is already stopping."""
 
 
 def _summarize(changed: Sequence[str], limit: int = 5) -> str:
