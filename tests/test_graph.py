@@ -1268,6 +1268,18 @@ def test_cycle_message_lists_jobs_in_dependency_order(tmp_path):
     assert info.value.cycle == ["b b.out", "c c.out", "a a.out", "b b.out"]
 
 
+@pytest.mark.parametrize("q_first", [False, True])
+def test_a_pattern_cycle_is_a_cycle_in_either_rule_order(tmp_path, q_first):
+    """p makes y/{n} from y/{n}.b, q the other way round: y/a.b is q's (more literal), whose
+    y/a is p's, whose y/a.b would be q's again. With p first in the file it was reported as a
+    missing source (the first pattern passed over, p with n=a.b, was the one checked)."""
+    p = '[rules.p]\ninputs = ["y/{n}.b"]\noutputs = ["y/{n}"]\ncmd = "true"\n'
+    q = '[rules.q]\ninputs = ["y/{n}"]\noutputs = ["y/{n}.b"]\ncmd = "true"\n'
+    with pytest.raises(CycleError) as info:
+        graph_of(tmp_path, q + p if q_first else p + q, ["y/a.b"])
+    assert info.value.cycle == ["q y/a.b", "p y/a", "q y/a.b"]
+
+
 def test_cycle_below_an_acyclic_root(tmp_path):
     text = """
         [rules.top]

@@ -644,7 +644,7 @@ class Resolver:
         # Set by _match_patterns when a pattern rule matching a path was passed over because
         # the chain asking uses it already: that path's producer depends on the chain. The
         # rule and the wildcard values it would have taken.
-        self._passed_over: Optional[Tuple[RuleSpec, Dict[str, str]]] = None
+        self._passed_over: List[Tuple[RuleSpec, Dict[str, str]]] = []
         self.missing: Dict[str, None] = {}
         self._weavefiles = paths.ProjectFiles(manifest.files, self.root)
         self._foreach: Dict[tuple, List[Tuple[str, ...]]] = {}
@@ -1133,8 +1133,7 @@ class Resolver:
                 continue
             # As in make, a pattern rule is not used twice in one chain of dependencies.
             if active_rules.get(rule.name):
-                if not self._passed_over:  # the answer depends on the chain asking
-                    self._passed_over = (rule, match.groupdict())
+                self._passed_over.append((rule, match.groupdict()))  # the answer depends on the chain asking
                 continue
             values = match.groupdict()
             if any(paths.bad_wildcard_value(v) for v in values.values()):
@@ -1401,7 +1400,7 @@ class Resolver:
                                     _refuse_own_directory(job, path, weavefile, own_dirs)
                             sources[path].append(job)
                             continue
-                        self._passed_over = None
+                        self._passed_over = []
                         dep = self.producer(path, active_rules)
                     if dep is None:
                         # A directory input that other jobs write files into (`data/`, holding
@@ -1430,8 +1429,8 @@ class Resolver:
                                     sources[path].append(job)
                                     continue
                                 _refuse_unreadable(os.path.join(self.root, path), path)
-                                if self._passed_over:
-                                    _refuse_pattern_cycle(self._passed_over, [entry[0] for entry in stack])
+                                for passed_over in self._passed_over:
+                                    _refuse_pattern_cycle(passed_over, [entry[0] for entry in stack])
                                 raise self._missing_source(
                                     path,
                                     job.rule,
