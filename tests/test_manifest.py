@@ -423,6 +423,10 @@ def test_parse_duration_good(value, seconds):
         (-0.5, "cannot be negative"),
         ([1], "expected a duration"),
         (None, "expected a duration"),
+        # a retry delay of 1e300 s printed a 300-digit wait and slept forever
+        (1e300, "at most 3,650 days"),
+        ("99999999999999d", "at most 3,650 days"),
+        (3651 * 86400, "at most 3,650 days"),
     ],
 )
 def test_parse_duration_bad(value, message):
@@ -1112,3 +1116,19 @@ def test_foreach_takes_numbers_as_vars_insert_them():
 def test_error_lines_where_the_text_is_unusual(text, line, fragment):
     error = error_of(text)
     assert error.line == line and fragment in error.message, error.message
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('default = []\n[rules.a]\noutputs = ["a"]\ncmd = "x"\n', "key 'default': names no target"),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "x"\nenv = { A = nan }\n', "value of 'A' is nan: nan and inf cannot be put in an environment"),
+        ('[rules.a]\noutputs = ["a"]\ncmd = "x"\nenv = { A = -inf }\n', "value of 'A' is -inf"),
+        ('[rules.a]\ninputs = ["i", "j"]\noutputs = ["a"]\ncmd = "cat {inputs[\u0661]}"\n', "unknown placeholder '{inputs[\u0661]}'"),
+    ],
+)
+def test_values_once_accepted_silently_are_errors(text, message):
+    """An empty `default` built the first rule; nan/inf reached a job's environment as text;
+    an index in another script's digits ('١') was taken as a number."""
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        parse(text)

@@ -109,7 +109,7 @@ def _index(text: str) -> Union[int, slice]:
 
 
 # An index is a number, or a slice as Python writes one (`1:`, `:-1`, `2:4`).
-_INDEX = r"-?\d+|-?\d*:-?\d*"
+_INDEX = r"-?[0-9]+|-?[0-9]*:-?[0-9]*"  # ([0-9]: \d would take other scripts' digits too)
 _PLACEHOLDER_RE = re.compile(
     r"^(?P<kind>[A-Za-z_][A-Za-z0-9_]*)"
     rf"(?:\[(?P<index>{_INDEX})\]|\.(?P<attr>[A-Za-z_][A-Za-z0-9_]*)"
@@ -407,6 +407,13 @@ def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Man
         part.validator.overridden = overridden
         part.validator.check_top_level(part.data, main=part is main)
     default = main.validator.string_list(main.data.get("default", []), None, "default")
+    if "default" in main.data and not default:
+        raise main.validator.error(
+            "names no target",
+            key="default",
+            hint="list the outputs or rules `weave build` builds without targets, or remove the key"
+            " (then it builds the first rule)",
+        )
     variables: Dict[str, Any] = {}
     var_owners: Dict[str, _Validator] = {}
     resources: Dict[str, float] = {}
@@ -966,6 +973,9 @@ def _duration_unit(spelled: str) -> float:
     return _DURATION_UNITS[spelled[0]]
 
 
+MAX_DURATION = 3650 * 86400  # ten years: a timeout or retry delay beyond it is a mistake
+
+
 def parse_duration(value: Any) -> float:
     """'90s', '1h30m', '500ms' or a number of seconds → seconds; ValueError if malformed."""
     if isinstance(value, bool):
@@ -979,6 +989,8 @@ def parse_duration(value: Any) -> float:
             raise ValueError("a duration must be a finite number of seconds")
         if seconds < 0:
             raise ValueError("a duration cannot be negative")
+        if seconds > MAX_DURATION:  # (a wait that long overflows the clock's arithmetic)
+            raise ValueError(f"a duration must be at most {MAX_DURATION // 86400:,} days")
         return seconds
     if not isinstance(value, str):
         raise ValueError("expected a duration such as '90s', '2h' or '1h30m'")
@@ -1000,7 +1012,7 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"'{value}' is not a duration such as '90s', '2h' or '1h30m'")
     if not math.isfinite(total):  # so many digits that float() gave inf
         raise ValueError("a duration must be a finite number of seconds")
-    return total
+    return parse_duration(total)
 
 
 
@@ -1874,6 +1886,8 @@ class _Validator:
                 value = "1" if value else "0"
             if not isinstance(value, (str, int, float)):
                 raise self.error(f"value of '{key}' must be a string or number", name, "env")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.error(f"value of '{key}' is {value}: nan and inf cannot be put in an environment", name, "env")
             if isinstance(value, str) and "\0" in value:
                 raise self.error(f"value of '{key}' contains a NUL character", name, "env", hint=_NUL_HINT)
             spec.env[key] = str(value)
