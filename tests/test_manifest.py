@@ -486,7 +486,7 @@ def test_invalid_toml_later_line():
         ("default = 3\n", 1, "default", "must be a list of strings, got an integer", None),
         ("default = [1]\n", 1, "default", "must be a list of strings; it holds an integer, 1", None),
         ("vars = 3\n", 1, "vars", "must be a table, got an integer", None),
-        ('[vars]\n"a-b" = 1\n', 1, "vars", "variable name 'a-b' must be an identifier", None),
+        ('[vars]\n"a-b" = 1\n', 2, "a-b", "variable name 'a-b' must be an identifier", None),  # at its own line
         ("resources = 3\n", 1, "resources", "must be a table such as { gpu = 1 }, got an", None),
         (  # an amount's mistake is at its own line
             '[resources]\n"g-p" = 1\n',
@@ -1132,3 +1132,27 @@ def test_values_once_accepted_silently_are_errors(text, message):
     an index in another script's digits ('١') was taken as a number."""
     with pytest.raises(ManifestError, match=re.escape(message)):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    "text, line, key",
+    [
+        # a triple quote in a comment, or in a one-line string, opens no multi-line string
+        ('# quotes: """\n[rules.b]\noutputs = 5\ncmd = "x"\n', 3, "outputs"),
+        ("[rules.a]\noutputs = [\"a\"]\ncmd = 'echo \"\"\"'\nretries = -1\n", 4, "retries"),
+        # a key inside a multi-line inline table is not the rule's key
+        ('[rules.a]\noutputs = ["a"]\nenv = {\n  retries = "1",\n}\nretries = -1\ncmd = "x"\n', 6, "retries"),
+        # the rule's own header, not a sub-table of it written before
+        ('[rules.a.env]\nX = "1"\n\n[rules.a]\noutputs = ["a"]\ncmd = "x"\nretries = -1\n', 7, "retries"),
+        ('[vars]\nok = 1\n\n\n"a-b" = 2\n', 5, "a-b"),
+    ],
+)
+def test_error_lines_in_awkward_layouts(text, line, key):
+    """Found by the malformed-input fuzzer: each of these named the wrong line, or none."""
+    error = error_of(text)
+    assert (error.line, error.key) == (line, key), (error.line, error.key, error.message)
+
+
+def test_a_rule_name_with_a_bracket_is_refused_at_its_line():
+    error = error_of('[rules.ok]\noutputs = ["o"]\ncmd = "x"\n[rules."a]b"]\noutputs = ["a"]\ncmd = "x"\n')
+    assert error.line == 4 and "rule names may contain only ASCII letters" in error.message

@@ -637,29 +637,71 @@ def _spellings(key: str) -> str:
 
 def _outside_multiline_strings(lines: List[str]) -> List[str]:
     """`lines`, with those that begin inside a multi-line string (three quotes of either kind)
-    replaced by empty ones."""
+    or inside a multi-line array or inline table replaced by empty ones: no key or table
+    header begins there. A triple quote in a comment or inside a one-line string opens
+    nothing."""
     marks = ("'" * 3, '"' * 3)
-    if not any(marks[0] in line or marks[1] in line for line in lines):
+    if not any(marks[0] in line or marks[1] in line or _may_open_brackets(line) for line in lines):
         return lines
     result: List[str] = []
-    delimiter: Optional[str] = None  # of the multi-line string open at the end of the line
+    string: Optional[str] = None  # the delimiter of the multi-line string open at the end of the line
+    depth = 0  # brackets open at the end of the line
     for line in lines:
-        result.append("" if delimiter is not None else line)
-        position = 0
-        while True:
-            if delimiter is None:
-                found = [(line.find(mark, position), mark) for mark in marks]
-                found = [(index, mark) for index, mark in found if index >= 0]
-                if not found:
-                    break
-                index, delimiter = min(found)
-            else:
-                index = line.find(delimiter, position)
-                if index < 0:
-                    break
-                delimiter = None
-            position = index + 3
+        result.append(line if string is None and depth == 0 else "")
+        if string is None and depth == 0 and marks[0] not in line and marks[1] not in line and not _may_open_brackets(line):
+            continue  # nothing on it can leave a string or bracket open: most lines
+        string, depth = _scan_line(line, string, depth)
     return result
+
+
+def _may_open_brackets(line: str) -> bool:
+    return line.count("[") + line.count("{") > line.count("]") + line.count("}")
+
+
+def _scan_line(line: str, string: Optional[str], depth: int) -> Tuple[Optional[str], int]:
+    """The multi-line string (its delimiter) and the number of brackets open after `line`,
+    given those open before it; strings, escapes and comments as TOML reads them."""
+    position, size = 0, len(line)
+    while position < size:
+        if string is not None:
+            end = _closing(line, position, string)
+            if end < 0:
+                return string, depth
+            string, position = None, end + 3
+            continue
+        char = line[position]
+        if char == "#":
+            break
+        if line.startswith('"""', position) or line.startswith("'''", position):
+            string, position = line[position : position + 3], position + 3
+            continue
+        if char in "\"'":
+            end = _closing(line, position + 1, char)
+            position = size if end < 0 else end + 1
+            continue
+        if char in "[{":
+            depth += 1
+        elif char in "]}" and depth:
+            depth -= 1
+        position += 1
+    return string, depth
+
+
+def _closing(line: str, position: int, delimiter: str) -> int:
+    """Where `delimiter` closes a string that continues at `position` (-1: not on this line);
+    in a basic string (double quotes) a backslash escapes the character after it."""
+    if delimiter[0] == "'":
+        return line.find(delimiter, position)
+    while True:
+        end = line.find(delimiter, position)
+        if end < 0:
+            return -1
+        backslashes = 0
+        while end - backslashes - 1 >= position and line[end - backslashes - 1] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return end
+        position = end + 1
 
 
 class _Locator:
@@ -686,19 +728,22 @@ class _Locator:
             # per-rule scan would make loading quadratic in the number of rules.
             self._headers = {}
             inline: Dict[str, int] = {}  # rules written as `name = {...}` (or `name.key = ...`)
+            only_subtables: Dict[str, int] = {}  # rules met as [rules.NAME.KEY] before [rules.NAME]
             table = ""
             for number, line in enumerate(self.lines, 1):
                 stripped = line.strip()
                 if stripped.startswith("[") and "]" in stripped:
                     # [rules.x], or [[rules.x]] (an array of tables: a mistake, reported at it)
                     start = 2 if stripped.startswith("[[") else 1
-                    header = _DOTTED_SPACES_RE.sub(".", stripped[start : stripped.find("]")].strip())
+                    header = _DOTTED_SPACES_RE.sub(".", stripped[start : _header_end(stripped, start)].strip())
                     table = header
                     if header.startswith("rules."):
                         name, sub = _split_rule_header(header[len("rules.") :])
-                        self._headers.setdefault(name, number)
                         if sub:  # [rules.NAME.KEY]: a key of the rule written as a sub-table
                             self._subtables.setdefault((name, sub), number)
+                            only_subtables.setdefault(name, number)
+                        else:
+                            self._headers.setdefault(name, number)
                 elif table in ("rules", "") and stripped[:1] not in ("", "#"):
                     match = _KEY_LINE_RE.match(line)
                     if match is None:
@@ -712,8 +757,9 @@ class _Locator:
                     inline.setdefault(name, number)
                     if sub:  # NAME.KEY = ...: a key of the rule written as a dotted key
                         self._subtables.setdefault((name, sub), number)
-            for name, number in inline.items():
-                self._headers.setdefault(name, number)
+            for found in (inline, only_subtables):
+                for name, number in found.items():
+                    self._headers.setdefault(name, number)
         return self._headers.get(rule)
 
     def find_in_table(self, table: str, key: str) -> Optional[int]:
@@ -798,6 +844,21 @@ def _unescape_basic(text: str) -> str:
         return _toml().loads(f'v = "{text}"')["v"]
     except Exception:  # not a valid string after all: the parser said so already
         return text
+
+
+def _header_end(stripped: str, start: int) -> int:
+    """Where the `]` closing a table header is: not one inside a quoted key (`[rules."a]b"]`)."""
+    quote = None
+    for position in range(start, len(stripped)):
+        char = stripped[position]
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "]":
+            return position
+    return stripped.find("]")
 
 
 def _split_rule_header(rest: str) -> Tuple[str, str]:
@@ -1215,7 +1276,7 @@ class _Validator:
             raise self.error(f"must be a table, got {_type_name(variables)}", key="vars")
         for name, value in variables.items():
             if not NAME_RE.match(name):
-                raise self.error(f"variable name '{name}' must be an identifier", key="vars")
+                raise self.var_error(name, f"variable name '{name}' must be an identifier")
             if name in TOP_LEVEL_KEYS:  # `default = [...]` written below [vars] lands here
                 raise self.var_error(
                     name,
