@@ -667,7 +667,7 @@ def test_names_ending_in_a_newline_are_refused(project):
     project.write("Weavefile", '[rules."a\\n"]\noutputs = ["a"]\ncmd = "touch a"\n', dedent=False)
     assert_user_error(project.run("list"), "rule names may contain only")
     project.write("Weavefile", '[vars]\n"x\\n" = 1\n' + RULE, dedent=False)
-    assert_user_error(project.run("list"), "Weavefile:1:", "key 'vars'", "must be an identifier")
+    assert_user_error(project.run("list"), "Weavefile:1:", "key 'x\\x0a'", "must be an identifier")
 
 
 @pytest.mark.parametrize(
