@@ -619,8 +619,9 @@ def test_inputs_that_are_devices_or_fifos_are_errors_not_hangs(project):
         cmd = "touch {outputs}"
         """
     )
-    assert_user_error(project.run("build", "z", timeout=60), "cannot read '/dev/zero': it is a device")
-    assert_user_error(project.run("build", "f", timeout=60), "cannot read 'pipe': it is a FIFO")
+    assert_user_error(project.run("build", "z", timeout=60), "cannot read '/dev/zero': it is a device, needed by rule 'zero'")
+    assert_user_error(project.run("build", "f", timeout=60), "cannot read 'pipe': it is a FIFO, needed by rule 'fifo'")
+    assert_user_error(project.run("plan", "f", timeout=60), "cannot read 'pipe': it is a FIFO, needed by rule 'fifo'")
 
 
 def test_a_weavefile_that_is_not_a_file_is_named_as_such(project):

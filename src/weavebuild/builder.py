@@ -477,6 +477,15 @@ class Builder:
         stale is predicted stale with reason 'upstream will rerun'. `explain` (plan, why): its
         own reasons follow (an edited script of its own, a changed command), which a build
         need not know before the dependency has run."""
+        try:
+            return self._predict(explain)
+        except UnreadableFile as exc:  # say which job reads it (a device, a FIFO, no permission)
+            reader = next((job for job in self.graph.jobs if exc.path in job.inputs), None)
+            if reader is not None:
+                exc.message += f", needed by rule '{reader.rule.name}'" + (f" (job {reader.key})" if reader.wildcards else "")
+            raise
+
+    def _predict(self, explain: bool) -> Dict[str, Verdict]:
         verdicts: Dict[str, Verdict] = {}
         stale: Set[str] = set()
         unchanged = self.unchanged

@@ -79,6 +79,7 @@ class UnreadableFile(UsageError):
 
     def __init__(self, path: str, reason: str, hint: str = "weave reads every input and output to know its content: check its permissions"):
         super().__init__(f"cannot read '{path}': {reason}", hint=hint)
+        self.path = path
         self.reason = reason
 
 
