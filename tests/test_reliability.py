@@ -324,6 +324,54 @@ cmd = "{shlex.quote(sys.executable)} -m weavebuild -C sub build && cp sub/s.txt 
     assert project.read("outer.txt") == "s\n"
 
 
+def test_weave_called_back_through_another_project_is_refused_too(project):
+    """p's job builds sub, whose job builds p again with --wait: the run id names sub's weave,
+    yet p's weave, which holds p's lock, waits for the job that leads to this one."""
+    weave = f"{shlex.quote(sys.executable)} -m weavebuild"
+    project.weavefile(
+        f"""
+[rules.viasub]
+outputs = ["viasub.txt"]
+cmd = "{weave} -C sub build back && touch {{outputs}}"
+[rules.x]
+outputs = ["x.txt"]
+cmd = "echo x > {{outputs}}"
+"""
+    )
+    (project.root / "sub").mkdir()
+    (project.root / "sub" / "Weavefile").write_text(
+        f'[rules.back]\noutputs = ["back.txt"]\ncmd = "{weave} -C .. --wait build x.txt && touch {{outputs}}"\n'
+    )
+    result = project.run("build", "viasub.txt", timeout=90)
+    assert result.rc == 1, result
+    assert "a job cannot build its own project" in result.err, result.err
+
+
+def test_a_program_holding_the_lock_that_starts_weave_is_waited_for(project, tmp_path):
+    """A program building through the API (its run id in its own environment) that starts
+    weave itself, not as a job: that weave waits for the lock, as before."""
+    project.weavefile(
+        HOLDS_THE_LOCK + '\n[rules.x]\noutputs = ["x.txt"]\ncmd = "echo x > x.txt"\n'
+    )
+    program = tmp_path / "prog.py"
+    program.write_text(
+        "import os, subprocess, sys, threading, time\n"
+        "from weavebuild.api import Project\n"
+        "project = Project.load('.')\n"
+        "thread = threading.Thread(target=lambda: project.build(['slow.txt']))\n"
+        "thread.start()\n"
+        "while not os.path.exists('started'):\n"
+        "    time.sleep(0.02)\n"
+        "threading.Timer(1.0, lambda: open('release', 'w').close()).start()\n"
+        "code = subprocess.run([sys.executable, '-m', 'weavebuild', '--wait', 'build', 'x.txt']).returncode\n"
+        "thread.join()\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, str(program)], cwd=project.root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result
+    assert project.read("x.txt") == "x\n" and project.read("slow.txt") == "done\n"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
 def test_signal_while_waiting_for_the_lock_exits_with_its_code(project, signum):
     project.weavefile(HOLDS_THE_LOCK)
