@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -1024,3 +1025,33 @@ def test_plan_names_own_reasons_when_an_upstream_output_is_gone_and_not_what_ups
     assert plan.rc == 0, plan
     assert "B b.out  (upstream will rerun: A a.out; input changed: s1.py)" in plan.out, plan.out
     assert "E e.out  (upstream will rerun: A a.out)\n" in plan.out, plan.out
+
+
+def test_plan_numbers_jobs_in_the_order_a_one_slot_build_starts_them(project):
+    """The build starts the ready job with the longest path of work after it first (critical
+    path); plan numbered jobs in the Weavefile's order instead."""
+    project.weavefile(
+        """
+        default = ["a.txt", "b3.txt"]
+        [rules.a]
+        inputs = ["src.txt"]
+        outputs = ["a.txt"]
+        cmd = "cp src.txt a.txt"
+        [rules.b1]
+        inputs = ["src.txt"]
+        outputs = ["b1.txt"]
+        cmd = "cp src.txt b1.txt"
+        [rules.b2]
+        inputs = ["b1.txt"]
+        outputs = ["b2.txt"]
+        cmd = "cp b1.txt b2.txt"
+        [rules.b3]
+        inputs = ["b2.txt"]
+        outputs = ["b3.txt"]
+        cmd = "cp b2.txt b3.txt"
+        """
+    )
+    project.write("src.txt", "x\n")
+    planned = re.findall(r"\[\d+/\d+\] +(\w+) ", project.run("plan").out)
+    built = re.findall(r"\[\d+/\d+\] +(\w+) ", project.run("build", "-j", "1").out)
+    assert planned == built == ["b1", "b2", "a", "b3"], (planned, built)  # (a and b3 tie: a was ready first)

@@ -214,3 +214,10 @@ def test_includes_nested_too_deep_are_a_message(project):
     assert_user_error(project.run("list"), "i63.toml:1: key 'include'", "nest more than 64 deep")
     project.write("i40.toml", '[rules.r40]\noutputs = ["o40"]\ncmd = "touch o40"\n')  # 41 deep: fine
     assert project.run("build", "o40").rc == 0
+
+
+def test_the_first_rule_message_names_the_included_file_it_is_in(project):
+    project.weavefile('include = ["rules/b.toml"]\n')
+    project.write("rules/b.toml", '# pattern rules\n\n[rules.first]\noutputs = ["o/{n}.txt"]\ncmd = "touch {outputs}"\n')
+    result = project.run("plan")
+    assert_user_error(result, "weave builds its first rule, 'first' (./rules/b.toml:3)")

@@ -497,7 +497,7 @@ def test_table_var_mistakes_are_user_errors(project):
         ("{vars.adapters[wildcards.sample]}", "{vars.adapters}", "is a table var: a command takes one of its values"),
         ("{vars.adapters[wildcards.sample]}", "{vars.adapters[wildcards.nope]}", "no wildcard 'nope' in this rule"),
         ('outputs = ["trimmed/{sample}.fq"]', 'outputs = ["trimmed/{vars.adapters[wildcards.sample]}/{sample}.fq"]',
-         "a lookup in a table var is for inputs, cmd and env, not outputs"),
+         "a lookup in a table var is for inputs, cmd, env and depfile, not outputs"),
         ('B = "BBB"', 'B = ["B", "BB"]', "must be a string, number, boolean, a list of those, or a table"),
         ('A = "AAA"\nB = "BBB"', "", "variable 'adapters' is an empty table"),
     ]
@@ -599,7 +599,20 @@ def test_input_lookup_mistakes_are_user_errors(project):
     project.weavefile(SAMPLE_SHEET.replace('inputs = ["trimmed/{s}.fq", "counts/{s}.txt", "merged.txt"]', 'inputs = ["{vars.fq1[wildcards.s]}"]'))
     assert_user_error(project.run("plan"), "rule 'all', key 'inputs'", "an alias rule's inputs cannot look up a table var")
     project.weavefile(SAMPLE_SHEET.replace('B = "raw/r1/B_R1.fq"', 'B = ""'))
-    assert_user_error(project.run("plan", "trimmed/B.fq"), "rule 'trim', key 'inputs'", "is an empty path")
+    assert_user_error(project.run("plan", "trimmed/B.fq"), "rule 'trim', key 'inputs'", "is empty for 'B'")
+    # inside a longer path too (it read the directory raw/)
+    project.weavefile(SAMPLE_SHEET.replace('B = "raw/r1/B_R1.fq"', 'B = ""').replace(
+        'inputs = ["{vars.fq1[wildcards.s]}"]\noutputs = ["trimmed/{s}.fq"]', 'inputs = ["raw/{vars.fq1[wildcards.s]}"]\noutputs = ["trimmed/{s}.fq"]'))
+    assert_user_error(project.run("plan", "trimmed/B.fq"), "rule 'trim', key 'inputs'", "is empty for 'B'")
+    # a list var in a depfile: one path only
+    project.weavefile('[vars]\nl = ["a", "b"]\n[rules.c]\noutputs = ["o"]\ndepfile = "{vars.l}.d"\ncmd = "touch o"\n')
+    assert_user_error(project.run("plan"), "rule 'c', key 'depfile'", "'{vars.l}' is a list; a depfile is one path")
+    # temp naming a group (or a path) whose list var is empty: nothing to name, no crash
+    project.weavefile(
+        '[vars]\nsamples = []\n[rules.demux]\noutputs = { fq = "demux/{vars.samples}.fq", stats = "demux/stats.txt" }\n'
+        'temp = ["fq", "demux/{vars.samples}.fq"]\ncmd = "touch {outputs}"\n'
+    )
+    assert project.run("plan").rc == 0
 
 
 def test_a_missing_table_key_looked_up_in_env_is_reported_at_env(project):
@@ -650,4 +663,30 @@ def test_watch_looks_for_new_files_of_a_looked_up_glob(project):
         project.write(name, "x\n")
     loaded = Project.load(str(project.root))
     patterns = [text for text, _ in scan_patterns(loaded.graph(["all"]), loaded.manifest)]
+    assert "raw/A_*.fq" in patterns and "raw/B_*.fq" in patterns, patterns
+
+
+def test_watch_looks_for_new_files_of_a_looked_up_glob_in_a_fan_in(project):
+    """A fan-in over a foreach key reads every entry: each entry's glob is watched (the job
+    binds no value of the key, so the pattern became '')."""
+    from weavebuild.api import Project
+    from weavebuild.watch import scan_patterns
+
+    project.weavefile(
+        """
+        default = ["all.txt"]
+        [vars.reads]
+        A = "raw/A_*.fq"
+        B = "raw/B_*.fq"
+        [rules.fanin]
+        inputs  = ["{vars.reads[wildcards.s]}"]
+        outputs = ["all.txt"]
+        foreach = { s = ["A", "B"] }
+        cmd     = "cat {inputs} > {outputs}"
+        """
+    )
+    project.write("raw/A_1.fq", "a\n")
+    project.write("raw/B_1.fq", "b\n")
+    loaded = Project.load(str(project.root))
+    patterns = [text for text, _ in scan_patterns(loaded.graph(["all.txt"]), loaded.manifest)]
     assert "raw/A_*.fq" in patterns and "raw/B_*.fq" in patterns, patterns

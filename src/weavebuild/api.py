@@ -436,7 +436,7 @@ class Project:
             verdicts = builder.predict(explain=True)
             _name_earlier_makers(graph, verdicts, latest, store)
             # In the order a build runs them (a depfile-listed header's maker first).
-            return graph, {job.key: verdicts[job.key] for job in builder.planned_order()}
+            return graph, {job.key: verdicts[job.key] for job in builder.planned_order(verdicts)}
         finally:
             store.close()
 

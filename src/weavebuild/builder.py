@@ -387,32 +387,41 @@ class Builder:
             dependents.setdefault(maker.key, []).append(job)
         return deps, dependents
 
-    def planned_order(self) -> List[Job]:
-        """The graph's jobs in an order a build may run them: the makers of files a depfile
-        listed (_order_listed) before the jobs waiting for them, the graph's own order
-        otherwise (for `plan`, which numbers the jobs as they would run)."""
-        jobs = self.graph.jobs
-        if not self._listed_deps:
-            return jobs
+    def planned_order(self, verdicts: Mapping[str, Verdict]) -> List[Job]:
+        """The graph's jobs in the order a build with one job slot would start them (for
+        `plan`, which numbers them so): up-to-date jobs settle at once, and of the jobs ready
+        to run the one with the longest path of expected work after it goes first (the build's
+        ReadyQueue); the makers of files a depfile listed (_order_listed) come before the jobs
+        waiting for them."""
         import heapq
 
+        jobs = self.graph.jobs
+        durations = {key: row.duration for key, row in self.latest.items() if row.duration}
+        priority = critical_path(jobs, durations)
         position = {job.key: index for index, job in enumerate(jobs)}
         listed_deps, listed_dependents = self._listed_deps, self._listed_dependents
         waiting = {
             job.key: sum(1 for dep in job.deps if dep.key in position) + len(listed_deps.get(job.key, ()))
             for job in jobs
         }
-        ready = [position[key] for key, count in waiting.items() if count == 0]
-        heapq.heapify(ready)  # the earliest in the graph's order first: the order moves only where it must
+
+        def entry(key: str) -> Tuple[int, float, int]:
+            index = position[key]
+            if verdicts[key].up_to_date:
+                return (0, 0.0, index)
+            return (1, -priority.get(key, 0.0), index)
+
+        ready = [entry(key) for key, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
         order: List[Job] = []
         while ready:
-            job = jobs[heapq.heappop(ready)]
+            job = jobs[heapq.heappop(ready)[2]]
             order.append(job)
             for dependent in itertools.chain(job.dependents, listed_dependents.get(job.key, ())):
                 if dependent.key in waiting:
                     waiting[dependent.key] -= 1
                     if waiting[dependent.key] == 0:
-                        heapq.heappush(ready, position[dependent.key])
+                        heapq.heappush(ready, entry(dependent.key))
         return order if len(order) == len(jobs) else jobs
 
     def _maker_of(self, path: str) -> Optional[Job]:

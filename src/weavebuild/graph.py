@@ -900,15 +900,9 @@ class Resolver:
                     bound = dict(wildcards)
                     bound.update(combo)
                     if lookups:
-                        text = fill_lookups(pattern, lambda name, wildcard, bound=bound: self._looked_up(rule, job, name, wildcard, "inputs", bound))
+                        text = fill_lookups(pattern, lambda name, wildcard, bound=bound: self._looked_up_path(rule, job, name, wildcard, bound))
                         is_glob = paths.is_written_glob(text)  # the entry's own glob is expanded, as a var's is
                         path = self._project_path(paths.fill(text, bound, is_glob))
-                        if not path.strip():
-                            raise _key_error(
-                                rule, "inputs", self.manifest.path,
-                                f"input '{pattern}' of job {job.key} is an empty path",
-                                hint="give the table var's entry a path",
-                            )
                     else:
                         path = paths.fill(pattern, bound, is_glob)
                     if is_glob:
@@ -1073,6 +1067,18 @@ class Resolver:
                 hint=f"add {value!r} to [vars.{name}] (its keys: {known})",
             )
         return table[value]
+
+    def _looked_up_path(self, rule: RuleSpec, job: Job, name: str, wildcard: str, bound: Dict[str, str]) -> object:
+        """The entry `{vars.NAME[wildcards.W]}` puts into an input path: an empty one is an
+        error wherever it stands (`raw/{...}` would quietly read the directory `raw/`)."""
+        value = self._looked_up(rule, job, name, wildcard, "inputs", bound)
+        if not format_value(value).strip():
+            raise _key_error(
+                rule, "inputs", self.manifest.path,
+                f"'{{vars.{name}[wildcards.{wildcard}]}}' is empty for '{bound.get(wildcard)}' (job {job.key}): an input needs a path",
+                hint=f"give [vars.{name}] a path for '{bound.get(wildcard)}'",
+            )
+        return value
 
     def _project_path(self, path: str) -> str:
         """An input written as an absolute path in the project (`/home/me/proj/data/x`), as its
@@ -1352,7 +1358,8 @@ class Resolver:
                     # know is what a bare `weave build` builds.
                     rule = self.manifest.rules.get(target)
                     line = rule.line if rule is not None else None
-                    where = f"{self.manifest.path}:{line}" if line else self.manifest.path
+                    path = (rule.path if rule is not None else None) or self.manifest.path  # (perhaps an included file)
+                    where = f"{path}:{line}" if line else path
                     raise UsageError(
                         f"with no `default` in the Weavefile, weave builds its first rule, '{target}' ({where}): "
                         + exc.message,

@@ -1580,10 +1580,15 @@ class _Validator:
                 )
         positions: List[int] = []
         for item in value:
+            expanded = item
             if item in spec.output_names:
                 found = spec.output_names[item]
+                if not found:
+                    continue  # a group of outputs whose list var is empty: no file to name
             else:
                 every = self.expand_path(item, variables, spec.name, "temp", [])  # (a list var: each of its outputs)
+                if not every:
+                    continue  # its list var is empty: it names no output
                 expanded = every[0] if len(every) == 1 else " ".join(every)
                 found = [index for index, output in enumerate(spec.outputs) if output in every]
                 if found and len(found) < len(every):
@@ -1669,7 +1674,7 @@ class _Validator:
                 if key == "inputs" and lookup_in(name) is not None:
                     continue  # checked with the rule's wildcards (input_lookup)
                 raise self.error(
-                    f"'{{{name}}}' in '{pattern}': a lookup in a table var is for inputs, cmd and env, not {key}"
+                    f"'{{{name}}}' in '{pattern}': a lookup in a table var is for inputs, cmd, env and depfile, not {key}"
                     if key != "inputs"
                     else f"'{{{name}}}' in '{pattern}' is not a lookup in a table var",
                     rule,
@@ -2109,6 +2114,13 @@ class _Validator:
                 raise self.error(f"'{{{body}}}' takes no index", spec.name, key)
             if kind == "vars":
                 value = self.var_value(attr, variables, spec.name, key, [])  # template() records its use
+                if key == "depfile" and isinstance(value, list):
+                    raise self.error(
+                        f"'{{{body}}}' is a list; a depfile is one path",
+                        spec.name,
+                        key,
+                        hint="name it after the job's own output, e.g. depfile = \"{outputs[0]}.d\"",
+                    )
                 if isinstance(value, dict) and index is None:
                     raise self.error(
                         f"'{{{body}}}' is a table var: a command takes one of its values",

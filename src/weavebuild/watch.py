@@ -6,6 +6,7 @@ staleness (the content-hash cache does) and parses no flags (commands/watch.py d
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -35,7 +36,7 @@ from .builder import ChangedPaths
 from .errors import BuildFailed, Interrupted, ManifestError, MissingSource, UsageError, WeaveError
 from .graph import Graph, Job
 from .invocation import format_error
-from .manifest import Manifest, fill_lookups
+from .manifest import Manifest, fill_lookups, lookup_in, wildcard_names_in
 from .projectfile import find_manifest
 from .results import CANCELLED, RAN, SKIPPED, UP_TO_DATE
 
@@ -260,12 +261,31 @@ def scan_patterns(graph: Graph, manifest: Manifest) -> List[Tuple[str, Dict[str,
                 add(spec, rule.wildcard_regex)
     for job in graph.jobs:
         for pattern in job.rule.inputs:
-            if "vars." in pattern:  # a lookup in a table var: the job's entry (a glob in it counts)
-                pattern = fill_lookups(pattern, lambda name, wildcard, job=job: manifest.vars[name].get(job.wildcards.get(wildcard), ""))
-            text = paths.substitute(pattern, job.wildcards)
-            if paths.is_written_glob(text):
-                add(text, job.rule.wildcard_regex)
+            for filled in _looked_up_patterns(pattern, job, manifest):
+                text = paths.substitute(filled, job.wildcards)
+                if paths.is_written_glob(text):
+                    add(text, job.rule.wildcard_regex)
     return [(text, constraints) for (text, _), constraints in found.items()]
+
+
+def _looked_up_patterns(pattern: str, job: Job, manifest: Manifest) -> List[str]:
+    """An input pattern with its table var lookups filled (a glob in an entry counts): the
+    job's entry, or, for a key the job does not bind (a fan-in over a foreach key), each of
+    the table's entries in turn."""
+    if "vars." not in pattern:
+        return [pattern]
+    lookups = list(dict.fromkeys(found for found in map(lookup_in, wildcard_names_in(pattern)) if found is not None))
+    choices: List[List[object]] = []
+    for name, wildcard in lookups:
+        table = manifest.vars.get(name)
+        table = table if isinstance(table, dict) else {}
+        bound = job.wildcards.get(wildcard)
+        choices.append([table.get(bound, "")] if bound is not None else list(table.values()))
+    filled: List[str] = []
+    for combination in itertools.product(*choices):
+        chosen = dict(zip(lookups, combination))
+        filled.append(fill_lookups(pattern, lambda name, wildcard, chosen=chosen: chosen.get((name, wildcard), "")))
+    return filled
 
 
 def _with_link_targets(root: str, names: Collection[str]) -> FrozenSet[str]:
