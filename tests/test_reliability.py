@@ -307,6 +307,21 @@ cmd = "echo x > x.txt"
     result = project.run("build", "outer.txt", timeout=60)
     assert result.rc == 1, result
     assert "runs inside a job of the weave (pid" in result.err, result.err
+    # the job's whole command a weave with an emptied environment (bash execs it: the job itself)
+    project.weavefile(
+        f"""
+[rules.outer]
+outputs = ["outer.txt"]
+cmd = "env -i PATH=/usr/bin:/bin {inner}"
+
+[rules.inner]
+outputs = ["x.txt"]
+cmd = "echo x > x.txt"
+"""
+    )
+    result = project.run("build", "outer.txt", timeout=60)
+    assert result.rc == 1, result
+    assert "runs inside a job of the weave (pid" in result.err, result.err
     assert "a job cannot build its own project" in result.err, result.err
     assert "pass --wait" not in result.err, result.err
     # a separate project is fine from a job
@@ -363,7 +378,7 @@ def test_a_program_holding_the_lock_that_starts_weave_is_waited_for(project, tmp
         "while not os.path.exists('started'):\n"
         "    time.sleep(0.02)\n"
         "threading.Timer(1.0, lambda: open('release', 'w').close()).start()\n"
-        "code = subprocess.run([sys.executable, '-m', 'weavebuild', '--wait', 'build', 'x.txt']).returncode\n"
+        "code = subprocess.run([sys.executable, '-m', 'weavebuild', '--wait', 'build', 'x.txt'], start_new_session=True).returncode\n"
         "thread.join()\n"
         "sys.exit(code)\n"
     )

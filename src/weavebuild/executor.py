@@ -897,6 +897,11 @@ def _read_registry(registry: str) -> Optional[List[Tuple[int, float, str, Option
     return entries
 
 
+def job_pids_of(registry: str, owner: int) -> Set[int]:
+    """The pids of the job processes the running weave `owner` lists in `registry`."""
+    return {pid for pid, _, _, _, listed_by in _read_registry(registry) or [] if listed_by == owner}
+
+
 def running_jobs(registry: str) -> Dict[str, int]:
     """Job key -> pid of the jobs a weave that is still running lists in `registry` as started
     and whose process is alive (a job runs while any of its processes does): what a build is

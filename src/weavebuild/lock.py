@@ -164,44 +164,26 @@ class ProjectLock:
 
 def _refuse_own_job(fd: int, root: str) -> None:
     """A weave started by a job of the weave holding the lock (`cmd = "weave build x"`, as
-    make's `$(MAKE) target` is written): waiting would wait forever, since the holder waits for
-    this job; say so instead of suggesting --wait."""
+    make's `$(MAKE) target` is written, or through another project's job): waiting would wait
+    forever, since the holder waits for that job; say so instead of suggesting --wait. A
+    program that holds the lock through the API and starts weave itself is waited for."""
     holder = _read_pid(fd)
     if holder is None:
         return
     chain = [os.getpid()] + _ancestors()
     if holder not in chain[1:]:
         return
-    # The holder's child on the way up: one of its jobs (a session of its own, whose
-    # environment holds the run id that begins with the holder's pid: executor.RUN_ID_VARIABLE),
-    # or a program that holds the lock through the API and started weave itself, which may wait.
-    job = chain[chain.index(holder) - 1]
-    try:
-        leads_a_session = os.getsid(job) == job
-    except OSError:  # gone meanwhile
-        return
-    if not leads_a_session or not _run_id_of(job).startswith(f"{holder}-"):
+    # (executor only when the lock is taken: a plain build never comes here)
+    from .executor import job_pids_of
+
+    jobs = job_pids_of(os.path.join(root, RUNNING_REGISTRY), holder)
+    if jobs.isdisjoint(chain[: chain.index(holder)]):
         return
     raise LockedError(  # (acquire closes `fd`)
         f"this weave runs inside a job of the weave (pid {holder}) building in {root}: a job cannot build its own project",
         hint="list the files the job needs among its rule's inputs (weave builds them first); for variants of "
         "a step, use foreach or --set (see Recursive make in docs/from-make.md)",
     )
-
-
-def _run_id_of(pid: int) -> str:
-    """WEAVE_RUN_ID in the environment of process `pid` ("" if unset or unreadable)."""
-    if pid == os.getpid():
-        return os.environ.get("WEAVE_RUN_ID", "")
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            environ = handle.read()
-    except OSError:
-        return ""
-    for entry in environ.split(b"\0"):
-        if entry.startswith(b"WEAVE_RUN_ID="):
-            return entry[len(b"WEAVE_RUN_ID=") :].decode(errors="replace")
-    return ""
 
 
 def _ancestors() -> List[int]:
