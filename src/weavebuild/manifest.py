@@ -1059,10 +1059,11 @@ def parse_duration(value: Any) -> float:
     if not text:
         raise ValueError("empty duration")
     try:
-        if text.isascii():
-            return parse_duration(float(text))
+        number: Optional[float] = float(text) if text.isascii() else None
     except ValueError:
-        pass
+        number = None
+    if number is not None:  # (outside the try: its own errors, the limit's, are the message)
+        return parse_duration(number)
     position, total = 0, 0.0
     for match in _DURATION_RE.finditer(text):
         if match.start() != position:
