@@ -1055,3 +1055,31 @@ def test_plan_numbers_jobs_in_the_order_a_one_slot_build_starts_them(project):
     planned = re.findall(r"\[\d+/\d+\] +(\w+) ", project.run("plan").out)
     built = re.findall(r"\[\d+/\d+\] +(\w+) ", project.run("build", "-j", "1").out)
     assert planned == built == ["b1", "b2", "a", "b3"], (planned, built)  # (a and b3 tie: a was ready first)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plan_order_is_the_one_slot_build_order_on_random_graphs(project, seed):
+    """On random DAGs, first builds (no history) and rebuilds after an edit: `plan` numbers
+    the jobs exactly as `build -j 1` starts them (ties in the ready queue go to the job that
+    became ready first; plan had used the Weavefile's order)."""
+    import random
+
+    rng = random.Random(seed)
+    count = 8
+    rules = []
+    for i in range(count):
+        deps = sorted(rng.sample(range(i), rng.randint(0, min(i, 2)))) if i else []
+        inputs = [f"o{d}.txt" for d in deps] or ["src.txt"]
+        rules.append(
+            f'[rules.r{i}]\ninputs = {inputs!r}\noutputs = ["o{i}.txt"]\ncmd = "cat {{inputs}} > {{outputs}}; echo {i} >> {{outputs}}"\n'.replace("'", '"')
+        )
+    order = list(range(count))
+    rng.shuffle(order)
+    default = [f"o{i}.txt" for i in rng.sample(range(count), 3)]
+    project.weavefile(f"default = {default!r}\n".replace("'", '"') + "\n".join(rules[i] for i in order))
+    project.write("src.txt", "s\n")
+    for _ in range(2):
+        planned = re.findall(r"\[\d+/\d+\] +(r\d+) ", project.run("plan").out)
+        built = re.findall(r"\[\d+/\d+\] +(r\d+) ", project.run("build", "-j", "1").out)
+        assert planned == built, (planned, built)
+        project.write("src.txt", f"s{rng.random()}\n")

@@ -389,39 +389,45 @@ class Builder:
 
     def planned_order(self, verdicts: Mapping[str, Verdict]) -> List[Job]:
         """The graph's jobs in the order a build with one job slot would start them (for
-        `plan`, which numbers them so): up-to-date jobs settle at once, and of the jobs ready
-        to run the one with the longest path of expected work after it goes first (the build's
-        ReadyQueue); the makers of files a depfile listed (_order_listed) come before the jobs
-        waiting for them."""
+        `plan`, which numbers them so), as run() goes: jobs are decided in the order they
+        become ready (up-to-date ones settle at once, readying their dependents), and of the
+        jobs waiting to run, the one with the longest path of expected work after it starts
+        first, ties going to the one queued first (the ReadyQueue); the makers of files a
+        depfile listed (_order_listed) come before the jobs waiting for them."""
         import heapq
 
         jobs = self.graph.jobs
         durations = {key: row.duration for key, row in self.latest.items() if row.duration}
         priority = critical_path(jobs, durations)
-        position = {job.key: index for index, job in enumerate(jobs)}
+        present = {job.key for job in jobs}
         listed_deps, listed_dependents = self._listed_deps, self._listed_dependents
         waiting = {
-            job.key: sum(1 for dep in job.deps if dep.key in position) + len(listed_deps.get(job.key, ()))
+            job.key: sum(1 for dep in job.deps if dep.key in present) + len(listed_deps.get(job.key, ()))
             for job in jobs
         }
-
-        def entry(key: str) -> Tuple[int, float, int]:
-            index = position[key]
-            if verdicts[key].up_to_date:
-                return (0, 0.0, index)
-            return (1, -priority.get(key, 0.0), index)
-
-        ready = [entry(key) for key, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
+        decide: Deque[Job] = collections.deque(job for job in jobs if not waiting[job.key])
+        queue: List[Tuple[float, int, Job]] = []
         order: List[Job] = []
-        while ready:
-            job = jobs[heapq.heappop(ready)[2]]
+        queued = itertools.count()
+
+        def done(job: Job) -> None:
             order.append(job)
             for dependent in itertools.chain(job.dependents, listed_dependents.get(job.key, ())):
                 if dependent.key in waiting:
                     waiting[dependent.key] -= 1
                     if waiting[dependent.key] == 0:
-                        heapq.heappush(ready, entry(dependent.key))
+                        decide.append(dependent)
+
+        while True:
+            while decide:
+                job = decide.popleft()
+                if verdicts[job.key].up_to_date:
+                    done(job)
+                else:
+                    heapq.heappush(queue, (-priority.get(job.key, 0.0), next(queued), job))
+            if not queue:
+                break
+            done(heapq.heappop(queue)[2])
         return order if len(order) == len(jobs) else jobs
 
     def _maker_of(self, path: str) -> Optional[Job]:
