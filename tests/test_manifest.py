@@ -1146,6 +1146,11 @@ def test_values_once_accepted_silently_are_errors(text, message):
         # the rule's own header, not a sub-table of it written before
         ('[rules.a.env]\nX = "1"\n\n[rules.a]\noutputs = ["a"]\ncmd = "x"\nretries = -1\n', 7, "retries"),
         ('[vars]\nok = 1\n\n\n"a-b" = 2\n', 5, "a-b"),
+        # a rule written as a multi-line inline table: its keys are one bracket deep
+        ('[rules]\na = {\n  outputs = ["o"],\n  cmd = "touch o",\n  retries = -1,\n}\n', 5, "retries"),
+        # a line opening a table whose closing brackets stand in a comment or a string
+        ('[rules.a]\noutputs = ["o"]\ncmd = "x"\nresources = {   # e.g. {gpu = 1}\n  cpus = 2,\n}\ncpus = 0\n', 7, "cpus"),
+        ('[rules.a]\noutputs = ["o"]\ncmd = "x"\nenv = { X = "]]",\n retries = "1",\n}\nretries = -1\n', 7, "retries"),
     ],
 )
 def test_error_lines_in_awkward_layouts(text, line, key):

@@ -635,27 +635,23 @@ def _spellings(key: str) -> str:
     return escaped + '|"' + escaped + '"|' + "'" + escaped + "'"
 
 
-def _outside_multiline_strings(lines: List[str]) -> List[str]:
+def _outside_multiline_strings(lines: List[str]) -> Tuple[List[str], List[int]]:
     """`lines`, with those that begin inside a multi-line string (three quotes of either kind)
     or inside a multi-line array or inline table replaced by empty ones: no key or table
-    header begins there. A triple quote in a comment or inside a one-line string opens
-    nothing."""
-    marks = ("'" * 3, '"' * 3)
-    if not any(marks[0] in line or marks[1] in line or _may_open_brackets(line) for line in lines):
-        return lines
+    header begins there; and the number of brackets open where each line begins (-1: inside a
+    multi-line string). A triple quote or a bracket in a comment or a one-line string counts
+    for nothing."""
     result: List[str] = []
+    depths: List[int] = []
     string: Optional[str] = None  # the delimiter of the multi-line string open at the end of the line
     depth = 0  # brackets open at the end of the line
     for line in lines:
         result.append(line if string is None and depth == 0 else "")
-        if string is None and depth == 0 and marks[0] not in line and marks[1] not in line and not _may_open_brackets(line):
+        depths.append(-1 if string is not None else depth)
+        if string is None and depth == 0 and not any(char in line for char in "[{'\""):
             continue  # nothing on it can leave a string or bracket open: most lines
         string, depth = _scan_line(line, string, depth)
-    return result
-
-
-def _may_open_brackets(line: str) -> bool:
-    return line.count("[") + line.count("{") > line.count("]") + line.count("}")
+    return result, depths
 
 
 def _scan_line(line: str, string: Optional[str], depth: int) -> Tuple[Optional[str], int]:
@@ -711,14 +707,35 @@ class _Locator:
     """
 
     def __init__(self, text: str):
-        # Lines as TOML counts them (splitlines() also breaks at U+2028, U+0085, ...), with
-        # the lines inside a multi-line string blanked: a `[ -f x ]` or `outputs=$(ls)` line of
-        # a shell script in `cmd` is neither a table header nor a key.
-        self.lines = _outside_multiline_strings(text.split("\n"))
+        self._text = text
+        self._lines: Optional[List[str]] = None
+        self._depths: List[int] = []
         self._headers: Optional[Dict[str, int]] = None
         # (rule, key) -> line of [rules.RULE.KEY], or of a dotted key `RULE.KEY = ...` under
         # [rules] (or `rules.RULE.KEY = ...` at top level)
         self._subtables: Dict[Tuple[str, str], int] = {}
+
+    @property
+    def lines(self) -> List[str]:
+        """Lines as TOML counts them (splitlines() also breaks at U+2028, U+0085, ...), with
+        those inside a multi-line string, array or inline table blanked: a `[ -f x ]` or
+        `outputs=$(ls)` line of a shell script in `cmd` is neither a table header nor a key.
+        Found on first use: a valid Weavefile never needs them."""
+        if self._lines is None:
+            self._lines, self._depths = _outside_multiline_strings(self._text.split("\n"))
+        return self._lines
+
+    def _inline_key(self, header: int, key_re: re.Pattern[str]) -> Optional[int]:
+        """The line of a key of a rule written as a multi-line inline table (`NAME = {` on line
+        `header`): one bracket deep below it, until the table closes."""
+        raw = self._text.split("\n")
+        for index in range(header, len(raw)):
+            depth = self._depths[index]
+            if depth == 0:
+                break
+            if depth == 1 and key_re.match(raw[index]):
+                return index + 1
+        return None
 
     def _header_line(self, rule: Optional[str]) -> Optional[int]:
         if rule is None:
@@ -807,6 +824,10 @@ class _Locator:
             return None
         key_re = re.compile(r'^\s*(?:' + _spellings(key) + r")\s*[=.]")
         table_re = re.compile(r"^\s*\[\[?\s*" + re.escape(key) + r"\s*\]")  # [key] or [[key]]
+        if header is not None and header < len(self.lines) and self._depths[header] == 1 and not self.lines[header - 1].lstrip().startswith("["):
+            inline = self._inline_key(header, key_re)  # `NAME = {` over several lines
+            if inline is not None:
+                return inline
         for index in range(header or 0, len(self.lines)):
             line = self.lines[index]
             if line.lstrip().startswith("["):
