@@ -1051,7 +1051,8 @@ def test_two_sigterms_at_once_end_watch_cleanly(project, start_watch):
             os.killpg(watch.proc.pid, signal.SIGTERM)
         # 143, or killed by a SIGTERM that came after watch mode had ended (a shell shows 143 too)
         assert watch.proc.wait(timeout=TIMEOUT) in (143, -signal.SIGTERM), watch.output()
-        assert "Traceback" not in watch.output() and "weave: interrupted" in watch.output(), watch.output()
+        # ("weave: interrupted", or "interrupted by SIGTERM" when it lands while a cycle ends)
+        assert "Traceback" not in watch.output() and "interrupted" in watch.output(), watch.output()
 
 
 def test_missing_weavefile_is_an_error(project):
