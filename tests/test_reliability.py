@@ -293,37 +293,25 @@ def test_a_job_running_weave_on_its_own_project_is_refused_not_left_waiting(proj
     and waits for the job, so --wait would wait forever, and without it the hint said to pass
     --wait. The inner weave says what is wrong; the job fails with its message."""
     inner = f"{shlex.quote(sys.executable)} -m weavebuild build {'--wait ' if wait else ''}x.txt"
-    project.weavefile(
-        f"""
+    # as part of the job's script, and as its whole command with an emptied environment (bash
+    # execs it: the job's own process is the inner weave)
+    for cmd in (f"{inner} && touch outer.txt", f"env -i PATH=/usr/bin:/bin {inner}"):
+        project.weavefile(
+            f"""
 [rules.outer]
 outputs = ["outer.txt"]
-cmd = "{inner} && touch outer.txt"
+cmd = "{cmd}"
 
 [rules.inner]
 outputs = ["x.txt"]
 cmd = "echo x > x.txt"
 """
-    )
-    result = project.run("build", "outer.txt", timeout=60)
-    assert result.rc == 1, result
-    assert "runs inside a job of the weave (pid" in result.err, result.err
-    # the job's whole command a weave with an emptied environment (bash execs it: the job itself)
-    project.weavefile(
-        f"""
-[rules.outer]
-outputs = ["outer.txt"]
-cmd = "env -i PATH=/usr/bin:/bin {inner}"
-
-[rules.inner]
-outputs = ["x.txt"]
-cmd = "echo x > x.txt"
-"""
-    )
-    result = project.run("build", "outer.txt", timeout=60)
-    assert result.rc == 1, result
-    assert "runs inside a job of the weave (pid" in result.err, result.err
-    assert "a job cannot build its own project" in result.err, result.err
-    assert "pass --wait" not in result.err, result.err
+        )
+        result = project.run("build", "outer.txt", timeout=60)
+        assert result.rc == 1, result
+        assert "runs inside a job of the weave (pid" in result.err, result.err
+        assert "a job cannot build its own project" in result.err, result.err
+        assert "pass --wait" not in result.err, result.err
     # a separate project is fine from a job
     sub = project.root / "sub"
     sub.mkdir()
@@ -340,8 +328,8 @@ cmd = "{shlex.quote(sys.executable)} -m weavebuild -C sub build && cp sub/s.txt 
 
 
 def test_weave_called_back_through_another_project_is_refused_too(project):
-    """p's job builds sub, whose job builds p again with --wait: the run id names sub's weave,
-    yet p's weave, which holds p's lock, waits for the job that leads to this one."""
+    """p's job builds sub, whose job builds p again with --wait: the inner weave's parent is
+    sub's job, yet p's weave, which holds p's lock, waits for its own job that leads to it."""
     weave = f"{shlex.quote(sys.executable)} -m weavebuild"
     project.weavefile(
         f"""

@@ -655,23 +655,25 @@ def test_plan_of_a_forced_job_below_a_rerunning_one_names_forced_and_its_own_rea
 
 def test_watch_looks_for_new_files_of_a_looked_up_glob(project):
     """`weave watch` watches the globs jobs read: a looked-up entry's glob is one of them."""
-    from weavebuild.api import Project
-    from weavebuild.watch import scan_patterns
-
     project.weavefile(SAMPLE_SHEET)
     for name in ("raw/run7/A_S1_R1.fq", "raw/r1/B_R1.fq", "raw/A_1.fq", "raw/B_1.fq"):
         project.write(name, "x\n")
-    loaded = Project.load(str(project.root))
-    patterns = [text for text, _ in scan_patterns(loaded.graph(["all"]), loaded.manifest)]
+    patterns = _watched_patterns(project, "all")
     assert "raw/A_*.fq" in patterns and "raw/B_*.fq" in patterns, patterns
+
+
+def _watched_patterns(project, target):
+    """The glob and foreach patterns `weave watch` would watch for `target`."""
+    from weavebuild.api import Project
+    from weavebuild.watch import scan_patterns
+
+    loaded = Project.load(str(project.root))
+    return [text for text, _ in scan_patterns(loaded.graph([target]), loaded.manifest)]
 
 
 def test_watch_looks_for_new_files_of_a_looked_up_glob_in_a_fan_in(project):
     """A fan-in over a foreach key reads every entry: each entry's glob is watched (the job
     binds no value of the key, so the pattern became '')."""
-    from weavebuild.api import Project
-    from weavebuild.watch import scan_patterns
-
     project.weavefile(
         """
         default = ["all.txt"]
@@ -687,6 +689,5 @@ def test_watch_looks_for_new_files_of_a_looked_up_glob_in_a_fan_in(project):
     )
     project.write("raw/A_1.fq", "a\n")
     project.write("raw/B_1.fq", "b\n")
-    loaded = Project.load(str(project.root))
-    patterns = [text for text, _ in scan_patterns(loaded.graph(["all.txt"]), loaded.manifest)]
+    patterns = _watched_patterns(project, "all.txt")
     assert "raw/A_*.fq" in patterns and "raw/B_*.fq" in patterns, patterns

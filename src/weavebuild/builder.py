@@ -397,38 +397,26 @@ class Builder:
         import heapq
 
         jobs = self.graph.jobs
-        durations = {key: row.duration for key, row in self.latest.items() if row.duration}
-        priority = critical_path(jobs, durations)
-        present = {job.key for job in jobs}
-        listed_deps, listed_dependents = self._listed_deps, self._listed_dependents
-        waiting = {
-            job.key: sum(1 for dep in job.deps if dep.key in present) + len(listed_deps.get(job.key, ()))
-            for job in jobs
-        }
-        decide: Deque[Job] = collections.deque(job for job in jobs if not waiting[job.key])
+        priority = critical_path(jobs, self._durations())
+        pending = self._pending()
+        decide: Deque[Job] = collections.deque(job for job in jobs if not pending[job.key])
         queue: List[Tuple[float, int, Job]] = []
         order: List[Job] = []
         queued = itertools.count()
-
-        def done(job: Job) -> None:
-            order.append(job)
-            for dependent in itertools.chain(job.dependents, listed_dependents.get(job.key, ())):
-                if dependent.key in waiting:
-                    waiting[dependent.key] -= 1
-                    if waiting[dependent.key] == 0:
-                        decide.append(dependent)
-
         while True:
             while decide:
                 job = decide.popleft()
                 if verdicts[job.key].up_to_date:
-                    done(job)
+                    order.append(job)
+                    self._release(job, pending, decide)
                 else:
                     heapq.heappush(queue, (-priority.get(job.key, 0.0), next(queued), job))
             if not queue:
                 break
-            done(heapq.heappop(queue)[2])
-        return order if len(order) == len(jobs) else jobs
+            job = heapq.heappop(queue)[2]
+            order.append(job)
+            self._release(job, pending, decide)
+        return order
 
     def _maker_of(self, path: str) -> Optional[Job]:
         """The job of this build that makes `path`: an output of it, or a file inside one of
@@ -647,11 +635,9 @@ class Builder:
         if self.executor is None:
             self.executor = LocalExecutor(registry=os.path.join(self.root, RUNNING_REGISTRY))
         self.reporter.build_started(to_run, len(self.graph.jobs) + len(self.untouched))
-        durations = {key: row.duration for key, row in self.latest.items() if row.duration}
+        durations = self._durations()
         queue = ReadyQueue(self.pool, critical_path(self.graph.jobs, durations))
-        pending = {job.key: len(job.deps) for job in self.graph.jobs}
-        for key, makers in self._listed_deps.items():
-            pending[key] += len(makers)
+        pending = self._pending()
         decide: Deque[Job] = collections.deque(job for job in self.graph.jobs if not pending[job.key])
         ran: Set[str] = set()
         running: Dict[str, _Running] = {}
@@ -939,13 +925,29 @@ class Builder:
                 self._adopted.append((key, verdict.signature))
                 self.latest[key] = JobRow(record.signature, " ".join(record.outputs), record.duration, record.discovered)
 
-    def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
-        if self._temps is not None:
-            self._temps.settled(job, self._results[job.key].outcome in (RAN, UP_TO_DATE))
+    def _durations(self) -> Dict[str, float]:
+        """Each job's duration in its latest run, where known: the critical path's weights."""
+        return {key: row.duration for key, row in self.latest.items() if row.duration}
+
+    def _pending(self) -> Dict[str, int]:
+        """For each job, how many jobs it waits for: its dependencies and the makers of the
+        files its depfile listed (_order_listed)."""
+        pending = {job.key: len(job.deps) for job in self.graph.jobs}
+        for key, makers in self._listed_deps.items():
+            pending[key] += len(makers)
+        return pending
+
+    def _release(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
+        """`job` is settled: the jobs waiting for it that wait for nothing else are to be decided."""
         for dependent in itertools.chain(job.dependents, self._listed_dependents.get(job.key, ())):
             pending[dependent.key] -= 1
             if pending[dependent.key] == 0:
                 decide.append(dependent)
+
+    def _settle(self, job: Job, pending: Dict[str, int], decide: Deque[Job]) -> None:
+        if self._temps is not None:
+            self._temps.settled(job, self._results[job.key].outcome in (RAN, UP_TO_DATE))
+        self._release(job, pending, decide)
 
     # -- starting and finishing jobs ------------------------------------------------------------
     def _start(self, job: Job, grant: Grant, verdict: Verdict, attempt: int, state: Dict[str, object]) -> Optional[_Running]:

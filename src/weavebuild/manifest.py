@@ -85,7 +85,6 @@ RULE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 DEFAULT_WILDCARD_REGEX = r"[^/]+"
 
 
-
 class Placeholder:
     """One `{...}` in a command: `kind` is inputs/outputs/wildcards/vars/resources/rule/cpus/log.
 
@@ -105,7 +104,6 @@ def _index(text: str) -> Union[int, slice]:
         return int(text)
     start, _, stop = text.partition(":")
     return slice(int(start) if start else None, int(stop) if stop else None)
-
 
 
 # An index is a number, or a slice as Python writes one (`1:`, `:-1`, `2:4`).
@@ -900,12 +898,6 @@ def _split_rule_header(rest: str) -> Tuple[str, str]:
 _NUL_HINT = "remove it: no command line or environment variable can hold one"
 
 
-def _first_key(table: Dict[str, Any]) -> str:
-    """A table's first key, if it is a name a var could end with (for an example); else 'x'."""
-    key = next(iter(table), "x")
-    return key if NAME_RE.match(key) else "x"
-
-
 # What users of Snakemake, make and CI files write for a key or placeholder weave spells
 # otherwise: the hint names weave's word.
 _SYNONYMS = {
@@ -1465,7 +1457,7 @@ class _Validator:
                     f"'{{vars.{name}}}' is {_type_name(value)}; a path takes a single value",
                     rule,
                     key,
-                    hint=f"a table var is looked up by a wildcard's value (in inputs, cmd and env): {{vars.{name}[wildcards.NAME]}}"
+                    hint=f"a table var is looked up by a wildcard's value (in inputs, cmd, env and depfile): {{vars.{name}[wildcards.NAME]}}"
                     if isinstance(value, dict)
                     else f"for one job per item, use foreach = {{ NAME = \"{{vars.{name}}}\" }} (a list var"
                     " expands to a path per item in inputs and outputs only)",
