@@ -877,7 +877,7 @@ class Project:
         import contextlib
         import shutil
 
-        from .graph import recipe_of
+        from .jobs import recipe_of
 
         targets = _targets(targets)
         # A dry run writes nothing: it reads the store as `weave plan` does, without the lock
@@ -984,7 +984,7 @@ class Project:
         jobs, [(job, why not)])."""
         import time
 
-        from .graph import recipe_of
+        from .jobs import recipe_of
 
         targets = _targets(targets)
         from .scan import Scanner

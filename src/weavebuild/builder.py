@@ -34,8 +34,8 @@ from .filestate import (
     fingerprint_now,
     racy_window,
 )
-from .graph import Graph, Job, recipe_of
 from .hashing import Stopped, stop_hashing_when
+from .jobs import Graph, Job, recipe_of
 from .lock import RUNNING_REGISTRY
 from .paths import STATE_DIR, aliased_directory, is_within
 from .plan import ReadyQueue, critical_path

@@ -11,18 +11,16 @@ from __future__ import annotations
 import bisect
 import errno
 import itertools
-import json
 import os
 import re
 import shlex
 
 from . import paths
 from .errors import CycleError, ManifestError, MissingSource, UsageError, closest, did_you_mean
-from .hashing import digest_strings
+from .jobs import Graph, Job, RuleSpec, recipe_digest, recipe_of  # noqa: F401 (Job, Graph, recipe_of: re-exported)
 from .manifest import (
     Manifest,
     Placeholder,
-    RuleSpec,
     fill_lookups,
     format_value,
     line_in_file,
@@ -35,159 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
     from .manifest import Template
-
-
-class Job:
-    """One runnable instance of a rule: concrete inputs, outputs, command and environment."""
-
-    __slots__ = (
-        "key",
-        "rule",
-        "wildcards",
-        "inputs",
-        "outputs",
-        "dir_outputs",
-        "cmd",
-        "env",
-        "vars",
-        "resources",
-        "cpus",
-        "deps",
-        "dependents",
-        "display",
-        "recipe",
-        "depfile",
-        "log",
-    )
-
-    def __init__(self, key: str, rule: RuleSpec, wildcards: Dict[str, str]):
-        self.key = key
-        self.rule = rule
-        self.wildcards = wildcards
-        self.inputs: List[str] = []
-        self.outputs: List[str] = []
-        self.dir_outputs: Tuple[bool, ...] = ()
-        self.cmd = ""
-        self.env: Dict[str, str] = {}
-        self.vars: Dict[str, object] = {}
-        self.resources: Dict[str, float] = rule.resources
-        self.cpus = rule.cpus
-        self.deps: List[Job] = []
-        self.dependents: List[Job] = []
-        self.display = ""
-        self.recipe: Optional[str] = None  # digest of the recipe, set by the scanner (cached)
-        # Where the command writes the other files it read, in make's syntax (`cc -MMD`), or
-        # "": read after each successful run, its files join the job's record (builder.py).
-        self.depfile = ""
-        # The file its command writes its own log to (RuleSpec.log), or "".
-        self.log = ""
-
-    @property
-    def name(self) -> str:
-        return self.rule.name
-
-    @property
-    def temp_outputs(self) -> List[str]:
-        """Its temporary outputs (see RuleSpec.temp)."""
-        return [self.outputs[index] for index in self.rule.temp]
-
-    def __repr__(self) -> str:
-        return f"Job({self.key!r})"
-
-
-class Graph:
-    """The jobs needed for some targets, in topological order (dependencies first)."""
-
-    def __init__(
-        self,
-        manifest: Manifest,
-        jobs: List[Job],
-        targets: List[Job],
-        producers: Optional[Dict[str, Job]],
-        sources: Dict[str, List[Job]],
-        requested: List[str],
-    ):
-        self.manifest = manifest
-        self.jobs = jobs
-        self.targets = targets
-        self._producers = producers
-        self.sources = sources
-        self.requested = requested
-        self.warnings: List[str] = []  # e.g. globs matching nothing; shown by the API
-        self.queries: List[tuple] = []  # file-system questions asked to resolve it (graphcache)
-        # Directory outputs whose contents a foreach scan or an input glob read: a build makes
-        # them first, then resolves again (their jobs are in `jobs`, not in `targets`).
-        self.first: List[str] = []
-        # Sources that do not exist, in a graph resolved to be drawn (Resolver missing_ok).
-        self.missing: List[str] = []
-        # Targets that name a path inside a directory output: its job cannot promise them, so
-        # a build checks that they exist once it is done.
-        self.inside: List[str] = []
-        # The paths the targets ask for: a path target, the items of an alias, the outputs of
-        # a rule named as a target (a temporary output among them is kept, temps.py).
-        self.wanted: List[str] = []
-        self._temp_jobs: Optional[List[Job]] = None
-
-    @property
-    def temp_jobs(self) -> List[Job]:
-        """The jobs with temporary outputs (computed on first use)."""
-        if self._temp_jobs is None:
-            self._temp_jobs = [job for job in self.jobs if job.rule.temp]
-        return self._temp_jobs
-
-    def __len__(self) -> int:
-        return len(self.jobs)
-
-    @property
-    def producers(self) -> Dict[str, Job]:
-        """Output path → the job that makes it (computed on first use)."""
-        if self._producers is None:
-            self._producers = {output: job for job in self.jobs for output in job.outputs}
-        return self._producers
-
-    def job(self, key: str) -> Job:
-        for job in self.jobs:
-            if job.key == key:
-                return job
-        raise KeyError(key)
-
-
-def recipe_of(job: Job) -> Dict[str, object]:
-    """What the store repeats of a job's recipe, to tell which part of it changed."""
-    recipe: Dict[str, object] = {
-        "cmd": job.cmd,
-        "env": job.env,
-        "vars": job.vars,
-        "outputs": [o + ("/" if d else "") for o, d in zip(job.outputs, job.dir_outputs)],
-    }
-    if job.depfile:
-        recipe["depfile"] = job.depfile
-    return recipe
-
-
-def _as_rendered(value: object) -> object:
-    """A var's value as far as a command can tell: a float with no fractional part is inserted
-    as an integer (`2.0` becomes `2`), so `e = 300` edited to `e = 300.0` changes nothing."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_as_rendered(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _as_rendered(item) for key, item in value.items()}
-    return value
-
-
-def recipe_digest(job: Job) -> str:
-    parts: List[str] = ["weave-recipe-1", job.cmd]
-    for key in sorted(job.env):
-        parts.append(f"env:{key}={job.env[key]}")
-    for key in sorted(job.vars):
-        parts.append(f"var:{key}={json.dumps(_as_rendered(job.vars[key]), sort_keys=True)}")
-    for output, is_dir in zip(job.outputs, job.dir_outputs):
-        parts.append("out:" + output + ("/" if is_dir else ""))
-    if job.depfile:  # (a job that never listed its files must run once to list them)
-        parts.append("depfile:" + job.depfile)
-    return digest_strings(parts)
 
 
 def _not_an_option(path: str) -> str:

@@ -23,8 +23,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every start (annot
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-    from .graph import Graph, Job
-    from .manifest import RuleSpec
+    from .jobs import Graph, Job, RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
 FORMAT = 15  # 15: a rule's line is not kept; 14: a job's log; 13: a directory input depends on the jobs writing into it
@@ -321,7 +320,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
 
 
 def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, RuleSpec]:
-    from .manifest import RuleSpec
+    from .jobs import RuleSpec
 
     rules: Dict[str, RuleSpec] = {}
     table = entry["rules"]
@@ -334,7 +333,7 @@ def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, Rule
 
 
 def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
-    from .graph import Job
+    from .jobs import Job
 
     key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe, depfile, log = data
     job = Job(key, rules[rule_name], wildcards)
@@ -352,7 +351,7 @@ def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
 
 
 def _graph(entry: Dict, manifest_path: str, digest: str, jobs: List[Job], targets: List[Job]) -> Graph:
-    from .graph import Graph
+    from .jobs import Graph
 
     for job in jobs:
         for dep in job.deps:

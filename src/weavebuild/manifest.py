@@ -13,6 +13,7 @@ import os
 import re
 
 from .errors import ManifestError, UsageError, clip, closest
+from .jobs import RuleSpec
 from .paths import (
     GLOB_CHARS,
     WILDCARD_RE,
@@ -114,93 +115,6 @@ _PLACEHOLDER_RE = re.compile(
     r"(?:\[(?:(?P<attr_index>" + _INDEX + r")|wildcards\.(?P<lookup>[A-Za-z_][A-Za-z0-9_]*))\])?)?$"
 )
 PLACEHOLDER_KINDS = ("inputs", "outputs", "wildcards", "vars", "resources", "rule", "cpus", "log")
-
-
-class RuleSpec:
-    """A rule as written in the Weavefile, validated; wildcards not yet substituted."""
-
-    __slots__ = (
-        "name",
-        "inputs",
-        "outputs",
-        "input_names",
-        "output_names",
-        "cmd",
-        "cmd_template",
-        "env_templates",
-        "foreach",
-        "wildcard_regex",
-        "wildcard_names",
-        "resources",
-        "cpus",
-        "env",
-        "retries",
-        "retry_delay",
-        "timeout",
-        "description",
-        "vars_used",
-        "var_lookups",
-        "path",
-        "_locator",
-        "temp",
-        "depfile",
-        "depfile_template",
-        "log",
-    )
-
-    def __init__(self, name: str):
-        self.name = name
-        self.inputs: List[str] = []
-        self.outputs: List[str] = []
-        self.input_names: Dict[str, List[int]] = {}
-        self.output_names: Dict[str, List[int]] = {}
-        self.cmd: Optional[str] = None
-        self.cmd_template: Template = ()
-        self.env_templates: Dict[str, Template] = {}
-        self.foreach: Dict[str, Union[str, List[str]]] = {}
-        self.wildcard_regex: Dict[str, str] = {}
-        self.wildcard_names: Tuple[str, ...] = ()
-        self.resources: Dict[str, float] = {}
-        self.cpus = 1
-        self.env: Dict[str, str] = {}
-        self.retries: Optional[int] = None
-        self.retry_delay: Optional[float] = None
-        self.timeout: Optional[float] = None
-        self.description: Optional[str] = None
-        self.vars_used: Tuple[str, ...] = ()
-        # (var, wildcard, the key it is first written in) of each `{vars.NAME[wildcards.W]}`: a
-        # job's recipe holds the one value it looks up, not the table (a new sample's entry
-        # reruns no other job).
-        self.var_lookups: Tuple[Tuple[str, str, str], ...] = ()
-        self.path: Optional[str] = None  # the file it is written in: the Weavefile or an included one
-        self._locator: Optional[_Locator] = None  # of the text it was parsed from
-        # Positions in `outputs` of the temporary ones: deleted once the jobs that read them are
-        # done, made again only when one of those must run (Snakemake's temp(), make's
-        # intermediate files).
-        self.temp: Tuple[int, ...] = ()
-        # A file the command writes listing what else it read (`cc -MMD`): see Job.depfile.
-        self.depfile: Optional[str] = None
-        self.depfile_template: Template = ()
-        # A file the command writes its own log to (Snakemake's `log:`), a path pattern with
-        # the outputs' wildcards: weave makes its directory and keeps it, never reads it.
-        self.log: Optional[str] = None
-
-    @property
-    def is_alias(self) -> bool:
-        """An alias names a set of targets and runs nothing."""
-        return self.cmd is None
-
-    @property
-    def line(self) -> Optional[int]:
-        """The line of the rule's header in its file, found when a message needs it: finding
-        the lines of 10k rules while loading cost 4 % of a cold start, for messages that are
-        rarely shown. (A rule from the graph cache reads its file again.)"""
-        if self._locator is not None:
-            return self._locator.find(self.name)
-        return line_in_file(self.path, self.name, None) if self.path else None
-
-    def __repr__(self) -> str:
-        return f"RuleSpec({self.name!r})"
 
 
 class Manifest:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 
-from .graph import Job
+from .jobs import Job
 from .resources import Grant, ResourcePool
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)

@@ -9,7 +9,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every start (annot
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Dict, List, Optional, Sequence
 
-    from .graph import Job
+    from .jobs import Job
     from .scan import Reason
 
 # Job outcomes

@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 
 from .filestate import FileState
-from .graph import Job, recipe_digest, recipe_of
 from .hashing import digest_bytes
+from .jobs import Job, recipe_digest, recipe_of
 from .store import JobRow, Record, Store
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Dict, List, Optional, Sequence, Set, Tuple
 
     from .filestate import Fingerprint
-    from .graph import Graph, Job
+    from .jobs import Graph, Job
     from .store import FileRow
 
 

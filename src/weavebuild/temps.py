@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every start (annot
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
-    from .graph import Graph, Job
+    from .jobs import Graph, Job
 
 
 def wanted(graph: Graph) -> Set[str]:
