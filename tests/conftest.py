@@ -81,14 +81,14 @@ class Project:
     def exists(self, relative: str) -> bool:
         return (self.root / relative).exists()
 
-    def run(self, *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 120) -> WeaveRun:
+    def run(self, *args: str, env: Optional[Dict[str, str]] = None, timeout: float = 120, cwd: Optional[Path] = None) -> WeaveRun:
         full_env = dict(os.environ)
         full_env.pop("CUDA_VISIBLE_DEVICES", None)
         if env:
             full_env.update(env)
         process = subprocess.run(
             [sys.executable, "-m", "weavebuild", *args],
-            cwd=self.root,
+            cwd=cwd or self.root,
             capture_output=True,
             text=True,
             env=full_env,

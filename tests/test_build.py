@@ -377,6 +377,15 @@ def test_build_options_before_another_command_are_refused(project):
     result = project.run("-j", "4", "status")
     assert result.rc == 2 and "weave status has no -j option" in result.err
     assert project.run("-B", "touch").rc == 2 and project.run("-k", "list").rc == 2
+    # The hint repeats the values given, so that it can be typed as shown.
+    for args, rewritten in (
+        (("-R", "count", "-R", "train", "plan"), "weave plan -R count -R train"),
+        (("--resources", "gpu=1", "plan"), "weave plan --resources gpu=1"),
+        (("-j", "4", "plan"), "weave plan -j 4"),
+    ):
+        result = project.run(*args)
+        assert result.rc == 2 and f"write it after the command: {rewritten}\n" in result.err, (args, result)
+        assert project.run(*rewritten.split()[1:]).rc == 0, rewritten
     assert project.run("-j", "2", "-k", "build").rc == 0  # where they belong, still accepted
 
 

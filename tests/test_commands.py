@@ -1083,3 +1083,16 @@ def test_plan_order_is_the_one_slot_build_order_on_random_graphs(project, seed):
         built = re.findall(r"\[\d+/\d+\] +(r\d+) ", project.run("build", "-j", "1").out)
         assert planned == built, (planned, built)
         project.write("src.txt", f"s{rng.random()}\n")
+
+
+def test_status_by_rule_names_the_ten_largest_rules_then_counts_the_rest(project):
+    """With thousands of one-job rules the 'stale by rule' line ran to ~20 KB, sorted by name:
+    it names the ten rules with the most stale jobs and counts the others."""
+    rules = "".join(f'[rules.r{n}]\noutputs = ["out/{n}.txt"]\ncmd = "touch {{outputs}}"\n' for n in range(30))
+    rules += '[rules.many]\nforeach = { k = ["1", "2", "3"] }\noutputs = ["m/{k}.txt"]\ncmd = "touch {outputs}"\n'
+    targets = ", ".join(f'"out/{n}.txt"' for n in range(30))
+    project.weavefile(f'default = [{targets}, "m/1.txt", "m/2.txt", "m/3.txt"]\n' + rules)
+    result = project.run("status")
+    assert result.rc == 1, result
+    line = [line for line in result.out.splitlines() if line.startswith("stale by rule: ")]
+    assert line == ["stale by rule: many 3, r0 1, r1 1, r10 1, r11 1, r12 1, r13 1, r14 1, r15 1, r16 1 and 21 in 21 other rules"], result.out

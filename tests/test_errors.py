@@ -383,9 +383,15 @@ def test_no_weavefile(project):
 def test_no_weavefile_hints_at_the_project_above_or_a_miscased_name(project):
     project.weavefile('[rules.a]\noutputs = ["a"]\ncmd = "touch a"\n')
     (project.root / "sub" / "deeper").mkdir(parents=True)
-    result = project.run("-C", "sub/deeper", "build")
+    result = project.run("build", cwd=project.root / "sub" / "deeper")
     assert_user_error(result, "no Weavefile in")
     assert f"the project is in {project.root}: run 'weave -C ../.. ...'" in result.err
+    # With -C the hint is relative to where the command was typed, not to the -C directory.
+    result = project.run("-C", "sub/deeper", "build")
+    assert_user_error(result, "no Weavefile in")
+    assert f"the project is in {project.root}, the directory you are in: run weave there without -C" in result.err
+    result = project.run("-C", "deeper", "build", cwd=project.root / "sub")
+    assert f"the project is in {project.root}: run 'weave -C .. ...'" in result.err, result
     (project.root / "sub" / "deeper" / "weavefile").write_text("")
     result = project.run("-C", "sub/deeper", "build")
     assert "found 'weavefile': the name is case-sensitive" in result.err

@@ -432,11 +432,16 @@ def test_history_counts_a_failed_build_s_first_phase_as_run(project):
 
 
 def test_usage_errors_leave_no_run_in_the_history(project):
-    """An unknown target and an unknown -R rule are refused alike: exit 2, no run recorded."""
-    project.weavefile('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > {outputs}"\n')
+    """An unknown target, an unknown -R rule and an -R rule the targets do not need are
+    refused alike: exit 2, no run recorded (the last left a 'failed' run)."""
+    project.weavefile(
+        '[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > {outputs}"\n'
+        '[rules.other]\noutputs = ["o.txt"]\ncmd = "echo o > {outputs}"\n'
+    )
     assert project.run("build").rc == 0
     assert_user_error(project.run("build", "nosuchtarget"), "no rule makes 'nosuchtarget'")
     assert_user_error(project.run("build", "-R", "nosuchrule"), "-R nosuchrule: no rule 'nosuchrule'")
+    assert_user_error(project.run("build", "-R", "other"), "-R other: none of the jobs the targets need is of rule 'other'")
     history = project.run("history").out
     assert "nosuch" not in history and len([line for line in history.splitlines() if "weave" in line]) == 1
 

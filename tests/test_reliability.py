@@ -251,11 +251,14 @@ def test_second_weave_is_refused_then_waits(project):
     first = start_weave(project.root, "build")
     wait_for(lambda: project.exists("started"), what="first build to start")
     second = project.run("build")
-    assert_user_error(second, f"another weave (pid {first.pid}) is building in")
+    assert_user_error(second, f"another weave (pid {first.pid}) is building in", "pass --wait to queue behind it")
     assert project.run("plan").rc == 0  # read-only commands need no lock
+    for command in ("clean", "touch"):  # no --wait there: the hint must not offer one
+        refused = project.run(command)
+        assert_user_error(refused, "another weave", "wait for it to finish, then run this command again")
+        assert "--wait" not in refused.err, refused
     dry = project.run("clean", "-n")
     assert dry.rc == 0 and "would remove 0 output(s)" in dry.out + dry.err, dry  # nor does clean -n
-    assert_user_error(project.run("clean"), "another weave")
     waiter = start_weave(project.root, "build", "--wait")
     time.sleep(0.3)
     assert waiter.poll() is None

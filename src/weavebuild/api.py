@@ -567,9 +567,12 @@ class Project:
                 if graph is None:  # (the graph cache was asked above)
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None, cached=False)
                 pool = self.pool(graph, options.jobs, resources or {})
-                unknown = [name for name in force_rules if name not in self.manifest.rules]
-                if unknown:  # a usage error, as an unknown target is: refused before the run is recorded
-                    self._forced_jobs(graph, False, unknown)
+                if force_rules:  # a usage error, as an unknown target is: refused before the run is recorded
+                    # (a graph with a first phase may gain the rule's jobs after it: then only
+                    # an unknown rule can be told now)
+                    named = force_rules if not graph.first else [name for name in force_rules if name not in self.manifest.rules]
+                    if named:
+                        self._forced_jobs(graph, False, named)
                 run_id = store.start_run(command_line, list(targets), invoked)  # as asked: [] is "(default)"
                 unchanged = checked.unchanged if checked is not None else None
                 builder: Optional[Builder] = None
@@ -882,7 +885,7 @@ class Project:
         targets = _targets(targets)
         # A dry run writes nothing: it reads the store as `weave plan` does, without the lock
         # (so it works while a build runs).
-        with contextlib.nullcontext() if dry_run else ProjectLock(self.root):
+        with contextlib.nullcontext() if dry_run else ProjectLock(self.root, can_wait=False):
             store = self.open_store(readonly=dry_run)
             try:
                 latest = store.load_jobs()
@@ -990,7 +993,7 @@ class Project:
         from .scan import Scanner
         from .store import JobRow, Record
 
-        with ProjectLock(self.root):
+        with ProjectLock(self.root, can_wait=False):
             store, files, latest = self._session(readonly=False)
             try:
                 graph = self.graph(targets, files)
@@ -1068,7 +1071,12 @@ def _missing_weavefile_hint(directory: str) -> str:
     parent = os.path.dirname(here)
     while parent != here:
         if find_manifest(parent) is not None:
-            up = os.path.relpath(parent, os.path.abspath(directory))
+            from . import projectfile
+
+            # (relative to where the command was typed: with -C, weave has moved from there)
+            up = os.path.relpath(parent, projectfile.launched_in or os.path.abspath(directory))
+            if up == ".":  # weave -C DIR run from the project itself
+                return f"the project is in {parent}, the directory you are in: run weave there without -C"
             return f"the project is in {parent}: run 'weave -C {up} ...' (targets relative to it) or cd there"
         here, parent = parent, os.path.dirname(parent)
     return f"create one ({' or '.join(MANIFEST_NAMES)}), run 'weave init', or use -C DIR / -f FILE"

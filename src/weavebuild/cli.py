@@ -230,6 +230,9 @@ def cli(
         # As make -C: run as if started in DIR, so paths on the command line (targets,
         # -f, -o) are relative to DIR.
         logical = _logical_path(directory)
+        from . import projectfile
+
+        projectfile.launched_in = os.getcwd()
         try:
             os.chdir(directory)
         except OSError as exc:
@@ -282,10 +285,18 @@ def _refuse_misplaced_build_options(ctx: click.Context, build: Dict[str, Any]) -
             takes_it = own is not None and any(flag in p.opts for p in own.params)
             raise UsageError(
                 f"{flag} before '{command}' applies only to weave build and weave watch",
-                hint=f"write it after the command: weave {command} {flag}"
+                hint=f"write it after the command: weave {command} {_as_typed(param, flag, build[param.name])}"
                 if takes_it
                 else f"weave {command} has no {flag} option; see weave {command} --help",
             )
+
+
+def _as_typed(param: click.Parameter, flag: str, value: Any) -> str:
+    """The option with its value(s), as it can be typed again (`-R a -R b`, `-j 4`)."""
+    if getattr(param, "is_flag", False):
+        return flag
+    values = value if param.multiple else (value,)
+    return " ".join(f"{flag} {shlex.quote(str(item))}" for item in values)
 
 
 def merge_group_build_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -41,8 +41,15 @@ class ProjectLock:
         wait: bool = False,
         on_wait: Optional[Callable[[str], None]] = None,
         stop: Optional[threading.Event] = None,
+        can_wait: bool = True,
     ):
         self.root = root
+        # Whether the command has --wait (build, watch); `clean` and `touch` do not.
+        self.hint = (
+            "wait for it to finish, or pass --wait to queue behind it"
+            if can_wait
+            else "wait for it to finish, then run this command again"
+        )
         self.path = os.path.join(root, ".weave", "lock")
         self.wait = wait
         self.on_wait = on_wait  # told who holds the lock, when `wait` has to wait for it
@@ -71,7 +78,7 @@ class ProjectLock:
                 if exc.errno in _HELD:
                     raise LockedError(
                         f"another weave ({who}) is building in {self.root}",
-                        hint="wait for it to finish, or pass --wait to queue behind it",
+                        hint=self.hint,
                     ) from None
                 raise
             except BaseException:  # a stop request or Ctrl-C while waiting: no descriptor left open
@@ -112,7 +119,7 @@ class ProjectLock:
                 os.close(fd)
                 raise LockedError(
                     f"another weave is building in {self.root} (its .weave/ was removed while it ran)",
-                    hint="wait for it to finish, or pass --wait to queue behind it",
+                    hint=self.hint,
                 ) from None
             if self.on_wait is not None:
                 self.on_wait("another process")

@@ -12,6 +12,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MANIFEST_NAMES = ("Weavefile", "weave.toml")
 
+# The directory weave was started in, when `-C DIR` moved it elsewhere (set by the CLI): a hint
+# that names another directory gives it relative to where the user typed the command.
+launched_in: Optional[str] = None
+
 
 def find_manifest(directory: str) -> Optional[str]:
     """The Weavefile in `directory`, if any (`Weavefile` first, then `weave.toml`)."""

@@ -35,7 +35,8 @@ def _reasons(reasons: Sequence[object], failure: Optional[str]) -> str:
 @click.option("--all", "show_all", is_flag=True, default=False, help="List up-to-date jobs too.")
 @click.pass_obj
 def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
-    """Table of the jobs TARGETS need and their state; exit code 1 if anything is stale."""
+    """Table of the jobs TARGETS need and their state; exit code 1 if anything is stale
+    (a job a running build is making counts)."""
     project = settings.project()
     proven = None if show_all else project.proven_up_to_date(targets)
     if proven is not None:  # by the last build's stamp: no table to show, only the count
@@ -63,7 +64,11 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
         for job in stale:
             by_rule[job.rule.name] = by_rule.get(job.rule.name, 0) + 1
         counts = sorted(by_rule.items(), key=lambda item: (-item[1], item[0]))
-        click.echo("stale by rule: " + ", ".join(f"{name} {count:,}" for name, count in counts))
+        shown = ", ".join(f"{name} {count:,}" for name, count in counts[:STATUS_BY_RULE_NAMED])
+        if len(counts) > STATUS_BY_RULE_NAMED:  # a summary, even with thousands of rules
+            rest = counts[STATUS_BY_RULE_NAMED:]
+            shown += f" and {sum(count for _, count in rest):,} in {len(rest):,} other rules"
+        click.echo("stale by rule: " + shown)
     now = sum(1 for job in stale if job.key in running)
     click.echo(
         f"{len(graph.jobs) - len(stale)} of {len(graph.jobs)} jobs up to date"
@@ -75,6 +80,7 @@ def status(settings: Settings, targets: Sequence[str], show_all: bool) -> None:
 
 # `weave status` adds a count of the stale jobs by rule when there are more than this many.
 STATUS_BY_RULE_AFTER = 20
+STATUS_BY_RULE_NAMED = 10  # rules named in that line, most stale jobs first
 
 # `weave why` explains at most this many jobs in its tree, and then names at most WHY_CAUSES
 # of the rest that must run for a change of their own (in a long chain, the change that
@@ -89,7 +95,9 @@ WHY_CAUSES = 10
 @click.argument("target")
 @click.pass_obj
 def why(settings: Settings, target: str) -> None:
-    """Explain why TARGET is (or is not) stale, following the chain to the changed sources."""
+    """Explain why TARGET is (or is not) stale, following the chain to the changed sources;
+    exit code 0 either way (`weave status` tells by its exit code), 1 for a path inside a
+    directory output that its job, up to date, did not make."""
     project = settings.project()
     if project.proven_made_up_to_date(target):  # from the no-op stamp: no graph to load
         click.echo(f"{target} is up to date: the recorded signature and output digests match")
