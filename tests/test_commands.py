@@ -66,6 +66,19 @@ def test_plan_takes_a_builds_jobs_and_resources_and_checks_them(project):
         assert_user_error(project.run(*command, "--resources", "gpu=1"), "rule 'train' needs gpu=2 but only gpu=1 is available")
     assert_user_error(project.run("plan", "-j", "0"), "-j")
     assert not project.exists("model.txt")
+    # Up to date (proven by the build's stamp), nothing would run: plan agrees with the build
+    # that totals too small for the job do not matter (plan refused while build said "nothing
+    # to do").
+    assert project.run("build", "--resources", "gpu=2").rc == 0
+    for command in (["plan"], ["build"], ["build", "-n"]):
+        result = project.run(*command, "--resources", "gpu=1")
+        assert result.rc == 0 and "nothing to do" in result.out + result.err, (command, result)
+    shutil.rmtree(project.root / ".weave" / "stamps")  # no stamp to prove it: the build checks
+    result = project.run("build", "--resources", "gpu=1")
+    assert result.rc == 0 and "nothing to do" in result.out + result.err, result
+    (project.root / "model.txt").write_text("edited\n")  # now it must run: the totals matter
+    assert_user_error(project.run("build", "--resources", "gpu=1"), "rule 'train' needs gpu=2 but only gpu=1 is available")
+    assert project.read("model.txt") == "edited\n"
 
 
 def test_plan_counts_many_up_to_date_jobs(project):

@@ -344,14 +344,25 @@ class Project:
         files, latest = self._whole_state(store)
         return store, files, latest
 
-    def pool(self, graph: Graph, jobs: Optional[int], resources: Mapping[str, float]) -> ResourcePool:
+    def pool(self, graph: Graph, jobs: Optional[int], resources: Mapping[str, float], check: bool = True) -> ResourcePool:
+        """The slots and resource totals a build of `graph` draws from; `check`: refuse
+        (UsageError) if a job asks for more than a total could ever provide."""
         from .resources import make_pool
 
         gpu_needed = any(job.resources.get("gpu") for job in graph.jobs)
         slots = jobs if jobs and jobs > 0 else (os.cpu_count() or 1)
         pool = make_pool(slots, graph.manifest.resources, resources, gpu_needed)
-        pool.check_feasible((job.rule.name, job.resources) for job in graph.jobs)
+        if check:
+            pool.check_feasible((job.rule.name, job.resources) for job in graph.jobs)
         return pool
+
+    @staticmethod
+    def _all_up_to_date(graph: Graph, store: Store, files: FileState, latest: dict, pool: ResourcePool, options: object) -> bool:
+        """Whether a build of `graph` would run nothing (its prediction, with no output)."""
+        from .builder import Builder
+
+        builder = Builder(graph, store, files, latest, pool, options, Reporter())  # type: ignore[arg-type]
+        return all(verdict.up_to_date for verdict in builder.predict().values())
 
     # -- commands ----------------------------------------------------------------------------------
     def proven_up_to_date(self, targets: Sequence[str] = ()) -> Optional[int]:
@@ -566,7 +577,14 @@ class Project:
                     files.trust(checked.unchanged, checked.fingerprint)
                 if graph is None:  # (the graph cache was asked above)
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None, cached=False)
-                pool = self.pool(graph, options.jobs, resources or {})
+                try:
+                    pool = self.pool(graph, options.jobs, resources or {})
+                except UsageError:
+                    # Totals too small for some job matter only if a job is to run: a build with
+                    # nothing to do says so, as its no-op stamp and `weave plan` do.
+                    pool = self.pool(graph, options.jobs, resources or {}, check=False)
+                    if force or force_rules or graph.first or not self._all_up_to_date(graph, store, files, latest, pool, options):
+                        raise
                 if force_rules:  # a usage error, as an unknown target is: refused before the run is recorded
                     # (a graph with a first phase may gain the rule's jobs after it: then only
                     # an unknown rule can be told now)

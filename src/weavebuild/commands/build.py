@@ -44,11 +44,13 @@ def print_plan(
             click.echo(f"nothing to do ({proven} job{'s' if proven != 1 else ''} up to date)")
             return
     graph, verdicts = project.plan(targets, force=force, reporter=settings.reporter(), force_rules=force_rules)
-    if check is not None:
-        check(graph)
     by_key = {job.key: job for job in graph.jobs}
     ordered = [by_key[key] for key in verdicts]  # as a build would run them
     stale = [job for job in ordered if not verdicts[job.key].up_to_date]
+    if check is not None and stale:
+        # As the build: one that runs nothing ("nothing to do") needs no slots, whatever the
+        # totals given (`weave build --resources gpu=0` of an up-to-date project).
+        check(graph)
     fresh = [job for job in ordered if verdicts[job.key].up_to_date]
     # Directories whose contents decide jobs (checkpoints) and that this build would make:
     # what reads them is planned from what they hold now, and looked at again once they are made.
