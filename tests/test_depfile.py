@@ -266,6 +266,27 @@ def test_a_generated_header_not_among_the_inputs_is_warned_about(project: Projec
     assert "its depfile lists include/gen.h, which gen include/gen.h makes; list it in the rule's inputs" in result.err
 
 
+def test_a_generated_header_whose_maker_the_build_leaves_out_is_warned_about(project: Project) -> None:
+    """`weave build app.txt` needs no `gen`: a header it makes, read by a compile, went
+    unmentioned, and after the header's source changed the build said 'nothing to do' with
+    the old header compiled in. The warning the docs promise names the rule to fix; the
+    project's own headers (sources) and builds that include `gen` say nothing more."""
+    _with_undeclared_generator(project, "gen.txt", "include/gen.h")
+    project.write("gen.txt", "int generated;\n")
+    assert project.run("build", "include/gen.h").rc == 0
+    project.write("src/main.c", '#include "gen.h"\n#include "util.h"\nint main;\n')
+    result = project.run("build", "app.txt")
+    assert result.rc == 0, result
+    assert (
+        "weave: warning: compile obj/main.o: its depfile lists include/gen.h, which gen include/gen.h makes, but this "
+        "build does not include that job (nothing asks for include/gen.h); list it in rule compile's inputs"
+    ) in result.err, result
+    assert result.err.count("warning") == 1 and "util.h" not in result.err, result
+    project.write("src/main.c", '#include "util.h"\nint main;\n')  # only sources listed
+    quiet = project.run("build", "app.txt")
+    assert quiet.rc == 0 and "warning" not in quiet.err, quiet
+
+
 def test_depfile_mistakes_are_user_errors(project: Project) -> None:
     project.write("a.c", "")
     base = '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "cp a.c a.o"\n'

@@ -11,7 +11,7 @@ import os
 import sys
 
 from . import graphcache, paths, stamp
-from .errors import BuildFailed, Interrupted, ManifestError, UsageError
+from .errors import BuildFailed, Interrupted, ManifestError, UsageError, WeaveError
 from .filestate import FileState
 from .lock import RUNNING_REGISTRY, ProjectLock
 from .projectfile import (
@@ -356,6 +356,27 @@ class Project:
             pool.check_feasible((job.rule.name, job.resources) for job in graph.jobs)
         return pool
 
+    def _job_making(self) -> Callable[[str], Optional[Job]]:
+        """`job_making(path)`: the job of any rule that makes `path`, or None (a source). The
+        Weavefile is parsed, and a resolver made, on the first question only: a build asks
+        only about files a depfile listed that no job of its graph makes."""
+        resolver: List[object] = []
+        answers: Dict[str, Optional[Job]] = {}
+
+        def job_making(path: str) -> Optional[Job]:
+            if path not in answers:
+                try:
+                    if not resolver:
+                        from .graph import Resolver
+
+                        resolver.append(Resolver(self.manifest))
+                    answers[path] = resolver[0].producer(path, {})  # type: ignore[attr-defined]
+                except (WeaveError, OSError):  # (the Weavefile edited meanwhile, say): no warning
+                    answers[path] = None
+            return answers[path]
+
+        return job_making
+
     @staticmethod
     def _all_up_to_date(graph: Graph, store: Store, files: FileState, latest: dict, pool: ResourcePool, options: object) -> bool:
         """Whether a build of `graph` would run nothing (its prediction, with no output)."""
@@ -628,6 +649,7 @@ class Project:
                         unchanged=unchanged,
                         untouched=untouched,
                         earlier=first,
+                        job_making=self._job_making(),
                     )
                     result = builder.run()
                     if first is not None:

@@ -280,8 +280,13 @@ class Builder:
         earlier: Optional[BuildResult] = None,
         summarize: bool = True,
         delete_temps: bool = True,
+        job_making: Optional[Callable[[str], Optional[Job]]] = None,
     ):
         self.graph = graph
+        # The job of any rule of the Weavefile that makes a path (None: a source), for a file a
+        # depfile lists that no job of this build makes: a generated header whose maker this
+        # build leaves out is one the job may have read stale.
+        self.job_making = job_making
         self.root = graph.manifest.root
         self.store = store
         self.files = files
@@ -300,6 +305,7 @@ class Builder:
         # Keys of jobs left out of `graph` because the stamp proved them up to date (a partial
         # build, see stamp.Partial): reported as up to date, never loaded.
         self.untouched = untouched
+        self._untouched_set: Optional[Set[str]] = None
         # The jobs an earlier phase of the same build ran (directories whose contents decide
         # jobs, made first): its summary counts them as run, not up to date. A phase itself
         # does not summarize (summarize=False) unless it fails: the build's summary says it all.
@@ -1381,6 +1387,17 @@ class Builder:
         listed = self._listed_deps.get(job.key, ())
         for path in paths:
             maker = self._maker_of(path)
+            if maker is None and self.job_making is not None and not os.path.isabs(path):
+                other = self.job_making(path)
+                if other is not None and other.key not in self._untouched_keys():
+                    self.reporter.warning(
+                        f"{job.display}: its depfile lists {path}, which {other.display} makes, but this build "
+                        f"does not include that job (nothing asks for {path}); list it in rule "
+                        f"{job.rule.name}'s inputs, so that it is made before the job reads it and its "
+                        "changes rerun the job"
+                    )
+                    self.unproven = True
+                    break
             if maker is not None and maker is not job and maker not in listed and not self._is_upstream(maker, job):
                 self.reporter.warning(
                     f"{job.display}: its depfile lists {path}, which {maker.display} makes; "
@@ -1393,6 +1410,12 @@ class Builder:
                 self.unproven = True
                 break
         return found
+
+    def _untouched_keys(self) -> Set[str]:
+        """Keys of the jobs the no-op stamp proved up to date and left out of the graph."""
+        if self._untouched_set is None:
+            self._untouched_set = set(self.untouched)
+        return self._untouched_set
 
     def _is_upstream(self, maker: Job, job: Job) -> bool:
         """Whether `maker` is among `job`'s dependencies, at any depth."""
