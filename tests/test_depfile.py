@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -862,3 +863,86 @@ def test_a_file_in_a_directory_output_remade_after_a_job_listed_it_is_read_again
     assert "its depfile lists gen/a.txt, which m gen/ makes" in first.err, first.err
     assert "nothing to do" in project.run("build").out
     assert any(stamps.iterdir())  # (a settled build does stamp: the check above can see one)
+
+
+# -- order_only: make's `| prerequisites`, Ninja's `||` ------------------------------------------
+
+ORDER_ONLY = """\
+default = ["app"]
+[rules.version_h]
+inputs = ["VERSION"]
+outputs = ["build/gen/version.h"]
+cmd = "echo version_h >> runs.log; cp VERSION {outputs}"
+
+[rules.compile]
+foreach = { name = "src/{name}.c" }
+inputs = ["src/{name}.c"]
+outputs = ["build/{name}.o"]
+order_only = ["build/gen/version.h"]
+depfile = "build/{wildcards.name}.d"
+cmd = '''
+echo compile-{wildcards.name} >> runs.log
+if grep -q VERSIONED {inputs}; then
+  cat {inputs} build/gen/version.h > {outputs}; echo '{outputs}: {inputs} build/gen/version.h' > build/{wildcards.name}.d
+else
+  cat {inputs} > {outputs}; echo '{outputs}: {inputs}' > build/{wildcards.name}.d
+fi
+'''
+
+[rules.link]
+inputs = ["build/a.o", "build/b.o"]
+outputs = ["app"]
+cmd = "echo link >> runs.log; cat {inputs} > {outputs}"
+"""
+
+
+def test_order_only_paths_are_made_first_and_rerun_only_what_reads_them(project: Project) -> None:
+    """A Makefile's `$(OBJS): | build/gen/version.h` with -MMD: every compile waits for the
+    generated header (the first build has no depfile to say who reads it), and a new version
+    recompiles only the file that includes it, as make does; declaring it an input instead
+    would recompile every file."""
+    project.write("VERSION", "1\n")
+    project.write("src/a.c", "VERSIONED a\n")
+    project.write("src/b.c", "plain b\n")
+    project.weavefile(ORDER_ONLY)
+    result = project.run("build", "-j", "4")
+    assert result.rc == 0, result
+    runs = project.runs_log()
+    assert runs[0] == "version_h" and sorted(runs[1:3]) == ["compile-a", "compile-b"] and runs[3] == "link", runs
+    assert project.read("app") == "VERSIONED a\n1\nplain b\n"
+    project.clear_runs()
+    project.write("VERSION", "2\n")
+    plan = project.run("plan")
+    assert "compile build/a.o" in plan.out and "upstream will rerun: version_h build/gen/version.h" in plan.out, plan
+    assert plan.out.split("up to date (1):")[1].split() == ["compile", "build/b.o"], plan  # not 'upstream will rerun'
+    assert project.run("build", "-j", "4").rc == 0
+    assert project.runs_log() == ["version_h", "compile-a", "link"]
+    assert project.read("app") == "VERSIONED a\n2\nplain b\n"
+    project.clear_runs()
+    assert "nothing to do" in project.run("build").out
+    # A target that needs only one compile still has the header made first.
+    shutil.rmtree(project.root / "build")
+    (project.root / ".weave").rename(project.root / "old-state")
+    assert project.run("build", "build/b.o").rc == 0
+    assert project.runs_log() == ["version_h", "compile-b"]
+
+
+def test_order_only_mistakes_are_user_errors(project: Project) -> None:
+    project.write("VERSION", "1\n")
+    project.write("src/a.c", "VERSIONED a\n")
+    project.write("src/b.c", "plain b\n")
+    line = 'order_only = ["build/gen/version.h"]'
+    for written, fragments in (
+        ('order_only = ["build/gen/*.h"]', ("key 'order_only'", "contains a glob character")),
+        ('order_only = ["../elsewhere.h"]', ("key 'order_only'", "is outside the project directory")),
+        ('order_only = ["build/{other}.h"]', ("key 'order_only'", "uses wildcard '{other}', which the rule does not have")),
+        ('order_only = ["build/{name}.o"]', ("key 'order_only'", "order_only 'build/a.o' of compile[name=a] is one of its outputs")),
+        ('order_only = { h = "build/gen/version.h" }', ("key 'order_only'", "must be a path or a list of paths")),
+        ('order_only = ["nosuch.h"]', ("nosuch.h", "rule 'compile'")),
+    ):
+        project.weavefile(ORDER_ONLY.replace(line, written))
+        assert_user_error(project.run("build"), *fragments)
+    temp = ORDER_ONLY.replace('cmd = "echo version_h', 'temp = true\ncmd = "echo version_h')
+    project.weavefile(temp)
+    assert_user_error(project.run("build"), "order_only 'build/gen/version.h'", "is a temporary output of rule 'version_h'")
+    assert not project.exists("app")

@@ -509,6 +509,8 @@ class Builder:
         )
         for job in self.graph.jobs:
             upstream = [dep for dep in job.deps if dep.key in stale]
+            if upstream and job.order_only:  # a job made first only for ordering changes nothing here
+                upstream = [dep for dep in upstream if not self._only_ordered(dep, job)]
             if upstream:
                 named = ", ".join(d.display for d in upstream[:3])
                 more = f", +{len(upstream) - 3:,} more" if len(upstream) > 3 else ""
@@ -532,6 +534,15 @@ class Builder:
         # Gone temporary outputs that a job predicted to run reads: their jobs run first.
         self._needed = demand(self.graph, verdicts, self.files.exists)
         return verdicts
+
+    def _only_ordered(self, dep: Job, job: Job) -> bool:
+        """Whether `dep` is among `job`'s dependencies only through its order_only paths: it
+        makes none of its inputs (nor the files its depfile listed)."""
+        makers = {self._maker_of(path) for path in job.inputs}
+        latest = self.latest.get(job.key)
+        if latest is not None and latest.discovered:
+            makers.update(self._maker_of(path) for path, _ in latest.discovered)
+        return dep not in makers
 
     def _own_reasons(self, job: Job) -> List[Reason]:
         """Why `job` would run even if its stale dependencies remade their outputs as they

@@ -231,6 +231,25 @@ def _unused_foreach_keys(rule: RuleSpec) -> List[str]:
     return [key for key in rule.foreach if key not in used]
 
 
+def _check_order_only(jobs: Sequence[Job], producers: Dict[str, Job], weavefile: str) -> None:
+    """A temporary output is deleted once the jobs that read it are done, and made again only
+    for one of them: an order_only job, which does not read it, could find it gone."""
+    for job in jobs:
+        for path in job.order_only:
+            maker = producers.get(path)
+            if maker is not None and maker.rule.temp and path in maker.temp_outputs:
+                raise _key_error(
+                    job.rule, "order_only", weavefile,
+                    f"order_only '{path}' of {job.key} is a temporary output of rule '{maker.rule.name}'",
+                    hint="list it in inputs (a job that reads a temporary output has it made again), or drop its temp",
+                )
+
+
+def _needed_paths(job: Job) -> Iterator[str]:
+    """The paths whose makers `job` depends on: its inputs, then its order_only paths."""
+    return iter(job.inputs) if not job.order_only else itertools.chain(job.inputs, job.order_only)
+
+
 def _ancestors(path: str) -> List[str]:
     """The directories `path` is in, innermost first (`a/b/c` -> `a/b`, `a`)."""
     found: List[str] = []
@@ -681,6 +700,30 @@ class Resolver:
             )
         return log
 
+    def _order_only(self, rule: RuleSpec, job: Job) -> List[str]:
+        """The job's order_only paths, from the rule's patterns: in the project, and neither
+        its own inputs or outputs nor weave's own files."""
+        found: List[str] = []
+        for pattern in rule.order_only:
+            path = paths.normalize(paths.substitute(pattern, job.wildcards))
+            problem = None
+            if paths.is_outside(path) or path == ".":
+                problem = "is outside the project directory" if path != "." else "is the project directory"
+            elif path in job.outputs:
+                problem = "is one of its outputs"
+            elif path in job.inputs:
+                problem = "is one of its inputs (an input is made first already, and reruns the job when it changes)"
+            else:
+                problem = paths.protected_output(path, self._weavefiles)
+            if problem:
+                raise _key_error(
+                    rule, "order_only", self.manifest.path, f"order_only '{path}' of {job.key} {problem}",
+                    hint="order_only names files other rules make, to be made first (check the wildcard values)",
+                )
+            if path not in found:
+                found.append(path)
+        return found
+
     def _depfile_clash(self, depfile: str, rule: RuleSpec) -> Optional[str]:
         """Why `depfile` may not be a depfile whatever the targets: another rule's output, or
         a path some rule's inputs name (weave removes a depfile once read)."""
@@ -781,6 +824,8 @@ class Resolver:
             job.vars[f"{name}[{wildcards.get(wildcard, '')}]"] = self._looked_up(rule, job, name, wildcard, key)
         if rule.log is not None:
             job.log = self._log_path(rule, job)
+        if rule.order_only:
+            job.order_only = self._order_only(rule, job)
         job.cmd = self.render(rule.cmd_template, job, named_inputs, named_outputs, "cmd")
         # Environment values never pass through a shell: their paths are not shell-quoted.
         job.env = {
@@ -1236,7 +1281,7 @@ class Resolver:
         def visit(root: Job) -> None:
             state[root.key] = 0
             active_rules[root.rule.name] = active_rules.get(root.rule.name, 0) + 1
-            stack: List[Tuple[Job, Iterator[str], Set[str]]] = [(root, iter(root.inputs), set())]
+            stack: List[Tuple[Job, Iterator[str], Set[str]]] = [(root, _needed_paths(root), set())]
             while stack:
                 job, pending, dep_keys = stack[-1]
                 descended = False
@@ -1313,7 +1358,7 @@ class Resolver:
                     if status is None:
                         state[dep.key] = 0
                         active_rules[dep.rule.name] = active_rules.get(dep.rule.name, 0) + 1
-                        stack.append((dep, iter(dep.inputs), set()))
+                        stack.append((dep, _needed_paths(dep), set()))
                         descended = True
                         break
                     if status == 0:
@@ -1381,6 +1426,7 @@ class Resolver:
                 dep.dependents.append(job)
         _check_nesting(order)
         _check_depfiles(order, producers, sources, self.manifest.path)
+        _check_order_only(order, producers, self.manifest.path)
         if any(job.rule.log is not None for job in order):
             _check_logs(order, producers, sources, self.manifest.path, self.scanned, self.scanned_for, self.manifest.rules)
         graph = Graph(self.manifest, order, roots, producers, sources, requested)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .jobs import Graph, Job, RuleSpec
 
 CACHE_NAME = os.path.join(".weave", "graph.cache")
-FORMAT = 15  # 15: a rule's line is not kept; 14: a job's log; 13: a directory input depends on the jobs writing into it
+FORMAT = 16  # 16: a job's order_only paths; 15: a rule's line is not kept; 14: a job's log; 13: a directory input depends on the jobs writing into it
 MAX_ENTRIES = 8
 
 
@@ -262,6 +262,7 @@ _RULE_FIELDS = (
     "temp",
     "depfile",
     "log",
+    "order_only",
 )
 
 
@@ -296,6 +297,7 @@ def _flatten(graph: Graph, queries: List[tuple]) -> Dict:
                     job.recipe or "",
                     job.depfile,
                     job.log,
+                    tuple(job.order_only),
                 )
             )
         )
@@ -335,7 +337,7 @@ def _rules(entry: Dict, names: Optional[Sequence[str]] = None) -> Dict[str, Rule
 def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
     from .jobs import Job
 
-    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe, depfile, log = data
+    key, rule_name, wildcards, inputs, outputs, dirs, cmd, env, variables, deps, display, recipe, depfile, log, order_only = data
     job = Job(key, rules[rule_name], wildcards)
     job.inputs = list(inputs)
     job.outputs = list(outputs)
@@ -347,6 +349,7 @@ def _job(data: tuple, rules: Dict[str, RuleSpec]) -> Tuple[Job, Sequence[int]]:
     job.recipe = recipe or None
     job.depfile = depfile
     job.log = log
+    job.order_only = list(order_only)
     return job, deps
 
 

@@ -48,6 +48,7 @@ class RuleSpec:
         "depfile",
         "depfile_template",
         "log",
+        "order_only",
     )
 
     def __init__(self, name: str):
@@ -86,6 +87,9 @@ class RuleSpec:
         # A file the command writes its own log to (Snakemake's `log:`), a path pattern with
         # the outputs' wildcards: weave makes its directory and keeps it, never reads it.
         self.log: Optional[str] = None
+        # Paths made before its jobs run whose changes do not rerun them (make's order-only
+        # prerequisites, `| gen.h`; Ninja's `||`): a generated header read through a depfile.
+        self.order_only: List[str] = []
 
     @property
     def is_alias(self) -> bool:
@@ -129,6 +133,7 @@ class Job:
         "recipe",
         "depfile",
         "log",
+        "order_only",
     )
 
     def __init__(self, key: str, rule: RuleSpec, wildcards: Dict[str, str]):
@@ -152,6 +157,9 @@ class Job:
         self.depfile = ""
         # The file its command writes its own log to (RuleSpec.log), or "".
         self.log = ""
+        # Its rule's order_only paths (RuleSpec.order_only): their makers are among `deps`, to
+        # run first, but they are not inputs: not in its signature, nor in {inputs}.
+        self.order_only: List[str] = []
 
     @property
     def name(self) -> str:

@@ -78,6 +78,7 @@ RULE_KEYS = (
     "temp",
     "depfile",
     "log",
+    "order_only",
 )
 
 # \Z, not $: `$` also matches before a final newline, which would let "x\n" through.
@@ -1490,6 +1491,37 @@ class _Validator:
             )
         return path
 
+    def order_only_paths(
+        self, value: Any, spec: RuleSpec, variables: Dict[str, Any], used: List[str], wildcards: Sequence[str]
+    ) -> List[str]:
+        """A rule's `order_only`: paths in the project (no globs), with the rule's wildcards at
+        most, made before its jobs run without being their inputs."""
+        name = spec.name
+        if isinstance(value, dict):
+            raise self.error("must be a path or a list of paths (no names: they are not placeholders)", name, "order_only")
+        items, _ = self.paths(value, name, "order_only", variables, used)
+        for path in items:
+            normalized = path.replace("\\", "/")
+            if os.path.isabs(normalized) or is_outside(normalize(normalized)):
+                raise self.error(
+                    f"order_only '{path}' is outside the project directory",
+                    name,
+                    "order_only",
+                    hint="order_only names files other rules of this Weavefile make (a generated header, say)",
+                )
+            if not GLOB_CHARS.isdisjoint(WILDCARD_RE.sub("", path) if "{" in path else path):
+                raise self.error(f"order_only '{path}' contains a glob character", name, "order_only", hint="name each file")
+            for wildcard in wildcard_names_in(path):
+                if wildcard not in wildcards:
+                    raise self.error(
+                        f"order_only '{path}' uses wildcard '{{{wildcard}}}', which the rule does not have",
+                        name,
+                        "order_only",
+                        hint="use the rule's wildcards"
+                        + (f" ({', '.join('{' + w + '}' for w in wildcards)})" if wildcards else " (this rule has none)"),
+                    )
+        return items
+
     def temp_outputs(self, value: Any, spec: RuleSpec, variables: Dict[str, Any]) -> Tuple[int, ...]:
         """`temp`: true (every output), false, or a list of the rule's outputs (as written,
         or by their names in a table of outputs): their positions in `spec.outputs`."""
@@ -1904,6 +1936,8 @@ class _Validator:
             spec.temp = self.temp_outputs(body["temp"], spec, variables)
         if "log" in body:
             spec.log = self.log_path(body["log"], spec, variables, used, output_wildcards)
+        if "order_only" in body:
+            spec.order_only = self.order_only_paths(body["order_only"], spec, variables, used, spec.wildcard_names)
         depfile = body.get("depfile")
         if depfile is not None:
             if not isinstance(depfile, str) or not depfile.strip():
