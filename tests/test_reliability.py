@@ -1275,20 +1275,40 @@ def _session_strays(marker: str) -> List[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("how", ["timeout", "sigterm"])
+@pytest.mark.parametrize("how", ["timeout", "sigterm", "sigint", "failure"])
 def test_a_child_that_left_the_jobs_group_but_not_its_session_is_stopped_too(project, how):
     """`(set -m; sleep &)`: the subshell puts sleep in a group of its own and ends, so sleep
     is neither in the job's group nor its descendant; it is still in the job's session, and
-    a timeout or an interrupt stops it (it outlived both, and every later build)."""
-    marker = "517.25" if how == "timeout" else "517.5"
+    a timeout, an interrupt or the job's failure stops it (it outlived them, and every later
+    build: after Ctrl-C and a failure, only the job's groups were killed once its first
+    process had ended)."""
+    marker = {"timeout": "517.25", "sigterm": "517.5", "sigint": "517.75", "failure": "518.25"}[how]
     timeout = 'timeout = "1s"\n' if how == "timeout" else ""
+    rest = "while [ ! -f go ]; do sleep 0.05; done; exit 3" if how == "failure" else "sleep 600"
     project.weavefile(
-        f'[rules.a]\noutputs = ["out/a"]\n{timeout}cmd = "(set -m; sleep {marker} &); touch started; sleep 600"\n'
-    )
+        f'[rules.a]\noutputs = ["out/a"]\n{timeout}cmd = "(set -m; trap \'\' INT; sleep {marker} &); touch started; {rest}"\n'
+    )  # (the stray ignores Ctrl-C's SIGINT, so that only the later signals can stop it)
     process = start_weave(project.root, "build")
     wait_for(lambda: project.exists("started") and _session_strays(marker), what="the job and its stray")
-    if how == "sigterm":
+    if how == "failure":
+        (project.root / "go").touch()
+    elif how == "sigterm":
         process.send_signal(signal.SIGTERM)
+    elif how == "sigint":
+        process.send_signal(signal.SIGINT)
     process.communicate(timeout=60)
-    assert process.returncode == (1 if how == "timeout" else 143)
+    assert process.returncode == {"timeout": 1, "sigterm": 143, "sigint": 130, "failure": 1}[how]
     wait_for(lambda: not _session_strays(marker), timeout=10, what="the stray to be stopped")
+
+
+def test_a_job_started_directly_and_killed_by_sigkill_names_the_out_of_memory_killer(project):
+    """A plain command (started without bash) killed by SIGKILL said only 'killed by signal
+    SIGKILL', where the same job under bash said exit code 137 and why that often happens."""
+    project.weavefile('[rules.k]\noutputs = ["k.txt"]\ncmd = "sleep 519.25"\n')
+    process = start_weave(project.root, "build")
+    wait_for(lambda: _session_strays("519.25"), what="the job")
+    for stray in _session_strays("519.25"):
+        stray.kill()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "FAILED k k.txt: killed by signal SIGKILL, often by the out-of-memory killer" in err, err

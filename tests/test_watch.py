@@ -383,6 +383,29 @@ def test_edit_rewrite_new_file_and_no_loop(project, start_watch):
     assert watch.interrupt() == 130
 
 
+def test_a_chmod_inside_a_directory_input_starts_a_cycle_and_elsewhere_none(project, start_watch):
+    """A directory input's digest holds each file's executable bit: `chmod +x` inside it made
+    the target stale (weave status said so) while watch saw no change and stayed idle. A
+    chmod of a plain input changes no digest, and starts nothing."""
+    project.write("tree/sub/run.sh", "echo hi\n")
+    project.write("plain.txt", "x\n")
+    project.weavefile(
+        '[rules.tree]\ninputs = ["tree/", "plain.txt"]\noutputs = ["listing.txt"]\n'
+        'cmd = "echo tree >> runs.log; ls -l tree/sub/run.sh | cut -c1-10 > {outputs}"\n'
+    )
+    watch = start_watch()
+    assert watch.wait_result()[1] == "ok", watch.output()
+    assert project.read("listing.txt").startswith("-rw-"), project.read("listing.txt")
+    os.chmod(project.root / "plain.txt", 0o600)  # no digest changes: no cycle
+    os.chmod(project.root / "tree" / "sub" / "run.sh", 0o755)
+    cycle = watch.wait_cycle_for("tree/sub/run.sh")
+    assert cycle[1] == "ok" and cycle[2].startswith("1 ran"), watch.output()
+    assert project.read("listing.txt").startswith("-rwx"), project.read("listing.txt")
+    assert "plain.txt" not in watch.changed(), watch.output()
+    assert project.runs_log() == ["tree", "tree"]
+    assert watch.interrupt() == 130
+
+
 def test_set_values_hold_across_weavefile_reloads(project, start_watch):
     project.weavefile(
         """

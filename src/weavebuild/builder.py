@@ -1152,6 +1152,8 @@ class Builder:
         elif completion.returncode != 0:
             if completion.returncode < 0:
                 failure = f"killed by signal {signal.Signals(-completion.returncode).name}"
+                if -completion.returncode == signal.SIGKILL:  # as bash's exit code 137 says
+                    failure += ", often by the out-of-memory killer"
             else:
                 failure = f"exited with code {completion.returncode}" + _exit_code_meaning(completion.returncode)
                 failure += make_variables_note(job.rule.cmd or "")

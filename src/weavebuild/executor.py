@@ -669,9 +669,11 @@ class LocalExecutor(Executor):
         completion.timed_out = running.timed_out
         completion.log_written = self._settle_log(running, returncode == 0 and not running.cancelled)
         if returncode != 0:
-            # A failed, timed-out or cancelled job leaves no process behind in its groups.
+            # A failed, timed-out or cancelled job leaves no process behind: not in its groups,
+            # nor in its sessions (a child that made a group of its own, `set -m` or setpgid,
+            # stays in the session, which its ended leader's pid names), nor below them.
             for process in running.processes:
-                _kill_group(process.pid, signal.SIGKILL)
+                kill_tree(process.pid, signal.SIGKILL)
         return completion
 
     def _peak_rss(self, running: _Running) -> int:

@@ -230,6 +230,7 @@ class Check:
         self.restamp: Optional[bytes] = None
         self.partial: Optional[Partial] = None
         self._stamp: Optional[_Stamp] = None
+        self._positions: Optional[Dict[str, int]] = None  # the stamp's, once asked
 
     def fingerprint(self, path: str) -> Optional[Fingerprint]:
         """The (size, mtime, inode, ctime) the check saw for `path`, a file it found unchanged
@@ -237,7 +238,12 @@ class Check:
         row = self.rows.get(path)
         if row is not None:
             return tuple(row[:4])  # type: ignore[return-value]
-        position = None if self._stamp is None else self._stamp.positions.get(path)
+        positions = self._positions
+        if positions is None:
+            if self._stamp is None:
+                return None
+            positions = self._positions = self._stamp.positions
+        position = positions.get(path)
         if position is None:
             return None
         # Four items, not a slice made into a tuple: half the time, and a fan-in job asks
@@ -375,6 +381,7 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     input or output: the full check handles those)."""
     reached: Set[int] = set()
     dirty = set(changed)
+    isdisjoint = dirty.isdisjoint  # (bound once: the hot test, 2 per job and pass)
     seen: Set[int] = set()
     # Dependencies come first, so one pass usually reaches everything; another is needed when
     # a job reads an earlier job's output without depending on it (a file its depfile listed
@@ -383,12 +390,13 @@ def _reached(structure: tuple, changed: Set[int]) -> Optional[List[int]]:
     while grown:
         grown = False
         for index, (inputs, outputs) in enumerate(structure):
-            if index not in reached and (not dirty.isdisjoint(inputs) or not dirty.isdisjoint(outputs)):
-                reached.add(index)
-                grown = grown or not dirty.issuperset(outputs)
-                dirty.update(outputs)
-                seen.update(inputs)
-                seen.update(outputs)
+            if (isdisjoint(inputs) and isdisjoint(outputs)) or index in reached:
+                continue
+            reached.add(index)
+            grown = grown or not dirty.issuperset(outputs)
+            dirty.update(outputs)
+            seen.update(inputs)
+            seen.update(outputs)
     if not changed <= seen:
         return None
     return sorted(reached)
@@ -438,8 +446,9 @@ class _Comparison:
     def _in_tree(self, path: str) -> bool:
         """Whether `path` lies in a directory the stamp holds as a tree (digest "")."""
         trees = self._trees
-        if trees is None:
-            trees = self._trees = {self.paths[index] for index, digest in enumerate(self.digests) if not digest}
+        if trees is None:  # ("" in a list: a C scan; most stamps hold no tree)
+            digests = self.digests
+            trees = self._trees = {self.paths[index] for index, digest in enumerate(digests) if not digest} if "" in digests else set()
         return bool(trees) and in_any_of(path, trees)
 
     def finish(self) -> None:

@@ -234,6 +234,10 @@ class WatchSet:
             return True  # a source file, or something inside a source directory
         return any(pattern.matches(rel) for pattern in self.patterns)
 
+    def in_source_tree(self, rel: str) -> bool:
+        """Inside a source directory (a directory input), not an output of the build."""
+        return not is_noise(rel) and not self.is_output(rel) and any(a in self.sources for a in _ancestors(rel))
+
     def is_output(self, rel: str) -> bool:
         """An output of the build, or anything inside a directory output."""
         return rel in self.outputs or any(a in self.outputs for a in _ancestors(rel))
@@ -453,6 +457,11 @@ class _EventHandler:
 
     def dispatch(self, event: Any) -> None:
         try:
+            if event.event_type == "attrib" and not event.is_directory:
+                # A chmod inside a directory input changes that tree's digest (it holds each
+                # file's executable bit); elsewhere a mode or a timestamp changes nothing.
+                self.watcher.notice_mode(os.fsdecode(event.src_path))
+                return
             if event.event_type not in CONTENT_EVENTS:
                 return
             if event.is_directory and event.event_type in ("modified", "closed"):
@@ -544,6 +553,13 @@ class Watcher:
                 if path == real or path.startswith(real + os.sep):
                     return [link + path[len(real) :] for link in links]
         return []
+
+    def notice_mode(self, path: str) -> None:
+        """The metadata of file `path` changed (chmod, touch): a change only for a file inside
+        a directory input."""
+        spec = self.spec
+        if spec is not None and spec.in_source_tree(spec.relative(path)):
+            self.notice(path, False)
 
     def notice(self, path: str, is_directory: bool) -> None:
         for unaliased in self._unaliased(path):
