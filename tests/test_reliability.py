@@ -30,10 +30,30 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# Weaves a test started: one still running when it ends (a failed assertion before its own
+# cleanup) is stopped, with its jobs, instead of holding a lock and a core for the rest of
+# the session.
+_started: List[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_weave_left_running():
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.terminate()  # weave stops its jobs on SIGTERM
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def start_weave(root: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "weavebuild", *args],
         cwd=root,
         stdout=subprocess.PIPE,
@@ -42,6 +62,8 @@ def start_weave(root: Path, *args: str) -> subprocess.Popen:
         env=env,
         start_new_session=True,
     )
+    _started.append(process)
+    return process
 
 
 def descendants(process: subprocess.Popen) -> List[psutil.Process]:
