@@ -92,7 +92,13 @@ def test_cycle_prints_path(project):
         cmd = "cp b.txt c.txt"
         """
     )
-    assert_user_error(project.run("build", "c.txt"), "dependency cycle", "c c.txt -> b b.txt -> a a.txt -> c c.txt")
+    assert_user_error(
+        project.run("build", "c.txt"),
+        "dependency cycle",
+        "c c.txt -> b b.txt -> a a.txt -> c c.txt",
+        # where each rule on it is written (its inputs' line), to find them in a long file
+        "the rules on it: 'c' (./Weavefile:11), 'b' (./Weavefile:7), 'a' (./Weavefile:3)",
+    )
 
 
 def test_two_rules_one_output(project):

@@ -172,11 +172,13 @@ class ManifestError(UsageError):
 class CycleError(UsageError):
     """The job graph has a cycle; `cycle` is the list of rule/job names along it."""
 
-    def __init__(self, cycle: Sequence[str]):
+    def __init__(self, cycle: Sequence[str], where: Sequence[str] = ()):
         self.cycle = list(cycle)
+        # `where`: "'rule' (./Weavefile:12)" for each rule along the cycle, when known.
         super().__init__(
             "dependency cycle: " + " -> ".join(self.cycle),
-            hint="an output cannot (indirectly) be an input of the rule that makes it",
+            hint="an output cannot (indirectly) be an input of the rule that makes it"
+            + (f"; the rules on it: {', '.join(where)}" if where else ""),
         )
 
 

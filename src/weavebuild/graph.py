@@ -271,6 +271,17 @@ def job_key(rule_name: str, wildcards: Dict[str, str]) -> str:
     return rule_name + "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
 
 
+def _cycle_rules(jobs: Sequence[Job], weavefile: str) -> List[str]:
+    """"'rule' (./Weavefile:12)" for each rule of the jobs on a cycle, once, for its message."""
+    found: List[str] = []
+    for job in jobs:
+        where = _where(job.rule, "inputs", weavefile)
+        text = f"'{job.rule.name}'" + (f" ({where})" if where else "")
+        if text not in found:
+            found.append(text)
+    return found
+
+
 def _refuse_pattern_cycle(passed_over: Tuple[RuleSpec, Dict[str, str]], chain: List[Job]) -> None:
     """A missing path that the pattern rule `passed_over` would make, were it not in the chain
     already (as in make, a pattern rule is used once per chain): when the job it would be is in
@@ -1364,7 +1375,8 @@ class Resolver:
                     if status == 0:
                         names = [entry[0].display for entry in stack]
                         start = next(i for i, entry in enumerate(stack) if entry[0] is dep)
-                        raise CycleError(names[start:] + [dep.display])
+                        on_it = [entry[0] for entry in stack[start:]]
+                        raise CycleError(names[start:] + [dep.display], _cycle_rules(on_it, weavefile))
                 if not descended:
                     state[job.key] = 1
                     active_rules[job.rule.name] -= 1
@@ -1491,7 +1503,10 @@ class Resolver:
                     continue
                 seen.add(dep.key)
                 if dep.rule.name in readers:
-                    raise CycleError([dep.display] + list(reversed(trail)) + [dep.display])
+                    raise CycleError(
+                        [dep.display] + list(reversed(trail)) + [dep.display],
+                        _cycle_rules([dep, producer], self.manifest.path),
+                    )
                 stack.append((dep, trail + [dep.display]))
 
     def _constraint_hint(self, path: str) -> Optional[str]:
