@@ -81,6 +81,47 @@ def test_plan_takes_a_builds_jobs_and_resources_and_checks_them(project):
     assert project.read("model.txt") == "edited\n"
 
 
+def test_resource_totals_matter_for_the_jobs_that_are_to_run(project):
+    """Totals too small for an up-to-date job do not refuse a build that runs only other jobs,
+    nor one whose graph is resolved in two phases (a foreach over a directory a rule makes),
+    where the build refused while its plan said 'nothing to do'."""
+    project.write("in.txt", "x\n")
+    project.write("cpu.in", "1\n")
+    project.weavefile(
+        """
+        default = ["all", "cpu.out"]
+        [rules.split]
+        inputs = ["in.txt"]
+        outputs = ["parts/"]
+        cmd = "mkdir -p parts && for i in 1 2; do echo $i > parts/p$i.txt; done"
+        [rules.train]
+        inputs = ["parts/{p}.txt"]
+        outputs = ["out/{p}.txt"]
+        resources = { gpu = 2 }
+        cmd = "cp {inputs} {outputs}"
+        [rules.all]
+        foreach = { p = "parts/{p}.txt" }
+        inputs = ["out/{p}.txt"]
+        [rules.cpu]
+        inputs = ["cpu.in"]
+        outputs = ["cpu.out"]
+        cmd = "cp cpu.in cpu.out"
+        """
+    )
+    assert project.run("build", "--resources", "gpu=2").rc == 0
+    project.write("cpu.in", "2\n")  # only cpu is to run
+    for command in (["plan"], ["build"]):
+        result = project.run(*command, "--resources", "gpu=1")
+        assert result.rc == 0, (command, result)
+    assert project.read("cpu.out") == "2\n"
+    project.write("in.txt", "y\n")  # now split, then train, are to run: refused before anything runs
+    for command in (["plan"], ["build"]):
+        assert_user_error(project.run(*command, "--resources", "gpu=1"), "rule 'train' needs gpu=2 but only gpu=1")
+    assert project.read("parts/p1.txt") == "1\n"  # nothing ran
+    runs = [line for line in project.run("history").out.splitlines() if "weave build" in line]
+    assert len(runs) == 2, runs  # the refused build left no run
+
+
 def test_plan_counts_many_up_to_date_jobs(project):
     """A big project's plan is the jobs that would run, then a count of the others (listed
     with -v); a few up-to-date jobs are named."""

@@ -280,7 +280,7 @@ def test_a_generated_header_whose_maker_the_build_leaves_out_is_warned_about(pro
     assert result.rc == 0, result
     assert (
         "weave: warning: compile obj/main.o: its depfile lists include/gen.h, which gen include/gen.h makes, but this "
-        "build does not include that job (nothing asks for include/gen.h); list it in rule compile's inputs"
+        "build does not include that job (nothing asks for include/gen.h); list it in rule compile's order_only (or inputs)"
     ) in result.err, result
     assert result.err.count("warning") == 1 and "util.h" not in result.err, result
     project.write("src/main.c", '#include "util.h"\nint main;\n')  # only sources listed
@@ -935,10 +935,13 @@ def test_order_only_mistakes_are_user_errors(project: Project) -> None:
     for written, fragments in (
         ('order_only = ["build/gen/*.h"]', ("key 'order_only'", "contains a glob character")),
         ('order_only = ["../elsewhere.h"]', ("key 'order_only'", "is outside the project directory")),
+        ('order_only = ["/abs/x.h"]', ("key 'order_only'", "is an absolute path", "write it relative to the project")),
+        ("order_only = 5", ("key 'order_only'", "must be a path or a list of paths, got an integer")),
+        ('order_only = ["build/{name}.o/x"]', ("order_only 'build/a.o/x' of compile[name=a] is inside one of its outputs",)),
         ('order_only = ["build/{other}.h"]', ("key 'order_only'", "uses wildcard '{other}', which the rule does not have")),
         ('order_only = ["build/{name}.o"]', ("key 'order_only'", "order_only 'build/a.o' of compile[name=a] is one of its outputs")),
         ('order_only = { h = "build/gen/version.h" }', ("key 'order_only'", "must be a path or a list of paths")),
-        ('order_only = ["nosuch.h"]', ("nosuch.h", "rule 'compile'")),
+        ('order_only = ["nosuch.h"]', ("Weavefile:11:", "missing source 'nosuch.h'", "rule 'compile' (job compile[name=a]) (in its order_only)")),
     ):
         project.weavefile(ORDER_ONLY.replace(line, written))
         assert_user_error(project.run("build"), *fragments)
@@ -946,3 +949,51 @@ def test_order_only_mistakes_are_user_errors(project: Project) -> None:
     project.weavefile(temp)
     assert_user_error(project.run("build"), "order_only 'build/gen/version.h'", "is a temporary output of rule 'version_h'")
     assert not project.exists("app")
+
+
+def test_an_order_only_file_inside_a_directory_output_reruns_its_reader_in_the_same_build(project: Project) -> None:
+    """The header is a file of another job's directory output: when that job remade it, the
+    reader (whose depfile lists it) was found up to date by early cutoff with the header's old
+    digest, and ran only at the next build."""
+    project.weavefile(
+        'default = ["use.out"]\n'
+        '[rules.tree]\ninputs = ["tree.in"]\noutputs = ["gen/"]\ncmd = "mkdir -p gen/sub && cp tree.in gen/sub/t.h"\n'
+        '[rules.use]\ninputs = ["u.txt"]\noutputs = ["use.out"]\norder_only = ["gen/sub/t.h"]\ndepfile = "use.d"\n'
+        "cmd = \"cat u.txt gen/sub/t.h > use.out; echo 'use.out: u.txt gen/sub/t.h' > use.d\"\n"
+    )
+    project.write("u.txt", "u\n")
+    project.write("tree.in", "t1\n")
+    assert project.run("build").rc == 0
+    project.write("u.txt", "u2\n")
+    assert project.run("build").rc == 0
+    project.write("tree.in", "t3\n")
+    result = project.run("build")
+    assert result.rc == 0 and "2 ran" in result.out, result
+    assert project.read("use.out") == "u2\nt3\n"
+    assert "nothing to do" in project.run("build").out
+
+
+def test_order_only_sources_and_vars_are_not_the_jobs_own(project: Project) -> None:
+    """A var used only in an order_only path is not in the job's recipe (--set of it reran the
+    job); a list var gives a path per item; a deleted order_only source is a missing source
+    for the build too (its no-op stamp did not hold it: build said 'nothing to do' where plan
+    refused); weave list shows the key."""
+    project.write("a.in", "a\n")
+    project.write("static.h", "s\n")
+    project.weavefile(
+        '[vars]\nhdr = "g1.h"\nhs = ["x.h", "y.h"]\n'
+        '[rules.g]\noutputs = ["g1.h", "g2.h", "x.h", "y.h"]\ncmd = "echo g >> runs.log; touch {outputs}"\n'
+        '[rules.a]\ninputs = ["a.in"]\noutputs = ["a.out"]\norder_only = ["{vars.hdr}", "{vars.hs}", "static.h"]\n'
+        'cmd = "echo a >> runs.log; cp a.in a.out"\n'
+    )
+    assert project.run("build", "a.out").rc == 0 and project.runs_log() == ["g", "a"]
+    project.clear_runs()
+    result = project.run("build", "a.out", "--set", "hdr=g2.h")
+    assert result.rc == 0 and project.runs_log() == [], result
+    assert "order_only: g1.h x.h y.h static.h" in project.run("list").out
+    (project.root / "static.h").unlink()
+    for command in ("build", "status", "plan"):
+        assert_user_error(project.run(command, "a.out"), "missing source 'static.h'", "(in its order_only)")
+    project.write("static.h", "s2\n")  # back, other bytes: nothing to rerun
+    result = project.run("build", "a.out")
+    assert result.rc == 0 and project.runs_log() == [], result

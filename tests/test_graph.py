@@ -432,6 +432,43 @@ def test_wildcard_constraints_decide_between_patterns(tmp_path):
         graph_of(tmp_path, text, ["A1.o"])
 
 
+def test_anchors_in_a_constraint_are_the_values_own(tmp_path):
+    """A constraint matches the whole value: `^S[0-9]+$` matched no path at all (its anchors
+    were the path's), a foreach fan-in with `^(a|b)$` silently found no file, and `$` in
+    `(?!main$)` (any name but main, make's filter-out) never held, so main was not left out."""
+    for name in ("S1", "S22", "X1", "S1x"):
+        (tmp_path / "raw").mkdir(exist_ok=True)
+        (tmp_path / "raw" / f"{name}.txt").write_text(name)
+    for name in ("a", "b", "main", "mainloop"):
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / f"{name}.c").write_text(name)
+    text = r"""
+        [rules.trim]
+        inputs = ["raw/{sample}.txt"]
+        outputs = ["trimmed/{sample}.txt"]
+        cmd = "cp {inputs} {outputs}"
+        wildcards = { sample = '^S[0-9]+$' }
+        [rules.lib]
+        inputs = ["src/{name}.c"]
+        foreach = { name = "src/{name}.c" }
+        outputs = ["lib.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        wildcards = { name = '(?!main$)[^/]+' }
+        [rules.ab]
+        inputs = ["src/{name}.c"]
+        foreach = { name = "src/{name}.c" }
+        outputs = ["ab.txt"]
+        cmd = "cat {inputs} > {outputs}"
+        wildcards = { name = '^(a|b)$' }
+    """
+    assert keys(graph_of(tmp_path, text, ["trimmed/S1.txt"])) == ["trim[sample=S1]"]
+    for path in ("trimmed/X1.txt", "trimmed/S1x.txt"):
+        with pytest.raises(UsageError, match="no rule makes"):
+            graph_of(tmp_path, text, [path])
+    assert graph_of(tmp_path, text, ["lib.txt"]).jobs[0].inputs == ["src/a.c", "src/b.c", "src/mainloop.c"]
+    assert graph_of(tmp_path, text, ["ab.txt"]).jobs[0].inputs == ["src/a.c", "src/b.c"]
+
+
 def test_constraint_with_group_still_matches(tmp_path):
     text = r"""
         [rules.a]

@@ -1297,29 +1297,36 @@ def _session_strays(marker: str) -> List[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("how", ["timeout", "sigterm", "sigint", "failure"])
+@pytest.mark.parametrize("how", ["timeout", "sigterm", "sigint", "failure", "no-output", "sigint-exit-0"])
 def test_a_child_that_left_the_jobs_group_but_not_its_session_is_stopped_too(project, how):
     """`(set -m; sleep &)`: the subshell puts sleep in a group of its own and ends, so sleep
     is neither in the job's group nor its descendant; it is still in the job's session, and
     a timeout, an interrupt or the job's failure stops it (it outlived them, and every later
     build: after Ctrl-C and a failure, only the job's groups were killed once its first
     process had ended)."""
-    marker = {"timeout": "517.25", "sigterm": "517.5", "sigint": "517.75", "failure": "518.25"}[how]
+    marker = {
+        "timeout": "517.25", "sigterm": "517.5", "sigint": "517.75", "failure": "518.25", "no-output": "518.5",
+        "sigint-exit-0": "518.75",
+    }[how]
     timeout = 'timeout = "1s"\n' if how == "timeout" else ""
-    rest = "while [ ! -f go ]; do sleep 0.05; done; exit 3" if how == "failure" else "sleep 600"
+    rest = {
+        "failure": "while [ ! -f go ]; do sleep 0.05; done; exit 3",
+        "no-output": "while [ ! -f go ]; do sleep 0.05; done; true",  # exits 0, makes no out/a
+        "sigint-exit-0": "trap \'exit 0\' INT TERM; sleep 600 & wait",  # a cancelled job exiting 0
+    }.get(how, "sleep 600")
     project.weavefile(
         f'[rules.a]\noutputs = ["out/a"]\n{timeout}cmd = "(set -m; trap \'\' INT; sleep {marker} &); touch started; {rest}"\n'
     )  # (the stray ignores Ctrl-C's SIGINT, so that only the later signals can stop it)
     process = start_weave(project.root, "build")
     wait_for(lambda: project.exists("started") and _session_strays(marker), what="the job and its stray")
-    if how == "failure":
+    if how in ("failure", "no-output"):
         (project.root / "go").touch()
     elif how == "sigterm":
         process.send_signal(signal.SIGTERM)
-    elif how == "sigint":
+    elif how.startswith("sigint"):
         process.send_signal(signal.SIGINT)
     process.communicate(timeout=60)
-    assert process.returncode == {"timeout": 1, "sigterm": 143, "sigint": 130, "failure": 1}[how]
+    assert process.returncode == {"timeout": 1, "sigterm": 143, "failure": 1, "no-output": 1}.get(how, 130)
     wait_for(lambda: not _session_strays(marker), timeout=10, what="the stray to be stopped")
 
 

@@ -377,13 +377,26 @@ class Project:
 
         return job_making
 
-    @staticmethod
-    def _all_up_to_date(graph: Graph, store: Store, files: FileState, latest: dict, pool: ResourcePool, options: object) -> bool:
-        """Whether a build of `graph` would run nothing (its prediction, with no output)."""
-        from .builder import Builder
+    def _pool_for_build(
+        self, graph: Graph, store: Store, files: FileState, latest: dict, options: object,
+        resources: Mapping[str, float], forced: bool,
+    ) -> ResourcePool:
+        """The build's pool. Totals too small for a job matter only if that job is to run (as
+        `weave plan` and the no-op stamp find): when some job asks for more than a total, the
+        build's prediction says whether one of those would run (forced jobs always would)."""
+        try:
+            return self.pool(graph, options.jobs, resources)  # type: ignore[attr-defined]
+        except UsageError:
+            if forced:
+                raise
+            from .builder import Builder
 
-        builder = Builder(graph, store, files, latest, pool, options, Reporter())  # type: ignore[arg-type]
-        return all(verdict.up_to_date for verdict in builder.predict().values())
+            pool = self.pool(graph, options.jobs, resources, check=False)  # type: ignore[attr-defined]
+            verdicts = Builder(graph, store, files, latest, pool, options, Reporter()).predict()  # type: ignore[arg-type]
+            pool.check_feasible(
+                (job.rule.name, job.resources) for job in graph.jobs if not verdicts[job.key].up_to_date
+            )
+            return pool
 
     # -- commands ----------------------------------------------------------------------------------
     def proven_up_to_date(self, targets: Sequence[str] = ()) -> Optional[int]:
@@ -598,14 +611,7 @@ class Project:
                     files.trust(checked.unchanged, checked.fingerprint)
                 if graph is None:  # (the graph cache was asked above)
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None, cached=False)
-                try:
-                    pool = self.pool(graph, options.jobs, resources or {})
-                except UsageError:
-                    # Totals too small for some job matter only if a job is to run: a build with
-                    # nothing to do says so, as its no-op stamp and `weave plan` do.
-                    pool = self.pool(graph, options.jobs, resources or {}, check=False)
-                    if force or force_rules or graph.first or not self._all_up_to_date(graph, store, files, latest, pool, options):
-                        raise
+                pool = self._pool_for_build(graph, store, files, latest, options, resources or {}, bool(force or force_rules))
                 if force_rules:  # a usage error, as an unknown target is: refused before the run is recorded
                     # (a graph with a first phase may gain the rule's jobs after it: then only
                     # an unknown rule can be told now)
@@ -628,7 +634,7 @@ class Project:
                         if settled is not None:  # what the scans list may have changed: looked again
                             graph, files, latest, first = settled
                             unchanged = None
-                            pool = self.pool(graph, options.jobs, resources or {})
+                            pool = self._pool_for_build(graph, store, files, latest, options, resources or {}, bool(force or force_rules))
                     for warning in pool.notes + graph.warnings:
                         reporter.warning(warning)
                     builder = Builder(

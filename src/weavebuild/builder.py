@@ -502,9 +502,12 @@ class Builder:
         jobs = self.graph.jobs
         produced = set(itertools.chain.from_iterable(job.outputs for job in jobs))
         # (each path once before filtering: a fan-in's inputs repeat across its many jobs)
+        # (order_only sources too: not read for a verdict, but the no-op stamp vouches for them)
         self.files.prefetch(
             path
-            for path in dict.fromkeys(itertools.chain.from_iterable(job.inputs for job in jobs))
+            for path in dict.fromkeys(
+                itertools.chain.from_iterable(job.inputs + job.order_only if job.order_only else job.inputs for job in jobs)
+            )
             if path not in produced and (unchanged is None or path not in unchanged)
         )
         for job in self.graph.jobs:
@@ -1045,9 +1048,18 @@ class Builder:
         paths = self._rewritten.get(job.key)
         if paths is None:
             trees = tuple(output + "/" for output, is_dir in zip(job.outputs, job.dir_outputs) if is_dir)
-            nested = {path for dependent in job.dependents for path in dependent.inputs if path.startswith(trees)}
-            for dependent in self._listed_dependents.get(job.key, ()):  # files their depfiles listed
-                nested.update(path for path, _ in self.latest[dependent.key].discovered if path.startswith(trees))
+            nested = {
+                path
+                for dependent in job.dependents
+                for path in itertools.chain(dependent.inputs, dependent.order_only)
+                if path.startswith(trees)
+            }
+            # ... and the files their depfiles listed there (a header in a generated tree that
+            # a job waits for through order_only, or reads undeclared)
+            for dependent in itertools.chain(job.dependents, self._listed_dependents.get(job.key, ())):
+                row = self.latest.get(dependent.key)
+                if row is not None and row.discovered:
+                    nested.update(path for path, _ in row.discovered if path.startswith(trees))
             paths = self._rewritten[job.key] = list(job.outputs) + sorted(nested)
         return paths
 
@@ -1250,6 +1262,10 @@ class Builder:
             results[job.key] = result
             return RAN
         # Failure: never recorded; partial outputs removed.
+        if completion.returncode == 0 and not completion.cancelled and self.executor is not None:
+            # Exited 0 but failed here (an output or its depfile missing): what it left
+            # running in the background goes too, as for any failed job.
+            self.executor.stop_leftovers(completion)
         if completion.cancelled and not completion.timed_out:
             self._remove_outputs(job)
             result.outcome = CANCELLED
@@ -1406,8 +1422,8 @@ class Builder:
                     self.reporter.warning(
                         f"{job.display}: its depfile lists {path}, which {other.display} makes, but this build "
                         f"does not include that job (nothing asks for {path}); list it in rule "
-                        f"{job.rule.name}'s inputs, so that it is made before the job reads it and its "
-                        "changes rerun the job"
+                        f"{job.rule.name}'s order_only (or inputs), so that it is made before the job "
+                        "reads it and its changes rerun the job"
                     )
                     self.unproven = True
                     break

@@ -53,6 +53,7 @@ class Completion:
 
     __slots__ = (
         "token", "returncode", "started", "ended", "peak_rss", "cpu_time", "timed_out", "cancelled", "log_written",
+        "pids",
     )
 
     def __init__(self, token: object, returncode: int, started: float, ended: float, peak_rss: int, cpu_time: float):
@@ -65,6 +66,7 @@ class Completion:
         self.timed_out = False
         self.cancelled = False
         self.log_written = True  # False: the command printed nothing, and no log file was left
+        self.pids: List[int] = []  # its processes (each the leader of its session), all ended
 
     @property
     def duration(self) -> float:
@@ -115,6 +117,11 @@ class Executor:
 
     def stop_waking_on_signals(self) -> None:
         pass
+
+    def stop_leftovers(self, completion: Completion) -> None:
+        """Stop whatever a completed command left running (background processes in its
+        sessions): the caller found the job failed although its command exited 0 (an output
+        missing, say). A command that exited non-zero or was cancelled has none left."""
 
 
 class _Running:
@@ -668,13 +675,18 @@ class LocalExecutor(Executor):
         completion.cancelled = running.cancelled and ended >= running.cancelled_at
         completion.timed_out = running.timed_out
         completion.log_written = self._settle_log(running, returncode == 0 and not running.cancelled)
-        if returncode != 0:
+        completion.pids = [process.pid for process in running.processes]
+        if returncode != 0 or running.cancelled:
             # A failed, timed-out or cancelled job leaves no process behind: not in its groups,
             # nor in its sessions (a child that made a group of its own, `set -m` or setpgid,
-            # stays in the session, which its ended leader's pid names), nor below them.
-            for process in running.processes:
-                kill_tree(process.pid, signal.SIGKILL)
+            # stays in the session, which its ended leader's pid names), nor below them. (A
+            # cancelled command may exit 0: a trap that exits cleanly on SIGINT.)
+            self.stop_leftovers(completion)
         return completion
+
+    def stop_leftovers(self, completion: Completion) -> None:
+        for pid in completion.pids:
+            kill_tree(pid, signal.SIGKILL)
 
     def _peak_rss(self, running: _Running) -> int:
         """Sampled peak of the process tree; else wait4's ru_maxrss (the largest stage's),

@@ -722,6 +722,8 @@ class Resolver:
                 problem = "is outside the project directory" if path != "." else "is the project directory"
             elif path in job.outputs:
                 problem = "is one of its outputs"
+            elif any(path.startswith(output + "/") for output in job.outputs):
+                problem = "is inside one of its outputs"
             elif path in job.inputs:
                 problem = "is one of its inputs (an input is made first already, and reruns the job when it changes)"
             else:
@@ -1347,6 +1349,7 @@ class Resolver:
                                     or self._constraint_hint(path)
                                     or self._elsewhere_hint(path)
                                     or self._leftover_hint(job, stack[-2][0] if len(stack) > 1 else None),
+                                    key="order_only" if path in job.order_only and path not in job.inputs else "inputs",
                                 )
                             sources[path] = []
                         sources[path].append(job)
@@ -1529,7 +1532,9 @@ class Resolver:
                         )
         return None
 
-    def _missing_source(self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None) -> MissingSource:
+    def _missing_source(
+        self, path: str, rule: RuleSpec, needed_by: str, hint: Optional[str] = None, key: str = "inputs"
+    ) -> MissingSource:
         """The error for a source that does not exist: where the rule names it (its inputs'
         line, read again from its file) and, for a likely typo, the path it is close to (a file
         beside it, or a rule's output)."""
@@ -1554,7 +1559,9 @@ class Resolver:
             close = self._near_path(path, rule)
             if close is not None:
                 hint = f"{did_you_mean(path, close)} Otherwise create the file, or add a rule that makes it"
-        return MissingSource(path, needed_by, hint=hint, where=_where(rule, "inputs", self.manifest.path))
+        if key == "order_only":
+            needed_by += " (in its order_only)"
+        return MissingSource(path, needed_by, hint=hint, where=_where(rule, key, self.manifest.path))
 
     def _log_of(self, path: str) -> Optional[RuleSpec]:
         """The rule whose `log` pattern `path` matches, if any (for a missing source's hint)."""

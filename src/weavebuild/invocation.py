@@ -21,7 +21,7 @@ from .errors import Interrupted, WeaveError, clip_long_words
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+    from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 # The values `weave build` passes for options not given (cli.build_options declares each
 # option with these defaults; a test checks that they agree).
@@ -129,7 +129,14 @@ def run_build(settings: Settings, targets: Sequence[str], **options: Any) -> Non
 def slots_check(project: Any, jobs: Optional[int], resources: Mapping[str, float]) -> Callable[[Any], object]:
     """For a plan: refuse it as the build would, for a job needing more slots or resources
     than `jobs` and `resources` give (Project.pool raises the UsageError)."""
-    return lambda graph: project.pool(graph, jobs, resources)
+    def check(graph: Any, keys: Optional[Collection[str]] = None) -> object:
+        """`keys`: the jobs that would run (their requests alone matter, as for the build)."""
+        pool = project.pool(graph, jobs, resources, check=keys is None)
+        if keys is not None:
+            pool.check_feasible((job.rule.name, job.resources) for job in graph.jobs if job.key in keys)
+        return pool
+
+    return check
 
 
 def format_error(exc: WeaveError) -> str:

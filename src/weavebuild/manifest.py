@@ -1424,7 +1424,7 @@ class _Validator:
         # (a generated Weavefile) has no braces, NULs or blank paths in nearly every case.
         joined = "\n".join(items)
         if "vars." in joined:
-            if key in ("inputs", "outputs"):  # a list var: a path per item
+            if key in ("inputs", "outputs", "order_only"):  # a list var: a path per item
                 expanded = [self.expand_path(item, variables, rule, key, used) for item in items]
                 if key == "outputs" and items and not any(expanded):
                     raise self.error(
@@ -1497,12 +1497,20 @@ class _Validator:
         """A rule's `order_only`: paths in the project (no globs), with the rule's wildcards at
         most, made before its jobs run without being their inputs."""
         name = spec.name
-        if isinstance(value, dict):
-            raise self.error("must be a path or a list of paths (no names: they are not placeholders)", name, "order_only")
-        items, _ = self.paths(value, name, "order_only", variables, used)
+        if not isinstance(value, (str, list)):
+            raise self.error(f"must be a path or a list of paths, got {_type_name(value)}", name, "order_only")
+        # (its vars are not the job's: a path made first, not read, is not in its signature)
+        items, _ = self.paths(value, name, "order_only", variables, [])
         for path in items:
             normalized = path.replace("\\", "/")
-            if os.path.isabs(normalized) or is_outside(normalize(normalized)):
+            if os.path.isabs(normalized):
+                raise self.error(
+                    f"order_only '{path}' is an absolute path",
+                    name,
+                    "order_only",
+                    hint="write it relative to the project directory: order_only names files of this project that rules make",
+                )
+            if is_outside(normalize(normalized)):
                 raise self.error(
                     f"order_only '{path}' is outside the project directory",
                     name,

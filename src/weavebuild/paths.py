@@ -197,6 +197,9 @@ def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[
     rules (the most specific wins, as GNU make prefers the shortest stem).
     """
     parts: List[str] = []
+    # The same parts without named groups, for a constraint's `$` (see _value_anchored).
+    plain: List[str] = []
+    wildcards: List[Tuple[int, str]] = []  # (index in parts, name) of each first occurrence
     seen: List[str] = []
     position = 0
     literal_count = 0
@@ -204,21 +207,66 @@ def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[
     for match in WILDCARD_RE.finditer(normalized):
         literal = normalized[position : match.start()]
         parts.append(re.escape(literal))
+        plain.append(parts[-1])
         literal_count += len(literal)
         position = match.end()
         name = match.group(1)
         if name is None:
             parts.append(re.escape(match.group(0)[0]))
+            plain.append(parts[-1])
             literal_count += 1
         elif name in seen:
             parts.append(f"(?P={name})")
+            plain.append(f"(?:{constraints.get(name, '[^/]+')})")
         else:
             seen.append(name)
+            wildcards.append((len(parts), name))
             parts.append(f"(?P<{name}>{constraints.get(name, '[^/]+')})")
+            plain.append(f"(?:{constraints.get(name, '[^/]+')})")
     tail = normalized[position:]
     parts.append(re.escape(tail))
+    plain.append(parts[-1])
     literal_count += len(tail)
+    for index, name in wildcards:
+        constraint = constraints.get(name)
+        if constraint is not None and ("$" in constraint or "^" in constraint):
+            rest = "".join(plain[index + 1 :]) + r"\Z"
+            parts[index] = f"(?P<{name}>{_value_anchored(constraint, rest)})"
     return compile_regex("".join(parts) + r"\Z"), literal_count
+
+
+def _value_anchored(constraint: str, rest: str) -> str:
+    """A wildcard's constraint as a part of a path's regex, its anchors made the value's: a
+    constraint matches the whole value, so `^S[0-9]+$` means what `S[0-9]+` does, and the `$`
+    of `(?!main$)[^/]+` (any name but main) is the end of the value, where what the pattern
+    has after the wildcard (`rest`, a regex ending at the end of the path) begins. Written as
+    they are, `^` and `$` would need the start and end of the whole path, and match nothing."""
+    out: List[str] = []
+    index, size = 0, len(constraint)
+    while index < size:
+        char = constraint[index]
+        if char == "\\":
+            out.append(constraint[index : index + 2])
+            index += 2
+        elif char == "[":  # a class: copied as it is (`^` there negates, `$` is literal)
+            end = index + 1
+            if end < size and constraint[end] == "^":
+                end += 1
+            if end < size and constraint[end] == "]":
+                end += 1
+            while end < size and constraint[end] != "]":
+                end += 2 if constraint[end] == "\\" else 1
+            out.append(constraint[index : end + 1])
+            index = end + 1
+        elif char == "$":
+            out.append(f"(?={rest})")
+            index += 1
+        elif char == "^" and (not out or out[-1][-1:] in ("(", "|", ":")):
+            index += 1  # at the start of the value (or of a branch there): nothing to assert
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
 
 
 def compile_regex(regex: str) -> Pattern[str]:

@@ -72,7 +72,8 @@ def make(
     for job in graph.jobs:
         if not job.outputs:
             return None
-        for paths in (job.inputs, job.outputs, listed.get(job.key, ())):
+        # (order_only paths too: a deleted source of them is a missing source, not a no-op)
+        for paths in (job.inputs, job.outputs, listed.get(job.key, ()), job.order_only):
             for path in paths:
                 if path in entries:
                     continue
@@ -110,6 +111,8 @@ def _read_paths(job: Job, listed: Dict[str, List[str]]) -> List[str]:
     depfile listed, and its dependencies' outputs where they are not inputs themselves (the
     files other jobs write into a directory input of the job)."""
     paths = job.inputs + listed[job.key] if job.key in listed else job.inputs
+    if job.order_only:  # (reached, the job is checked again: its signature does not hold them)
+        paths = paths + job.order_only
     if not job.deps:
         return paths
     named = set(paths)  # (a fan-in's 10k inputs: a list would make this quadratic)

@@ -116,6 +116,10 @@ class ScanPattern:
                 constraint = constraints.get(text[i + 1 : end])
                 if constraint is not None and paths.may_match_slash(constraint):
                     recursive = True
+                if constraint is not None and ("^" in constraint or "$" in constraint):
+                    # Anchored to the value (paths.compile_pattern makes them so): here, any
+                    # value of its shape is a change worth a look (the build decides).
+                    constraint = ".+" if recursive else "[^/]+"
                 parts.append(f"(?:{constraint or '[^/]+'})")
                 special, i = True, end + 1
             elif text.startswith("**/", i):

@@ -32,7 +32,7 @@ def print_plan(
     check: Optional[Callable[[Any], object]] = None,
     force_rules: Sequence[str] = (),
 ) -> None:
-    """Print what a build would run. `check(graph)`, if given, runs first and may refuse the
+    """Print what a build would run. `check(graph, stale keys)`, if given, may refuse the
     plan as the build would (`build -n` checks the resource totals)."""
     if check is None and not force and not force_rules and not as_json:
         # Proven up to date by the last build's stamp: the count is all there is to say (unless
@@ -48,9 +48,10 @@ def print_plan(
     ordered = [by_key[key] for key in verdicts]  # as a build would run them
     stale = [job for job in ordered if not verdicts[job.key].up_to_date]
     if check is not None and stale:
-        # As the build: one that runs nothing ("nothing to do") needs no slots, whatever the
-        # totals given (`weave build --resources gpu=0` of an up-to-date project).
-        check(graph)
+        # As the build: totals too small for a job matter only if that job would run (one
+        # that runs nothing needs no slots: `weave build --resources gpu=0` of an up-to-date
+        # project says "nothing to do").
+        check(graph, {job.key for job in stale})
     fresh = [job for job in ordered if verdicts[job.key].up_to_date]
     # Directories whose contents decide jobs (checkpoints) and that this build would make:
     # what reads them is planned from what they hold now, and looked at again once they are made.

@@ -55,6 +55,8 @@ def list_rules(settings: Settings) -> None:
             echo("  depfile:   " + rule.depfile)
         if rule.log:
             echo("  log:       " + rule.log)
+        if rule.order_only:
+            echo("  order_only: " + " ".join(rule.order_only))
         if rule.wildcard_names:
             echo("  wildcards: " + " ".join(rule.wildcard_names))
         if rule.foreach:
