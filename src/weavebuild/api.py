@@ -377,6 +377,31 @@ class Project:
 
         return job_making
 
+    def _with_listed_makers(self, store: Store, graph: Graph, files: FileState, latest: dict) -> Graph:
+        """`graph`, or, when a job's depfile listed a file that a rule makes but `graph` does
+        not (a generated header no declared input asks for; a build noted it in the store),
+        the graph for its targets and those files: their makers are made first, and a change
+        of what they are made from reaches the job (Ninja's deps log does the same)."""
+        elsewhere = store.made_elsewhere()
+        if not elsewhere:
+            return graph
+        made = graph.producers
+        wanted: List[str] = []
+        for job in graph.jobs:
+            row = latest.get(job.key)
+            if row is not None and row.discovered:
+                wanted.extend(path for path, _ in row.discovered if path in elsewhere and path not in made and path not in wanted)
+        if not wanted:
+            return graph
+        try:  # (from the graph cache after the first time: no parse)
+            extended = self.graph(list(graph.requested) + wanted, files)
+        except WeaveError:  # no rule makes it any more, say: the targets' own graph, as before
+            return graph
+        missing = [job.key for job in extended.jobs if job.key not in latest]
+        if missing:
+            latest.update(store.load_jobs(missing))
+        return extended
+
     def _pool_for_build(
         self, graph: Graph, store: Store, files: FileState, latest: dict, options: object,
         resources: Mapping[str, float], forced: bool,
@@ -468,6 +493,7 @@ class Project:
             else:
                 cached, files, latest = self._state_for(store, targets, {})
                 graph = cached if cached is not None else self.graph(targets, files, cached=False)
+                graph = self._with_listed_makers(store, graph, files, latest)
             for warning in graph.warnings:
                 (reporter or Reporter()).warning(warning)
             forced = self._forced_jobs(graph, force, force_rules)
@@ -611,6 +637,8 @@ class Project:
                     files.trust(checked.unchanged, checked.fingerprint)
                 if graph is None:  # (the graph cache was asked above)
                     graph = self.graph(targets, files, known=checked.unchanged if checked else None, cached=False)
+                if partial is None:
+                    graph = self._with_listed_makers(store, graph, files, latest)
                 pool = self._pool_for_build(graph, store, files, latest, options, resources or {}, bool(force or force_rules))
                 if force_rules:  # a usage error, as an unknown target is: refused before the run is recorded
                     # (a graph with a first phase may gain the rule's jobs after it: then only
@@ -658,6 +686,8 @@ class Project:
                         job_making=self._job_making(),
                     )
                     result = builder.run()
+                    if builder.made_elsewhere:
+                        store.add_made_elsewhere(builder.made_elsewhere)
                     if first is not None:
                         result.include(first)
                     _check_inside_targets(graph, self.root)

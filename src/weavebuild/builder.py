@@ -287,6 +287,8 @@ class Builder:
         # depfile lists that no job of this build makes: a generated header whose maker this
         # build leaves out is one the job may have read stale.
         self.job_making = job_making
+        # Such files found by this build: later builds of these targets make them first.
+        self.made_elsewhere: List[str] = []
         self.root = graph.manifest.root
         self.store = store
         self.files = files
@@ -1421,10 +1423,11 @@ class Builder:
                 if other is not None and other.key not in self._untouched_keys():
                     self.reporter.warning(
                         f"{job.display}: its depfile lists {path}, which {other.display} makes, but this build "
-                        f"does not include that job (nothing asks for {path}); list it in rule "
-                        f"{job.rule.name}'s order_only (or inputs), so that it is made before the job "
-                        "reads it and its changes rerun the job"
+                        f"did not include that job (nothing asks for {path}); from the next build on it is "
+                        f"made first, as Ninja does with its deps log; list it in rule {job.rule.name}'s "
+                        "order_only (or inputs) so that the first build makes it first too"
                     )
+                    self.made_elsewhere.append(path)
                     self.unproven = True
                     break
             if maker is not None and maker is not job and maker not in listed and not self._is_upstream(maker, job):

@@ -25,7 +25,7 @@ from .paths import STATE_DIR
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
     # (size, mtime_ns, inode, ctime_ns, digest, hashed_at_ns)
     FileRow = Tuple[int, int, int, int, str, int]
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_by_run ON attempts(run_id);
 CREATE TABLE IF NOT EXISTS stamps (key TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS made_elsewhere (path TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -580,6 +581,24 @@ class Store:
             return
         try:
             self.connection.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (_text(key), token))
+        except sqlite3.DatabaseError as exc:
+            self._fail(exc)
+
+    def made_elsewhere(self) -> Set[str]:
+        """Files a job's depfile listed that a rule makes whose job the build did not include
+        (a generated header no declared input asks for): later builds include that job."""
+        if self.connection is None:
+            return set()
+        try:
+            return {_name(row[0]) for row in self.connection.execute("SELECT path FROM made_elsewhere")}
+        except sqlite3.DatabaseError:  # (a store older than the table, opened read-only)
+            return set()
+
+    def add_made_elsewhere(self, paths: Iterable[str]) -> None:
+        if self.connection is None or self.broken:
+            return
+        try:  # (one statement: autocommitted whole)
+            self.connection.executemany("INSERT OR IGNORE INTO made_elsewhere VALUES (?)", [(_text(p),) for p in paths])
         except sqlite3.DatabaseError as exc:
             self._fail(exc)
 
