@@ -1433,7 +1433,7 @@ class Builder:
             if maker is not None and maker is not job and maker not in listed and not self._is_upstream(maker, job):
                 self.reporter.warning(
                     f"{job.display}: its depfile lists {path}, which {maker.display} makes; "
-                    "list it in the rule's inputs, so that it is made before the job reads it"
+                    "list it in the rule's order_only (or inputs), so that it is made before the job reads it"
                 )
                 # Nothing ordered the two in this build: the maker may remake the file after
                 # the job read it (the digest remembered for it would then be the old one).

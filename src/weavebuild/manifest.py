@@ -1470,17 +1470,9 @@ class _Validator:
             )
         if normalized.endswith("/"):
             raise self.error(f"log '{path}' is a directory", name, "log", hint="name the file, e.g. \"logs/x.log\"")
-        if not GLOB_CHARS.isdisjoint(WILDCARD_RE.sub("", path) if "{" in path else path):
-            raise self.error(f"log '{path}' contains a glob character", name, "log")
-        for wildcard in wildcard_names_in(path):
-            if wildcard not in wildcards:
-                raise self.error(
-                    f"log '{path}' uses wildcard '{{{wildcard}}}', which no output has",
-                    name,
-                    "log",
-                    hint="each job needs its own log: use the outputs' wildcards"
-                    + (f" ({', '.join('{' + w + '}' for w in wildcards)})" if wildcards else " (this rule has none)"),
-                )
+        self.check_path_pattern(
+            path, name, "log", wildcards, "no output has", "each job needs its own log: use the outputs' wildcards"
+        )
         missing = [w for w in wildcards if w not in wildcard_names_in(path)]
         if missing:
             raise self.error(
@@ -1491,8 +1483,24 @@ class _Validator:
             )
         return path
 
+    def check_path_pattern(
+        self, path: str, name: str, key: str, wildcards: Sequence[str], whose: str, hint: str, glob_hint: Optional[str] = None
+    ) -> None:
+        """Refuse a glob character in `path`, or a wildcard that is not among `wildcards`
+        (`whose`: what the message says of it; `hint` is followed by the ones it may use)."""
+        if not GLOB_CHARS.isdisjoint(WILDCARD_RE.sub("", path) if "{" in path else path):
+            raise self.error(f"{key} '{path}' contains a glob character", name, key, hint=glob_hint)
+        for wildcard in wildcard_names_in(path):
+            if wildcard not in wildcards:
+                raise self.error(
+                    f"{key} '{path}' uses wildcard '{{{wildcard}}}', which {whose}",
+                    name,
+                    key,
+                    hint=hint + (f" ({', '.join('{' + w + '}' for w in wildcards)})" if wildcards else " (this rule has none)"),
+                )
+
     def order_only_paths(
-        self, value: Any, spec: RuleSpec, variables: Dict[str, Any], used: List[str], wildcards: Sequence[str]
+        self, value: Any, spec: RuleSpec, variables: Dict[str, Any], wildcards: Sequence[str]
     ) -> List[str]:
         """A rule's `order_only`: paths in the project (no globs), with the rule's wildcards at
         most, made before its jobs run without being their inputs."""
@@ -1517,17 +1525,9 @@ class _Validator:
                     "order_only",
                     hint="order_only names files other rules of this Weavefile make (a generated header, say)",
                 )
-            if not GLOB_CHARS.isdisjoint(WILDCARD_RE.sub("", path) if "{" in path else path):
-                raise self.error(f"order_only '{path}' contains a glob character", name, "order_only", hint="name each file")
-            for wildcard in wildcard_names_in(path):
-                if wildcard not in wildcards:
-                    raise self.error(
-                        f"order_only '{path}' uses wildcard '{{{wildcard}}}', which the rule does not have",
-                        name,
-                        "order_only",
-                        hint="use the rule's wildcards"
-                        + (f" ({', '.join('{' + w + '}' for w in wildcards)})" if wildcards else " (this rule has none)"),
-                    )
+            self.check_path_pattern(
+                path, name, "order_only", wildcards, "the rule does not have", "use the rule's wildcards", "name each file"
+            )
         return items
 
     def temp_outputs(self, value: Any, spec: RuleSpec, variables: Dict[str, Any]) -> Tuple[int, ...]:
@@ -1945,7 +1945,7 @@ class _Validator:
         if "log" in body:
             spec.log = self.log_path(body["log"], spec, variables, used, output_wildcards)
         if "order_only" in body:
-            spec.order_only = self.order_only_paths(body["order_only"], spec, variables, used, spec.wildcard_names)
+            spec.order_only = self.order_only_paths(body["order_only"], spec, variables, spec.wildcard_names)
         depfile = body.get("depfile")
         if depfile is not None:
             if not isinstance(depfile, str) or not depfile.strip():
