@@ -192,9 +192,13 @@ def test_report_latest_run_shows_log_tail_and_rule_stats(built):
 def test_report_defaults_to_latest_run_and_rejects_unknown_runs(built):
     # Started elsewhere with -C (which changes into the directory, as make's does), the
     # default page lands in the project directory.
+    # The latest run (3) ran no job: the default is the last that did (2), and says so.
     result = Project(built.root / "data").run("-C", "..", "report")
     assert result.rc == 0, result
-    assert "wrote report.html (run 3, ok, 0 attempts)" in result.out
+    assert "wrote report.html (run 2, failed" in result.out, result
+    assert "run 3, the latest, ran no job: reporting run 2, the last that did" in result.err, result
+    latest = built.run("report", "latest")
+    assert latest.rc == 0 and "wrote report.html (run 3, ok, 0 attempts)" in latest.out, latest
     page = built.read("report.html")
     assert "No job ran in this run" in page and "No attempt failed" in page
     assert_user_error(built.run("report", "42"), "no run 42", "weave history")

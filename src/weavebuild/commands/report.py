@@ -32,8 +32,9 @@ from ..errors import UsageError
 def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> None:
     """Write an HTML report of a run.
 
-    A self-contained page about RUN (a run id from `weave history`; default: the latest run):
-    a timeline of its jobs, its failures with log tails, and per-rule statistics.
+    A self-contained page about RUN (a run id from `weave history`, or `latest`; default: the
+    latest run that ran a job): a timeline of its jobs, its failures with log tails, and
+    per-rule statistics.
     """
     from ..history import failures, find_run, load_runs, rule_stats
     from ..report import render_report
@@ -51,6 +52,16 @@ def report(settings: Settings, run_id: Optional[str], output: Optional[str]) -> 
             "no runs recorded yet", hint="run `weave build` first; every build is recorded"
         )
     run = find_run(runs, wanted)
+    if run_id is None and run is not None and not run.attempts:
+        # The latest run ran nothing (a no-op, a `weave` while everything was up to date): the
+        # page of the last one that ran jobs says more; `weave report latest` asks for it.
+        ran = next((earlier for earlier in runs if earlier.attempts), None)
+        if ran is not None:
+            sys.stderr.write(
+                f"weave: run {run.id}, the latest, ran no job: reporting run {ran.id}, the last that did"
+                " (weave report latest for the other)\n"
+            )
+            run = ran
     if run is None:
         raise UsageError(
             f"no run {wanted} in the history (runs {runs[-1].id} to {runs[0].id} are recorded)",
