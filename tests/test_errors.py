@@ -1131,3 +1131,14 @@ def test_a_missing_source_is_never_told_to_be_its_readers_own_output_on_disk(pro
     assert "did you mean" not in result.err, result
     project.write("o.txx", "a file beside it\n")
     assert_user_error(project.run("build"), "missing source 'o.tx'", "did you mean 'o.txx'?")
+
+
+def test_a_make_percent_in_an_output_is_named_when_its_target_is_asked_for(project):
+    """`outputs = ["out/%.txt"]` names a file with a '%' in weave: asking for out/in.txt said
+    only "did you mean 'out/%.txt'?"; it now says how weave writes make's pattern."""
+    project.weavefile('[rules.x]\ninputs = ["in/%.txt"]\noutputs = ["out/%.txt"]\ncmd = "cp $< $@"\n')
+    assert_user_error(
+        project.run("build", "out/in.txt"),
+        "no rule makes 'out/in.txt'",
+        "rule 'x' writes its output as 'out/%.txt', a file named with a '%': make's % is a named wildcard in weave",
+    )

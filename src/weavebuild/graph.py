@@ -1172,6 +1172,17 @@ class Resolver:
             return list(found.values())
         if self.exists(path):
             return []  # a source: nothing to build
+        for rule in rules.values():  # make's `%` written into an output: a literal '%' here
+            for output in rule.outputs:
+                if "%" in output and "{" not in output:
+                    as_make = re.escape(paths.normalize(output)).replace("%", "([^/]+)", 1)
+                    if re.fullmatch(as_make, path):
+                        raise UsageError(
+                            f"no rule makes '{target}' and it does not exist",
+                            hint=f"rule '{rule.name}' writes its output as '{output}', a file named with a '%':"
+                            " make's % is a named wildcard in weave, outputs = [\"out/{name}.txt\"] with"
+                            " inputs = [\"in/{name}.txt\"], and {wildcards.name} in the command",
+                        )
         close = closest(target, list(self.index.static) + list(rules))
         raise UsageError(
             f"no rule makes '{target}' and it does not exist",
