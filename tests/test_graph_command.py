@@ -382,3 +382,21 @@ def test_control_characters_in_names_are_escaped_in_the_picture(project):
     assert project.run("graph", "-o", "g.dot").rc == 0
     dot = project.read("g.dot")
     assert "\x01" not in dot and "\x1b" not in dot and '"a\\\\x01b.txt" -> ' in dot, dot
+
+
+def test_order_only_edges_are_dashed(project):
+    """A job waiting for another's output only through order_only is drawn with a dashed
+    edge (the same edge as an input's before); one that also reads it is drawn plainly."""
+    project.write("v.in", "1\n")
+    project.write("a.in", "a\n")
+    project.weavefile(
+        '[rules.gen]\ninputs = ["v.in"]\noutputs = ["v.h"]\ncmd = "cp v.in v.h"\n'
+        '[rules.a]\ninputs = ["a.in"]\noutputs = ["a.o"]\norder_only = ["v.h"]\ncmd = "cp a.in a.o"\n'
+        '[rules.b]\ninputs = ["v.h"]\noutputs = ["b.o"]\ncmd = "cp v.h b.o"\n'
+        '[rules.all]\ninputs = ["a.o", "b.o"]\n'
+    )
+    result = project.run("graph", "all", "--format", "dot", "-o", "-")
+    assert result.rc == 0, result
+    edges = [line.strip() for line in result.out.splitlines() if "->" in line]
+    assert '"gen" -> "a" [style="dashed" tooltip="order_only: made first"]' in edges, edges
+    assert '"gen" -> "b"' in edges, edges
