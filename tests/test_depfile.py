@@ -1005,3 +1005,18 @@ def test_order_only_sources_and_vars_are_not_the_jobs_own(project: Project) -> N
     project.write("static.h", "s2\n")  # back, other bytes: nothing to rerun
     result = project.run("build", "a.out")
     assert result.rc == 0 and project.runs_log() == [], result
+
+
+def test_a_listed_file_that_became_unreadable_names_the_rule_that_lists_it(project: Project) -> None:
+    """A header a depfile listed, replaced by a FIFO: checking the job reads it, and the
+    error did not say which rule needed it (as it does for a declared input)."""
+    project.write("a.c", "a\n")
+    project.write("h.h", "h\n")
+    project.weavefile(
+        '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ndepfile = "a.d"\n'
+        "cmd = \"cat a.c h.h > a.o; echo 'a.o: a.c h.h' > a.d\"\n"
+    )
+    assert project.run("build", "a.o").rc == 0
+    (project.root / "h.h").unlink()
+    os.mkfifo(project.root / "h.h")
+    assert_user_error(project.run("build", "a.o", timeout=60), "cannot read 'h.h': it is a FIFO, needed by rule 'c'")

@@ -491,7 +491,9 @@ class Builder:
         try:
             return self._predict(explain)
         except UnreadableFile as exc:  # say which job reads it (a device, a FIFO, no permission)
-            reader = next((job for job in self.graph.jobs if exc.path in job.inputs), None)
+            reader = next((job for job in self.graph.jobs if exc.path in job.inputs), None) or next(
+                (job for job in self.graph.jobs if any(path == exc.path for path, _ in self._discovered_of(job))), None
+            )
             if reader is not None:
                 exc.message += f", needed by rule '{reader.rule.name}'" + (f" (job {reader.key})" if reader.wildcards else "")
             raise
@@ -540,13 +542,16 @@ class Builder:
         self._needed = demand(self.graph, verdicts, self.files.exists)
         return verdicts
 
+    def _discovered_of(self, job: Job) -> List[Tuple[str, str]]:
+        """(path, digest) of the files `job`'s depfile listed at its latest run."""
+        row = self.latest.get(job.key)
+        return row.discovered if row is not None and row.discovered else []
+
     def _only_ordered(self, dep: Job, job: Job) -> bool:
         """Whether `dep` is among `job`'s dependencies only through its order_only paths: it
         makes none of its inputs (nor the files its depfile listed)."""
         makers = {self._maker_of(path) for path in job.inputs}
-        latest = self.latest.get(job.key)
-        if latest is not None and latest.discovered:
-            makers.update(self._maker_of(path) for path, _ in latest.discovered)
+        makers.update(self._maker_of(path) for path, _ in self._discovered_of(job))
         return dep not in makers
 
     def _own_reasons(self, job: Job) -> List[Reason]:
