@@ -383,7 +383,7 @@ class Project:
         the graph for its targets and those files: their makers are made first, and a change
         of what they are made from reaches the job (Ninja's deps log does the same)."""
         elsewhere = store.made_elsewhere()
-        if not elsewhere:
+        if not elsewhere or not graph.requested:
             return graph
         made = graph.producers
         wanted: List[str] = []
