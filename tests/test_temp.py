@@ -180,6 +180,34 @@ def test_a_directory_whose_files_are_read_is_kept(project: Project) -> None:
     assert project.runs_log() == []
 
 
+def test_a_directory_read_whole_and_through_a_file_by_one_job_is_kept(project: Project) -> None:
+    """One job reading the directory and a file inside it: the directory was deleted (the
+    file inside was not counted once the directory was), the reader found its input missing
+    and every later build remade the directory (found by a fuzzer)."""
+    project.weavefile(
+        """\
+        [rules.c]
+        inputs = ["o/b/", "o/b/a.txt"]
+        outputs = ["o/c.txt"]
+        cmd = "echo c >> runs.log; cat o/b/a.txt > o/c.txt"
+        [rules.b]
+        inputs = ["src/f.txt"]
+        outputs = ["o/b/"]
+        temp = true
+        cmd = "echo b >> runs.log; mkdir -p o/b && cat src/f.txt > o/b/a.txt"
+        """
+    )
+    project.write("src/f.txt", "w1\n")
+    assert project.run("build").rc == 0
+    assert project.exists("o/b/a.txt")
+    project.clear_runs()
+    for _ in range(2):
+        result = project.run("build")
+        assert result.rc == 0 and "nothing to do" in result.out, result
+    assert project.run("status").rc == 0
+    assert project.runs_log() == []
+
+
 def test_a_temporary_output_read_after_a_first_phase_is_made_once(project: Project) -> None:
     project.weavefile(
         """\

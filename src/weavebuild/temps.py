@@ -126,10 +126,11 @@ class TempOutputs:
             read: List[str] = []
             for path in job.inputs:
                 temp = _temp_of(path, self._waiting) if dirs else (path if path in self._waiting else None)
-                if temp is not None and temp not in read and self._producer[temp] != job.key:
-                    read.append(temp)
-                    if temp != path:
+                if temp is not None and self._producer[temp] != job.key:
+                    if temp != path:  # (also when the job reads the whole directory too)
                         inside.add(temp)
+                    if temp not in read:
+                        read.append(temp)
             if read:
                 self._reads[job.key] = read
                 for temp in read:
