@@ -18,6 +18,7 @@ from conftest import Project, assert_user_error
 from test_stamp import fast_path_used
 from weavebuild import Project as ApiProject
 from weavebuild.depfile import DepfileError, parse, project_paths
+from weavebuild.filestate import RACY_WINDOW_NS
 
 # -- the parser -------------------------------------------------------------------------------
 
@@ -520,6 +521,11 @@ def test_depfile_collisions_are_user_errors(project: Project) -> None:
     # job does not write it, and weave neither reads nor removes what is there.
     project.write("notes.d", "keep me\n")
     project.weavefile(WEAVEFILE.replace('depfile = "{outputs[0]}.d"', 'depfile = "notes.d"'))
+    # Older than the run by more than the racy window (a file changed within it of the job's
+    # start may be the job's own): on a fast machine weave started within 50 ms of the write.
+    written = os.stat(project.root / "notes.d").st_ctime_ns
+    while time.time_ns() - written <= 2 * RACY_WINDOW_NS:
+        time.sleep(0.01)
     result = project.run("build", "obj/main.o")
     assert result.rc == 1 and "did not write its depfile notes.d (the file there is older than this run)" in result.err, result
     assert project.read("notes.d") == "keep me\n"
