@@ -360,17 +360,18 @@ class Project:
         """`job_making(path)`: the job of any rule that makes `path`, or None (a source). The
         Weavefile is parsed, and a resolver made, on the first question only: a build asks
         only about files a depfile listed that no job of its graph makes."""
-        resolver: List[object] = []
+        resolver = None
         answers: Dict[str, Optional[Job]] = {}
 
         def job_making(path: str) -> Optional[Job]:
+            nonlocal resolver
             if path not in answers:
                 try:
-                    if not resolver:
+                    if resolver is None:
                         from .graph import Resolver
 
-                        resolver.append(Resolver(self.manifest))
-                    answers[path] = resolver[0].producer(path, {})  # type: ignore[attr-defined]
+                        resolver = Resolver(self.manifest)
+                    answers[path] = resolver.producer(path, {})
                 except (WeaveError, OSError):  # (the Weavefile edited meanwhile, say): no warning
                     answers[path] = None
             return answers[path]

@@ -35,7 +35,7 @@ from .filestate import (
     racy_window,
 )
 from .hashing import Stopped, stop_hashing_when
-from .jobs import Graph, Job, recipe_of
+from .jobs import Graph, Job, only_ordered, recipe_of
 from .lock import RUNNING_REGISTRY
 from .paths import STATE_DIR, aliased_directory, is_within
 from .plan import ReadyQueue, critical_path
@@ -517,7 +517,8 @@ class Builder:
         for job in self.graph.jobs:
             upstream = [dep for dep in job.deps if dep.key in stale]
             if upstream and job.order_only:  # a job made first only for ordering changes nothing here
-                upstream = [dep for dep in upstream if not self._only_ordered(dep, job)]
+                listed = [path for path, _ in self._discovered_of(job)]
+                upstream = [dep for dep in upstream if not only_ordered(dep, job, listed)]
             if upstream:
                 named = ", ".join(d.display for d in upstream[:3])
                 more = f", +{len(upstream) - 3:,} more" if len(upstream) > 3 else ""
@@ -546,13 +547,6 @@ class Builder:
         """(path, digest) of the files `job`'s depfile listed at its latest run."""
         row = self.latest.get(job.key)
         return row.discovered if row is not None and row.discovered else []
-
-    def _only_ordered(self, dep: Job, job: Job) -> bool:
-        """Whether `dep` is among `job`'s dependencies only through its order_only paths: it
-        makes none of its inputs (nor the files its depfile listed)."""
-        makers = {self._maker_of(path) for path in job.inputs}
-        makers.update(self._maker_of(path) for path, _ in self._discovered_of(job))
-        return dep not in makers
 
     def _own_reasons(self, job: Job) -> List[Reason]:
         """Why `job` would run even if its stale dependencies remade their outputs as they
@@ -1064,9 +1058,7 @@ class Builder:
             # ... and the files their depfiles listed there (a header in a generated tree that
             # a job waits for through order_only, or reads undeclared)
             for dependent in itertools.chain(job.dependents, self._listed_dependents.get(job.key, ())):
-                row = self.latest.get(dependent.key)
-                if row is not None and row.discovered:
-                    nested.update(path for path, _ in row.discovered if path.startswith(trees))
+                nested.update(path for path, _ in self._discovered_of(dependent) if path.startswith(trees))
             paths = self._rewritten[job.key] = list(job.outputs) + sorted(nested)
         return paths
 

@@ -9,11 +9,13 @@ milliseconds of every one-change rebuild. manifest and graph re-export these nam
 
 from __future__ import annotations
 
+import itertools
+
 from .hashing import digest_strings
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Dict, List, Optional, Tuple, Union
+    from typing import Dict, Iterable, List, Optional, Tuple, Union
 
     from .manifest import Manifest, Template, _Locator
 
@@ -271,4 +273,15 @@ def recipe_digest(job: Job) -> str:
     return digest_strings(parts)
 
 
-__all__ = ("RuleSpec", "Job", "Graph", "recipe_of", "recipe_digest")
+def only_ordered(dep: Job, job: Job, listed: Iterable[str] = ()) -> bool:
+    """Whether `dep` is among `job`'s dependencies only through its order_only paths: it makes
+    none of its inputs, nor of `listed` (the files its depfile listed), as an output or as a
+    file inside a directory output."""
+    if not job.order_only:
+        return False
+    made = set(dep.outputs)
+    trees = tuple(output + "/" for output, is_dir in zip(dep.outputs, dep.dir_outputs) if is_dir)
+    return not any(path in made or (trees and path.startswith(trees)) for path in itertools.chain(job.inputs, listed))
+
+
+__all__ = ("RuleSpec", "Job", "Graph", "recipe_of", "recipe_digest", "only_ordered")

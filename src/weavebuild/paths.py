@@ -197,9 +197,7 @@ def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[
     rules (the most specific wins, as GNU make prefers the shortest stem).
     """
     parts: List[str] = []
-    # The same parts without named groups, for a constraint's `$` (see _value_anchored).
-    plain: List[str] = []
-    wildcards: List[Tuple[int, str]] = []  # (index in parts, name) of each first occurrence
+    wildcard_at: Dict[int, str] = {}  # position in parts -> the wildcard there
     seen: List[str] = []
     position = 0
     literal_count = 0
@@ -207,31 +205,34 @@ def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[
     for match in WILDCARD_RE.finditer(normalized):
         literal = normalized[position : match.start()]
         parts.append(re.escape(literal))
-        plain.append(parts[-1])
         literal_count += len(literal)
         position = match.end()
         name = match.group(1)
         if name is None:
             parts.append(re.escape(match.group(0)[0]))
-            plain.append(parts[-1])
             literal_count += 1
         elif name in seen:
+            wildcard_at[len(parts)] = name
             parts.append(f"(?P={name})")
-            plain.append(f"(?:{constraints.get(name, '[^/]+')})")
         else:
             seen.append(name)
-            wildcards.append((len(parts), name))
+            wildcard_at[len(parts)] = name
             parts.append(f"(?P<{name}>{constraints.get(name, '[^/]+')})")
-            plain.append(f"(?:{constraints.get(name, '[^/]+')})")
     tail = normalized[position:]
     parts.append(re.escape(tail))
-    plain.append(parts[-1])
     literal_count += len(tail)
-    for index, name in wildcards:
-        constraint = constraints.get(name)
-        if constraint is not None and ("$" in constraint or "^" in constraint):
-            rest = "".join(plain[index + 1 :]) + r"\Z"
-            parts[index] = f"(?P<{name}>{_value_anchored(constraint, rest)})"
+    if any("$" in constraints.get(name, "") or "^" in constraints.get(name, "") for name in seen):
+        # A constraint's anchors are its value's (_value_anchored): `$` looks ahead to the rest
+        # of the path, written without named groups.
+        plain = [
+            f"(?:{constraints.get(wildcard_at[index], '[^/]+')})" if index in wildcard_at else part
+            for index, part in enumerate(parts)
+        ]
+        for index, name in wildcard_at.items():
+            constraint = constraints.get(name, "")
+            if parts[index].startswith("(?P<") and ("$" in constraint or "^" in constraint):
+                rest = "".join(plain[index + 1 :]) + r"\Z"
+                parts[index] = f"(?P<{name}>{_value_anchored(constraint, rest)})"
     return compile_regex("".join(parts) + r"\Z"), literal_count
 
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 from .errors import UsageError, WeaveError
 from .graph import Graph, Job
+from .jobs import only_ordered
 from .reporter import escape_controls
 from .scan import Verdict
 
@@ -113,9 +114,9 @@ class Picture:
     def __init__(self, jobs: int, counts: Counter, collapsed: bool, rules: bool):
         self.nodes: Dict[str, Node] = {}
         self.edges: Dict[Tuple[str, str], int] = {}
-        # Edges only of order_only dependencies (made first, not inputs): drawn dashed.
-        self.ordered: Set[Tuple[str, str]] = set()
-        self._read: Set[Tuple[str, str]] = set()
+        # Edges with a dependency whose output is read (not only made first, order_only): the
+        # others are drawn dashed.
+        self.read: Set[Tuple[str, str]] = set()
         self.jobs = jobs
         self.counts = counts
         self.collapsed = collapsed
@@ -136,10 +137,7 @@ class Picture:
         if tail != head:  # a rule whose jobs feed each other: a self-loop says nothing useful
             self.edges[(tail, head)] = self.edges.get((tail, head), 0) + 1
             if not ordered:
-                self._read.add((tail, head))
-                self.ordered.discard((tail, head))
-            elif (tail, head) not in self._read:
-                self.ordered.add((tail, head))
+                self.read.add((tail, head))
 
 
 def _job_label(job: Job) -> str:
@@ -216,16 +214,8 @@ def job_picture(
     _add_sources(picture, graph, node_of, group=collapse)
     for job in graph.jobs:
         for dep in job.deps:
-            picture.connect(node_of[dep.key], node_of[job.key], _only_ordered(dep, job))
+            picture.connect(node_of[dep.key], node_of[job.key], only_ordered(dep, job))
     return picture
-
-
-def _only_ordered(dep: Job, job: Job) -> bool:
-    """Whether `dep` is among `job`'s dependencies only through its order_only paths."""
-    if not job.order_only:
-        return False
-    trees = tuple(output + "/" for output in dep.outputs)
-    return not any(path in dep.outputs or path.startswith(trees) for path in job.inputs)
 
 
 def _add_sources(picture: Picture, graph: Graph, node_of: Mapping[str, str], group: bool) -> None:
@@ -364,7 +354,7 @@ def to_dot(picture: Picture) -> str:
         attrs: Dict[str, str] = {}
         if count > 1:
             attrs["tooltip"] = _quote(f"{count} dependencies")
-        if (tail, head) in picture.ordered:
+        if (tail, head) not in picture.read:
             attrs["style"] = _quote("dashed")
             attrs["tooltip"] = _quote("order_only: made first" + (f" ({count})" if count > 1 else ""))
         suffix = f" {_attrs(**attrs)}" if attrs else ""
