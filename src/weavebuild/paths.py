@@ -8,11 +8,11 @@ replacement of weave's own state files.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    import re
     from typing import Collection, Dict, Iterable, List, Optional, Pattern, Sequence, Tuple
 
     # (directory as the pattern spells it, mtime_ns, ctime_ns, inode)
@@ -38,8 +38,26 @@ def is_noise(rel: str) -> bool:
     return any(part in NOISE_DIRS for part in parts[:-1]) or is_noise_name(parts[-1])
 
 
+class _LazyPattern:
+    """A regex compiled when first used: importing `re` (enum and functools with it) costs
+    every start several milliseconds, and a proven no-op build matches no pattern. The first
+    use keeps the compiled pattern's methods on the instance, so later calls cost what a
+    module-level pattern's do."""
+
+    def __init__(self, regex: str):
+        self._regex = regex
+
+    def __getattr__(self, name: str) -> object:  # only for what the instance does not hold yet
+        import re
+
+        compiled = re.compile(self._regex)
+        for method in ("sub", "subn", "search", "match", "fullmatch", "finditer", "findall", "split"):
+            setattr(self, method, getattr(compiled, method))
+        return getattr(compiled, name)
+
+
 # A wildcard in a path pattern: {name}. Doubled braces are literal.
-WILDCARD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+WILDCARD_RE = _LazyPattern(r"\{\{|\}\}|\{([^{}]*)\}")
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -196,6 +214,8 @@ def compile_pattern(pattern: str, constraints: Dict[str, str]) -> Tuple[Pattern[
     Returns (regex, number of literal characters); the literal count ranks competing pattern
     rules (the most specific wins, as GNU make prefers the shortest stem).
     """
+    import re
+
     parts: List[str] = []
     wildcard_at: Dict[int, str] = {}  # position in parts -> the wildcard there
     seen: List[str] = []
@@ -273,6 +293,7 @@ def _value_anchored(constraint: str, rest: str) -> str:
 def compile_regex(regex: str) -> Pattern[str]:
     """re.compile, quietly: a user's constraint such as `[[a]` draws a FutureWarning from
     Python ("possible nested set") that would reach the user as a stray stderr line."""
+    import re
     import warnings
 
     with warnings.catch_warnings():

@@ -8,7 +8,6 @@ Starts no process (GPU detection may run `nvidia-smi -L` once, lazily).
 from __future__ import annotations
 
 import os
-import re
 
 from .errors import UsageError
 
@@ -22,18 +21,23 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_AMOUNT = 1e15
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 # Amounts as numbers are written: 16000, 0.5, 1e3, 1.5E4 (never inf, nan or a sign).
-_ITEM_RE = re.compile(r"^\s*(" + _NAME + r")\s*=\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*$")
+_ITEM = r"^\s*(" + _NAME + r")\s*=\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*$"
 
 
 def parse_resource_args(values: Iterable[str]) -> Dict[str, float]:
     """'gpu=4,mem_mb=16000' (repeatable) → {'gpu': 4, 'mem_mb': 16000}; UsageError if malformed."""
     totals: Dict[str, float] = {}
+    values = list(values)
+    if not values:
+        return totals
+    import re  # here: a no-op build (no --resources) does not import re
+
     example = "write NAME=AMOUNT, e.g. --resources gpu=2,mem_mb=16000"
     for value in values:
         items = [item.strip() for item in value.split(",") if item.strip()]
         given: Dict[str, float] = {}  # in this value (a later --resources may override one)
         for item in items:
-            match = _ITEM_RE.match(item)
+            match = re.match(_ITEM, item)
             if not match:
                 name, equals, text = item.partition("=")
                 why = ""

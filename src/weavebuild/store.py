@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import time
 
 try:  # the C module under the sqlite3 package, whose import also loads datetime (for adapters
@@ -25,6 +24,7 @@ from .paths import STATE_DIR
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
+    import re
     from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
     # (size, mtime_ns, inode, ctime_ns, digest, hashed_at_ns)
@@ -124,7 +124,10 @@ def json_strings(items: Iterable[str]) -> str:
 
 def _escape_json(text: str) -> str:
     # Everything but printable ASCII, '"' and '\\' (a class spelled up to U+10FFFF would cost
-    # 60M instructions to compile; compiled on first use: command lines rarely need it).
+    # 60M instructions to compile; compiled on first use: command lines rarely need it; and
+    # re imported here, not by every no-op build).
+    import re
+
     return re.sub(r'[^ -~]|["\\]', _json_escape, text)
 
 
