@@ -678,6 +678,38 @@ def test_kill_9_of_weave_alone_kills_its_orphans_on_next_build(project):
     assert "nothing to do" in project.run("build").out
 
 
+def test_kill_9_of_weave_not_yet_reaped_kills_its_orphans_on_next_build(project):
+    """`timeout -s KILL 2 weave build`: the killed weave stays a zombie until its parent
+    waits for it (here: timeout itself was killed, and init took seconds). Its lock is free,
+    but its registry's owner looked alive (the zombie keeps its pid and start time), so its
+    jobs were left running and overwrote the next build's output after it was recorded."""
+    project.weavefile(
+        """
+        [rules.slow]
+        outputs = ["b.txt"]
+        cmd = "touch started; while [ ! -e go ]; do sleep 0.05; done; echo $WEAVE_RUN_ID > {outputs}"
+        """
+    )
+    process = start_weave(project.root, "build")
+    try:
+        wait_for(lambda: project.exists("started"), what="job start")
+        orphans = descendants(process)
+        assert orphans
+        os.kill(process.pid, signal.SIGKILL)  # not waited for: a zombie from now on
+        wait_for(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE, what="weave's end")
+        project.write("go", "")
+        result = project.run("build")
+        assert result.rc == 0, result
+        assert "killed 1 job(s) left running by a weave that was killed" in result.err, result.err
+        assert_all_gone(orphans)
+        recorded = project.read("b.txt")
+    finally:
+        process.wait()
+    time.sleep(0.3)  # an orphan left alive would write its run id now
+    assert project.read("b.txt") == recorded
+    assert "nothing to do" in project.run("build").out
+
+
 def test_building_a_copy_of_a_project_leaves_the_original_builds_jobs_alone(project, tmp_path):
     """A copy made while a build runs (cp -a, a backup restored) holds the original's list of
     running jobs; its lock is its own, so only the recorded weave being alive tells that those

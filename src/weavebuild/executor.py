@@ -874,11 +874,16 @@ def _tree_rss_psutil(roots: List[int]) -> int:
 
 def _start_ticks(pid: int) -> Optional[str]:
     """When process `pid` started, in clock ticks since boot (/proc/PID/stat field 22): with
-    the pid, names one process for good. None where there is no /proc, or no such process."""
+    the pid, names one process for good. None where there is no /proc, or no such process,
+    or it has ended and only waits to be reaped (a zombie: a weave killed with -9 whose
+    parent has not waited for it yet has released the project lock and runs nothing)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
-        return data[data.rindex(b")") + 2 :].split()[19].decode()  # the name may hold spaces
+        fields = data[data.rindex(b")") + 2 :].split()  # the name may hold spaces
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return fields[19].decode()
     except (OSError, ValueError, IndexError):
         return None
 
