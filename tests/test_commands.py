@@ -826,13 +826,18 @@ def test_quiet_and_verbose_are_taken_after_every_command(project, args):
 
 
 def test_a_renamed_rules_job_says_who_made_its_outputs(project):
-    """After `count` is renamed `count_bases` and its command edited, its job is new to weave
-    (a rename alone finds the same record by signature); plan, why and status say its
-    outputs were made by the old job, not just 'never built'."""
+    """A rule renamed (its job key changed): a job with exactly the old job's outputs takes
+    its latest success, so a change made with the rename is explained as any change is
+    (before: 'never built', which read as if those files had never been made); one whose
+    outputs differ too says the old job made them."""
     project.write("in.txt", "acgt\n")
     project.write("Weavefile", '[rules.count]\ninputs = ["in.txt"]\noutputs = ["a.txt"]\ncmd = "wc -c < in.txt > a.txt"\n')
     assert project.run("build").rc == 0
     project.write("Weavefile", project.read("Weavefile").replace("rules.count]", "rules.count_bases]").replace("wc -c", "wc -m"))
+    assert "count_bases a.txt must run: command changed" in project.run("why", "a.txt").out
+    assert "command changed" in project.run("status").out
+    assert "(command changed)" in project.run("plan").out
+    project.write("Weavefile", project.read("Weavefile").replace('["a.txt"]', '["a.txt", "b.txt"]').replace("> a.txt", "> a.txt; touch b.txt"))
     expected = "never built: not under this name; its outputs were made by job 'count' (a renamed rule?)"
     assert expected in project.run("why", "a.txt").out
     assert expected in project.run("status").out

@@ -297,6 +297,53 @@ def test_a_generated_header_whose_maker_the_build_leaves_out_is_made_first_from_
     assert "nothing to do" in project.run("build", "app.txt").out
 
 
+def test_a_generated_header_made_in_the_same_build_but_unordered_is_made_first_by_narrower_builds(project: Project) -> None:
+    """`all` builds the header and the app, so the build that finds the header in a depfile
+    has its maker (only unordered); `weave build app.txt` later leaves the maker out. That
+    narrower build said 'nothing to do' after the header's source changed: the header was
+    noted for later builds only when its maker was not in the build at all."""
+    _with_undeclared_generator(project, "gen.txt", "include/gen.h")
+    project.write("gen.txt", "int generated;\n")
+    assert project.run("build", "include/gen.h").rc == 0
+    project.write("src/main.c", '#include "gen.h"\nint main;\n')
+    found = project.run("build", "all")
+    assert found.rc == 0 and "list it in the rule's order_only" in found.err, found
+    assert "nothing to do" in project.run("build", "all").out
+    project.write("gen.txt", "int generated2;\n")
+    assert "upstream will rerun: gen include/gen.h" in project.run("plan", "app.txt").out
+    rebuilt = project.run("build", "app.txt")
+    assert rebuilt.rc == 0 and "gen include/gen.h" in rebuilt.out and "compile obj/main.o" in rebuilt.out, rebuilt
+    assert "int generated2;" in project.read("obj/main.o")
+    assert "nothing to do" in project.run("build", "app.txt").out
+
+
+def test_a_renamed_compile_rule_keeps_what_its_depfiles_listed(project: Project) -> None:
+    """Renaming the rule that has the depfile (and, in the same edit, changing a generated
+    header's source): its jobs have no record under their new keys, so what their depfiles
+    listed was forgotten, the header's maker was left out of `weave build app.txt`, and
+    the build said 'nothing to do' with the old header compiled in. A renamed rule's job
+    takes the latest success of the job that made its outputs, under the old name."""
+    _with_undeclared_generator(project, "gen.txt", "include/gen.h")
+    project.write("gen.txt", "int generated;\n")
+    project.write("src/main.c", '#include "gen.h"\n#include "util.h"\nint main;\n')
+    assert project.run("build", "include/gen.h").rc == 0
+    assert project.run("build", "app.txt").rc == 0  # the header noted for later builds
+    assert "nothing to do" in project.run("build", "app.txt").out
+    _ran(project)
+    project.weavefile(project.read("Weavefile").replace("[rules.compile]", "[rules.cc]"))
+    project.write("gen.txt", "int generated2;\n")
+    plan = project.run("plan", "app.txt")
+    assert "would run 3 of 4 jobs" in plan.out and "upstream will rerun: gen include/gen.h" in plan.out, plan
+    rebuilt = project.run("build", "app.txt")
+    assert rebuilt.rc == 0, rebuilt
+    assert _ran(project) == ["cc src/main.c", "link"]  # not util.c: renaming alone changes nothing
+    assert "int generated2;" in project.read("obj/main.o")
+    assert "nothing to do" in project.run("build", "app.txt").out
+    project.write("include/util.h", "int thrice;\n")  # recorded under the new name now
+    assert project.run("build", "app.txt").rc == 0
+    assert _ran(project) == ["cc src/main.c", "cc src/util.c", "link"]
+
+
 def test_depfile_mistakes_are_user_errors(project: Project) -> None:
     project.write("a.c", "")
     base = '[rules.c]\ninputs = ["a.c"]\noutputs = ["a.o"]\ncmd = "cp a.c a.o"\n'

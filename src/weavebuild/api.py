@@ -378,11 +378,42 @@ class Project:
 
         return job_making
 
+    def _inherit_renamed(self, store: Store, graph: Graph, latest: dict) -> None:
+        """A job with no record under its key whose outputs the latest success of a job of
+        another key made, a key no job of `graph` has (a renamed rule's job), takes that
+        success as its latest: what its depfile listed then orders and checks it as before
+        the rename (a generated header's maker first), and a change is explained against it
+        ("input changed", not "never built"). The build records it under the new key."""
+        from .jobs import recipe_of
+
+        wanted: Dict[Tuple[str, ...], str] = {}
+        for job in graph.jobs:
+            if job.outputs and job.key not in latest:
+                wanted[tuple(recipe_of(job)["outputs"])] = job.key  # type: ignore[arg-type]
+        if not wanted:
+            return
+        keys = {job.key for job in graph.jobs}
+        # Few new jobs (a sample added, a rule renamed): SQLite finds the recipes naming their
+        # outputs; many (a first build: no records at all): every latest record is read.
+        naming = [outputs[0] for outputs in wanted] if len(wanted) <= 200 else None
+        donors: Dict[str, List[str]] = {}
+        for key, outputs in store.latest_outputs(naming):
+            job_key = wanted.get(tuple(outputs))
+            if job_key is not None and key not in keys:
+                donors.setdefault(job_key, []).append(key)
+        chosen = {job_key: olds[0] for job_key, olds in donors.items() if len(set(olds)) == 1}
+        rows = store.load_jobs(list(set(chosen.values()))) if chosen else {}
+        for job_key, old in chosen.items():
+            if old in rows:
+                latest[job_key] = rows[old].renamed(old)
+
     def _with_listed_makers(self, store: Store, graph: Graph, files: FileState, latest: dict) -> Graph:
         """`graph`, or, when a job's depfile listed a file that a rule makes but `graph` does
         not (a generated header no declared input asks for; a build noted it in the store),
         the graph for its targets and those files: their makers are made first, and a change
-        of what they are made from reaches the job (Ninja's deps log does the same)."""
+        of what they are made from reaches the job (Ninja's deps log does the same). Renamed
+        rules' jobs first take their old names' records (_inherit_renamed)."""
+        self._inherit_renamed(store, graph, latest)
         elsewhere = store.made_elsewhere()
         if not elsewhere or not graph.requested:
             return graph

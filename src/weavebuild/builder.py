@@ -936,11 +936,15 @@ class Builder:
     def _adopt(self, key: str, verdict: Verdict) -> None:
         """A job up to date by a record older than its latest (its inputs went back to what
         they were): that record becomes its latest, so that `plan` and `why` explain the next
-        change against the run that made the outputs on disk."""
+        change against the run that made the outputs on disk. So does the latest record of a
+        renamed rule's job, made under the old name (Project._inherit_renamed)."""
         if verdict.signature is None:
             return  # vouched for by the stamp: its latest record is the one that matched
         row = self.latest.get(key)
-        if row is None or row.signature != verdict.signature:
+        if row is not None and row.renamed_from is not None and row.signature == verdict.signature:
+            self._adopted.append((key, verdict.signature))  # recorded under its own key from now on
+            row.renamed_from = None
+        elif row is None or row.signature != verdict.signature:
             record = self.store.record(verdict.signature)
             if record is not None:
                 self._adopted.append((key, verdict.signature))
@@ -1435,7 +1439,9 @@ class Builder:
                 # Nothing ordered the two in this build: the maker may remake the file after
                 # the job read it (the digest remembered for it would then be the old one).
                 # No stamp: the next build checks every job, and from then on the two are
-                # ordered by what this run listed.
+                # ordered by what this run listed; noted in the store too, so that a build of
+                # targets that leave the maker out (`weave build app`) still makes it first.
+                self.made_elsewhere.append(path)
                 self.unproven = True
                 break
         return found

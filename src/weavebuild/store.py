@@ -177,9 +177,10 @@ class Record:
 
 class JobRow:
     """The latest success of a job (by job key): its signature, output digests and, for a job
-    with a depfile, the (path, digest) of each file it listed."""
+    with a depfile, the (path, digest) of each file it listed. `renamed_from`: the key it was
+    recorded under, for a job that takes the latest success of its rule's old name."""
 
-    __slots__ = ("signature", "outputs", "duration", "_discovered")
+    __slots__ = ("signature", "outputs", "duration", "_discovered", "renamed_from")
 
     def __init__(
         self, signature: str, outputs: Optional[str], duration: Optional[float], discovered: object = None
@@ -188,6 +189,14 @@ class JobRow:
         self.outputs = outputs.split(" ") if outputs else []
         self.duration = duration
         self._discovered = discovered  # JSON text as stored (decoded on first use), or a list
+        self.renamed_from: Optional[str] = None
+
+    def renamed(self, old_key: str) -> JobRow:
+        """This success as the latest of a renamed rule's job (recorded as `old_key`'s)."""
+        row = JobRow(self.signature, None, self.duration, self._discovered)
+        row.outputs = list(self.outputs)
+        row.renamed_from = old_key
+        return row
 
     @property
     def has_listing(self) -> bool:
@@ -546,10 +555,10 @@ class Store:
                         [(_text(r.job_key), r.signature, r.duration, r.finished_at) for r in records],
                     )
                 if adopt:
-                    connection.executemany(
-                        "INSERT OR REPLACE INTO jobs SELECT job_key, signature, duration, finished_at "
+                    connection.executemany(  # under the job's key (a renamed rule's record has the old one)
+                        "INSERT OR REPLACE INTO jobs SELECT ?, signature, duration, finished_at "
                         "FROM records WHERE signature = ?",
-                        [(signature,) for _, signature in adopt],
+                        [(_text(key), signature) for key, signature in adopt],
                     )
                 if attempts:
                     connection.executemany(
@@ -630,6 +639,30 @@ class Store:
                 continue  # an unreadable record names nothing to remove
             if isinstance(paths, list) and isinstance(digests, list) and len(paths) == len(digests):
                 found.append((signature, job_key, [(p, d) for p, d in zip(paths, digests) if isinstance(p, str)]))
+        return found
+
+    def latest_outputs(self, naming: Optional[Sequence[str]] = None) -> List[Tuple[str, List[str]]]:
+        """(job key, the outputs its recipe names, a directory with its slash) of each job's
+        latest success; with `naming`, only (at least) those whose recipe names one of these
+        paths, found by SQLite in the recipe's text, so that few recipes are decoded."""
+        import json
+
+        query = "SELECT j.job_key, r.recipe FROM jobs j JOIN records r ON r.signature = j.signature"
+        if naming is None:
+            rows = self._fetch(query) or []
+        else:
+            rows = []
+            for start in range(0, len(naming), 200):
+                chunk = [json_strings([path])[1:-1] for path in naming[start : start + 200]]
+                rows += self._fetch(f"{query} WHERE " + " OR ".join(["instr(r.recipe, ?) > 0"] * len(chunk)), chunk) or []
+        found: List[Tuple[str, List[str]]] = []
+        for key, recipe in rows:
+            try:
+                outputs = json.loads(recipe).get("outputs")
+            except (ValueError, TypeError, AttributeError):
+                continue
+            if isinstance(outputs, list) and all(isinstance(path, str) for path in outputs):
+                found.append((_name(key), outputs))
         return found
 
     def prune_records(self, job_keys: Iterable[str], keep: int = 8) -> None:

@@ -1,0 +1,2 @@
+#include "cfg.h"
+int f(void){return CFG;}
