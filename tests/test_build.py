@@ -1202,6 +1202,30 @@ def test_alias_naming_a_rule_whose_output_dir_exists(project):
     assert result.rc == 0 and "[1/1] plots plots/a.txt" in result.out, result
 
 
+@pytest.mark.parametrize("item", ["qc/", "qc"])
+def test_alias_naming_a_directory_that_rules_write_into_builds_its_makers(project, item):
+    """`inputs = ["qc/"]` in an alias, qc/ holding outputs of another rule: 'missing source'
+    before qc/ existed, and after, 'nothing to do' even with one of its files edited by hand,
+    where `weave build qc/` (and a rule with a cmd reading qc/) built the rule."""
+    project.weavefile(
+        f"""
+        [rules.all]
+        inputs = ["{item}"]
+        [rules.qc]
+        outputs = ["qc/a.html", "qc/b.html"]
+        cmd = "echo made > qc/a.html; echo made > qc/b.html"
+        """
+    )
+    first = project.run("build")
+    assert first.rc == 0 and "[1/1] qc qc/a.html" in first.out, first
+    assert "nothing to do" in project.run("build").out
+    project.write("qc/a.html", "edited\n")
+    assert "output modified: qc/a.html" in project.run("plan").out
+    again = project.run("build")
+    assert again.rc == 0 and "[1/1] qc qc/a.html" in again.out, again
+    assert project.read("qc/a.html") == "made\n"
+
+
 def test_reverted_input_explains_against_latest_run(project):
     project.write("src.txt", "one\n")
     project.weavefile('[rules.c]\ninputs = ["src.txt"]\noutputs = ["c.txt"]\ncmd = "cp src.txt c.txt"\n')

@@ -1156,20 +1156,9 @@ class Resolver:
                 self.inside_targets.append(path)
             self.wanted_paths.append(path)
             return [job]
-        # A directory holding outputs (`weave build reports/`): every output known under it.
-        prefix = path + "/"
-        under = sorted(output for output in self.index.static if output.startswith(prefix))
-        found: Dict[str, Job] = {}
-        for output in under:
-            made_by = self.producer(output, {})
-            if made_by is not None:
-                found.setdefault(made_by.key, made_by)
-        for job in self._default_jobs(prefix):  # what pattern rules make there
-            under.extend(output for output in job.outputs if output.startswith(prefix))
-            found.setdefault(job.key, job)
-        if under:
-            self.wanted_paths.extend(under)
-            return list(found.values())
+        made_under = self._jobs_under(path)
+        if made_under is not None:
+            return made_under
         if self.exists(path):
             return []  # a source: nothing to build
         for rule in rules.values():  # make's `%` written into an output: a literal '%' here
@@ -1188,6 +1177,25 @@ class Resolver:
             f"no rule makes '{target}' and it does not exist",
             hint=f"did you mean '{close}'?" if close else "run 'weave list' to see the rules and their outputs",
         )
+
+    def _jobs_under(self, path: str) -> Optional[List[Job]]:
+        """For a directory holding outputs (`weave build reports/`, an alias's `reports/`): the
+        jobs making every output known under it, those of the rules' outputs and those the
+        default targets' pattern-rule jobs make there; None when none is known there."""
+        prefix = path + "/"
+        under = sorted(output for output in self.index.static if output.startswith(prefix))
+        found: Dict[str, Job] = {}
+        for output in under:
+            made_by = self.producer(output, {})
+            if made_by is not None:
+                found.setdefault(made_by.key, made_by)
+        for job in self._default_jobs(prefix):  # what pattern rules make there
+            under.extend(output for output in job.outputs if output.startswith(prefix))
+            found.setdefault(job.key, job)
+        if not under:
+            return None
+        self.wanted_paths.extend(under)
+        return list(found.values())
 
     def _default_jobs(self, prefix: str) -> List[Job]:
         """The jobs the default targets need with an output under `prefix` (as this
@@ -1252,6 +1260,9 @@ class Resolver:
         # A rule name wins over a file of the same name (the rule's outputs may exist already).
         if item in self.manifest.rules:
             return self.resolve_target(item, aliases)
+        made_under = self._jobs_under(path)  # a directory the rules write into, as a target
+        if made_under is not None:
+            return made_under
         if self.exists(path):
             return []
         raise self._missing_source(paths.normalize(literal), alias, f"rule '{alias.name}'")
