@@ -201,6 +201,11 @@ def test_missing_or_malformed_depfile_fails_the_job(project: Project) -> None:
     project.write("cc.sh", CC.replace("printf '%s: %s\\n'", "printf '%s %s\\n'"), dedent=False)
     result = project.run("build")
     assert result.rc == 1 and "is not in make's syntax" in result.err, result
+    # What a failed run's depfile listed is never read: it goes with the outputs (left, it
+    # kept obj/ from being removed by `weave clean`); --keep-failed keeps both.
+    assert not project.exists("obj/main.o.d") and not project.exists("obj/main.o")
+    result = project.run("build", "--keep-failed")
+    assert result.rc == 1 and project.exists("obj/main.o.d"), result
 
 
 def test_a_stale_depfile_is_never_read(project: Project) -> None:

@@ -1136,10 +1136,13 @@ class Builder:
         self.files.forget((output,))
         return digest is not None and digest in row.outputs
 
-    def _remove_outputs(self, job: Job) -> None:
+    def _remove_outputs(self, job: Job, started: float) -> None:
         """Remove what a job that did not succeed left at its outputs. Called only after it
         ran, and _prepare_outputs left nothing at them before, so whatever is there is the
-        job's: a directory where a file is declared too (else no later build could run it)."""
+        job's: a directory where a file is declared too (else no later build could run it).
+        Its depfile goes too if the run (started at `started`, wall clock) wrote it: what a
+        failed run listed is never read (and it kept the output's directory from being
+        removed by `weave clean`); a file older than the run is not the job's."""
         self.files.forget(self._rewrites(job))
         for output in job.outputs:
             full = os.path.join(self.root, output)
@@ -1152,6 +1155,13 @@ class Builder:
                     os.unlink(full)
             except OSError:
                 pass
+        if job.depfile and job.depfile not in job.outputs:
+            try:
+                written = os.lstat(os.path.join(self.root, job.depfile)).st_ctime_ns >= int(started * 1e9)
+            except OSError:
+                written = False
+            if written:
+                self._drop_leftover_depfile(job)
 
     def _finish(self, entry: _Running, completion: Completion, results: Dict[str, JobResult], state: Dict[str, object]) -> str:
         job = entry.job
@@ -1270,20 +1280,20 @@ class Builder:
             # running in the background goes too, as for any failed job.
             self.executor.stop_leftovers(completion)
         if completion.cancelled and not completion.timed_out:
-            self._remove_outputs(job)
+            self._remove_outputs(job, entry.started_wall)
             result.outcome = CANCELLED
             result.message = failure
             results[job.key] = result
             return CANCELLED
         retries = self._retries(job)
         if entry.attempt <= retries and not self._interrupt and not state.get("stopping"):
-            self._remove_outputs(job)
+            self._remove_outputs(job, entry.started_wall)
             delay = self._retry_delay(job, entry.attempt)
             self.reporter.job_retrying(job.display, entry.attempt, retries + 1, delay, failure)
             self._retried[job.key] = (failure, result.log_path)
             return "retry"
         if not self.options.keep_failed:
-            self._remove_outputs(job)
+            self._remove_outputs(job, entry.started_wall)
         result.outcome = FAILED
         result.message = failure
         results[job.key] = result
