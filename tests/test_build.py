@@ -182,6 +182,32 @@ def test_a_foreach_rule_with_no_values_builds_nothing_and_says_so(project):
     assert project.run("build", "listed", "--set", "extra=['one']").rc == 0 and project.exists("list/one.txt")
 
 
+def test_a_foreach_rule_over_a_directory_made_first_has_no_warning_before_it_is_made(project):
+    """`plots` reads eval/plots/, which another rule makes: before the first build `weave
+    plan` warned that the rule has no jobs, next to its own 'then: ... decided again once it
+    is made' (the build, which makes the directory first, said nothing)."""
+    project.weavefile(
+        """
+        default = ["plots"]
+        [rules.evaluate]
+        inputs = ["in.txt"]
+        outputs = ["eval/plots/"]
+        cmd = "mkdir -p eval/plots && cp in.txt eval/plots/a.csv"
+        [rules.plots]
+        inputs = ["eval/plots/{model}.csv"]
+        outputs = ["plots/{model}.svg"]
+        foreach = { model = "eval/plots/{model}.csv" }
+        cmd = "cp {inputs} {outputs}"
+        """
+    )
+    project.write("in.txt", "x\n")
+    plan = project.run("plan")
+    assert plan.rc == 0 and "decided again once it is made" in plan.out, plan
+    assert "warning" not in plan.err, plan
+    build = project.run("build")
+    assert build.rc == 0 and "warning" not in build.err and project.read("plots/a.svg") == "x\n", build
+
+
 def test_targets_by_path_and_rule_name(project):
     make_pipeline(project)
     result = project.run("build", "clean/b.txt")

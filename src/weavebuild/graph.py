@@ -550,6 +550,7 @@ class Resolver:
         self._expanding: Optional[str] = None  # the rule whose job's inputs are being expanded
         self._sorted_dirs: Optional[List[str]] = None
         self._empty_globs: Dict[str, Dict[str, None]] = {}  # rule -> its input globs that matched nothing
+        self._no_jobs: Dict[str, str] = {}  # rule named as a target whose foreach gave nothing -> why
         self.inside_targets: List[str] = []  # see Graph.inside
         self.wanted_paths: List[str] = []  # see Graph.wanted
         self._literal_inputs: Optional[Dict[str, str]] = None  # path -> a rule reading it (depfile checks)
@@ -1102,8 +1103,9 @@ class Resolver:
             output_wildcards = {w for output in rule.outputs for w in wildcard_names_in(output)}
             if not entries and output_wildcards and output_wildcards <= set(rule.foreach):
                 # Its jobs come from foreach alone, and it gave no values (an empty list, or
-                # a pattern no file matches yet): nothing to build, which is worth saying.
-                self.warnings.append(
+                # a pattern no file matches yet): nothing to build, which is worth saying
+                # (once the graph knows whether the scan reads a directory made first).
+                self._no_jobs[target] = (
                     f"rule '{target}' has no jobs: foreach gives no values for "
                     + ", ".join(f"'{w}'" for w in sorted(output_wildcards))
                 )
@@ -1481,6 +1483,10 @@ class Resolver:
                 "(globs see existing files and other rules' exact outputs; for a pattern rule's outputs,"
                 " use a foreach over the sources they are made from)"
             )
+        for name, message in self._no_jobs.items():
+            # Not for a foreach over a directory the build makes first (its values come then).
+            if not any(name in self.scanned_for[glob] for glob in waiting):
+                self.warnings.append(message)
         for rule in {job.rule.name: job.rule for job in order if job.rule.foreach}.values():
             for key in _unused_foreach_keys(rule):
                 self.warnings.append(
