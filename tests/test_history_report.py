@@ -284,6 +284,7 @@ def test_rule_stats_count_jobs_not_attempts():
                 _attempt(2, "a[1]", "a", 1, 100, "failed", duration=0.1, peak_rss=5000),
                 _attempt(2, "a[1]", "a", 2, 101, "ok", duration=3.0),
                 _attempt(2, "b", "b", 1, 101, "timeout", exit_code=-9),
+                _attempt(2, "a[3]", "a", 1, 102, "cancelled", exit_code=-2),  # Ctrl-C: not a failure
             ],
         ),
         Run(
@@ -301,7 +302,7 @@ def test_rule_stats_count_jobs_not_attempts():
     ]
     stats = {entry.rule: entry for entry in rule_stats(runs)}
     a, b = stats["a"], stats["b"]
-    assert (a.runs, a.jobs, a.attempts, a.succeeded, a.retried) == (2, 2, 3, 2, 1)
+    assert (a.runs, a.jobs, a.attempts, a.succeeded, a.retried) == (2, 2, 4, 2, 1)
     assert a.success_rate == 1.0
     assert a.mean_duration == pytest.approx(2.0)  # failed attempts are left out of the mean
     assert a.max_duration == 3.0 and a.peak_rss == 5000

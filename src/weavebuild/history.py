@@ -97,7 +97,7 @@ class RuleStats:
     """One rule across all recorded runs. A job that needed retries counts once in `jobs`."""
 
     rule: str
-    jobs: int = 0  # job executions: (run, job) pairs
+    jobs: int = 0  # job executions: (run, job) pairs, those interrupted (cancelled) left out
     succeeded: int = 0  # executions whose last attempt succeeded
     attempts: int = 0
     retried: int = 0  # executions that needed more than one attempt
@@ -229,6 +229,8 @@ def rule_stats(runs: Sequence[Run]) -> List[RuleStats]:
                 entry.peak_rss = attempt.peak_rss
         for attempt in final.values():
             entry = stats[attempt.rule]
+            if attempt.status == CANCELLED:
+                continue  # interrupted (Ctrl-C, a stop): neither a success nor a failure of the rule
             entry.jobs += 1
             entry.succeeded += attempt.status == OK
             entry.retried += attempt.attempt > 1

@@ -204,7 +204,8 @@ def _stats(stats: Sequence[RuleStats], runs_counted: int, run: Run) -> str:
         tds = "".join(f'<td data-sort="{_e(str(key))}">{shown}</td>' for key, shown in cells)
         body.append(f'<tr class="rule-row">{tds}</tr>')
     note = (
-        '<p class="note">Jobs: executions of the rule\'s jobs (a retried job counts once). '
+        '<p class="note">Jobs: executions of the rule\'s jobs (a retried job counts once; one'
+        " interrupted by Ctrl-C or a stop is left out). "
         "Success rate: share of those whose last attempt succeeded. "
         "Mean duration: successful attempts only. "
         "Peak memory: the largest peak RSS of a job's process tree.</p>"
