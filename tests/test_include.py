@@ -221,3 +221,75 @@ def test_the_first_rule_message_names_the_included_file_it_is_in(project):
     project.write("rules/b.toml", '# pattern rules\n\n[rules.first]\noutputs = ["o/{n}.txt"]\ncmd = "touch {outputs}"\n')
     result = project.run("plan")
     assert_user_error(result, "weave builds its first rule, 'first' (./rules/b.toml:3)")
+
+
+SHEET_WEAVEFILE = """
+    include = ["config/samples.tsv"]
+    default = ["all"]
+
+    [rules.all]
+    inputs = ["trimmed/{sample}.fq"]
+    foreach = { sample = "{vars.samples}" }
+
+    [rules.trim]
+    inputs = ["{vars.fq1[wildcards.sample]}"]
+    outputs = ["trimmed/{sample}.fq"]
+    cmd = "echo trim {wildcards.sample} >> runs.log; echo {vars.adapter[wildcards.sample]} | cat - {inputs} > {outputs}"
+"""
+
+
+def _trimmed(project) -> list:
+    lines = project.read("runs.log").splitlines() if project.exists("runs.log") else []
+    project.clear_runs()
+    return sorted(lines)
+
+
+def test_an_included_sample_sheet_gives_a_list_of_rows_and_a_table_var_per_column(project):
+    """Snakemake reads samples.tsv with pandas; an included sheet gives the same as TOML:
+    its first column a list var named after the file, each other column a table var. An
+    edit of one row's entry reruns that row's jobs; a new row runs one job; a no-op reads it
+    without parsing (its bytes are part of the project's digest)."""
+    project.weavefile(SHEET_WEAVEFILE)
+    project.write("config/samples.tsv", "sample\tfq1\tadapter\n# a comment\nA\traw/A.fq\tAGATC\n\nB \t raw/B.fq\tCTGTC\n", dedent=False)
+    project.write("raw/A.fq", "a\n")
+    project.write("raw/B.fq", "b\n")
+    result = project.run("build")
+    assert result.rc == 0, result
+    assert _trimmed(project) == ["trim A", "trim B"]
+    assert project.read("trimmed/B.fq") == "CTGTC\nb\n"
+    assert "nothing to do" in project.run("build").out
+    project.write("config/samples.tsv", project.read("config/samples.tsv").replace("CTGTC", "GGGGG"), dedent=False)
+    assert "var changed: adapter[B]" in project.run("plan").out
+    assert project.run("build").rc == 0 and _trimmed(project) == ["trim B"]
+    project.write("raw/C.fq", "c\n")
+    project.write("config/samples.tsv", project.read("config/samples.tsv") + "C\traw/C.fq\tTTTT\n", dedent=False)
+    assert project.run("build").rc == 0 and _trimmed(project) == ["trim C"]
+    assert "nothing to do" in project.run("build").out
+    listed = project.run("list").out
+    assert "includes: config/samples.tsv" in listed and 'samples = ["A", "B", "C"]' in listed, listed
+    # A CSV, with quoted fields, and a row shorter than the header (its last field empty).
+    project.weavefile(SHEET_WEAVEFILE.replace("samples.tsv", "samples.csv"))
+    project.write("config/samples.csv", 'sample,fq1,adapter\nA,raw/A.fq,"AG,ATC"\nB,raw/B.fq\n', dedent=False)
+    assert project.run("build", "trimmed/A.fq").rc == 0 and project.read("trimmed/A.fq") == "AG,ATC\na\n"
+    assert project.run("build", "trimmed/B.fq").rc == 0 and project.read("trimmed/B.fq") == "\nb\n"
+
+
+def test_mistakes_in_a_sample_sheet_name_its_file_and_line(project):
+    project.weavefile(SHEET_WEAVEFILE)
+    for sheet, where, message in (
+        ("sample\tfq1\tfq1\n", "config/samples.tsv:1", "column 'fq1' is named twice"),
+        ("sample\tfq 1\n", "config/samples.tsv:1", "header 'fq 1' is not a var name"),
+        ("sample\tsamples\n", "config/samples.tsv:1", "column 'samples' has the sheet's own name"),
+        ("sample\tfq1\nA\tx\nA\ty\n", "config/samples.tsv:3", "row 'A' is also on line 2"),
+        ("sample\tfq1\nA\tx\ty\n", "config/samples.tsv:2", "this row has 3 fields, the header 2"),
+        ("sample\tfq1\n\tx\n", "config/samples.tsv:2", "this row's first field is empty"),
+        ("# only a comment\n", "config/samples.tsv", "holds no header line"),
+        ("sample\tadapter\nA\tx\n", "config/samples.tsv:1", "var 'adapter' is also set in ./Weavefile"),
+    ):
+        project.write("config/samples.tsv", sheet, dedent=False)
+        if "adapter" in sheet:
+            project.weavefile(SHEET_WEAVEFILE + '\n[vars]\nadapter = "x"\n')
+        assert_user_error(project.run("build"), where, message)
+    project.weavefile(SHEET_WEAVEFILE.replace("samples.tsv", "sample-sheet.tsv"))
+    project.write("config/sample-sheet.tsv", "sample\tfq1\n", dedent=False)
+    assert_user_error(project.run("build"), "config/sample-sheet.tsv", "the sheet's name 'sample-sheet' is not a var name")

@@ -219,6 +219,22 @@ class _Part:
         self.includes: List[str] = []
 
 
+class _SheetPart(_Part):
+    """An included sample sheet (sheets.py): vars only, each reported at the header line."""
+
+    def __init__(self, path: str, name: str, raw: bytes, by: Tuple[_Part, int]):
+        from .sheets import read_sheet
+
+        text = decode_weavefile(raw, path)
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        self.path, self.name, self.raw, self.by = path, name, raw, by
+        self.data = {"vars": read_sheet(text, path, name)}
+        self.locator = _SheetLocator(text)
+        self.validator = _Validator(path, self.locator)
+        self.includes = []
+
+
 def _read_file(path: str) -> bytes:
     return read_regular_file(path)
 
@@ -303,6 +319,9 @@ def _read_includes(part: _Part, parts: List[_Part], read: Callable[[str], bytes]
                 "paths in include are relative to the project directory (the Weavefile's)",
             ) from None
         part.includes.append(name)
+        if is_sheet(name):  # a sample sheet: vars, and no includes of its own
+            parts.append(_SheetPart(full, name, raw, by=(part, line or 0)))
+            continue
         included = _Part(full, name, raw, decode_weavefile(raw, full), by=(part, line or 0))
         parts.append(included)
         _read_includes(included, parts, read, depth + 1)
@@ -613,6 +632,16 @@ def _closing(line: str, position: int, delimiter: str) -> int:
         position = end + 1
 
 
+# An included file with one of these suffixes is a sample sheet (sheets.py): the character
+# between its fields.
+SHEET_SUFFIXES = {".tsv": "\t", ".tab": "\t", ".csv": ","}
+
+
+def is_sheet(name: str) -> bool:
+    """Whether an included path names a sample sheet rather than TOML."""
+    return name.lower().endswith(tuple(SHEET_SUFFIXES))
+
+
 class _Locator:
     """Finds the line of a table or key in the Weavefile text, for error messages.
 
@@ -769,6 +798,26 @@ class _Locator:
             elif at_top and key_re.match(line):
                 return number
         return None
+
+
+class _SheetLocator(_Locator):
+    """A sheet's lines: every var it sets is reported at its header line (the first line
+    that is neither blank nor a '#' comment)."""
+
+    def _header(self) -> Optional[int]:
+        for number, line in enumerate(self.lines, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                return number
+        return None
+
+    def find_in_table(self, table: str, key: str) -> Optional[int]:
+        return self._header()
+
+    def find(self, rule: Optional[str] = None, key: Optional[str] = None) -> Optional[int]:
+        return None
+
+    def find_top_level(self, key: str) -> Optional[int]:
+        return self._header()
 
 
 def _unescape_basic(text: str) -> str:
