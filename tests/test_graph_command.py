@@ -181,9 +181,11 @@ def test_collapse_can_be_forced_on_a_small_graph(project):
     assert '"raw/a.txt"' in result.out and '"config.toml" -> "merge"' in result.out
 
 
-def test_dot_format_works_without_the_dot_program(project):
+def test_dot_format_works_without_the_dot_program(project, tmp_path):
     make_pipeline(project)
-    no_dot = {"PATH": "/nonexistent"}
+    empty = tmp_path / "empty-bin"  # (not /nonexistent: a file of that name broke this test once)
+    empty.mkdir()
+    no_dot = {"PATH": str(empty)}
     result = project.run("graph", "--format", "dot", "-o", "-", env=no_dot)
     assert result.rc == 0, result
     assert result.out.startswith("digraph weave {") and '"merge" -> "count"' in result.out
