@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +251,36 @@ def test_a_build_that_runs_jobs_imports_neither_typing_nor_shutil(project):
     assert (project.root / "b.txt").exists()
     assert "xxhash" in asked, asked  # the probe sees the imports it must
     assert not asked & {"typing", "shutil"}, sorted(asked & {"typing", "shutil"})
+
+
+def test_the_weave_script_imports_nothing_a_no_op_does_not_need(project):
+    """The installed `weave` is bin/weave (pyproject's script-files), not an entry point:
+    pip's entry-point script imports re to tidy argv[0] for Windows, 5-9 ms of every start
+    that the no-op path above works to avoid."""
+    script = Path(__file__).resolve().parent.parent / "bin" / "weave"
+    assert script.read_text().startswith("#!python\n")  # pip puts the interpreter's path there
+    project.write("Weavefile", WEAVEFILE)
+    project.write("src.txt", "hello\n")
+    assert project.run("build").rc == 0
+    assert project.run("build").rc == 0  # settles what the first wrote in its racy window
+    # What the script itself (run as __main__) and weave's modules ask to import.
+    probe = (
+        "import atexit, builtins, runpy, sys\n"
+        "asked = set()\n"
+        "original = builtins.__import__\n"
+        "def spy(name, globals=None, locals=None, fromlist=(), level=0):\n"
+        "    who = str((globals or {}).get('__name__', ''))\n"
+        "    if level == 0 and (who == '__main__' or who.startswith('weavebuild')):\n"
+        "        asked.add(name.partition('.')[0])\n"
+        "    return original(name, globals, locals, fromlist, level)\n"
+        "builtins.__import__ = spy\n"
+        "atexit.register(lambda: sys.stderr.write('asked=' + ','.join(sorted(asked)) + '\\n'))\n"
+        f"sys.argv = [{str(script)!r}, 'build']\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=project.root, capture_output=True, text=True)
+    assert result.returncode == 0 and "nothing to do" in result.stdout, result
+    line = next(line for line in result.stderr.splitlines() if line.startswith("asked="))
+    asked = set(line[len("asked=") :].split(","))
+    assert {"sys", "weavebuild", "_sqlite3"} <= asked, asked  # the probe sees the imports it must
+    assert not asked & NOT_ON_THE_NO_OP_PATH, sorted(asked & NOT_ON_THE_NO_OP_PATH)
