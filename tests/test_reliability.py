@@ -130,6 +130,19 @@ def test_ctrl_c_while_python_imports_weave_ends_quietly(tmp_path):
     assert result.stderr.strip() == "weave: interrupted"
 
 
+def test_ctrl_c_while_the_weave_script_imports_weave_ends_quietly(tmp_path):
+    """The same for a Ctrl-C landing before entry.main runs, while bin/weave (the installed
+    command) imports it: one line and 130, not a traceback and exit 1."""
+    shadow = tmp_path / "shadow" / "weavebuild"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise KeyboardInterrupt\n")  # the interrupt, mid-import
+    script = Path(__file__).resolve().parent.parent / "bin" / "weave"
+    env = dict(os.environ, PYTHONPATH=str(shadow.parent))
+    result = subprocess.run([sys.executable, str(script), "build"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 130, result
+    assert result.stderr.strip() == "weave: interrupted"
+
+
 def test_job_ignoring_sigterm_is_killed_after_grace(project):
     project.weavefile(
         """
