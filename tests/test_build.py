@@ -1495,43 +1495,90 @@ def test_each_output_is_read_once_by_a_build(project, monkeypatch):
 
 def test_an_output_gone_before_it_is_recorded_is_not_recorded(project):
     """A job's outputs are hashed a little after it ends; an output deleted in between (here,
-    as the next job starts) leaves no record, with a warning, and the job runs again."""
+    as the job after the next starts: the next one starts before the first's outputs are
+    looked at) leaves no record, with a warning, and the job runs again."""
     from weavebuild.api import Project as WeaveProject
     from weavebuild.reporter import Reporter
 
     project.weavefile(
         """
-        default = ["a.txt", "b.txt"]
+        default = ["a.txt", "b.txt", "c.txt"]
         [rules.a]
         outputs = ["a.txt"]
         cmd = "echo a > a.txt"
         [rules.b]
         outputs = ["b.txt"]
         cmd = "echo b > b.txt"
+        [rules.c]
+        outputs = ["c.txt"]
+        cmd = "echo c > c.txt"
         """
     )
 
-    class DeleteFirstOutputOnSecondStart(Reporter):
+    class DeleteFirstOutputOnThirdStart(Reporter):
         def __init__(self) -> None:
             self.started: list = []
             self.warnings: list = []
 
         def job_started(self, display, index, total, command, reasons) -> None:
             self.started.append(display.split()[0])  # "a a.txt": the rule, then its output
-            if len(self.started) == 2:
+            if len(self.started) == 3:
                 (project.root / f"{self.started[0]}.txt").unlink()
 
         def warning(self, message: str) -> None:
             self.warnings.append(message)
 
-    reporter = DeleteFirstOutputOnSecondStart()
+    reporter = DeleteFirstOutputOnThirdStart()
     result = WeaveProject.load(str(project.root)).build(jobs=1, reporter=reporter)
-    first, second = reporter.started
+    first = reporter.started[0]
     assert result.ok
     assert len(reporter.warnings) == 1 and f"'{first}.txt' disappeared" in reporter.warnings[0], reporter.warnings
     again = project.run("build")
     assert again.rc == 0 and again.started == [f"{first} {first}.txt"], again
-    assert project.read(f"{first}.txt") == f"{first}\n" and project.read(f"{second}.txt") == f"{second}\n"
+    assert all(project.read(f"{name}.txt") == f"{name}\n" for name in "abc")
+
+
+def test_a_freed_slot_takes_the_next_job_before_the_bookkeeping_unless_a_job_became_ready(project):
+    """With one slot: a job's end starts the next queued job before weave looks at the
+    ended job's outputs (no queued job waits for them), but not when the end makes a job
+    ready (it may come first on the critical path): then the bookkeeping comes first."""
+    from weavebuild.api import Project as WeaveProject
+    from weavebuild.reporter import Reporter
+
+    project.weavefile(
+        """
+        default = ["e.txt", "c.txt", "d.txt"]
+        [rules.a]
+        outputs = ["a.txt"]
+        cmd = "echo a > a.txt"
+        [rules.b]
+        inputs = ["a.txt"]
+        outputs = ["b.txt"]
+        cmd = "cp a.txt b.txt"
+        [rules.e]
+        inputs = ["b.txt"]
+        outputs = ["e.txt"]
+        cmd = "cp b.txt e.txt"
+        [rules.c]
+        outputs = ["c.txt"]
+        cmd = "echo c > c.txt"
+        [rules.d]
+        outputs = ["d.txt"]
+        cmd = "echo d > d.txt"
+        """
+    )
+    seen: list = []
+
+    class Watch(Reporter):
+        def job_started(self, display, index, total, command, reasons) -> None:
+            seen.append(display.split()[0])
+
+    api = WeaveProject.load(str(project.root))
+    result = api.build(jobs=1, reporter=Watch())
+    assert result.ok and len(seen) == 5, seen
+    # a is the first (longest chain); b, ready once a is looked at and with e after it, comes
+    # right after it, before the queued c and d (whichever order those two come in).
+    assert seen[:2] == ["a", "b"], seen
 
 
 def test_keep_going_summary_names_the_first_twenty_failures_and_counts_the_rest(project):

@@ -674,6 +674,28 @@ class Builder:
         previous_hash_stop = stop_hashing_when(lambda: bool(self._interrupt))
         grace_deadline: Optional[float] = None
         term_at: Optional[float] = None  # when the jobs Ctrl-C reached get SIGTERM
+
+        def start_what_fits() -> None:
+            while not state["stopping"]:
+                picked = queue.pop_startable()
+                if picked is None:
+                    break
+                job, grant = picked
+                attempt = attempts.get(job.key, 0) + 1
+                attempts[job.key] = attempt
+                if attempt == 1:
+                    state["started"] += 1
+                entry = self._start(job, grant, verdicts[job.key], attempt, state)
+                if entry is None:
+                    self.pool.release(grant)
+                    results[job.key] = self._failed_result(job, verdicts[job.key], attempt, "could not start")
+                    state["stopping"] = state["stopping"] or not self.options.keep_going
+                    self._settle(job, pending, decide)
+                    continue
+                running[job.key] = entry
+                if self.reporter.live:
+                    self._progress(running, state, queue, started, estimate)
+
         try:
             while True:
                 # 1. Decide every job whose dependencies are settled.
@@ -729,25 +751,7 @@ class Builder:
                         retry_at.remove(item)
                         queue.push(item[1])
                         verdicts[item[1].key] = item[2]
-                while not state["stopping"]:
-                    picked = queue.pop_startable()
-                    if picked is None:
-                        break
-                    job, grant = picked
-                    attempt = attempts.get(job.key, 0) + 1
-                    attempts[job.key] = attempt
-                    if attempt == 1:
-                        state["started"] += 1
-                    entry = self._start(job, grant, verdicts[job.key], attempt, state)
-                    if entry is None:
-                        self.pool.release(grant)
-                        results[job.key] = self._failed_result(job, verdicts[job.key], attempt, "could not start")
-                        state["stopping"] = state["stopping"] or not self.options.keep_going
-                        self._settle(job, pending, decide)
-                        continue
-                    running[job.key] = entry
-                    if self.reporter.live:
-                        self._progress(running, state, queue, started, estimate)
+                start_what_fits()
                 if not running:
                     if decide:
                         continue
@@ -775,9 +779,15 @@ class Builder:
                 self._stream(running)
                 if self.reporter.live:
                     self._progress(running, state, queue, started, estimate)
-                for completion in completions:
-                    entry = running.pop(str(completion.token))
+                finished = [(running.pop(str(completion.token)), completion) for completion in completions]
+                for entry, _ in finished:
                     self.pool.release(entry.grant)
+                if queue and not self._interrupt and self._refill_first(finished, pending):
+                    # The freed slots take the next queued jobs before the finished ones'
+                    # bookkeeping (their outputs looked at, their records), which no queued
+                    # job waits for: a slot of a build of short jobs idles for the spawn alone.
+                    start_what_fits()
+                for entry, completion in finished:
                     outcome = self._finish(entry, completion, results, state)
                     job = entry.job
                     if outcome == "retry":
@@ -840,6 +850,22 @@ class Builder:
             error.result = result  # type: ignore[attr-defined]
             raise error
         return result
+
+    def _refill_first(self, finished: List[Tuple[_Running, Completion]], pending: Dict[str, int]) -> bool:
+        """Whether the slots these jobs freed may be refilled before their bookkeeping: each
+        exited 0 in time (a failure may stop the build, and is told first), and none is the
+        last dependency of a job (which, ready now, may come before what is queued: the
+        critical path's order holds)."""
+        if not all(c.returncode == 0 and not c.cancelled and not c.timed_out for _, c in finished):
+            return False
+        freed: Dict[str, int] = {}
+        for entry, _ in finished:
+            job = entry.job
+            for dependent in itertools.chain(job.dependents, self._listed_dependents.get(job.key, ())):
+                freed[dependent.key] = freed.get(dependent.key, 0) + 1
+                if pending[dependent.key] <= freed[dependent.key]:
+                    return False
+        return True
 
     def _summary(self, result: BuildResult, cutoff: int = 0) -> None:
         """The build's summary line; jobs an earlier phase ran, up to date here, count as run."""
