@@ -1078,3 +1078,10 @@ def test_a_listed_file_that_became_unreadable_names_the_rule_that_lists_it(proje
     (project.root / "h.h").unlink()
     os.mkfifo(project.root / "h.h")
     assert_user_error(project.run("build", "a.o", timeout=60), "cannot read 'h.h': it is a FIFO, needed by rule 'c'")
+
+
+def test_a_depfile_made_as_a_fifo_fails_the_job_instead_of_hanging(project: Project) -> None:
+    """Reading a FIFO waits for a writer forever, and SIGTERM could not stop it."""
+    project.weavefile('[rules.a]\noutputs = ["x"]\ndepfile = "x.d"\ncmd = "touch x; mkfifo x.d"\n')
+    result = project.run("build", timeout=60)
+    assert result.rc == 1 and "its depfile x.d is not a regular file" in result.err, result

@@ -1392,8 +1392,11 @@ class Builder:
             return [], problem
         missing = f"rule {job.rule.name} exited 0 but did not write its depfile {job.depfile}"
         try:
-            with open(full, encoding="utf-8", errors="surrogateescape") as handle:
+            # Non-blocking: a FIFO made there would hold the build forever (deaf to SIGTERM).
+            with open(os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), encoding="utf-8", errors="surrogateescape") as handle:
                 st = os.fstat(handle.fileno())
+                if not stat_module.S_ISREG(st.st_mode):
+                    return [], f"its depfile {job.depfile} is not a regular file"
                 # Written by this run, or not its depfile: weave never removes a file there
                 # before the job runs (it may be anyone's), so an older one is not read.
                 if st.st_ctime_ns < int(started * 1e9) - racy_window(st.st_ctime_ns):

@@ -22,6 +22,7 @@ import queue
 import re
 import select
 import signal
+import stat as stat_module
 import sys
 import threading
 import time
@@ -235,6 +236,8 @@ class LocalExecutor(Executor):
         self, token: object, command: str, env: Optional[Mapping[str, str]], cwd: str, log_path: str
     ) -> None:
         """Start `command`; `env=None` inherits weave's environment (the cheapest spawn)."""
+        if self.registry is not None and self._registry_fd is None:
+            self._open_registry()
         self._ensure_threads()
         child_env = None if env is None else dict(env)
         pwd = self._pwd_for(cwd, child_env)
@@ -354,17 +357,25 @@ class LocalExecutor(Executor):
         # vfork-friendly.
         return spawn.start(argv, stdin, stdout, stderr, cwd, env, path)
 
+    def _open_registry(self) -> None:
+        """Open the registry for this run's lines, before its first job starts (a registry
+        that cannot be written must stop the build with no job left running)."""
+        assert self.registry is not None
+        try:
+            mode: Optional[int] = os.stat(self.registry).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat_module.S_ISREG(mode):  # a FIFO would block the open
+            raise OSError(errno.EINVAL, "not a regular file", self.registry)
+        self._registry_fd = os.open(self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # The run's line names this weave (pid, start time) too: a copy of the project made
+        # while it builds has this registry, and must not take its jobs for orphans.
+        owner = _start_ticks(os.getpid())
+        owner_text = f" {os.getpid()} {owner}" if owner is not None else ""
+        os.write(self._registry_fd, f"run {self.run_id}{owner_text}\n".encode())
+
     def _register(self, running: _Running) -> None:
         if self.registry is not None:
-            if self._registry_fd is None:
-                self._registry_fd = os.open(
-                    self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644
-                )
-                # The run's line names this weave (pid, start time) too: a copy of the project
-                # made while it builds has this registry, and must not take its jobs for orphans.
-                owner = _start_ticks(os.getpid())
-                owner_text = f" {os.getpid()} {owner}" if owner is not None else ""
-                os.write(self._registry_fd, f"run {self.run_id}{owner_text}\n".encode())
             now = time.time()
             # The job's key last (it may hold spaces): `weave status` tells running jobs by it.
             lines = "".join([f"{process.pid} {now:.3f} {running.token}\n" for process in running.processes])
@@ -893,9 +904,10 @@ def _read_registry(registry: str) -> Optional[List[Tuple[int, float, str, Option
     weave if it still runs, else None); None if it cannot be read. Each job line belongs to
     the run line above it; a run line names its weave (pid, /proc start ticks) from 0.1.x on,
     a job line its key."""
+    from .projectfile import read_regular_file
+
     try:
-        with open(registry, encoding="utf-8", errors="surrogateescape") as handle:
-            lines = handle.read().split("\n")
+        lines = read_regular_file(registry).decode("utf-8", "surrogateescape").split("\n")
     except OSError:
         return None
     entries: List[Tuple[int, float, str, Optional[str], Optional[int]]] = []

@@ -18,6 +18,7 @@ import xxhash
 
 from . import paths
 from ._version import __version__
+from .projectfile import read_regular_file
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,8 +55,7 @@ def _read(root: str) -> Dict:
         memo_key = (path, st.st_mtime_ns, st.st_size)
         data = _memo.get(memo_key)
         if data is None:
-            with open(path, "rb") as handle:
-                blob = handle.read()  # (marshal.load(file) reads piecemeal: slow)
+            blob = read_regular_file(path)  # (marshal.load(file) reads piecemeal: slow)
             # A damaged cache must cost a resolution, never a job run from a command the
             # Weavefile does not hold (recorded under the signature of the one it does).
             if blob[:8] != xxhash.xxh3_64_digest(blob[8:]):
@@ -79,16 +79,11 @@ def known_digests(root: str) -> List[str]:
 
     Read from a small side file, so that deciding whether to parse costs nothing."""
     try:
-        with open(os.path.join(root, DIGESTS_NAME), encoding="ascii") as handle:
-            return handle.read().split()
+        return read_regular_file(os.path.join(root, DIGESTS_NAME)).decode("ascii").split()
     except (OSError, ValueError):  # no side file (yet), or not one weave wrote: made again
         digests = list(dict.fromkeys(key[0] for key in _read(root)))
         if digests:
-            try:
-                with open(os.path.join(root, DIGESTS_NAME), "w") as handle:
-                    handle.write("\n".join(digests) + "\n")
-            except OSError:
-                pass
+            paths.replace_file(os.path.join(root, DIGESTS_NAME), ("\n".join(digests) + "\n").encode())
         return digests
 
 
@@ -179,8 +174,7 @@ def _scan(root: str, query: tuple) -> tuple:
 
 def _read_listings(root: str) -> Dict:
     try:
-        with open(os.path.join(root, LISTINGS_NAME), "rb") as handle:
-            data = marshal.loads(handle.read())
+        data = marshal.loads(read_regular_file(os.path.join(root, LISTINGS_NAME)))
     except (OSError, EOFError, ValueError, TypeError):
         return {}
     return data if isinstance(data, dict) and len(data) <= MAX_LISTINGS else {}

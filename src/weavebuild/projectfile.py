@@ -35,9 +35,10 @@ def shadowed_manifest(directory: str) -> Optional[str]:
 
 
 def read_regular_file(path: str) -> bytes:
-    """The bytes of the Weavefile or included file at `path`; anything but a regular file
-    raises OSError: reading a FIFO would wait for a writer forever, a device such as
-    /dev/zero never ends (why_not_a_file says what it is)."""
+    """The bytes of the Weavefile, an included file or one of weave's own files in .weave/ at
+    `path`; anything but a regular file raises OSError: reading a FIFO would wait for a
+    writer forever (deaf to SIGTERM: the open is retried after each signal), a device such
+    as /dev/zero never ends (why_not_a_file says what it is)."""
     import errno
     import stat
 
@@ -158,8 +159,7 @@ def _read_memo(root: str) -> dict:
     import json
 
     try:
-        with open(os.path.join(root, INCLUDES_NAME), "rb") as handle:
-            memo = json.loads(handle.read())
+        memo = json.loads(read_regular_file(os.path.join(root, INCLUDES_NAME)))
     except (OSError, ValueError):
         return {}
     return memo if isinstance(memo, dict) else {}

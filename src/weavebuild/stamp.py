@@ -27,6 +27,7 @@ from ._version import __version__
 from .filestate import FileState, racy_window
 from .hashing import SMALL_FILE, digest_strings, hash_file, hash_files
 from .paths import in_any_of, replace_file
+from .projectfile import read_regular_file
 from .store import Store
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
@@ -185,8 +186,7 @@ def _load(store: Store, root: str, stamp_key: str) -> Optional[bytes]:
     if token is None or len(token) != TOKEN_BYTES:
         return None
     try:
-        with open(_file(root, stamp_key), "rb") as handle:
-            data = handle.read()
+        data = read_regular_file(_file(root, stamp_key))
     except OSError:
         return None
     if data[:TOKEN_BYTES] != token:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 import time
 
 try:  # the C module under the sqlite3 package, whose import also loads datetime (for adapters
@@ -256,7 +257,17 @@ class Store:
         # A store weave may not read or write is not a damaged one: never moved aside (its
         # history would be lost for a permission).
         refused = None
-        if os.path.exists(path) and not os.access(path, os.R_OK if readonly else os.R_OK | os.W_OK):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            # (SQLite would wait on a FIFO forever; nor is a directory a store to move aside)
+            raise StoreError(
+                f"cannot use {os.path.relpath(path)}: it is not a regular file",
+                hint="something else is in the way there: remove it (weave makes its store again)",
+            )
+        if mode is not None and not os.access(path, os.R_OK if readonly else os.R_OK | os.W_OK):
             refused = path
         elif not readonly and not os.access(state_dir, os.W_OK | os.X_OK):
             refused = state_dir  # SQLite writes its journal files beside the store
