@@ -698,6 +698,20 @@ RULE_ERRORS = [
         "invalid regex for 'n': ",
         None,
     ),
+    (  # too large for Python's regex compiler: was an internal error (OverflowError)
+        'outputs = ["o/{n}"]\ncmd = "x"\nwildcards = { n = "a{4294967296}" }',
+        "wildcards",
+        4,
+        "invalid regex for 'n': the repetition number is too large",
+        None,
+    ),
+    (  # nested past the compiler's recursion: was an internal error (RecursionError)
+        'outputs = ["o/{n}"]\ncmd = "x"\nwildcards = { n = "' + "(?:" * 1000 + "a" + ")" * 1000 + '" }',
+        "wildcards",
+        4,
+        "invalid regex for 'n': nested too deeply",
+        None,
+    ),
     (
         'outputs = ["o"]\ncmd = "x"\nresources = 1',
         "resources",

@@ -292,13 +292,20 @@ def _value_anchored(constraint: str, rest: str) -> str:
 
 def compile_regex(regex: str) -> Pattern[str]:
     """re.compile, quietly: a user's constraint such as `[[a]` draws a FutureWarning from
-    Python ("possible nested set") that would reach the user as a stray stderr line."""
+    Python ("possible nested set") that would reach the user as a stray stderr line. What
+    Python cannot compile for its size (`a{4294967296}`, groups nested a thousand deep)
+    raises re.error too, as any other invalid regex does."""
     import re
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return re.compile(regex)
+        try:
+            return re.compile(regex)
+        except OverflowError as exc:
+            raise re.error(str(exc)) from None
+        except RecursionError:
+            raise re.error("nested too deeply") from None
 
 
 def bad_wildcard_value(value: str) -> Optional[str]:
