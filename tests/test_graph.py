@@ -1341,6 +1341,7 @@ def test_self_cycle(tmp_path):
     with pytest.raises(CycleError) as info:
         graph_of(tmp_path, '[rules.a]\ninputs = ["a"]\noutputs = ["a"]\ncmd = "x"\n', ["a"])
     assert info.value.cycle == ["a a", "a a"]
+    assert "the rules on it: 'a' (" in (info.value.hint or "") and "Weavefile:" in info.value.hint, info.value.hint
 
 
 def test_diamond_shares_jobs(tmp_path):
@@ -1396,6 +1397,12 @@ def test_deep_cycle_without_recursion(tmp_path):
     assert len(cycle) == 5001
     assert cycle[:3] == ["s0 f0", "s4999 f4999", "s4998 f4998"]
     assert cycle[-1] == "s0 f0"
+    # The message shows its start and its way back, and locates a few rules: each is found
+    # by a scan of the file, and locating all 5,000 took minutes.
+    message, hint = str(info.value), info.value.hint or ""
+    assert "s0 f0 -> s4999 f4999" in message and "(4,989 more) -> s1 f1 -> s0 f0" in message, message
+    assert len(message) < 400, message
+    assert hint.count("Weavefile:") == 8 and hint.endswith(", ..."), hint
 
 
 def test_foreach_keys_read_from_one_pattern_come_in_the_pairs_that_exist(tmp_path):

@@ -174,9 +174,12 @@ class CycleError(UsageError):
 
     def __init__(self, cycle: Sequence[str], where: Sequence[str] = ()):
         self.cycle = list(cycle)
+        shown = self.cycle
+        if len(shown) > 12:  # the start and the way back to it
+            shown = shown[:10] + [f"... ({len(shown) - 12:,} more)"] + shown[-2:]
         # `where`: "'rule' (./Weavefile:12)" for each rule along the cycle, when known.
         super().__init__(
-            "dependency cycle: " + " -> ".join(self.cycle),
+            "dependency cycle: " + " -> ".join(shown),
             hint="an output cannot (indirectly) be an input of the rule that makes it"
             + (f"; the rules on it: {', '.join(where)}" if where else ""),
         )

@@ -365,8 +365,8 @@ class LocalExecutor(Executor):
             mode: Optional[int] = os.stat(self.registry).st_mode
         except FileNotFoundError:
             mode = None
-        if mode is not None and not stat_module.S_ISREG(mode):  # a FIFO would block the open
-            raise OSError(errno.EINVAL, "not a regular file", self.registry)
+        if mode is not None and not (stat_module.S_ISREG(mode) or stat_module.S_ISDIR(mode)):
+            raise OSError(errno.EINVAL, "not a regular file", self.registry)  # a FIFO would block the open
         self._registry_fd = os.open(self.registry, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         # The run's line names this weave (pid, start time) too: a copy of the project made
         # while it builds has this registry, and must not take its jobs for orphans.

@@ -271,10 +271,15 @@ def job_key(rule_name: str, wildcards: Dict[str, str]) -> str:
     return rule_name + "[" + ",".join(f"{k}={v}" for k, v in wildcards.items()) + "]"
 
 
-def _cycle_rules(jobs: Sequence[Job], weavefile: str) -> List[str]:
-    """"'rule' (./Weavefile:12)" for each rule of the jobs on a cycle, once, for its message."""
+def _cycle_rules(jobs: Sequence[Job], weavefile: str, named: int = 8) -> List[str]:
+    """"'rule' (./Weavefile:12)" for each of the first `named` rules of the jobs on a cycle,
+    once, for its message (each line is found by a scan of its file: a cycle through 2,000
+    rules took minutes to report, in a message nobody reads to its end)."""
     found: List[str] = []
     for job in jobs:
+        if len(found) == named:
+            found.append("...")
+            break
         where = _where(job.rule, "inputs", weavefile)
         text = f"'{job.rule.name}'" + (f" ({where})" if where else "")
         if text not in found:
@@ -1382,7 +1387,7 @@ class Resolver:
                         continue
                     producers[path] = dep
                     if dep is job:
-                        cycle = CycleError([job.display, job.display])
+                        cycle = CycleError([job.display, job.display], _cycle_rules([job], weavefile))
                         if any("{" in item or not paths.GLOB_CHARS.isdisjoint(item) for item in job.rule.inputs):
                             cycle.hint = (
                                 f"its own output '{path}' matches one of its input patterns or globs: write the"
