@@ -759,7 +759,12 @@ def test_both_weavefile_names_warn_which_is_read(project):
     chosen = project.run("-f", "weave.toml", "build")
     assert chosen.rc == 0 and "warning" not in chosen.err, chosen
     assert project.read("a") == "toml\n"
+    # A Weavefile that includes weave.toml reads it: no warning that it is ignored.
+    project.write("Weavefile", 'include = ["weave.toml"]\n')
+    included = project.run("build")
+    assert included.rc == 0 and "warning" not in included.err, included
     (project.root / "weave.toml").unlink()
+    project.write("Weavefile", '[rules.a]\noutputs = ["a"]\ncmd = "echo weavefile > a"\n')
     alone = project.run("build")
     assert alone.rc == 0 and "warning" not in alone.err, alone
 

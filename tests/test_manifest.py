@@ -572,6 +572,7 @@ RULE_ERRORS = [
     ('inputs = ["a\\u0000b"]\ncmd = "x"', "inputs", 2, "contains a NUL character", None),
     ('outputs = ["o{"]\ncmd = "x"', "outputs", 2, "unbalanced brace in 'o{'", "{{ and }}"),
     ('outputs = ["o}"]\ncmd = "x"', "outputs", 2, "unbalanced brace in 'o}'", None),
+    ('outputs = ["o"]\ncmd = "x"\nenv = { A = "{x" }', "env", 4, "unbalanced brace in '{x'", None),  # not "in command"
     ('outputs = ["o/{a_{b}}"]\ncmd = "x"', "outputs", 2, "'{a_{b}}' in 'o/{a_{b}}': a placeholder cannot hold another", None),
     (
         'outputs = ["o{}"]\ncmd = "x"',

@@ -2040,7 +2040,10 @@ class _Validator:
                 if nested is not None:
                     raise self.error(f"'{nested}': a placeholder cannot hold another", spec.name, key, hint=_NESTED_HINT)
                 raise self.error(
-                    "unbalanced brace in command", spec.name, key, hint="write {{ and }} for literal braces"
+                    "unbalanced brace" + (" in command" if key == "cmd" else f" in '{text}'"),
+                    spec.name,
+                    key,
+                    hint="write {{ and }} for literal braces",
                 )
             placeholder = self.placeholder(value, spec, variables, key)
             if placeholder.kind == "vars":

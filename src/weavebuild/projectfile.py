@@ -29,9 +29,15 @@ def find_manifest(directory: str) -> Optional[str]:
 def shadowed_manifest(directory: str) -> Optional[str]:
     """The second Weavefile name in `directory` when both are there (`weave.toml`, which
     find_manifest passes over for `Weavefile`), else None: a user editing it would see no
-    effect without being told."""
+    effect without being told. Not when the Weavefile names it (it includes it, most likely)."""
     first, second = (os.path.join(directory, name) for name in MANIFEST_NAMES)
-    return second if os.path.isfile(second) and os.path.isfile(first) else None  # (rarely a second: one stat)
+    if not (os.path.isfile(second) and os.path.isfile(first)):  # (rarely a second: one stat)
+        return None
+    try:
+        named = os.path.basename(second).encode() in read_regular_file(first)
+    except OSError:
+        named = False
+    return None if named else second
 
 
 def read_regular_file(path: str) -> bytes:
