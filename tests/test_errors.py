@@ -1142,3 +1142,23 @@ def test_a_make_percent_in_an_output_is_named_when_its_target_is_asked_for(proje
         "no rule makes 'out/in.txt'",
         "rule 'x' writes its output as 'out/%.txt', a file named with a '%': make's % is a named wildcard in weave",
     )
+
+
+def test_a_pattern_rule_named_in_an_alias_is_reported_at_the_alias(project):
+    """It was blamed on `default` ('in default, ./Weavefile:1'), or said nowhere at all when
+    the alias was the target, without naming the alias or its line."""
+    project.weavefile(
+        """
+        default = ["all"]
+        [rules.p]
+        inputs = ["raw/{s}.txt"]
+        outputs = ["o/{s}.txt"]
+        cmd = "cp {inputs} {outputs}"
+        [rules.all]
+        inputs = ["p"]
+        """
+    )
+    for args in (("plan",), ("plan", "all"), ("build",)):
+        assert_user_error(
+            project.run(*args), "Weavefile:8: rule 'all', key 'inputs': names rule 'p': rule 'p' has wildcards"
+        )

@@ -1266,7 +1266,12 @@ class Resolver:
             return [job]
         # A rule name wins over a file of the same name (the rule's outputs may exist already).
         if item in self.manifest.rules:
-            return self.resolve_target(item, aliases)
+            try:
+                return self.resolve_target(item, aliases)
+            except (ManifestError, MissingSource, CycleError):
+                raise
+            except UsageError as exc:  # (a pattern rule named): said at the alias's inputs
+                raise _key_error(alias, "inputs", self.manifest.path, f"names rule '{item}': {exc.message}", exc.hint) from None
         made_under = self._jobs_under(path)  # a directory the rules write into, as a target
         if made_under is not None:
             return made_under
