@@ -691,3 +691,29 @@ def test_watch_looks_for_new_files_of_a_looked_up_glob_in_a_fan_in(project):
     project.write("raw/B_1.fq", "b\n")
     patterns = _watched_patterns(project, "all.txt")
     assert "raw/A_*.fq" in patterns and "raw/B_*.fq" in patterns, patterns
+
+
+def test_mistakes_a_set_value_causes_name_the_set_not_the_weavefile(project):
+    """A table given with --set that lacks a job's key, and a --set amount a resource cannot
+    take, were reported at the Weavefile's line with a hint to edit [vars] (which was fine)."""
+    project.weavefile(
+        """
+        [vars]
+        mem = 5
+        [vars.ad]
+        a = "x"
+        b = "y"
+        [rules.t]
+        outputs = ["o/{s}.txt"]
+        foreach = { s = ["a", "b"] }
+        resources = { mem_mb = "{vars.mem}" }
+        cmd = "echo {vars.ad[wildcards.s]} > {outputs}"
+        """
+    )
+    assert project.run("build", "t").rc == 0
+    missing = project.run("build", "t", "--set", 'ad={ a = "1" }')
+    assert_user_error(missing, "--set ad={ a = \"1\" }: rule 't', key 'cmd'", "has no key 'b'", "--set table")
+    assert "Weavefile:" not in missing.err, missing
+    negative = project.run("build", "t", "--set", "mem=-5")
+    assert_user_error(negative, "--set mem=-5: rule 't', key 'resources': resource 'mem_mb' must be a non-negative number")
+    assert "Weavefile:" not in negative.err, negative

@@ -153,6 +153,7 @@ class ManifestError(UsageError):
         hint: Optional[str] = None,
     ):
         self.path, self.line, self.col, self.rule, self.key = path, line, col, rule, key
+        self.detail = message  # without the place
         where = path or "Weavefile"
         if line is not None:
             where += f":{line}"

@@ -16,7 +16,15 @@ import re
 import shlex
 
 from . import paths
-from .errors import CycleError, ManifestError, MissingSource, UsageError, closest, did_you_mean
+from .errors import (
+    CycleError,
+    ManifestError,
+    MissingSource,
+    UsageError,
+    clip,
+    closest,
+    did_you_mean,
+)
 from .jobs import Graph, Job, RuleSpec, recipe_digest, recipe_of  # noqa: F401 (Job, Graph, recipe_of: re-exported)
 from .manifest import (
     Manifest,
@@ -970,6 +978,13 @@ class Resolver:
             )
         if value not in table:
             known = ", ".join(list(table)[:8]) + (", ..." if len(table) > 8 else "")
+            given = self.manifest.overridden.get(name)
+            if given is not None:  # the table came from the command line
+                raise UsageError(
+                    f"--set {name}={clip(given)}: rule '{rule.name}', key '{key}': "
+                    f"'{{vars.{name}[wildcards.{wildcard}]}}': it has no key '{value}' (for job {job.key})",
+                    hint=f"give {value!r} an entry in the --set table (its keys: {known})",
+                )
             raise _key_error(
                 rule, key, self.manifest.path,
                 f"'{{vars.{name}[wildcards.{wildcard}]}}': var '{name}' has no key '{value}' (for job {job.key})",

@@ -131,6 +131,7 @@ class Manifest:
         digest: str,
         included: Sequence[Tuple[str, bytes]] = (),
         include_lists: Sequence[Tuple[bytes, List[str]]] = (),
+        overridden: Optional[Dict[str, str]] = None,
     ):
         self.path = path
         self.root = os.path.dirname(os.path.abspath(path))
@@ -143,6 +144,8 @@ class Manifest:
         # each file holding the word `include`, (its bytes, the paths it includes, if any).
         self.included = list(included)
         self.include_lists = list(include_lists)
+        # var name -> the text `--set` gave it: a mistake its value causes names the --set.
+        self.overridden = dict(overridden or {})
 
     @property
     def files(self) -> List[str]:
@@ -403,6 +406,7 @@ def _merge(parts: List[_Part], digest: str, overrides: Mapping[str, str]) -> Man
         # Every file holding the word, with or without includes (`-Iinclude` in a command):
         # projectfile.known_includes asks the memo about each.
         include_lists=[(part.raw, part.includes) for part in parts if INCLUDE_WORD in part.raw],
+        overridden=overridden,
     )
 
 
@@ -1941,9 +1945,17 @@ class _Validator:
         # defaults are RuleSpec's), which keeps loading a Weavefile of many rules fast.
         if "resources" in body:
             amounts = body["resources"]
+            sources: List[str] = []  # the vars the amounts come from ("{vars.mem}")
             if isinstance(amounts, dict):
+                sources = [var for var in map(_whole_var, amounts.values()) if var is not None]
                 amounts = {key: self.amount_var(value, variables, name, "resources") for key, value in amounts.items()}
-            spec.resources = self.resource_table(amounts, name, "resources")
+            try:
+                spec.resources = self.resource_table(amounts, name, "resources")
+            except ManifestError as exc:
+                given = next((var for var in sources if var in self.overridden), None)
+                if given is None:
+                    raise
+                raise self.var_value_error(exc.detail, name, given, key="resources", hint=exc.hint) from None
         if "cpus" in body:
             cpus = self.amount_var(body["cpus"], variables, name, "cpus")
             source = _whole_var(body["cpus"])  # "{vars.threads}": a --set of it is the mistake
