@@ -2311,3 +2311,21 @@ def test_the_first_phase_names_only_the_directories_it_remakes(project):
     assert result.rc == 0, result
     assert "building clustering/a/ first" in result.out + result.err, result
     assert project.read("gathered/a.txt") == "1\n2\n4\n"
+
+
+def test_a_job_exiting_0_without_its_output_starts_no_next_job(project):
+    """The slot a job frees is refilled before its bookkeeping only when it left its outputs:
+    one that exited 0 without them fails, and the build stops as for any failure."""
+    project.weavefile(
+        """
+        [rules.all]
+        inputs = ["o/{i}.txt"]
+        foreach = { i = [1, 2, 3] }
+        [rules.w]
+        outputs = ["o/{i}.txt"]
+        cmd = "echo start {wildcards.i} >> ran.log; if [ {wildcards.i} = 1 ]; then exit 0; fi; echo > {outputs}"
+        """
+    )
+    result = project.run("-j1", "build")
+    assert result.rc == 1 and "exited 0 but did not create o/1.txt" in result.err, result
+    assert project.read("ran.log") == "start 1\n"

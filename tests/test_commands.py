@@ -837,8 +837,15 @@ def test_a_renamed_rules_job_says_who_made_its_outputs(project):
     assert "count_bases a.txt must run: command changed" in project.run("why", "a.txt").out
     assert "command changed" in project.run("status").out
     assert "(command changed)" in project.run("plan").out
+    # Renamed once more after a build: explained against the latest name's run, not "never built".
+    assert project.run("build").rc == 0
+    project.write("Weavefile", project.read("Weavefile").replace("rules.count_bases]", "rules.bases]"))
+    assert "nothing to do" in project.run("build").out
+    project.write("Weavefile", project.read("Weavefile").replace("rules.bases]", "rules.nbases]"))
+    project.write("in.txt", "acgtt\n")
+    assert "nbases a.txt must run: input changed: in.txt" in project.run("why", "a.txt").out
     project.write("Weavefile", project.read("Weavefile").replace('["a.txt"]', '["a.txt", "b.txt"]').replace("> a.txt", "> a.txt; touch b.txt"))
-    expected = "never built: not under this name; its outputs were made by job 'count' (a renamed rule?)"
+    expected = "never built: not under this name; its outputs were made by job 'count_bases' (a renamed rule?)"
     assert expected in project.run("why", "a.txt").out
     assert expected in project.run("status").out
     assert expected in project.run("plan").out

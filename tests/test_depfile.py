@@ -347,6 +347,15 @@ def test_a_renamed_compile_rule_keeps_what_its_depfiles_listed(project: Project)
     project.write("include/util.h", "int thrice;\n")  # recorded under the new name now
     assert project.run("build", "app.txt").rc == 0
     assert _ran(project) == ["cc src/main.c", "cc src/util.c", "link"]
+    # Renamed again, after a build that ran nothing (so the record was adopted under 'cc'):
+    # the old names' rows made the donor ambiguous, and the header's maker was left out.
+    project.weavefile(project.read("Weavefile").replace("[rules.cc]", "[rules.cc2]"))
+    assert "nothing to do" in project.run("build", "app.txt").out
+    project.weavefile(project.read("Weavefile").replace("[rules.cc2]", "[rules.cc3]"))
+    project.write("gen.txt", "int generated3;\n")
+    rebuilt = project.run("build", "app.txt")
+    assert rebuilt.rc == 0 and "gen include/gen.h" in rebuilt.out, rebuilt
+    assert "int generated3;" in project.read("obj/main.o")
 
 
 def test_depfile_mistakes_are_user_errors(project: Project) -> None:

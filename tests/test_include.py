@@ -284,6 +284,10 @@ def test_mistakes_in_a_sample_sheet_name_its_file_and_line(project):
         ("sample\tfq1\nA\tx\ty\n", "config/samples.tsv:2", "this row has 3 fields, the header 2"),
         ("sample\tfq1\n\tx\n", "config/samples.tsv:2", "this row's first field is empty"),
         ("# only a comment\n", "config/samples.tsv", "holds no header line"),
+        # A quote left open swallowed every row after it into one field, silently.
+        ('sample\tfq1\nA\t"oops\nB\tx\nC\ty\n', "config/samples.tsv:2", "a quoted field is not closed"),
+        # The first line of a row that spans lines, not its last.
+        ('sample\tfq1\nA\t"two\nlines"\nA\tx\n', "config/samples.tsv:4", "row 'A' is also on line 2"),
         ("sample\tadapter\nA\tx\n", "config/samples.tsv:1", "var 'adapter' is also set in ./Weavefile"),
     ):
         project.write("config/samples.tsv", sheet, dedent=False)

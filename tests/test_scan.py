@@ -249,6 +249,7 @@ def test_outputs_changed(ws):
     ws.weavefile(WEAVEFILE.replace('outputs = ["out.txt"]', 'outputs = ["out.txt", "more.txt"]'))
     reasons = ws.reasons()
     assert Reason(COMMAND_CHANGED, "outputs changed") in reasons
+    assert Reason(COMMAND_CHANGED) not in reasons  # once: "command changed; command changed: outputs changed"
 
 
 def test_several_reasons_at_once(ws):

@@ -396,12 +396,14 @@ class Project:
         # Few new jobs (a sample added, a rule renamed): SQLite finds the recipes naming their
         # outputs; many (a first build: no records at all): every latest record is read.
         naming = [outputs[0] for outputs in wanted] if len(wanted) <= 200 else None
-        donors: Dict[str, List[str]] = {}
-        for key, outputs in store.latest_outputs(naming):
+        donors: Dict[str, List[Tuple[float, str]]] = {}
+        for key, outputs, _, finished_at in store.latest_outputs(naming):
             job_key = wanted.get(tuple(outputs))
             if job_key is not None and key not in keys:
-                donors.setdefault(job_key, []).append(key)
-        chosen = {job_key: olds[0] for job_key, olds in donors.items() if len(set(olds)) == 1}
+                donors.setdefault(job_key, []).append((finished_at, key))
+        # Renamed more than once (a, then b, then c): the old names' rows that made these
+        # outputs last win (a renamed job's adoption leaves no row under its old name).
+        chosen = {job_key: max(olds)[1] for job_key, olds in donors.items()}
         rows = store.load_jobs(list(set(chosen.values()))) if chosen else {}
         for job_key, old in chosen.items():
             if old in rows:

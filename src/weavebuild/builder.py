@@ -332,6 +332,7 @@ class Builder:
         self._latest_before: Dict[str, Optional[JobRow]] = {}
         self._attempt_rows: List[tuple] = []
         self._adopted: List[Tuple[str, str]] = []  # see _adopt
+        self._renamed_away: List[str] = []  # old keys of renamed jobs adopted under their new ones
         self._finished_durations: List[float] = []  # of this run's jobs: a first build's ETA
         self._real_root = os.path.realpath(self.root)
         self._aliased_dirs: Dict[str, str] = {}  # directory -> its real project path (see _alias_problem)
@@ -853,14 +854,18 @@ class Builder:
 
     def _refill_first(self, finished: List[Tuple[_Running, Completion]], pending: Dict[str, int]) -> bool:
         """Whether the slots these jobs freed may be refilled before their bookkeeping: each
-        exited 0 in time (a failure may stop the build, and is told first), and none is the
-        last dependency of a job (which, ready now, may come before what is queued: the
-        critical path's order holds)."""
+        exited 0 in time and left its outputs and depfile (a failure may stop the build, and
+        is told first: one stat per file), and none is the last dependency of a job (which,
+        ready now, may come before what is queued: the critical path's order holds)."""
         if not all(c.returncode == 0 and not c.cancelled and not c.timed_out for _, c in finished):
             return False
+        root = self.root
         freed: Dict[str, int] = {}
         for entry, _ in finished:
             job = entry.job
+            for path in itertools.chain(job.outputs, (job.depfile,) if job.depfile else ()):
+                if not os.path.exists(os.path.join(root, path)):  # (a link to nothing fails too)
+                    return False
             for dependent in itertools.chain(job.dependents, self._listed_dependents.get(job.key, ())):
                 freed[dependent.key] = freed.get(dependent.key, 0) + 1
                 if pending[dependent.key] <= freed[dependent.key]:
@@ -969,6 +974,7 @@ class Builder:
         row = self.latest.get(key)
         if row is not None and row.renamed_from is not None and row.signature == verdict.signature:
             self._adopted.append((key, verdict.signature))  # recorded under its own key from now on
+            self._renamed_away.append(row.renamed_from)  # ... and under that key only
             row.renamed_from = None
         elif row is None or row.signature != verdict.signature:
             record = self.store.record(verdict.signature)
@@ -1662,9 +1668,10 @@ class Builder:
         records, self._records = self._records, []
         rows, self._attempt_rows = self._attempt_rows, []
         adopted, self._adopted = self._adopted, []
+        renamed_away, self._renamed_away = self._renamed_away, []
         files = self.files.take_dirty()
         if records or files or rows or adopted:
-            self.store.commit(records, files, attempts=rows, adopt=adopted)
+            self.store.commit(records, files, attempts=rows, adopt=adopted, forget_latest=renamed_away)
         if self._temps is not None:  # after the commit: the records vouching for them are in
             self._delete_temps()
 

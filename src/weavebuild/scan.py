@@ -188,13 +188,14 @@ class Scanner:
         )
         for name in changed_vars:
             reasons.append(Reason(VAR_CHANGED, name))
-        if old.get("cmd") != new["cmd"] and not changed_vars:
-            reasons.append(Reason(COMMAND_CHANGED))
+        outputs_changed = old.get("outputs") != new["outputs"]
+        if old.get("cmd") != new["cmd"] and not changed_vars and not outputs_changed:
+            reasons.append(Reason(COMMAND_CHANGED))  # (new outputs change it: said below, once)
         old_env = old.get("env", {}) if isinstance(old.get("env"), dict) else {}
         for name in sorted(set(old_env) | set(job.env)):
             if old_env.get(name) != job.env.get(name):
                 reasons.append(Reason(ENV_CHANGED, name))
-        if old.get("outputs") != new["outputs"]:
+        if outputs_changed:
             reasons.append(Reason(COMMAND_CHANGED, "outputs changed"))
         old_inputs = dict(record.inputs)
         new_paths = [path for path, _ in inputs]

@@ -34,28 +34,32 @@ def read_sheet(text: str, path: str, name: str) -> Dict[str, Any]:
             hint="its first column becomes a list var named after the file: rename it to letters,"
             " digits and '_' (e.g. samples.tsv)",
         )
-    reader = csv.reader(io.StringIO(text), delimiter=SHEET_SUFFIXES[suffix.lower()])
+    # strict: a quote left open is an error at its row, not the rest of the file in one field
+    reader = csv.reader(io.StringIO(text), delimiter=SHEET_SUFFIXES[suffix.lower()], strict=True)
     header: List[str] = []
     keys: List[str] = []
     key_lines: Dict[str, int] = {}
     columns: Dict[str, Dict[str, str]] = {}
+    line = 1  # where the row being read starts (a quoted field may span lines)
     try:
         for fields in reader:
             fields = [field.strip() for field in fields]
             if not any(fields) or fields[0].startswith("#"):
+                line = reader.line_num + 1
                 continue
-            line = reader.line_num
             if not header:
                 header = fields
                 _check_header(header, stem, path, line)
                 columns = {column: {} for column in header[1:]}
+                line = reader.line_num + 1
                 continue
             if len(fields) > len(header):
                 raise ManifestError(
                     f"this row has {len(fields)} fields, the header {len(header)}",
                     path=path,
                     line=line,
-                    hint="give each column a header (the first line), or remove the extra fields",
+                    hint="give each column a header (the first line), or remove the extra fields (a"
+                    " separator at the end of a line makes one more, empty field)",
                 )
             key = fields[0]
             if not key:
@@ -76,8 +80,15 @@ def read_sheet(text: str, path: str, name: str) -> Dict[str, Any]:
             fields += [""] * (len(header) - len(fields))
             for column, value in zip(header[1:], fields[1:]):
                 columns[column][key] = value
+            line = reader.line_num + 1
     except csv.Error as exc:
-        raise ManifestError(f"cannot be read as a sheet: {exc}", path=path, line=reader.line_num) from None
+        why = "a quoted field is not closed" if "end of data" in str(exc) else str(exc)
+        raise ManifestError(
+            f"cannot be read as a sheet: {why}",
+            path=path,
+            line=line,
+            hint='a field in double quotes ends at the next quote: "a, b"; a quote inside it is written twice',
+        ) from None
     if not header:
         raise ManifestError(
             "holds no header line", path=path,

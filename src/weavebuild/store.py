@@ -652,13 +652,17 @@ class Store:
                 found.append((signature, job_key, [(p, d) for p, d in zip(paths, digests) if isinstance(p, str)]))
         return found
 
-    def latest_outputs(self, naming: Optional[Sequence[str]] = None) -> List[Tuple[str, List[str]]]:
-        """(job key, the outputs its recipe names, a directory with its slash) of each job's
-        latest success; with `naming`, only (at least) those whose recipe names one of these
-        paths, found by SQLite in the recipe's text, so that few recipes are decoded."""
+    def latest_outputs(self, naming: Optional[Sequence[str]] = None) -> List[Tuple[str, List[str], str, float]]:
+        """(job key, the outputs its recipe names, a directory with its slash, its signature,
+        when it finished) of each job's latest success; with `naming`, only (at least) those
+        whose recipe names one of these paths, found by SQLite in the recipe's text, so that
+        few recipes are decoded."""
         import json
 
-        query = "SELECT j.job_key, r.recipe FROM jobs j JOIN records r ON r.signature = j.signature"
+        query = (
+            "SELECT j.job_key, r.recipe, j.signature, j.finished_at FROM jobs j"
+            " JOIN records r ON r.signature = j.signature"
+        )
         if naming is None:
             rows = self._fetch(query) or []
         else:
@@ -666,14 +670,14 @@ class Store:
             for start in range(0, len(naming), 200):
                 chunk = [json_strings([path])[1:-1] for path in naming[start : start + 200]]
                 rows += self._fetch(f"{query} WHERE " + " OR ".join(["instr(r.recipe, ?) > 0"] * len(chunk)), chunk) or []
-        found: List[Tuple[str, List[str]]] = []
-        for key, recipe in rows:
+        found: List[Tuple[str, List[str], str, float]] = []
+        for key, recipe, signature, finished_at in rows:
             try:
                 outputs = json.loads(recipe).get("outputs")
             except (ValueError, TypeError, AttributeError):
                 continue
             if isinstance(outputs, list) and all(isinstance(path, str) for path in outputs):
-                found.append((_name(key), outputs))
+                found.append((_name(key), outputs, signature, finished_at if isinstance(finished_at, (int, float)) else 0.0))
         return found
 
     def prune_records(self, job_keys: Iterable[str], keep: int = 8) -> None:
