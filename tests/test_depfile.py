@@ -1094,3 +1094,32 @@ def test_a_depfile_made_as_a_fifo_fails_the_job_instead_of_hanging(project: Proj
     project.weavefile('[rules.a]\noutputs = ["x"]\ndepfile = "x.d"\ncmd = "touch x; mkfifo x.d"\n')
     result = project.run("build", timeout=60)
     assert result.rc == 1 and "its depfile x.d is not a regular file" in result.err, result
+
+
+def test_a_generated_header_ordered_by_order_only_still_reaches_the_job_once_order_only_goes(project: Project) -> None:
+    """The compile listed the header while order_only made its maker a dependency, so it was
+    never noted as generated; with order_only dropped, `weave build m.o` left the maker out
+    and a change of the header's source never reached the object."""
+    project.weavefile(
+        """
+        [rules.gen]
+        inputs = ["VERSION"]
+        outputs = ["gen/v.h"]
+        cmd = "cp VERSION gen/v.h"
+        [rules.cc]
+        inputs = ["m.c"]
+        outputs = ["m.o"]
+        order_only = ["gen/v.h"]
+        depfile = "m.d"
+        cmd = "cat m.c gen/v.h > m.o && printf 'm.o: m.c gen/v.h\\\\n' > m.d"
+        """
+    )
+    project.write("VERSION", "v1\n")
+    project.write("m.c", "main\n")
+    assert project.run("build", "m.o").rc == 0
+    project.weavefile(project.read("Weavefile").replace('order_only = ["gen/v.h"]\n', ""))
+    assert "nothing to do" in project.run("build", "m.o").out
+    project.write("VERSION", "v2\n")
+    rebuilt = project.run("build", "m.o")
+    assert rebuilt.rc == 0 and "gen gen/v.h" in rebuilt.out and "cc m.o" in rebuilt.out, rebuilt
+    assert project.read("m.o") == "main\nv2\n"

@@ -288,7 +288,7 @@ class Builder:
         # build leaves out is one the job may have read stale.
         self.job_making = job_making
         # Such files found by this build: later builds of these targets make them first.
-        self.made_elsewhere: List[str] = []
+        self.made_elsewhere: Dict[str, None] = {}  # generated files depfiles listed (an ordered set)
         self.root = graph.manifest.root
         self.store = store
         self.files = files
@@ -1473,9 +1473,13 @@ class Builder:
                         f"made first, as Ninja does with its deps log; list it in rule {job.rule.name}'s "
                         "order_only (or inputs) so that the first build makes it first too"
                     )
-                    self.made_elsewhere.append(path)
+                    self.made_elsewhere[path] = None
                     self.unproven = True
                     break
+            if maker is not None and maker is not job:
+                # Noted even when something orders the two now (order_only): a later edit may
+                # drop that, and the header must still reach the job (Ninja's deps log).
+                self.made_elsewhere[path] = None
             if maker is not None and maker is not job and maker not in listed and not self._is_upstream(maker, job):
                 self.reporter.warning(
                     f"{job.display}: its depfile lists {path}, which {maker.display} makes; "
@@ -1484,9 +1488,8 @@ class Builder:
                 # Nothing ordered the two in this build: the maker may remake the file after
                 # the job read it (the digest remembered for it would then be the old one).
                 # No stamp: the next build checks every job, and from then on the two are
-                # ordered by what this run listed; noted in the store too, so that a build of
-                # targets that leave the maker out (`weave build app`) still makes it first.
-                self.made_elsewhere.append(path)
+                # ordered by what this run listed; noted in the store too (above), so that a
+                # build of targets that leave the maker out (`weave build app`) makes it first.
                 self.unproven = True
                 break
         return found
