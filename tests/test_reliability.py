@@ -131,16 +131,29 @@ def test_ctrl_c_while_python_imports_weave_ends_quietly(tmp_path):
 
 
 def test_ctrl_c_while_the_weave_script_imports_weave_ends_quietly(tmp_path):
-    """The same for a Ctrl-C landing before entry.main runs, while bin/weave (the installed
-    command) imports it: one line and 130, not a traceback and exit 1."""
+    """A Ctrl-C landing before entry.main runs, while bin/weave (the installed command)
+    imports weave, and where Python would drop the KeyboardInterrupt (raised in a __del__,
+    as in one of importlib's callbacks: "Exception ignored", and the build ran and exited 0):
+    held until the imports are done, it ends weave with one line and 130."""
+    real = Path(__file__).resolve().parent.parent / "src" / "weavebuild"
     shadow = tmp_path / "shadow" / "weavebuild"
     shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise KeyboardInterrupt\n")  # the interrupt, mid-import
+    (shadow / "__init__.py").write_text(
+        "import os, signal\n"
+        "class _Dropped:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        sum(range(1000))  # Python runs the handler here, inside __del__\n"
+        "_Dropped()\n"
+        f"__path__.append({str(real)!r})  # the rest of the package is the real one\n"
+    )
+    (tmp_path / "Weavefile").write_text('[rules.a]\noutputs = ["a.txt"]\ncmd = "echo a > a.txt"\n')
     script = Path(__file__).resolve().parent.parent / "bin" / "weave"
     env = dict(os.environ, PYTHONPATH=str(shadow.parent))
     result = subprocess.run([sys.executable, str(script), "build"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 130, result
-    assert result.stderr.strip() == "weave: interrupted"
+    assert result.stderr.strip() == "weave: interrupted", result
+    assert not (tmp_path / "a.txt").exists()
 
 
 def test_job_ignoring_sigterm_is_killed_after_grace(project):

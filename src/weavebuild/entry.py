@@ -20,6 +20,10 @@ import gc
 import os
 import sys
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every start (annotations are strings)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Optional
+
 
 def _tolerant_output() -> None:
     """Print what cannot be encoded rather than fail: a file name that is not UTF-8 comes out as
@@ -63,11 +67,45 @@ def _open_standard_streams() -> None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
-def main() -> None:
+def hold_interrupts() -> Optional[list]:
+    """Until release_interrupts: a Ctrl-C is noted, not raised. Raised inside an import, a
+    KeyboardInterrupt can land in one of importlib's callbacks, where Python prints it as
+    "Exception ignored" and drops it: the build then ran and exited 0. None (nothing held)
+    where SIGINT is ignored (`nohup`, `cmd &`): that stays as it is."""
+    import _signal
+
+    held: list = []
+    try:
+        if _signal.getsignal(_signal.SIGINT) is _signal.SIG_IGN:
+            return None
+        _signal.signal(_signal.SIGINT, lambda signum, frame: held.append(signum))
+    except ValueError:  # not the main thread (weave's API called from one): nothing to hold
+        return None
+    return held
+
+
+def release_interrupts(held: Optional[list]) -> None:
+    """Ctrl-C raises again; one that came while held ends weave now (one line, 130)."""
+    if held is None:
+        return
+    import _signal
+
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    if held:
+        sys.stderr.write("weave: interrupted\n")
+        sys.exit(130)
+
+
+def main(held: Optional[list] = None) -> None:
+    """The `weave` command. `held`: the list hold_interrupts gave the script that imported
+    this module (bin/weave), whose Ctrl-C are counted as this one's own."""
+    if held is None:
+        held = hold_interrupts()
     _open_standard_streams()
     if sys.argv[1:] == ["--version"]:  # what scripts probe most: answered as click would
         from ._version import __version__
 
+        release_interrupts(held)
         try:
             sys.stdout.write(f"weave {__version__}\n")
             sys.stdout.flush()
@@ -92,6 +130,7 @@ def main() -> None:
         except KeyboardInterrupt:
             sys.stderr.write("weave: interrupted\n")
             sys.exit(130)
+        release_interrupts(held)
         if fast is not None:
             run_fast(fast)  # exits
         else:
