@@ -1401,7 +1401,7 @@ def test_a_job_started_directly_and_killed_by_sigkill_names_the_out_of_memory_ki
     assert "FAILED k k.txt: killed by signal SIGKILL, often by the out-of-memory killer" in err, err
 
 
-@pytest.mark.parametrize("name", ["state.db", "running", "graph.cache", "graph.cache.digests", "includes"])
+@pytest.mark.parametrize("name", ["state.db", "running", "lock", "graph.cache", "graph.cache.digests", "includes"])
 def test_a_fifo_in_place_of_one_of_weaves_files_is_never_waited_on(project, name):
     """A FIFO where weave keeps a file of its own: opening it waited for a writer (or a
     reader) forever, deaf to SIGTERM (the open is retried after each signal). Weave's caches
@@ -1412,8 +1412,8 @@ def test_a_fifo_in_place_of_one_of_weaves_files_is_never_waited_on(project, name
     os.mkfifo(project.root / ".weave" / name)
     plan = project.run("plan", timeout=60)
     build = project.run("build", timeout=60)
-    if name in ("state.db", "running"):
-        assert_user_error(build, f"cannot use '.weave/{name}'" if name == "running" else f"cannot use .weave/{name}", "not a regular file")
+    if name in ("state.db", "running", "lock"):
+        assert_user_error(build, f"cannot use .weave/{name}" if name == "state.db" else f"cannot use '.weave/{name}'", "remove it")
         assert not project.exists("x")  # no job was started
         if name == "state.db":
             assert_user_error(plan, "not a regular file")

@@ -241,7 +241,8 @@ def environment_error(exc: OSError) -> WeaveError:
     what = exc.strerror or str(exc)
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "check the permissions of that path (weave writes its state in .weave/ in the project directory)"
-    elif exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+    elif exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ENXIO):
+        # (EINVAL, ENXIO: a FIFO or device there, where weave keeps a file)
         hint = "something else is in the way there; if it is in .weave/, remove it (weave makes its own files again)"
     elif exc.errno == errno.ENOSPC:
         hint = "free some space on that file system"
