@@ -112,6 +112,24 @@ def project(tmp_path: Path) -> Project:
     return Project(root)
 
 
+def wait_past_racy_window(root: Path) -> None:
+    """Wait until every file under `root` (but .weave/) was last changed more than twice the
+    racy window ago: a build right after the one that wrote them (a fast machine starts the
+    next weave within 50 ms) re-reads them, and stamps or trusts nothing racy."""
+    import time
+
+    from weavebuild.filestate import RACY_WINDOW_NS
+
+    newest = 0
+    for directory, names, files in os.walk(root):
+        names[:] = [name for name in names if name != ".weave"]
+        for name in files:
+            st = os.lstat(os.path.join(directory, name))
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    while time.time_ns() - newest <= 2 * RACY_WINDOW_NS:
+        time.sleep(0.01)
+
+
 def assert_user_error(result: WeaveRun, *fragments: str) -> None:
     """Exit code 2, no traceback, and every fragment in stderr."""
     assert result.rc == 2, result

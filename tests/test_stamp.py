@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import assert_user_error
+from conftest import assert_user_error, wait_past_racy_window
 from test_build import PIPELINE
 from test_commands import MERGE_NEEDS_EXTRA
 from weavebuild import Project
@@ -111,6 +111,7 @@ def test_directory_outputs_are_stamped_and_checked(project):
 
     make_pipeline(project)  # train makes the directory output models/best/
     assert project.run("build").rc == 0
+    wait_past_racy_window(project.root)  # (a build within 50 ms of the writes stamps nothing racy)
     assert project.run("build").rc == 0  # settles anything racy; stamps
     os.utime(project.root / "models/best", ns=(3, 3))
     os.utime(project.root / "models/best/model.txt", ns=(3, 3))
@@ -147,7 +148,8 @@ def test_hand_edit_inside_a_directory_output_read_by_another_job(project):
     )
     project.write("a.txt", "hello\n")
     assert project.run("build").rc == 0
-    assert project.run("build").rc == 0  # settles anything racy; stamps
+    wait_past_racy_window(project.root)  # (else the next build may find the outputs racy)
+    assert project.run("build").rc == 0  # stamps
     assert fast_path_used(project.root)
     with open(project.root / "d/x.txt", "a") as handle:
         handle.write("junk\n")
@@ -202,6 +204,7 @@ def test_why_of_a_stamped_output_answers_from_the_stamp(project):
     check, which tells why."""
     make_flat(project)
     assert project.run("build").rc == 0
+    wait_past_racy_window(project.root)  # (a build within 50 ms of the writes stamps nothing racy)
     assert project.run("build").rc == 0  # settles anything racy; stamps
     loaded = Project.load(str(project.root))
     assert loaded.proven_made_up_to_date("count.txt")
@@ -314,6 +317,7 @@ def make_wide(project):
     for n in range(1, 7):
         project.write(f"src/{n}.txt", f"sample {n}\n")
     assert project.run("build").rc == 0
+    wait_past_racy_window(project.root)  # (a build within 50 ms of the writes stamps nothing racy)
     assert project.run("build").rc == 0  # settles racy files; stamps
     project.clear_runs()
 
@@ -367,6 +371,7 @@ def test_touched_large_and_small_files_are_compared_by_content(project):
     project.write("src/1.txt", big)
     project.write("src/2.txt", "sample 2\n" + "y" * (SMALL_FILE + 100) + "\n")
     assert project.run("build").rc == 0
+    wait_past_racy_window(project.root)  # (a build within 50 ms of the writes stamps nothing racy)
     assert project.run("build").rc == 0  # settles racy files; stamps
     project.clear_runs()
     for n in (1, 2, 3):  # touched, same content: moved fingerprints, outside the racy window
