@@ -1543,10 +1543,10 @@ def test_an_output_gone_before_it_is_recorded_is_not_recorded(project):
     assert all(project.read(f"{name}.txt") == f"{name}\n" for name in "abc")
 
 
-def test_a_freed_slot_takes_the_next_job_before_the_bookkeeping_unless_a_job_became_ready(project):
-    """With one slot: a job's end starts the next queued job before weave looks at the
-    ended job's outputs (no queued job waits for them), but not when the end makes a job
-    ready (it may come first on the critical path): then the bookkeeping comes first."""
+def test_a_job_made_ready_by_an_end_starts_before_the_queued_ones(project):
+    """With one slot, a job's end refills the slot before weave looks at the ended job's
+    outputs, but not when the end makes a job ready: that job may come first on the critical
+    path, and must be decided before the slot is refilled (else a queued job takes it)."""
     from weavebuild.api import Project as WeaveProject
     from weavebuild.reporter import Reporter
 

@@ -386,6 +386,8 @@ class Project:
         ("input changed", not "never built"). The build records it under the new key."""
         from .jobs import recipe_of
 
+        if not store.has_records():  # a first build: nothing was ever made under any name
+            return
         wanted: Dict[Tuple[str, ...], str] = {}
         for job in graph.jobs:
             if job.outputs and job.key not in latest:
@@ -397,7 +399,7 @@ class Project:
         # outputs; many (a first build: no records at all): every latest record is read.
         naming = [outputs[0] for outputs in wanted] if len(wanted) <= 200 else None
         donors: Dict[str, List[Tuple[float, str]]] = {}
-        for key, outputs, _, finished_at in store.latest_outputs(naming):
+        for key, outputs, finished_at in store.latest_outputs(naming):
             job_key = wanted.get(tuple(outputs))
             if job_key is not None and key not in keys:
                 donors.setdefault(job_key, []).append((finished_at, key))

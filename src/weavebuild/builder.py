@@ -954,12 +954,16 @@ class Builder:
             return result
         return None
 
-    def _drop_leftover_depfile(self, job: Job) -> None:
+    def _drop_leftover_depfile(self, job: Job, written_since: Optional[float] = None) -> None:
         """An up-to-date job's depfile on disk was left by a run that weave did not see end
-        (killed before it read and removed it): no later run reads it, so it goes now."""
+        (killed before it read and removed it): no later run reads it, so it goes now. With
+        `written_since` (wall clock), only if it changed since then (a failed run's own)."""
         full = os.path.join(self.root, job.depfile)
         try:
-            if stat_module.S_ISREG(os.lstat(full).st_mode) and self._inside_project(os.path.dirname(full)):
+            st = os.lstat(full)
+            if written_since is not None and st.st_ctime_ns < int(written_since * 1e9):
+                return  # older than the run: not the job's to remove
+            if stat_module.S_ISREG(st.st_mode) and self._inside_project(os.path.dirname(full)):
                 os.unlink(full)
         except OSError:
             pass
@@ -1188,12 +1192,7 @@ class Builder:
             except OSError:
                 pass
         if job.depfile and job.depfile not in job.outputs:
-            try:
-                written = os.lstat(os.path.join(self.root, job.depfile)).st_ctime_ns >= int(started * 1e9)
-            except OSError:
-                written = False
-            if written:
-                self._drop_leftover_depfile(job)
+            self._drop_leftover_depfile(job, written_since=started)
 
     def _finish(self, entry: _Running, completion: Completion, results: Dict[str, JobResult], state: Dict[str, object]) -> str:
         job = entry.job

@@ -186,6 +186,12 @@ class CycleError(UsageError):
         )
 
 
+def set_value_error(var: str, given: str, rule: str, key: str, message: str, hint: Optional[str] = None) -> UsageError:
+    """A mistake that the value `--set VAR=GIVEN` causes at `key` of `rule`: named by the
+    --set, not by the Weavefile's line (which holds another value)."""
+    return UsageError(f"--set {var}={clip(given)}: rule '{rule}', key '{key}': {message}", hint=hint)
+
+
 class LockedError(UsageError):
     """Another weave process holds the project's build lock."""
 

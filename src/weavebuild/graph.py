@@ -21,9 +21,9 @@ from .errors import (
     ManifestError,
     MissingSource,
     UsageError,
-    clip,
     closest,
     did_you_mean,
+    set_value_error,
 )
 from .jobs import Graph, Job, RuleSpec, recipe_digest, recipe_of  # noqa: F401 (Job, Graph, recipe_of: re-exported)
 from .manifest import (
@@ -980,8 +980,8 @@ class Resolver:
             known = ", ".join(list(table)[:8]) + (", ..." if len(table) > 8 else "")
             given = self.manifest.overridden.get(name)
             if given is not None:  # the table came from the command line
-                raise UsageError(
-                    f"--set {name}={clip(given)}: rule '{rule.name}', key '{key}': "
+                raise set_value_error(
+                    name, given, rule.name, key,
                     f"'{{vars.{name}[wildcards.{wildcard}]}}': it has no key '{value}' (for job {job.key})",
                     hint=f"give {value!r} an entry in the --set table (its keys: {known})",
                 )

@@ -12,7 +12,7 @@ import math
 import os
 import re
 
-from .errors import ManifestError, UsageError, clip, closest
+from .errors import ManifestError, UsageError, clip, closest, set_value_error
 from .jobs import RuleSpec
 from .paths import (
     GLOB_CHARS,
@@ -1223,7 +1223,7 @@ class _Validator:
         var `var`: when that var was given with --set, it names the --set, not the Weavefile's
         line."""
         if var is not None and var in self.overridden:
-            return UsageError(f"--set {var}={clip(self.overridden[var])}: rule '{rule}', key '{key}': {message}", hint=hint)
+            return set_value_error(var, self.overridden[var], rule, key, message, hint)
         return self.error(message, rule, key, hint=hint)
 
     def var_error(self, name: str, message: str, hint: Optional[str] = None) -> ManifestError:

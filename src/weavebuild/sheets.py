@@ -16,6 +16,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every start (annot
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any, Dict, List
 
+
 def read_sheet(text: str, path: str, name: str) -> Dict[str, Any]:
     """The vars of sheet `name` (project-relative) holding `text`; `path` as messages show it.
 
@@ -40,18 +41,17 @@ def read_sheet(text: str, path: str, name: str) -> Dict[str, Any]:
     keys: List[str] = []
     key_lines: Dict[str, int] = {}
     columns: Dict[str, Dict[str, str]] = {}
-    line = 1  # where the row being read starts (a quoted field may span lines)
+    line = end = 0  # the first and last line of the row being read (a quoted field may span lines)
     try:
         for fields in reader:
+            line, end = end + 1, reader.line_num
             fields = [field.strip() for field in fields]
             if not any(fields) or fields[0].startswith("#"):
-                line = reader.line_num + 1
                 continue
             if not header:
                 header = fields
                 _check_header(header, stem, path, line)
                 columns = {column: {} for column in header[1:]}
-                line = reader.line_num + 1
                 continue
             if len(fields) > len(header):
                 raise ManifestError(
@@ -80,8 +80,8 @@ def read_sheet(text: str, path: str, name: str) -> Dict[str, Any]:
             fields += [""] * (len(header) - len(fields))
             for column, value in zip(header[1:], fields[1:]):
                 columns[column][key] = value
-            line = reader.line_num + 1
     except csv.Error as exc:
+        line = end + 1  # the row the reader could not finish starts after the last one read
         why = "a quoted field is not closed" if "end of data" in str(exc) else str(exc)
         raise ManifestError(
             f"cannot be read as a sheet: {why}",

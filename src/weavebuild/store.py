@@ -123,6 +123,19 @@ def json_strings(items: Iterable[str]) -> str:
     return "[" + ", ".join('"' + (item if _json_plain(item) else _escape_json(item)) + '"' for item in items) + "]"
 
 
+def _recipe_outputs(recipe: object) -> Optional[List[str]]:
+    """The output paths a record's recipe (JSON text) names, or None if it cannot be read."""
+    import json
+
+    try:
+        paths = json.loads(recipe).get("outputs", [])  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+        return None
+    return paths
+
+
 def _escape_json(text: str) -> str:
     # Everything but printable ASCII, '"' and '\\' (a class spelled up to U+10FFFF would cost
     # 60M instructions to compile; compiled on first use: command lines rarely need it; and
@@ -442,18 +455,27 @@ class Store:
         rows = self._fetch(query) if keys is None else self._fetch_in(query, "j.job_key", keys)
         return {} if rows is None else {_name(row[0]): JobRow(row[1], row[2], row[3], row[4]) for row in rows}
 
-    def record(self, signature: str) -> Optional[Record]:
-        import json
-
+    def has_records(self) -> bool:
+        """Whether any job success is recorded (asked once: a first build has none)."""
         if self.connection is None:
-            return None
-        try:
-            if self._no_records is None:
+            return False
+        if self._no_records is None:
+            try:
                 self._no_records = bool(
                     self.connection.execute("SELECT NOT EXISTS (SELECT 1 FROM records)").fetchone()[0]
                 )
-            if self._no_records:
-                return None
+            except sqlite3.DatabaseError as exc:
+                self._fail(exc)
+                return False
+        return not self._no_records
+
+    def record(self, signature: str) -> Optional[Record]:
+        import json
+
+        if not self.has_records():
+            return None
+        assert self.connection is not None
+        try:
             row = self.connection.execute(
                 "SELECT signature, job_key, rule, recipe, inputs, outputs, duration, finished_at, discovered "
                 "FROM records WHERE signature = ?",
@@ -629,7 +651,6 @@ class Store:
         """(signature, job key, [(output path, its digest then)]) of every record kept (each
         job's last few), oldest first: a job whose output paths depend on vars has made
         different files over time."""
-        import json
 
         if self.connection is None:
             return []
@@ -642,27 +663,18 @@ class Store:
             return []
         found: List[Tuple[str, str, List[Tuple[str, str]]]] = []
         for signature, job_key, recipe, outputs in rows:
-            job_key = _name(job_key)
-            try:
-                paths = json.loads(recipe).get("outputs", [])
-                digests = outputs.split(" ") if outputs else []  # as commit() writes them
-            except (ValueError, TypeError, AttributeError):
-                continue  # an unreadable record names nothing to remove
-            if isinstance(paths, list) and isinstance(digests, list) and len(paths) == len(digests):
-                found.append((signature, job_key, [(p, d) for p, d in zip(paths, digests) if isinstance(p, str)]))
+            paths = _recipe_outputs(recipe)
+            digests = outputs.split(" ") if isinstance(outputs, str) and outputs else []  # as commit() writes them
+            if paths is not None and len(paths) == len(digests):  # (an unreadable record names nothing)
+                found.append((signature, _name(job_key), list(zip(paths, digests))))
         return found
 
-    def latest_outputs(self, naming: Optional[Sequence[str]] = None) -> List[Tuple[str, List[str], str, float]]:
-        """(job key, the outputs its recipe names, a directory with its slash, its signature,
-        when it finished) of each job's latest success; with `naming`, only (at least) those
-        whose recipe names one of these paths, found by SQLite in the recipe's text, so that
-        few recipes are decoded."""
-        import json
-
-        query = (
-            "SELECT j.job_key, r.recipe, j.signature, j.finished_at FROM jobs j"
-            " JOIN records r ON r.signature = j.signature"
-        )
+    def latest_outputs(self, naming: Optional[Sequence[str]] = None) -> List[Tuple[str, List[str], float]]:
+        """(job key, the outputs its recipe names, a directory with its slash, when it
+        finished) of each job's latest success; with `naming`, only (at least) those whose
+        recipe names one of these paths, found by SQLite in the recipe's text, so that few
+        recipes are decoded."""
+        query = "SELECT j.job_key, r.recipe, j.finished_at FROM jobs j JOIN records r ON r.signature = j.signature"
         if naming is None:
             rows = self._fetch(query) or []
         else:
@@ -670,14 +682,11 @@ class Store:
             for start in range(0, len(naming), 200):
                 chunk = [json_strings([path])[1:-1] for path in naming[start : start + 200]]
                 rows += self._fetch(f"{query} WHERE " + " OR ".join(["instr(r.recipe, ?) > 0"] * len(chunk)), chunk) or []
-        found: List[Tuple[str, List[str], str, float]] = []
-        for key, recipe, signature, finished_at in rows:
-            try:
-                outputs = json.loads(recipe).get("outputs")
-            except (ValueError, TypeError, AttributeError):
-                continue
-            if isinstance(outputs, list) and all(isinstance(path, str) for path in outputs):
-                found.append((_name(key), outputs, signature, finished_at if isinstance(finished_at, (int, float)) else 0.0))
+        found: List[Tuple[str, List[str], float]] = []
+        for key, recipe, finished_at in rows:
+            outputs = _recipe_outputs(recipe)
+            if outputs is not None:
+                found.append((_name(key), outputs, finished_at if isinstance(finished_at, (int, float)) else 0.0))
         return found
 
     def prune_records(self, job_keys: Iterable[str], keep: int = 8) -> None:
